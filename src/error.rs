@@ -1,0 +1,73 @@
+//! The library's error type: every failure names the file, tensor, flag or
+//! value it is about, so the CLI can print it as one line.
+
+use std::path::{Path, PathBuf};
+
+/// Every way a comod operation can fail, each carrying what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system error while reading or writing a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A data file (IDX) that is malformed or inconsistent (SPEC §1).
+    #[error("{}: {message}", path.display())]
+    Data {
+        /// The offending file or folder.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A safetensors file whose contents break SPEC §7.
+    #[error("{}: {message}", path.display())]
+    Tensor {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong, naming the tensor or metadata key.
+        message: String,
+    },
+    /// An architecture description that breaks SPEC §2.
+    #[error("architecture: {0}")]
+    Arch(String),
+    /// A task specification that breaks SPEC §1 (`a-b@q`, a < b, q ∈ 0..4).
+    #[error("task {spec:?}: {message}")]
+    Task {
+        /// The text as given.
+        spec: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An I/O error about `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A data-format error about `path`.
+    pub fn data(path: &Path, message: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// A tensor-file error about `path`.
+    pub fn tensor(path: &Path, message: impl Into<String>) -> Self {
+        Error::Tensor {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Result with the library's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,209 @@
+//! Reading and writing safetensors files (SPEC §7) with validation that
+//! names the tensor at fault, and atomic writes (temporary file, then
+//! rename) so that a failed write never leaves a partial file.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::error::{Error, Result};
+
+/// A tensor to write: little-endian f32 or i64 data with its shape.
+#[derive(Clone, Debug)]
+pub enum TensorData {
+    /// f32 values.
+    F32(Vec<f32>),
+    /// i64 values.
+    I64(Vec<i64>),
+}
+
+impl TensorData {
+    fn dtype(&self) -> Dtype {
+        match self {
+            TensorData::F32(_) => Dtype::F32,
+            TensorData::I64(_) => Dtype::I64,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Writes `tensors` and `metadata` to `path` atomically.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, TensorData)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, data)| data.bytes()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, data), b)| {
+            TensorView::new(data.dtype(), shape.clone(), b)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::tensor(path, format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let serialized = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::tensor(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &serialized)
+}
+
+/// Checks, before long work, that `path` can be written: its folder exists
+/// and accepts a new file (the probe file is removed again).
+pub fn check_writable(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("is a directory, expected a file path"),
+        ));
+    }
+    let probe = probe_path(path, "probe");
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// A hidden file name beside `path`, unique to this process.
+fn probe_path(path: &Path, tag: &str) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{tag}{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path`; on any failure the temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if path.file_name().is_none() {
+        return Err(Error::io(path, std::io::Error::other("not a file path")));
+    }
+    let tmp = probe_path(path, "tmp");
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// A safetensors file read into memory, with typed, validated accessors.
+pub struct TensorFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    metadata: HashMap<String, String>,
+}
+
+impl TensorFile {
+    /// Reads and parses the header of `path`.
+    pub fn read(path: &Path) -> Result<TensorFile> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::tensor(path, format!("not a valid safetensors file: {e}")))?;
+        SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::tensor(path, format!("not a valid safetensors file: {e}")))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        Ok(TensorFile {
+            path: path.to_path_buf(),
+            bytes,
+            metadata,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tensors(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("validated in TensorFile::read")
+    }
+
+    /// Names of all tensors, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .tensors()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// True if the file holds tensor `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors().tensor(name).is_ok()
+    }
+
+    /// A metadata string.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// All metadata strings.
+    pub fn all_metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    /// An error about this file.
+    pub fn error(&self, message: impl Into<String>) -> Error {
+        Error::tensor(&self.path, message)
+    }
+
+    fn view(&self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<Vec<u8>> {
+        let tensors = self.tensors();
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| self.error(format!("missing tensor {name}")))?;
+        if view.dtype() != dtype {
+            return Err(self.error(format!(
+                "tensor {name} has dtype {:?}, expected {dtype:?}",
+                view.dtype()
+            )));
+        }
+        if view.shape() != shape {
+            return Err(self.error(format!(
+                "tensor {name} has shape {:?}, expected {shape:?}",
+                view.shape()
+            )));
+        }
+        Ok(view.data().to_vec())
+    }
+
+    /// Tensor `name` as f32 of exactly `shape`, every value finite.
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let values: Vec<f32> = self
+            .view(name, Dtype::F32, shape)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(self.error(format!(
+                "tensor {name} has a non-finite value {} at index {i}",
+                values[i]
+            )));
+        }
+        Ok(values)
+    }
+
+    /// Tensor `name` as i64 of exactly `shape`.
+    pub fn i64(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
+        Ok(self
+            .view(name, Dtype::I64, shape)?
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect())
+    }
+}

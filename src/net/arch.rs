@@ -1,0 +1,280 @@
+//! Architecture descriptions (SPEC §2) and their JSON form (SPEC §7).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::CANVAS_PIXELS;
+use crate::data::task::QUADRANTS;
+use crate::error::{Error, Result};
+
+/// Number of logits of the readout (one per digit class).
+pub const LOGITS: usize = 10;
+
+/// Nonlinearity of the encoder (dense and local layers are always ReLU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nonlinearity {
+    /// e^a: the paper's Eq. 1.
+    Exp,
+    /// max(a, 0): the paper's Fig. 3 variant.
+    Relu,
+}
+
+/// How a layer connects to the one below (SPEC §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerKind {
+    /// Layer 1: each quarter of the neurons sees only its quadrant's 196 pixels.
+    Encoder,
+    /// All-to-all, ReLU.
+    Dense,
+    /// Block-diagonal over 4 quadrant groups, ReLU.
+    Local,
+    /// The last layer: all-to-all, linear, 10 logits.
+    Readout,
+}
+
+/// One layer of an architecture, as in the §7 JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSpec {
+    /// Connectivity.
+    pub kind: LayerKind,
+    /// Number of neurons.
+    pub size: usize,
+    /// Only on the encoder: `exp` or `relu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonlinearity: Option<Nonlinearity>,
+}
+
+/// A whole network description: the JSON of SPEC §7.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    /// Format version, 1.
+    pub format: u32,
+    /// Input size: the 784 canvas pixels.
+    pub input: usize,
+    /// Layers 1..=L.
+    pub layers: Vec<LayerSpec>,
+    /// The modulated layer ℓ, counted from 1 (SPEC §2).
+    pub modulated_layer: usize,
+    /// The constant β of the modulation exp(m·c − β).
+    pub beta: f32,
+}
+
+/// Names of the built-in architectures, for `--arch`.
+pub const PRESETS: [&str; 4] = ["paper3", "deep4", "local2", "relu-encoder"];
+
+fn layer(kind: LayerKind, size: usize) -> LayerSpec {
+    LayerSpec {
+        kind,
+        size,
+        nonlinearity: None,
+    }
+}
+
+fn encoder(nonlinearity: Nonlinearity) -> LayerSpec {
+    LayerSpec {
+        nonlinearity: Some(nonlinearity),
+        ..layer(LayerKind::Encoder, 400)
+    }
+}
+
+impl Arch {
+    /// A built-in architecture (SPEC §2 and its Fig. 3 variants):
+    /// - `paper3`: encoder(exp) 400 → dense 200 (gated) → readout 10;
+    /// - `deep4`: encoder(exp) 400 → dense 200 → dense 200 (gated) → readout;
+    /// - `local2`: as `deep4` with layer 2 `local`, so that modulating layer 2
+    ///   acts on a layer other than the gated one, as in `deep4`;
+    /// - `relu-encoder`: `paper3` with a ReLU encoder.
+    pub fn preset(name: &str, modulated_layer: usize) -> Result<Arch> {
+        use LayerKind::*;
+        let layers = match name {
+            "paper3" => vec![
+                encoder(Nonlinearity::Exp),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            "deep4" => vec![
+                encoder(Nonlinearity::Exp),
+                layer(Dense, 200),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            "local2" => vec![
+                encoder(Nonlinearity::Exp),
+                layer(Local, 200),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            "relu-encoder" => vec![
+                encoder(Nonlinearity::Relu),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            other => {
+                return Err(Error::Arch(format!(
+                    "unknown architecture {other:?}: use one of {} or a path to an architecture JSON file",
+                    PRESETS.join(", ")
+                )));
+            }
+        };
+        let arch = Arch {
+            format: 1,
+            input: CANVAS_PIXELS,
+            layers,
+            modulated_layer,
+            beta: 0.0,
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// Parses and validates the §7 JSON.
+    pub fn from_json(text: &str) -> Result<Arch> {
+        let arch: Arch =
+            serde_json::from_str(text).map_err(|e| Error::Arch(format!("invalid JSON: {e}")))?;
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// The §7 JSON, one line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an architecture always serialises")
+    }
+
+    /// Checks the rules of SPEC §2.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::Arch(m));
+        if self.format != 1 {
+            return fail(format!(
+                "format {} is not supported (expected 1)",
+                self.format
+            ));
+        }
+        if self.input != CANVAS_PIXELS {
+            return fail(format!(
+                "input is {}, expected {CANVAS_PIXELS} (the 28×28 canvas)",
+                self.input
+            ));
+        }
+        let n = self.layers.len();
+        if n < 3 {
+            return fail(format!(
+                "{n} layers: need an encoder, at least one hidden layer and a readout"
+            ));
+        }
+        for (i, spec) in self.layers.iter().enumerate() {
+            let l = i + 1;
+            let expected = match l {
+                1 => "encoder",
+                _ if l == n => "readout",
+                _ => "dense or local",
+            };
+            let ok = match spec.kind {
+                LayerKind::Encoder => l == 1,
+                LayerKind::Readout => l == n,
+                LayerKind::Dense | LayerKind::Local => l != 1 && l != n,
+            };
+            if !ok {
+                return fail(format!("layer {l} is {:?}, expected {expected}", spec.kind));
+            }
+            if spec.size == 0 {
+                return fail(format!("layer {l} has size 0"));
+            }
+            if (spec.kind == LayerKind::Encoder) != spec.nonlinearity.is_some() {
+                return fail(format!(
+                    "layer {l}: `nonlinearity` (exp or relu) is required on the encoder and allowed nowhere else"
+                ));
+            }
+            let grouped = matches!(spec.kind, LayerKind::Encoder | LayerKind::Local);
+            if grouped && spec.size % QUADRANTS != 0 {
+                return fail(format!(
+                    "layer {l} ({:?}) has size {}, not a multiple of 4",
+                    spec.kind, spec.size
+                ));
+            }
+            if spec.kind == LayerKind::Local && self.layers[i - 1].size % QUADRANTS != 0 {
+                return fail(format!(
+                    "layer {l} is local but layer {} has a size not a multiple of 4",
+                    l - 1
+                ));
+            }
+        }
+        if self.layers[n - 1].size != LOGITS {
+            return fail(format!(
+                "the readout has size {}, expected {LOGITS}",
+                self.layers[n - 1].size
+            ));
+        }
+        if self.modulated_layer == 0 || self.modulated_layer >= n {
+            return fail(format!(
+                "modulated_layer {} is not a hidden layer (1..={})",
+                self.modulated_layer,
+                n - 1
+            ));
+        }
+        if !self.beta.is_finite() {
+            return fail("beta is not finite".to_string());
+        }
+        Ok(())
+    }
+
+    /// Number of weight layers L.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The gated layer L−1 (SPEC §2), counted from 1.
+    pub fn gated_layer(&self) -> usize {
+        self.layers.len() - 1
+    }
+
+    /// Size of layer `l` (counted from 1; 0 is the input).
+    pub fn size(&self, l: usize) -> usize {
+        if l == 0 {
+            self.input
+        } else {
+            self.layers[l - 1].size
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_json_round_trips() {
+        let text = r#"{"format":1,"input":784,"layers":[{"kind":"encoder","size":400,"nonlinearity":"exp"},{"kind":"dense","size":200},{"kind":"readout","size":10}],"modulated_layer":1,"beta":0.0}"#;
+        let arch = Arch::from_json(text).unwrap();
+        assert_eq!(arch, Arch::preset("paper3", 1).unwrap());
+        assert_eq!(arch.to_json(), text);
+    }
+
+    #[test]
+    fn presets_are_valid_and_unknown_names_rejected() {
+        for name in PRESETS {
+            for l in [1, 2] {
+                Arch::preset(name, l).unwrap();
+            }
+        }
+        let err = Arch::preset("paper5", 1).unwrap_err().to_string();
+        assert!(err.contains("paper5") && err.contains("paper3"), "{err}");
+        assert!(Arch::preset("paper3", 3).is_err());
+    }
+
+    #[test]
+    fn rejects_broken_descriptions() {
+        let mut arch = Arch::preset("paper3", 1).unwrap();
+        arch.layers[1].kind = LayerKind::Encoder;
+        assert!(arch.validate().is_err());
+        let mut arch = Arch::preset("paper3", 1).unwrap();
+        arch.layers[0].size = 402;
+        assert!(arch.validate().is_err());
+        let mut arch = Arch::preset("paper3", 1).unwrap();
+        arch.layers[2].size = 2;
+        assert!(arch.validate().is_err());
+        assert!(Arch::from_json(r#"{"format":1}"#).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! Layer forward/backward pairs over flat row-major batches (SPEC §2).
+//!
+//! Every function takes plain slices and sizes; a batch of activations is
+//! `[batch, n]` row-major. The math of each pair is in its doc comment.
+
+use crate::net::arch::Nonlinearity;
+use crate::net::linalg::{Mat, MatMut, Real, gemm};
+
+/// Shape of a linear layer whose neurons are split into `groups` equal
+/// blocks, each connected only to the same-numbered block of inputs
+/// (groups = 1: dense; 4: the encoder's quadrants or a `local` layer).
+/// Group g's weights are one row-major `[outputs/groups, inputs/groups]` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinearShape {
+    /// Inputs of the whole layer.
+    pub inputs: usize,
+    /// Neurons of the whole layer.
+    pub outputs: usize,
+    /// Number of blocks.
+    pub groups: usize,
+}
+
+impl LinearShape {
+    /// Inputs seen by one neuron.
+    pub fn group_inputs(&self) -> usize {
+        self.inputs / self.groups
+    }
+
+    /// Neurons per block.
+    pub fn group_outputs(&self) -> usize {
+        self.outputs / self.groups
+    }
+
+    /// Number of stored weights (only the blocks).
+    pub fn weight_len(&self) -> usize {
+        self.outputs * self.group_inputs()
+    }
+
+    /// Multiply-adds of one example through this layer.
+    pub fn macs(&self) -> usize {
+        self.weight_len()
+    }
+}
+
+/// a = x·Wᵀ + b, block by block: a[:, g-block] = x[:, g-block]·W_gᵀ + b.
+pub fn linear_forward<T: Real>(
+    shape: LinearShape,
+    batch: usize,
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    a: &mut [T],
+) {
+    let (ni, no) = (shape.group_inputs(), shape.group_outputs());
+    for row in a[..batch * shape.outputs].chunks_exact_mut(shape.outputs) {
+        row.copy_from_slice(b);
+    }
+    for g in 0..shape.groups {
+        gemm(
+            Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+            Mat::strided(w, g * no * ni, no, ni, ni, 1).t(),
+            true,
+            MatMut::strided(a, g * no, batch, no, shape.outputs),
+        );
+    }
+}
+
+/// Gradients of [`linear_forward`] given da = ∂L/∂a:
+/// dW_g = da[:, g]ᵀ·x[:, g], db = Σ_batch da, dx[:, g] = da[:, g]·W_g.
+/// Each output is written (not accumulated) when requested.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward<T: Real>(
+    shape: LinearShape,
+    batch: usize,
+    x: &[T],
+    w: &[T],
+    da: &[T],
+    dw_db: Option<(&mut [T], &mut [T])>,
+    dx: Option<&mut [T]>,
+) {
+    let (ni, no) = (shape.group_inputs(), shape.group_outputs());
+    if let Some((dw, db)) = dw_db {
+        for g in 0..shape.groups {
+            gemm(
+                Mat::strided(da, g * no, batch, no, shape.outputs, 1).t(),
+                Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                false,
+                MatMut::strided(dw, g * no * ni, no, ni, ni),
+            );
+        }
+        db.fill(T::ZERO);
+        for row in da[..batch * shape.outputs].chunks_exact(shape.outputs) {
+            for (d, &r) in db.iter_mut().zip(row) {
+                *d += r;
+            }
+        }
+    }
+    if let Some(dx) = dx {
+        for g in 0..shape.groups {
+            gemm(
+                Mat::strided(da, g * no, batch, no, shape.outputs, 1),
+                Mat::strided(w, g * no * ni, no, ni, ni, 1),
+                false,
+                MatMut::strided(dx, g * ni, batch, ni, shape.inputs),
+            );
+        }
+    }
+}
+
+/// h = F(a) ⊙ s: the hidden nonlinearity, times an optional per-neuron
+/// factor s (the modulation exp(m·c − β) and/or the gain g, SPEC §2).
+pub fn activation_forward<T: Real>(
+    f: Nonlinearity,
+    n: usize,
+    a: &[T],
+    scale: Option<&[T]>,
+    h: &mut [T],
+) {
+    for (h_row, a_row) in h.chunks_exact_mut(n).zip(a.chunks_exact(n)) {
+        for (j, (hj, &aj)) in h_row.iter_mut().zip(a_row).enumerate() {
+            let v = match f {
+                Nonlinearity::Exp => aj.exp(),
+                Nonlinearity::Relu => aj.max(T::ZERO),
+            };
+            *hj = match scale {
+                Some(s) => v * s[j],
+                None => v,
+            };
+        }
+    }
+}
+
+/// Backward of [`activation_forward`], in place: dh becomes
+/// da = dh ⊙ s ⊙ F'(a) (for exp, F'(a)·s = h; for ReLU, s·[a > 0]).
+pub fn activation_backward<T: Real>(
+    f: Nonlinearity,
+    n: usize,
+    a: &[T],
+    h: &[T],
+    scale: Option<&[T]>,
+    dh: &mut [T],
+) {
+    for ((d_row, a_row), h_row) in dh
+        .chunks_exact_mut(n)
+        .zip(a.chunks_exact(n))
+        .zip(h.chunks_exact(n))
+    {
+        for (j, d) in d_row.iter_mut().enumerate() {
+            *d = match f {
+                Nonlinearity::Exp => *d * h_row[j],
+                Nonlinearity::Relu if a_row[j] > T::ZERO => match scale {
+                    Some(s) => *d * s[j],
+                    None => *d,
+                },
+                Nonlinearity::Relu => T::ZERO,
+            };
+        }
+    }
+}
+
+/// Per-neuron factor of the modulated layer, exp(m·c − β) (SPEC §2).
+pub fn modulation_factor<T: Real>(m: T, coupling: &[T], beta: T, out: &mut [T]) {
+    for (o, &c) in out.iter_mut().zip(coupling) {
+        *o = (m * c - beta).exp();
+    }
+}
+
+/// Gradient w.r.t. the coupling: since ∂h/∂c_j = m·h_j,
+/// dc_j = m·Σ_batch dh_j·h_j. Written, not accumulated.
+pub fn coupling_backward<T: Real>(n: usize, m: T, h: &[T], dh: &[T], dc: &mut [T]) {
+    dc.fill(T::ZERO);
+    for (h_row, d_row) in h.chunks_exact(n).zip(dh.chunks_exact(n)) {
+        for ((c, &hj), &dj) in dc.iter_mut().zip(h_row).zip(d_row) {
+            *c += dj * hj;
+        }
+    }
+    for c in dc.iter_mut() {
+        *c *= m;
+    }
+}
+
+/// Which logits a task reads (SPEC §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readout {
+    /// 10-way softmax; labels are classes 0..9.
+    All,
+    /// Softmax over the logits of classes (a, b); labels are 0 (a) or 1 (b).
+    Pair(u8, u8),
+}
+
+impl Readout {
+    /// The logit columns read, in label order.
+    fn columns(&self) -> Vec<usize> {
+        match *self {
+            Readout::All => (0..crate::net::arch::LOGITS).collect(),
+            Readout::Pair(a, b) => vec![a as usize, b as usize],
+        }
+    }
+}
+
+/// Mean cross-entropy of softmax over the readout's logits, and its
+/// gradient w.r.t. all logits (zero outside the readout's columns):
+/// L = −(1/B) Σ_b log softmax(z_b)[y_b], dz = (softmax − onehot)/B.
+pub fn cross_entropy<T: Real>(
+    logits: &[T],
+    classes: usize,
+    labels: &[u8],
+    readout: Readout,
+    dlogits: &mut [T],
+) -> T {
+    let cols = readout.columns();
+    let batch = labels.len();
+    let inv_batch = T::ONE / T::from_f64(batch as f64);
+    let mut total = T::ZERO;
+    for ((z, dz), &y) in logits
+        .chunks_exact(classes)
+        .zip(dlogits.chunks_exact_mut(classes))
+        .zip(labels)
+    {
+        dz.fill(T::ZERO);
+        let zmax = cols.iter().map(|&c| z[c]).fold(z[cols[0]], T::max);
+        let sum = cols.iter().fold(T::ZERO, |s, &c| s + (z[c] - zmax).exp());
+        let log_sum = sum.ln() + zmax;
+        total += log_sum - z[cols[y as usize]];
+        for (k, &c) in cols.iter().enumerate() {
+            let p = (z[c] - log_sum).exp();
+            let target = if k == y as usize { T::ONE } else { T::ZERO };
+            dz[c] = (p - target) * inv_batch;
+        }
+    }
+    total * inv_batch
+}
+
+/// Number of examples whose largest readout logit is the label's (first
+/// maximum wins ties).
+pub fn correct_count<T: Real>(
+    logits: &[T],
+    classes: usize,
+    labels: &[u8],
+    readout: Readout,
+) -> usize {
+    let cols = readout.columns();
+    logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(z, y)| {
+            let mut best = 0;
+            for k in 1..cols.len() {
+                if z[cols[k]] > z[cols[best]] {
+                    best = k;
+                }
+            }
+            best == **y as usize
+        })
+        .count()
+}

@@ -1,0 +1,353 @@
+//! The scalar type of the network and its matrix product.
+//!
+//! The network code is generic over [`Real`] so that the very same layer
+//! code runs in f32 (training, checkpoints) and in f64 (the gradient checks
+//! against finite differences). Products go through `matrixmultiply`; large
+//! ones are split over row blocks of the output, one per thread. With α = 1
+//! and β ∈ {0, 1} (the only forms offered), `matrixmultiply` computes every
+//! output element by the same sequence of operations whether it falls in a
+//! full or an edge tile, so the split never changes a bit of the result
+//! and results do not depend on the thread count (§6); a test checks it.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use rayon::prelude::*;
+
+/// A floating-point type the network can run in: f32 or f64.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Default
+    + Debug
+    + PartialOrd
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + 'static
+{
+    /// Zero.
+    const ZERO: Self;
+    /// One.
+    const ONE: Self;
+    /// Conversion from f64 (rounding for f32).
+    fn from_f64(x: f64) -> Self;
+    /// Conversion to f64 (exact).
+    fn to_f64(self) -> f64;
+    /// e^self.
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// The larger of the two.
+    fn max(self, other: Self) -> Self;
+    /// C = α·A·B + β·C on raw strided buffers (`matrixmultiply` sgemm/dgemm).
+    ///
+    /// # Safety
+    /// Every index the strides and sizes describe must lie inside the
+    /// buffers, and `c` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            unsafe fn gemm_raw(
+                m: usize,
+                k: usize,
+                n: usize,
+                alpha: Self,
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                beta: Self,
+                c: *mut Self,
+                rsc: isize,
+                csc: isize,
+            ) {
+                // SAFETY: the caller guarantees the bounds and no aliasing.
+                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+            }
+        }
+    };
+}
+
+impl_real!(f32, matrixmultiply::sgemm);
+impl_real!(f64, matrixmultiply::dgemm);
+
+/// A read-only strided matrix view into a slice.
+#[derive(Clone, Copy, Debug)]
+pub struct Mat<'a, T> {
+    data: &'a [T],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T: Real> Mat<'a, T> {
+    /// A row-major `[rows, cols]` matrix at the start of `data`.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, 0, rows, cols, cols, 1)
+    }
+
+    /// A general strided view; panics if any element lies outside `data`.
+    pub fn strided(
+        data: &'a [T],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = offset + (rows - 1) * row_stride + (cols - 1) * col_stride;
+            assert!(last < data.len(), "matrix view out of bounds");
+        }
+        Mat {
+            data,
+            offset,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
+    /// The transposed view (no copy).
+    pub fn t(self) -> Self {
+        Mat {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Rows `r0..r0 + rows` of this view.
+    fn row_block(self, r0: usize, rows: usize) -> Self {
+        Mat {
+            offset: self.offset + r0 * self.row_stride,
+            rows,
+            ..self
+        }
+    }
+}
+
+/// A writable row-major matrix view (unit column stride) into a slice.
+#[derive(Debug)]
+pub struct MatMut<'a, T> {
+    data: &'a mut [T],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+}
+
+impl<'a, T: Real> MatMut<'a, T> {
+    /// A row-major `[rows, cols]` matrix at the start of `data`.
+    pub fn row_major(data: &'a mut [T], rows: usize, cols: usize) -> Self {
+        Self::strided(data, 0, rows, cols, cols)
+    }
+
+    /// `rows × cols` elements at `offset + r·row_stride + c`; panics if any
+    /// lies outside `data`.
+    pub fn strided(
+        data: &'a mut [T],
+        offset: usize,
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            assert!(cols <= row_stride || rows == 1, "rows overlap");
+            assert!(
+                offset + (rows - 1) * row_stride + cols <= data.len(),
+                "matrix view out of bounds"
+            );
+        }
+        MatMut {
+            data,
+            offset,
+            rows,
+            cols,
+            row_stride,
+        }
+    }
+}
+
+/// Multiply-adds (m·n·k) below which a product runs on one thread.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+/// Row blocks are multiples of this (the largest micro-kernel height).
+const ROW_ALIGN: usize = 16;
+
+/// C = A·B (`accumulate` false) or C += A·B (`accumulate` true), split
+/// over row blocks of C on the rayon pool when large.
+pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'_, T>) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "output shape differs");
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let beta = if accumulate { T::ONE } else { T::ZERO };
+    let rs = c.row_stride;
+    let body = &mut c.data[c.offset..];
+    let threads = rayon::current_num_threads();
+    if threads == 1 || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
+        gemm_serial(a, b, beta, body, rs, n);
+        return;
+    }
+    let block_rows = m.div_ceil(threads).next_multiple_of(ROW_ALIGN);
+    body.par_chunks_mut(block_rows * rs)
+        .enumerate()
+        .for_each(|(i, c_block)| {
+            let r0 = i * block_rows;
+            if r0 < m {
+                let rows = block_rows.min(m - r0);
+                gemm_serial(a.row_block(r0, rows), b, beta, c_block, rs, n);
+            }
+        });
+}
+
+/// One `matrixmultiply` call; `c` starts at the first output element.
+fn gemm_serial<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: &mut [T], rsc: usize, n: usize) {
+    let m = a.rows;
+    if m == 0 {
+        return;
+    }
+    assert!((m - 1) * rsc + n <= c.len());
+    // SAFETY: `Mat::strided` checked that every element of `a` and `b` is in
+    // bounds, the assertion above does so for `c`, and `c` is a unique borrow.
+    unsafe {
+        T::gemm_raw(
+            m,
+            a.cols,
+            n,
+            T::ONE,
+            a.data.as_ptr().add(a.offset),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr().add(b.offset),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c.as_mut_ptr(),
+            rsc as isize,
+            1,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_naive_product_on_strided_views() {
+        let (m, k, n) = (37, 23, 29);
+        let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 13) as f64 - 6.0).collect();
+        // A·Bᵀ with B stored [n, k].
+        let mut c = vec![1.0; m * (n + 3)];
+        gemm(
+            Mat::row_major(&a, m, k),
+            Mat::row_major(&b, n, k).t(),
+            true,
+            MatMut::strided(&mut c, 3, m, n, n + 3),
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = 1.0 + (0..k).map(|l| a[i * k + l] * b[j * k + l]).sum::<f64>();
+                assert_eq!(c[3 + i * (n + 3) + j], want);
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_split_is_bit_identical_to_one_call() {
+        let (m, k, n) = (301, 203, 99);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104729) % 997) as f32 * 1e-3 - 0.5)
+            .collect();
+        for accumulate in [false, true] {
+            let mut whole = vec![0.25f32; m * n];
+            gemm_serial(
+                Mat::row_major(&a, m, k),
+                Mat::row_major(&b, k, n),
+                if accumulate { 1.0 } else { 0.0 },
+                &mut whole,
+                n,
+                n,
+            );
+            for threads in [2, 3, 7] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut split = vec![0.25f32; m * n];
+                pool.install(|| {
+                    gemm(
+                        Mat::row_major(&a, m, k),
+                        Mat::row_major(&b, k, n),
+                        accumulate,
+                        MatMut::row_major(&mut split, m, n),
+                    )
+                });
+                assert!(
+                    split
+                        .iter()
+                        .zip(&whole)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{threads} threads"
+                );
+            }
+        }
+    }
+}

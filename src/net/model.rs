@@ -1,0 +1,402 @@
+//! The network (SPEC §2): one flat parameter buffer with per-layer views,
+//! the coupling c of the modulated layer, the gain g of the gated layer,
+//! and the forward and backward passes over a reusable [`Workspace`].
+
+use std::ops::Range;
+
+use rand::RngExt;
+
+use crate::data::CANVAS_PIXELS;
+use crate::data::composite::quadrant_pixel;
+use crate::data::task::QUADRANTS;
+use crate::net::arch::{Arch, LayerKind, Nonlinearity};
+use crate::net::layers::{
+    LinearShape, Readout, activation_backward, activation_forward, correct_count,
+    coupling_backward, cross_entropy, linear_backward, linear_forward, modulation_factor,
+};
+use crate::net::linalg::Real;
+use crate::rng::rng_for;
+
+/// Where one layer's weights and biases live in the flat buffer.
+#[derive(Clone, Debug)]
+pub struct LayerLayout {
+    /// Connectivity and sizes.
+    pub shape: LinearShape,
+    /// Kind from the architecture.
+    pub kind: LayerKind,
+    /// Hidden nonlinearity; `None` for the linear readout.
+    pub activation: Option<Nonlinearity>,
+    /// Range of the stored (block) weights.
+    pub weights: Range<usize>,
+    /// Range of the biases.
+    pub bias: Range<usize>,
+}
+
+impl LayerLayout {
+    /// Index into the dense `[outputs, inputs]` matrix of §7 of stored
+    /// weight `k`: stored blocks map to their rows and receptive fields.
+    pub fn dense_index(&self, k: usize) -> usize {
+        let ni = self.shape.group_inputs();
+        let (row, i) = (k / ni, k % ni);
+        let g = row / self.shape.group_outputs();
+        let col = match self.kind {
+            LayerKind::Encoder => quadrant_pixel(g, i),
+            _ => g * ni + i,
+        };
+        row * self.shape.inputs + col
+    }
+}
+
+/// Layout of every layer in the flat parameter buffer.
+fn layout(arch: &Arch) -> (Vec<LayerLayout>, usize) {
+    let mut offset = 0;
+    let mut layers = Vec::with_capacity(arch.depth());
+    for (i, spec) in arch.layers.iter().enumerate() {
+        let groups = match spec.kind {
+            LayerKind::Encoder | LayerKind::Local => QUADRANTS,
+            LayerKind::Dense | LayerKind::Readout => 1,
+        };
+        let shape = LinearShape {
+            inputs: arch.size(i),
+            outputs: spec.size,
+            groups,
+        };
+        let weights = offset..offset + shape.weight_len();
+        let bias = weights.end..weights.end + spec.size;
+        offset = bias.end;
+        let activation = match spec.kind {
+            LayerKind::Encoder => spec.nonlinearity,
+            LayerKind::Dense | LayerKind::Local => Some(Nonlinearity::Relu),
+            LayerKind::Readout => None,
+        };
+        layers.push(LayerLayout {
+            shape,
+            kind: spec.kind,
+            activation,
+            weights,
+            bias,
+        });
+    }
+    (layers, offset)
+}
+
+/// The network's state: architecture, parameters, coupling and gain.
+#[derive(Clone, Debug)]
+pub struct Model<T> {
+    arch: Arch,
+    layers: Vec<LayerLayout>,
+    /// Canvas pixel of each encoder input slot (quadrant-major order).
+    input_pixels: Vec<u16>,
+    /// All weights (stored blocks only) and biases, layer after layer.
+    pub params: Vec<T>,
+    /// Coupling c of the modulated layer ℓ, `[N_ℓ]` (SPEC §2); 0 = off.
+    pub coupling: Vec<T>,
+    /// Gain g of the gated layer L−1, `[N_{L−1}]` (SPEC §2, §3); 1 = off.
+    pub gain: Vec<T>,
+}
+
+/// Which gradients a backward pass computes (training only needs some).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradTargets {
+    /// Weights and biases of layers `from..=L`; `None` for none.
+    pub weights_from: Option<usize>,
+    /// The gradient w.r.t. the coupling c.
+    pub coupling: bool,
+}
+
+impl GradTargets {
+    /// Every weight, bias and the coupling (the trace of §7).
+    pub const EVERYTHING: GradTargets = GradTargets {
+        weights_from: Some(1),
+        coupling: true,
+    };
+    /// Every weight and bias (pretraining, `retrain`).
+    pub const WEIGHTS: GradTargets = GradTargets {
+        weights_from: Some(1),
+        coupling: false,
+    };
+    /// The coupling only (the modulation methods).
+    pub const COUPLING: GradTargets = GradTargets {
+        weights_from: None,
+        coupling: true,
+    };
+}
+
+/// Gradients in the layout of [`Model`].
+#[derive(Clone, Debug)]
+pub struct Grads<T> {
+    /// ∂L/∂params, same layout as [`Model::params`].
+    pub params: Vec<T>,
+    /// ∂L/∂c.
+    pub coupling: Vec<T>,
+}
+
+/// Activations of one batch, allocated once and reused across steps.
+#[derive(Clone, Debug)]
+pub struct Workspace<T> {
+    batch: usize,
+    /// Input reordered quadrant-major: slot q·196 + k is pixel k of quadrant q.
+    input: Vec<T>,
+    /// Pre-activations a_l of layers 1..=L (index l − 1); the last are the logits.
+    pre: Vec<Vec<T>>,
+    /// Outputs h_l of hidden layers 1..L (index l − 1).
+    post: Vec<Vec<T>>,
+    /// Per-neuron factor of each hidden layer (modulation, gain), empty if none.
+    scale: Vec<Vec<T>>,
+    /// ∂L/∂a of the layer being back-propagated.
+    grad_a: Vec<T>,
+    /// ∂L/∂h of the layer below it.
+    grad_h: Vec<T>,
+    /// The modulator value of the last forward pass.
+    m: T,
+}
+
+impl<T: Real> Model<T> {
+    /// A freshly initialised network (SPEC §4): He-uniform U(±√(6/fan_in))
+    /// for ReLU layers; for the exp encoder U(±√(0.75/196)), which keeps the
+    /// initial pre-activation std ≤ 0.5 for inputs of mean square ≤ 1;
+    /// LeCun-uniform U(±√(3/fan_in)) for the linear readout; biases 0;
+    /// c = 0 and g = 1 (modulation off).
+    pub fn init(arch: &Arch, seed: u64) -> Model<T> {
+        let mut model = Model::zeros(arch);
+        let mut rng = rng_for(seed, &["init".into()]);
+        for layer in &model.layers {
+            let fan_in = layer.shape.group_inputs() as f64;
+            let bound = match layer.activation {
+                Some(Nonlinearity::Exp) => (0.75 / fan_in).sqrt(),
+                Some(Nonlinearity::Relu) => (6.0 / fan_in).sqrt(),
+                None => (3.0 / fan_in).sqrt(),
+            };
+            for w in &mut model.params[layer.weights.clone()] {
+                *w = T::from_f64(rng.random_range(-bound..bound));
+            }
+        }
+        model
+    }
+
+    /// A network with all parameters 0, c = 0 and g = 1.
+    pub fn zeros(arch: &Arch) -> Model<T> {
+        let (layers, len) = layout(arch);
+        let slots_per_quadrant = CANVAS_PIXELS / QUADRANTS;
+        Model {
+            arch: arch.clone(),
+            layers,
+            input_pixels: (0..CANVAS_PIXELS)
+                .map(|slot| {
+                    quadrant_pixel(slot / slots_per_quadrant, slot % slots_per_quadrant) as u16
+                })
+                .collect(),
+            params: vec![T::ZERO; len],
+            coupling: vec![T::ZERO; arch.size(arch.modulated_layer)],
+            gain: vec![T::ONE; arch.size(arch.gated_layer())],
+        }
+    }
+
+    /// The same network in another precision.
+    pub fn cast<U: Real>(&self) -> Model<U> {
+        let conv = |v: &[T]| v.iter().map(|x| U::from_f64(x.to_f64())).collect();
+        Model {
+            arch: self.arch.clone(),
+            layers: self.layers.clone(),
+            input_pixels: self.input_pixels.clone(),
+            params: conv(&self.params),
+            coupling: conv(&self.coupling),
+            gain: conv(&self.gain),
+        }
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// Layout of layer `l` (counted from 1).
+    pub fn layer(&self, l: usize) -> &LayerLayout {
+        &self.layers[l - 1]
+    }
+
+    /// Stored weights of layer `l`.
+    pub fn weights(&self, l: usize) -> &[T] {
+        &self.params[self.layer(l).weights.clone()]
+    }
+
+    /// Biases of layer `l`.
+    pub fn bias(&self, l: usize) -> &[T] {
+        &self.params[self.layer(l).bias.clone()]
+    }
+
+    /// A zeroed gradient buffer.
+    pub fn zero_grads(&self) -> Grads<T> {
+        Grads {
+            params: vec![T::ZERO; self.params.len()],
+            coupling: vec![T::ZERO; self.coupling.len()],
+        }
+    }
+
+    /// A workspace for batches of up to `capacity` examples.
+    pub fn workspace(&self, capacity: usize) -> Workspace<T> {
+        let sizes: Vec<usize> = self.arch.layers.iter().map(|l| l.size).collect();
+        let widest = sizes.iter().copied().max().unwrap_or(0);
+        let hidden = sizes.len() - 1;
+        Workspace {
+            batch: 0,
+            input: vec![T::ZERO; capacity * CANVAS_PIXELS],
+            pre: sizes.iter().map(|&n| vec![T::ZERO; capacity * n]).collect(),
+            post: sizes[..hidden]
+                .iter()
+                .map(|&n| vec![T::ZERO; capacity * n])
+                .collect(),
+            scale: (1..=hidden)
+                .map(|l| {
+                    let scaled = l == self.arch.modulated_layer || l == self.arch.gated_layer();
+                    vec![T::ZERO; if scaled { sizes[l - 1] } else { 0 }]
+                })
+                .collect(),
+            grad_a: vec![T::ZERO; capacity * widest],
+            grad_h: vec![T::ZERO; capacity * widest],
+            m: T::ZERO,
+        }
+    }
+
+    /// Forward pass of a batch of canvases `[B, 784]` at modulator value `m`
+    /// with the current c and g (SPEC §2):
+    /// h_ℓ = F(a_ℓ) ⊙ exp(m·c − β), h_{L−1} = g ⊙ ReLU(a_{L−1}), logits = a_L.
+    pub fn forward(&self, ws: &mut Workspace<T>, canvases: &[T], m: T) {
+        let batch = canvases.len() / CANVAS_PIXELS;
+        assert!(
+            batch * self.arch.size(1) <= ws.pre[0].len(),
+            "batch exceeds workspace capacity"
+        );
+        ws.batch = batch;
+        ws.m = m;
+        for (canvas, input) in canvases
+            .chunks_exact(CANVAS_PIXELS)
+            .zip(ws.input.chunks_exact_mut(CANVAS_PIXELS))
+        {
+            for (x, &pixel) in input.iter_mut().zip(&self.input_pixels) {
+                *x = canvas[pixel as usize];
+            }
+        }
+        let beta = T::from_f64(self.arch.beta as f64);
+        for (l, layer) in self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| (i + 1, layer))
+        {
+            let (below, here) = ws.post.split_at_mut(l - 1);
+            let x = if l == 1 {
+                &ws.input[..]
+            } else {
+                &below[l - 2][..]
+            };
+            let n = layer.shape.outputs;
+            let a = &mut ws.pre[l - 1][..batch * n];
+            linear_forward(layer.shape, batch, x, self.weights(l), self.bias(l), a);
+            let Some(f) = layer.activation else { continue };
+            let scale = &mut ws.scale[l - 1];
+            if !scale.is_empty() {
+                scale.fill(T::ONE);
+                if l == self.arch.modulated_layer {
+                    modulation_factor(m, &self.coupling, beta, scale);
+                }
+                if l == self.arch.gated_layer() {
+                    for (s, &g) in scale.iter_mut().zip(&self.gain) {
+                        *s *= g;
+                    }
+                }
+            }
+            let scale = (!scale.is_empty()).then_some(&scale[..]);
+            activation_forward(f, n, a, scale, &mut here[0][..batch * n]);
+        }
+    }
+
+    /// Logits `[B, 10]` of the last forward pass.
+    pub fn logits<'w>(&self, ws: &'w Workspace<T>) -> &'w [T] {
+        &ws.pre[self.arch.depth() - 1][..ws.batch * self.arch.size(self.arch.depth())]
+    }
+
+    /// Mean cross-entropy of the last forward pass (SPEC §2); leaves
+    /// ∂L/∂logits in the workspace for [`Model::backward`].
+    pub fn loss(&self, ws: &mut Workspace<T>, labels: &[u8], readout: Readout) -> T {
+        assert_eq!(labels.len(), ws.batch);
+        let classes = self.arch.size(self.arch.depth());
+        let logits = &ws.pre[self.arch.depth() - 1][..ws.batch * classes];
+        cross_entropy(
+            logits,
+            classes,
+            labels,
+            readout,
+            &mut ws.grad_a[..ws.batch * classes],
+        )
+    }
+
+    /// Correct answers of the last forward pass.
+    pub fn correct(&self, ws: &Workspace<T>, labels: &[u8], readout: Readout) -> usize {
+        correct_count(
+            self.logits(ws),
+            self.arch.size(self.arch.depth()),
+            labels,
+            readout,
+        )
+    }
+
+    /// Back-propagates the gradient left by [`Model::loss`] (g held
+    /// constant), writing the requested gradients into `grads`; the others
+    /// are left as they were.
+    pub fn backward(&self, ws: &mut Workspace<T>, targets: GradTargets, grads: &mut Grads<T>) {
+        let depth = self.arch.depth();
+        let modulated = self.arch.modulated_layer;
+        let lowest_weight = targets.weights_from.unwrap_or(depth + 1);
+        // dA_l is needed down to the lowest trained layer, or to ℓ + 1 for dc;
+        // dH_l down to the lowest trained layer, or to ℓ itself for dc.
+        let (lowest_da, lowest_dh) = if targets.coupling {
+            (
+                lowest_weight.min(modulated + 1),
+                lowest_weight.min(modulated),
+            )
+        } else {
+            (lowest_weight, lowest_weight)
+        };
+        let batch = ws.batch;
+        for l in (lowest_da..=depth).rev() {
+            let layer = &self.layers[l - 1];
+            let x = if l == 1 {
+                &ws.input[..]
+            } else {
+                &ws.post[l - 2][..]
+            };
+            let da = &ws.grad_a[..batch * layer.shape.outputs];
+            let dw_db = (l >= lowest_weight).then(|| {
+                let (before, after) = grads.params.split_at_mut(layer.bias.start);
+                (
+                    &mut before[layer.weights.clone()],
+                    &mut after[..layer.bias.len()],
+                )
+            });
+            let below = l - 1;
+            let need_dh = below >= 1 && below >= lowest_dh;
+            let dx = need_dh.then(|| &mut ws.grad_h[..batch * layer.shape.inputs]);
+            linear_backward(layer.shape, batch, x, self.weights(l), da, dw_db, dx);
+            if !need_dh {
+                break;
+            }
+            let n = layer.shape.inputs;
+            let dh = &mut ws.grad_h[..batch * n];
+            let h = &ws.post[below - 1][..batch * n];
+            if targets.coupling && below == modulated {
+                coupling_backward(n, ws.m, h, dh, &mut grads.coupling);
+            }
+            if below < lowest_da {
+                break;
+            }
+            let f = self.layers[below - 1]
+                .activation
+                .expect("hidden layers have a nonlinearity");
+            let scale = &ws.scale[below - 1];
+            let scale = (!scale.is_empty()).then_some(&scale[..]);
+            activation_backward(f, n, &ws.pre[below - 1][..batch * n], h, scale, dh);
+            std::mem::swap(&mut ws.grad_a, &mut ws.grad_h);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Accuracy of a network on composite sets (SPEC §1, §2, §4): the general
+//! task's held-out 10-way accuracy and the pair accuracy of specific tasks.
+
+use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::net::{Model, Readout, Workspace};
+use crate::rng::derive_seed;
+
+/// Composites in the general task's held-out set.
+pub const HELDOUT_COMPOSITES: usize = 2000;
+/// Composites in a specific task's test set (SPEC §4).
+pub const TASK_TEST_COMPOSITES: usize = 1000;
+/// Examples per forward pass during evaluation.
+pub const EVAL_CHUNK: usize = 500;
+
+/// Fraction of `set` answered correctly, with `labels` read by `readout`,
+/// forward at modulator value `m` with the model's current c and g.
+pub fn accuracy(
+    model: &Model<f32>,
+    ws: &mut Workspace<f32>,
+    set: &CompositeSet,
+    labels: &[u8],
+    readout: Readout,
+    m: f32,
+) -> f64 {
+    assert_eq!(labels.len(), set.len());
+    let mut correct = 0;
+    for (images, labels) in set
+        .images
+        .chunks(EVAL_CHUNK * CANVAS_PIXELS)
+        .zip(labels.chunks(EVAL_CHUNK))
+    {
+        model.forward(ws, images, m);
+        correct += model.correct(ws, labels, readout);
+    }
+    correct as f64 / set.len() as f64
+}
+
+/// The general task's held-out set: test-pool composites (SPEC §1).
+pub fn heldout_set(digits: &Digits, seed: u64) -> CompositeSet {
+    let seed = derive_seed(seed, &["heldout".into()]);
+    CompositeSet::generate(
+        digits,
+        CompositeKind::General,
+        Pool::Test,
+        HELDOUT_COMPOSITES,
+        seed,
+        NOISE_STD,
+    )
+}
+
+/// A specific task's test set from the test pool, with or without
+/// distractors (SPEC §1, §4).
+pub fn task_test_set(digits: &Digits, task: Task, distractors: bool, seed: u64) -> CompositeSet {
+    let seed = derive_seed(
+        seed,
+        &[
+            "task-test".into(),
+            task.to_string().as_str().into(),
+            u64::from(distractors).into(),
+        ],
+    );
+    CompositeSet::generate(
+        digits,
+        CompositeKind::Specific { task, distractors },
+        Pool::Test,
+        TASK_TEST_COMPOSITES,
+        seed,
+        NOISE_STD,
+    )
+}
+
+/// Held-out 10-way accuracy on the general task, modulation off.
+pub fn general_accuracy(model: &Model<f32>, digits: &Digits, seed: u64) -> f64 {
+    let set = heldout_set(digits, seed);
+    let mut ws = model.workspace(EVAL_CHUNK);
+    accuracy(model, &mut ws, &set, &set.labels, Readout::All, 0.0)
+}
+
+/// Pair accuracy of `task` (pair readout, SPEC §2) with and without
+/// distractors: the paper's Fig. 2A numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct PairAccuracy {
+    /// The task.
+    pub task: Task,
+    /// Accuracy with the other quadrants empty.
+    pub without_distractors: f64,
+    /// Accuracy with distractor digits in the other quadrants.
+    pub with_distractors: f64,
+}
+
+/// [`PairAccuracy`] of `task` for the pretrained network, modulation off.
+pub fn pair_accuracy(model: &Model<f32>, digits: &Digits, task: Task, seed: u64) -> PairAccuracy {
+    let mut ws = model.workspace(EVAL_CHUNK);
+    let readout = Readout::Pair(task.a, task.b);
+    let mut measure = |distractors| {
+        let set = task_test_set(digits, task, distractors, seed);
+        accuracy(model, &mut ws, &set, &set.labels, readout, 0.0)
+    };
+    PairAccuracy {
+        task,
+        without_distractors: measure(false),
+        with_distractors: measure(true),
+    }
+}
