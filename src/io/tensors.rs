@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 
@@ -20,13 +20,6 @@ pub enum TensorData {
 }
 
 impl TensorData {
-    fn dtype(&self) -> Dtype {
-        match self {
-            TensorData::F32(_) => Dtype::F32,
-            TensorData::I64(_) => Dtype::I64,
-        }
-    }
-
     fn bytes(&self) -> Vec<u8> {
         match self {
             TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -35,25 +28,51 @@ impl TensorData {
     }
 }
 
-/// Writes `tensors` and `metadata` to `path` atomically.
+/// Writes `tensors` and `metadata` to `path` atomically. The header is
+/// written with sorted keys and the data in name order, so the same
+/// tensors always give the same bytes (SPEC §6); the layout is the
+/// safetensors format: u64 header length, JSON header padded with spaces to
+/// a multiple of 8 bytes, then the tensors' little-endian data back to back.
 pub fn write_tensors(
     path: &Path,
     tensors: &[(String, Vec<usize>, TensorData)],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, data)| data.bytes()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, data), b)| {
-            TensorView::new(data.dtype(), shape.clone(), b)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| Error::tensor(path, format!("tensor {name}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let serialized = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::tensor(path, format!("cannot serialise: {e}")))?;
-    write_atomic(path, &serialized)
+    let mut sorted: Vec<&(String, Vec<usize>, TensorData)> = tensors.iter().collect();
+    sorted.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let sorted_metadata: std::collections::BTreeMap<_, _> = metadata.into_iter().collect();
+        header.insert("__metadata__".into(), serde_json::json!(sorted_metadata));
+    }
+    let mut data = Vec::new();
+    for (name, shape, tensor) in &sorted {
+        let count: usize = shape.iter().product();
+        let len = match tensor {
+            TensorData::F32(v) => v.len(),
+            TensorData::I64(v) => v.len(),
+        };
+        if count != len {
+            return Err(Error::tensor(path, format!("tensor {name}: shape {shape:?} needs {count} values, got {len}")));
+        }
+        let start = data.len();
+        data.extend(tensor.bytes());
+        let dtype = match tensor {
+            TensorData::F32(_) => "F32",
+            TensorData::I64(_) => "I64",
+        };
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut json = serde_json::to_vec(&header).expect("a JSON map always serialises");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + json.len() + data.len());
+    bytes.extend((json.len() as u64).to_le_bytes());
+    bytes.extend(json);
+    bytes.extend(data);
+    write_atomic(path, &bytes)
 }
 
 /// Checks, before long work, that `path` can be written: its folder exists

@@ -1,0 +1,127 @@
+//! Composite stimuli (SPEC §1): placement, labels, distractors, noise
+//! moments, pools, and independence from the thread count.
+
+use std::path::Path;
+
+use comod::data::composite::{EMPTY, quadrant_pixel};
+use comod::data::digits::SMALL_PIXELS;
+use comod::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+
+fn shipped() -> Digits {
+    Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).expect("shipped digits load")
+}
+
+/// The 196 pixels of quadrant `q` of a canvas.
+fn quadrant(canvas: &[f32], q: usize) -> Vec<f32> {
+    (0..SMALL_PIXELS).map(|k| canvas[quadrant_pixel(q, k)]).collect()
+}
+
+#[test]
+fn shipped_digits_are_read_in_order() {
+    let digits = shipped();
+    assert_eq!((digits.len(), digits.test_start()), (10_000, 8_000));
+    let first: Vec<u8> = (0..20).map(|i| digits.label(i)).collect();
+    assert_eq!(first, [5, 5, 3, 0, 9, 6, 0, 8, 9, 9, 0, 7, 3, 2, 2, 3, 9, 7, 1, 5]);
+    assert_eq!(digits.of_class(Pool::Test, 0).len(), 202);
+    assert_eq!(digits.of_class(Pool::Train, 5).len(), 694);
+}
+
+#[test]
+fn downscaling_averages_two_by_two_blocks() {
+    let mut digit = [0u8; 784];
+    digit[0] = 255; // block (0,0): one of four pixels lit
+    digit[28 * 26 + 26..28 * 26 + 28].copy_from_slice(&[255, 255]);
+    digit[28 * 27 + 26..28 * 27 + 28].copy_from_slice(&[255, 51]);
+    let mut small = [0.0f32; 196];
+    comod::data::digits::downscale(&digit, &mut small);
+    assert_eq!(small[0], 0.25);
+    assert!((small[195] - (255.0 * 3.0 + 51.0) / 1020.0).abs() < 1e-7);
+    assert_eq!(small.iter().filter(|&&v| v != 0.0).count(), 2);
+}
+
+#[test]
+fn specific_task_places_target_and_distractors() {
+    let digits = shipped();
+    let task: Task = "3-8@2".parse().unwrap();
+    let set = CompositeSet::generate(&digits, CompositeKind::Specific { task, distractors: true }, Pool::Test, 400, 7, 0.0);
+    let mut ones = 0;
+    for i in 0..set.len() {
+        let canvas = set.image(i);
+        let sources = set.sources[i];
+        let target = sources[2];
+        assert_ne!(target, EMPTY);
+        let class = digits.label(target);
+        assert_eq!(class, task.class_of(set.labels[i]), "label matches the target digit");
+        assert_eq!(class, set.targets[i]);
+        ones += set.labels[i] as usize;
+        for (q, &source) in sources.iter().enumerate() {
+            assert_ne!(source, EMPTY, "quadrant {q} holds a distractor");
+            assert!(source as usize >= digits.test_start(), "test pool only");
+            assert_eq!(quadrant(canvas, q), digits.small(source), "quadrant {q} shows exactly its digit");
+        }
+    }
+    assert!((150..250).contains(&ones), "classes a and b each about half: {ones} of 400");
+}
+
+#[test]
+fn no_distractor_and_general_composites_leave_other_quadrants_empty() {
+    let digits = shipped();
+    let task: Task = "1-7@1".parse().unwrap();
+    let kinds = [CompositeKind::Specific { task, distractors: false }, CompositeKind::General];
+    for kind in kinds {
+        let set = CompositeSet::generate(&digits, kind, Pool::Train, 300, 11, 0.0);
+        let mut seen_quadrants = [0; 4];
+        for i in 0..set.len() {
+            let canvas = set.image(i);
+            let filled: Vec<usize> = (0..4).filter(|&q| set.sources[i][q] != EMPTY).collect();
+            assert_eq!(filled.len(), 1);
+            let q = filled[0];
+            seen_quadrants[q] += 1;
+            let source = set.sources[i][q];
+            assert!((source as usize) < digits.test_start(), "train pool only");
+            assert_eq!(quadrant(canvas, q), digits.small(source));
+            for other in (0..4).filter(|&o| o != q) {
+                assert!(quadrant(canvas, other).iter().all(|&v| v == 0.0));
+            }
+            match kind {
+                CompositeKind::General => assert_eq!(set.labels[i], digits.label(source)),
+                CompositeKind::Specific { .. } => {
+                    assert_eq!(q, 1);
+                    assert_eq!(task.class_of(set.labels[i]), digits.label(source));
+                }
+            }
+        }
+        if kind == CompositeKind::General {
+            assert!(seen_quadrants.iter().all(|&n| n > 50), "uniform quadrants: {seen_quadrants:?}");
+        }
+    }
+}
+
+#[test]
+fn background_noise_has_the_stated_moments() {
+    let digits = shipped();
+    let clean = CompositeSet::generate(&digits, CompositeKind::General, Pool::Test, 300, 5, 0.0);
+    let noisy = CompositeSet::generate(&digits, CompositeKind::General, Pool::Test, 300, 5, NOISE_STD);
+    assert_eq!(clean.sources, noisy.sources, "noise does not change the draw of digits");
+    let residual: Vec<f64> = noisy.images.iter().zip(&clean.images).map(|(n, c)| (n - c) as f64).collect();
+    let n = residual.len() as f64;
+    let mean = residual.iter().sum::<f64>() / n;
+    let var = residual.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    let kurtosis = residual.iter().map(|r| (r - mean).powi(4)).sum::<f64>() / n / var.powi(2);
+    assert!(mean.abs() < 5.0 * 0.1 / n.sqrt(), "mean {mean}");
+    assert!((var.sqrt() - 0.1).abs() < 0.002, "std {}", var.sqrt());
+    assert!((kurtosis - 3.0).abs() < 0.1, "Gaussian kurtosis {kurtosis}");
+}
+
+#[test]
+fn generation_does_not_depend_on_thread_count() {
+    let digits = shipped();
+    let task: Task = "0-9@3".parse().unwrap();
+    let make = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| CompositeSet::generate(&digits, CompositeKind::Specific { task, distractors: true }, Pool::Train, 257, 99, NOISE_STD))
+    };
+    let (one, two) = (make(1), make(2));
+    assert!(one.images.iter().zip(&two.images).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert_eq!(one.labels, two.labels);
+}
