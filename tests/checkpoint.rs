@@ -26,8 +26,14 @@ fn round_trip_is_bit_exact_for_every_preset() {
             for p in &mut model.params {
                 *p += rng.random_range(-1e-3..1e-3);
             }
-            model.coupling.iter_mut().for_each(|c| *c = rng.random_range(-2.0..2.0));
-            model.gain.iter_mut().for_each(|g| *g = rng.random_range(0.0..3.0));
+            model
+                .coupling
+                .iter_mut()
+                .for_each(|c| *c = rng.random_range(-2.0..2.0));
+            model
+                .gain
+                .iter_mut()
+                .for_each(|g| *g = rng.random_range(0.0..3.0));
             let path = dir.path().join(format!("{name}-{modulated}.safetensors"));
             save_checkpoint(&path, &model, &[("note", "x".into())]).unwrap();
             let loaded = load_checkpoint(&path).unwrap();
@@ -56,7 +62,9 @@ fn coupling_and_gain_are_optional() {
 fn encoder_tensor_is_dense_and_zero_outside_receptive_fields() {
     let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 2);
     let tensors = model_tensors(&model);
-    let TensorData::F32(w) = &tensors[0].2 else { panic!("f32") };
+    let TensorData::F32(w) = &tensors[0].2 else {
+        panic!("f32")
+    };
     assert_eq!(tensors[0].1, vec![400, 784]);
     for (i, row) in w.chunks_exact(784).enumerate() {
         let q = i / 100;
@@ -70,7 +78,9 @@ fn encoder_tensor_is_dense_and_zero_outside_receptive_fields() {
 }
 
 /// Writes the tensors of a model after `edit`, and returns the load error.
-fn rejection(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, TensorData)>, &mut HashMap<String, String>)) -> String {
+fn rejection(
+    edit: impl FnOnce(&mut Vec<(String, Vec<usize>, TensorData)>, &mut HashMap<String, String>),
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let model = Model::<f32>::init(&Arch::preset("local2", 2).unwrap(), 3);
     let mut tensors = model_tensors(&model);
@@ -78,12 +88,18 @@ fn rejection(edit: impl FnOnce(&mut Vec<(String, Vec<usize>, TensorData)>, &mut 
     edit(&mut tensors, &mut metadata);
     let path = dir.path().join("bad.safetensors");
     write_tensors(&path, &tensors, metadata).unwrap();
-    let err = load_checkpoint(&path).err().expect("must be rejected").to_string();
+    let err = load_checkpoint(&path)
+        .err()
+        .expect("must be rejected")
+        .to_string();
     assert!(err.contains("bad.safetensors"), "{err}");
     err
 }
 
-fn f32_mut<'a>(tensors: &'a mut [(String, Vec<usize>, TensorData)], name: &str) -> &'a mut Vec<f32> {
+fn f32_mut<'a>(
+    tensors: &'a mut [(String, Vec<usize>, TensorData)],
+    name: &str,
+) -> &'a mut Vec<f32> {
     match &mut tensors.iter_mut().find(|t| t.0 == name).unwrap().2 {
         TensorData::F32(v) => v,
         TensorData::I64(_) => panic!("f32 expected"),
@@ -102,7 +118,10 @@ fn rejects_wrong_shape() {
         let bias = t.iter_mut().find(|t| t.0 == "layers.3.bias").unwrap();
         bias.1 = vec![20, 10];
     });
-    assert!(err.contains("layers.3.bias has shape [20, 10], expected [200]"), "{err}");
+    assert!(
+        err.contains("layers.3.bias has shape [20, 10], expected [200]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -111,25 +130,40 @@ fn rejects_wrong_dtype() {
         let bias = t.iter_mut().find(|t| t.0 == "layers.4.bias").unwrap();
         bias.2 = TensorData::I64(vec![0; 10]);
     });
-    assert!(err.contains("layers.4.bias has dtype I64, expected F32"), "{err}");
+    assert!(
+        err.contains("layers.4.bias has dtype I64, expected F32"),
+        "{err}"
+    );
 }
 
 #[test]
 fn rejects_non_finite_values() {
     let err = rejection(|t, _| f32_mut(t, "layers.3.weight")[17] = f32::NAN);
-    assert!(err.contains("layers.3.weight has a non-finite value NaN at index 17"), "{err}");
+    assert!(
+        err.contains("layers.3.weight has a non-finite value NaN at index 17"),
+        "{err}"
+    );
     let err = rejection(|t, _| f32_mut(t, "layers.1.bias")[0] = f32::INFINITY);
-    assert!(err.contains("layers.1.bias has a non-finite value inf"), "{err}");
+    assert!(
+        err.contains("layers.1.bias has a non-finite value inf"),
+        "{err}"
+    );
 }
 
 #[test]
 fn rejects_weights_outside_receptive_fields_and_blocks() {
     // Neuron 0 is in quadrant 0; pixel 20 (row 0, column 20) is in quadrant 1.
     let err = rejection(|t, _| f32_mut(t, "layers.1.weight")[20] = 0.5);
-    assert!(err.contains("layers.1.weight: weight [0, 20]") && err.contains("receptive field"), "{err}");
+    assert!(
+        err.contains("layers.1.weight: weight [0, 20]") && err.contains("receptive field"),
+        "{err}"
+    );
     // Local layer 2: neuron 0 is in group 0; input 399 is in group 3.
     let err = rejection(|t, _| f32_mut(t, "layers.2.weight")[399] = -0.5);
-    assert!(err.contains("layers.2.weight: weight [0, 399]") && err.contains("outside its block"), "{err}");
+    assert!(
+        err.contains("layers.2.weight: weight [0, 399]") && err.contains("outside its block"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -142,7 +176,13 @@ fn rejects_missing_or_broken_architecture_and_extra_tensors() {
         m.insert(ARCH_KEY.into(), "{\"format\":1}".into());
     });
     assert!(err.contains("metadata key \"comod\""), "{err}");
-    let err = rejection(|t, _| t.push(("layers.9.weight".into(), vec![1], TensorData::F32(vec![0.0]))));
+    let err = rejection(|t, _| {
+        t.push((
+            "layers.9.weight".into(),
+            vec![1],
+            TensorData::F32(vec![0.0]),
+        ))
+    });
     assert!(err.contains("unexpected tensor layers.9.weight"), "{err}");
     let err = rejection(|t, _| t.push(("gain".into(), vec![3], TensorData::F32(vec![1.0; 3]))));
     assert!(err.contains("gain has shape [3], expected [200]"), "{err}");
@@ -152,12 +192,23 @@ fn rejects_missing_or_broken_architecture_and_extra_tensors() {
 fn failed_write_leaves_no_file() {
     let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1);
     let missing = Path::new("/nonexistent-comod-dir/out.safetensors");
-    let err = save_checkpoint(missing, &model, &[]).unwrap_err().to_string();
-    assert!(err.contains("/nonexistent-comod-dir/out.safetensors"), "{err}");
+    let err = save_checkpoint(missing, &model, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/nonexistent-comod-dir/out.safetensors"),
+        "{err}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("sub");
     std::fs::create_dir(&target).unwrap();
-    assert!(save_checkpoint(&target, &model, &[]).is_err(), "a directory is not overwritten");
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        save_checkpoint(&target, &model, &[]).is_err(),
+        "a directory is not overwritten"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("sub")]);
 }

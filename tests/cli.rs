@@ -14,7 +14,15 @@ fn comod(args: &[&str], threads: &str) -> Output {
 }
 
 fn pretrain(out: &Path, threads: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["pretrain", "--epochs", "2", "--seed", "5", "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "pretrain",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     comod(&args, threads)
 }
@@ -33,15 +41,41 @@ fn assert_one_line_error(output: &Output, needles: &[&str]) {
 fn same_seed_gives_bit_identical_checkpoints_at_one_and_two_threads() {
     let dir = tempfile::tempdir().unwrap();
     for arch in ["paper3", "local2"] {
-        let (one, two) = (dir.path().join("one.safetensors"), dir.path().join("two.safetensors"));
+        let (one, two) = (
+            dir.path().join("one.safetensors"),
+            dir.path().join("two.safetensors"),
+        );
         for (path, threads) in [(&one, "1"), (&two, "2")] {
             let output = pretrain(path, threads, &["--arch", arch]);
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
-        assert!(std::fs::read(&one).unwrap() == std::fs::read(&two).unwrap(), "{arch}: checkpoints differ");
+        assert!(
+            std::fs::read(&one).unwrap() == std::fs::read(&two).unwrap(),
+            "{arch}: checkpoints differ"
+        );
         let other = dir.path().join("other.safetensors");
-        comod(&["pretrain", "--epochs", "2", "--seed", "6", "--arch", arch, "--out", other.to_str().unwrap()], "2");
-        assert!(std::fs::read(&one).unwrap() != std::fs::read(&other).unwrap(), "the seed matters");
+        comod(
+            &[
+                "pretrain",
+                "--epochs",
+                "2",
+                "--seed",
+                "6",
+                "--arch",
+                arch,
+                "--out",
+                other.to_str().unwrap(),
+            ],
+            "2",
+        );
+        assert!(
+            std::fs::read(&one).unwrap() != std::fs::read(&other).unwrap(),
+            "the seed matters"
+        );
     }
 }
 
@@ -50,11 +84,29 @@ fn eval_prints_general_and_pair_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let ck = dir.path().join("ck.safetensors");
     assert!(pretrain(&ck, "2", &[]).status.success());
-    let output = comod(&["eval", "--checkpoint", ck.to_str().unwrap(), "--tasks", "1-7@0,2-3@3"], "2");
+    let output = comod(
+        &[
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--tasks",
+            "1-7@0,2-3@3",
+        ],
+        "2",
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("held-out 10-way accuracy"), "{stdout}");
-    assert!(stdout.contains("| 1-7@0 |") && stdout.contains("| 2-3@3 |") && stdout.contains("mean of 2"), "{stdout}");
+    assert!(
+        stdout.contains("| 1-7@0 |")
+            && stdout.contains("| 2-3@3 |")
+            && stdout.contains("mean of 2"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -63,43 +115,87 @@ fn bad_input_gives_one_line_and_no_output_file() {
     let out = dir.path().join("out.safetensors");
     let out_str = out.to_str().unwrap();
 
-    assert_one_line_error(&pretrain(&out, "2", &["--arch", "paper5"]), &["paper5", "paper3"]);
-    assert_one_line_error(&pretrain(&out, "2", &["--data", "no-such-dir"]), &["no-such-dir"]);
+    assert_one_line_error(
+        &pretrain(&out, "2", &["--arch", "paper5"]),
+        &["paper5", "paper3"],
+    );
+    assert_one_line_error(
+        &pretrain(&out, "2", &["--data", "no-such-dir"]),
+        &["no-such-dir"],
+    );
     let corrupt = dir.path().join("corrupt");
     std::fs::create_dir(&corrupt).unwrap();
-    let images = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k-images-idx3-ubyte.gz")).unwrap();
-    std::fs::write(corrupt.join("mnist10k-images-idx3-ubyte.gz"), &images[..images.len() / 2]).unwrap();
+    let images = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k-images-idx3-ubyte.gz"),
+    )
+    .unwrap();
+    std::fs::write(
+        corrupt.join("mnist10k-images-idx3-ubyte.gz"),
+        &images[..images.len() / 2],
+    )
+    .unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist10k-labels-idx1-ubyte.gz"),
         corrupt.join("mnist10k-labels-idx1-ubyte.gz"),
     )
     .unwrap();
-    assert_one_line_error(&pretrain(&out, "2", &["--data", corrupt.to_str().unwrap()]), &["mnist10k-images-idx3-ubyte.gz"]);
+    assert_one_line_error(
+        &pretrain(&out, "2", &["--data", corrupt.to_str().unwrap()]),
+        &["mnist10k-images-idx3-ubyte.gz"],
+    );
     assert!(!out.exists());
 
     let unwritable = dir.path().join("missing-dir/out.safetensors");
-    assert_one_line_error(&pretrain(&unwritable, "2", &[]), &["missing-dir/out.safetensors"]);
-    assert_one_line_error(&comod(&["eval", "--checkpoint", out_str], "2"), &["out.safetensors"]);
+    assert_one_line_error(
+        &pretrain(&unwritable, "2", &[]),
+        &["missing-dir/out.safetensors"],
+    );
+    assert_one_line_error(
+        &comod(&["eval", "--checkpoint", out_str], "2"),
+        &["out.safetensors"],
+    );
     assert_one_line_error(
         &comod(&["eval", "--checkpoint", out_str, "--tasks", "7-1@0"], "2"),
         &["--tasks", "7-1@0", "a < b"],
     );
     let json = dir.path().join("arch.json");
     std::fs::write(&json, r#"{"format":1,"input":784,"layers":[{"kind":"dense","size":4}],"modulated_layer":1,"beta":0.0}"#).unwrap();
-    assert_one_line_error(&pretrain(&out, "2", &["--arch", json.to_str().unwrap()]), &["arch.json", "layers"]);
+    assert_one_line_error(
+        &pretrain(&out, "2", &["--arch", json.to_str().unwrap()]),
+        &["arch.json", "layers"],
+    );
     assert!(!out.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 2, "only the files the test made: {leftovers:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only the files the test made: {leftovers:?}"
+    );
 }
 
 #[test]
 fn help_documents_every_flag_with_its_default() {
     let output = comod(&["pretrain", "--help"], "1");
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--data", "--arch", "--modulated-layer", "--seed", "--epochs", "--out"] {
+    for flag in [
+        "--data",
+        "--arch",
+        "--modulated-layer",
+        "--seed",
+        "--epochs",
+        "--out",
+    ] {
         assert!(help.contains(flag), "{flag} in {help}");
     }
-    for default in ["[default: data]", "[default: paper3]", "[default: 0]", "[default: 200]"] {
+    for default in [
+        "[default: data]",
+        "[default: paper3]",
+        "[default: 0]",
+        "[default: 200]",
+    ] {
         assert!(help.contains(default), "{default} in {help}");
     }
     let output = comod(&["eval", "--help"], "1");

@@ -13,7 +13,9 @@ fn shipped() -> Digits {
 
 /// The 196 pixels of quadrant `q` of a canvas.
 fn quadrant(canvas: &[f32], q: usize) -> Vec<f32> {
-    (0..SMALL_PIXELS).map(|k| canvas[quadrant_pixel(q, k)]).collect()
+    (0..SMALL_PIXELS)
+        .map(|k| canvas[quadrant_pixel(q, k)])
+        .collect()
 }
 
 #[test]
@@ -21,7 +23,10 @@ fn shipped_digits_are_read_in_order() {
     let digits = shipped();
     assert_eq!((digits.len(), digits.test_start()), (10_000, 8_000));
     let first: Vec<u8> = (0..20).map(|i| digits.label(i)).collect();
-    assert_eq!(first, [5, 5, 3, 0, 9, 6, 0, 8, 9, 9, 0, 7, 3, 2, 2, 3, 9, 7, 1, 5]);
+    assert_eq!(
+        first,
+        [5, 5, 3, 0, 9, 6, 0, 8, 9, 9, 0, 7, 3, 2, 2, 3, 9, 7, 1, 5]
+    );
     assert_eq!(digits.of_class(Pool::Test, 0).len(), 202);
     assert_eq!(digits.of_class(Pool::Train, 5).len(), 694);
 }
@@ -43,7 +48,17 @@ fn downscaling_averages_two_by_two_blocks() {
 fn specific_task_places_target_and_distractors() {
     let digits = shipped();
     let task: Task = "3-8@2".parse().unwrap();
-    let set = CompositeSet::generate(&digits, CompositeKind::Specific { task, distractors: true }, Pool::Test, 400, 7, 0.0);
+    let set = CompositeSet::generate(
+        &digits,
+        CompositeKind::Specific {
+            task,
+            distractors: true,
+        },
+        Pool::Test,
+        400,
+        7,
+        0.0,
+    );
     let mut ones = 0;
     for i in 0..set.len() {
         let canvas = set.image(i);
@@ -51,23 +66,40 @@ fn specific_task_places_target_and_distractors() {
         let target = sources[2];
         assert_ne!(target, EMPTY);
         let class = digits.label(target);
-        assert_eq!(class, task.class_of(set.labels[i]), "label matches the target digit");
+        assert_eq!(
+            class,
+            task.class_of(set.labels[i]),
+            "label matches the target digit"
+        );
         assert_eq!(class, set.targets[i]);
         ones += set.labels[i] as usize;
         for (q, &source) in sources.iter().enumerate() {
             assert_ne!(source, EMPTY, "quadrant {q} holds a distractor");
             assert!(source as usize >= digits.test_start(), "test pool only");
-            assert_eq!(quadrant(canvas, q), digits.small(source), "quadrant {q} shows exactly its digit");
+            assert_eq!(
+                quadrant(canvas, q),
+                digits.small(source),
+                "quadrant {q} shows exactly its digit"
+            );
         }
     }
-    assert!((150..250).contains(&ones), "classes a and b each about half: {ones} of 400");
+    assert!(
+        (150..250).contains(&ones),
+        "classes a and b each about half: {ones} of 400"
+    );
 }
 
 #[test]
 fn no_distractor_and_general_composites_leave_other_quadrants_empty() {
     let digits = shipped();
     let task: Task = "1-7@1".parse().unwrap();
-    let kinds = [CompositeKind::Specific { task, distractors: false }, CompositeKind::General];
+    let kinds = [
+        CompositeKind::Specific {
+            task,
+            distractors: false,
+        },
+        CompositeKind::General,
+    ];
     for kind in kinds {
         let set = CompositeSet::generate(&digits, kind, Pool::Train, 300, 11, 0.0);
         let mut seen_quadrants = [0; 4];
@@ -92,7 +124,10 @@ fn no_distractor_and_general_composites_leave_other_quadrants_empty() {
             }
         }
         if kind == CompositeKind::General {
-            assert!(seen_quadrants.iter().all(|&n| n > 50), "uniform quadrants: {seen_quadrants:?}");
+            assert!(
+                seen_quadrants.iter().all(|&n| n > 50),
+                "uniform quadrants: {seen_quadrants:?}"
+            );
         }
     }
 }
@@ -101,9 +136,24 @@ fn no_distractor_and_general_composites_leave_other_quadrants_empty() {
 fn background_noise_has_the_stated_moments() {
     let digits = shipped();
     let clean = CompositeSet::generate(&digits, CompositeKind::General, Pool::Test, 300, 5, 0.0);
-    let noisy = CompositeSet::generate(&digits, CompositeKind::General, Pool::Test, 300, 5, NOISE_STD);
-    assert_eq!(clean.sources, noisy.sources, "noise does not change the draw of digits");
-    let residual: Vec<f64> = noisy.images.iter().zip(&clean.images).map(|(n, c)| (n - c) as f64).collect();
+    let noisy = CompositeSet::generate(
+        &digits,
+        CompositeKind::General,
+        Pool::Test,
+        300,
+        5,
+        NOISE_STD,
+    );
+    assert_eq!(
+        clean.sources, noisy.sources,
+        "noise does not change the draw of digits"
+    );
+    let residual: Vec<f64> = noisy
+        .images
+        .iter()
+        .zip(&clean.images)
+        .map(|(n, c)| (n - c) as f64)
+        .collect();
     let n = residual.len() as f64;
     let mean = residual.iter().sum::<f64>() / n;
     let var = residual.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
@@ -118,10 +168,30 @@ fn generation_does_not_depend_on_thread_count() {
     let digits = shipped();
     let task: Task = "0-9@3".parse().unwrap();
     let make = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| CompositeSet::generate(&digits, CompositeKind::Specific { task, distractors: true }, Pool::Train, 257, 99, NOISE_STD))
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            CompositeSet::generate(
+                &digits,
+                CompositeKind::Specific {
+                    task,
+                    distractors: true,
+                },
+                Pool::Train,
+                257,
+                99,
+                NOISE_STD,
+            )
+        })
     };
     let (one, two) = (make(1), make(2));
-    assert!(one.images.iter().zip(&two.images).all(|(a, b)| a.to_bits() == b.to_bits()));
+    assert!(
+        one.images
+            .iter()
+            .zip(&two.images)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
     assert_eq!(one.labels, two.labels);
 }

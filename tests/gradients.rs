@@ -5,7 +5,9 @@
 //! readouts.
 
 use comod::data::CANVAS_PIXELS;
-use comod::net::{Arch, GradTargets, LayerKind, LayerSpec, Model, Nonlinearity, Readout, Workspace};
+use comod::net::{
+    Arch, GradTargets, LayerKind, LayerSpec, Model, Nonlinearity, Readout, Workspace,
+};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -23,11 +25,19 @@ fn arch_strategy() -> impl Strategy<Value = Arch> {
             let mut layers = vec![LayerSpec {
                 kind: LayerKind::Encoder,
                 size: 4 * quarter,
-                nonlinearity: Some(if exp { Nonlinearity::Exp } else { Nonlinearity::Relu }),
+                nonlinearity: Some(if exp {
+                    Nonlinearity::Exp
+                } else {
+                    Nonlinearity::Relu
+                }),
             }];
             for (local, q) in hidden {
                 layers.push(LayerSpec {
-                    kind: if local { LayerKind::Local } else { LayerKind::Dense },
+                    kind: if local {
+                        LayerKind::Local
+                    } else {
+                        LayerKind::Dense
+                    },
                     size: 4 * q,
                     nonlinearity: None,
                 });
@@ -45,7 +55,8 @@ fn arch_strategy() -> impl Strategy<Value = Arch> {
                 modulated_layer,
                 beta,
             };
-            arch.validate().expect("strategy builds valid architectures");
+            arch.validate()
+                .expect("strategy builds valid architectures");
             arch
         })
 }
@@ -78,13 +89,21 @@ fn build_case(arch: &Arch, seed: u64, batch: usize, pair: bool) -> Case {
     for g in &mut model.gain {
         *g = rng.random_range(0.2..1.8);
     }
-    let canvases = (0..batch * CANVAS_PIXELS).map(|_| rng.random_range(-0.1..1.0)).collect();
+    let canvases = (0..batch * CANVAS_PIXELS)
+        .map(|_| rng.random_range(-0.1..1.0))
+        .collect();
     let (readout, labels) = if pair {
         let a = rng.random_range(0..9u8);
         let b = rng.random_range(a + 1..10);
-        (Readout::Pair(a, b), (0..batch).map(|_| rng.random_range(0..2)).collect())
+        (
+            Readout::Pair(a, b),
+            (0..batch).map(|_| rng.random_range(0..2)).collect(),
+        )
     } else {
-        (Readout::All, (0..batch).map(|_| rng.random_range(0..10)).collect())
+        (
+            Readout::All,
+            (0..batch).map(|_| rng.random_range(0..10)).collect(),
+        )
     };
     Case {
         model,
@@ -96,7 +115,11 @@ fn build_case(arch: &Arch, seed: u64, batch: usize, pair: bool) -> Case {
 }
 
 /// Central difference of the loss w.r.t. one entry picked by `select`.
-fn finite_difference(case: &Case, ws: &mut Workspace<f64>, select: impl Fn(&mut Model<f64>) -> &mut f64) -> f64 {
+fn finite_difference(
+    case: &Case,
+    ws: &mut Workspace<f64>,
+    select: impl Fn(&mut Model<f64>) -> &mut f64,
+) -> f64 {
     const H: f64 = 1e-6;
     let mut plus = case.model.clone();
     *select(&mut plus) += H;
@@ -107,11 +130,14 @@ fn finite_difference(case: &Case, ws: &mut Workspace<f64>, select: impl Fn(&mut 
 
 fn assert_close(what: &str, analytic: f64, numeric: f64) {
     let err = (analytic - numeric).abs() / (1e-4 + analytic.abs().max(numeric.abs()));
-    assert!(err < 1e-4, "{what}: backward {analytic:e}, finite difference {numeric:e} (rel. error {err:e})");
+    assert!(
+        err < 1e-4,
+        "{what}: backward {analytic:e}, finite difference {numeric:e} (rel. error {err:e})"
+    );
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn backward_matches_finite_differences(arch in arch_strategy(), seed in any::<u64>(), batch in 1usize..4, pair in prop::bool::ANY) {

@@ -41,12 +41,31 @@ fn load_error(dir: &Path) -> String {
 fn raw_and_gzip_pairs_load_alike() {
     let (images, labels) = images_and_labels(50);
     let raw = tempfile::tempdir().unwrap();
-    write(raw.path(), "x-images-idx3-ubyte", &idx(0x803, &[50, 28, 28], &images));
-    write(raw.path(), "x-labels-idx1-ubyte", &idx(0x801, &[50], &labels));
+    write(
+        raw.path(),
+        "x-images-idx3-ubyte",
+        &idx(0x803, &[50, 28, 28], &images),
+    );
+    write(
+        raw.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[50], &labels),
+    );
     let gz = tempfile::tempdir().unwrap();
-    write(gz.path(), "x-images-idx3-ubyte.gz", &gzip(&idx(0x803, &[50, 28, 28], &images)));
-    write(gz.path(), "x-labels-idx1-ubyte.gz", &gzip(&idx(0x801, &[50], &labels)));
-    let (a, b) = (Digits::load(raw.path()).unwrap(), Digits::load(gz.path()).unwrap());
+    write(
+        gz.path(),
+        "x-images-idx3-ubyte.gz",
+        &gzip(&idx(0x803, &[50, 28, 28], &images)),
+    );
+    write(
+        gz.path(),
+        "x-labels-idx1-ubyte.gz",
+        &gzip(&idx(0x801, &[50], &labels)),
+    );
+    let (a, b) = (
+        Digits::load(raw.path()).unwrap(),
+        Digits::load(gz.path()).unwrap(),
+    );
     assert_eq!((a.len(), a.test_start()), (50, 40));
     for i in 0..50 {
         assert_eq!(a.small(i), b.small(i));
@@ -58,10 +77,21 @@ fn raw_and_gzip_pairs_load_alike() {
 fn wrong_magic_is_rejected_naming_the_file() {
     let (images, labels) = images_and_labels(50);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "x-images-idx3-ubyte", &idx(0x801, &[50, 28, 28], &images));
-    write(dir.path(), "x-labels-idx1-ubyte", &idx(0x801, &[50], &labels));
+    write(
+        dir.path(),
+        "x-images-idx3-ubyte",
+        &idx(0x801, &[50, 28, 28], &images),
+    );
+    write(
+        dir.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[50], &labels),
+    );
     let err = load_error(dir.path());
-    assert!(err.contains("x-images-idx3-ubyte") && err.contains("bad magic 0x00000801"), "{err}");
+    assert!(
+        err.contains("x-images-idx3-ubyte") && err.contains("bad magic 0x00000801"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,10 +99,21 @@ fn truncated_file_is_rejected_naming_the_file() {
     let (images, labels) = images_and_labels(50);
     let dir = tempfile::tempdir().unwrap();
     let full = idx(0x803, &[50, 28, 28], &images);
-    write(dir.path(), "x-images-idx3-ubyte.gz", &gzip(&full[..full.len() - 100]));
-    write(dir.path(), "x-labels-idx1-ubyte", &idx(0x801, &[50], &labels));
+    write(
+        dir.path(),
+        "x-images-idx3-ubyte.gz",
+        &gzip(&full[..full.len() - 100]),
+    );
+    write(
+        dir.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[50], &labels),
+    );
     let err = load_error(dir.path());
-    assert!(err.contains("x-images-idx3-ubyte.gz") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("x-images-idx3-ubyte.gz") && err.contains("truncated"),
+        "{err}"
+    );
     write(dir.path(), "x-images-idx3-ubyte.gz", &full[..3]);
     let err = load_error(dir.path());
     assert!(err.contains("truncated"), "{err}");
@@ -82,10 +123,21 @@ fn truncated_file_is_rejected_naming_the_file() {
 fn count_mismatch_is_rejected_naming_the_file() {
     let (images, labels) = images_and_labels(50);
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "x-images-idx3-ubyte", &idx(0x803, &[50, 28, 28], &images));
-    write(dir.path(), "x-labels-idx1-ubyte", &idx(0x801, &[49], &labels[..49]));
+    write(
+        dir.path(),
+        "x-images-idx3-ubyte",
+        &idx(0x803, &[50, 28, 28], &images),
+    );
+    write(
+        dir.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[49], &labels[..49]),
+    );
     let err = load_error(dir.path());
-    assert!(err.contains("x-labels-idx1-ubyte") && err.contains("49 labels but 50 images"), "{err}");
+    assert!(
+        err.contains("x-labels-idx1-ubyte") && err.contains("49 labels but 50 images"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -98,9 +150,16 @@ fn corrupt_gzip_is_rejected_naming_the_file() {
         *b ^= 0x5a;
     }
     write(dir.path(), "x-images-idx3-ubyte.gz", &bad);
-    write(dir.path(), "x-labels-idx1-ubyte", &idx(0x801, &[50], &labels));
+    write(
+        dir.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[50], &labels),
+    );
     let err = load_error(dir.path());
-    assert!(err.contains("x-images-idx3-ubyte.gz") && err.contains("corrupt gzip"), "{err}");
+    assert!(
+        err.contains("x-images-idx3-ubyte.gz") && err.contains("corrupt gzip"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,10 +168,18 @@ fn missing_files_and_bad_labels_are_reported() {
     assert!(load_error(dir.path()).contains("no IDX digits found"));
     let (images, mut labels) = images_and_labels(50);
     labels[3] = 12;
-    write(dir.path(), "x-images-idx3-ubyte", &idx(0x803, &[50, 28, 28], &images));
+    write(
+        dir.path(),
+        "x-images-idx3-ubyte",
+        &idx(0x803, &[50, 28, 28], &images),
+    );
     let err = load_error(dir.path());
     assert!(err.contains("no matching labels file"), "{err}");
-    write(dir.path(), "x-labels-idx1-ubyte", &idx(0x801, &[50], &labels));
+    write(
+        dir.path(),
+        "x-labels-idx1-ubyte",
+        &idx(0x801, &[50], &labels),
+    );
     let err = load_error(dir.path());
     assert!(err.contains("label 12 at index 3"), "{err}");
     let err = load_error(&dir.path().join("absent"));

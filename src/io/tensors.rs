@@ -53,7 +53,10 @@ pub fn write_tensors(
             TensorData::I64(v) => v.len(),
         };
         if count != len {
-            return Err(Error::tensor(path, format!("tensor {name}: shape {shape:?} needs {count} values, got {len}")));
+            return Err(Error::tensor(
+                path,
+                format!("tensor {name}: shape {shape:?} needs {count} values, got {len}"),
+            ));
         }
         let start = data.len();
         data.extend(tensor.bytes());
