@@ -1,6 +1,8 @@
 //! Adam (SPEC §4): β1 0.9, β2 0.999, ε 1e-8, in PyTorch's form so that a
 //! framework implementation can be compared step by step.
 
+use rayon::prelude::*;
+
 /// Adam state for one parameter vector.
 #[derive(Clone, Debug)]
 pub struct Adam {
@@ -31,24 +33,32 @@ impl Adam {
 
     /// One update: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
     /// θ ← θ − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε).
+    /// Element-wise, so splitting it across threads changes no result.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
         assert_eq!(params.len(), self.first.len());
         assert_eq!(grads.len(), self.first.len());
         self.steps += 1;
         let step_size = self.lr / (1.0 - BETA1.powi(self.steps));
         let root_correction = (1.0 - BETA2.powi(self.steps)).sqrt();
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(&mut self.first)
-            .zip(&mut self.second)
-        {
-            *m = BETA1 * *m + (1.0 - BETA1) * g;
-            *v = BETA2 * *v + (1.0 - BETA2) * g * g;
-            *p -= step_size * *m / (v.sqrt() / root_correction + EPSILON);
-        }
+        params
+            .par_chunks_mut(PARALLEL_CHUNK)
+            .zip(grads.par_chunks(PARALLEL_CHUNK))
+            .zip(self.first.par_chunks_mut(PARALLEL_CHUNK))
+            .zip(self.second.par_chunks_mut(PARALLEL_CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                let n = p.len();
+                let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+                for i in 0..n {
+                    m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
+                    v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
+                    p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
+                }
+            });
     }
 }
+
+/// Parameters per parallel task of [`Adam::step`].
+const PARALLEL_CHUNK: usize = 1 << 14;
 
 #[cfg(test)]
 mod tests {

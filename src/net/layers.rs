@@ -116,16 +116,24 @@ pub fn activation_forward<T: Real>(
     scale: Option<&[T]>,
     h: &mut [T],
 ) {
-    for (h_row, a_row) in h.chunks_exact_mut(n).zip(a.chunks_exact(n)) {
-        for (j, (hj, &aj)) in h_row.iter_mut().zip(a_row).enumerate() {
-            let v = match f {
-                Nonlinearity::Exp => aj.exp(),
-                Nonlinearity::Relu => aj.max(T::ZERO),
-            };
-            *hj = match scale {
-                Some(s) => v * s[j],
-                None => v,
-            };
+    let rows = a.len() / n;
+    let h = &mut h[..rows * n];
+    match f {
+        Nonlinearity::Exp => {
+            h.copy_from_slice(&a[..rows * n]);
+            T::exp_in_place(h);
+        }
+        Nonlinearity::Relu => {
+            for (hj, &aj) in h.iter_mut().zip(a) {
+                *hj = aj.max(T::ZERO);
+            }
+        }
+    }
+    if let Some(s) = scale {
+        for h_row in h.chunks_exact_mut(n) {
+            for (hj, &sj) in h_row.iter_mut().zip(s) {
+                *hj *= sj;
+            }
         }
     }
 }
@@ -161,8 +169,9 @@ pub fn activation_backward<T: Real>(
 /// Per-neuron factor of the modulated layer, exp(m·c − β) (SPEC §2).
 pub fn modulation_factor<T: Real>(m: T, coupling: &[T], beta: T, out: &mut [T]) {
     for (o, &c) in out.iter_mut().zip(coupling) {
-        *o = (m * c - beta).exp();
+        *o = m * c - beta;
     }
+    T::exp_in_place(out);
 }
 
 /// Gradient w.r.t. the coupling: since ∂h/∂c_j = m·h_j,

@@ -42,6 +42,8 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// e^self.
     fn exp(self) -> Self;
+    /// xs ← e^xs (vectorised for f32, see [`crate::net::vexp`]).
+    fn exp_in_place(xs: &mut [Self]);
     /// Natural logarithm.
     fn ln(self) -> Self;
     /// The larger of the two.
@@ -71,7 +73,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path) => {
+    ($t:ty, $gemm:path, $exp_in_place:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -83,6 +85,9 @@ macro_rules! impl_real {
             }
             fn exp(self) -> Self {
                 <$t>::exp(self)
+            }
+            fn exp_in_place(xs: &mut [Self]) {
+                $exp_in_place(xs)
             }
             fn ln(self) -> Self {
                 <$t>::ln(self)
@@ -113,8 +118,10 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f32, matrixmultiply::sgemm);
-impl_real!(f64, matrixmultiply::dgemm);
+impl_real!(f32, matrixmultiply::sgemm, crate::net::vexp::exp_in_place);
+impl_real!(f64, matrixmultiply::dgemm, |xs: &mut [f64]| xs
+    .iter_mut()
+    .for_each(|x| *x = x.exp()));
 
 /// A read-only strided matrix view into a slice.
 #[derive(Clone, Copy, Debug)]

@@ -72,15 +72,9 @@ pub fn pretrain(
     let mut grads = model.zero_grads();
     let mut ws = model.workspace(options.batch.max(EVAL_CHUNK));
     let heldout = heldout_set(digits, options.seed);
-    let mut train = CompositeSet::default();
-    let mut report = PretrainReport {
-        epochs: 0,
-        heldout_accuracy: 0.0,
-        reached_target: false,
-    };
-    for epoch in 1..=options.max_epochs {
+    let epoch_set = |epoch: usize, set: &mut CompositeSet| {
         let seed = derive_seed(options.seed, &["pretrain-epoch".into(), epoch.into()]);
-        train.regenerate(
+        set.regenerate(
             digits,
             CompositeKind::General,
             Pool::Train,
@@ -88,19 +82,40 @@ pub fn pretrain(
             seed,
             NOISE_STD,
         );
-        let mut loss_sum = 0.0;
-        let mut batches = 0;
-        for (images, labels) in train
-            .images
-            .chunks(options.batch * CANVAS_PIXELS)
-            .zip(train.labels.chunks(options.batch))
-        {
-            model.forward(&mut ws, images, 0.0);
-            loss_sum += model.loss(&mut ws, labels, Readout::All) as f64;
-            model.backward(&mut ws, GradTargets::WEIGHTS, &mut grads);
-            adam.step(&mut model.params, &grads.params);
-            batches += 1;
-        }
+    };
+    // Double buffer: the next epoch's composites are drawn while this one trains.
+    let (mut train, mut next) = (CompositeSet::default(), CompositeSet::default());
+    epoch_set(1, &mut next);
+    let mut report = PretrainReport {
+        epochs: 0,
+        heldout_accuracy: 0.0,
+        reached_target: false,
+    };
+    for epoch in 1..=options.max_epochs {
+        std::mem::swap(&mut train, &mut next);
+        let ((loss_sum, batches), ()) = rayon::join(
+            || {
+                let mut loss_sum = 0.0;
+                let mut batches = 0;
+                for (images, labels) in train
+                    .images
+                    .chunks(options.batch * CANVAS_PIXELS)
+                    .zip(train.labels.chunks(options.batch))
+                {
+                    model.forward(&mut ws, images, 0.0);
+                    loss_sum += model.loss(&mut ws, labels, Readout::All) as f64;
+                    model.backward(&mut ws, GradTargets::WEIGHTS, &mut grads);
+                    adam.step(&mut model.params, &grads.params);
+                    batches += 1;
+                }
+                (loss_sum, batches)
+            },
+            || {
+                if epoch < options.max_epochs {
+                    epoch_set(epoch + 1, &mut next);
+                }
+            },
+        );
         let heldout_accuracy = accuracy(
             &model,
             &mut ws,
