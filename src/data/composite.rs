@@ -141,20 +141,23 @@ impl CompositeSet {
         noise_std: f32,
     ) -> CompositeSet {
         let mut set = CompositeSet::default();
-        set.regenerate(digits, kind, pool, n, seed, noise_std);
+        set.regenerate(digits, kind, pool, 0..n, seed, noise_std);
         set
     }
 
-    /// Like [`CompositeSet::generate`], reusing this set's buffers.
+    /// Examples `range` of the set that [`CompositeSet::generate`] would
+    /// make with `range.end` examples, reusing this set's buffers: a large
+    /// set can be drawn piece by piece with the same result.
     pub fn regenerate(
         &mut self,
         digits: &Digits,
         kind: CompositeKind,
         pool: Pool,
-        n: usize,
+        range: std::ops::Range<usize>,
         seed: u64,
         noise_std: f32,
     ) {
+        let (first, n) = (range.start, range.len());
         self.images.resize(n * CANVAS_PIXELS, 0.0);
         self.labels.resize(n, 0);
         self.targets.resize(n, 0);
@@ -166,7 +169,7 @@ impl CompositeSet {
             .zip(self.sources.par_iter_mut())
             .enumerate()
             .for_each(|(i, (((canvas, label), target), sources))| {
-                let mut rng = rng_for(seed, &[i.into()]);
+                let mut rng = rng_for(seed, &[(first + i).into()]);
                 (*label, *target, *sources) = draw(&mut rng, digits, pool, kind, noise_std, canvas);
             });
     }

@@ -4,7 +4,9 @@
 //! `[batch, n]` row-major. The math of each pair is in its doc comment.
 
 use crate::net::arch::Nonlinearity;
-use crate::net::linalg::{Mat, MatMut, Real, gemm};
+use rayon::prelude::*;
+
+use crate::net::linalg::{Mat, MatMut, Real, gemm, gemm_groups, gemm_serial_into};
 
 /// Shape of a linear layer whose neurons are split into `groups` equal
 /// blocks, each connected only to the same-numbered block of inputs
@@ -55,12 +57,25 @@ pub fn linear_forward<T: Real>(
     for row in a[..batch * shape.outputs].chunks_exact_mut(shape.outputs) {
         row.copy_from_slice(b);
     }
-    for g in 0..shape.groups {
+    if shape.groups == 1 {
         gemm(
-            Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
-            Mat::strided(w, g * no * ni, no, ni, ni, 1).t(),
+            Mat::strided(x, 0, batch, ni, shape.inputs, 1),
+            Mat::row_major(w, no, ni).t(),
             true,
-            MatMut::strided(a, g * no, batch, no, shape.outputs),
+            MatMut::strided(a, 0, batch, no, shape.outputs),
+        );
+    } else {
+        gemm_groups(
+            shape.groups,
+            |g| {
+                (
+                    Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                    Mat::strided(w, g * no * ni, no, ni, ni, 1).t(),
+                )
+            },
+            true,
+            a,
+            shape.outputs,
         );
     }
 }
@@ -80,13 +95,24 @@ pub fn linear_backward<T: Real>(
 ) {
     let (ni, no) = (shape.group_inputs(), shape.group_outputs());
     if let Some((dw, db)) = dw_db {
-        for g in 0..shape.groups {
+        if shape.groups == 1 {
             gemm(
-                Mat::strided(da, g * no, batch, no, shape.outputs, 1).t(),
-                Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                Mat::strided(da, 0, batch, no, shape.outputs, 1).t(),
+                Mat::strided(x, 0, batch, ni, shape.inputs, 1),
                 false,
-                MatMut::strided(dw, g * no * ni, no, ni, ni),
+                MatMut::row_major(dw, no, ni),
             );
+        } else {
+            // Block g of dW is its own contiguous [no, ni] slice.
+            dw.par_chunks_mut(no * ni)
+                .enumerate()
+                .for_each(|(g, block)| {
+                    gemm_serial_into(
+                        Mat::strided(da, g * no, batch, no, shape.outputs, 1).t(),
+                        Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                        MatMut::row_major(block, no, ni),
+                    )
+                });
         }
         db.fill(T::ZERO);
         for row in da[..batch * shape.outputs].chunks_exact(shape.outputs) {
@@ -96,12 +122,25 @@ pub fn linear_backward<T: Real>(
         }
     }
     if let Some(dx) = dx {
-        for g in 0..shape.groups {
+        if shape.groups == 1 {
             gemm(
-                Mat::strided(da, g * no, batch, no, shape.outputs, 1),
-                Mat::strided(w, g * no * ni, no, ni, ni, 1),
+                Mat::strided(da, 0, batch, no, shape.outputs, 1),
+                Mat::row_major(w, no, ni),
                 false,
-                MatMut::strided(dx, g * ni, batch, ni, shape.inputs),
+                MatMut::strided(dx, 0, batch, ni, shape.inputs),
+            );
+        } else {
+            gemm_groups(
+                shape.groups,
+                |g| {
+                    (
+                        Mat::strided(da, g * no, batch, no, shape.outputs, 1),
+                        Mat::strided(w, g * no * ni, no, ni, ni, 1),
+                    )
+                },
+                false,
+                dx,
+                shape.inputs,
             );
         }
     }

@@ -260,6 +260,76 @@ pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'
         });
 }
 
+/// For each group g: C[:, g·n .. (g+1)·n] = A_g·B_g (or += when
+/// `accumulate`), where C is row-major with `row_stride`, starting at
+/// `offset`; the groups run in parallel, each product on one thread.
+/// This is how block-diagonal layers (the encoder's quadrants, `local`
+/// layers) run without splitting, and so re-packing, each small product.
+pub fn gemm_groups<'a, T: Real>(
+    groups: usize,
+    operands: impl Fn(usize) -> (Mat<'a, T>, Mat<'a, T>) + Sync,
+    accumulate: bool,
+    c: &mut [T],
+    row_stride: usize,
+) {
+    let beta = if accumulate { T::ONE } else { T::ZERO };
+    let (a0, b0) = operands(0);
+    let (m, n) = (a0.rows, b0.cols);
+    assert!(groups * n <= row_stride, "column blocks exceed a row");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * row_stride + groups * n <= c.len(),
+        "output out of bounds"
+    );
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    (0..groups).into_par_iter().for_each(|g| {
+        let (a, b) = operands(g);
+        assert_eq!(
+            (a.rows, b.cols, a.cols),
+            (m, n, b.rows),
+            "groups differ in shape"
+        );
+        let c_ptr = &c_ptr;
+        // SAFETY: group g writes only columns g·n..(g+1)·n of the m rows,
+        // which the assertions above place inside `c`; the column blocks of
+        // different groups are disjoint, so no element is written twice.
+        unsafe {
+            T::gemm_raw(
+                m,
+                a.cols,
+                n,
+                T::ONE,
+                a.data.as_ptr().add(a.offset),
+                a.row_stride as isize,
+                a.col_stride as isize,
+                b.data.as_ptr().add(b.offset),
+                b.row_stride as isize,
+                b.col_stride as isize,
+                beta,
+                c_ptr.0.add(g * n),
+                row_stride as isize,
+                1,
+            )
+        }
+    });
+}
+
+/// C = A·B on the calling thread (for callers that parallelise above).
+pub fn gemm_serial_into<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, c: MatMut<'_, T>) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    assert_eq!((a.rows, b.cols), (c.rows, c.cols), "output shape differs");
+    if c.rows > 0 && c.cols > 0 {
+        gemm_serial(a, b, T::ZERO, &mut c.data[c.offset..], c.row_stride, c.cols);
+    }
+}
+
+/// A raw output pointer shared by threads that write disjoint elements.
+struct SendPtr<T>(*mut T);
+// SAFETY: only used by `gemm_groups`, whose threads write disjoint elements.
+unsafe impl<T> Sync for SendPtr<T> {}
+
 /// One `matrixmultiply` call; `c` starts at the first output element.
 fn gemm_serial<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: &mut [T], rsc: usize, n: usize) {
     let m = a.rows;

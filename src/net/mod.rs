@@ -6,6 +6,7 @@ pub mod arch;
 pub mod layers;
 pub mod linalg;
 pub mod model;
+pub mod simd;
 pub mod vexp;
 
 pub use adam::Adam;

@@ -2,7 +2,7 @@
 //! 4000 fresh composites per epoch from the train pool, until the held-out
 //! 10-way accuracy reaches 0.90 or the epoch cap.
 
-use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
+use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
 use crate::net::{Adam, Arch, GradTargets, Model, Readout};
 use crate::rng::derive_seed;
 use crate::train::evaluate::{EVAL_CHUNK, accuracy, heldout_set};
@@ -72,50 +72,49 @@ pub fn pretrain(
     let mut grads = model.zero_grads();
     let mut ws = model.workspace(options.batch.max(EVAL_CHUNK));
     let heldout = heldout_set(digits, options.seed);
-    let epoch_set = |epoch: usize, set: &mut CompositeSet| {
+    let batches = options.examples_per_epoch.div_ceil(options.batch);
+    // Batch k of epoch e holds examples k·B.. of that epoch's composite set.
+    let draw_batch = |epoch: usize, k: usize, set: &mut CompositeSet| {
         let seed = derive_seed(options.seed, &["pretrain-epoch".into(), epoch.into()]);
+        let range = k * options.batch..((k + 1) * options.batch).min(options.examples_per_epoch);
         set.regenerate(
             digits,
             CompositeKind::General,
             Pool::Train,
-            options.examples_per_epoch,
+            range,
             seed,
             NOISE_STD,
         );
     };
-    // Double buffer: the next epoch's composites are drawn while this one trains.
-    let (mut train, mut next) = (CompositeSet::default(), CompositeSet::default());
-    epoch_set(1, &mut next);
+    // Double buffer: the next batch is drawn while this one trains, and
+    // only one batch is in memory, so the model stays in cache.
+    let (mut current, mut next) = (CompositeSet::default(), CompositeSet::default());
+    draw_batch(1, 0, &mut next);
     let mut report = PretrainReport {
         epochs: 0,
         heldout_accuracy: 0.0,
         reached_target: false,
     };
     for epoch in 1..=options.max_epochs {
-        std::mem::swap(&mut train, &mut next);
-        let ((loss_sum, batches), ()) = rayon::join(
-            || {
-                let mut loss_sum = 0.0;
-                let mut batches = 0;
-                for (images, labels) in train
-                    .images
-                    .chunks(options.batch * CANVAS_PIXELS)
-                    .zip(train.labels.chunks(options.batch))
-                {
-                    model.forward(&mut ws, images, 0.0);
-                    loss_sum += model.loss(&mut ws, labels, Readout::All) as f64;
+        let mut loss_sum = 0.0;
+        for k in 0..batches {
+            std::mem::swap(&mut current, &mut next);
+            let (loss, ()) = rayon::join(
+                || {
+                    model.forward(&mut ws, &current.images, 0.0);
+                    let loss = model.loss(&mut ws, &current.labels, Readout::All);
                     model.backward(&mut ws, GradTargets::WEIGHTS, &mut grads);
                     adam.step(&mut model.params, &grads.params);
-                    batches += 1;
-                }
-                (loss_sum, batches)
-            },
-            || {
-                if epoch < options.max_epochs {
-                    epoch_set(epoch + 1, &mut next);
-                }
-            },
-        );
+                    loss
+                },
+                || match (k + 1 < batches, epoch < options.max_epochs) {
+                    (true, _) => draw_batch(epoch, k + 1, &mut next),
+                    (false, true) => draw_batch(epoch + 1, 0, &mut next),
+                    (false, false) => {}
+                },
+            );
+            loss_sum += loss as f64;
+        }
         let heldout_accuracy = accuracy(
             &model,
             &mut ws,
@@ -126,7 +125,7 @@ pub fn pretrain(
         );
         on_epoch(&EpochStats {
             epoch,
-            loss: loss_sum / batches.max(1) as f64,
+            loss: loss_sum / batches as f64,
             heldout_accuracy,
         });
         report = PretrainReport {
