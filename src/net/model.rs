@@ -313,7 +313,12 @@ impl<T: Real> Model<T> {
 
     /// Logits `[B, 10]` of the last forward pass.
     pub fn logits<'w>(&self, ws: &'w Workspace<T>) -> &'w [T] {
-        &ws.pre[self.arch.depth() - 1][..ws.batch * self.arch.size(self.arch.depth())]
+        self.pre_activations(ws, self.arch.depth())
+    }
+
+    /// Pre-activations a_l `[B, N_l]` of layer `l` in the last forward pass.
+    pub fn pre_activations<'w>(&self, ws: &'w Workspace<T>, l: usize) -> &'w [T] {
+        &ws.pre[l - 1][..ws.batch * self.arch.size(l)]
     }
 
     /// Mean cross-entropy of the last forward pass (SPEC §2); leaves
