@@ -215,6 +215,11 @@ impl<T: Real> Model<T> {
         &self.layers[l - 1]
     }
 
+    /// Multiply-adds of one example's forward pass (blocks only).
+    pub fn forward_macs(&self) -> usize {
+        self.layers.iter().map(|l| l.shape.macs()).sum()
+    }
+
     /// Stored weights of layer `l`.
     pub fn weights(&self, l: usize) -> &[T] {
         &self.params[self.layer(l).weights.clone()]

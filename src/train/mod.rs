@@ -4,4 +4,4 @@ pub mod evaluate;
 pub mod pretrain;
 
 pub use evaluate::{PairAccuracy, general_accuracy, pair_accuracy};
-pub use pretrain::{EpochStats, PretrainOptions, PretrainReport, pretrain};
+pub use pretrain::{EpochStats, PretrainOptions, PretrainReport, Pretrainer, pretrain};

@@ -3,7 +3,7 @@
 //! 10-way accuracy reaches 0.90 or the epoch cap.
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
-use crate::net::{Adam, Arch, GradTargets, Model, Readout};
+use crate::net::{Adam, Arch, GradTargets, Grads, Model, Readout, Workspace};
 use crate::rng::derive_seed;
 use crate::train::evaluate::{EVAL_CHUNK, accuracy, heldout_set};
 
@@ -59,6 +59,138 @@ pub struct PretrainReport {
     pub reached_target: bool,
 }
 
+/// A pretraining run in progress, one epoch at a time (SPEC §4): the
+/// network, Adam state, buffers allocated once, and the held-out set.
+pub struct Pretrainer<'d> {
+    digits: &'d Digits,
+    options: PretrainOptions,
+    model: Model<f32>,
+    adam: Adam,
+    grads: Grads<f32>,
+    ws: Workspace<f32>,
+    heldout: CompositeSet,
+    /// The batch being trained on and the one being drawn meanwhile.
+    current: CompositeSet,
+    next: CompositeSet,
+    epochs_done: usize,
+}
+
+impl<'d> Pretrainer<'d> {
+    /// A freshly initialised network of `arch` and everything to train it.
+    pub fn new(arch: &Arch, digits: &'d Digits, options: &PretrainOptions) -> Pretrainer<'d> {
+        let model = Model::<f32>::init(arch, derive_seed(options.seed, &["pretrain".into()]));
+        let mut trainer = Pretrainer {
+            digits,
+            options: options.clone(),
+            adam: Adam::new(model.params.len(), options.lr),
+            grads: model.zero_grads(),
+            ws: model.workspace(options.batch.max(EVAL_CHUNK)),
+            heldout: heldout_set(digits, options.seed),
+            model,
+            current: CompositeSet::default(),
+            next: CompositeSet::default(),
+            epochs_done: 0,
+        };
+        draw_batch(digits, options, 1, 0, &mut trainer.next);
+        trainer
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        self.options.examples_per_epoch.div_ceil(self.options.batch)
+    }
+
+    /// Trains one epoch and measures the held-out accuracy. The next batch
+    /// is drawn while the current one trains, and only one batch is in
+    /// memory at a time, so the model stays in cache.
+    pub fn run_epoch(&mut self) -> EpochStats {
+        let epoch = self.epochs_done + 1;
+        let batches = self.batches_per_epoch();
+        let mut loss_sum = 0.0;
+        for k in 0..batches {
+            std::mem::swap(&mut self.current, &mut self.next);
+            let (next_epoch, next_k) = if k + 1 < batches {
+                (epoch, k + 1)
+            } else {
+                (epoch + 1, 0)
+            };
+            let Pretrainer {
+                digits,
+                options,
+                model,
+                adam,
+                grads,
+                ws,
+                current,
+                next,
+                ..
+            } = self;
+            let (loss, ()) = rayon::join(
+                || {
+                    model.forward(ws, &current.images, 0.0);
+                    let loss = model.loss(ws, &current.labels, Readout::All);
+                    model.backward(ws, GradTargets::WEIGHTS, grads);
+                    adam.step(&mut model.params, &grads.params);
+                    loss
+                },
+                || draw_batch(digits, options, next_epoch, next_k, next),
+            );
+            loss_sum += loss as f64;
+        }
+        self.epochs_done = epoch;
+        let heldout = &self.heldout;
+        let heldout_accuracy = accuracy(
+            &self.model,
+            &mut self.ws,
+            heldout,
+            &heldout.labels,
+            Readout::All,
+            0.0,
+        );
+        EpochStats {
+            epoch,
+            loss: loss_sum / batches as f64,
+            heldout_accuracy,
+        }
+    }
+
+    /// The network as trained so far.
+    pub fn model(&self) -> &Model<f32> {
+        &self.model
+    }
+
+    /// Floating-point operations of one epoch: per training example the
+    /// forward pass, the weight gradients (as many multiply-adds) and the
+    /// input gradients of layers 2..L; per held-out example a forward pass.
+    pub fn flops_per_epoch(&self) -> f64 {
+        let forward = self.model.forward_macs() as f64;
+        let input_grads = forward - self.model.layer(1).shape.macs() as f64;
+        let train = self.options.examples_per_epoch as f64 * (2.0 * forward + input_grads);
+        let eval = self.heldout.len() as f64 * forward;
+        2.0 * (train + eval)
+    }
+}
+
+/// Draws batch `k` of `epoch`: examples k·B.. of that epoch's composite set.
+fn draw_batch(
+    digits: &Digits,
+    options: &PretrainOptions,
+    epoch: usize,
+    k: usize,
+    set: &mut CompositeSet,
+) {
+    let (batch, total) = (options.batch, options.examples_per_epoch);
+    let seed = derive_seed(options.seed, &["pretrain-epoch".into(), epoch.into()]);
+    let range = k * batch..((k + 1) * batch).min(total);
+    set.regenerate(
+        digits,
+        CompositeKind::General,
+        Pool::Train,
+        range,
+        seed,
+        NOISE_STD,
+    );
+}
+
 /// Pretrains a fresh network of `arch`; `on_epoch` sees every epoch
 /// (for progress display). Modulation is off (c = 0, g = 1) throughout.
 pub fn pretrain(
@@ -67,75 +199,23 @@ pub fn pretrain(
     options: &PretrainOptions,
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> (Model<f32>, PretrainReport) {
-    let mut model = Model::<f32>::init(arch, derive_seed(options.seed, &["pretrain".into()]));
-    let mut adam = Adam::new(model.params.len(), options.lr);
-    let mut grads = model.zero_grads();
-    let mut ws = model.workspace(options.batch.max(EVAL_CHUNK));
-    let heldout = heldout_set(digits, options.seed);
-    let batches = options.examples_per_epoch.div_ceil(options.batch);
-    // Batch k of epoch e holds examples k·B.. of that epoch's composite set.
-    let draw_batch = |epoch: usize, k: usize, set: &mut CompositeSet| {
-        let seed = derive_seed(options.seed, &["pretrain-epoch".into(), epoch.into()]);
-        let range = k * options.batch..((k + 1) * options.batch).min(options.examples_per_epoch);
-        set.regenerate(
-            digits,
-            CompositeKind::General,
-            Pool::Train,
-            range,
-            seed,
-            NOISE_STD,
-        );
-    };
-    // Double buffer: the next batch is drawn while this one trains, and
-    // only one batch is in memory, so the model stays in cache.
-    let (mut current, mut next) = (CompositeSet::default(), CompositeSet::default());
-    draw_batch(1, 0, &mut next);
+    let mut trainer = Pretrainer::new(arch, digits, options);
     let mut report = PretrainReport {
         epochs: 0,
         heldout_accuracy: 0.0,
         reached_target: false,
     };
-    for epoch in 1..=options.max_epochs {
-        let mut loss_sum = 0.0;
-        for k in 0..batches {
-            std::mem::swap(&mut current, &mut next);
-            let (loss, ()) = rayon::join(
-                || {
-                    model.forward(&mut ws, &current.images, 0.0);
-                    let loss = model.loss(&mut ws, &current.labels, Readout::All);
-                    model.backward(&mut ws, GradTargets::WEIGHTS, &mut grads);
-                    adam.step(&mut model.params, &grads.params);
-                    loss
-                },
-                || match (k + 1 < batches, epoch < options.max_epochs) {
-                    (true, _) => draw_batch(epoch, k + 1, &mut next),
-                    (false, true) => draw_batch(epoch + 1, 0, &mut next),
-                    (false, false) => {}
-                },
-            );
-            loss_sum += loss as f64;
-        }
-        let heldout_accuracy = accuracy(
-            &model,
-            &mut ws,
-            &heldout,
-            &heldout.labels,
-            Readout::All,
-            0.0,
-        );
-        on_epoch(&EpochStats {
-            epoch,
-            loss: loss_sum / batches as f64,
-            heldout_accuracy,
-        });
+    for _ in 0..options.max_epochs {
+        let stats = trainer.run_epoch();
+        on_epoch(&stats);
         report = PretrainReport {
-            epochs: epoch,
-            heldout_accuracy,
-            reached_target: heldout_accuracy >= options.target_accuracy,
+            epochs: stats.epoch,
+            heldout_accuracy: stats.heldout_accuracy,
+            reached_target: stats.heldout_accuracy >= options.target_accuracy,
         };
         if report.reached_target {
             break;
         }
     }
-    (model, report)
+    (trainer.model, report)
 }
