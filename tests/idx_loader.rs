@@ -2,9 +2,13 @@
 //! ones with an error naming the file.
 
 use std::io::Write;
-use std::path::Path;
 
 use comod::data::Digits;
+use tempfile::TempDir;
+
+const IMAGES: &str = "x-images-idx3-ubyte";
+const LABELS: &str = "x-labels-idx1-ubyte";
+const N: usize = 50;
 
 /// IDX bytes: magic, dimensions, payload.
 fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
@@ -22,52 +26,54 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-/// 50 digits (labels i mod 10, so both pools hold every class).
-fn images_and_labels(n: usize) -> (Vec<u8>, Vec<u8>) {
-    let images = (0..n * 784).map(|i| (i % 251) as u8).collect();
-    let labels = (0..n).map(|i| (i % 10) as u8).collect();
-    (images, labels)
+/// A valid image file of N digits.
+fn images() -> Vec<u8> {
+    let pixels: Vec<u8> = (0..N * 784).map(|i| (i % 251) as u8).collect();
+    idx(0x803, &[N as u32, 28, 28], &pixels)
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::write(dir.join(name), bytes).unwrap();
+/// Labels i mod 10, so both pools hold every class.
+fn labels_payload() -> Vec<u8> {
+    (0..N).map(|i| (i % 10) as u8).collect()
 }
 
-fn load_error(dir: &Path) -> String {
-    Digits::load(dir).expect_err("must be rejected").to_string()
+fn labels() -> Vec<u8> {
+    idx(0x801, &[N as u32], &labels_payload())
+}
+
+/// A folder holding the named files.
+fn folder(files: &[(&str, Vec<u8>)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+/// Loads the folder, expects an error containing every needle.
+fn assert_rejected(files: &[(&str, Vec<u8>)], needles: &[&str]) {
+    let dir = folder(files);
+    let err = Digits::load(dir.path())
+        .expect_err("must be rejected")
+        .to_string();
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
 }
 
 #[test]
 fn raw_and_gzip_pairs_load_alike() {
-    let (images, labels) = images_and_labels(50);
-    let raw = tempfile::tempdir().unwrap();
-    write(
-        raw.path(),
-        "x-images-idx3-ubyte",
-        &idx(0x803, &[50, 28, 28], &images),
-    );
-    write(
-        raw.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[50], &labels),
-    );
-    let gz = tempfile::tempdir().unwrap();
-    write(
-        gz.path(),
-        "x-images-idx3-ubyte.gz",
-        &gzip(&idx(0x803, &[50, 28, 28], &images)),
-    );
-    write(
-        gz.path(),
-        "x-labels-idx1-ubyte.gz",
-        &gzip(&idx(0x801, &[50], &labels)),
-    );
+    let raw = folder(&[(IMAGES, images()), (LABELS, labels())]);
+    let gz = folder(&[
+        ("x-images-idx3-ubyte.gz", gzip(&images())),
+        ("x-labels-idx1-ubyte.gz", gzip(&labels())),
+    ]);
     let (a, b) = (
         Digits::load(raw.path()).unwrap(),
         Digits::load(gz.path()).unwrap(),
     );
-    assert_eq!((a.len(), a.test_start()), (50, 40));
-    for i in 0..50 {
+    assert_eq!((a.len(), a.test_start()), (N, 40));
+    for i in 0..N as u32 {
         assert_eq!(a.small(i), b.small(i));
         assert_eq!(a.label(i), (i % 10) as u8);
     }
@@ -75,113 +81,63 @@ fn raw_and_gzip_pairs_load_alike() {
 
 #[test]
 fn wrong_magic_is_rejected_naming_the_file() {
-    let (images, labels) = images_and_labels(50);
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "x-images-idx3-ubyte",
-        &idx(0x801, &[50, 28, 28], &images),
-    );
-    write(
-        dir.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[50], &labels),
-    );
-    let err = load_error(dir.path());
-    assert!(
-        err.contains("x-images-idx3-ubyte") && err.contains("bad magic 0x00000801"),
-        "{err}"
+    let mut bad = images();
+    bad[3] = 0x01;
+    assert_rejected(
+        &[(IMAGES, bad), (LABELS, labels())],
+        &[IMAGES, "bad magic 0x00000801"],
     );
 }
 
 #[test]
 fn truncated_file_is_rejected_naming_the_file() {
-    let (images, labels) = images_and_labels(50);
-    let dir = tempfile::tempdir().unwrap();
-    let full = idx(0x803, &[50, 28, 28], &images);
-    write(
-        dir.path(),
-        "x-images-idx3-ubyte.gz",
-        &gzip(&full[..full.len() - 100]),
+    let full = images();
+    let cut = gzip(&full[..full.len() - 100]);
+    assert_rejected(
+        &[("x-images-idx3-ubyte.gz", cut), (LABELS, labels())],
+        &["x-images-idx3-ubyte.gz", "truncated"],
     );
-    write(
-        dir.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[50], &labels),
+    assert_rejected(
+        &[(IMAGES, full[..3].to_vec()), (LABELS, labels())],
+        &[IMAGES, "truncated"],
     );
-    let err = load_error(dir.path());
-    assert!(
-        err.contains("x-images-idx3-ubyte.gz") && err.contains("truncated"),
-        "{err}"
-    );
-    write(dir.path(), "x-images-idx3-ubyte.gz", &full[..3]);
-    let err = load_error(dir.path());
-    assert!(err.contains("truncated"), "{err}");
 }
 
 #[test]
 fn count_mismatch_is_rejected_naming_the_file() {
-    let (images, labels) = images_and_labels(50);
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "x-images-idx3-ubyte",
-        &idx(0x803, &[50, 28, 28], &images),
-    );
-    write(
-        dir.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[49], &labels[..49]),
-    );
-    let err = load_error(dir.path());
-    assert!(
-        err.contains("x-labels-idx1-ubyte") && err.contains("49 labels but 50 images"),
-        "{err}"
+    let short = idx(0x801, &[N as u32 - 1], &labels_payload()[..N - 1]);
+    assert_rejected(
+        &[(IMAGES, images()), (LABELS, short)],
+        &[LABELS, "49 labels but 50 images"],
     );
 }
 
 #[test]
 fn corrupt_gzip_is_rejected_naming_the_file() {
-    let (images, labels) = images_and_labels(50);
-    let dir = tempfile::tempdir().unwrap();
-    let mut bad = gzip(&idx(0x803, &[50, 28, 28], &images));
+    let mut bad = gzip(&images());
     let middle = bad.len() / 2;
     for b in &mut bad[20..middle] {
         *b ^= 0x5a;
     }
-    write(dir.path(), "x-images-idx3-ubyte.gz", &bad);
-    write(
-        dir.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[50], &labels),
-    );
-    let err = load_error(dir.path());
-    assert!(
-        err.contains("x-images-idx3-ubyte.gz") && err.contains("corrupt gzip"),
-        "{err}"
+    assert_rejected(
+        &[("x-images-idx3-ubyte.gz", bad), (LABELS, labels())],
+        &["x-images-idx3-ubyte.gz", "corrupt gzip"],
     );
 }
 
 #[test]
 fn missing_files_and_bad_labels_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(load_error(dir.path()).contains("no IDX digits found"));
-    let (images, mut labels) = images_and_labels(50);
-    labels[3] = 12;
-    write(
-        dir.path(),
-        "x-images-idx3-ubyte",
-        &idx(0x803, &[50, 28, 28], &images),
+    assert_rejected(&[], &["no IDX digits found"]);
+    assert_rejected(&[(IMAGES, images())], &[IMAGES, "no matching labels file"]);
+    let mut payload = labels_payload();
+    payload[3] = 12;
+    let bad = idx(0x801, &[N as u32], &payload);
+    assert_rejected(
+        &[(IMAGES, images()), (LABELS, bad)],
+        &[LABELS, "label 12 at index 3"],
     );
-    let err = load_error(dir.path());
-    assert!(err.contains("no matching labels file"), "{err}");
-    write(
-        dir.path(),
-        "x-labels-idx1-ubyte",
-        &idx(0x801, &[50], &labels),
-    );
-    let err = load_error(dir.path());
-    assert!(err.contains("label 12 at index 3"), "{err}");
-    let err = load_error(&dir.path().join("absent"));
-    assert!(err.contains("absent"), "{err}");
+    let err = Digits::load(std::path::Path::new("/nonexistent/absent"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/nonexistent/absent"), "{err}");
 }

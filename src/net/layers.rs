@@ -57,27 +57,18 @@ pub fn linear_forward<T: Real>(
     for row in a[..batch * shape.outputs].chunks_exact_mut(shape.outputs) {
         row.copy_from_slice(b);
     }
-    if shape.groups == 1 {
-        gemm(
-            Mat::strided(x, 0, batch, ni, shape.inputs, 1),
-            Mat::row_major(w, no, ni).t(),
-            true,
-            MatMut::strided(a, 0, batch, no, shape.outputs),
-        );
-    } else {
-        gemm_groups(
-            shape.groups,
-            |g| {
-                (
-                    Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
-                    Mat::strided(w, g * no * ni, no, ni, ni, 1).t(),
-                )
-            },
-            true,
-            a,
-            shape.outputs,
-        );
-    }
+    gemm_groups(
+        shape.groups,
+        |g| {
+            (
+                Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                Mat::strided(w, g * no * ni, no, ni, ni, 1).t(),
+            )
+        },
+        true,
+        a,
+        shape.outputs,
+    );
 }
 
 /// Gradients of [`linear_forward`] given da = ∂L/∂a:
@@ -122,27 +113,18 @@ pub fn linear_backward<T: Real>(
         }
     }
     if let Some(dx) = dx {
-        if shape.groups == 1 {
-            gemm(
-                Mat::strided(da, 0, batch, no, shape.outputs, 1),
-                Mat::row_major(w, no, ni),
-                false,
-                MatMut::strided(dx, 0, batch, ni, shape.inputs),
-            );
-        } else {
-            gemm_groups(
-                shape.groups,
-                |g| {
-                    (
-                        Mat::strided(da, g * no, batch, no, shape.outputs, 1),
-                        Mat::strided(w, g * no * ni, no, ni, ni, 1),
-                    )
-                },
-                false,
-                dx,
-                shape.inputs,
-            );
-        }
+        gemm_groups(
+            shape.groups,
+            |g| {
+                (
+                    Mat::strided(da, g * no, batch, no, shape.outputs, 1),
+                    Mat::strided(w, g * no * ni, no, ni, ni, 1),
+                )
+            },
+            false,
+            dx,
+            shape.inputs,
+        );
     }
 }
 

@@ -262,9 +262,10 @@ pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'
 
 /// For each group g: C[:, g·n .. (g+1)·n] = A_g·B_g (or += when
 /// `accumulate`), where C is row-major with `row_stride`, starting at
-/// `offset`; the groups run in parallel, each product on one thread.
+/// offset 0; the groups run in parallel, each product on one thread.
 /// This is how block-diagonal layers (the encoder's quadrants, `local`
 /// layers) run without splitting, and so re-packing, each small product.
+/// One group is a plain [`gemm`], split over rows.
 pub fn gemm_groups<'a, T: Real>(
     groups: usize,
     operands: impl Fn(usize) -> (Mat<'a, T>, Mat<'a, T>) + Sync,
@@ -275,6 +276,10 @@ pub fn gemm_groups<'a, T: Real>(
     let beta = if accumulate { T::ONE } else { T::ZERO };
     let (a0, b0) = operands(0);
     let (m, n) = (a0.rows, b0.cols);
+    if groups == 1 {
+        gemm(a0, b0, accumulate, MatMut::strided(c, 0, m, n, row_stride));
+        return;
+    }
     assert!(groups * n <= row_stride, "column blocks exceed a row");
     if m == 0 || n == 0 {
         return;
