@@ -37,8 +37,6 @@ pub struct Digits {
     test_start: usize,
     /// Digit indices per pool and class.
     by_class: [[Vec<u32>; CLASSES]; 2],
-    /// The files the digits were read from.
-    files: Vec<PathBuf>,
 }
 
 /// The IDX files found in a data folder.
@@ -163,7 +161,6 @@ impl Digits {
             }
         };
         let (mut images, mut labels) = load_pair(&train)?;
-        let mut files = vec![train.images, train.labels];
         let test_start = match test {
             None => (labels.len() as f64 * TRAIN_FRACTION).round() as usize,
             Some(test) => {
@@ -171,11 +168,10 @@ impl Digits {
                 let start = labels.len();
                 images.extend_from_slice(&test_images);
                 labels.extend_from_slice(&test_labels);
-                files.extend([test.images, test.labels]);
                 start
             }
         };
-        Digits::from_raw(&images, labels, test_start, files).map_err(|m| Error::data(dir, m))
+        Digits::from_raw(&images, labels, test_start).map_err(|m| Error::data(dir, m))
     }
 
     /// Builds the collection from raw 28×28 u8 digits; `test_start` splits
@@ -184,7 +180,6 @@ impl Digits {
         images: &[u8],
         labels: Vec<u8>,
         test_start: usize,
-        files: Vec<PathBuf>,
     ) -> std::result::Result<Digits, String> {
         let n = labels.len();
         assert_eq!(images.len(), n * DIGIT_SIDE * DIGIT_SIDE);
@@ -210,7 +205,6 @@ impl Digits {
             labels,
             test_start,
             by_class,
-            files,
         })
     }
 
@@ -243,19 +237,5 @@ impl Digits {
     /// Indices of the digits of `class` in `pool`.
     pub fn of_class(&self, pool: Pool, class: usize) -> &[u32] {
         &self.by_class[pool as usize][class]
-    }
-
-    /// Pool that digit `index` belongs to.
-    pub fn pool_of(&self, index: u32) -> Pool {
-        if (index as usize) < self.test_start {
-            Pool::Train
-        } else {
-            Pool::Test
-        }
-    }
-
-    /// The files the digits were read from, in reading order.
-    pub fn files(&self) -> &[PathBuf] {
-        &self.files
     }
 }

@@ -143,11 +143,6 @@ impl TensorFile {
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn tensors(&self) -> SafeTensors<'_> {
         SafeTensors::deserialize(&self.bytes).expect("validated in TensorFile::read")
     }
@@ -218,14 +213,5 @@ impl TensorFile {
             )));
         }
         Ok(values)
-    }
-
-    /// Tensor `name` as i64 of exactly `shape`.
-    pub fn i64(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
-        Ok(self
-            .view(name, Dtype::I64, shape)?
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect())
     }
 }

@@ -192,19 +192,6 @@ impl<T: Real> Model<T> {
         }
     }
 
-    /// The same network in another precision.
-    pub fn cast<U: Real>(&self) -> Model<U> {
-        let conv = |v: &[T]| v.iter().map(|x| U::from_f64(x.to_f64())).collect();
-        Model {
-            arch: self.arch.clone(),
-            layers: self.layers.clone(),
-            input_pixels: self.input_pixels.clone(),
-            params: conv(&self.params),
-            coupling: conv(&self.coupling),
-            gain: conv(&self.gain),
-        }
-    }
-
     /// The architecture.
     pub fn arch(&self) -> &Arch {
         &self.arch
