@@ -59,6 +59,9 @@ fn exp_in_place_avx2(xs: &mut [f32]) {
 }
 
 /// e^x of eight lanes (see the module documentation for its accuracy).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA ([`has_avx2_fma`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -79,7 +82,7 @@ pub fn exp8(x: __m256) -> __m256 {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ] {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
