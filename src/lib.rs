@@ -9,6 +9,7 @@
 pub mod data;
 pub mod error;
 pub mod io;
+pub mod kernel;
 pub mod net;
 pub mod rng;
 pub mod train;

@@ -254,6 +254,27 @@ impl<T: Real> Model<T> {
     /// with the current c and g (SPEC §2):
     /// h_ℓ = F(a_ℓ) ⊙ exp(m·c − β), h_{L−1} = g ⊙ ReLU(a_{L−1}), logits = a_L.
     pub fn forward(&self, ws: &mut Workspace<T>, canvases: &[T], m: T) {
+        self.run_layers(ws, canvases, m, self.arch.depth(), true);
+    }
+
+    /// The modulated layer's activity without modulation (and without gain),
+    /// F(a_ℓ), `[B, N_ℓ]`: what the fused kernel modulates (SPEC §3).
+    pub fn unmodulated_activity<'w>(&self, ws: &'w mut Workspace<T>, canvases: &[T]) -> &'w [T] {
+        let l = self.arch.modulated_layer;
+        self.run_layers(ws, canvases, T::ZERO, l, false);
+        &ws.post[l - 1][..ws.batch * self.arch.size(l)]
+    }
+
+    /// Layers 1..=`through`; the per-neuron factors (modulation, gain) are
+    /// applied only when `scaled`.
+    fn run_layers(
+        &self,
+        ws: &mut Workspace<T>,
+        canvases: &[T],
+        m: T,
+        through: usize,
+        scaled: bool,
+    ) {
         let batch = canvases.len() / CANVAS_PIXELS;
         assert!(
             batch * self.arch.size(1) <= ws.pre[0].len(),
@@ -275,6 +296,7 @@ impl<T: Real> Model<T> {
             .iter()
             .enumerate()
             .map(|(i, layer)| (i + 1, layer))
+            .take(through)
         {
             let (below, here) = ws.post.split_at_mut(l - 1);
             let x = if l == 1 {
@@ -287,7 +309,8 @@ impl<T: Real> Model<T> {
             linear_forward(layer.shape, batch, x, self.weights(l), self.bias(l), a);
             let Some(f) = layer.activation else { continue };
             let scale = &mut ws.scale[l - 1];
-            if !scale.is_empty() {
+            let scaled = scaled && !scale.is_empty();
+            if scaled {
                 scale.fill(T::ONE);
                 if l == self.arch.modulated_layer {
                     modulation_factor(m, &self.coupling, beta, scale);
@@ -298,7 +321,7 @@ impl<T: Real> Model<T> {
                     }
                 }
             }
-            let scale = (!scale.is_empty()).then_some(&scale[..]);
+            let scale = scaled.then_some(&scale[..]);
             activation_forward(f, n, a, scale, &mut here[0][..batch * n]);
         }
     }

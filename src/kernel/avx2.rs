@@ -1,0 +1,269 @@
+//! The AVX2 + FMA body of the kernel's tiles: a 6×16 register tile
+//! (12 accumulators of 8 lanes), one broadcast per sample row and two
+//! panel loads per input, fused epilogues.
+
+use std::arch::x86_64::*;
+
+use crate::kernel::plan::PANEL;
+use crate::kernel::{GatedSlices, ROWS, Tiles};
+
+/// AVX2 + FMA intrinsics; reached only after `has_avx2_fma()` (asserted
+/// in `trial_gain_with`, the one entry point).
+pub struct Avx2Fma;
+
+/// Checks that the tile's reads stay inside `a` and `panel`.
+fn check_operands(k: usize, a: &[f32], a_stride: usize, panel: &[f32], bias: &[f32]) {
+    assert!(
+        k > 0 && (ROWS - 1) * a_stride + k <= a.len(),
+        "tile rows out of bounds"
+    );
+    assert!(
+        k * PANEL <= panel.len() && bias.len() >= PANEL,
+        "panel out of bounds"
+    );
+}
+
+/// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
+///
+/// # Safety
+/// AVX2 and FMA must be available; `check_operands` must hold.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn product(
+    k: usize,
+    a: *const f32,
+    a_stride: usize,
+    panel: *const f32,
+    bias: *const f32,
+) -> [__m256; 2 * ROWS] {
+    // SAFETY (whole body): the caller checked that rows 0..6 × inputs 0..k
+    // of `a` and inputs 0..k × 16 neurons of `panel` are in bounds.
+    unsafe {
+        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+        let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
+        let rows = [
+            a,
+            a.add(a_stride),
+            a.add(2 * a_stride),
+            a.add(3 * a_stride),
+            a.add(4 * a_stride),
+            a.add(5 * a_stride),
+        ];
+        for kk in 0..k {
+            let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
+            let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+            for r in 0..ROWS {
+                let x = _mm256_broadcast_ss(&*rows[r].add(kk));
+                acc[2 * r] = _mm256_fmadd_ps(x, w0, acc[2 * r]);
+                acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
+            }
+        }
+        acc
+    }
+}
+
+/// Adds the 16 lanes of (lo, hi) as f64 to `sums` (fewer when `width` < 16).
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn add_f64(lo: __m256, hi: __m256, width: usize, sums: &mut [f64]) {
+    let quarters = [
+        _mm256_cvtps_pd(_mm256_castps256_ps128(lo)),
+        _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(lo)),
+        _mm256_cvtps_pd(_mm256_castps256_ps128(hi)),
+        _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(hi)),
+    ];
+    if width == PANEL {
+        for (i, q) in quarters.into_iter().enumerate() {
+            // SAFETY: `sums` has 16 elements when width is 16.
+            unsafe {
+                let p = sums.as_mut_ptr().add(4 * i);
+                _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), q));
+            }
+        }
+    } else {
+        let mut lanes = [0.0f64; PANEL];
+        for (i, q) in quarters.into_iter().enumerate() {
+            // SAFETY: `lanes` has 16 elements.
+            unsafe { _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * i), q) };
+        }
+        for (s, l) in sums[..width].iter_mut().zip(lanes) {
+            *s += l;
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn hidden_tile(
+    k: usize,
+    a: &[f32],
+    a_stride: usize,
+    panel: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+    width: usize,
+) {
+    check_operands(k, a, a_stride, panel, bias);
+    assert!(
+        (ROWS - 1) * out_stride + width <= out.len(),
+        "output out of bounds"
+    );
+    // SAFETY: operands checked above; AVX2 and FMA guaranteed by the caller.
+    let acc = unsafe { product(k, a.as_ptr(), a_stride, panel.as_ptr(), bias.as_ptr()) };
+    let zero = _mm256_setzero_ps();
+    for r in 0..ROWS {
+        let (z0, z1) = (
+            _mm256_max_ps(acc[2 * r], zero),
+            _mm256_max_ps(acc[2 * r + 1], zero),
+        );
+        let row = &mut out[r * out_stride..r * out_stride + width];
+        if width == PANEL {
+            // SAFETY: `row` holds 16 floats.
+            unsafe {
+                _mm256_storeu_ps(row.as_mut_ptr(), z0);
+                _mm256_storeu_ps(row.as_mut_ptr().add(8), z1);
+            }
+        } else {
+            let mut lanes = [0.0f32; PANEL];
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe {
+                _mm256_storeu_ps(lanes.as_mut_ptr(), z0);
+                _mm256_storeu_ps(lanes.as_mut_ptr().add(8), z1);
+            }
+            row.copy_from_slice(&lanes[..width]);
+        }
+    }
+}
+
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gated_tile(
+    k: usize,
+    a: &[f32],
+    a_stride: usize,
+    panel: &[f32],
+    bias: &[f32],
+    weight: &[f32],
+    valid: &[f32],
+    width: usize,
+    correlation: bool,
+    sums: GatedSlices<'_>,
+) {
+    check_operands(k, a, a_stride, panel, bias);
+    assert!(weight.len() >= ROWS && valid.len() >= ROWS);
+    // SAFETY: operands checked above; AVX2 and FMA guaranteed by the caller.
+    let acc = unsafe { product(k, a.as_ptr(), a_stride, panel.as_ptr(), bias.as_ptr()) };
+    let zero = _mm256_setzero_ps();
+    let (mut cov0, mut cov1) = (zero, zero);
+    for r in 0..ROWS {
+        let (z0, z1) = (
+            _mm256_max_ps(acc[2 * r], zero),
+            _mm256_max_ps(acc[2 * r + 1], zero),
+        );
+        let w = _mm256_set1_ps(weight[r]);
+        cov0 = _mm256_fmadd_ps(w, z0, cov0);
+        cov1 = _mm256_fmadd_ps(w, z1, cov1);
+        if correlation {
+            // Per row into f64 at once: Σz² must not lose the variance to rounding.
+            let v = _mm256_set1_ps(valid[r]);
+            let (vz0, vz1) = (_mm256_mul_ps(v, z0), _mm256_mul_ps(v, z1));
+            // SAFETY: AVX2 guaranteed by the caller; slices sized by `width`.
+            unsafe {
+                add_f64(vz0, vz1, width, sums.sum);
+                add_squares_f64(vz0, z0, vz1, z1, width, sums.sum_squares);
+            }
+        }
+    }
+    // SAFETY: AVX2 guaranteed by the caller; slice sized by `width`.
+    unsafe { add_f64(cov0, cov1, width, sums.covariance) };
+}
+
+/// sums[c] += (vz·z)[c] in f64 for the 16 lanes of (vz0·z0, vz1·z1).
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn add_squares_f64(
+    vz0: __m256,
+    z0: __m256,
+    vz1: __m256,
+    z1: __m256,
+    width: usize,
+    sums: &mut [f64],
+) {
+    let widen = |x: __m256| {
+        [
+            _mm256_cvtps_pd(_mm256_castps256_ps128(x)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(x)),
+        ]
+    };
+    let (a0, b0, a1, b1) = (widen(vz0), widen(z0), widen(vz1), widen(z1));
+    let squares = [
+        _mm256_mul_pd(a0[0], b0[0]),
+        _mm256_mul_pd(a0[1], b0[1]),
+        _mm256_mul_pd(a1[0], b1[0]),
+        _mm256_mul_pd(a1[1], b1[1]),
+    ];
+    let mut lanes = [0.0f64; PANEL];
+    for (i, q) in squares.into_iter().enumerate() {
+        // SAFETY: `lanes` has 16 elements.
+        unsafe { _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * i), q) };
+    }
+    for (s, l) in sums[..width].iter_mut().zip(lanes) {
+        *s += l;
+    }
+}
+
+impl Tiles for Avx2Fma {
+    fn hidden(
+        k: usize,
+        a: &[f32],
+        a_stride: usize,
+        panel: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        out_stride: usize,
+        width: usize,
+    ) {
+        // SAFETY: this body is only selected on CPUs with AVX2 and FMA.
+        unsafe { hidden_tile(k, a, a_stride, panel, bias, out, out_stride, width) }
+    }
+
+    fn gated(
+        k: usize,
+        a: &[f32],
+        a_stride: usize,
+        panel: &[f32],
+        bias: &[f32],
+        weight: &[f32],
+        valid: &[f32],
+        width: usize,
+        correlation: bool,
+        sums: GatedSlices<'_>,
+    ) {
+        // SAFETY: this body is only selected on CPUs with AVX2 and FMA.
+        unsafe {
+            gated_tile(
+                k,
+                a,
+                a_stride,
+                panel,
+                bias,
+                weight,
+                valid,
+                width,
+                correlation,
+                sums,
+            )
+        }
+    }
+}

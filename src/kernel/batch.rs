@@ -1,0 +1,74 @@
+//! Batches of trials (SPEC §3): the batch gain is the mean of the
+//! per-trial gains. Trials run in parallel on the rayon pool; each trial's
+//! gain lands in its own row and the rows are summed in trial order, so
+//! the result does not depend on the thread count (SPEC §6).
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::data::CANVAS_PIXELS;
+use crate::kernel::{GainRule, KernelPlan, KernelScratch, trial_gain};
+use crate::net::{Model, Workspace};
+
+thread_local! {
+    /// Each worker thread's kernel buffers, kept across trials and calls.
+    static SCRATCH: RefCell<KernelScratch> = RefCell::new(KernelScratch::default());
+}
+
+/// Buffers of [`batch_gain`], allocated once for a batch size.
+#[derive(Clone, Debug)]
+pub struct BatchScratch {
+    /// For the layers up to ℓ (computed once per trial, batched).
+    workspace: Workspace<f32>,
+    /// Per-trial gains, `[B, N_{L−1}]`.
+    per_trial: Vec<f32>,
+}
+
+impl BatchScratch {
+    /// Buffers for batches of up to `capacity` trials of `model`.
+    pub fn new(model: &Model<f32>, capacity: usize) -> BatchScratch {
+        BatchScratch {
+            workspace: model.workspace(capacity),
+            per_trial: vec![0.0; capacity * model.arch().size(model.arch().gated_layer())],
+        }
+    }
+}
+
+/// The batch gain (SPEC §3): for canvases `[B, 784]` and modulator samples
+/// `[B, T]` (row b for trial b), the mean over trials of the per-trial
+/// gain of `model` with its current coupling. Writes `[N_{L−1}]` to `out`.
+pub fn batch_gain(
+    model: &Model<f32>,
+    plan: &KernelPlan,
+    canvases: &[f32],
+    modulator: &[f32],
+    rule: GainRule,
+    scratch: &mut BatchScratch,
+    out: &mut [f32],
+) {
+    let trials = canvases.len() / CANVAS_PIXELS;
+    assert!(
+        trials > 0 && modulator.len() % trials == 0,
+        "one modulator row per trial"
+    );
+    let samples = modulator.len() / trials;
+    let (n_modulated, n_gated) = (plan.modulated_size, plan.gated_size);
+    let activity = model.unmodulated_activity(&mut scratch.workspace, canvases);
+    let per_trial = &mut scratch.per_trial[..trials * n_gated];
+    per_trial
+        .par_chunks_mut(n_gated)
+        .zip(activity.par_chunks(n_modulated))
+        .zip(modulator.par_chunks(samples))
+        .for_each(|((gain, u), m)| {
+            SCRATCH
+                .with(|s| trial_gain(plan, &model.coupling, u, m, rule, &mut s.borrow_mut(), gain));
+        });
+    for (j, g) in out.iter_mut().enumerate() {
+        let total: f64 = per_trial
+            .chunks_exact(n_gated)
+            .map(|row| row[j] as f64)
+            .sum();
+        *g = (total / trials as f64) as f32;
+    }
+}

@@ -1,0 +1,350 @@
+//! The fused trial kernel (SPEC §3): for one trial, the gated layer's
+//! activity under all T modulator samples and its covariance with the
+//! modulator, in one pass over blocks of samples, never materialising the
+//! [T, N_{L−1}] activity.
+//!
+//! For each block of [`BLOCK`] samples the modulated activity
+//! x_t = u ⊙ exp(m_t·c − β) is generated, the layers ℓ+1..L−1 run tile by
+//! tile (a tile: [`ROWS`] samples × 16 neurons), and the gated layer's
+//! tiles are folded into Σ_t (m_t − m̄)·z_t (and, for the correlation rule,
+//! Σ z_t and Σ z_t²) in f64 as soon as they leave the micro-kernel. Since
+//! Σ_t (m_t − m̄) = 0, g = (1/T)·Σ_t (m_t − m̄)·z_t needs no second pass.
+//!
+//! Two bodies implement the tiles behind one signature ([`Body`]): plain
+//! scalar code and AVX2+FMA intrinsics, chosen once at run time
+//! ([`Body::detect`]). The kernel never knows about tasks, sweeps or files.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+pub mod batch;
+pub mod plan;
+pub mod reference;
+mod scalar;
+
+pub use batch::{BatchScratch, batch_gain};
+pub use plan::KernelPlan;
+
+use crate::net::simd::has_avx2_fma;
+use crate::net::vexp::exp_in_place;
+
+/// Samples per tile: the micro-kernels' row count.
+pub const ROWS: usize = 6;
+/// Samples per block: multiple of [`ROWS`], small enough that a block's
+/// activity stays in the L2 cache.
+pub const BLOCK: usize = 48;
+
+/// How the per-trial gain is read from the samples (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GainRule {
+    /// g_j = cov_t(m, z_j) (paper Eq. 3, the default).
+    Covariance,
+    /// g_j = cov_t(m, z_j) / (std_t m · std_t z_j), 0 where std_t z_j = 0.
+    Correlation,
+}
+
+/// Which implementation of the tiles runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Portable scalar code.
+    Scalar,
+    /// AVX2 + FMA intrinsics (x86-64 only).
+    Avx2Fma,
+}
+
+impl Body {
+    /// The fastest body this CPU runs (detected once per process by std).
+    pub fn detect() -> Body {
+        if has_avx2_fma() {
+            Body::Avx2Fma
+        } else {
+            Body::Scalar
+        }
+    }
+}
+
+/// Buffers of one trial computation, reused across trials: allocating
+/// happens only when a trial needs larger buffers than the last.
+#[derive(Clone, Debug, Default)]
+pub struct KernelScratch {
+    /// Modulated activity of a block, `[BLOCK, N_ℓ]`.
+    activity: Vec<f32>,
+    /// Outputs of the layers between ℓ and L−1 except the last, `[BLOCK, N_l]`.
+    hidden: Vec<Vec<f32>>,
+    /// m_t − m̄ of the block's samples, 0 on padding rows.
+    weight: Vec<f32>,
+    /// 1 for the block's samples, 0 on padding rows.
+    valid: Vec<f32>,
+    /// Σ_t (m_t − m̄)·z_t, Σ_t z_t and Σ_t z_t² per gated neuron.
+    sums: GatedSums,
+}
+
+/// The running sums of the gated layer, in f64.
+#[derive(Clone, Debug, Default)]
+pub struct GatedSums {
+    covariance: Vec<f64>,
+    sum: Vec<f64>,
+    sum_squares: Vec<f64>,
+}
+
+impl KernelScratch {
+    fn fit(&mut self, plan: &KernelPlan) {
+        self.activity.resize(BLOCK * plan.modulated_size, 0.0);
+        let hidden = plan.layers.len().saturating_sub(1);
+        self.hidden.resize_with(hidden, Vec::new);
+        for (buffer, layer) in self.hidden.iter_mut().zip(&plan.layers) {
+            buffer.resize(BLOCK * layer.outputs, 0.0);
+        }
+        self.weight.resize(BLOCK, 0.0);
+        self.valid.resize(BLOCK, 0.0);
+        for sums in [
+            &mut self.sums.covariance,
+            &mut self.sums.sum,
+            &mut self.sums.sum_squares,
+        ] {
+            sums.clear();
+            sums.resize(plan.gated_size, 0.0);
+        }
+    }
+}
+
+/// The two tile operations a body provides. `a` holds the tile's input
+/// rows (row r at r·`a_stride`), `panel` the packed weights of 16 neurons
+/// over `k` inputs, `bias` their biases; `width` ≤ 16 neurons exist.
+trait Tiles {
+    /// out[r·out_stride + c] = ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width.
+    #[allow(clippy::too_many_arguments)]
+    fn hidden(
+        k: usize,
+        a: &[f32],
+        a_stride: usize,
+        panel: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        out_stride: usize,
+        width: usize,
+    );
+
+    /// With z = ReLU(a·Wᵀ + b) of the tile: covariance[c] += Σ_r weight[r]·z[r, c],
+    /// and with `correlation` also sum[c] += Σ_r valid[r]·z and
+    /// sum_squares[c] += Σ_r valid[r]·z², for c < width.
+    #[allow(clippy::too_many_arguments)]
+    fn gated(
+        k: usize,
+        a: &[f32],
+        a_stride: usize,
+        panel: &[f32],
+        bias: &[f32],
+        weight: &[f32],
+        valid: &[f32],
+        width: usize,
+        correlation: bool,
+        sums: GatedSlices<'_>,
+    );
+}
+
+/// The sums of one tile's neurons.
+struct GatedSlices<'a> {
+    covariance: &'a mut [f64],
+    sum: &'a mut [f64],
+    sum_squares: &'a mut [f64],
+}
+
+/// The per-trial gain (SPEC §3) of the network in `plan` with coupling
+/// `coupling`: `activity` is the modulated layer's unmodulated activity
+/// F(a_ℓ) for this trial's stimulus, `modulator` its T ≥ 1 samples.
+/// Writes g, `[N_{L−1}]`, to `out`.
+pub fn trial_gain(
+    plan: &KernelPlan,
+    coupling: &[f32],
+    activity: &[f32],
+    modulator: &[f32],
+    rule: GainRule,
+    scratch: &mut KernelScratch,
+    out: &mut [f32],
+) {
+    trial_gain_with(
+        Body::detect(),
+        plan,
+        coupling,
+        activity,
+        modulator,
+        rule,
+        scratch,
+        out,
+    );
+}
+
+/// [`trial_gain`] with a chosen body (for tests and benchmarks).
+#[allow(clippy::too_many_arguments)]
+pub fn trial_gain_with(
+    body: Body,
+    plan: &KernelPlan,
+    coupling: &[f32],
+    activity: &[f32],
+    modulator: &[f32],
+    rule: GainRule,
+    scratch: &mut KernelScratch,
+    out: &mut [f32],
+) {
+    assert!(
+        !modulator.is_empty(),
+        "a trial needs at least one modulator sample"
+    );
+    assert!(
+        body == Body::Scalar || has_avx2_fma(),
+        "the AVX2+FMA body needs a CPU with AVX2 and FMA"
+    );
+    assert_eq!(coupling.len(), plan.modulated_size);
+    assert_eq!(activity.len(), plan.modulated_size);
+    assert_eq!(out.len(), plan.gated_size);
+    scratch.fit(plan);
+    let samples = modulator.len();
+    let m_mean = modulator.iter().map(|&m| m as f64).sum::<f64>() / samples as f64;
+    let correlation = rule == GainRule::Correlation;
+    for (start, block) in (0..samples).step_by(BLOCK).zip(modulator.chunks(BLOCK)) {
+        let rows = block.len().next_multiple_of(ROWS);
+        modulated_activity(plan, coupling, activity, block, rows, &mut scratch.activity);
+        for r in 0..rows {
+            let inside = r < block.len();
+            scratch.weight[r] = if inside {
+                (modulator[start + r] as f64 - m_mean) as f32
+            } else {
+                0.0
+            };
+            scratch.valid[r] = if inside { 1.0 } else { 0.0 };
+        }
+        match body {
+            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, correlation),
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, correlation),
+            #[cfg(not(target_arch = "x86_64"))]
+            Body::Avx2Fma => unreachable!("checked above"),
+        }
+    }
+    let std_modulator = (modulator
+        .iter()
+        .map(|&m| (m as f64 - m_mean).powi(2))
+        .sum::<f64>()
+        / samples as f64)
+        .sqrt();
+    finish(&scratch.sums, samples, std_modulator, rule, out);
+}
+
+/// Rows 0..block.len() of `x` ← activity ⊙ exp(m_t·c − β); padding rows up to `rows` ← 0.
+fn modulated_activity(
+    plan: &KernelPlan,
+    coupling: &[f32],
+    activity: &[f32],
+    block: &[f32],
+    rows: usize,
+    x: &mut [f32],
+) {
+    let n = plan.modulated_size;
+    for (row, &m) in x.chunks_exact_mut(n).zip(block) {
+        for (v, &c) in row.iter_mut().zip(coupling) {
+            *v = m * c - plan.beta;
+        }
+        exp_in_place(row);
+        for (v, &u) in row.iter_mut().zip(activity) {
+            *v *= u;
+        }
+    }
+    x[block.len() * n..rows * n].fill(0.0);
+}
+
+/// One block through the layers between ℓ and L−1, tile by tile.
+fn run_block<B: Tiles>(
+    plan: &KernelPlan,
+    scratch: &mut KernelScratch,
+    rows: usize,
+    correlation: bool,
+) {
+    let KernelScratch {
+        activity,
+        hidden,
+        weight,
+        valid,
+        sums,
+    } = scratch;
+    if plan.layers.is_empty() {
+        return direct_sums(plan, activity, weight, valid, rows, correlation, sums);
+    }
+    let last = plan.layers.len() - 1;
+    for (li, layer) in plan.layers.iter().enumerate() {
+        let (before, after) = hidden.split_at_mut(li);
+        let (input, stride): (&[f32], usize) = if li == 0 {
+            (activity, plan.modulated_size)
+        } else {
+            (&before[li - 1], plan.layers[li - 1].outputs)
+        };
+        let (ni, no) = (layer.group_inputs(), layer.group_outputs());
+        for g in 0..layer.groups {
+            for p in 0..layer.panels_per_group() {
+                let (panel, bias, width) = (
+                    layer.panel(g, p),
+                    layer.panel_bias(g, p),
+                    layer.panel_width(p),
+                );
+                let column = g * no + p * plan::PANEL;
+                for q in (0..rows).step_by(ROWS) {
+                    let a = &input[q * stride + g * ni..];
+                    if li == last {
+                        let sums = GatedSlices {
+                            covariance: &mut sums.covariance[column..column + width],
+                            sum: &mut sums.sum[column..column + width],
+                            sum_squares: &mut sums.sum_squares[column..column + width],
+                        };
+                        let (w, v) = (&weight[q..q + ROWS], &valid[q..q + ROWS]);
+                        B::gated(ni, a, stride, panel, bias, w, v, width, correlation, sums);
+                    } else {
+                        let out = &mut after[0][q * layer.outputs + column..];
+                        B::hidden(ni, a, stride, panel, bias, out, layer.outputs, width);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When the modulated layer is the gated one, z_t is the modulated activity itself.
+fn direct_sums(
+    plan: &KernelPlan,
+    x: &[f32],
+    weight: &[f32],
+    valid: &[f32],
+    rows: usize,
+    correlation: bool,
+    sums: &mut GatedSums,
+) {
+    let n = plan.modulated_size;
+    for ((row, &w), &v) in x[..rows * n].chunks_exact(n).zip(weight).zip(valid) {
+        for (j, &z) in row.iter().enumerate() {
+            let z = z as f64;
+            sums.covariance[j] += w as f64 * z;
+            if correlation {
+                sums.sum[j] += v as f64 * z;
+                sums.sum_squares[j] += v as f64 * z * z;
+            }
+        }
+    }
+}
+
+/// g from the sums: cov/T, or cov/(T·std m·std z) for the correlation rule.
+fn finish(sums: &GatedSums, samples: usize, std_modulator: f64, rule: GainRule, out: &mut [f32]) {
+    let t = samples as f64;
+    for (j, g) in out.iter_mut().enumerate() {
+        let covariance = sums.covariance[j] / t;
+        *g = match rule {
+            GainRule::Covariance => covariance as f32,
+            GainRule::Correlation => {
+                let mean = sums.sum[j] / t;
+                let std_activity = (sums.sum_squares[j] / t - mean * mean).max(0.0).sqrt();
+                if std_activity > 0.0 && std_modulator > 0.0 {
+                    (covariance / (std_modulator * std_activity)) as f32
+                } else {
+                    0.0
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,129 @@
+//! The frozen layers between the modulated layer ℓ and the gated layer
+//! L−1, with their weights packed once for the micro-kernels (SPEC §3).
+//!
+//! A layer's block g (all of it for dense layers) is stored as panels of
+//! [`PANEL`] consecutive neurons: for each input k, the panel's 16 weights
+//! W[j, k] side by side (zero past the block's last neuron), so a
+//! micro-kernel reads one panel front to back.
+
+use crate::net::Model;
+
+/// Neurons per weight panel: the width of a micro-kernel tile.
+pub const PANEL: usize = 16;
+
+/// One packed layer (dense: one group; local: four).
+#[derive(Clone, Debug)]
+pub struct PackedLayer {
+    /// Number of blocks.
+    pub groups: usize,
+    /// Inputs of the whole layer.
+    pub inputs: usize,
+    /// Neurons of the whole layer.
+    pub outputs: usize,
+    /// For each group, for each panel: `group_inputs × PANEL` weights.
+    panels: Vec<f32>,
+    /// For each group, for each panel: `PANEL` biases (zero past the block).
+    bias: Vec<f32>,
+}
+
+impl PackedLayer {
+    /// Inputs seen by one neuron.
+    pub fn group_inputs(&self) -> usize {
+        self.inputs / self.groups
+    }
+
+    /// Neurons per block.
+    pub fn group_outputs(&self) -> usize {
+        self.outputs / self.groups
+    }
+
+    /// Panels per block.
+    pub fn panels_per_group(&self) -> usize {
+        self.group_outputs().div_ceil(PANEL)
+    }
+
+    /// The weights of panel `p` of group `g`, `[group_inputs][PANEL]`.
+    pub fn panel(&self, g: usize, p: usize) -> &[f32] {
+        let len = self.group_inputs() * PANEL;
+        let start = (g * self.panels_per_group() + p) * len;
+        &self.panels[start..start + len]
+    }
+
+    /// The biases of panel `p` of group `g`.
+    pub fn panel_bias(&self, g: usize, p: usize) -> &[f32] {
+        let start = (g * self.panels_per_group() + p) * PANEL;
+        &self.bias[start..start + PANEL]
+    }
+
+    /// Neurons of panel `p` that exist (the last panel of a block may be short).
+    pub fn panel_width(&self, p: usize) -> usize {
+        (self.group_outputs() - p * PANEL).min(PANEL)
+    }
+}
+
+/// Everything of the network the kernel needs besides the coupling, packed once.
+#[derive(Clone, Debug)]
+pub struct KernelPlan {
+    /// N_ℓ: neurons of the modulated layer.
+    pub modulated_size: usize,
+    /// N_{L−1}: neurons of the gated layer.
+    pub gated_size: usize,
+    /// β of the modulation exp(m·c − β).
+    pub beta: f32,
+    /// Layers ℓ+1 ..= L−1 (empty when the modulated layer is the gated one).
+    pub layers: Vec<PackedLayer>,
+}
+
+impl KernelPlan {
+    /// Packs the layers between ℓ and L−1 of `model` (their weights are
+    /// frozen during stochastic fine-tuning, so this is done once).
+    pub fn new(model: &Model<f32>) -> KernelPlan {
+        let arch = model.arch();
+        let layers = (arch.modulated_layer + 1..=arch.gated_layer())
+            .map(|l| {
+                let layout = model.layer(l);
+                let shape = layout.shape;
+                let (ni, no) = (shape.group_inputs(), shape.group_outputs());
+                let panels_per_group = no.div_ceil(PANEL);
+                let mut panels = vec![0.0; shape.groups * panels_per_group * ni * PANEL];
+                let mut bias = vec![0.0; shape.groups * panels_per_group * PANEL];
+                let (weights, biases) = (model.weights(l), model.bias(l));
+                for g in 0..shape.groups {
+                    for j in 0..no {
+                        let (p, c) = (j / PANEL, j % PANEL);
+                        let panel = (g * panels_per_group + p) * ni * PANEL;
+                        for k in 0..ni {
+                            panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
+                        }
+                        bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
+                    }
+                }
+                PackedLayer {
+                    groups: shape.groups,
+                    inputs: shape.inputs,
+                    outputs: shape.outputs,
+                    panels,
+                    bias,
+                }
+            })
+            .collect();
+        KernelPlan {
+            modulated_size: arch.size(arch.modulated_layer),
+            gated_size: arch.size(arch.gated_layer()),
+            beta: arch.beta,
+            layers,
+        }
+    }
+
+    /// Floating-point operations of one trial of `samples` modulator
+    /// samples: 2·T·(multiply-adds of the layers between ℓ and L−1), e.g.
+    /// 2·T·N_ℓ·N_{ℓ+1} for the paper's network.
+    pub fn flops_per_trial(&self, samples: usize) -> f64 {
+        let macs: usize = self
+            .layers
+            .iter()
+            .map(|l| l.outputs * l.group_inputs())
+            .sum();
+        2.0 * samples as f64 * macs as f64
+    }
+}

@@ -1,0 +1,119 @@
+//! The plain reference of the per-trial gain (SPEC §3): the formula taken
+//! literally, in f64, with two passes over a materialised [T, N_{L−1}]
+//! activity. Slow and obviously correct; the fast bodies are tested
+//! against it.
+
+use crate::kernel::GainRule;
+use crate::net::{LayerKind, Model};
+
+/// The reference gain of one trial, with the magnitudes that bound the
+/// rounding error of an f32 computation of it.
+#[derive(Clone, Debug)]
+pub struct ReferenceGain {
+    /// g_j per gated neuron.
+    pub gain: Vec<f64>,
+    /// (1/T)·Σ_t |m_t − m̄|·A_{t,j}, where A is the activity computed with
+    /// |W|, |b| and |x|: an f32 covariance errs by a small multiple of
+    /// ε·this.
+    pub covariance_scale: Vec<f64>,
+    /// (1/T)·Σ_t |z_{t,j} − z̄_j|·A_{t,j}: the same for the variance of z_j.
+    pub variance_scale: Vec<f64>,
+    /// std_t z_j.
+    pub std_activity: Vec<f64>,
+    /// std_t m.
+    pub std_modulator: f64,
+}
+
+/// One layer y = ReLU(W x + b) in f64, block by block, and its magnitude
+/// |W|·|x| + |b| alongside.
+fn relu_layer(model: &Model<f32>, l: usize, x: &[f64], x_abs: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let layout = model.layer(l);
+    let (ni, no) = (layout.shape.group_inputs(), layout.shape.group_outputs());
+    let (w, b) = (model.weights(l), model.bias(l));
+    let mut y = vec![0.0; layout.shape.outputs];
+    let mut y_abs = vec![0.0; layout.shape.outputs];
+    for j in 0..layout.shape.outputs {
+        let g = j / no;
+        let mut sum = b[j] as f64;
+        let mut magnitude = (b[j] as f64).abs();
+        for k in 0..ni {
+            let wk = w[j * ni + k] as f64;
+            sum += wk * x[g * ni + k];
+            magnitude += wk.abs() * x_abs[g * ni + k];
+        }
+        y[j] = sum.max(0.0);
+        y_abs[j] = magnitude;
+    }
+    debug_assert!(matches!(layout.kind, LayerKind::Dense | LayerKind::Local));
+    (y, y_abs)
+}
+
+/// g_j = (1/T) Σ_t (m_t − m̄)(z_{t,j} − z̄_j), or that divided by
+/// std_t m · std_t z_j (0 where std_t z_j = 0) for the correlation rule,
+/// where z_t is the gated layer's pre-gain activity when the modulated
+/// layer's activity `activity` (F(a_ℓ), unmodulated) is multiplied by
+/// exp(m_t·c − β).
+pub fn reference_trial_gain(
+    model: &Model<f32>,
+    coupling: &[f32],
+    activity: &[f32],
+    modulator: &[f32],
+    rule: GainRule,
+) -> ReferenceGain {
+    let arch = model.arch();
+    let beta = arch.beta as f64;
+    let samples = modulator.len();
+    let t_count = samples as f64;
+    // Pass 1: every z_t, materialised.
+    let mut z = Vec::with_capacity(samples);
+    let mut magnitude = Vec::with_capacity(samples);
+    for &m in modulator {
+        let mut x: Vec<f64> = activity
+            .iter()
+            .zip(coupling)
+            .map(|(&u, &c)| u as f64 * (m as f64 * c as f64 - beta).exp())
+            .collect();
+        let mut x_abs: Vec<f64> = x.iter().map(|v| v.abs()).collect();
+        for l in arch.modulated_layer + 1..=arch.gated_layer() {
+            (x, x_abs) = relu_layer(model, l, &x, &x_abs);
+        }
+        z.push(x);
+        magnitude.push(x_abs);
+    }
+    let n = arch.size(arch.gated_layer());
+    let m_mean = modulator.iter().map(|&m| m as f64).sum::<f64>() / t_count;
+    let centred_m: Vec<f64> = modulator.iter().map(|&m| m as f64 - m_mean).collect();
+    let std_modulator = (centred_m.iter().map(|d| d * d).sum::<f64>() / t_count).sqrt();
+    // Pass 2: means, then centred products.
+    let mut out = ReferenceGain {
+        gain: vec![0.0; n],
+        covariance_scale: vec![0.0; n],
+        variance_scale: vec![0.0; n],
+        std_activity: vec![0.0; n],
+        std_modulator,
+    };
+    for j in 0..n {
+        let z_mean = z.iter().map(|zt| zt[j]).sum::<f64>() / t_count;
+        let mut covariance = 0.0;
+        let mut variance = 0.0;
+        for t in 0..samples {
+            let dz = z[t][j] - z_mean;
+            covariance += centred_m[t] * dz;
+            variance += dz * dz;
+            out.covariance_scale[j] += centred_m[t].abs() * magnitude[t][j];
+            out.variance_scale[j] += dz.abs() * magnitude[t][j];
+        }
+        covariance /= t_count;
+        out.std_activity[j] = (variance / t_count).sqrt();
+        out.covariance_scale[j] /= t_count;
+        out.variance_scale[j] /= t_count;
+        out.gain[j] = match rule {
+            GainRule::Covariance => covariance,
+            GainRule::Correlation if out.std_activity[j] > 0.0 && std_modulator > 0.0 => {
+                covariance / (std_modulator * out.std_activity[j])
+            }
+            GainRule::Correlation => 0.0,
+        };
+    }
+    out
+}

@@ -1,0 +1,340 @@
+//! The fused trial kernel (SPEC §3) against its f64 reference, on random
+//! architectures and values, for both bodies and both rules; and the batch
+//! gain's independence from the thread count.
+//!
+//! Stated bound (f32 kernel vs f64 reference, per gated neuron j):
+//! covariance: |g − g_ref| ≤ 1e-5 · S_j, with S_j = (1/T)·Σ_t |m_t − m̄|·A_{t,j}
+//! the covariance of magnitudes (A = activity computed with |W|, |b|, |x|):
+//! the natural scale of rounding errors of an f32 computation of g.
+//! correlation: the same propagated through the division by std m · std z.
+
+use comod::data::CANVAS_PIXELS;
+use comod::kernel::reference::reference_trial_gain;
+use comod::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain_with};
+use comod::net::{Arch, LayerKind, LayerSpec, Model, Nonlinearity};
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// Relative tolerance of the stated bound.
+const TOLERANCE: f64 = 1e-5;
+
+fn bodies() -> Vec<Body> {
+    let mut bodies = vec![Body::Scalar];
+    if Body::detect() == Body::Avx2Fma {
+        bodies.push(Body::Avx2Fma);
+    }
+    bodies
+}
+
+/// A random architecture with layers of sizes that are not multiples of 8.
+fn arch_strategy() -> impl Strategy<Value = Arch> {
+    (
+        1usize..=30,
+        prop::bool::ANY,
+        prop::collection::vec((prop::bool::ANY, 1usize..=30), 1..=3),
+        0usize..4,
+        -1.0f32..1.0,
+    )
+        .prop_map(|(quarter, exp, hidden, modulated, beta)| {
+            let mut layers = vec![LayerSpec {
+                kind: LayerKind::Encoder,
+                size: 4 * quarter,
+                nonlinearity: Some(if exp {
+                    Nonlinearity::Exp
+                } else {
+                    Nonlinearity::Relu
+                }),
+            }];
+            for (local, q) in hidden {
+                let previous_grouped = layers.last().unwrap().size % 4 == 0;
+                let local = local && previous_grouped;
+                layers.push(LayerSpec {
+                    kind: if local {
+                        LayerKind::Local
+                    } else {
+                        LayerKind::Dense
+                    },
+                    size: if local { 4 * q } else { 3 * q + 1 },
+                    nonlinearity: None,
+                });
+            }
+            layers.push(LayerSpec {
+                kind: LayerKind::Readout,
+                size: 10,
+                nonlinearity: None,
+            });
+            let modulated_layer = 1 + modulated % (layers.len() - 1);
+            let arch = Arch {
+                format: 1,
+                input: CANVAS_PIXELS,
+                layers,
+                modulated_layer,
+                beta,
+            };
+            arch.validate().expect("valid architecture");
+            arch
+        })
+}
+
+struct Trial {
+    model: Model<f32>,
+    activity: Vec<f32>,
+    modulator: Vec<f32>,
+}
+
+fn build_trial(arch: &Arch, seed: u64, samples: usize, coupling_scale: f32) -> Trial {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut model = Model::<f32>::init(arch, seed);
+    for l in 1..=arch.depth() {
+        for k in model.layer(l).bias.clone() {
+            model.params[k] = rng.random_range(-0.3..0.3);
+        }
+    }
+    for c in &mut model.coupling {
+        *c = rng.random_range(-coupling_scale..coupling_scale);
+    }
+    let n = arch.size(arch.modulated_layer);
+    let activity = (0..n).map(|_| rng.random_range(0.0..2.0)).collect();
+    let normal = Normal::new(1.0f32, 0.1f32.sqrt()).unwrap();
+    let modulator = (0..samples).map(|_| normal.sample(&mut rng)).collect();
+    Trial {
+        model,
+        activity,
+        modulator,
+    }
+}
+
+/// Runs every body and checks it against the reference; returns the worst
+/// error as a fraction of the allowed error.
+fn check(trial: &Trial, rule: GainRule) -> f64 {
+    let model = &trial.model;
+    let plan = KernelPlan::new(model);
+    let reference = reference_trial_gain(
+        model,
+        &model.coupling,
+        &trial.activity,
+        &trial.modulator,
+        rule,
+    );
+    let mut worst: f64 = 0.0;
+    for body in bodies() {
+        let mut scratch = KernelScratch::default();
+        let mut gain = vec![f32::NAN; plan.gated_size];
+        trial_gain_with(
+            body,
+            &plan,
+            &model.coupling,
+            &trial.activity,
+            &trial.modulator,
+            rule,
+            &mut scratch,
+            &mut gain,
+        );
+        for (j, (&fast, &want)) in gain.iter().zip(&reference.gain).enumerate() {
+            let allowed = match rule {
+                GainRule::Covariance => TOLERANCE * reference.covariance_scale[j],
+                GainRule::Correlation => {
+                    let (sm, sz) = (reference.std_modulator, reference.std_activity[j]);
+                    if sm == 0.0 || sz == 0.0 {
+                        1e-30
+                    } else {
+                        TOLERANCE
+                            * (reference.covariance_scale[j] / (sm * sz)
+                                + want.abs() * reference.variance_scale[j] / (sz * sz))
+                    }
+                }
+            } + 1e-30;
+            let error = (fast as f64 - want).abs();
+            assert!(
+                error <= allowed,
+                "{body:?} {rule:?} neuron {j}: kernel {fast:e}, reference {want:e}, error {error:e} > allowed {allowed:e}"
+            );
+            worst = worst.max(error / allowed);
+        }
+    }
+    worst
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn fast_bodies_match_the_reference(
+        arch in arch_strategy(),
+        seed in any::<u64>(),
+        samples in prop_oneof![Just(1usize), 2usize..60, 60usize..=600],
+        coupling_scale in prop_oneof![Just(1.0f32), Just(4.0f32), Just(10.0f32)],
+        correlation in prop::bool::ANY,
+    ) {
+        let trial = build_trial(&arch, seed, samples, coupling_scale);
+        let rule = if correlation { GainRule::Correlation } else { GainRule::Covariance };
+        check(&trial, rule);
+    }
+}
+
+#[test]
+fn paper_network_meets_the_bound_with_margin() {
+    let mut worst: f64 = 0.0;
+    for (name, layer) in [
+        ("paper3", 1),
+        ("paper3", 2),
+        ("deep4", 1),
+        ("deep4", 2),
+        ("local2", 1),
+        ("local2", 2),
+    ] {
+        let arch = Arch::preset(name, layer).unwrap();
+        for rule in [GainRule::Covariance, GainRule::Correlation] {
+            worst = worst.max(check(&build_trial(&arch, 7, 200, 1.0), rule));
+        }
+    }
+    eprintln!("worst kernel error on the presets: {worst:.3} of the allowed error");
+}
+
+#[test]
+fn one_sample_gives_zero_covariance() {
+    let arch = Arch::preset("deep4", 1).unwrap();
+    let trial = build_trial(&arch, 3, 1, 1.0);
+    let plan = KernelPlan::new(&trial.model);
+    for body in bodies() {
+        for rule in [GainRule::Covariance, GainRule::Correlation] {
+            let mut gain = vec![f32::NAN; plan.gated_size];
+            let c = &trial.model.coupling;
+            trial_gain_with(
+                body,
+                &plan,
+                c,
+                &trial.activity,
+                &trial.modulator,
+                rule,
+                &mut KernelScratch::default(),
+                &mut gain,
+            );
+            assert!(gain.iter().all(|&g| g == 0.0), "{body:?} {rule:?}");
+        }
+    }
+}
+
+#[test]
+fn scratch_is_reusable_across_shapes() {
+    let mut scratch = KernelScratch::default();
+    for (name, layer, samples) in [
+        ("deep4", 1, 300),
+        ("paper3", 2, 7),
+        ("local2", 1, 49),
+        ("paper3", 1, 200),
+    ] {
+        let arch = Arch::preset(name, layer).unwrap();
+        let trial = build_trial(&arch, 11, samples, 1.0);
+        let plan = KernelPlan::new(&trial.model);
+        let mut reused = vec![0.0; plan.gated_size];
+        let mut fresh = vec![0.0; plan.gated_size];
+        let c = &trial.model.coupling;
+        let body = Body::detect();
+        trial_gain_with(
+            body,
+            &plan,
+            c,
+            &trial.activity,
+            &trial.modulator,
+            GainRule::Covariance,
+            &mut scratch,
+            &mut reused,
+        );
+        trial_gain_with(
+            body,
+            &plan,
+            c,
+            &trial.activity,
+            &trial.modulator,
+            GainRule::Covariance,
+            &mut KernelScratch::default(),
+            &mut fresh,
+        );
+        assert_eq!(reused, fresh, "{name} at layer {layer}");
+    }
+}
+
+/// Random canvases and modulator rows for a batch.
+fn batch_inputs(trials: usize, samples: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let canvases = (0..trials * CANVAS_PIXELS)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let normal = Normal::new(1.0f32, 0.1f32.sqrt()).unwrap();
+    let modulator = (0..trials * samples)
+        .map(|_| normal.sample(&mut rng))
+        .collect();
+    (canvases, modulator)
+}
+
+#[test]
+fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
+    use comod::kernel::{BatchScratch, batch_gain};
+    for (name, layer) in [("paper3", 1), ("local2", 2)] {
+        let arch = Arch::preset(name, layer).unwrap();
+        let mut model = Model::<f32>::init(&arch, 5);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        model
+            .coupling
+            .iter_mut()
+            .for_each(|c| *c = rng.random_range(0.9..1.1));
+        let plan = KernelPlan::new(&model);
+        let (trials, samples) = (37, 200);
+        let (canvases, modulator) = batch_inputs(trials, samples, 21);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut scratch = BatchScratch::new(&model, trials);
+            let mut gain = vec![0.0f32; plan.gated_size];
+            pool.install(|| {
+                batch_gain(
+                    &model,
+                    &plan,
+                    &canvases,
+                    &modulator,
+                    GainRule::Covariance,
+                    &mut scratch,
+                    &mut gain,
+                )
+            });
+            gain
+        };
+        let (one, two) = (run(1), run(2));
+        assert!(
+            one.iter()
+                .zip(&two)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: bit-identical at 1 and 2 threads"
+        );
+
+        let mut ws = model.workspace(trials);
+        let activity = model.unmodulated_activity(&mut ws, &canvases).to_vec();
+        let n = plan.modulated_size;
+        let mut mean = vec![0.0f64; plan.gated_size];
+        let mut scale = vec![0.0f64; plan.gated_size];
+        for b in 0..trials {
+            let u = &activity[b * n..(b + 1) * n];
+            let m = &modulator[b * samples..(b + 1) * samples];
+            let reference =
+                reference_trial_gain(&model, &model.coupling, u, m, GainRule::Covariance);
+            for j in 0..plan.gated_size {
+                mean[j] += reference.gain[j] / trials as f64;
+                scale[j] += reference.covariance_scale[j] / trials as f64;
+            }
+        }
+        for j in 0..plan.gated_size {
+            let error = (one[j] as f64 - mean[j]).abs();
+            assert!(
+                error <= TOLERANCE * scale[j] + 1e-30,
+                "{name} neuron {j}: {} vs {}",
+                one[j],
+                mean[j]
+            );
+        }
+    }
+}
