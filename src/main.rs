@@ -8,8 +8,11 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use comod::bench::{PEAK_SIDE, median_seconds, sgemm_peak_gflops};
 use comod::data::{Digits, parse_task_list};
 use comod::io::{load_checkpoint, save_checkpoint, tensors::check_writable};
+use comod::kernel::Body;
+use comod::kernel::workload::{self, WORKLOADS};
 use comod::net::Arch;
 use comod::net::arch::PRESETS;
 use comod::train::{PretrainOptions, general_accuracy, pair_accuracy, pretrain};
@@ -30,6 +33,25 @@ enum Command {
     /// Held-out accuracy of a checkpoint on the general task, and the pair
     /// accuracy of specific tasks with and without distractors (Fig. 2A).
     Eval(EvalArgs),
+    /// Time the fused trial kernel (SPEC §3) on its workloads beside the
+    /// machine's SGEMM peak measured in the same run.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Print one JSON object per line (keys workload, seconds, gflops,
+    /// peak_gflops, ratio) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Minimum seconds of timed runs per workload (the median is reported).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Only these comma-separated workloads (default: all of trial_B2,
+    /// trial_B256, deep4_trial_B2, deep4_trial_B256, deep4_mod2_trial_B2,
+    /// deep4_mod2_trial_B256).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -174,10 +196,88 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_bench(args: BenchArgs) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    let filters: Vec<String> = args
+        .only
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(|s| s.trim().to_string())
+        .collect();
+    let workloads: Vec<_> = WORKLOADS
+        .iter()
+        .filter(|w| filters.is_empty() || filters.iter().any(|f| f == w.name))
+        .collect();
+    if let Some(unknown) = filters
+        .iter()
+        .find(|f| !WORKLOADS.iter().any(|w| &w.name == f))
+    {
+        anyhow::bail!("--only: no workload named {unknown:?}");
+    }
+    let mut peaks: Vec<(usize, f64)> = Vec::new();
+    for t in [1, 2, threads] {
+        if !peaks.iter().any(|&(known, _)| known == t) {
+            peaks.push((t, sgemm_peak_gflops(t)));
+        }
+    }
+    let peak = peaks
+        .iter()
+        .find(|&&(t, _)| t == threads)
+        .map(|&(_, p)| p)
+        .expect("measured");
+    let line = |workload: &str, seconds: f64, gflops: f64, peak: f64| {
+        if args.json {
+            let record = serde_json::json!({
+                "workload": workload, "seconds": seconds, "gflops": gflops,
+                "peak_gflops": peak, "ratio": gflops / peak,
+            });
+            println!("{record}");
+        } else {
+            println!(
+                "{workload:<24} {:>10.3} ms {gflops:>8.1} GFLOP/s {:>6.1} % of {peak:.1}",
+                seconds * 1e3,
+                100.0 * gflops / peak
+            );
+        }
+    };
+    if !args.json {
+        println!(
+            "{:?} body, {threads} threads, T = {}",
+            Body::detect(),
+            workload::SAMPLES
+        );
+        println!(
+            "{:<24} {:>13} {:>16} {:>18}",
+            "workload", "median", "rate", "of SGEMM peak"
+        );
+    }
+    for &(t, gflops) in &peaks {
+        line(
+            &format!(
+                "sgemm_{PEAK_SIDE}_{t}_thread{}",
+                if t == 1 { "" } else { "s" }
+            ),
+            2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
+            gflops,
+            gflops,
+        );
+    }
+    for w in workloads {
+        let mut prepared = w.prepare();
+        let flops = prepared.flops();
+        let seconds = median_seconds(5, args.seconds, || {
+            prepared.run();
+        });
+        line(w.name, seconds, flops / seconds / 1e9, peak);
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
+        Command::Bench(args) => run_bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

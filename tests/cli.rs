@@ -201,3 +201,54 @@ fn help_documents_every_flag_with_its_default() {
     let output = comod(&["eval", "--help"], "1");
     assert!(String::from_utf8_lossy(&output.stdout).contains("--tasks"));
 }
+
+#[test]
+fn bench_prints_json_lines_with_the_stated_keys() {
+    let output = comod(
+        &[
+            "bench",
+            "--json",
+            "--seconds",
+            "0.01",
+            "--only",
+            "trial_B2,deep4_mod2_trial_B2",
+        ],
+        "2",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sgemm_1024_1_thread",
+            "sgemm_1024_2_threads",
+            "trial_B2",
+            "deep4_mod2_trial_B2"
+        ]
+    );
+    for r in &records {
+        let (gflops, peak, ratio) = (
+            r["gflops"].as_f64().unwrap(),
+            r["peak_gflops"].as_f64().unwrap(),
+            r["ratio"].as_f64().unwrap(),
+        );
+        assert!(r["seconds"].as_f64().unwrap() > 0.0 && gflops > 0.0);
+        assert!((ratio - gflops / peak).abs() < 1e-9);
+    }
+    assert_one_line_error(
+        &comod(&["bench", "--only", "nothing"], "2"),
+        &["--only", "no workload named \"nothing\""],
+    );
+}

@@ -8,7 +8,7 @@ held-out 10-way accuracy on 2000 test-pool composites after every epoch.
 
     pip install numpy torch
     python benches/frameworks/pretrain_torch.py --threads 2 --epochs 30
-    cargo bench --bench pretrain -- pretrain_epoch/paper3     # comod, same machine
+    cargo bench --bench throughput -- pretrain_epoch/paper3   # comod, same machine
 
 Prints seconds per epoch (median over epochs) and the held-out accuracy.
 """

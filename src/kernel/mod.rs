@@ -20,6 +20,7 @@ pub mod batch;
 pub mod plan;
 pub mod reference;
 mod scalar;
+pub mod workload;
 
 pub use batch::{BatchScratch, batch_gain};
 pub use plan::KernelPlan;

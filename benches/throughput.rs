@@ -1,26 +1,24 @@
-//! Pretraining throughput (SPEC §4) beside the machine's SGEMM peak.
+//! Throughput beside the machine's SGEMM peak: the trial-kernel workloads
+//! (SPEC §3) and a pretraining epoch (SPEC §4).
 //!
 //! Throughput is declared in floating-point operations, so criterion's
-//! "elem/s" reads as FLOP/s: compare `pretrain_epoch/paper3` with
-//! `sgemm_peak/2_threads` for the fraction of peak. Run: `cargo bench --bench pretrain`.
+//! "elem/s" reads as FLOP/s: compare each group with
+//! `sgemm_peak/2_threads`. Run: `cargo bench --bench throughput`.
+//! `comod bench` prints the kernel workloads with their ratio to the peak.
 
 use std::path::Path;
 
+use comod::bench::SgemmProblem;
 use comod::data::Digits;
+use comod::kernel::workload::WORKLOADS;
 use comod::net::Arch;
-use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// Side of the square matrices of the peak measurement.
-const PEAK_SIDE: usize = 1024;
-
 fn sgemm_peak(c: &mut Criterion) {
-    let n = PEAK_SIDE;
-    let a: Vec<f32> = (0..n * n).map(|i| (i % 17) as f32 * 0.1).collect();
-    let mut out = vec![0.0f32; n * n];
+    let mut problem = SgemmProblem::new();
     let mut group = c.benchmark_group("sgemm_peak");
-    group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+    group.throughput(Throughput::Elements(problem.flops() as u64));
     group.sample_size(20);
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -28,22 +26,29 @@ fn sgemm_peak(c: &mut Criterion) {
             .build()
             .unwrap();
         group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter(|| pool.install(|| problem.run()))
+        });
+    }
+    group.finish();
+}
+
+/// The kernel workloads on the global pool (`RAYON_NUM_THREADS`, default: all cores).
+fn trial_kernel(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trial_kernel");
+    for workload in WORKLOADS {
+        let mut prepared = workload.prepare();
+        group.throughput(Throughput::Elements(prepared.flops() as u64));
+        group.sample_size(if workload.trials > 2 { 20 } else { 100 });
+        group.bench_function(workload.name, |b| {
             b.iter(|| {
-                pool.install(|| {
-                    gemm(
-                        Mat::row_major(&a, n, n),
-                        Mat::row_major(&a, n, n),
-                        false,
-                        MatMut::row_major(&mut out, n, n),
-                    )
-                })
+                prepared.run();
             })
         });
     }
     group.finish();
 }
 
-/// One epoch on the global thread pool (`RAYON_NUM_THREADS`, default: all cores).
+/// One pretraining epoch on the global pool.
 fn pretrain_epoch(c: &mut Criterion) {
     let digits =
         Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).expect("shipped digits");
@@ -58,5 +63,5 @@ fn pretrain_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sgemm_peak, pretrain_epoch);
+criterion_group!(benches, sgemm_peak, trial_kernel, pretrain_epoch);
 criterion_main!(benches);
