@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use comod::bench::{PEAK_SIDE, median_seconds, sgemm_peak_gflops};
 use comod::data::{Digits, parse_task_list};
+use comod::io::trace::{read_trace_inputs, write_trace_outputs};
 use comod::io::{load_checkpoint, save_checkpoint, tensors::check_writable};
 use comod::kernel::Body;
 use comod::kernel::workload::{self, WORKLOADS};
 use comod::net::Arch;
 use comod::net::arch::PRESETS;
+use comod::train::trace::trace;
 use comod::train::{PretrainOptions, general_accuracy, pair_accuracy, pretrain};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
@@ -33,9 +35,29 @@ enum Command {
     /// Held-out accuracy of a checkpoint on the general task, and the pair
     /// accuracy of specific tasks with and without distractors (Fig. 2A).
     Eval(EvalArgs),
+    /// Verification interface (SPEC §7): per-trial gains, logits, loss and
+    /// every gradient for the inputs of a safetensors file.
+    Trace(TraceArgs),
     /// Time the fused trial kernel (SPEC §3) on its workloads beside the
     /// machine's SGEMM peak measured in the same run.
     Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// Checkpoint (safetensors, SPEC §7); its coupling and gain are ignored:
+    /// the inputs give them (default c = 0, g = 1).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Inputs (safetensors): stimuli [K, 784] f32, modulator [K, T] f32,
+    /// labels [K] i64, optional pair [2] i64, coupling, gain; metadata m0
+    /// (default 1), lambda (default 0), gain_rule (default covariance).
+    #[arg(long)]
+    inputs: PathBuf,
+    /// Output (safetensors, written atomically): trial_gain, logits, loss,
+    /// grad.coupling, grad.layers.{l}.weight, grad.layers.{l}.bias.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -196,6 +218,21 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_trace(args: TraceArgs) -> Result<()> {
+    check_writable(&args.out)?;
+    let checkpoint = load_checkpoint(&args.checkpoint)?;
+    let inputs = read_trace_inputs(&args.inputs, checkpoint.model.arch())?;
+    let (model, outputs) = trace(&checkpoint.model, &inputs);
+    write_trace_outputs(&args.out, &model, &outputs)?;
+    println!(
+        "wrote {} ({} trials, loss {:.6})",
+        args.out.display(),
+        inputs.labels.len(),
+        outputs.loss
+    );
+    Ok(())
+}
+
 fn run_bench(args: BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let filters: Vec<String> = args
@@ -277,6 +314,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
+        Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench(args),
     };
     match result {

@@ -338,3 +338,35 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
         }
     }
 }
+
+#[test]
+fn constant_activity_gives_exactly_zero_gain() {
+    // With c = 0 every sample sees the same activity: g must be exactly 0.
+    for (name, layer) in [("paper3", 1), ("paper3", 2), ("deep4", 1), ("local2", 2)] {
+        let arch = Arch::preset(name, layer).unwrap();
+        let mut trial = build_trial(&arch, 13, 211, 1.0);
+        trial.model.coupling.iter_mut().for_each(|c| *c = 0.0);
+        let plan = KernelPlan::new(&trial.model);
+        for body in bodies() {
+            for rule in [GainRule::Covariance, GainRule::Correlation] {
+                let mut gain = vec![f32::NAN; plan.gated_size];
+                let c = &trial.model.coupling;
+                trial_gain_with(
+                    body,
+                    &plan,
+                    c,
+                    &trial.activity,
+                    &trial.modulator,
+                    rule,
+                    &mut KernelScratch::default(),
+                    &mut gain,
+                );
+                assert!(
+                    gain.iter().all(|&g| g == 0.0),
+                    "{name} at {layer}, {body:?} {rule:?}: {:?}",
+                    &gain[..4]
+                );
+            }
+        }
+    }
+}

@@ -131,6 +131,11 @@ impl TensorFile {
     /// Reads and parses the header of `path`.
     pub fn read(path: &Path) -> Result<TensorFile> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        TensorFile::from_bytes(path, bytes)
+    }
+
+    /// Parses `bytes` as a safetensors file; `path` names it in errors.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<TensorFile> {
         let (_, header) = SafeTensors::read_metadata(&bytes)
             .map_err(|e| Error::tensor(path, format!("not a valid safetensors file: {e}")))?;
         SafeTensors::deserialize(&bytes)
@@ -179,6 +184,15 @@ impl TensorFile {
         Error::tensor(&self.path, message)
     }
 
+    /// The shape of tensor `name`.
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        let tensors = self.tensors();
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| self.error(format!("missing tensor {name}")))?;
+        Ok(view.shape().to_vec())
+    }
+
     fn view(&self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<Vec<u8>> {
         let tensors = self.tensors();
         let view = tensors
@@ -213,5 +227,14 @@ impl TensorFile {
             )));
         }
         Ok(values)
+    }
+
+    /// Tensor `name` as i64 of exactly `shape`.
+    pub fn i64(&self, name: &str, shape: &[usize]) -> Result<Vec<i64>> {
+        Ok(self
+            .view(name, Dtype::I64, shape)?
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect())
     }
 }

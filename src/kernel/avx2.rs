@@ -162,23 +162,40 @@ unsafe fn gated_tile(
     // SAFETY: operands checked above; AVX2 and FMA guaranteed by the caller.
     let acc = unsafe { product(k, a.as_ptr(), a_stride, panel.as_ptr(), bias.as_ptr()) };
     let zero = _mm256_setzero_ps();
+    // The shift: row 0 of the trial's first tile, else what that tile stored.
+    let mut shift = [0.0f32; PANEL];
+    if sums.first {
+        // SAFETY: `shift` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(shift.as_mut_ptr(), _mm256_max_ps(acc[0], zero));
+            _mm256_storeu_ps(shift.as_mut_ptr().add(8), _mm256_max_ps(acc[1], zero));
+        }
+        sums.shift.copy_from_slice(&shift[..width]);
+    } else {
+        shift[..width].copy_from_slice(sums.shift);
+    }
+    // SAFETY: `shift` holds 16 floats.
+    let (s0, s1) = unsafe {
+        (
+            _mm256_loadu_ps(shift.as_ptr()),
+            _mm256_loadu_ps(shift.as_ptr().add(8)),
+        )
+    };
     let (mut cov0, mut cov1) = (zero, zero);
     for r in 0..ROWS {
-        let (z0, z1) = (
-            _mm256_max_ps(acc[2 * r], zero),
-            _mm256_max_ps(acc[2 * r + 1], zero),
-        );
+        let d0 = _mm256_sub_ps(_mm256_max_ps(acc[2 * r], zero), s0);
+        let d1 = _mm256_sub_ps(_mm256_max_ps(acc[2 * r + 1], zero), s1);
         let w = _mm256_set1_ps(weight[r]);
-        cov0 = _mm256_fmadd_ps(w, z0, cov0);
-        cov1 = _mm256_fmadd_ps(w, z1, cov1);
+        cov0 = _mm256_fmadd_ps(w, d0, cov0);
+        cov1 = _mm256_fmadd_ps(w, d1, cov1);
         if correlation {
-            // Per row into f64 at once: Σz² must not lose the variance to rounding.
+            // Per row into f64 at once: Σd² must not lose the variance to rounding.
             let v = _mm256_set1_ps(valid[r]);
-            let (vz0, vz1) = (_mm256_mul_ps(v, z0), _mm256_mul_ps(v, z1));
+            let (vd0, vd1) = (_mm256_mul_ps(v, d0), _mm256_mul_ps(v, d1));
             // SAFETY: AVX2 guaranteed by the caller; slices sized by `width`.
             unsafe {
-                add_f64(vz0, vz1, width, sums.sum);
-                add_squares_f64(vz0, z0, vz1, z1, width, sums.sum_squares);
+                add_f64(vd0, vd1, width, sums.sum);
+                add_squares_f64(vd0, d0, vd1, d1, width, sums.sum_squares);
             }
         }
     }

@@ -35,18 +35,17 @@ impl BatchScratch {
     }
 }
 
-/// The batch gain (SPEC §3): for canvases `[B, 784]` and modulator samples
-/// `[B, T]` (row b for trial b), the mean over trials of the per-trial
-/// gain of `model` with its current coupling. Writes `[N_{L−1}]` to `out`.
-pub fn batch_gain(
+/// Per-trial gains (SPEC §3) of `model` with its current coupling, for
+/// canvases `[B, 784]` and modulator samples `[B, T]` (row b for trial b):
+/// returns `[B, N_{L−1}]`, row b for trial b. Trials run in parallel.
+pub fn trial_gains<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
     canvases: &[f32],
     modulator: &[f32],
     rule: GainRule,
-    scratch: &mut BatchScratch,
-    out: &mut [f32],
-) {
+    scratch: &'s mut BatchScratch,
+) -> &'s [f32] {
     let trials = canvases.len() / CANVAS_PIXELS;
     assert!(
         trials > 0 && modulator.len() % trials == 0,
@@ -64,9 +63,25 @@ pub fn batch_gain(
             SCRATCH
                 .with(|s| trial_gain(plan, &model.coupling, u, m, rule, &mut s.borrow_mut(), gain));
         });
+    per_trial
+}
+
+/// The batch gain (SPEC §3): the mean over trials of [`trial_gains`],
+/// summed in trial order. Writes `[N_{L−1}]` to `out`.
+pub fn batch_gain(
+    model: &Model<f32>,
+    plan: &KernelPlan,
+    canvases: &[f32],
+    modulator: &[f32],
+    rule: GainRule,
+    scratch: &mut BatchScratch,
+    out: &mut [f32],
+) {
+    let per_trial = trial_gains(model, plan, canvases, modulator, rule, scratch);
+    let trials = per_trial.len() / plan.gated_size;
     for (j, g) in out.iter_mut().enumerate() {
         let total: f64 = per_trial
-            .chunks_exact(n_gated)
+            .chunks_exact(plan.gated_size)
             .map(|row| row[j] as f64)
             .sum();
         *g = (total / trials as f64) as f32;

@@ -6,9 +6,12 @@
 //! For each block of [`BLOCK`] samples the modulated activity
 //! x_t = u ⊙ exp(m_t·c − β) is generated, the layers ℓ+1..L−1 run tile by
 //! tile (a tile: [`ROWS`] samples × 16 neurons), and the gated layer's
-//! tiles are folded into Σ_t (m_t − m̄)·z_t (and, for the correlation rule,
-//! Σ z_t and Σ z_t²) in f64 as soon as they leave the micro-kernel. Since
-//! Σ_t (m_t − m̄) = 0, g = (1/T)·Σ_t (m_t − m̄)·z_t needs no second pass.
+//! tiles are folded into Σ_t (m_t − m̄)·d_t (and, for the correlation rule,
+//! Σ d_t and Σ d_t²) in f64 as soon as they leave the micro-kernel, where
+//! d_t = z_t − z_1 is the activity relative to the trial's first sample.
+//! Since Σ_t (m_t − m̄) = 0, g = (1/T)·Σ_t (m_t − m̄)·d_t needs no second
+//! pass; the shift by z_1 keeps the sums free of cancellation, so a neuron
+//! that does not vary gets exactly g = 0.
 //!
 //! Two bodies implement the tiles behind one signature ([`Body`]): plain
 //! scalar code and AVX2+FMA intrinsics, chosen once at run time
@@ -22,11 +25,18 @@ pub mod reference;
 mod scalar;
 pub mod workload;
 
-pub use batch::{BatchScratch, batch_gain};
+pub use batch::{BatchScratch, batch_gain, trial_gains};
 pub use plan::KernelPlan;
 
 use crate::net::simd::has_avx2_fma;
 use crate::net::vexp::exp_in_place;
+
+/// Default mean μ_m of the modulator (SPEC §3).
+pub const MODULATOR_MEAN: f32 = 1.0;
+/// Default variance σ_m² of the modulator (SPEC §3).
+pub const MODULATOR_VARIANCE: f32 = 0.1;
+/// Default number T of modulator samples per trial (SPEC §3).
+pub const SAMPLES: usize = 200;
 
 /// Samples per tile: the micro-kernels' row count.
 pub const ROWS: usize = 6;
@@ -75,13 +85,14 @@ pub struct KernelScratch {
     weight: Vec<f32>,
     /// 1 for the block's samples, 0 on padding rows.
     valid: Vec<f32>,
-    /// Σ_t (m_t − m̄)·z_t, Σ_t z_t and Σ_t z_t² per gated neuron.
+    /// Σ_t (m_t − m̄)·d_t, Σ_t d_t and Σ_t d_t² per gated neuron.
     sums: GatedSums,
 }
 
-/// The running sums of the gated layer, in f64.
+/// The running sums of the gated layer, in f64, of d_t = z_t − shift.
 #[derive(Clone, Debug, Default)]
 pub struct GatedSums {
+    shift: Vec<f32>,
     covariance: Vec<f64>,
     sum: Vec<f64>,
     sum_squares: Vec<f64>,
@@ -97,6 +108,7 @@ impl KernelScratch {
         }
         self.weight.resize(BLOCK, 0.0);
         self.valid.resize(BLOCK, 0.0);
+        self.sums.shift.resize(plan.gated_size, 0.0);
         for sums in [
             &mut self.sums.covariance,
             &mut self.sums.sum,
@@ -125,9 +137,11 @@ trait Tiles {
         width: usize,
     );
 
-    /// With z = ReLU(a·Wᵀ + b) of the tile: covariance[c] += Σ_r weight[r]·z[r, c],
-    /// and with `correlation` also sum[c] += Σ_r valid[r]·z and
-    /// sum_squares[c] += Σ_r valid[r]·z², for c < width.
+    /// With z = ReLU(a·Wᵀ + b) of the tile, first shift[c] = z[0, c] when
+    /// `sums.first` (the tile that holds the trial's first sample), then with
+    /// d = z − shift: covariance[c] += Σ_r weight[r]·d[r, c], and with
+    /// `correlation` also sum[c] += Σ_r valid[r]·d and
+    /// sum_squares[c] += Σ_r valid[r]·d², for c < width.
     #[allow(clippy::too_many_arguments)]
     fn gated(
         k: usize,
@@ -145,6 +159,8 @@ trait Tiles {
 
 /// The sums of one tile's neurons.
 struct GatedSlices<'a> {
+    first: bool,
+    shift: &'a mut [f32],
     covariance: &'a mut [f64],
     sum: &'a mut [f64],
     sum_squares: &'a mut [f64],
@@ -215,9 +231,13 @@ pub fn trial_gain_with(
             scratch.valid[r] = if inside { 1.0 } else { 0.0 };
         }
         match body {
-            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, correlation),
+            Body::Scalar => {
+                run_block::<scalar::Scalar>(plan, scratch, rows, start == 0, correlation)
+            }
             #[cfg(target_arch = "x86_64")]
-            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, correlation),
+            Body::Avx2Fma => {
+                run_block::<avx2::Avx2Fma>(plan, scratch, rows, start == 0, correlation)
+            }
             #[cfg(not(target_arch = "x86_64"))]
             Body::Avx2Fma => unreachable!("checked above"),
         }
@@ -258,6 +278,7 @@ fn run_block<B: Tiles>(
     plan: &KernelPlan,
     scratch: &mut KernelScratch,
     rows: usize,
+    first_block: bool,
     correlation: bool,
 ) {
     let KernelScratch {
@@ -268,7 +289,16 @@ fn run_block<B: Tiles>(
         sums,
     } = scratch;
     if plan.layers.is_empty() {
-        return direct_sums(plan, activity, weight, valid, rows, correlation, sums);
+        return direct_sums(
+            plan,
+            activity,
+            weight,
+            valid,
+            rows,
+            first_block,
+            correlation,
+            sums,
+        );
     }
     let last = plan.layers.len() - 1;
     for (li, layer) in plan.layers.iter().enumerate() {
@@ -291,6 +321,8 @@ fn run_block<B: Tiles>(
                     let a = &input[q * stride + g * ni..];
                     if li == last {
                         let sums = GatedSlices {
+                            first: first_block && q == 0,
+                            shift: &mut sums.shift[column..column + width],
                             covariance: &mut sums.covariance[column..column + width],
                             sum: &mut sums.sum[column..column + width],
                             sum_squares: &mut sums.sum_squares[column..column + width],
@@ -308,23 +340,28 @@ fn run_block<B: Tiles>(
 }
 
 /// When the modulated layer is the gated one, z_t is the modulated activity itself.
+#[allow(clippy::too_many_arguments)]
 fn direct_sums(
     plan: &KernelPlan,
     x: &[f32],
     weight: &[f32],
     valid: &[f32],
     rows: usize,
+    first_block: bool,
     correlation: bool,
     sums: &mut GatedSums,
 ) {
     let n = plan.modulated_size;
+    if first_block {
+        sums.shift.copy_from_slice(&x[..n]);
+    }
     for ((row, &w), &v) in x[..rows * n].chunks_exact(n).zip(weight).zip(valid) {
         for (j, &z) in row.iter().enumerate() {
-            let z = z as f64;
-            sums.covariance[j] += w as f64 * z;
+            let d = (z - sums.shift[j]) as f64;
+            sums.covariance[j] += w as f64 * d;
             if correlation {
-                sums.sum[j] += v as f64 * z;
-                sums.sum_squares[j] += v as f64 * z * z;
+                sums.sum[j] += v as f64 * d;
+                sums.sum_squares[j] += v as f64 * d * d;
             }
         }
     }

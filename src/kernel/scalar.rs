@@ -54,14 +54,17 @@ impl Tiles for Scalar {
     ) {
         let acc = product(k, a, a_stride, panel);
         for c in 0..width {
+            if sums.first {
+                sums.shift[c] = (acc[0][c] + bias[c]).max(0.0);
+            }
             let mut covariance = 0.0f32;
             for r in 0..ROWS {
-                let z = (acc[r][c] + bias[c]).max(0.0);
-                covariance += weight[r] * z;
+                let d = (acc[r][c] + bias[c]).max(0.0) - sums.shift[c];
+                covariance += weight[r] * d;
                 if correlation {
-                    let (z, v) = (z as f64, valid[r] as f64);
-                    sums.sum[c] += v * z;
-                    sums.sum_squares[c] += v * z * z;
+                    let (d, v) = (d as f64, valid[r] as f64);
+                    sums.sum[c] += v * d;
+                    sums.sum_squares[c] += v * d * d;
                 }
             }
             sums.covariance[c] += covariance as f64;

@@ -6,12 +6,13 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
 use crate::data::CANVAS_PIXELS;
-use crate::kernel::{BatchScratch, GainRule, KernelPlan, batch_gain};
+use crate::kernel::{
+    BatchScratch, GainRule, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, batch_gain,
+};
 use crate::net::{Arch, Model};
 use crate::rng::Rng;
 
-/// Modulator samples per trial in every workload (SPEC §3 default).
-pub const SAMPLES: usize = 200;
+pub use crate::kernel::SAMPLES;
 
 /// One benchmark workload.
 #[derive(Clone, Copy, Debug)]
@@ -79,7 +80,7 @@ pub struct PreparedWorkload {
 
 impl Workload {
     /// Builds the network (seeded), coupling U[0.9, 1.1], random canvases
-    /// and modulator samples N(1, 0.1).
+    /// and modulator samples N(μ_m, σ_m²) at the SPEC §3 defaults.
     pub fn prepare(&self) -> PreparedWorkload {
         let arch = Arch::preset(self.arch, self.modulated_layer).expect("workloads use presets");
         let mut model = Model::<f32>::init(&arch, 1);
@@ -91,7 +92,7 @@ impl Workload {
         let canvases = (0..self.trials * CANVAS_PIXELS)
             .map(|_| rng.random_range(0.0..1.0))
             .collect();
-        let normal = Normal::new(1.0f32, 0.1f32.sqrt()).expect("valid normal");
+        let normal = Normal::new(MODULATOR_MEAN, MODULATOR_VARIANCE.sqrt()).expect("valid normal");
         let modulator = (0..self.trials * SAMPLES)
             .map(|_| normal.sample(&mut rng))
             .collect();

@@ -209,6 +209,25 @@ pub fn coupling_backward<T: Real>(n: usize, m: T, h: &[T], dh: &[T], dc: &mut [T
     }
 }
 
+/// The L1 term λ·‖θ‖₁ of the fine-tuning loss (SPEC §2).
+pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
+    theta
+        .iter()
+        .fold(T::ZERO, |s, &x| s + if x < T::ZERO { -x } else { x })
+        * lambda
+}
+
+/// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (SPEC §7).
+pub fn l1_backward<T: Real>(theta: &[T], lambda: T, grad: &mut [T]) {
+    for (g, &x) in grad.iter_mut().zip(theta) {
+        if x > T::ZERO {
+            *g += lambda;
+        } else if x < T::ZERO {
+            *g -= lambda;
+        }
+    }
+}
+
 /// Which logits a task reads (SPEC §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readout {
