@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system error while reading or writing a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or folder involved.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, not chained, so
+        /// that it is printed once).
+        cause: std::io::Error,
     },
     /// A data file (IDX) that is malformed or inconsistent (SPEC §1).
     #[error("{}: {message}", path.display())]
@@ -45,10 +46,10 @@ pub enum Error {
 
 impl Error {
     /// An I/O error about `path`.
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 
