@@ -8,11 +8,13 @@
 
 pub mod bench;
 pub mod data;
+pub mod digest;
 pub mod error;
 pub mod io;
 pub mod kernel;
 pub mod net;
 pub mod rng;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

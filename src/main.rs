@@ -10,12 +10,20 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use comod::bench::{PEAK_SIDE, median_seconds, sgemm_peak_gflops};
 use comod::data::{Digits, parse_task_list};
+use comod::digest::sha256_hex;
 use comod::io::trace::{read_trace_inputs, write_trace_outputs};
 use comod::io::{load_checkpoint, save_checkpoint, tensors::check_writable};
-use comod::kernel::Body;
 use comod::kernel::workload::{self, WORKLOADS};
+use comod::kernel::{Body, GainRule, SAMPLES};
 use comod::net::Arch;
+use comod::net::Model;
 use comod::net::arch::PRESETS;
+use comod::sweep::plan::Shard;
+use comod::sweep::record::SweepConfig;
+use comod::sweep::store::merge;
+use comod::sweep::{SweepReport, SweepSpec, run_sweep};
+use comod::train::finetune::{FinetuneConfig, LearningRates, Method, ReadoutKind};
+use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
 use comod::train::trace::trace;
 use comod::train::{PretrainOptions, general_accuracy, pair_accuracy, pretrain};
 
@@ -35,12 +43,161 @@ enum Command {
     /// Held-out accuracy of a checkpoint on the general task, and the pair
     /// accuracy of specific tasks with and without distractors (Fig. 2A).
     Eval(EvalArgs),
+    /// Fine-tune the pretrained network on tasks × methods × repeats
+    /// (SPEC §4, §6), appending one JSON line per run; resumable, shardable.
+    Sweep(SweepArgs),
+    /// Join shard result files into one, rejecting duplicated runs and
+    /// mixed configurations.
+    Merge(MergeArgs),
     /// Verification interface (SPEC §7): per-trial gains, logits, loss and
     /// every gradient for the inputs of a safetensors file.
     Trace(TraceArgs),
     /// Time the fused trial kernel (SPEC §3) on its workloads beside the
     /// machine's SGEMM peak measured in the same run.
     Bench(BenchArgs),
+}
+
+/// The settings of fine-tuning runs (SPEC §3, §4), shared by `sweep` and `reproduce`.
+#[derive(clap::Args, Clone)]
+struct RunOptions {
+    /// Methods, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "stochastic,deterministic,retrain,retrain-last"
+    )]
+    methods: Vec<Method>,
+    /// Master seed; each run's seed is a hash of it with task, method and repeat.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Readout of the binary task: `pair` (softmax over the two logits) or
+    /// `all` (10-way, label = target digit).
+    #[arg(long, value_enum, default_value = "pair")]
+    readout: ReadoutKind,
+    /// Per-trial gain rule.
+    #[arg(long, value_enum, default_value = "covariance")]
+    gain_rule: GainRule,
+    /// Gain normalisation (`none` with `--gain-smoothing none`: the literal Eq. 3).
+    #[arg(long, value_enum, default_value = "mean1")]
+    gain_norm: GainNorm,
+    /// Gain smoothing across batches.
+    #[arg(long, value_enum, default_value = "running")]
+    gain_smoothing: GainSmoothing,
+    /// What the gain is estimated on.
+    #[arg(long, value_enum, default_value = "batch")]
+    gain_input: GainInput,
+    /// Learning rate of `stochastic`.
+    #[arg(long, default_value_t = 1e-2)]
+    lr_stochastic: f32,
+    /// Learning rate of `deterministic`.
+    #[arg(long, default_value_t = 1e-2)]
+    lr_deterministic: f32,
+    /// Learning rate of `retrain`.
+    #[arg(long, default_value_t = 1e-4)]
+    lr_retrain: f32,
+    /// Learning rate of `retrain-last`.
+    #[arg(long, default_value_t = 1e-3)]
+    lr_retrain_last: f32,
+    /// λ of the L1 term on what is trained.
+    #[arg(long, default_value_t = 0.1)]
+    lambda: f32,
+    /// Modulator samples per trial, T.
+    #[arg(long, default_value_t = SAMPLES)]
+    samples: usize,
+    /// Batches of 2 in the online pass (measurements: batches + 1).
+    #[arg(long, default_value_t = 250)]
+    batches: usize,
+    /// Composites of each task's fixed test set.
+    #[arg(long, default_value_t = 1000)]
+    test_composites: usize,
+}
+
+impl RunOptions {
+    /// The fine-tuning configuration these flags describe.
+    fn finetune_config(&self) -> Result<FinetuneConfig> {
+        for (flag, lr) in [
+            ("--lr-stochastic", self.lr_stochastic),
+            ("--lr-deterministic", self.lr_deterministic),
+            ("--lr-retrain", self.lr_retrain),
+            ("--lr-retrain-last", self.lr_retrain_last),
+        ] {
+            if !(lr.is_finite() && lr > 0.0) {
+                anyhow::bail!("{flag} {lr}: a learning rate must be positive");
+            }
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            anyhow::bail!("--lambda {}: must be ≥ 0", self.lambda);
+        }
+        for (flag, v) in [
+            ("--samples", self.samples),
+            ("--batches", self.batches),
+            ("--test-composites", self.test_composites),
+        ] {
+            if v == 0 {
+                anyhow::bail!("{flag} 0: must be at least 1");
+            }
+        }
+        Ok(FinetuneConfig {
+            readout: self.readout,
+            gain: GainOptions {
+                rule: self.gain_rule,
+                norm: self.gain_norm,
+                smoothing: self.gain_smoothing,
+                input: self.gain_input,
+            },
+            lr: LearningRates {
+                stochastic: self.lr_stochastic,
+                deterministic: self.lr_deterministic,
+                retrain: self.lr_retrain,
+                retrain_last: self.lr_retrain_last,
+            },
+            lambda: self.lambda,
+            samples: self.samples,
+            batches: self.batches,
+            test_composites: self.test_composites,
+            ..FinetuneConfig::default()
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    /// Pretrained checkpoint (safetensors, SPEC §7).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Folder with an IDX images/labels pair; default: the shipped digits.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Tasks: `all` (the 180) or a list like 1-7@0,3-8@2.
+    #[arg(long, default_value = "all")]
+    tasks: String,
+    /// Repeats per task and method.
+    #[arg(long, default_value_t = 10)]
+    repeats: usize,
+    /// Results file (JSON lines); runs it already holds are skipped.
+    #[arg(long)]
+    out: PathBuf,
+    /// Run only shard i of n (0 ≤ i < n), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// If given, the checkpoint's architecture must be this preset (or JSON file).
+    #[arg(long)]
+    arch: Option<String>,
+    /// With --arch: the modulated layer the checkpoint must have.
+    #[arg(long)]
+    modulated_layer: Option<usize>,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The merged results file (written atomically, runs in canonical order).
+    out: PathBuf,
+    /// Shard results files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -218,6 +375,110 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs a sweep with a progress bar and prints what it did; returns the report.
+fn sweep_with_progress(
+    model: &Model<f32>,
+    digits: &Digits,
+    spec: &SweepSpec,
+    out: &Path,
+) -> Result<SweepReport> {
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "sweep {bar:30} {pos}/{len} runs, {per_sec}, ETA {eta} [{elapsed_precise}]",
+        )
+        .expect("valid template"),
+    );
+    let report = run_sweep(model, digits, spec, out, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    if let Some(torn) = &report.dropped_torn_line {
+        eprintln!(
+            "warning: {}: dropped a torn last line ({} bytes) left by an interrupted sweep",
+            out.display(),
+            torn.len()
+        );
+    }
+    let peak = sgemm_peak_gflops(rayon::current_num_threads());
+    let rate = report.flops / report.seconds.max(1e-9) / 1e9;
+    println!(
+        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread SGEMM peak ({peak:.1} GFLOP/s); {:.3} s per run",
+        report.planned,
+        report.resumed,
+        report.run,
+        report.seconds,
+        report.flops / 1e12,
+        rate,
+        100.0 * rate / peak,
+        rayon::current_num_threads(),
+        report.seconds / report.run.max(1) as f64
+    );
+    Ok(report)
+}
+
+/// The configuration records carry for a sweep of `checkpoint`.
+fn sweep_config(
+    checkpoint: &Path,
+    model: &Model<f32>,
+    digits: &Digits,
+    run: &RunOptions,
+) -> Result<SweepConfig> {
+    let bytes = std::fs::read(checkpoint).with_context(|| checkpoint.display().to_string())?;
+    Ok(SweepConfig {
+        finetune: run.finetune_config()?,
+        master_seed: run.seed,
+        architecture: model.arch().clone(),
+        checkpoint_sha256: sha256_hex(&[&bytes]),
+        data_sha256: digits.sha256().to_string(),
+        comod_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+fn run_sweep_command(args: SweepArgs) -> Result<()> {
+    let tasks = parse_task_list(&args.tasks).context("--tasks")?;
+    if args.repeats == 0 {
+        anyhow::bail!("--repeats 0: must be at least 1");
+    }
+    args.run.finetune_config()?;
+    let checkpoint = load_checkpoint(&args.checkpoint)?;
+    if let Some(name) = &args.arch {
+        let expected = resolve_arch(name, args.modulated_layer)?;
+        if &expected != checkpoint.model.arch() {
+            anyhow::bail!(
+                "{}: the checkpoint's architecture {} is not --arch {name}{}",
+                args.checkpoint.display(),
+                checkpoint.model.arch().to_json(),
+                args.modulated_layer
+                    .map(|l| format!(" --modulated-layer {l}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let digits = Digits::load(&args.data)?;
+    let spec = SweepSpec {
+        tasks,
+        methods: args.run.methods.clone(),
+        repeats: args.repeats,
+        shard: args.shard,
+        config: sweep_config(&args.checkpoint, &checkpoint.model, &digits, &args.run)?,
+    };
+    sweep_with_progress(&checkpoint.model, &digits, &spec, &args.out)?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn run_merge(args: MergeArgs) -> Result<()> {
+    let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
+    let runs = merge(&args.out, &inputs)?;
+    println!(
+        "merged {runs} runs from {} files into {}",
+        inputs.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
 fn run_trace(args: TraceArgs) -> Result<()> {
     check_writable(&args.out)?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
@@ -314,6 +575,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
+        Command::Sweep(args) => run_sweep_command(args),
+        Command::Merge(args) => run_merge(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench(args),
     };

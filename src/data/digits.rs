@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::idx::{IMAGES_MAGIC, LABELS_MAGIC, read_idx};
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 
 /// Side of an MNIST digit in pixels.
@@ -37,6 +38,8 @@ pub struct Digits {
     test_start: usize,
     /// Digit indices per pool and class.
     by_class: [[Vec<u32>; CLASSES]; 2],
+    /// sha256 of the digits' pixels, labels and pool split.
+    sha256: String,
 }
 
 /// The IDX files found in a data folder.
@@ -190,6 +193,7 @@ impl Digits {
         {
             downscale(digit, out);
         }
+        let sha256 = sha256_hex(&[images, &labels, &(test_start as u64).to_le_bytes()]);
         let mut by_class: [[Vec<u32>; CLASSES]; 2] = Default::default();
         for (i, &label) in labels.iter().enumerate() {
             let pool = usize::from(i >= test_start);
@@ -205,7 +209,14 @@ impl Digits {
             labels,
             test_start,
             by_class,
+            sha256,
         })
+    }
+
+    /// sha256 of the digits (pixels, labels, pool split), as hex: records
+    /// carry it so that results of different data never mix (SPEC §6).
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// Number of digits in both pools.

@@ -45,7 +45,10 @@ pub const ROWS: usize = 6;
 pub const BLOCK: usize = 48;
 
 /// How the per-trial gain is read from the samples (SPEC §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum GainRule {
     /// g_j = cov_t(m, z_j) (paper Eq. 3, the default).
     Covariance,

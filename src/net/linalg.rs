@@ -226,6 +226,25 @@ impl<'a, T: Real> MatMut<'a, T> {
     }
 }
 
+thread_local! {
+    /// Set while the caller parallelises above the products (a sweep runs
+    /// many fine-tuning runs at once): products then stay on their thread.
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every product on the calling thread (no row or group
+/// split), for callers that already keep every core busy.
+pub fn serial_products<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let result = f();
+    SERIAL.with(|s| s.set(before));
+    result
+}
+
+fn products_serial() -> bool {
+    SERIAL.with(|s| s.get())
+}
+
 /// Multiply-adds (m·n·k) below which a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// Row blocks are multiples of this (the largest micro-kernel height).
@@ -244,7 +263,7 @@ pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'
     let rs = c.row_stride;
     let body = &mut c.data[c.offset..];
     let threads = rayon::current_num_threads();
-    if threads == 1 || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
+    if threads == 1 || products_serial() || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
         gemm_serial(a, b, beta, body, rs, n);
         return;
     }
@@ -289,7 +308,7 @@ pub fn gemm_groups<'a, T: Real>(
         "output out of bounds"
     );
     let c_ptr = SendPtr(c.as_mut_ptr());
-    (0..groups).into_par_iter().for_each(|g| {
+    let group = |g: usize| {
         let (a, b) = operands(g);
         assert_eq!(
             (a.rows, b.cols, a.cols),
@@ -318,7 +337,12 @@ pub fn gemm_groups<'a, T: Real>(
                 1,
             )
         }
-    });
+    };
+    if products_serial() {
+        (0..groups).for_each(group);
+    } else {
+        (0..groups).into_par_iter().for_each(group);
+    }
 }
 
 /// C = A·B on the calling thread (for callers that parallelise above).

@@ -260,13 +260,25 @@ impl<T: Real> Model<T> {
     /// The modulated layer's activity without modulation (and without gain),
     /// F(a_ℓ), `[B, N_ℓ]`: what the fused kernel modulates (SPEC §3).
     pub fn unmodulated_activity<'w>(&self, ws: &'w mut Workspace<T>, canvases: &[T]) -> &'w [T] {
-        let l = self.arch.modulated_layer;
-        self.run_layers(ws, canvases, T::ZERO, l, false);
+        self.activity_at(ws, canvases, self.arch.modulated_layer, T::ZERO)
+    }
+
+    /// F(a_l), `[B, N_l]`: layer `l`'s activity before its own modulation
+    /// and gain, with every layer below it run in full at modulator value
+    /// `m`; [`Model::forward_from`] continues from here.
+    pub fn activity_at<'w>(
+        &self,
+        ws: &'w mut Workspace<T>,
+        canvases: &[T],
+        l: usize,
+        m: T,
+    ) -> &'w [T] {
+        self.run_layers(ws, canvases, m, l, false);
         &ws.post[l - 1][..ws.batch * self.arch.size(l)]
     }
 
-    /// Layers 1..=`through`; the per-neuron factors (modulation, gain) are
-    /// applied only when `scaled`.
+    /// Layers 1..=`through` with their per-neuron factors (modulation,
+    /// gain), except that of layer `through` unless `scaled`.
     fn run_layers(
         &self,
         ws: &mut Workspace<T>,
@@ -290,40 +302,89 @@ impl<T: Real> Model<T> {
                 *x = canvas[pixel as usize];
             }
         }
-        let beta = T::from_f64(self.arch.beta as f64);
-        for (l, layer) in self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, layer)| (i + 1, layer))
-            .take(through)
+        for l in 1..=through {
+            self.layer_forward(ws, l, m, scaled || l < through);
+        }
+    }
+
+    /// Forward pass from layer `l`'s unmodulated activity F(a_l), `[B, N_l]`
+    /// (e.g. cached for a fixed test set): applies layer `l`'s modulation
+    /// and gain at modulator value `m`, then runs layers l+1..L. The same
+    /// result as [`Model::forward`] on the canvases that gave the activity.
+    pub fn forward_from(&self, ws: &mut Workspace<T>, l: usize, activity: &[T], m: T) {
+        let n = self.arch.size(l);
+        let batch = activity.len() / n;
+        assert!(
+            batch * n <= ws.post[l - 1].len(),
+            "batch exceeds workspace capacity"
+        );
+        ws.batch = batch;
+        ws.m = m;
+        let scaled = self.fill_scale(ws, l, m);
+        let post = &mut ws.post[l - 1][..batch * n];
+        post.copy_from_slice(activity);
+        if scaled {
+            for row in post.chunks_exact_mut(n) {
+                for (h, &s) in row.iter_mut().zip(&ws.scale[l - 1]) {
+                    *h *= s;
+                }
+            }
+        }
+        for above in l + 1..=self.arch.depth() {
+            self.layer_forward(ws, above, m, true);
+        }
+    }
+
+    /// Sets layer `l`'s per-neuron factor (modulation exp(m·c − β) at ℓ,
+    /// gain at L−1); false when the layer has none.
+    fn fill_scale(&self, ws: &mut Workspace<T>, l: usize, m: T) -> bool {
+        let scale = &mut ws.scale[l - 1];
+        if scale.is_empty() {
+            return false;
+        }
+        scale.fill(T::ONE);
+        if l == self.arch.modulated_layer {
+            modulation_factor(m, &self.coupling, T::from_f64(self.arch.beta as f64), scale);
+        }
+        if l == self.arch.gated_layer() {
+            for (s, &g) in scale.iter_mut().zip(&self.gain) {
+                *s *= g;
+            }
+        }
+        true
+    }
+
+    /// Layer `l` from the output of layer l−1 (or the reordered input):
+    /// a_l, then h_l = F(a_l) ⊙ factor when `scaled`.
+    fn layer_forward(&self, ws: &mut Workspace<T>, l: usize, m: T, scaled: bool) {
+        let layer = &self.layers[l - 1];
+        let batch = ws.batch;
+        let n = layer.shape.outputs;
         {
-            let (below, here) = ws.post.split_at_mut(l - 1);
             let x = if l == 1 {
                 &ws.input[..]
             } else {
-                &below[l - 2][..]
+                &ws.post[l - 2][..]
             };
-            let n = layer.shape.outputs;
-            let a = &mut ws.pre[l - 1][..batch * n];
-            linear_forward(layer.shape, batch, x, self.weights(l), self.bias(l), a);
-            let Some(f) = layer.activation else { continue };
-            let scale = &mut ws.scale[l - 1];
-            let scaled = scaled && !scale.is_empty();
-            if scaled {
-                scale.fill(T::ONE);
-                if l == self.arch.modulated_layer {
-                    modulation_factor(m, &self.coupling, beta, scale);
-                }
-                if l == self.arch.gated_layer() {
-                    for (s, &g) in scale.iter_mut().zip(&self.gain) {
-                        *s *= g;
-                    }
-                }
-            }
-            let scale = scaled.then_some(&scale[..]);
-            activation_forward(f, n, a, scale, &mut here[0][..batch * n]);
+            linear_forward(
+                layer.shape,
+                batch,
+                x,
+                self.weights(l),
+                self.bias(l),
+                &mut ws.pre[l - 1][..batch * n],
+            );
         }
+        let Some(f) = layer.activation else { return };
+        let scaled = scaled && self.fill_scale(ws, l, m);
+        let scale = scaled.then_some(&ws.scale[l - 1][..]);
+        activation_forward(
+            f,
+            n,
+            &ws.pre[l - 1][..batch * n],
+            scale,
+            &mut ws.post[l - 1][..batch * n],
+        );
     }
 
     /// Logits `[B, 10]` of the last forward pass.

@@ -2,6 +2,9 @@
 //! loss-and-gradient trace of SPEC §7.
 
 pub mod evaluate;
+pub mod finetune;
+pub mod gain;
+pub mod metrics;
 pub mod pretrain;
 pub mod trace;
 

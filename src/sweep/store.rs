@@ -1,0 +1,185 @@
+//! The results file (SPEC §6): JSON lines appended one whole record at a
+//! time, resumed by skipping the runs it holds, a torn last line reported
+//! and dropped, configurations never mixed, and a canonical order
+//! (task, method, repeat) once a sweep or a merge completes.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::io::tensors::write_atomic;
+use crate::sweep::plan::RunKey;
+use crate::sweep::record::{Record, SweepConfig};
+
+/// The records of a results file, by run, and what was wrong with its end.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Every record, by run.
+    pub records: BTreeMap<RunKey, Record>,
+    /// Bytes of whole lines (where a torn last line begins).
+    pub whole_len: usize,
+    /// The torn last line, if any (without its missing newline).
+    pub torn: Option<String>,
+}
+
+/// Parses a results file: every line a record; a last line without its
+/// newline is torn. Duplicated runs are an error.
+pub fn read_results(path: &Path) -> Result<Contents> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut contents = Contents::default();
+    let mut start = 0;
+    for (number, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
+        if !line.ends_with(b"\n") {
+            contents.torn = Some(String::from_utf8_lossy(line).into_owned());
+            break;
+        }
+        let fail = |why: String| Error::data(path, format!("line {}: {why}", number + 1));
+        let record: Record =
+            serde_json::from_slice(line).map_err(|e| fail(format!("not a result record ({e})")))?;
+        let key = record
+            .key()
+            .ok_or_else(|| fail(format!("unknown task {:?}", record.task)))?;
+        if contents.records.insert(key, record).is_some() {
+            return Err(fail("the same run is recorded twice".into()));
+        }
+        start += line.len();
+        contents.whole_len = start;
+    }
+    Ok(contents)
+}
+
+/// The first top-level configuration key where `a` and `b` differ.
+fn first_difference(a: &SweepConfig, b: &SweepConfig) -> String {
+    let (a, b) = (
+        serde_json::to_value(a).expect("serialises"),
+        serde_json::to_value(b).expect("serialises"),
+    );
+    let (a, b) = (
+        a.as_object().expect("an object"),
+        b.as_object().expect("an object"),
+    );
+    a.keys()
+        .chain(b.keys())
+        .find(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Checks that every record was made with `config`.
+pub fn check_config(path: &Path, contents: &Contents, config: &SweepConfig) -> Result<()> {
+    if let Some(other) = contents.records.values().find(|r| &r.config != config) {
+        return Err(Error::data(
+            path,
+            format!(
+                "holds runs of another configuration ({} differs, e.g. in {} {} repeat {}): use another output file",
+                first_difference(&other.config, config),
+                other.task,
+                other.method.name(),
+                other.repeat
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Appends records to a results file, one whole line per write.
+pub struct Appender {
+    file: Mutex<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl Appender {
+    /// Opens `path` for appending, first cutting a torn last line
+    /// (`whole_len` is where it begins).
+    pub fn open(path: &Path, whole_len: usize) -> Result<Appender> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        file.set_len(whole_len as u64)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Appender {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Appends `record` as one line, in one write, flushed to the file.
+    pub fn append(&self, record: &Record) -> Result<()> {
+        let mut line = record.to_line();
+        line.push('\n');
+        let mut file = self.file.lock().expect("no panic while holding the lock");
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.flush())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Writes `records` to `path` in canonical order (task, method, repeat), atomically.
+pub fn write_canonical(path: &Path, records: &BTreeMap<RunKey, Record>) -> Result<()> {
+    let mut text = String::new();
+    for record in records.values() {
+        text.push_str(&record.to_line());
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
+
+/// Joins shard files into `out` (SPEC §6): every input must be whole (no
+/// torn line) and of one configuration, and no run may appear twice.
+pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
+    let mut all: BTreeMap<RunKey, Record> = BTreeMap::new();
+    let mut config: Option<(SweepConfig, &Path)> = None;
+    for &input in inputs {
+        if !input.exists() {
+            return Err(Error::io(
+                input,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let contents = read_results(input)?;
+        if contents.torn.is_some() {
+            return Err(Error::data(
+                input,
+                "ends with a torn line: resume that sweep first",
+            ));
+        }
+        for (key, record) in contents.records {
+            match &config {
+                None => config = Some((record.config.clone(), input)),
+                Some((first, first_path)) if *first != record.config => {
+                    return Err(Error::data(
+                        input,
+                        format!(
+                            "configuration differs from {} ({} differs)",
+                            first_path.display(),
+                            first_difference(first, &record.config)
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if all.insert(key, record).is_some() {
+                return Err(Error::data(
+                    input,
+                    format!(
+                        "{} {} repeat {} is also in another input",
+                        key.task,
+                        key.method.name(),
+                        key.repeat
+                    ),
+                ));
+            }
+        }
+    }
+    write_canonical(out, &all)?;
+    Ok(all.len())
+}

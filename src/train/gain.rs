@@ -1,0 +1,172 @@
+//! The gain the readout uses (SPEC §3): how the per-trial covariance
+//! estimates become g. One type owns every option; [`GainState`] carries
+//! the running average across batches.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::GainRule;
+
+/// Maximum weight τ of the old estimate in the running average (SPEC §3).
+pub const TAU_MAX: f32 = 100.0;
+
+/// Normalisation of a gain estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GainNorm {
+    /// Rectify, then scale to mean 1 over the neurons (all zero → g = 1).
+    Mean1,
+    /// The raw estimate.
+    None,
+}
+
+/// Smoothing of the gain across batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GainSmoothing {
+    /// g ← (τ·g_old + g_new)/(τ + 1), τ ← min(τ + 1, τ_max), τ = 1 after the first estimate.
+    Running,
+    /// Each batch's estimate replaces the last.
+    None,
+}
+
+/// What the gain is estimated on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GainInput {
+    /// The trials of the current batch.
+    Batch,
+    /// One stimulus-free trial (all-zero canvas).
+    Blank,
+}
+
+/// Every option of the gain (SPEC §3); the defaults are §3's reading,
+/// `norm: None, smoothing: None` is the literal Eq. 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GainOptions {
+    /// Covariance (Eq. 3) or correlation.
+    pub rule: GainRule,
+    /// Normalisation.
+    pub norm: GainNorm,
+    /// Smoothing across batches.
+    pub smoothing: GainSmoothing,
+    /// Estimation input.
+    pub input: GainInput,
+}
+
+impl Default for GainOptions {
+    fn default() -> Self {
+        GainOptions {
+            rule: GainRule::Covariance,
+            norm: GainNorm::Mean1,
+            smoothing: GainSmoothing::Running,
+            input: GainInput::Batch,
+        }
+    }
+}
+
+/// Rectifies and scales `g` to mean 1; all zero → all 1.
+pub fn normalise_mean1(g: &mut [f32]) {
+    g.iter_mut().for_each(|v| *v = v.max(0.0));
+    let mean = g.iter().map(|&v| v as f64).sum::<f64>() / g.len() as f64;
+    if mean > 0.0 {
+        g.iter_mut().for_each(|v| *v = (*v as f64 / mean) as f32);
+    } else {
+        g.fill(1.0);
+    }
+}
+
+/// The gain across batches: the current g and the running weight τ.
+#[derive(Clone, Debug)]
+pub struct GainState {
+    options: GainOptions,
+    tau: f32,
+    started: bool,
+}
+
+impl GainState {
+    /// No estimate yet.
+    pub fn new(options: GainOptions) -> GainState {
+        GainState {
+            options,
+            tau: 1.0,
+            started: false,
+        }
+    }
+
+    /// Folds a new batch estimate `fresh` into `gain` (SPEC §3): normalise,
+    /// average with the old gain when smoothing, normalise again.
+    pub fn update(&mut self, gain: &mut [f32], fresh: &mut [f32]) {
+        let mean1 = self.options.norm == GainNorm::Mean1;
+        if mean1 {
+            normalise_mean1(fresh);
+        }
+        if !self.started || self.options.smoothing == GainSmoothing::None {
+            gain.copy_from_slice(fresh);
+            self.started = true;
+            self.tau = 1.0;
+            return;
+        }
+        let tau = self.tau;
+        for (g, &f) in gain.iter_mut().zip(fresh.iter()) {
+            *g = (tau * *g + f) / (tau + 1.0);
+        }
+        if mean1 {
+            normalise_mean1(gain);
+        }
+        self.tau = (self.tau + 1.0).min(TAU_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean1_rectifies_and_scales() {
+        let mut g = [2.0, -1.0, 0.0, 6.0];
+        normalise_mean1(&mut g);
+        assert_eq!(g, [1.0, 0.0, 0.0, 3.0]);
+        let mut zero = [0.0, -3.0];
+        normalise_mean1(&mut zero);
+        assert_eq!(zero, [1.0, 1.0]);
+    }
+
+    #[test]
+    fn running_average_weights_old_estimates_by_tau() {
+        let options = GainOptions {
+            norm: GainNorm::None,
+            ..GainOptions::default()
+        };
+        let mut state = GainState::new(options);
+        let mut g = [0.0f32; 1];
+        state.update(&mut g, &mut [4.0]);
+        assert_eq!(g, [4.0]);
+        state.update(&mut g, &mut [1.0]); // τ = 1: (4 + 1)/2
+        assert_eq!(g, [2.5]);
+        state.update(&mut g, &mut [5.5]); // τ = 2: (2·2.5 + 5.5)/3
+        assert_eq!(g, [3.5]);
+        let literal = GainOptions {
+            norm: GainNorm::None,
+            smoothing: GainSmoothing::None,
+            ..GainOptions::default()
+        };
+        let mut state = GainState::new(literal);
+        state.update(&mut g, &mut [-7.0]);
+        state.update(&mut g, &mut [-9.0]);
+        assert_eq!(g, [-9.0], "the literal Eq. 3 keeps the raw last estimate");
+    }
+
+    #[test]
+    fn tau_stops_at_its_maximum() {
+        let options = GainOptions {
+            norm: GainNorm::None,
+            ..GainOptions::default()
+        };
+        let mut state = GainState::new(options);
+        let mut g = [0.0f32; 1];
+        for _ in 0..150 {
+            state.update(&mut g, &mut [1.0]);
+        }
+        assert_eq!(state.tau, TAU_MAX);
+    }
+}
