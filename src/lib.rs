@@ -6,6 +6,7 @@
 //! defaults and interpretation choices are in SPEC.md, cited by section (§).
 //! Data flows one way: [`data`] → [`net`] → [`train`]; [`io`] sits at the edges.
 
+pub mod analysis;
 pub mod bench;
 pub mod data;
 pub mod digest;

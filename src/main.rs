@@ -8,9 +8,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use comod::analysis::plots::write_plots;
+use comod::analysis::summary::{csv, markdown, summarize};
 use comod::bench::{PEAK_SIDE, median_seconds, sgemm_peak_gflops};
 use comod::data::{Digits, parse_task_list};
 use comod::digest::sha256_hex;
+use comod::io::tensors::write_atomic;
 use comod::io::trace::{read_trace_inputs, write_trace_outputs};
 use comod::io::{load_checkpoint, save_checkpoint, tensors::check_writable};
 use comod::kernel::workload::{self, WORKLOADS};
@@ -21,6 +24,7 @@ use comod::net::arch::PRESETS;
 use comod::sweep::plan::Shard;
 use comod::sweep::record::SweepConfig;
 use comod::sweep::store::merge;
+use comod::sweep::store::read_results;
 use comod::sweep::{SweepReport, SweepSpec, run_sweep};
 use comod::train::finetune::{FinetuneConfig, LearningRates, Method, ReadoutKind};
 use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
@@ -49,6 +53,12 @@ enum Command {
     /// Join shard result files into one, rejecting duplicated runs and
     /// mixed configurations.
     Merge(MergeArgs),
+    /// Summary of a results file per method (mean ± s.e.m.), printed and
+    /// written as Markdown and CSV; with --plots, PNG figures.
+    Summary(SummaryArgs),
+    /// The main job: pretrain (or reuse a matching checkpoint), sweep, then
+    /// summary and plots, all in one folder.
+    Reproduce(ReproduceArgs),
     /// Verification interface (SPEC §7): per-trial gains, logits, loss and
     /// every gradient for the inputs of a safetensors file.
     Trace(TraceArgs),
@@ -192,6 +202,34 @@ struct SweepArgs {
 }
 
 #[derive(clap::Args)]
+struct SummaryArgs {
+    /// Results file (JSON lines).
+    results: PathBuf,
+    /// Where to write summary.md and summary.csv (default: the results file's folder).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Also write PNG plots into this folder.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ReproduceArgs {
+    /// Output folder for checkpoint, results, summary and plots.
+    #[arg(long, default_value = "reproduction")]
+    out: PathBuf,
+    /// Folder with an IDX images/labels pair; default: the shipped digits.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// The full study: all 180 tasks × 10 repeats (default: 12 tasks spread
+    /// over pairs and quadrants × 3 repeats, about 10 minutes on 2 cores).
+    #[arg(long)]
+    full: bool,
+    #[command(flatten)]
+    run: RunOptions,
+}
+
+#[derive(clap::Args)]
 struct MergeArgs {
     /// The merged results file (written atomically, runs in canonical order).
     out: PathBuf,
@@ -299,6 +337,18 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
         max_epochs: args.epochs,
         ..PretrainOptions::default()
     };
+    pretrain_to(&arch, &digits, &options, &args.out)?;
+    Ok(())
+}
+
+/// Pretrains with a progress bar, saves the checkpoint (with how it was
+/// made in its metadata) and prints the epochs and held-out accuracy.
+fn pretrain_to(
+    arch: &Arch,
+    digits: &Digits,
+    options: &PretrainOptions,
+    out: &Path,
+) -> Result<Model<f32>> {
     let bar = ProgressBar::new(options.max_epochs as u64).with_style(
         ProgressStyle::with_template(
             "pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]",
@@ -306,7 +356,7 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
         .expect("valid template"),
     );
     let start = Instant::now();
-    let (model, report) = pretrain(&arch, &digits, &options, |stats| {
+    let (model, report) = pretrain(arch, digits, options, |stats| {
         bar.set_position(stats.epoch as u64);
         bar.set_message(format!(
             "loss {:.4} held-out acc {:.4}",
@@ -320,12 +370,12 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
         "epochs": report.epochs,
         "heldout_accuracy": report.heldout_accuracy,
         "reached_target": report.reached_target,
+        "data_sha256": digits.sha256(),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    save_checkpoint(&args.out, &model, &[("pretraining", info.to_string())])?;
+    save_checkpoint(out, &model, &[("pretraining", info.to_string())])?;
     println!(
-        "pretrained {} in {} epochs ({seconds:.1} s): held-out 10-way accuracy {:.4}{}",
-        args.arch,
+        "pretrained in {} epochs ({seconds:.1} s): held-out 10-way accuracy {:.4}{}",
         report.epochs,
         report.heldout_accuracy,
         if report.reached_target {
@@ -334,8 +384,8 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
             " (target 0.90 not reached at the epoch cap)"
         }
     );
-    println!("wrote {}", args.out.display());
-    Ok(())
+    println!("wrote {}", out.display());
+    Ok(model)
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
@@ -468,6 +518,92 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// Prints and writes the summary of `results`; writes plots when asked.
+fn summarize_results(results: &Path, out_dir: &Path, plots: Option<&Path>) -> Result<()> {
+    let contents = read_results(results)?;
+    if contents.torn.is_some() {
+        eprintln!("warning: {}: ignoring a torn last line", results.display());
+    }
+    let records: Vec<_> = contents.records.into_values().collect();
+    if records.is_empty() {
+        anyhow::bail!("{}: no runs to summarise", results.display());
+    }
+    let rows = summarize(&records);
+    let table = markdown(&rows);
+    println!("{table}");
+    std::fs::create_dir_all(out_dir).with_context(|| out_dir.display().to_string())?;
+    let (md, csv_path) = (out_dir.join("summary.md"), out_dir.join("summary.csv"));
+    write_atomic(&md, table.as_bytes())?;
+    write_atomic(&csv_path, csv(&rows).as_bytes())?;
+    println!("wrote {} and {}", md.display(), csv_path.display());
+    if let Some(dir) = plots {
+        for path in write_plots(&records, dir)? {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_summary(args: SummaryArgs) -> Result<()> {
+    let out_dir = match &args.out_dir {
+        Some(dir) => dir.clone(),
+        None => args
+            .results
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    summarize_results(&args.results, &out_dir, args.plots.as_deref())
+}
+
+/// The default reproduction's tasks: 12 tasks, each pair once, every quadrant three times.
+const REPRODUCE_TASKS: &str =
+    "0-1@0,2-3@1,4-5@2,6-7@3,8-9@0,1-7@1,3-8@2,4-9@3,0-6@0,2-5@1,3-5@2,7-9@3";
+
+fn run_reproduce(args: ReproduceArgs) -> Result<()> {
+    args.run.finetune_config()?;
+    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
+    let digits = Digits::load(&args.data)?;
+    let checkpoint_path = args.out.join("pretrained.safetensors");
+    let arch = Arch::preset("paper3", 1)?;
+    let options = PretrainOptions {
+        seed: args.run.seed,
+        ..PretrainOptions::default()
+    };
+    let reusable = load_checkpoint(&checkpoint_path).ok().filter(|c| {
+        c.model.arch() == &arch
+            && c.metadata
+                .get("pretraining")
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+                .is_some_and(|p| p["seed"] == options.seed && p["data_sha256"] == digits.sha256())
+    });
+    let model = match reusable {
+        Some(c) => {
+            println!("reusing {} (same seed and data)", checkpoint_path.display());
+            c.model
+        }
+        None => pretrain_to(&arch, &digits, &options, &checkpoint_path)?,
+    };
+    let tasks = if args.full {
+        parse_task_list("all")?
+    } else {
+        parse_task_list(REPRODUCE_TASKS)?
+    };
+    let repeats = if args.full { 10 } else { 3 };
+    let results = args.out.join("results.jsonl");
+    let spec = SweepSpec {
+        tasks,
+        methods: args.run.methods.clone(),
+        repeats,
+        shard: Shard::default(),
+        config: sweep_config(&checkpoint_path, &model, &digits, &args.run)?,
+    };
+    sweep_with_progress(&model, &digits, &spec, &results)?;
+    summarize_results(&results, &args.out, Some(&args.out.join("plots")))?;
+    println!("reproduction in {}", args.out.display());
+    Ok(())
+}
+
 fn run_merge(args: MergeArgs) -> Result<()> {
     let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
     let runs = merge(&args.out, &inputs)?;
@@ -577,6 +713,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => run_eval(args),
         Command::Sweep(args) => run_sweep_command(args),
         Command::Merge(args) => run_merge(args),
+        Command::Summary(args) => run_summary(args),
+        Command::Reproduce(args) => run_reproduce(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench(args),
     };
