@@ -707,8 +707,34 @@ fn run_bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// Parses the command line; usage errors become one line and exit code 2.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        if matches!(
+            e.kind(),
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+        ) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let rendered = e.render().to_string();
+        let line: Vec<&str> = rendered
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty())
+            .collect();
+        eprintln!("{}", line.join(" "));
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let result = match cli.command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
         Command::Sweep(args) => run_sweep_command(args),

@@ -1,0 +1,309 @@
+//! Sweeps (SPEC §6) through the `comod` binary: reproducible whatever the
+//! thread count or sharding, resumable after SIGKILL, and bad input
+//! rejected in one line without touching an existing results file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn comod(args: &[&str], threads: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_comod"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .expect("comod runs")
+}
+
+/// A small pretrained checkpoint shared by the tests of this file.
+fn checkpoint() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("comod-sweep-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ck.safetensors");
+        let out = comod(
+            &["pretrain", "--epochs", "3", "--out", path.to_str().unwrap()],
+            "2",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    })
+}
+
+/// Small, fast run settings (and `--batches 12` unless a test sets it).
+const SMALL: [&str; 4] = ["--test-composites", "100", "--samples", "40"];
+
+fn sweep(out: &Path, tasks: &str, repeats: &str, threads: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sweep",
+        "--checkpoint",
+        checkpoint().to_str().unwrap(),
+        "--tasks",
+        tasks,
+        "--repeats",
+        repeats,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&SMALL);
+    if !extra.contains(&"--batches") {
+        args.extend(["--batches", "12"]);
+    }
+    args.extend_from_slice(extra);
+    comod(&args, threads)
+}
+
+/// The file's lines with each record's wall time removed.
+fn without_wall_time(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v.as_object_mut().unwrap().remove("wall_s");
+            v.to_string()
+        })
+        .collect()
+}
+
+fn assert_ok(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_results_at_any_thread_count_and_sharding() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = "1-7@0,3-8@2,0-9@1";
+    let (one, two) = (dir.path().join("one.jsonl"), dir.path().join("two.jsonl"));
+    assert_ok(&sweep(&one, tasks, "2", "1", &[]));
+    assert_ok(&sweep(&two, tasks, "2", "2", &[]));
+    let reference = without_wall_time(&one);
+    assert_eq!(reference.len(), 3 * 4 * 2);
+    assert_eq!(reference, without_wall_time(&two), "1 vs 2 threads");
+
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("shard{i}.jsonl")))
+        .collect();
+    for (i, shard) in shards.iter().enumerate() {
+        assert_ok(&sweep(
+            shard,
+            tasks,
+            "2",
+            "2",
+            &["--shard", &format!("{i}/3")],
+        ));
+    }
+    let merged = dir.path().join("merged.jsonl");
+    let mut args = vec!["merge", merged.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    assert_ok(&comod(&args, "2"));
+    assert_eq!(
+        reference,
+        without_wall_time(&merged),
+        "whole sweep vs merged shards"
+    );
+
+    // Merge rejects a run given twice and a mixed configuration, writing nothing.
+    let twice = dir.path().join("twice.jsonl");
+    let out = comod(
+        &[
+            "merge",
+            twice.to_str().unwrap(),
+            shards[0].to_str().unwrap(),
+            shards[0].to_str().unwrap(),
+        ],
+        "2",
+    );
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("also in another input")
+    );
+    let other = dir.path().join("other.jsonl");
+    assert_ok(&sweep(&other, "2-3@1", "1", "2", &["--seed", "9"]));
+    let out = comod(
+        &[
+            "merge",
+            twice.to_str().unwrap(),
+            shards[0].to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+        "2",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("master_seed differs"),
+        "{stderr}"
+    );
+    assert!(!twice.exists());
+}
+
+#[test]
+fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = "1-7@0,3-8@2,0-9@1,2-5@3";
+    let extra = ["--batches", "60"];
+    let reference = dir.path().join("reference.jsonl");
+    assert_ok(&sweep(&reference, tasks, "3", "2", &extra));
+
+    let killed = dir.path().join("killed.jsonl");
+    let mut args: Vec<String> = vec![
+        "sweep".into(),
+        "--checkpoint".into(),
+        checkpoint().to_str().unwrap().into(),
+    ];
+    for a in [
+        "--tasks",
+        tasks,
+        "--repeats",
+        "3",
+        "--out",
+        killed.to_str().unwrap(),
+    ] {
+        args.push(a.into());
+    }
+    args.extend(SMALL.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_comod"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let total = 4 * 4 * 3;
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    while lines(&killed) < total / 3 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = lines(&killed);
+    assert!(
+        partial < total,
+        "killed before the end ({partial} of {total})"
+    );
+    // A torn last line, as a write cut short would leave.
+    let mut text = std::fs::read_to_string(&killed).unwrap();
+    text.push_str("{\"task\":\"1-7@0\",\"method\":\"sto");
+    std::fs::write(&killed, text).unwrap();
+
+    let resumed = sweep(&killed, tasks, "3", "2", &extra);
+    assert_ok(&resumed);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("torn last line"), "reported: {stderr}");
+    assert_eq!(without_wall_time(&killed), without_wall_time(&reference));
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_results_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    assert_ok(&sweep(
+        &results,
+        "1-7@0",
+        "1",
+        "2",
+        &["--methods", "retrain-last"],
+    ));
+    let before = std::fs::read(&results).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tasks", "1-7@9"], "quadrant must be 0..3"),
+        (vec!["--tasks", "3-3@0"], "a < b"),
+        (vec!["--tasks", "one"], "expected a-b@q"),
+        (vec!["--methods", "annealing"], "annealing"),
+        (vec!["--shard", "3/2"], "0 ≤ i < n"),
+        (vec!["--arch", "deep4"], "is not --arch deep4"),
+        (
+            vec!["--arch", "paper3", "--modulated-layer", "2"],
+            "--modulated-layer 2",
+        ),
+        (
+            vec!["--methods", "retrain-last", "--lambda", "0.2"],
+            "another configuration (lambda differs",
+        ),
+        (
+            vec!["--methods", "retrain-last", "--readout", "all"],
+            "another configuration (readout differs",
+        ),
+        (
+            vec!["--lr-retrain", "0"],
+            "--lr-retrain 0: a learning rate must be positive",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec![
+            "sweep",
+            "--checkpoint",
+            checkpoint().to_str().unwrap(),
+            "--repeats",
+            "1",
+            "--out",
+            results.to_str().unwrap(),
+        ];
+        if !flags.contains(&"--tasks") {
+            args.extend(["--tasks", "1-7@0"]);
+        }
+        args.extend(SMALL);
+        args.extend(["--batches", "12"]);
+        args.extend(flags.iter().copied());
+        let out = comod(&args, "2");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?} must fail");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{flags:?}: {needle:?} not in {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&results).unwrap(),
+            before,
+            "{flags:?}: results file untouched"
+        );
+    }
+}
+
+#[test]
+fn summary_writes_tables_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    assert_ok(&sweep(&results, "1-7@0,3-8@2", "2", "2", &[]));
+    let plots = dir.path().join("plots");
+    let out = comod(
+        &[
+            "summary",
+            results.to_str().unwrap(),
+            "--plots",
+            plots.to_str().unwrap(),
+        ],
+        "2",
+    );
+    assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for method in ["stochastic", "deterministic", "retrain", "retrain-last"] {
+        assert!(stdout.contains(&format!("| {method} | 4 |")), "{stdout}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    for png in [
+        "learning_curves.png",
+        "fig2c_slope_ratio.png",
+        "fig2d_examples_to_criterion.png",
+    ] {
+        let bytes = std::fs::read(plots.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+}
