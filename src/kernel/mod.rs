@@ -82,7 +82,8 @@ impl Body {
 pub struct KernelScratch {
     /// Modulated activity of a block, `[BLOCK, N_ℓ]`.
     activity: Vec<f32>,
-    /// Outputs of the layers between ℓ and L−1 except the last, `[BLOCK, N_l]`.
+    /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]` (the last one
+    /// only when rows are stored rather than folded into the gain).
     hidden: Vec<Vec<f32>>,
     /// m_t − m̄ of the block's samples, 0 on padding rows.
     weight: Vec<f32>,
@@ -104,8 +105,7 @@ pub struct GatedSums {
 impl KernelScratch {
     fn fit(&mut self, plan: &KernelPlan) {
         self.activity.resize(BLOCK * plan.modulated_size, 0.0);
-        let hidden = plan.layers.len().saturating_sub(1);
-        self.hidden.resize_with(hidden, Vec::new);
+        self.hidden.resize_with(plan.layers.len(), Vec::new);
         for (buffer, layer) in self.hidden.iter_mut().zip(&plan.layers) {
             buffer.resize(BLOCK * layer.outputs, 0.0);
         }
@@ -221,6 +221,10 @@ pub fn trial_gain_with(
     let samples = modulator.len();
     let m_mean = modulator.iter().map(|&m| m as f64).sum::<f64>() / samples as f64;
     let correlation = rule == GainRule::Correlation;
+    let sink = |first_block| Sink::Gain {
+        first_block,
+        correlation,
+    };
     for (start, block) in (0..samples).step_by(BLOCK).zip(modulator.chunks(BLOCK)) {
         let rows = block.len().next_multiple_of(ROWS);
         modulated_activity(plan, coupling, activity, block, rows, &mut scratch.activity);
@@ -234,13 +238,9 @@ pub fn trial_gain_with(
             scratch.valid[r] = if inside { 1.0 } else { 0.0 };
         }
         match body {
-            Body::Scalar => {
-                run_block::<scalar::Scalar>(plan, scratch, rows, start == 0, correlation)
-            }
+            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, sink(start == 0)),
             #[cfg(target_arch = "x86_64")]
-            Body::Avx2Fma => {
-                run_block::<avx2::Avx2Fma>(plan, scratch, rows, start == 0, correlation)
-            }
+            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, sink(start == 0)),
             #[cfg(not(target_arch = "x86_64"))]
             Body::Avx2Fma => unreachable!("checked above"),
         }
@@ -252,6 +252,36 @@ pub fn trial_gain_with(
         / samples as f64)
         .sqrt();
     finish(&scratch.sums, samples, std_modulator, rule, out);
+}
+
+/// Rows of modulated activity `x`, `[R, N_ℓ]`, through the layers ℓ+1..L−1
+/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]`: the same tiles as
+/// the trial kernel, on the weights packed once, so that evaluating a fixed
+/// test set needs no packing (SPEC §4 evaluation of the modulation methods).
+pub fn forward_rows(plan: &KernelPlan, x: &[f32], out: &mut [f32], scratch: &mut KernelScratch) {
+    let (n, g) = (plan.modulated_size, plan.gated_size);
+    assert_eq!(x.len() / n, out.len() / g, "one output row per input row");
+    if plan.layers.is_empty() {
+        out.copy_from_slice(x);
+        return;
+    }
+    scratch.fit(plan);
+    let body = Body::detect();
+    let last = plan.layers.len() - 1;
+    for (x_block, out_block) in x.chunks(BLOCK * n).zip(out.chunks_mut(BLOCK * g)) {
+        let real = x_block.len() / n;
+        let rows = real.next_multiple_of(ROWS);
+        scratch.activity[..real * n].copy_from_slice(x_block);
+        scratch.activity[real * n..rows * n].fill(0.0);
+        match body {
+            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, Sink::Store),
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, Sink::Store),
+            #[cfg(not(target_arch = "x86_64"))]
+            Body::Avx2Fma => unreachable!("not detected off x86-64"),
+        }
+        out_block.copy_from_slice(&scratch.hidden[last][..real * g]);
+    }
 }
 
 /// Rows 0..block.len() of `x` ← activity ⊙ exp(m_t·c − β); padding rows up to `rows` ← 0.
@@ -276,14 +306,22 @@ fn modulated_activity(
     x[block.len() * n..rows * n].fill(0.0);
 }
 
+/// What the last layer of a block does with its tiles.
+#[derive(Clone, Copy)]
+enum Sink {
+    /// Fold them into the gain sums (the trial kernel).
+    Gain {
+        /// The block holds the trial's first sample.
+        first_block: bool,
+        /// Also accumulate Σd and Σd².
+        correlation: bool,
+    },
+    /// Store them, ReLU applied, in the last hidden buffer ([`forward_rows`]).
+    Store,
+}
+
 /// One block through the layers between ℓ and L−1, tile by tile.
-fn run_block<B: Tiles>(
-    plan: &KernelPlan,
-    scratch: &mut KernelScratch,
-    rows: usize,
-    first_block: bool,
-    correlation: bool,
-) {
+fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usize, sink: Sink) {
     let KernelScratch {
         activity,
         hidden,
@@ -292,16 +330,23 @@ fn run_block<B: Tiles>(
         sums,
     } = scratch;
     if plan.layers.is_empty() {
-        return direct_sums(
-            plan,
-            activity,
-            weight,
-            valid,
-            rows,
+        if let Sink::Gain {
             first_block,
             correlation,
-            sums,
-        );
+        } = sink
+        {
+            direct_sums(
+                plan,
+                activity,
+                weight,
+                valid,
+                rows,
+                first_block,
+                correlation,
+                sums,
+            );
+        }
+        return;
     }
     let last = plan.layers.len() - 1;
     for (li, layer) in plan.layers.iter().enumerate() {
@@ -322,7 +367,14 @@ fn run_block<B: Tiles>(
                 let column = g * no + p * plan::PANEL;
                 for q in (0..rows).step_by(ROWS) {
                     let a = &input[q * stride + g * ni..];
-                    if li == last {
+                    if let (
+                        true,
+                        Sink::Gain {
+                            first_block,
+                            correlation,
+                        },
+                    ) = (li == last, sink)
+                    {
                         let sums = GatedSlices {
                             first: first_block && q == 0,
                             shift: &mut sums.shift[column..column + width],

@@ -219,13 +219,61 @@ pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
 
 /// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (SPEC §7).
 pub fn l1_backward<T: Real>(theta: &[T], lambda: T, grad: &mut [T]) {
-    for (g, &x) in grad.iter_mut().zip(theta) {
-        if x > T::ZERO {
-            *g += lambda;
-        } else if x < T::ZERO {
-            *g -= lambda;
+    crate::net::simd::with_avx2(
+        #[inline(always)]
+        || {
+            for (g, &x) in grad.iter_mut().zip(theta) {
+                // Selects rather than branches, so that the loop vectorises.
+                let up = if x > T::ZERO { lambda } else { T::ZERO };
+                let down = if x < T::ZERO { lambda } else { T::ZERO };
+                *g += up - down;
+            }
+        },
+    )
+}
+
+/// Σ_k a[k]·b[k] in eight interleaved partial sums (vectorisable).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
         }
     }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Only the readout's `columns` of the logits, for rows `h` `[R, n]` with
+/// readout weights `w` `[classes, n]` and biases `b`:
+/// out[r·classes + c] = b[c] + Σ_k h[r, k]·w[c, k]; other entries untouched.
+/// (A pair readout needs 2 of the 10 logits.)
+pub fn readout_columns(
+    h: &[f32],
+    n: usize,
+    w: &[f32],
+    b: &[f32],
+    columns: &[usize],
+    out: &mut [f32],
+) {
+    let classes = b.len();
+    crate::net::simd::with_avx2(
+        #[inline(always)]
+        || {
+            for (row, logits) in h.chunks_exact(n).zip(out.chunks_exact_mut(classes)) {
+                for &c in columns {
+                    logits[c] = b[c] + dot(row, &w[c * n..(c + 1) * n]);
+                }
+            }
+        },
+    )
 }
 
 /// Which logits a task reads (SPEC §2).
@@ -239,7 +287,7 @@ pub enum Readout {
 
 impl Readout {
     /// The logit columns read, in label order.
-    fn columns(&self) -> Vec<usize> {
+    pub fn columns(&self) -> Vec<usize> {
         match *self {
             Readout::All => (0..crate::net::arch::LOGITS).collect(),
             Readout::Pair(a, b) => vec![a as usize, b as usize],

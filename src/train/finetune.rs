@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::kernel::{
-    BatchScratch, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES, batch_gain,
+    BatchScratch, KernelPlan, KernelScratch, MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES,
+    batch_gain, forward_rows,
 };
-use crate::net::layers::l1_backward;
+use crate::net::arch::LOGITS;
+use crate::net::layers::{correct_count, l1_backward, modulation_factor, readout_columns};
 use crate::net::{Adam, GradTargets, Model, Readout, Workspace};
 use crate::rng::{derive_seed, rng_for};
 use crate::train::evaluate::{EVAL_CHUNK, TASK_TEST_COMPOSITES};
@@ -247,48 +249,114 @@ impl TaskData {
     }
 }
 
-/// Accuracy on the task's test set, forward at m = μ_m with the current
-/// c and g, starting from the deepest activity `method` leaves frozen.
-fn evaluate(
-    model: &Model<f32>,
-    method: Method,
-    data: &TaskData,
-    config: &FinetuneConfig,
-    ws: &mut Workspace<f32>,
-) -> f32 {
-    let arch = model.arch();
-    let readout = config.readout_of(data.task);
-    let labels = config.labels(&data.test);
-    let m = config.modulator_mean;
-    let mut correct = 0;
-    for (chunk, labels) in labels
-        .chunks(EVAL_CHUNK)
-        .enumerate()
-        .map(|(i, l)| (i * EVAL_CHUNK, l))
-    {
-        let rows = chunk..chunk + labels.len();
-        match method {
-            Method::Stochastic | Method::Deterministic => {
-                let n = arch.size(arch.modulated_layer);
-                let activity = &data.modulated_activity[rows.start * n..rows.end * n];
-                model.forward_from(ws, arch.modulated_layer, activity, m);
-            }
-            Method::RetrainLast => {
-                let n = arch.size(arch.gated_layer());
-                let activity = &data.gated_activity[rows.start * n..rows.end * n];
-                model.forward_from(ws, arch.gated_layer(), activity, m);
-            }
-            Method::Retrain => {
-                model.forward(
-                    ws,
-                    &data.test.images[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS],
-                    m,
-                );
-            }
+/// Evaluates a run on its task's fixed test set (SPEC §4): forward at
+/// m = μ_m with the current c and g, starting from the deepest activity the
+/// method leaves frozen; buffers allocated once per run.
+struct Evaluator {
+    /// exp(μ_m·c − β) per modulated neuron.
+    factor: Vec<f32>,
+    /// Modulated activity of the test set, `[test, N_ℓ]`.
+    modulated: Vec<f32>,
+    /// Gated activity of the test set, `[test, N_{L−1}]`.
+    gated: Vec<f32>,
+    /// Logits, `[test, 10]`.
+    logits: Vec<f32>,
+    /// Readout weights with the gain folded in, `[10, N_{L−1}]`.
+    readout: Vec<f32>,
+    scratch: KernelScratch,
+    ws: Workspace<f32>,
+}
+
+impl Evaluator {
+    fn new(model: &Model<f32>, config: &FinetuneConfig) -> Evaluator {
+        let arch = model.arch();
+        let test = config.test_composites;
+        Evaluator {
+            factor: vec![0.0; arch.size(arch.modulated_layer)],
+            modulated: vec![0.0; test * arch.size(arch.modulated_layer)],
+            gated: vec![0.0; test * arch.size(arch.gated_layer())],
+            logits: vec![0.0; test * LOGITS],
+            readout: model.weights(arch.depth()).to_vec(),
+            scratch: KernelScratch::default(),
+            ws: model.workspace(EVAL_CHUNK.max(config.batch_size)),
         }
-        correct += model.correct(ws, labels, readout);
     }
-    correct as f32 / labels.len() as f32
+
+    /// Test accuracy of `model` after training by `method`.
+    fn accuracy(
+        &mut self,
+        model: &Model<f32>,
+        plan: &KernelPlan,
+        method: Method,
+        data: &TaskData,
+        config: &FinetuneConfig,
+    ) -> f32 {
+        let arch = model.arch();
+        let readout = config.readout_of(data.task);
+        let labels = config.labels(&data.test);
+        let m = config.modulator_mean;
+        let correct = match method {
+            Method::Stochastic | Method::Deterministic => {
+                // The modulated activity through the frozen layers on the
+                // kernel's packed weights, then the gain and the readout.
+                modulation_factor(m, &model.coupling, arch.beta, &mut self.factor);
+                let n = self.factor.len();
+                for (x, u) in self
+                    .modulated
+                    .chunks_exact_mut(n)
+                    .zip(data.modulated_activity.chunks_exact(n))
+                {
+                    for ((x, &u), &f) in x.iter_mut().zip(u).zip(&self.factor) {
+                        *x = u * f;
+                    }
+                }
+                forward_rows(plan, &self.modulated, &mut self.gated, &mut self.scratch);
+                // logits = (g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b: fold g into the readout.
+                let n_gated = model.gain.len();
+                self.readout.copy_from_slice(model.weights(arch.depth()));
+                for row in self.readout.chunks_exact_mut(n_gated) {
+                    for (w, &g) in row.iter_mut().zip(&model.gain) {
+                        *w *= g;
+                    }
+                }
+                let columns = readout.columns();
+                let bias = model.bias(arch.depth());
+                readout_columns(
+                    &self.gated,
+                    n_gated,
+                    &self.readout,
+                    bias,
+                    &columns,
+                    &mut self.logits,
+                );
+                correct_count(&self.logits, LOGITS, labels, readout)
+            }
+            Method::RetrainLast | Method::Retrain => {
+                let mut correct = 0;
+                for (chunk, labels) in labels
+                    .chunks(EVAL_CHUNK)
+                    .enumerate()
+                    .map(|(i, l)| (i * EVAL_CHUNK, l))
+                {
+                    let rows = chunk..chunk + labels.len();
+                    if method == Method::RetrainLast {
+                        let n = arch.size(arch.gated_layer());
+                        let activity = &data.gated_activity[rows.start * n..rows.end * n];
+                        model.forward_from(&mut self.ws, arch.gated_layer(), activity, m);
+                    } else {
+                        model.forward(
+                            &mut self.ws,
+                            &data.test.images[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS],
+                            m,
+                        );
+                    }
+                    correct += model.correct(&self.ws, labels, readout);
+                }
+                correct
+            }
+        };
+        correct as f32 / labels.len() as f32
+    }
 }
 
 /// One fine-tuning run (SPEC §4): returns the fine-tuned network and the
@@ -338,7 +406,8 @@ pub fn finetune(
         Method::Retrain => Adam::new(model.params.len(), lr),
         Method::RetrainLast => Adam::new(readout_range.len(), lr),
     };
-    let mut ws = model.workspace(EVAL_CHUNK.max(bs));
+    let mut evaluator = Evaluator::new(&model, config);
+    let mut ws = model.workspace(bs);
     let mut grads = model.zero_grads();
     let mut gain = GainEstimator::new(&model, config, seed);
     let batch = |k: usize| &train.images[k * bs * CANVAS_PIXELS..(k + 1) * bs * CANVAS_PIXELS];
@@ -346,7 +415,7 @@ pub fn finetune(
         gain.estimate(&mut model, plan, batch(0));
     }
     let mut curve = Vec::with_capacity(config.batches + 1);
-    curve.push(evaluate(&model, method, data, config, &mut ws));
+    curve.push(evaluator.accuracy(&model, plan, method, data, config));
     for k in 0..config.batches {
         model.forward(&mut ws, batch(k), config.modulator_mean);
         model.loss(&mut ws, &train_labels[k * bs..(k + 1) * bs], readout);
@@ -388,7 +457,7 @@ pub fn finetune(
         if method == Method::Stochastic {
             gain.estimate(&mut model, plan, batch(k));
         }
-        curve.push(evaluate(&model, method, data, config, &mut ws));
+        curve.push(evaluator.accuracy(&model, plan, method, data, config));
     }
     (model, curve)
 }
