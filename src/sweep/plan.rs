@@ -8,6 +8,25 @@ use crate::data::Task;
 use crate::rng::derive_seed;
 use crate::train::finetune::Method;
 
+/// Repeats per (task, method) of the full study (SPEC §6).
+pub const FULL_REPEATS: usize = 10;
+/// Repeats of the default reproduction.
+pub const REPRODUCTION_REPEATS: usize = 6;
+
+/// The default reproduction's tasks: each of the 45 digit pairs once, in
+/// the quadrants in turn (every quadrant 11 or 12 times); the full study
+/// is [`Task::all`].
+pub fn reproduction_tasks() -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for a in 0..10u8 {
+        for b in a + 1..10 {
+            let quadrant = (tasks.len() % 4) as u8;
+            tasks.push(Task::new(a, b, quadrant).expect("a < b, quadrant < 4"));
+        }
+    }
+    tasks
+}
+
 /// One run: (task, method, repeat).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunKey {

@@ -3,8 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Task;
-use crate::net::Arch;
+use std::path::Path;
+
+use crate::data::{Digits, Task};
+use crate::digest::sha256_hex;
+use crate::error::{Error, Result};
+use crate::net::{Arch, Model};
 use crate::sweep::plan::RunKey;
 use crate::train::finetune::{FinetuneConfig, Method};
 
@@ -25,6 +29,28 @@ pub struct SweepConfig {
     pub data_sha256: String,
     /// comod's version.
     pub comod_version: String,
+}
+
+impl SweepConfig {
+    /// The configuration of a sweep of the checkpoint at `checkpoint`
+    /// (hashed as stored) holding `model`, on `digits`.
+    pub fn new(
+        checkpoint: &Path,
+        model: &Model<f32>,
+        digits: &Digits,
+        finetune: FinetuneConfig,
+        master_seed: u64,
+    ) -> Result<SweepConfig> {
+        let bytes = std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?;
+        Ok(SweepConfig {
+            finetune,
+            master_seed,
+            architecture: model.arch().clone(),
+            checkpoint_sha256: sha256_hex(&[&bytes]),
+            data_sha256: digits.sha256().to_string(),
+            comod_version: env!("CARGO_PKG_VERSION").to_string(),
+        })
+    }
 }
 
 /// One run's record.
