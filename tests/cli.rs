@@ -2,16 +2,11 @@
 //! one-line errors with a non-zero exit and no output file on bad input.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn comod(args: &[&str], threads: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comod"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .expect("comod runs")
-}
+use std::process::Output;
+
+use common::comod;
 
 fn pretrain(out: &Path, threads: &str, extra: &[&str]) -> Output {
     let mut args = vec![

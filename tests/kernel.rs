@@ -8,10 +8,13 @@
 //! the natural scale of rounding errors of an f32 computation of g.
 //! correlation: the same propagated through the division by std m · std z.
 
+mod common;
+
+use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::reference::reference_trial_gain;
 use comod::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain_with};
-use comod::net::{Arch, LayerKind, LayerSpec, Model, Nonlinearity};
+use comod::net::{Arch, Model};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
@@ -26,56 +29,6 @@ fn bodies() -> Vec<Body> {
         bodies.push(Body::Avx2Fma);
     }
     bodies
-}
-
-/// A random architecture with layers of sizes that are not multiples of 8.
-fn arch_strategy() -> impl Strategy<Value = Arch> {
-    (
-        1usize..=30,
-        prop::bool::ANY,
-        prop::collection::vec((prop::bool::ANY, 1usize..=30), 1..=3),
-        0usize..4,
-        -1.0f32..1.0,
-    )
-        .prop_map(|(quarter, exp, hidden, modulated, beta)| {
-            let mut layers = vec![LayerSpec {
-                kind: LayerKind::Encoder,
-                size: 4 * quarter,
-                nonlinearity: Some(if exp {
-                    Nonlinearity::Exp
-                } else {
-                    Nonlinearity::Relu
-                }),
-            }];
-            for (local, q) in hidden {
-                let previous_grouped = layers.last().unwrap().size % 4 == 0;
-                let local = local && previous_grouped;
-                layers.push(LayerSpec {
-                    kind: if local {
-                        LayerKind::Local
-                    } else {
-                        LayerKind::Dense
-                    },
-                    size: if local { 4 * q } else { 3 * q + 1 },
-                    nonlinearity: None,
-                });
-            }
-            layers.push(LayerSpec {
-                kind: LayerKind::Readout,
-                size: 10,
-                nonlinearity: None,
-            });
-            let modulated_layer = 1 + modulated % (layers.len() - 1);
-            let arch = Arch {
-                format: 1,
-                input: CANVAS_PIXELS,
-                layers,
-                modulated_layer,
-                beta,
-            };
-            arch.validate().expect("valid architecture");
-            arch
-        })
 }
 
 struct Trial {
@@ -162,7 +115,7 @@ proptest! {
 
     #[test]
     fn fast_bodies_match_the_reference(
-        arch in arch_strategy(),
+        arch in arch_strategy(30, 3),
         seed in any::<u64>(),
         samples in prop_oneof![Just(1usize), 2usize..60, 60usize..=600],
         coupling_scale in prop_oneof![Just(1.0f32), Just(4.0f32), Just(10.0f32)],

@@ -3,17 +3,12 @@
 //! rejected in one line without touching an existing results file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
 
-fn comod(args: &[&str], threads: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comod"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .expect("comod runs")
-}
+use std::process::{Command, Output};
+
+use common::comod;
+use std::sync::OnceLock;
 
 /// A small pretrained checkpoint shared by the tests of this file.
 fn checkpoint() -> &'static Path {

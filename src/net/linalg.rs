@@ -315,28 +315,12 @@ pub fn gemm_groups<'a, T: Real>(
             (m, n, b.rows),
             "groups differ in shape"
         );
+        // Borrow the wrapper (not its field) so that the closure is Sync.
         let c_ptr = &c_ptr;
         // SAFETY: group g writes only columns g·n..(g+1)·n of the m rows,
         // which the assertions above place inside `c`; the column blocks of
         // different groups are disjoint, so no element is written twice.
-        unsafe {
-            T::gemm_raw(
-                m,
-                a.cols,
-                n,
-                T::ONE,
-                a.data.as_ptr().add(a.offset),
-                a.row_stride as isize,
-                a.col_stride as isize,
-                b.data.as_ptr().add(b.offset),
-                b.row_stride as isize,
-                b.col_stride as isize,
-                beta,
-                c_ptr.0.add(g * n),
-                row_stride as isize,
-                1,
-            )
-        }
+        unsafe { product_raw(a, b, beta, c_ptr.0.add(g * n), row_stride) }
     };
     if products_serial() {
         (0..groups).for_each(group);
@@ -368,11 +352,21 @@ fn gemm_serial<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: &mut [T], rsc:
     assert!((m - 1) * rsc + n <= c.len());
     // SAFETY: `Mat::strided` checked that every element of `a` and `b` is in
     // bounds, the assertion above does so for `c`, and `c` is a unique borrow.
+    unsafe { product_raw(a, b, beta, c.as_mut_ptr(), rsc) }
+}
+
+/// C = A·B + β·C through `matrixmultiply`, C row-major at `c` with row stride `rsc`.
+///
+/// # Safety
+/// The `a.rows × b.cols` elements of C must be in bounds, writable and not
+/// aliased by `a` or `b`.
+unsafe fn product_raw<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: *mut T, rsc: usize) {
+    // SAFETY: `Mat::strided` checked the bounds of `a` and `b`; the caller those of `c`.
     unsafe {
         T::gemm_raw(
-            m,
+            a.rows,
             a.cols,
-            n,
+            b.cols,
             T::ONE,
             a.data.as_ptr().add(a.offset),
             a.row_stride as isize,
@@ -381,10 +375,10 @@ fn gemm_serial<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: &mut [T], rsc:
             b.row_stride as isize,
             b.col_stride as isize,
             beta,
-            c.as_mut_ptr(),
+            c,
             rsc as isize,
             1,
-        );
+        )
     }
 }
 
