@@ -3,7 +3,7 @@
 //! Every function takes plain slices and sizes; a batch of activations is
 //! `[batch, n]` row-major. The math of each pair is in its doc comment.
 
-use crate::net::arch::Nonlinearity;
+use crate::net::arch::{LOGITS, Nonlinearity};
 use rayon::prelude::*;
 
 use crate::net::linalg::{Mat, MatMut, Real, gemm, gemm_groups, gemm_serial_into};
@@ -286,12 +286,39 @@ pub enum Readout {
 }
 
 impl Readout {
-    /// The logit columns read, in label order.
-    pub fn columns(&self) -> Vec<usize> {
+    /// The logit columns read, in label order (no allocation: this runs
+    /// in every training step).
+    pub fn columns(&self) -> Columns {
+        let mut columns = Columns {
+            indices: [0; LOGITS],
+            len: 0,
+        };
         match *self {
-            Readout::All => (0..crate::net::arch::LOGITS).collect(),
-            Readout::Pair(a, b) => vec![a as usize, b as usize],
+            Readout::All => {
+                columns.indices = std::array::from_fn(|i| i);
+                columns.len = LOGITS;
+            }
+            Readout::Pair(a, b) => {
+                columns.indices[..2].copy_from_slice(&[a as usize, b as usize]);
+                columns.len = 2;
+            }
         }
+        columns
+    }
+}
+
+/// The logit columns of a [`Readout`], as a slice through `Deref`.
+#[derive(Clone, Copy, Debug)]
+pub struct Columns {
+    indices: [usize; LOGITS],
+    len: usize,
+}
+
+impl std::ops::Deref for Columns {
+    type Target = [usize];
+
+    fn deref(&self) -> &[usize] {
+        &self.indices[..self.len]
     }
 }
 
