@@ -154,3 +154,69 @@ fn learning_happens_for_every_method_at_the_default_rates() {
         );
     }
 }
+
+#[test]
+fn every_gain_option_runs_and_changes_the_gain() {
+    use comod::kernel::GainRule;
+    use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
+    let model = pretrained();
+    let plan = KernelPlan::new(model);
+    let task: Task = "3-8@2".parse().unwrap();
+    let literal = GainOptions {
+        norm: GainNorm::None,
+        smoothing: GainSmoothing::None,
+        ..GainOptions::default()
+    };
+    let blank = GainOptions {
+        input: GainInput::Blank,
+        ..GainOptions::default()
+    };
+    let correlation = GainOptions {
+        rule: GainRule::Correlation,
+        ..GainOptions::default()
+    };
+    let mut gains = Vec::new();
+    for gain in [GainOptions::default(), literal, blank, correlation] {
+        let config = FinetuneConfig {
+            batches: 10,
+            test_composites: 200,
+            gain,
+            ..FinetuneConfig::default()
+        };
+        let data = TaskData::new(model, digits(), task, &config, 0);
+        let (tuned, curve) = finetune(
+            model,
+            &plan,
+            digits(),
+            &data,
+            Method::Stochastic,
+            &config,
+            3,
+        );
+        assert!(curve.iter().all(|a| (0.0..=1.0).contains(a)), "{gain:?}");
+        assert!(
+            tuned.gain.iter().all(|g| g.is_finite()) && tuned.gain.iter().any(|&g| g != 1.0),
+            "{gain:?}"
+        );
+        if gain.norm == GainNorm::Mean1 {
+            let mean = tuned.gain.iter().map(|&g| g as f64).sum::<f64>() / tuned.gain.len() as f64;
+            assert!(
+                (mean - 1.0).abs() < 1e-5 && tuned.gain.iter().all(|&g| g >= 0.0),
+                "{gain:?}: mean {mean}"
+            );
+        }
+        gains.push(tuned.gain);
+    }
+    for i in 0..gains.len() {
+        for j in i + 1..gains.len() {
+            assert_ne!(
+                gains[i], gains[j],
+                "options {i} and {j} give different gains"
+            );
+        }
+    }
+    assert!(
+        gains[1].iter().any(|&g| g < 0.0),
+        "the literal Eq. 3 keeps negative covariances"
+    );
+}

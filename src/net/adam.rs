@@ -34,8 +34,7 @@ impl Adam {
     }
 
     /// One update: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
-    /// θ ← θ − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε), with subnormal
-    /// moments flushed to 0 (see [`flush_subnormal`]).
+    /// θ ← θ − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε).
     /// Element-wise, so splitting it across threads changes no result.
     pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
         assert_eq!(params.len(), self.first.len());
@@ -55,26 +54,14 @@ impl Adam {
                         let n = p.len();
                         let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
                         for i in 0..n {
-                            m[i] = flush_subnormal(BETA1 * m[i] + (1.0 - BETA1) * g[i]);
-                            v[i] = flush_subnormal(BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i]);
+                            m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
+                            v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
                             p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
                         }
                     },
                 )
             });
     }
-}
-
-/// x, or 0 when |x| is below the smallest normal f32 (1.2e-38).
-///
-/// The moments of a parameter whose gradient is exactly zero (a dead ReLU
-/// unit) decay geometrically into the subnormal range, where x86 arithmetic
-/// takes a slow microcode path (measured here: Adam became a tenth of all
-/// pretraining time). Such a moment moves its parameter by less than
-/// lr·1e-38/ε = lr·1e-30, so flushing it changes nothing that matters.
-#[inline(always)]
-fn flush_subnormal(x: f32) -> f32 {
-    if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 
 /// Parameters per parallel task of [`Adam::step`].
