@@ -13,7 +13,7 @@ mod common;
 use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::reference::reference_trial_gain;
-use comod::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain_with};
+use comod::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain};
 use comod::net::{Arch, Model};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -22,6 +22,24 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Relative tolerance of the stated bound.
 const TOLERANCE: f64 = 1e-5;
+
+/// The gain of `trial` computed by `body` with `scratch`.
+fn gain_of(trial: &Trial, body: Body, rule: GainRule, scratch: &mut KernelScratch) -> Vec<f32> {
+    let plan = KernelPlan::new(&trial.model);
+    let mut gain = vec![f32::NAN; plan.gated_size];
+    let c = &trial.model.coupling;
+    trial_gain(
+        body,
+        &plan,
+        c,
+        &trial.activity,
+        &trial.modulator,
+        rule,
+        scratch,
+        &mut gain,
+    );
+    gain
+}
 
 fn bodies() -> Vec<Body> {
     let mut bodies = vec![Body::Scalar];
@@ -63,7 +81,6 @@ fn build_trial(arch: &Arch, seed: u64, samples: usize, coupling_scale: f32) -> T
 /// error as a fraction of the allowed error.
 fn check(trial: &Trial, rule: GainRule) -> f64 {
     let model = &trial.model;
-    let plan = KernelPlan::new(model);
     let reference = reference_trial_gain(
         model,
         &model.coupling,
@@ -73,18 +90,7 @@ fn check(trial: &Trial, rule: GainRule) -> f64 {
     );
     let mut worst: f64 = 0.0;
     for body in bodies() {
-        let mut scratch = KernelScratch::default();
-        let mut gain = vec![f32::NAN; plan.gated_size];
-        trial_gain_with(
-            body,
-            &plan,
-            &model.coupling,
-            &trial.activity,
-            &trial.modulator,
-            rule,
-            &mut scratch,
-            &mut gain,
-        );
+        let gain = gain_of(trial, body, rule, &mut KernelScratch::default());
         for (j, (&fast, &want)) in gain.iter().zip(&reference.gain).enumerate() {
             let allowed = match rule {
                 GainRule::Covariance => TOLERANCE * reference.covariance_scale[j],
@@ -150,21 +156,9 @@ fn paper_network_meets_the_bound_with_margin() {
 fn one_sample_gives_zero_covariance() {
     let arch = Arch::preset("deep4", 1).unwrap();
     let trial = build_trial(&arch, 3, 1, 1.0);
-    let plan = KernelPlan::new(&trial.model);
     for body in bodies() {
         for rule in [GainRule::Covariance, GainRule::Correlation] {
-            let mut gain = vec![f32::NAN; plan.gated_size];
-            let c = &trial.model.coupling;
-            trial_gain_with(
-                body,
-                &plan,
-                c,
-                &trial.activity,
-                &trial.modulator,
-                rule,
-                &mut KernelScratch::default(),
-                &mut gain,
-            );
+            let gain = gain_of(&trial, body, rule, &mut KernelScratch::default());
             assert!(gain.iter().all(|&g| g == 0.0), "{body:?} {rule:?}");
         }
     }
@@ -181,30 +175,12 @@ fn scratch_is_reusable_across_shapes() {
     ] {
         let arch = Arch::preset(name, layer).unwrap();
         let trial = build_trial(&arch, 11, samples, 1.0);
-        let plan = KernelPlan::new(&trial.model);
-        let mut reused = vec![0.0; plan.gated_size];
-        let mut fresh = vec![0.0; plan.gated_size];
-        let c = &trial.model.coupling;
-        let body = Body::detect();
-        trial_gain_with(
-            body,
-            &plan,
-            c,
-            &trial.activity,
-            &trial.modulator,
-            GainRule::Covariance,
-            &mut scratch,
-            &mut reused,
-        );
-        trial_gain_with(
-            body,
-            &plan,
-            c,
-            &trial.activity,
-            &trial.modulator,
+        let reused = gain_of(&trial, Body::detect(), GainRule::Covariance, &mut scratch);
+        let fresh = gain_of(
+            &trial,
+            Body::detect(),
             GainRule::Covariance,
             &mut KernelScratch::default(),
-            &mut fresh,
         );
         assert_eq!(reused, fresh, "{name} at layer {layer}");
     }
@@ -299,21 +275,9 @@ fn constant_activity_gives_exactly_zero_gain() {
         let arch = Arch::preset(name, layer).unwrap();
         let mut trial = build_trial(&arch, 13, 211, 1.0);
         trial.model.coupling.iter_mut().for_each(|c| *c = 0.0);
-        let plan = KernelPlan::new(&trial.model);
         for body in bodies() {
             for rule in [GainRule::Covariance, GainRule::Correlation] {
-                let mut gain = vec![f32::NAN; plan.gated_size];
-                let c = &trial.model.coupling;
-                trial_gain_with(
-                    body,
-                    &plan,
-                    c,
-                    &trial.activity,
-                    &trial.modulator,
-                    rule,
-                    &mut KernelScratch::default(),
-                    &mut gain,
-                );
+                let gain = gain_of(&trial, body, rule, &mut KernelScratch::default());
                 assert!(
                     gain.iter().all(|&g| g == 0.0),
                     "{name} at {layer}, {body:?} {rule:?}: {:?}",

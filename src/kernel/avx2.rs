@@ -5,39 +5,24 @@
 use std::arch::x86_64::*;
 
 use crate::kernel::plan::PANEL;
-use crate::kernel::{GatedSlices, ROWS, Tiles};
+use crate::kernel::{GatedSlices, ROWS, Tile, Tiles};
 
 /// AVX2 + FMA intrinsics; reached only after `has_avx2_fma()` (asserted
-/// in `trial_gain_with`, the one entry point).
+/// in `trial_gain`, the one entry point).
 pub struct Avx2Fma;
-
-/// Checks that the tile's reads stay inside `a` and `panel`.
-fn check_operands(k: usize, a: &[f32], a_stride: usize, panel: &[f32], bias: &[f32]) {
-    assert!(
-        k > 0 && (ROWS - 1) * a_stride + k <= a.len(),
-        "tile rows out of bounds"
-    );
-    assert!(
-        k * PANEL <= panel.len() && bias.len() >= PANEL,
-        "panel out of bounds"
-    );
-}
 
 /// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; `check_operands` must hold.
+/// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn product(
-    k: usize,
-    a: *const f32,
-    a_stride: usize,
-    panel: *const f32,
-    bias: *const f32,
-) -> [__m256; 2 * ROWS] {
-    // SAFETY (whole body): the caller checked that rows 0..6 × inputs 0..k
-    // of `a` and inputs 0..k × 16 neurons of `panel` are in bounds.
+unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
+    tile.check();
+    let (k, a_stride) = (tile.k, tile.a_stride);
+    let (a, panel, bias) = (tile.a.as_ptr(), tile.panel.as_ptr(), tile.bias.as_ptr());
+    // SAFETY (whole body): `tile.check` ensured that rows 0..6 × inputs
+    // 0..k of `a`, inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
     unsafe {
         let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
         let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
@@ -98,24 +83,14 @@ unsafe fn add_f64(lo: __m256, hi: __m256, width: usize, sums: &mut [f64]) {
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn hidden_tile(
-    k: usize,
-    a: &[f32],
-    a_stride: usize,
-    panel: &[f32],
-    bias: &[f32],
-    out: &mut [f32],
-    out_stride: usize,
-    width: usize,
-) {
-    check_operands(k, a, a_stride, panel, bias);
+unsafe fn hidden_tile(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
+    let width = tile.width;
     assert!(
         (ROWS - 1) * out_stride + width <= out.len(),
         "output out of bounds"
     );
-    // SAFETY: operands checked above; AVX2 and FMA guaranteed by the caller.
-    let acc = unsafe { product(k, a.as_ptr(), a_stride, panel.as_ptr(), bias.as_ptr()) };
+    // SAFETY: AVX2 and FMA guaranteed by the caller.
+    let acc = unsafe { product(tile) };
     let zero = _mm256_setzero_ps();
     for r in 0..ROWS {
         let (z0, z1) = (
@@ -144,23 +119,17 @@ unsafe fn hidden_tile(
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn gated_tile(
-    k: usize,
-    a: &[f32],
-    a_stride: usize,
-    panel: &[f32],
-    bias: &[f32],
+    tile: Tile<'_>,
     weight: &[f32],
     valid: &[f32],
-    width: usize,
     correlation: bool,
     sums: GatedSlices<'_>,
 ) {
-    check_operands(k, a, a_stride, panel, bias);
+    let width = tile.width;
     assert!(weight.len() >= ROWS && valid.len() >= ROWS);
-    // SAFETY: operands checked above; AVX2 and FMA guaranteed by the caller.
-    let acc = unsafe { product(k, a.as_ptr(), a_stride, panel.as_ptr(), bias.as_ptr()) };
+    // SAFETY: AVX2 and FMA guaranteed by the caller.
+    let acc = unsafe { product(tile) };
     let zero = _mm256_setzero_ps();
     // The shift: row 0 of the trial's first tile, else what that tile stored.
     let mut shift = [0.0f32; PANEL];
@@ -241,46 +210,19 @@ unsafe fn add_squares_f64(
 }
 
 impl Tiles for Avx2Fma {
-    fn hidden(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        out_stride: usize,
-        width: usize,
-    ) {
+    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
         // SAFETY: this body is only selected on CPUs with AVX2 and FMA.
-        unsafe { hidden_tile(k, a, a_stride, panel, bias, out, out_stride, width) }
+        unsafe { hidden_tile(tile, out, out_stride) }
     }
 
     fn gated(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
+        tile: Tile<'_>,
         weight: &[f32],
         valid: &[f32],
-        width: usize,
         correlation: bool,
         sums: GatedSlices<'_>,
     ) {
         // SAFETY: this body is only selected on CPUs with AVX2 and FMA.
-        unsafe {
-            gated_tile(
-                k,
-                a,
-                a_stride,
-                panel,
-                bias,
-                weight,
-                valid,
-                width,
-                correlation,
-                sums,
-            )
-        }
+        unsafe { gated_tile(tile, weight, valid, correlation, sums) }
     }
 }

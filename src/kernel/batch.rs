@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::data::CANVAS_PIXELS;
-use crate::kernel::{GainRule, KernelPlan, KernelScratch, trial_gain};
+use crate::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain};
 use crate::net::{Model, Workspace};
 
 thread_local! {
@@ -55,13 +55,24 @@ pub fn trial_gains<'s>(
     let (n_modulated, n_gated) = (plan.modulated_size, plan.gated_size);
     let activity = model.unmodulated_activity(&mut scratch.workspace, canvases);
     let per_trial = &mut scratch.per_trial[..trials * n_gated];
+    let body = Body::detect();
     per_trial
         .par_chunks_mut(n_gated)
         .zip(activity.par_chunks(n_modulated))
         .zip(modulator.par_chunks(samples))
         .for_each(|((gain, u), m)| {
-            SCRATCH
-                .with(|s| trial_gain(plan, &model.coupling, u, m, rule, &mut s.borrow_mut(), gain));
+            SCRATCH.with(|s| {
+                trial_gain(
+                    body,
+                    plan,
+                    &model.coupling,
+                    u,
+                    m,
+                    rule,
+                    &mut s.borrow_mut(),
+                    gain,
+                )
+            });
         });
     per_trial
 }

@@ -123,38 +123,49 @@ impl KernelScratch {
     }
 }
 
-/// The two tile operations a body provides. `a` holds the tile's input
-/// rows (row r at r·`a_stride`), `panel` the packed weights of 16 neurons
-/// over `k` inputs, `bias` their biases; `width` ≤ 16 neurons exist.
+/// The operands of one tile: rows r = 0..6 of `a` start at r·`a_stride`
+/// and hold `k` inputs; `panel` holds the packed weights of 16 neurons over
+/// those inputs and `bias` their biases; `width` ≤ 16 of the neurons exist.
+#[derive(Clone, Copy)]
+struct Tile<'a> {
+    k: usize,
+    a: &'a [f32],
+    a_stride: usize,
+    panel: &'a [f32],
+    bias: &'a [f32],
+    width: usize,
+}
+
+impl Tile<'_> {
+    /// Panics unless every read of the tile stays inside its slices (the
+    /// SIMD body relies on it).
+    fn check(&self) {
+        assert!(
+            self.k > 0 && (ROWS - 1) * self.a_stride + self.k <= self.a.len(),
+            "tile rows out of bounds"
+        );
+        assert!(
+            self.k * plan::PANEL <= self.panel.len() && self.bias.len() >= plan::PANEL,
+            "panel out of bounds"
+        );
+        assert!(self.width <= plan::PANEL, "a tile has at most 16 neurons");
+    }
+}
+
+/// The two tile operations a body provides.
 trait Tiles {
     /// out[r·out_stride + c] = ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width.
-    #[allow(clippy::too_many_arguments)]
-    fn hidden(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        out_stride: usize,
-        width: usize,
-    );
+    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize);
 
     /// With z = ReLU(a·Wᵀ + b) of the tile, first shift[c] = z[0, c] when
     /// `sums.first` (the tile that holds the trial's first sample), then with
     /// d = z − shift: covariance[c] += Σ_r weight[r]·d[r, c], and with
     /// `correlation` also sum[c] += Σ_r valid[r]·d and
     /// sum_squares[c] += Σ_r valid[r]·d², for c < width.
-    #[allow(clippy::too_many_arguments)]
     fn gated(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
+        tile: Tile<'_>,
         weight: &[f32],
         valid: &[f32],
-        width: usize,
         correlation: bool,
         sums: GatedSlices<'_>,
     );
@@ -170,33 +181,12 @@ struct GatedSlices<'a> {
 }
 
 /// The per-trial gain (SPEC §3) of the network in `plan` with coupling
-/// `coupling`: `activity` is the modulated layer's unmodulated activity
-/// F(a_ℓ) for this trial's stimulus, `modulator` its T ≥ 1 samples.
-/// Writes g, `[N_{L−1}]`, to `out`.
-pub fn trial_gain(
-    plan: &KernelPlan,
-    coupling: &[f32],
-    activity: &[f32],
-    modulator: &[f32],
-    rule: GainRule,
-    scratch: &mut KernelScratch,
-    out: &mut [f32],
-) {
-    trial_gain_with(
-        Body::detect(),
-        plan,
-        coupling,
-        activity,
-        modulator,
-        rule,
-        scratch,
-        out,
-    );
-}
-
-/// [`trial_gain`] with a chosen body (for tests and benchmarks).
+/// `coupling`, computed by `body` ([`Body::detect`] for the fastest):
+/// `activity` is the modulated layer's unmodulated activity F(a_ℓ) for this
+/// trial's stimulus, `modulator` its T ≥ 1 samples. Writes g, `[N_{L−1}]`,
+/// to `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn trial_gain_with(
+pub fn trial_gain(
     body: Body,
     plan: &KernelPlan,
     coupling: &[f32],
@@ -366,7 +356,14 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
                 );
                 let column = g * no + p * plan::PANEL;
                 for q in (0..rows).step_by(ROWS) {
-                    let a = &input[q * stride + g * ni..];
+                    let tile = Tile {
+                        k: ni,
+                        a: &input[q * stride + g * ni..],
+                        a_stride: stride,
+                        panel,
+                        bias,
+                        width,
+                    };
                     if let (
                         true,
                         Sink::Gain {
@@ -383,10 +380,10 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
                             sum_squares: &mut sums.sum_squares[column..column + width],
                         };
                         let (w, v) = (&weight[q..q + ROWS], &valid[q..q + ROWS]);
-                        B::gated(ni, a, stride, panel, bias, w, v, width, correlation, sums);
+                        B::gated(tile, w, v, correlation, sums);
                     } else {
                         let out = &mut after[0][q * layer.outputs + column..];
-                        B::hidden(ni, a, stride, panel, bias, out, layer.outputs, width);
+                        B::hidden(tile, out, layer.outputs);
                     }
                 }
             }

@@ -1,73 +1,73 @@
 //! The portable scalar body of the kernel's tiles.
 
 use crate::kernel::plan::PANEL;
-use crate::kernel::{GatedSlices, ROWS, Tiles};
+use crate::kernel::{GatedSlices, ROWS, Tile, Tiles};
 
 /// Plain loops; any CPU.
 pub struct Scalar;
 
-/// acc[r][c] = Σ_k a[r·a_stride + k]·panel[k·16 + c].
-fn product(k: usize, a: &[f32], a_stride: usize, panel: &[f32]) -> [[f32; PANEL]; ROWS] {
+/// acc[r][c] = Σ_k a[r·a_stride + k]·panel[k·16 + c] + bias[c].
+fn product(tile: Tile<'_>) -> [[f32; PANEL]; ROWS] {
     let mut acc = [[0.0f32; PANEL]; ROWS];
-    for kk in 0..k {
-        let w = &panel[kk * PANEL..(kk + 1) * PANEL];
+    for kk in 0..tile.k {
+        let w = &tile.panel[kk * PANEL..(kk + 1) * PANEL];
         for (r, row) in acc.iter_mut().enumerate() {
-            let x = a[r * a_stride + kk];
+            let x = tile.a[r * tile.a_stride + kk];
             for (acc_c, &w_c) in row.iter_mut().zip(w) {
                 *acc_c += x * w_c;
             }
+        }
+    }
+    for row in acc.iter_mut() {
+        for (acc_c, &b) in row.iter_mut().zip(tile.bias) {
+            *acc_c += b;
         }
     }
     acc
 }
 
 impl Tiles for Scalar {
-    fn hidden(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
-        out: &mut [f32],
-        out_stride: usize,
-        width: usize,
-    ) {
-        let acc = product(k, a, a_stride, panel);
+    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
+        let acc = product(tile);
         for (r, row) in acc.iter().enumerate() {
-            for c in 0..width {
-                out[r * out_stride + c] = (row[c] + bias[c]).max(0.0);
+            for (o, &v) in out[r * out_stride..r * out_stride + tile.width]
+                .iter_mut()
+                .zip(row)
+            {
+                *o = v.max(0.0);
             }
         }
     }
 
     fn gated(
-        k: usize,
-        a: &[f32],
-        a_stride: usize,
-        panel: &[f32],
-        bias: &[f32],
+        tile: Tile<'_>,
         weight: &[f32],
         valid: &[f32],
-        width: usize,
         correlation: bool,
         sums: GatedSlices<'_>,
     ) {
-        let acc = product(k, a, a_stride, panel);
-        for c in 0..width {
-            if sums.first {
-                sums.shift[c] = (acc[0][c] + bias[c]).max(0.0);
+        let acc = product(tile);
+        if sums.first {
+            for (shift, &z) in sums.shift.iter_mut().zip(&acc[0]) {
+                *shift = z.max(0.0);
             }
-            let mut covariance = 0.0f32;
-            for r in 0..ROWS {
-                let d = (acc[r][c] + bias[c]).max(0.0) - sums.shift[c];
-                covariance += weight[r] * d;
+        }
+        // Row by row; each neuron's sums run over the rows in order. `shift`
+        // has `width` entries, which bounds every inner loop.
+        let mut covariance = [0.0f32; PANEL];
+        for ((row, &w), &v) in acc.iter().zip(weight).zip(valid) {
+            for (c, (&z, &shift)) in row.iter().zip(sums.shift.iter()).enumerate() {
+                let d = z.max(0.0) - shift;
+                covariance[c] += w * d;
                 if correlation {
-                    let (d, v) = (d as f64, valid[r] as f64);
+                    let (d, v) = (d as f64, v as f64);
                     sums.sum[c] += v * d;
                     sums.sum_squares[c] += v * d * d;
                 }
             }
-            sums.covariance[c] += covariance as f64;
+        }
+        for (total, &c) in sums.covariance.iter_mut().zip(&covariance) {
+            *total += c as f64;
         }
     }
 }

@@ -50,7 +50,13 @@ pub fn heldout_set(digits: &Digits, seed: u64) -> CompositeSet {
 
 /// A specific task's test set from the test pool, with or without
 /// distractors (SPEC §1, §4).
-pub fn task_test_set(digits: &Digits, task: Task, distractors: bool, seed: u64) -> CompositeSet {
+pub fn task_test_set(
+    digits: &Digits,
+    task: Task,
+    distractors: bool,
+    composites: usize,
+    seed: u64,
+) -> CompositeSet {
     let seed = derive_seed(
         seed,
         &[
@@ -63,7 +69,7 @@ pub fn task_test_set(digits: &Digits, task: Task, distractors: bool, seed: u64) 
         digits,
         CompositeKind::Specific { task, distractors },
         Pool::Test,
-        TASK_TEST_COMPOSITES,
+        composites,
         seed,
         NOISE_STD,
     )
@@ -93,7 +99,7 @@ pub fn pair_accuracy(model: &Model<f32>, digits: &Digits, task: Task, seed: u64)
     let mut ws = model.workspace(EVAL_CHUNK);
     let readout = Readout::Pair(task.a, task.b);
     let mut measure = |distractors| {
-        let set = task_test_set(digits, task, distractors, seed);
+        let set = task_test_set(digits, task, distractors, TASK_TEST_COMPOSITES, seed);
         accuracy(model, &mut ws, &set, &set.labels, readout, 0.0)
     };
     PairAccuracy {

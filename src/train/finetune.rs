@@ -16,7 +16,7 @@ use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, l1_backward, modulation_factor, readout_columns};
 use crate::net::{Adam, GradTargets, Model, Readout, Workspace};
 use crate::rng::{derive_seed, rng_for};
-use crate::train::evaluate::{EVAL_CHUNK, TASK_TEST_COMPOSITES};
+use crate::train::evaluate::{EVAL_CHUNK, TASK_TEST_COMPOSITES, task_test_set};
 use crate::train::gain::{GainInput, GainOptions, GainState};
 
 /// A fine-tuning method (SPEC §4).
@@ -202,22 +202,7 @@ impl TaskData {
         config: &FinetuneConfig,
         master_seed: u64,
     ) -> TaskData {
-        let seed = derive_seed(
-            master_seed,
-            &["test".into(), task.to_string().as_str().into()],
-        );
-        let kind = CompositeKind::Specific {
-            task,
-            distractors: true,
-        };
-        let test = CompositeSet::generate(
-            digits,
-            kind,
-            Pool::Test,
-            config.test_composites,
-            seed,
-            NOISE_STD,
-        );
+        let test = task_test_set(digits, task, true, config.test_composites, master_seed);
         let mut frozen = pretrained.clone();
         frozen.coupling.fill(0.0);
         frozen.gain.fill(1.0);
