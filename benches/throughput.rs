@@ -1,5 +1,5 @@
 //! Throughput beside the machine's SGEMM peak: the trial-kernel workloads
-//! (SPEC §3) and a pretraining epoch (SPEC §4).
+//! (§3) and a pretraining epoch (§4).
 //!
 //! Throughput is declared in floating-point operations, so criterion's
 //! "elem/s" reads as FLOP/s: compare each group with
@@ -56,7 +56,7 @@ fn pretrain_epoch(c: &mut Criterion) {
     group.sample_size(20);
     for name in ["paper3", "deep4"] {
         let arch = Arch::preset(name, 1).unwrap();
-        let mut trainer = Pretrainer::new(&arch, &digits, &PretrainOptions::default());
+        let mut trainer = Pretrainer::new(&arch, &digits, &PretrainOptions::DEFAULT).unwrap();
         group.throughput(Throughput::Elements(trainer.flops_per_epoch() as u64));
         group.bench_function(name, |b| b.iter(|| trainer.run_epoch()));
     }

@@ -1,14 +1,19 @@
-//! Timing for `comod bench` and the criterion benches: medians of repeated
-//! runs, and the machine's SGEMM peak measured in the same process
-//! (matrixmultiply sgemm on large square matrices, 1 and 2 threads), so
-//! that every speed is quoted as a fraction of what this machine can do.
+//! Timing for `comod bench`, the sweeps' closing line and the criterion
+//! benches: medians of repeated runs, and the machine's SGEMM peak
+//! measured in the same process (matrixmultiply sgemm on large square
+//! matrices, 1 and 2 threads), so that every speed is quoted as a fraction
+//! of what this machine can do.
 
 use std::time::Instant;
 
+use crate::error::{Error, Result};
+use crate::kernel::workload::WORKLOADS;
 use crate::net::linalg::{Mat, MatMut, gemm};
 
 /// Side of the square matrices of the SGEMM peak.
 pub const PEAK_SIDE: usize = 1024;
+/// Minimum seconds of timed runs per workload of `comod bench`.
+pub const DEFAULT_SECONDS: f64 = 2.0;
 
 /// Median wall time in seconds of `run` over at least `min_runs` runs and
 /// at least `min_seconds` of running, after one warm-up run.
@@ -74,4 +79,124 @@ pub fn sgemm_peak_gflops(threads: usize) -> f64 {
         .expect("a thread pool");
     let seconds = median_seconds(7, 0.5, || pool.install(|| problem.run()));
     problem.flops() / seconds / 1e9
+}
+
+/// One line of `comod bench`: a workload's median time and rate beside
+/// the SGEMM peak of the same thread count, measured in the same run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchLine {
+    /// Workload name (`sgemm_1024_{t}_thread[s]` for the peaks).
+    pub workload: String,
+    /// Median seconds per run.
+    pub seconds: f64,
+    /// Rate, GFLOP/s.
+    pub gflops: f64,
+    /// The SGEMM peak it is compared with, GFLOP/s.
+    pub peak_gflops: f64,
+}
+
+impl BenchLine {
+    /// The rate as a fraction of the peak.
+    pub fn ratio(&self) -> f64 {
+        self.gflops / self.peak_gflops
+    }
+}
+
+/// `comod bench`: the SGEMM peak at 1 and 2 threads and at the pool's
+/// thread count, then each kernel workload named in `only` (all when
+/// empty), timed for at least `seconds` each; `on_line` sees each line as
+/// it is measured. Fails, naming the option, on an unknown workload or a
+/// negative time.
+pub fn run_bench(only: &[String], seconds: f64, mut on_line: impl FnMut(&BenchLine)) -> Result<()> {
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(Error::option("--seconds", seconds, "must be ≥ 0"));
+    }
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !WORKLOADS.iter().any(|w| w.name == name.as_str()))
+    {
+        return Err(Error::option(
+            "--only",
+            unknown,
+            format!("no workload named {unknown:?}"),
+        ));
+    }
+    let threads = rayon::current_num_threads();
+    let mut peak = 0.0;
+    let mut measured = Vec::new();
+    for t in [1, 2, threads] {
+        if measured.contains(&t) {
+            continue;
+        }
+        measured.push(t);
+        let gflops = sgemm_peak_gflops(t);
+        if t == threads {
+            peak = gflops;
+        }
+        on_line(&BenchLine {
+            workload: format!(
+                "sgemm_{PEAK_SIDE}_{t}_thread{}",
+                if t == 1 { "" } else { "s" }
+            ),
+            seconds: 2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
+            gflops,
+            peak_gflops: gflops,
+        });
+    }
+    for workload in WORKLOADS
+        .iter()
+        .filter(|w| only.is_empty() || only.iter().any(|name| name == w.name))
+    {
+        let mut prepared = workload.prepare();
+        let flops = prepared.flops();
+        let median = median_seconds(5, seconds, || {
+            prepared.run();
+        });
+        on_line(&BenchLine {
+            workload: workload.name.to_string(),
+            seconds: median,
+            gflops: flops / median / 1e9,
+            peak_gflops: peak,
+        });
+    }
+    Ok(())
+}
+
+/// A measured rate beside the SGEMM peak of the pool's thread count,
+/// measured now (for the closing line of a sweep).
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    /// GFLOP/s achieved.
+    pub gflops: f64,
+    /// The SGEMM peak, GFLOP/s.
+    pub peak_gflops: f64,
+    /// Threads of the pool.
+    pub threads: usize,
+}
+
+/// The rate of `flops` done in `seconds` beside the SGEMM peak.
+pub fn throughput(flops: f64, seconds: f64) -> Throughput {
+    let threads = rayon::current_num_threads();
+    Throughput {
+        gflops: flops / seconds.max(1e-9) / 1e9,
+        peak_gflops: sgemm_peak_gflops(threads),
+        threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_requests_fail_before_measuring() {
+        let never = |line: &BenchLine| panic!("measured {line:?}");
+        let err = run_bench(&["nothing".into()], 0.0, never).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--only nothing: no workload named \"nothing\""
+        );
+        let err = run_bench(&[], -1.0, never).unwrap_err();
+        assert!(err.to_string().starts_with("--seconds -1"), "{err}");
+    }
 }

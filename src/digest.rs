@@ -1,4 +1,4 @@
-//! Content hashes for result records (SPEC §6): sha256 as lower-case hex.
+//! Content hashes for result records (§6): sha256 as lower-case hex.
 
 use sha2::{Digest, Sha256};
 

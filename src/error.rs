@@ -15,7 +15,7 @@ pub enum Error {
         /// that it is printed once).
         cause: std::io::Error,
     },
-    /// A data file (IDX) that is malformed or inconsistent (SPEC §1).
+    /// A data file (IDX) that is malformed or inconsistent (§1).
     #[error("{}: {message}", path.display())]
     Data {
         /// The offending file or folder.
@@ -23,7 +23,7 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
-    /// A safetensors file whose contents break SPEC §7.
+    /// A safetensors file whose contents break §7.
     #[error("{}: {message}", path.display())]
     Tensor {
         /// The offending file.
@@ -31,10 +31,21 @@ pub enum Error {
         /// What is wrong, naming the tensor or metadata key.
         message: String,
     },
-    /// An architecture description that breaks SPEC §2.
+    /// An architecture description that breaks §2.
     #[error("architecture: {0}")]
     Arch(String),
-    /// A task specification that breaks SPEC §1 (`a-b@q`, a < b, q ∈ 0..4).
+    /// A setting out of its range, named as on the command line (e.g.
+    /// `--samples`), or by its field where it has no flag (§4, §6).
+    #[error("{option} {value}: {problem}")]
+    Option {
+        /// The flag (or field) at fault.
+        option: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A task specification that breaks §1 (`a-b@q`, a < b, q ∈ 0..4).
     #[error("task {spec:?}: {message}")]
     Task {
         /// The text as given.
@@ -58,6 +69,15 @@ impl Error {
         Error::Data {
             path: path.to_path_buf(),
             message: message.into(),
+        }
+    }
+
+    /// A setting `option` whose `value` is out of range because of `problem`.
+    pub fn option(option: &'static str, value: impl ToString, problem: impl Into<String>) -> Self {
+        Error::Option {
+            option,
+            value: value.to_string(),
+            problem: problem.into(),
         }
     }
 

@@ -3,8 +3,12 @@
 //! A frozen, pretrained network is fine-tuned for a new task by learning only
 //! the coupling of a fast random modulator into an early layer; the readout
 //! gates each neuron by its covariance with the modulator. The mathematics,
-//! defaults and interpretation choices are in SPEC.md, cited by section (§).
-//! Data flows one way: [`data`] → [`net`] → [`train`]; [`io`] sits at the edges.
+//! defaults and interpretation choices are in the model document,
+//! `docs/model.md`; the code cites its sections as §1–§8.
+//!
+//! Data flows one way: [`data`] → [`net`] → [`kernel`] → [`train`] →
+//! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job;
+//! [`io`] sits at the edges.
 
 pub mod analysis;
 pub mod bench;
@@ -14,6 +18,7 @@ pub mod error;
 pub mod io;
 pub mod kernel;
 pub mod net;
+pub mod reproduce;
 pub mod rng;
 pub mod sweep;
 pub mod train;

@@ -12,83 +12,119 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{
     BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReproduceArgs, SummaryArgs,
-    SweepArgs, TraceArgs, resolve_arch,
+    SweepArgs, TraceArgs,
 };
-use comod::analysis::plots::write_plots;
-use comod::analysis::summary::{csv, markdown, summarize};
-use comod::bench::{PEAK_SIDE, median_seconds, sgemm_peak_gflops};
-use comod::data::{Digits, Task, parse_task_list};
-use comod::io::tensors::{check_writable, write_atomic};
+use comod::analysis::write_summary;
+use comod::bench::{BenchLine, run_bench, throughput};
+use comod::data::{Digits, parse_task_list};
 use comod::io::trace::{read_trace_inputs, write_trace_outputs};
-use comod::io::{load_checkpoint, save_checkpoint};
+use comod::io::{check_writable, load_checkpoint, save_pretrained};
 use comod::kernel::Body;
-use comod::kernel::workload::{self, WORKLOADS};
-use comod::net::{Arch, Model};
-use comod::sweep::plan::{FULL_REPEATS, REPRODUCTION_REPEATS, Shard, reproduction_tasks};
+use comod::kernel::workload::SAMPLES;
+use comod::net::Arch;
+use comod::reproduce::{Observer, ReproduceOptions, plan, reproduce};
 use comod::sweep::record::SweepConfig;
 use comod::sweep::store::{merge, read_results};
 use comod::sweep::{SweepReport, SweepSpec, run_sweep};
+use comod::train::pretrain::Provenance;
 use comod::train::trace::trace;
-use comod::train::{PretrainOptions, general_accuracy, pair_accuracy, pretrain};
+use comod::train::{
+    EpochStats, FrozenNetwork, PretrainOptions, PretrainReport, general_accuracy, pair_accuracy,
+    pretrain,
+};
+
+/// A progress bar on stderr with `template`.
+fn bar(template: &str) -> ProgressBar {
+    ProgressBar::new(0).with_style(ProgressStyle::with_template(template).expect("valid template"))
+}
+
+fn pretraining_bar() -> ProgressBar {
+    bar("pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]")
+}
+
+fn sweep_bar() -> ProgressBar {
+    bar("sweep {bar:30} {pos}/{len} runs, {per_sec}, ETA {eta} [{elapsed_precise}]")
+}
+
+fn show_epoch(bar: &ProgressBar, stats: &EpochStats, max_epochs: usize) {
+    bar.set_length(max_epochs as u64);
+    bar.set_position(stats.epoch as u64);
+    bar.set_message(format!(
+        "loss {:.4} held-out acc {:.4}",
+        stats.loss, stats.heldout_accuracy
+    ));
+}
+
+fn print_pretrained(report: &PretrainReport, seconds: f64, target: f64, out: &Path) {
+    let missed = if report.reached_target {
+        String::new()
+    } else {
+        format!(" (target {target:.2} not reached at the epoch cap)")
+    };
+    println!(
+        "pretrained in {} epochs ({seconds:.1} s): held-out 10-way accuracy {:.4}{missed}",
+        report.epochs, report.heldout_accuracy
+    );
+    println!("wrote {}", out.display());
+}
+
+fn print_sweep(report: &SweepReport, out: &Path) {
+    if let Some(torn) = &report.dropped_torn_line {
+        eprintln!(
+            "warning: {}: dropped a torn last line ({} bytes) left by an interrupted sweep",
+            out.display(),
+            torn.len()
+        );
+    }
+    if report.run == 0 {
+        println!(
+            "{} runs, all already in the file: nothing to run",
+            report.planned
+        );
+        println!("wrote {}", out.display());
+        return;
+    }
+    let rate = throughput(report.flops, report.seconds);
+    println!(
+        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread SGEMM peak ({:.1} GFLOP/s); {:.3} s per run",
+        report.planned,
+        report.resumed,
+        report.run,
+        report.seconds,
+        report.flops / 1e12,
+        rate.gflops,
+        100.0 * rate.gflops / rate.peak_gflops,
+        rate.threads,
+        rate.peak_gflops,
+        report.seconds / report.run.max(1) as f64
+    );
+    println!("wrote {}", out.display());
+}
 
 fn run_pretrain(args: PretrainArgs) -> Result<()> {
-    let arch = resolve_arch(&args.arch, args.modulated_layer)?;
-    check_writable(&args.out)?;
-    let digits = Digits::load(&args.data)?;
+    let arch = Arch::resolve(&args.arch, args.modulated_layer)?;
     let options = PretrainOptions {
         seed: args.seed,
         max_epochs: args.epochs,
-        ..PretrainOptions::default()
+        ..PretrainOptions::DEFAULT
     };
-    pretrain_to(&arch, &digits, &options, &args.out)?;
-    Ok(())
-}
-
-/// Pretrains with a progress bar, saves the checkpoint (with how it was
-/// made in its metadata) and prints the epochs and held-out accuracy.
-fn pretrain_to(
-    arch: &Arch,
-    digits: &Digits,
-    options: &PretrainOptions,
-    out: &Path,
-) -> Result<Model<f32>> {
-    let bar = ProgressBar::new(options.max_epochs as u64).with_style(
-        ProgressStyle::with_template(
-            "pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]",
-        )
-        .expect("valid template"),
-    );
+    options.validate()?;
+    check_writable(&args.out)?;
+    let digits = Digits::load(&args.data)?;
+    let progress = pretraining_bar();
     let start = Instant::now();
-    let (model, report) = pretrain(arch, digits, options, |stats| {
-        bar.set_position(stats.epoch as u64);
-        bar.set_message(format!(
-            "loss {:.4} held-out acc {:.4}",
-            stats.loss, stats.heldout_accuracy
-        ));
-    });
-    bar.finish_and_clear();
+    let (model, report) = pretrain(&arch, &digits, &options, |stats| {
+        show_epoch(&progress, stats, options.max_epochs)
+    })?;
+    progress.finish_and_clear();
+    save_pretrained(
+        &args.out,
+        &model,
+        &Provenance::new(&options, &report, &digits),
+    )?;
     let seconds = start.elapsed().as_secs_f64();
-    let info = serde_json::json!({
-        "seed": options.seed,
-        "epochs": report.epochs,
-        "heldout_accuracy": report.heldout_accuracy,
-        "reached_target": report.reached_target,
-        "data_sha256": digits.sha256(),
-        "version": env!("CARGO_PKG_VERSION"),
-    });
-    save_checkpoint(out, &model, &[("pretraining", info.to_string())])?;
-    println!(
-        "pretrained in {} epochs ({seconds:.1} s): held-out 10-way accuracy {:.4}{}",
-        report.epochs,
-        report.heldout_accuracy,
-        if report.reached_target {
-            ""
-        } else {
-            " (target 0.90 not reached at the epoch cap)"
-        }
-    );
-    println!("wrote {}", out.display());
-    Ok(model)
+    print_pretrained(&report, seconds, options.target_accuracy, &args.out);
+    Ok(())
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
@@ -128,57 +164,13 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs a sweep with a progress bar and prints what it did; returns the report.
-fn sweep_with_progress(
-    model: &Model<f32>,
-    digits: &Digits,
-    spec: &SweepSpec,
-    out: &Path,
-) -> Result<SweepReport> {
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "sweep {bar:30} {pos}/{len} runs, {per_sec}, ETA {eta} [{elapsed_precise}]",
-        )
-        .expect("valid template"),
-    );
-    let report = run_sweep(model, digits, spec, out, |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
-    bar.finish_and_clear();
-    if let Some(torn) = &report.dropped_torn_line {
-        eprintln!(
-            "warning: {}: dropped a torn last line ({} bytes) left by an interrupted sweep",
-            out.display(),
-            torn.len()
-        );
-    }
-    let peak = sgemm_peak_gflops(rayon::current_num_threads());
-    let rate = report.flops / report.seconds.max(1e-9) / 1e9;
-    println!(
-        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread SGEMM peak ({peak:.1} GFLOP/s); {:.3} s per run",
-        report.planned,
-        report.resumed,
-        report.run,
-        report.seconds,
-        report.flops / 1e12,
-        rate,
-        100.0 * rate / peak,
-        rayon::current_num_threads(),
-        report.seconds / report.run.max(1) as f64
-    );
-    Ok(report)
-}
-
 fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let tasks = parse_task_list(&args.tasks).context("--tasks")?;
-    if args.repeats == 0 {
-        anyhow::bail!("--repeats 0: must be at least 1");
-    }
-    args.run.finetune_config()?;
+    let config = args.run.finetune_config();
+    config.validate()?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
     if let Some(name) = &args.arch {
-        let expected = resolve_arch(name, args.modulated_layer)?;
+        let expected = Arch::resolve(name, args.modulated_layer)?;
         if &expected != checkpoint.model.arch() {
             anyhow::bail!(
                 "{}: the checkpoint's architecture {} is not --arch {name}{}",
@@ -196,46 +188,39 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
         methods: args.run.methods.clone(),
         repeats: args.repeats,
         shard: args.shard,
+        record_coupling: args.run.record_coupling,
         config: SweepConfig::new(
             &args.checkpoint,
             &checkpoint.model,
             &digits,
-            args.run.finetune_config()?,
+            config,
             args.run.seed,
         )?,
     };
-    sweep_with_progress(&checkpoint.model, &digits, &spec, &args.out)?;
-    println!("wrote {}", args.out.display());
-    Ok(())
-}
-
-/// Prints and writes the summary of `results`; writes plots when asked.
-fn summarize_results(results: &Path, out_dir: &Path, plots: Option<&Path>) -> Result<()> {
-    let contents = read_results(results)?;
-    if contents.torn.is_some() {
-        eprintln!("warning: {}: ignoring a torn last line", results.display());
-    }
-    let records: Vec<_> = contents.records.into_values().collect();
-    if records.is_empty() {
-        anyhow::bail!("{}: no runs to summarise", results.display());
-    }
-    let rows = summarize(&records);
-    let table = markdown(&rows);
-    println!("{table}");
-    std::fs::create_dir_all(out_dir).with_context(|| out_dir.display().to_string())?;
-    let (md, csv_path) = (out_dir.join("summary.md"), out_dir.join("summary.csv"));
-    write_atomic(&md, table.as_bytes())?;
-    write_atomic(&csv_path, csv(&rows).as_bytes())?;
-    println!("wrote {} and {}", md.display(), csv_path.display());
-    if let Some(dir) = plots {
-        for path in write_plots(&records, dir)? {
-            println!("wrote {}", path.display());
-        }
-    }
+    spec.validate()?;
+    let frozen = FrozenNetwork::new(checkpoint.model);
+    let progress = sweep_bar();
+    let report = run_sweep(&frozen, &digits, &spec, &args.out, |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
+    progress.finish_and_clear();
+    print_sweep(&report, &args.out);
     Ok(())
 }
 
 fn run_summary(args: SummaryArgs) -> Result<()> {
+    let contents = read_results(&args.results)?;
+    if contents.torn.is_some() {
+        eprintln!(
+            "warning: {}: ignoring a torn last line",
+            args.results.display()
+        );
+    }
+    let records: Vec<_> = contents.records.into_values().collect();
+    if records.is_empty() {
+        anyhow::bail!("{}: no runs to summarise", args.results.display());
+    }
     let out_dir = match &args.out_dir {
         Some(dir) => dir.clone(),
         None => args
@@ -244,60 +229,68 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    summarize_results(&args.results, &out_dir, args.plots.as_deref())
+    let files = write_summary(&records, &out_dir, args.plots.as_deref())?;
+    println!("{}", files.table);
+    for path in files.written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Progress of `comod reproduce` as bars and lines.
+struct ReproduceProgress {
+    pretraining: ProgressBar,
+    sweep: ProgressBar,
+}
+
+impl Observer for ReproduceProgress {
+    fn reused(&self, checkpoint: &Path) {
+        println!("reusing {} (same seed and data)", checkpoint.display());
+    }
+
+    fn pretraining_epoch(&self, stats: &EpochStats, max_epochs: usize) {
+        show_epoch(&self.pretraining, stats, max_epochs);
+    }
+
+    fn pretrained(&self, report: &PretrainReport, seconds: f64, checkpoint: &Path) {
+        self.pretraining.finish_and_clear();
+        let target = PretrainOptions::DEFAULT.target_accuracy;
+        print_pretrained(report, seconds, target, checkpoint);
+    }
+
+    fn sweep_progress(&self, done: usize, total: usize) {
+        self.sweep.set_length(total as u64);
+        self.sweep.set_position(done as u64);
+    }
+
+    fn sweep_done(&self, report: &SweepReport, results: &Path) {
+        self.sweep.finish_and_clear();
+        print_sweep(report, results);
+    }
 }
 
 fn run_reproduce(args: ReproduceArgs) -> Result<()> {
-    args.run.finetune_config()?;
-    std::fs::create_dir_all(&args.out).with_context(|| args.out.display().to_string())?;
-    let digits = Digits::load(&args.data)?;
-    let checkpoint_path = args.out.join("pretrained.safetensors");
-    let arch = Arch::preset("paper3", 1)?;
-    let options = PretrainOptions {
-        seed: args.run.seed,
-        ..PretrainOptions::default()
-    };
-    let reusable = load_checkpoint(&checkpoint_path).ok().filter(|c| {
-        c.model.arch() == &arch
-            && c.metadata
-                .get("pretraining")
-                .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-                .is_some_and(|p| p["seed"] == options.seed && p["data_sha256"] == digits.sha256())
-    });
-    let model = match reusable {
-        Some(c) => {
-            println!("reusing {} (same seed and data)", checkpoint_path.display());
-            c.model
-        }
-        None => pretrain_to(&arch, &digits, &options, &checkpoint_path)?,
-    };
-    let tasks = if args.full {
-        Task::all()
-    } else {
-        reproduction_tasks()
-    };
-    let repeats = if args.full {
-        FULL_REPEATS
-    } else {
-        REPRODUCTION_REPEATS
-    };
-    let results = args.out.join("results.jsonl");
-    let spec = SweepSpec {
+    let (tasks, repeats) = plan(args.full);
+    let options = ReproduceOptions {
+        out: args.out,
+        data: args.data,
         tasks,
-        methods: args.run.methods.clone(),
         repeats,
-        shard: Shard::default(),
-        config: SweepConfig::new(
-            &checkpoint_path,
-            &model,
-            &digits,
-            args.run.finetune_config()?,
-            args.run.seed,
-        )?,
+        methods: args.run.methods.clone(),
+        seed: args.run.seed,
+        config: args.run.finetune_config(),
+        record_coupling: args.run.record_coupling,
     };
-    sweep_with_progress(&model, &digits, &spec, &results)?;
-    summarize_results(&results, &args.out, Some(&args.out.join("plots")))?;
-    println!("reproduction in {}", args.out.display());
+    let progress = ReproduceProgress {
+        pretraining: pretraining_bar(),
+        sweep: sweep_bar(),
+    };
+    let reproduction = reproduce(&options, &progress)?;
+    println!("{}", reproduction.summary.table);
+    for path in reproduction.summary.written {
+        println!("wrote {}", path.display());
+    }
+    println!("reproduction in {}", options.out.display());
     Ok(())
 }
 
@@ -316,8 +309,8 @@ fn run_trace(args: TraceArgs) -> Result<()> {
     check_writable(&args.out)?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
     let inputs = read_trace_inputs(&args.inputs, checkpoint.model.arch())?;
-    let (model, outputs) = trace(&checkpoint.model, &inputs);
-    write_trace_outputs(&args.out, &model, &outputs)?;
+    let outputs = trace(&checkpoint.model, &inputs);
+    write_trace_outputs(&args.out, &checkpoint.model, &outputs)?;
     println!(
         "wrote {} ({} trials, loss {:.6})",
         args.out.display(),
@@ -327,80 +320,36 @@ fn run_trace(args: TraceArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_bench(args: BenchArgs) -> Result<()> {
-    let threads = rayon::current_num_threads();
-    let filters: Vec<String> = args
-        .only
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(|s| s.trim().to_string())
-        .collect();
-    let workloads: Vec<_> = WORKLOADS
-        .iter()
-        .filter(|w| filters.is_empty() || filters.iter().any(|f| f == w.name))
-        .collect();
-    if let Some(unknown) = filters
-        .iter()
-        .find(|f| !WORKLOADS.iter().any(|w| &w.name == f))
-    {
-        anyhow::bail!("--only: no workload named {unknown:?}");
-    }
-    let mut peaks: Vec<(usize, f64)> = Vec::new();
-    for t in [1, 2, threads] {
-        if !peaks.iter().any(|&(known, _)| known == t) {
-            peaks.push((t, sgemm_peak_gflops(t)));
-        }
-    }
-    let peak = peaks
-        .iter()
-        .find(|&&(t, _)| t == threads)
-        .map(|&(_, p)| p)
-        .expect("measured");
-    let line = |workload: &str, seconds: f64, gflops: f64, peak: f64| {
-        if args.json {
-            let record = serde_json::json!({
-                "workload": workload, "seconds": seconds, "gflops": gflops,
-                "peak_gflops": peak, "ratio": gflops / peak,
-            });
-            println!("{record}");
-        } else {
-            println!(
-                "{workload:<24} {:>10.3} ms {gflops:>8.1} GFLOP/s {:>6.1} % of {peak:.1}",
-                seconds * 1e3,
-                100.0 * gflops / peak
-            );
-        }
-    };
+fn run_bench_command(args: BenchArgs) -> Result<()> {
     if !args.json {
         println!(
-            "{:?} body, {threads} threads, T = {}",
+            "{:?} body, {} threads, T = {SAMPLES}",
             Body::detect(),
-            workload::SAMPLES
+            rayon::current_num_threads()
         );
         println!(
             "{:<24} {:>13} {:>16} {:>18}",
             "workload", "median", "rate", "of SGEMM peak"
         );
     }
-    for &(t, gflops) in &peaks {
-        line(
-            &format!(
-                "sgemm_{PEAK_SIDE}_{t}_thread{}",
-                if t == 1 { "" } else { "s" }
-            ),
-            2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
-            gflops,
-            gflops,
-        );
-    }
-    for w in workloads {
-        let mut prepared = w.prepare();
-        let flops = prepared.flops();
-        let seconds = median_seconds(5, args.seconds, || {
-            prepared.run();
-        });
-        line(w.name, seconds, flops / seconds / 1e9, peak);
-    }
+    run_bench(&args.only, args.seconds, |line: &BenchLine| {
+        if args.json {
+            let record = serde_json::json!({
+                "workload": line.workload, "seconds": line.seconds, "gflops": line.gflops,
+                "peak_gflops": line.peak_gflops, "ratio": line.ratio(),
+            });
+            println!("{record}");
+        } else {
+            println!(
+                "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {:>6.1} % of {:.1}",
+                line.workload,
+                line.seconds * 1e3,
+                line.gflops,
+                100.0 * line.ratio(),
+                line.peak_gflops
+            );
+        }
+    })?;
     Ok(())
 }
 
@@ -439,7 +388,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => run_summary(args),
         Command::Reproduce(args) => run_reproduce(args),
         Command::Trace(args) => run_trace(args),
-        Command::Bench(args) => run_bench(args),
+        Command::Bench(args) => run_bench_command(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,13 @@
-//! Seeded randomness (SPEC §1, §6): every random draw comes from a
+//! Seeded randomness (§1, §6): every random draw comes from a
 //! `Xoshiro256PlusPlus` whose seed is derived, in one place, from a master
 //! seed and the labels of what it is for. Derived seeds do not depend on
 //! thread count or on the order in which work is done.
 
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// The master seed when none is given.
+pub const DEFAULT_SEED: u64 = 0;
 
 /// The generator behind every random draw in comod.
 pub type Rng = Xoshiro256PlusPlus;
@@ -43,7 +46,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The seed for `parts` under `master` (SPEC §6): a fixed hash, so the same
+/// The seed for `parts` under `master` (§6): a fixed hash, so the same
 /// path always gives the same seed on every machine and thread count.
 pub fn derive_seed(master: u64, parts: &[SeedPart<'_>]) -> u64 {
     let mut h = mix(master ^ 0x636f_6d6f_645f_7631);

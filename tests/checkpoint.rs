@@ -1,4 +1,4 @@
-//! Checkpoints (SPEC §7): bit-exact round trip and every rejection naming
+//! Checkpoints (§7): bit-exact round trip and every rejection naming
 //! its tensor.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use comod::io::checkpoint::{ARCH_KEY, model_tensors};
 use comod::io::tensors::{TensorData, write_tensors};
 use comod::io::{load_checkpoint, save_checkpoint};
 use comod::net::arch::PRESETS;
-use comod::net::{Arch, Model};
+use comod::net::{Arch, Model, Modulation};
 use rand::{RngExt, SeedableRng};
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -26,21 +26,25 @@ fn round_trip_is_bit_exact_for_every_preset() {
             for p in &mut model.params {
                 *p += rng.random_range(-1e-3..1e-3);
             }
-            model
+            let mut modulation = Modulation::off(&arch);
+            modulation
                 .coupling
                 .iter_mut()
                 .for_each(|c| *c = rng.random_range(-2.0..2.0));
-            model
+            modulation
                 .gain
                 .iter_mut()
                 .for_each(|g| *g = rng.random_range(0.0..3.0));
             let path = dir.path().join(format!("{name}-{modulated}.safetensors"));
-            save_checkpoint(&path, &model, &[("note", "x".into())]).unwrap();
+            save_checkpoint(&path, &model, &modulation, &[("note", "x".into())]).unwrap();
             let loaded = load_checkpoint(&path).unwrap();
             assert_eq!(loaded.model.arch(), &arch);
             assert_eq!(bits(&loaded.model.params), bits(&model.params));
-            assert_eq!(bits(&loaded.model.coupling), bits(&model.coupling));
-            assert_eq!(bits(&loaded.model.gain), bits(&model.gain));
+            assert_eq!(
+                bits(&loaded.modulation.coupling),
+                bits(&modulation.coupling)
+            );
+            assert_eq!(bits(&loaded.modulation.gain), bits(&modulation.gain));
             assert_eq!(loaded.metadata.get("note").map(String::as_str), Some("x"));
         }
     }
@@ -49,19 +53,25 @@ fn round_trip_is_bit_exact_for_every_preset() {
 #[test]
 fn coupling_and_gain_are_optional() {
     let dir = tempfile::tempdir().unwrap();
-    let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1);
-    let names: Vec<String> = model_tensors(&model).into_iter().map(|t| t.0).collect();
+    let arch = Arch::preset("paper3", 1).unwrap();
+    let model = Model::<f32>::init(&arch, 1);
+    let off = Modulation::off(&arch);
+    let names: Vec<String> = model_tensors(&model, &off)
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
     assert_eq!(names.len(), 6, "{names:?}");
     let path = dir.path().join("plain.safetensors");
-    save_checkpoint(&path, &model, &[]).unwrap();
-    let loaded = load_checkpoint(&path).unwrap().model;
-    assert!(loaded.coupling.iter().all(|&c| c == 0.0) && loaded.gain.iter().all(|&g| g == 1.0));
+    save_checkpoint(&path, &model, &off, &[]).unwrap();
+    let loaded = load_checkpoint(&path).unwrap().modulation;
+    assert_eq!(loaded, off);
 }
 
 #[test]
 fn encoder_tensor_is_dense_and_zero_outside_receptive_fields() {
-    let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 2);
-    let tensors = model_tensors(&model);
+    let arch = Arch::preset("paper3", 1).unwrap();
+    let model = Model::<f32>::init(&arch, 2);
+    let tensors = model_tensors(&model, &Modulation::off(&arch));
     let TensorData::F32(w) = &tensors[0].2 else {
         panic!("f32")
     };
@@ -82,8 +92,9 @@ fn rejection(
     edit: impl FnOnce(&mut Vec<(String, Vec<usize>, TensorData)>, &mut HashMap<String, String>),
 ) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let model = Model::<f32>::init(&Arch::preset("local2", 2).unwrap(), 3);
-    let mut tensors = model_tensors(&model);
+    let arch = Arch::preset("local2", 2).unwrap();
+    let model = Model::<f32>::init(&arch, 3);
+    let mut tensors = model_tensors(&model, &Modulation::off(&arch));
     let mut metadata = HashMap::from([(ARCH_KEY.to_string(), model.arch().to_json())]);
     edit(&mut tensors, &mut metadata);
     let path = dir.path().join("bad.safetensors");
@@ -190,9 +201,11 @@ fn rejects_missing_or_broken_architecture_and_extra_tensors() {
 
 #[test]
 fn failed_write_leaves_no_file() {
-    let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1);
+    let arch = Arch::preset("paper3", 1).unwrap();
+    let model = Model::<f32>::init(&arch, 1);
+    let off = Modulation::off(&arch);
     let missing = Path::new("/nonexistent-comod-dir/out.safetensors");
-    let err = save_checkpoint(missing, &model, &[])
+    let err = save_checkpoint(missing, &model, &off, &[])
         .unwrap_err()
         .to_string();
     assert!(
@@ -203,7 +216,7 @@ fn failed_write_leaves_no_file() {
     let target = dir.path().join("sub");
     std::fs::create_dir(&target).unwrap();
     assert!(
-        save_checkpoint(&target, &model, &[]).is_err(),
+        save_checkpoint(&target, &model, &off, &[]).is_err(),
         "a directory is not overwritten"
     );
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())

@@ -1,4 +1,4 @@
-//! The `comod` binary: reproducibility across thread counts (SPEC §6) and
+//! The `comod` binary: reproducibility across thread counts (§6) and
 //! one-line errors with a non-zero exit and no output file on bad input.
 
 use std::path::Path;
@@ -7,6 +7,7 @@ mod common;
 use std::process::Output;
 
 use common::comod;
+use comod::io::load_checkpoint;
 
 fn pretrain(out: &Path, threads: &str, extra: &[&str]) -> Output {
     let mut args = vec![
@@ -53,7 +54,7 @@ fn same_seed_gives_bit_identical_checkpoints_at_one_and_two_threads() {
             "{arch}: checkpoints differ"
         );
         let other = dir.path().join("other.safetensors");
-        comod(
+        let output = comod(
             &[
                 "pretrain",
                 "--epochs",
@@ -67,9 +68,21 @@ fn same_seed_gives_bit_identical_checkpoints_at_one_and_two_threads() {
             ],
             "2",
         );
+        assert!(output.status.success());
+        let (a, b) = (
+            load_checkpoint(&one).unwrap().model,
+            load_checkpoint(&other).unwrap().model,
+        );
+        let differing = a
+            .params
+            .iter()
+            .zip(&b.params)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count();
         assert!(
-            std::fs::read(&one).unwrap() != std::fs::read(&other).unwrap(),
-            "the seed matters"
+            differing > a.params.len() / 2,
+            "{arch}: the seed changes the weights ({differing} of {} differ)",
+            a.params.len()
         );
     }
 }
@@ -244,6 +257,46 @@ fn bench_prints_json_lines_with_the_stated_keys() {
     }
     assert_one_line_error(
         &comod(&["bench", "--only", "nothing"], "2"),
-        &["--only", "no workload named \"nothing\""],
+        &["--only", "invalid value 'nothing'", "trial_B2"],
     );
+}
+
+#[test]
+fn the_model_document_lists_the_defaults_help_shows() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/model.md"))
+        .unwrap();
+    let index = &doc[doc.find("## Option index").expect("an option index")..];
+    let help = String::from_utf8(comod(&["sweep", "--help"], "1").stdout).unwrap();
+    // A flag's entry: its line and the description lines below it.
+    let help_line = |flag: &str| {
+        let lines: Vec<&str> = help.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.trim() == flag || l.trim_start().starts_with(&format!("{flag} ")))
+            .unwrap_or_else(|| panic!("{flag} not in sweep --help"));
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.trim_start().starts_with("--") || l.trim_start().starts_with("-h,"))
+            .map_or(lines.len(), |i| start + 1 + i);
+        lines[start..end].join(" ")
+    };
+    let mut checked = 0;
+    for row in index.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let default = cells[2].trim_matches('`');
+        for flag in cells[1].split(", ") {
+            let flag = flag.split_whitespace().next().unwrap().trim_matches('`');
+            let line = help_line(flag);
+            if default == "off" {
+                assert!(!line.contains("[default:"), "{flag} is a switch: {line}");
+            } else {
+                assert!(
+                    line.contains(&format!("[default: {default}]")),
+                    "docs/model.md gives {flag} the default {default}; help says {line}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 18, "{checked} flags checked");
 }

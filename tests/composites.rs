@@ -1,4 +1,4 @@
-//! Composite stimuli (SPEC §1): placement, labels, distractors, noise
+//! Composite stimuli (§1): placement, labels, distractors, noise
 //! moments, pools, and independence from the thread count.
 
 use std::path::Path;
@@ -18,17 +18,52 @@ fn quadrant(canvas: &[f32], q: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The payload of a shipped gzip IDX file after its `header` bytes, read
+/// independently of the loader.
+fn raw_idx(name: &str, header: usize) -> Vec<u8> {
+    use std::io::Read;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(name);
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes.split_off(header)
+}
+
 #[test]
 fn shipped_digits_are_read_in_order() {
     let digits = shipped();
-    assert_eq!((digits.len(), digits.test_start()), (10_000, 8_000));
-    let first: Vec<u8> = (0..20).map(|i| digits.label(i)).collect();
+    let labels = raw_idx("mnist10k-labels-idx1-ubyte.gz", 8);
+    let images = raw_idx("mnist10k-images-idx3-ubyte.gz", 16);
+    let test_start = labels.len() * 8 / 10;
     assert_eq!(
-        first,
-        [5, 5, 3, 0, 9, 6, 0, 8, 9, 9, 0, 7, 3, 2, 2, 3, 9, 7, 1, 5]
+        (digits.len(), digits.test_start()),
+        (labels.len(), test_start)
     );
-    assert_eq!(digits.of_class(Pool::Test, 0).len(), 202);
-    assert_eq!(digits.of_class(Pool::Train, 5).len(), 694);
+    let mut small = [0.0f32; SMALL_PIXELS];
+    for (i, (&label, image)) in labels.iter().zip(images.chunks_exact(784)).enumerate() {
+        assert_eq!(digits.label(i as u32), label, "label {i}");
+        comod::data::digits::downscale(image, &mut small);
+        assert_eq!(digits.small(i as u32), &small[..], "digit {i}");
+    }
+    for class in 0..10u8 {
+        for (pool, range) in [
+            (Pool::Train, 0..test_start),
+            (Pool::Test, test_start..labels.len()),
+        ] {
+            let want: Vec<u32> = range
+                .filter(|&i| labels[i] == class)
+                .map(|i| i as u32)
+                .collect();
+            assert_eq!(
+                digits.of_class(pool, class as usize),
+                &want[..],
+                "{pool:?} {class}"
+            );
+        }
+    }
 }
 
 #[test]

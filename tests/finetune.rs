@@ -1,14 +1,16 @@
-//! Fine-tuning (SPEC §4): each method changes only what it trains, the
-//! evaluation shortcuts agree with the full forward pass, and learning
-//! happens at the default rates.
+//! Fine-tuning (§4): each method's learner changes only what it trains,
+//! snapshots restore exactly, learning happens at the default rates, every
+//! gain option acts, and a bad configuration is refused by the library.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use comod::data::{CANVAS_PIXELS, Digits, Task};
-use comod::kernel::KernelPlan;
-use comod::net::{Arch, Model};
-use comod::train::finetune::{FinetuneConfig, Method, TaskData, finetune};
+use comod::net::{Arch, Model, Modulation};
+use comod::train::learner::learner;
+use comod::train::method::Trained;
+use comod::train::protocol::{TrainingSet, online};
+use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
 use comod::train::{PretrainOptions, pretrain};
 
 fn digits() -> &'static Digits {
@@ -18,34 +20,46 @@ fn digits() -> &'static Digits {
 }
 
 /// A fixed pretrained test network (40 epochs, held-out accuracy ≈ 0.8).
-fn pretrained() -> &'static Model<f32> {
-    static MODEL: OnceLock<Model<f32>> = OnceLock::new();
-    MODEL.get_or_init(|| {
+fn frozen() -> &'static FrozenNetwork {
+    static FROZEN: OnceLock<FrozenNetwork> = OnceLock::new();
+    FROZEN.get_or_init(|| {
         let options = PretrainOptions {
             max_epochs: 40,
-            ..PretrainOptions::default()
+            ..PretrainOptions::DEFAULT
         };
-        pretrain(
-            &Arch::preset("paper3", 1).unwrap(),
-            digits(),
-            &options,
-            |_| {},
-        )
-        .0
+        let arch = Arch::preset("paper3", 1).unwrap();
+        let (model, _) = pretrain(&arch, digits(), &options, |_| {}).unwrap();
+        FrozenNetwork::new(model)
     })
+}
+
+/// Training examples of `task` for a learner, drawn as a run draws them.
+fn training_set(task: Task, config: &FinetuneConfig, seed: u64) -> comod::data::CompositeSet {
+    comod::data::CompositeSet::generate(
+        digits(),
+        comod::data::CompositeKind::Specific {
+            task,
+            distractors: true,
+        },
+        comod::data::Pool::Train,
+        config.batches * config.batch_size,
+        seed,
+        comod::data::NOISE_STD,
+    )
 }
 
 #[test]
 fn forward_from_cached_activity_equals_the_full_forward() {
     for (name, layer) in [("paper3", 1), ("deep4", 2), ("local2", 1)] {
         let arch = Arch::preset(name, layer).unwrap();
-        let mut model = Model::<f32>::init(&arch, 3);
-        model
+        let model = Model::<f32>::init(&arch, 3);
+        let mut modulation = Modulation::off(&arch);
+        modulation
             .coupling
             .iter_mut()
             .enumerate()
             .for_each(|(i, c)| *c = 0.5 + (i % 5) as f32 * 0.1);
-        model
+        modulation
             .gain
             .iter_mut()
             .enumerate()
@@ -54,11 +68,13 @@ fn forward_from_cached_activity_equals_the_full_forward() {
             .map(|i| (i % 13) as f32 / 13.0)
             .collect();
         let mut ws = model.workspace(7);
-        model.forward(&mut ws, &canvases, 1.1);
+        model.forward(&mut ws, &modulation, &canvases, 1.1);
         let full = model.logits(&ws).to_vec();
         for l in [arch.modulated_layer, arch.gated_layer()] {
-            let activity = model.activity_at(&mut ws, &canvases, l, 1.1).to_vec();
-            model.forward_from(&mut ws, l, &activity, 1.1);
+            let activity = model
+                .activity_at(&mut ws, &modulation, &canvases, l, 1.1)
+                .to_vec();
+            model.forward_from(&mut ws, &modulation, l, &activity, 1.1);
             assert_eq!(model.logits(&ws), &full[..], "{name}: from layer {l}");
         }
     }
@@ -66,82 +82,128 @@ fn forward_from_cached_activity_equals_the_full_forward() {
 
 #[test]
 fn each_method_changes_only_what_it_trains() {
-    let model = pretrained();
-    let plan = KernelPlan::new(model);
+    let frozen = frozen();
+    let model = &frozen.model;
+    // λ = 0: whatever changes, changes through the task's loss alone.
     let config = FinetuneConfig {
         batches: 20,
         test_composites: 200,
-        ..FinetuneConfig::default()
+        lambda: 0.0,
+        ..FinetuneConfig::DEFAULT
     };
     let task: Task = "1-7@0".parse().unwrap();
-    let data = TaskData::new(model, digits(), task, &config, 0);
+    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let train = training_set(task, &config, 11);
+    let labels = config.labels(&train);
     let depth = model.arch().depth();
     let last_layer = model.layer(depth).weights.start;
     for method in Method::ALL {
-        let (tuned, curve) = finetune(model, &plan, digits(), &data, method, &config, 5);
-        assert_eq!(curve.len(), 21);
+        let mut learner = learner(method, frozen, &config, config.readout_of(task), 5);
+        let initial = learner.modulation().clone();
+        let training = TrainingSet {
+            images: &train.images,
+            labels,
+        };
+        let curve = online(learner.as_mut(), training, config.batch_size, &data.test);
+        assert_eq!(curve.accuracy.len(), 21);
+        assert_eq!(curve.examples, (0..=20).map(|n| 2 * n).collect::<Vec<_>>());
+        let tuned = learner.network();
         let changed: Vec<usize> = (0..model.params.len())
             .filter(|&i| tuned.params[i].to_bits() != model.params[i].to_bits())
             .collect();
-        match method {
-            Method::Stochastic | Method::Deterministic => {
+        let coupling = &learner.modulation().coupling;
+        match method.trains() {
+            Trained::Coupling => {
+                assert!(changed.is_empty(), "{method:?} left the weights alone");
                 assert!(
-                    changed.is_empty(),
-                    "{method:?} left the feedforward weights alone"
+                    initial.coupling.iter().all(|c| (0.9..1.1).contains(c)),
+                    "c starts in U[0.9, 1.1]"
                 );
+                let moved = coupling
+                    .iter()
+                    .zip(&initial.coupling)
+                    .filter(|(c, c0)| c != c0)
+                    .count();
                 assert!(
-                    tuned.coupling.iter().any(|&c| !(0.9..=1.1).contains(&c)),
-                    "{method:?} trained c"
+                    moved > coupling.len() / 2,
+                    "{method:?} trained c by the loss: {moved} of {} moved",
+                    coupling.len()
                 );
             }
-            Method::Retrain => {
-                assert!(
-                    tuned.coupling.iter().all(|&c| c == 0.0),
-                    "retrain keeps c = 0"
-                );
+            Trained::Weights => {
+                assert!(coupling.iter().all(|&c| c == 0.0), "retrain keeps c = 0");
                 assert!(
                     changed.iter().any(|&i| i < model.layer(2).weights.start),
                     "retrain trains the encoder"
                 );
                 assert!(changed.iter().any(|&i| i >= last_layer), "and the readout");
             }
-            Method::RetrainLast => {
-                assert!(tuned.coupling.iter().all(|&c| c == 0.0));
+            Trained::Readout => {
+                assert!(coupling.iter().all(|&c| c == 0.0));
                 assert!(
                     !changed.is_empty() && changed.iter().all(|&i| i >= last_layer),
                     "only the readout"
                 );
             }
         }
-        let gain_untouched = tuned.gain.iter().all(|&g| g == 1.0);
+        let gain = &learner.modulation().gain;
         assert_eq!(
-            gain_untouched,
-            method != Method::Stochastic,
+            gain.iter().all(|&g| g == 1.0),
+            !method.gates(),
             "{method:?}: only stochastic gates"
         );
     }
 }
 
 #[test]
+fn restoring_a_snapshot_restores_the_evaluation_exactly() {
+    let frozen = frozen();
+    let config = FinetuneConfig {
+        batches: 12,
+        test_composites: 200,
+        ..FinetuneConfig::DEFAULT
+    };
+    let task: Task = "3-8@2".parse().unwrap();
+    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let train = training_set(task, &config, 4);
+    let training = TrainingSet {
+        images: &train.images,
+        labels: config.labels(&train),
+    };
+    for method in Method::ALL {
+        let mut learner = learner(method, frozen, &config, config.readout_of(task), 9);
+        learner.begin(training.batch(0, 2));
+        for k in 0..4 {
+            learner.step(training.batch(k, 2));
+        }
+        let kept = learner.snapshot();
+        let at_snapshot = learner.evaluate(&data.test);
+        let modulation = learner.modulation().clone();
+        for k in 4..12 {
+            learner.step(training.batch(k, 2));
+        }
+        let later = learner.evaluate(&data.test);
+        assert_ne!(later.loss, at_snapshot.loss, "{method:?} kept learning");
+        learner.restore(&kept);
+        assert_eq!(learner.evaluate(&data.test), at_snapshot, "{method:?}");
+        assert_eq!(learner.modulation(), &modulation, "{method:?}");
+        assert_eq!(learner.snapshot(), kept, "{method:?}");
+    }
+}
+
+#[test]
 fn learning_happens_for_every_method_at_the_default_rates() {
-    let model = pretrained();
-    let plan = KernelPlan::new(model);
-    let config = FinetuneConfig::default();
+    let frozen = frozen();
+    let config = FinetuneConfig::DEFAULT;
     for method in Method::ALL {
         let (mut first, mut last) = (0.0, 0.0);
         for (i, task) in ["1-7@0", "3-8@2"].iter().enumerate() {
             let task: Task = task.parse().unwrap();
-            let data = TaskData::new(model, digits(), task, &config, 0);
+            let data = TaskData::new(frozen, digits(), task, &config, 0);
             for repeat in 0..2 {
-                let (_, curve) = finetune(
-                    model,
-                    &plan,
-                    digits(),
-                    &data,
-                    method,
-                    &config,
-                    (10 * i + repeat) as u64,
-                );
+                let seed = (10 * i + repeat) as u64;
+                let outcome = finetune(frozen, digits(), &data, method, &config, seed).unwrap();
+                let curve = outcome.curve.accuracy;
                 first += curve[0];
                 last += curve[curve.len() - 1];
             }
@@ -159,53 +221,52 @@ fn learning_happens_for_every_method_at_the_default_rates() {
 fn every_gain_option_runs_and_changes_the_gain() {
     use comod::kernel::GainRule;
     use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
-    let model = pretrained();
-    let plan = KernelPlan::new(model);
+    let frozen = frozen();
     let task: Task = "3-8@2".parse().unwrap();
     let literal = GainOptions {
         norm: GainNorm::None,
         smoothing: GainSmoothing::None,
-        ..GainOptions::default()
+        ..GainOptions::DEFAULT
     };
     let blank = GainOptions {
         input: GainInput::Blank,
-        ..GainOptions::default()
+        ..GainOptions::DEFAULT
     };
     let correlation = GainOptions {
         rule: GainRule::Correlation,
-        ..GainOptions::default()
+        ..GainOptions::DEFAULT
     };
     let mut gains = Vec::new();
-    for gain in [GainOptions::default(), literal, blank, correlation] {
+    for gain in [GainOptions::DEFAULT, literal, blank, correlation] {
         let config = FinetuneConfig {
             batches: 10,
             test_composites: 200,
             gain,
-            ..FinetuneConfig::default()
+            ..FinetuneConfig::DEFAULT
         };
-        let data = TaskData::new(model, digits(), task, &config, 0);
-        let (tuned, curve) = finetune(
-            model,
-            &plan,
-            digits(),
-            &data,
-            Method::Stochastic,
-            &config,
-            3,
-        );
-        assert!(curve.iter().all(|a| (0.0..=1.0).contains(a)), "{gain:?}");
+        let data = TaskData::new(frozen, digits(), task, &config, 0);
+        let outcome = finetune(frozen, digits(), &data, Method::Stochastic, &config, 3).unwrap();
+        let tuned = outcome.modulation.gain;
         assert!(
-            tuned.gain.iter().all(|g| g.is_finite()) && tuned.gain.iter().any(|&g| g != 1.0),
+            outcome
+                .curve
+                .accuracy
+                .iter()
+                .all(|a| (0.0..=1.0).contains(a)),
+            "{gain:?}"
+        );
+        assert!(
+            tuned.iter().all(|g| g.is_finite()) && tuned.iter().any(|&g| g != 1.0),
             "{gain:?}"
         );
         if gain.norm == GainNorm::Mean1 {
-            let mean = tuned.gain.iter().map(|&g| g as f64).sum::<f64>() / tuned.gain.len() as f64;
+            let mean = tuned.iter().map(|&g| g as f64).sum::<f64>() / tuned.len() as f64;
             assert!(
-                (mean - 1.0).abs() < 1e-5 && tuned.gain.iter().all(|&g| g >= 0.0),
+                (mean - 1.0).abs() < 1e-5 && tuned.iter().all(|&g| g >= 0.0),
                 "{gain:?}: mean {mean}"
             );
         }
-        gains.push(tuned.gain);
+        gains.push(tuned);
     }
     for i in 0..gains.len() {
         for j in i + 1..gains.len() {
@@ -219,4 +280,22 @@ fn every_gain_option_runs_and_changes_the_gain() {
         gains[1].iter().any(|&g| g < 0.0),
         "the literal Eq. 3 keeps negative covariances"
     );
+}
+
+#[test]
+fn a_library_call_with_a_bad_configuration_is_one_clear_error() {
+    let frozen = frozen();
+    let config = FinetuneConfig {
+        test_composites: 50,
+        ..FinetuneConfig::DEFAULT
+    };
+    let data = TaskData::new(frozen, digits(), "1-7@0".parse().unwrap(), &config, 0);
+    let bad = FinetuneConfig {
+        samples: 0,
+        ..config
+    };
+    let err = finetune(frozen, digits(), &data, Method::Stochastic, &bad, 1)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "--samples 0: must be at least 1");
 }

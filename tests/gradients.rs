@@ -1,4 +1,4 @@
-//! Every gradient of the hand-written backward pass (SPEC §2) against
+//! Every gradient of the hand-written backward pass (§2) against
 //! central finite differences in f64, on random small architectures: all
 //! layer kinds, both encoder nonlinearities, modulation at any hidden layer
 //! (w.r.t. W, b and c), the gated layer with a non-trivial gain, and both
@@ -8,21 +8,27 @@ mod common;
 
 use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
-use comod::net::{Arch, GradTargets, Model, Nonlinearity, Readout, Workspace};
+use comod::net::{Arch, GradTargets, Model, Modulation, Nonlinearity, Readout, Workspace};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 struct Case {
     model: Model<f64>,
+    modulation: Modulation<f64>,
     canvases: Vec<f64>,
     labels: Vec<u8>,
     readout: Readout,
     m: f64,
 }
 
-fn loss(case: &Case, model: &Model<f64>, ws: &mut Workspace<f64>) -> f64 {
-    model.forward(ws, &case.canvases, case.m);
+fn loss(
+    case: &Case,
+    model: &Model<f64>,
+    modulation: &Modulation<f64>,
+    ws: &mut Workspace<f64>,
+) -> f64 {
+    model.forward(ws, modulation, &case.canvases, case.m);
     model.loss(ws, &case.labels, case.readout)
 }
 
@@ -35,10 +41,11 @@ fn build_case(arch: &Arch, seed: u64, batch: usize, pair: bool) -> Case {
             model.params[k] = rng.random_range(-0.3..0.3);
         }
     }
-    for c in &mut model.coupling {
+    let mut modulation = Modulation::off(arch);
+    for c in &mut modulation.coupling {
         *c = rng.random_range(-1.0..1.0);
     }
-    for g in &mut model.gain {
+    for g in &mut modulation.gain {
         *g = rng.random_range(0.2..1.8);
     }
     let canvases = (0..batch * CANVAS_PIXELS)
@@ -59,6 +66,7 @@ fn build_case(arch: &Arch, seed: u64, batch: usize, pair: bool) -> Case {
     };
     Case {
         model,
+        modulation,
         canvases,
         labels,
         readout,
@@ -66,18 +74,20 @@ fn build_case(arch: &Arch, seed: u64, batch: usize, pair: bool) -> Case {
     }
 }
 
-/// Central difference of the loss w.r.t. one entry picked by `select`.
+/// Central difference of the loss w.r.t. one entry of the network or its
+/// modulation, picked by `select`.
 fn finite_difference(
     case: &Case,
     ws: &mut Workspace<f64>,
-    select: impl Fn(&mut Model<f64>) -> &mut f64,
+    select: impl for<'a> Fn(&'a mut Model<f64>, &'a mut Modulation<f64>) -> &'a mut f64,
 ) -> f64 {
     const H: f64 = 1e-6;
-    let mut plus = case.model.clone();
-    *select(&mut plus) += H;
-    let mut minus = case.model.clone();
-    *select(&mut minus) -= H;
-    (loss(case, &plus, ws) - loss(case, &minus, ws)) / (2.0 * H)
+    let shifted = |step: f64, ws: &mut Workspace<f64>| {
+        let (mut model, mut modulation) = (case.model.clone(), case.modulation.clone());
+        *select(&mut model, &mut modulation) += step;
+        loss(case, &model, &modulation, ws)
+    };
+    (shifted(H, ws) - shifted(-H, ws)) / (2.0 * H)
 }
 
 fn assert_close(what: &str, analytic: f64, numeric: f64) {
@@ -97,7 +107,7 @@ proptest! {
         let model = &case.model;
         let mut ws = model.workspace(batch);
         let mut grads = model.zero_grads();
-        loss(&case, model, &mut ws);
+        loss(&case, model, &case.modulation, &mut ws);
         // Finite differences are meaningless across a ReLU kink: keep only
         // cases where every ReLU pre-activation is far from 0 compared with
         // how far a step of the parameters can move it.
@@ -112,12 +122,12 @@ proptest! {
             let mut picks: Vec<usize> = (0..6).map(|_| rng.random_range(layer.weights.clone())).collect();
             picks.extend((0..3).map(|_| rng.random_range(layer.bias.clone())));
             for k in picks {
-                let numeric = finite_difference(&case, &mut ws, |m| &mut m.params[k]);
+                let numeric = finite_difference(&case, &mut ws, |m, _| &mut m.params[k]);
                 assert_close(&format!("layer {l} parameter {k}"), grads.params[k], numeric);
             }
         }
-        for j in 0..model.coupling.len() {
-            let numeric = finite_difference(&case, &mut ws, |m| &mut m.coupling[j]);
+        for j in 0..case.modulation.coupling.len() {
+            let numeric = finite_difference(&case, &mut ws, |_, c| &mut c.coupling[j]);
             assert_close(&format!("coupling {j}"), grads.coupling[j], numeric);
         }
     }
@@ -128,11 +138,11 @@ proptest! {
         let model = &case.model;
         let mut ws = model.workspace(3);
         let mut full = model.zero_grads();
-        loss(&case, model, &mut ws);
+        loss(&case, model, &case.modulation, &mut ws);
         model.backward(&mut ws, GradTargets::EVERYTHING, &mut full);
         for targets in [GradTargets::COUPLING, GradTargets::WEIGHTS, GradTargets { weights_from: Some(arch.depth()), coupling: false }] {
             let mut part = model.zero_grads();
-            loss(&case, model, &mut ws);
+            loss(&case, model, &case.modulation, &mut ws);
             model.backward(&mut ws, targets, &mut part);
             if targets.coupling {
                 prop_assert_eq!(&part.coupling, &full.coupling);

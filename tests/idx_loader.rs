@@ -1,4 +1,4 @@
-//! The IDX loader (SPEC §1) reads raw and gzip files and rejects broken
+//! The IDX loader (§1) reads raw and gzip files and rejects broken
 //! ones with an error naming the file.
 
 use std::io::Write;

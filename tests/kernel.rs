@@ -1,4 +1,4 @@
-//! The fused trial kernel (SPEC §3) against its f64 reference, on random
+//! The fused trial kernel (§3) against its f64 reference, on random
 //! architectures and values, for both bodies and both rules; and the batch
 //! gain's independence from the thread count.
 //!
@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::arch_strategy;
+use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::reference::reference_trial_gain;
 use comod::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain};
@@ -22,12 +22,14 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Relative tolerance of the stated bound.
 const TOLERANCE: f64 = 1e-5;
+/// The fraction of the bound the preset networks may use.
+const MARGIN: f64 = 0.1;
 
 /// The gain of `trial` computed by `body` with `scratch`.
 fn gain_of(trial: &Trial, body: Body, rule: GainRule, scratch: &mut KernelScratch) -> Vec<f32> {
     let plan = KernelPlan::new(&trial.model);
     let mut gain = vec![f32::NAN; plan.gated_size];
-    let c = &trial.model.coupling;
+    let c = &trial.coupling;
     trial_gain(
         body,
         &plan,
@@ -41,16 +43,9 @@ fn gain_of(trial: &Trial, body: Body, rule: GainRule, scratch: &mut KernelScratc
     gain
 }
 
-fn bodies() -> Vec<Body> {
-    let mut bodies = vec![Body::Scalar];
-    if Body::detect() == Body::Avx2Fma {
-        bodies.push(Body::Avx2Fma);
-    }
-    bodies
-}
-
 struct Trial {
     model: Model<f32>,
+    coupling: Vec<f32>,
     activity: Vec<f32>,
     modulator: Vec<f32>,
 }
@@ -63,15 +58,16 @@ fn build_trial(arch: &Arch, seed: u64, samples: usize, coupling_scale: f32) -> T
             model.params[k] = rng.random_range(-0.3..0.3);
         }
     }
-    for c in &mut model.coupling {
-        *c = rng.random_range(-coupling_scale..coupling_scale);
-    }
     let n = arch.size(arch.modulated_layer);
+    let coupling = (0..n)
+        .map(|_| rng.random_range(-coupling_scale..coupling_scale))
+        .collect();
     let activity = (0..n).map(|_| rng.random_range(0.0..2.0)).collect();
     let normal = Normal::new(1.0f32, 0.1f32.sqrt()).unwrap();
     let modulator = (0..samples).map(|_| normal.sample(&mut rng)).collect();
     Trial {
         model,
+        coupling,
         activity,
         modulator,
     }
@@ -83,7 +79,7 @@ fn check(trial: &Trial, rule: GainRule) -> f64 {
     let model = &trial.model;
     let reference = reference_trial_gain(
         model,
-        &model.coupling,
+        &trial.coupling,
         &trial.activity,
         &trial.modulator,
         rule,
@@ -150,6 +146,12 @@ fn paper_network_meets_the_bound_with_margin() {
         }
     }
     eprintln!("worst kernel error on the presets: {worst:.3} of the allowed error");
+    // The presets are the networks sweeps run: they must stay well inside
+    // the bound (10× below it), not merely pass it.
+    assert!(
+        worst < MARGIN,
+        "worst error {worst:.3} of the allowed error, above the margin {MARGIN}"
+    );
 }
 
 #[test]
@@ -204,12 +206,11 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
     use comod::kernel::{BatchScratch, batch_gain};
     for (name, layer) in [("paper3", 1), ("local2", 2)] {
         let arch = Arch::preset(name, layer).unwrap();
-        let mut model = Model::<f32>::init(&arch, 5);
+        let model = Model::<f32>::init(&arch, 5);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
-        model
-            .coupling
-            .iter_mut()
-            .for_each(|c| *c = rng.random_range(0.9..1.1));
+        let coupling: Vec<f32> = (0..arch.size(arch.modulated_layer))
+            .map(|_| rng.random_range(0.9..1.1))
+            .collect();
         let plan = KernelPlan::new(&model);
         let (trials, samples) = (37, 200);
         let (canvases, modulator) = batch_inputs(trials, samples, 21);
@@ -219,19 +220,18 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
                 .build()
                 .unwrap();
             let mut scratch = BatchScratch::new(&model, trials);
-            let mut gain = vec![0.0f32; plan.gated_size];
             pool.install(|| {
                 batch_gain(
                     &model,
                     &plan,
+                    &coupling,
                     &canvases,
                     &modulator,
                     GainRule::Covariance,
                     &mut scratch,
-                    &mut gain,
                 )
-            });
-            gain
+                .to_vec()
+            })
         };
         let (one, two) = (run(1), run(2));
         assert!(
@@ -249,8 +249,7 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
         for b in 0..trials {
             let u = &activity[b * n..(b + 1) * n];
             let m = &modulator[b * samples..(b + 1) * samples];
-            let reference =
-                reference_trial_gain(&model, &model.coupling, u, m, GainRule::Covariance);
+            let reference = reference_trial_gain(&model, &coupling, u, m, GainRule::Covariance);
             for j in 0..plan.gated_size {
                 mean[j] += reference.gain[j] / trials as f64;
                 scale[j] += reference.covariance_scale[j] / trials as f64;
@@ -274,7 +273,7 @@ fn constant_activity_gives_exactly_zero_gain() {
     for (name, layer) in [("paper3", 1), ("paper3", 2), ("deep4", 1), ("local2", 2)] {
         let arch = Arch::preset(name, layer).unwrap();
         let mut trial = build_trial(&arch, 13, 211, 1.0);
-        trial.model.coupling.iter_mut().for_each(|c| *c = 0.0);
+        trial.coupling.fill(0.0);
         for body in bodies() {
             for rule in [GainRule::Covariance, GainRule::Correlation] {
                 let gain = gain_of(&trial, body, rule, &mut KernelScratch::default());

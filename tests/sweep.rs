@@ -1,4 +1,4 @@
-//! Sweeps (SPEC §6) through the `comod` binary: reproducible whatever the
+//! Sweeps (§6) through the `comod` binary: reproducible whatever the
 //! thread count or sharding, resumable after SIGKILL, and bad input
 //! rejected in one line without touching an existing results file.
 
@@ -238,22 +238,31 @@ fn bad_input_is_one_line_and_leaves_results_untouched() {
             vec!["--lr-retrain", "0"],
             "--lr-retrain 0: a learning rate must be positive",
         ),
+        (vec!["--samples", "0"], "--samples 0: must be at least 1"),
+        (vec!["--repeats", "0"], "--repeats 0: must be at least 1"),
+        (vec!["--modulator-var", "-1"], "--modulator-var -1"),
     ];
     for (flags, needle) in cases {
         let mut args = vec![
             "sweep",
             "--checkpoint",
             checkpoint().to_str().unwrap(),
-            "--repeats",
-            "1",
             "--out",
             results.to_str().unwrap(),
         ];
-        if !flags.contains(&"--tasks") {
-            args.extend(["--tasks", "1-7@0"]);
+        // The settings of the file, unless the case sets them itself.
+        let defaults = [
+            ["--tasks", "1-7@0"],
+            ["--repeats", "1"],
+            ["--batches", "12"],
+            [SMALL[0], SMALL[1]],
+            [SMALL[2], SMALL[3]],
+        ];
+        for [flag, value] in defaults {
+            if !flags.contains(&flag) {
+                args.extend([flag, value]);
+            }
         }
-        args.extend(SMALL);
-        args.extend(["--batches", "12"]);
         args.extend(flags.iter().copied());
         let out = comod(&args, "2");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -289,7 +298,10 @@ fn summary_writes_tables_and_plots() {
     assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     for method in ["stochastic", "deterministic", "retrain", "retrain-last"] {
-        assert!(stdout.contains(&format!("| {method} | 4 |")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("| {method} | 2 | 4 |")),
+            "{stdout}"
+        );
     }
     let csv = std::fs::read_to_string(dir.path().join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
@@ -301,4 +313,94 @@ fn summary_writes_tables_and_plots() {
         let bytes = std::fs::read(plots.join(png)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{png}");
     }
+}
+
+#[test]
+fn records_carry_their_x_axis_and_on_request_the_coupling() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    assert_ok(&sweep(
+        &results,
+        "1-7@0",
+        "1",
+        "2",
+        &["--record-coupling", "--batch-size", "3"],
+    ));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4);
+    for r in &records {
+        assert_eq!(r["format"], 2);
+        let examples: Vec<u64> = serde_json::from_value(r["examples"].clone()).unwrap();
+        assert_eq!(examples, (0..=12).map(|n| 3 * n).collect::<Vec<u64>>());
+        assert_eq!(r["curve"].as_array().unwrap().len(), 13);
+        let coupling = r.get("coupling").and_then(|c| c.as_array());
+        match r["method"].as_str().unwrap() {
+            "stochastic" | "deterministic" => assert_eq!(coupling.unwrap().len(), 400),
+            _ => assert!(coupling.is_none(), "{}", r["method"]),
+        }
+    }
+}
+
+#[test]
+fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = dir.path().join("current.jsonl");
+    assert_ok(&sweep(&current, "1-7@0,3-8@2", "1", "2", &[]));
+    // The same records as format 1 wrote them: no format or x axis, and
+    // the per-run metrics of that format.
+    let legacy_text: String = std::fs::read_to_string(&current)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("format");
+            o.remove("examples");
+            o.insert("slope".into(), 0.001.into());
+            o.insert("slope_ratio_retrain".into(), serde_json::Value::Null);
+            o.insert("examples_to_criterion".into(), 4.into());
+            format!("{v}\n")
+        })
+        .collect();
+    let legacy = dir.path().join("legacy.jsonl");
+    std::fs::write(&legacy, &legacy_text).unwrap();
+    let out = comod(
+        &[
+            "summary",
+            legacy.to_str().unwrap(),
+            "--out-dir",
+            dir.path().join("s").to_str().unwrap(),
+        ],
+        "2",
+    );
+    assert_ok(&out);
+    let upgraded = dir.path().join("upgraded.jsonl");
+    assert_ok(&comod(
+        &[
+            "merge",
+            upgraded.to_str().unwrap(),
+            legacy.to_str().unwrap(),
+        ],
+        "2",
+    ));
+    assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
+
+    let newer = dir.path().join("newer.jsonl");
+    std::fs::write(
+        &newer,
+        std::fs::read_to_string(&current)
+            .unwrap()
+            .replacen("\"format\":2", "\"format\":3", 1),
+    )
+    .unwrap();
+    let out = comod(&["summary", newer.to_str().unwrap()], "2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("line 1: record format 3 is newer"),
+        "{stderr}"
+    );
 }

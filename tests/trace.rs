@@ -1,4 +1,4 @@
-//! `comod trace` inputs (SPEC §7): every malformed input is rejected with
+//! `comod trace` inputs (§7): every malformed input is rejected with
 //! one line naming the tensor or key, a non-zero exit and no output file;
 //! arbitrary bytes never make the parser panic.
 
@@ -9,7 +9,7 @@ use std::process::Command;
 use comod::io::save_checkpoint;
 use comod::io::tensors::{TensorData, TensorFile, write_tensors};
 use comod::io::trace::parse_trace_inputs;
-use comod::net::{Arch, Model};
+use comod::net::{Arch, Model, Modulation};
 use proptest::prelude::*;
 
 type Tensors = Vec<(String, Vec<usize>, TensorData)>;
@@ -210,9 +210,11 @@ fn rejects_each_malformed_input_naming_it() {
 fn command_fails_in_one_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("ck.safetensors");
+    let arch = Arch::preset("paper3", 1).unwrap();
     save_checkpoint(
         &checkpoint,
-        &Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1),
+        &Model::<f32>::init(&arch, 1),
+        &Modulation::off(&arch),
         &[],
     )
     .unwrap();

@@ -1,4 +1,4 @@
-"""Pretraining of SPEC §4 in PyTorch, as a researcher would write it, to time
+"""Pretraining of §4 in PyTorch, as a researcher would write it, to time
 against `comod pretrain` on the same machine.
 
 Same task and settings as comod: the paper3 network (quadrant-local exp

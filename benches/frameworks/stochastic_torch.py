@@ -1,4 +1,4 @@
-"""One stochastic fine-tuning run (SPEC §4, online protocol) in PyTorch, as a
+"""One stochastic fine-tuning run (§4, online protocol) in PyTorch, as a
 careful researcher would write it, to time against comod on the same
 machine: 250 steps of batch 2 on the paper network (400 → 200 → 10), the
 test set's encoder output cached once (the encoder is frozen), the gain

@@ -1,4 +1,4 @@
-"""The trial-kernel workloads of `comod bench` (SPEC §3) in PyTorch, written
+"""The trial-kernel workloads of `comod bench` (§3) in PyTorch, written
 the straightforward batched way: [B, T, N] tensors and a matmul. Run beside
 comod on the same machine and thread count:
 

@@ -1,4 +1,4 @@
-//! Fuzz target for the `comod trace` input parser (SPEC §7): any bytes are
+//! Fuzz target for the `comod trace` input parser (§7): any bytes are
 //! either rejected with an error or accepted, never a panic.
 //!
 //! Run (nightly toolchain and cargo-fuzz): `cargo fuzz run trace_inputs`.

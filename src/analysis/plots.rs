@@ -1,6 +1,7 @@
-//! PNG plots of a sweep (SPEC §5): learning curves per method (mean over
-//! runs with a ±s.e.m. band) and the paper's Fig. 2C/2D panels, per task:
-//! initial slope and examples to criterion relative to retraining.
+//! PNG plots of a sweep (§5): learning curves per method (mean over runs
+//! with a ±s.e.m. band) and the paper's Fig. 2C/2D panels, per task:
+//! initial slope and examples to criterion relative to retraining, by the
+//! per-task definitions of [`crate::analysis::metrics`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,12 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::summary::Stat;
+use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::data::TaskId;
 use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic_with;
 use crate::sweep::record::Record;
-use crate::train::finetune::Method;
+use crate::train::Method;
 
 /// DejaVu Sans (see fonts/LICENSE-DejaVu.txt), so that plots need no system fonts.
 static FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
@@ -34,7 +37,7 @@ fn colour(method: Method) -> RGBColor {
     }
 }
 
-/// Draws into a temporary file beside `path`, then renames it.
+/// Draws a 960×600 PNG and writes it to `path` atomically.
 fn draw_png(
     path: &Path,
     draw: impl FnOnce(
@@ -42,50 +45,43 @@ fn draw_png(
     ) -> std::result::Result<(), String>,
 ) -> Result<()> {
     register_font();
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".tmp.png");
-    let tmp: PathBuf = path.with_file_name(tmp_name);
-    let result = (|| {
-        let root = BitMapBackend::new(&tmp, (960, 600)).into_drawing_area();
+    write_atomic_with(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (960, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         draw(&root)?;
-        root.present().map_err(|e| e.to_string())
-    })();
-    result
-        .map_err(|e| Error::data(path, format!("cannot draw: {e}")))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+        root.present().map_err(|e| format!("cannot draw: {e}"))
+    })
 }
 
-/// Mean accuracy and s.e.m. per measurement of `method`'s runs.
-fn mean_curve(records: &[Record], method: Method) -> Vec<Stat> {
+/// Per measurement of `method`'s runs: examples seen, and the mean
+/// accuracy with its s.e.m. (measurements shared by every run).
+fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
     let runs: Vec<&Record> = records.iter().filter(|r| r.method == method).collect();
     let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
     (0..len)
-        .map(|i| Stat::of(runs.iter().map(|r| r.curve[i] as f64)))
+        .map(|i| {
+            let x = runs[0].examples[i] as f64;
+            (x, Stat::of(runs.iter().map(|r| r.curve[i] as f64)))
+        })
         .collect()
 }
 
 /// Learning curves per method with ±s.e.m. bands.
 pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
-    let batch = records
-        .first()
-        .map(|r| r.config.finetune.batch_size)
-        .unwrap_or(2) as f64;
-    let curves: Vec<(Method, Vec<Stat>)> = Method::ALL
+    let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
         .iter()
         .map(|&m| (m, mean_curve(records, m)))
         .filter(|(_, c)| !c.is_empty())
         .collect();
-    let x_max = curves.iter().map(|(_, c)| c.len()).max().unwrap_or(1) as f64 * batch;
+    let x_max = curves
+        .iter()
+        .filter_map(|(_, c)| c.last().map(|&(x, _)| x))
+        .fold(1.0, f64::max);
     let (lo, hi) = curves
         .iter()
         .flat_map(|(_, c)| {
             c.iter()
-                .map(|s| (s.mean - s.sem.max(0.0), s.mean + s.sem.max(0.0)))
+                .map(|(_, s)| (s.mean - s.sem.max(0.0), s.mean + s.sem.max(0.0)))
         })
         .fold((1.0f64, 0.0f64), |(lo, hi), (a, b)| (lo.min(a), hi.max(b)));
     draw_png(path, |root| {
@@ -109,14 +105,12 @@ pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
             let c = colour(*method);
             let band: Vec<(f64, f64)> = curve
                 .iter()
-                .enumerate()
-                .map(|(i, s)| (i as f64 * batch, s.mean + s.sem.max(0.0)))
+                .map(|&(x, s)| (x, s.mean + s.sem.max(0.0)))
                 .chain(
                     curve
                         .iter()
-                        .enumerate()
                         .rev()
-                        .map(|(i, s)| (i as f64 * batch, s.mean - s.sem.max(0.0))),
+                        .map(|&(x, s)| (x, s.mean - s.sem.max(0.0))),
                 )
                 .collect();
             chart
@@ -124,10 +118,7 @@ pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
                 .map_err(|e| e.to_string())?;
             chart
                 .draw_series(LineSeries::new(
-                    curve
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (i as f64 * batch, s.mean)),
+                    curve.iter().map(|&(x, s)| (x, s.mean)),
                     c.stroke_width(2),
                 ))
                 .map_err(|e| e.to_string())?
@@ -146,61 +137,29 @@ pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
     })
 }
 
-/// Per task, the mean over repeats of `value` for each method.
-fn per_task(
-    records: &[Record],
-    value: impl Fn(&Record) -> Option<f64>,
-) -> BTreeMap<String, BTreeMap<Method, f64>> {
-    let mut sums: BTreeMap<String, BTreeMap<Method, Vec<f64>>> = BTreeMap::new();
-    for r in records {
-        if let Some(v) = value(r) {
-            sums.entry(r.task.clone())
-                .or_default()
-                .entry(r.method)
-                .or_default()
-                .push(v);
-        }
-    }
-    sums.into_iter()
-        .map(|(task, by)| {
-            (
-                task,
-                by.into_iter().map(|(m, v)| (m, Stat::of(v).mean)).collect(),
-            )
-        })
-        .collect()
-}
-
-/// A per-task panel: for each method but retrain, its value relative to
-/// retraining's on the same task, tasks sorted by the stochastic ratio.
+/// A per-task panel: for each method but retrain, its per-task `value`
+/// relative to retraining's on the same task ([`ratio_to_retrain`]),
+/// tasks sorted by the stochastic ratio.
 fn relative_panel(
     records: &[Record],
     path: &Path,
     title: &str,
     y_desc: &str,
-    value: impl Fn(&Record) -> Option<f64>,
+    value: fn(&TaskMetrics) -> Option<f64>,
 ) -> Result<()> {
-    let table = per_task(records, value);
+    let table = per_task(records);
     let methods = [
         Method::Stochastic,
         Method::Deterministic,
         Method::RetrainLast,
     ];
-    let mut rows: Vec<(String, BTreeMap<Method, f64>)> = table
-        .into_iter()
-        .filter_map(|(task, by)| {
-            let base = *by.get(&Method::Retrain)?;
-            (base != 0.0).then(|| {
-                (
-                    task,
-                    methods
-                        .iter()
-                        .filter_map(|m| by.get(m).map(|v| (*m, v / base)))
-                        .collect(),
-                )
-            })
-        })
-        .collect();
+    let mut by_task: BTreeMap<TaskId, BTreeMap<Method, f64>> = BTreeMap::new();
+    for method in methods {
+        for (task, ratio) in ratio_to_retrain(&table, method, value) {
+            by_task.entry(task).or_default().insert(method, ratio);
+        }
+    }
+    let mut rows: Vec<(TaskId, BTreeMap<Method, f64>)> = by_task.into_iter().collect();
     rows.sort_by(|a, b| {
         let key =
             |r: &BTreeMap<Method, f64>| r.get(&Method::Stochastic).copied().unwrap_or(f64::NAN);
@@ -283,15 +242,15 @@ pub fn write_plots(records: &[Record], dir: &Path) -> Result<Vec<PathBuf>> {
         &slope,
         "Initial slope relative to retraining (Fig. 2C)",
         "slope / slope of retrain",
-        |r| Some(r.slope),
+        |t| Some(t.slope),
     )?;
     let criterion = dir.join("fig2d_examples_to_criterion.png");
     relative_panel(
         records,
         &criterion,
         "Examples to criterion relative to retraining (Fig. 2D)",
-        "examples / examples of retrain",
-        |r| r.examples_to_criterion.map(|e| e as f64),
+        "examples / examples of retrain (censored tasks left out)",
+        |t| t.criterion.examples(),
     )?;
     Ok(vec![curves, slope, criterion])
 }

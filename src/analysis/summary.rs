@@ -1,96 +1,86 @@
-//! Per-method summary of a sweep (SPEC §5): mean ± s.e.m. over tasks and
-//! repeats of the initial slope, the slope ratio to retraining, examples to
-//! criterion (with the censored count) and final accuracy.
+//! Per-method summary of a sweep (§5): over tasks, mean ± s.e.m. of the
+//! per-task metrics of [`crate::analysis::metrics`] (starting accuracy,
+//! initial slope, its ratio to retraining, examples to criterion with the
+//! censored tasks counted, final accuracy); as Markdown and CSV files, and
+//! with the plots when asked.
 
+use std::path::{Path, PathBuf};
+
+use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::plots::write_plots;
+use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic;
 use crate::sweep::record::Record;
-use crate::train::finetune::Method;
-
-/// Mean, standard error of the mean and count of some values.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Stat {
-    /// Mean (NaN when there are no values).
-    pub mean: f64,
-    /// Standard error of the mean (NaN with fewer than two values).
-    pub sem: f64,
-    /// Number of values.
-    pub n: usize,
-}
-
-impl Stat {
-    /// The statistics of `values`.
-    pub fn of(values: impl IntoIterator<Item = f64>) -> Stat {
-        let values: Vec<f64> = values.into_iter().collect();
-        let n = values.len();
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-        Stat {
-            mean,
-            sem: (variance / n as f64).sqrt(),
-            n,
-        }
-    }
-
-    /// "mean ± sem" with `digits` decimals, or "–" without values.
-    fn show(&self, digits: usize) -> String {
-        match self.n {
-            0 => "–".into(),
-            1 => format!("{:.digits$}", self.mean),
-            _ => format!("{:.digits$} ± {:.digits$}", self.mean, self.sem),
-        }
-    }
-}
+use crate::train::Method;
 
 /// One method's row of the summary.
 #[derive(Clone, Debug)]
 pub struct MethodSummary {
     /// The method.
     pub method: Method,
+    /// Tasks it ran on.
+    pub tasks: usize,
     /// Runs.
     pub runs: usize,
-    /// Initial slope, accuracy per example.
+    /// Starting accuracy (measurement 0), over tasks.
+    pub start: Stat,
+    /// Initial slope, accuracy per example, over tasks.
     pub slope: Stat,
-    /// Slope relative to `retrain` (runs where it exists).
+    /// Per-task slope over retrain's slope, over the tasks where both ran.
     pub slope_ratio: Stat,
-    /// Examples to criterion (runs that reached it).
+    /// Per-task median examples to criterion, over the tasks not censored.
     pub examples_to_criterion: Stat,
-    /// Runs that never reached the criterion.
-    pub censored: usize,
-    /// Accuracy at the last measurement.
+    /// Tasks whose median run never reached the criterion.
+    pub censored_tasks: usize,
+    /// Accuracy at the last measurement, over tasks.
     pub final_accuracy: Stat,
 }
 
 /// The summary of `records`, one row per method present, in report order.
 pub fn summarize(records: &[Record]) -> Vec<MethodSummary> {
+    let table = per_task(records);
     Method::ALL
         .iter()
         .filter_map(|&method| {
-            let runs: Vec<&Record> = records.iter().filter(|r| r.method == method).collect();
-            (!runs.is_empty()).then(|| MethodSummary {
+            let tasks: Vec<&TaskMetrics> = table.values().filter_map(|m| m.get(&method)).collect();
+            let over_tasks = |f: fn(&TaskMetrics) -> f64| Stat::of(tasks.iter().map(|t| f(t)));
+            (!tasks.is_empty()).then(|| MethodSummary {
                 method,
-                runs: runs.len(),
-                slope: Stat::of(runs.iter().map(|r| r.slope)),
-                slope_ratio: Stat::of(runs.iter().filter_map(|r| r.slope_ratio_retrain)),
+                tasks: tasks.len(),
+                runs: tasks.iter().map(|t| t.repeats).sum(),
+                start: over_tasks(|t| t.start),
+                slope: over_tasks(|t| t.slope),
+                slope_ratio: Stat::of(
+                    ratio_to_retrain(&table, method, |t| Some(t.slope))
+                        .into_iter()
+                        .map(|(_, r)| r),
+                ),
                 examples_to_criterion: Stat::of(
-                    runs.iter()
-                        .filter_map(|r| r.examples_to_criterion.map(|e| e as f64)),
+                    tasks.iter().filter_map(|t| t.criterion.examples()),
                 ),
-                censored: runs
+                censored_tasks: tasks
                     .iter()
-                    .filter(|r| r.examples_to_criterion.is_none())
+                    .filter(|t| t.criterion.examples().is_none())
                     .count(),
-                final_accuracy: Stat::of(
-                    runs.iter()
-                        .filter_map(|r| r.curve.last().map(|&a| a as f64)),
-                ),
+                final_accuracy: over_tasks(|t| t.final_accuracy),
             })
         })
         .collect()
 }
 
+/// "mean ± sem" with `digits` decimals, or "–" without values.
+fn show(stat: Stat, digits: usize) -> String {
+    match stat.n {
+        0 => "–".into(),
+        1 => format!("{:.digits$}", stat.mean),
+        _ => format!("{:.digits$} ± {:.digits$}", stat.mean, stat.sem),
+    }
+}
+
 /// The summary as a Markdown table.
 pub fn markdown(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "| method | runs | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70) | censored | final accuracy |\n|---|---|---|---|---|---|---|\n",
+        "| method | tasks | runs | starting accuracy | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70) | censored tasks | final accuracy |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let slope = Stat {
@@ -99,29 +89,37 @@ pub fn markdown(rows: &[MethodSummary]) -> String {
             n: row.slope.n,
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.method.name(),
+            row.tasks,
             row.runs,
-            slope.show(3),
-            row.slope_ratio.show(2),
-            row.examples_to_criterion.show(1),
-            row.censored,
-            row.final_accuracy.show(3)
+            show(row.start, 3),
+            show(slope, 3),
+            show(row.slope_ratio, 2),
+            show(row.examples_to_criterion, 1),
+            row.censored_tasks,
+            show(row.final_accuracy, 3)
         ));
     }
+    out.push_str(
+        "\nPer task: mean over repeats (examples to criterion: median, censored runs counted as the largest); then mean ± s.e.m. over tasks. Ratios are taken per task.\n",
+    );
     out
 }
 
 /// The summary as CSV (one row per method, mean and sem in separate columns).
 pub fn csv(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "method,runs,slope_mean,slope_sem,slope_ratio_mean,slope_ratio_sem,slope_ratio_n,examples_to_criterion_mean,examples_to_criterion_sem,censored,final_accuracy_mean,final_accuracy_sem\n",
+        "method,tasks,runs,start_mean,start_sem,slope_mean,slope_sem,slope_ratio_mean,slope_ratio_sem,slope_ratio_tasks,examples_to_criterion_mean,examples_to_criterion_sem,censored_tasks,final_accuracy_mean,final_accuracy_sem\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.method.name(),
+            r.tasks,
             r.runs,
+            r.start.mean,
+            r.start.sem,
             r.slope.mean,
             r.slope.sem,
             r.slope_ratio.mean,
@@ -129,7 +127,7 @@ pub fn csv(rows: &[MethodSummary]) -> String {
             r.slope_ratio.n,
             r.examples_to_criterion.mean,
             r.examples_to_criterion.sem,
-            r.censored,
+            r.censored_tasks,
             r.final_accuracy.mean,
             r.final_accuracy.sem
         ));
@@ -137,19 +135,31 @@ pub fn csv(rows: &[MethodSummary]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What [`write_summary`] produced.
+#[derive(Clone, Debug)]
+pub struct SummaryFiles {
+    /// The Markdown table.
+    pub table: String,
+    /// Every file written.
+    pub written: Vec<PathBuf>,
+}
 
-    #[test]
-    fn mean_and_standard_error() {
-        let s = Stat::of([1.0, 2.0, 3.0, 4.0]);
-        assert_eq!((s.mean, s.n), (2.5, 4));
-        assert!(
-            (s.sem - (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-12,
-            "{}",
-            s.sem
-        );
-        assert_eq!(Stat::of([]).n, 0);
+/// Writes `summary.md` and `summary.csv` of `records` into `out_dir`
+/// (created if needed) and, with `plots`, the PNG plots into that folder.
+pub fn write_summary(
+    records: &[Record],
+    out_dir: &Path,
+    plots: Option<&Path>,
+) -> Result<SummaryFiles> {
+    let rows = summarize(records);
+    let table = markdown(&rows);
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
+    let (md, csv_path) = (out_dir.join("summary.md"), out_dir.join("summary.csv"));
+    write_atomic(&md, table.as_bytes())?;
+    write_atomic(&csv_path, csv(&rows).as_bytes())?;
+    let mut written = vec![md, csv_path];
+    if let Some(dir) = plots {
+        written.extend(write_plots(records, dir)?);
     }
+    Ok(SummaryFiles { table, written })
 }

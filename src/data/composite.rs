@@ -1,4 +1,4 @@
-//! Composite stimuli (SPEC §1): downscaled digits placed in the quadrants of
+//! Composite stimuli (§1): downscaled digits placed in the quadrants of
 //! a 28×28 canvas with additive N(0, 0.1²) background noise.
 //!
 //! Example `i` of a set draws from its own generator, seeded from the set's
@@ -17,12 +17,12 @@ use crate::rng::{Rng, rng_for};
 pub const CANVAS_SIDE: usize = 28;
 /// Pixels of the canvas; pixel index p = row·28 + col.
 pub const CANVAS_PIXELS: usize = CANVAS_SIDE * CANVAS_SIDE;
-/// Standard deviation of the background noise (SPEC §1).
+/// Standard deviation of the background noise (§1).
 pub const NOISE_STD: f32 = 0.1;
 /// Marks an empty quadrant in [`CompositeSet::sources`].
 pub const EMPTY: u32 = u32::MAX;
 
-/// What a composite shows and how it is labelled (SPEC §1).
+/// What a composite shows and how it is labelled (§1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompositeKind {
     /// One digit in a random quadrant, the rest empty; label = its class.
@@ -131,7 +131,7 @@ fn draw(
 
 impl CompositeSet {
     /// `n` composites of `kind` from `pool`, with background noise of
-    /// standard deviation `noise_std` (SPEC §1 uses [`NOISE_STD`]).
+    /// standard deviation `noise_std` (§1 uses [`NOISE_STD`]).
     pub fn generate(
         digits: &Digits,
         kind: CompositeKind,

@@ -1,5 +1,5 @@
 //! The digit collection: loading an IDX pair, the train and test pools, and
-//! the 2×2-downscaled digits that composites are made of (SPEC §1).
+//! the 2×2-downscaled digits that composites are made of (§1).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ pub const CLASSES: usize = 10;
 /// Fraction of a single IDX pair that forms the train pool (8000 of the shipped 10,000).
 pub const TRAIN_FRACTION: f64 = 0.8;
 
-/// Which pool a composite's digits come from (SPEC §1).
+/// Which pool a composite's digits come from (§1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pool {
     /// Digits used for pretraining and fine-tuning batches.
@@ -132,7 +132,7 @@ fn load_pair(pair: &IdxPair) -> Result<(Vec<u8>, Vec<u8>)> {
 }
 
 impl Digits {
-    /// Loads the digits of `dir` (SPEC §1). One IDX pair is split in order
+    /// Loads the digits of `dir` (§1). One IDX pair is split in order
     /// into the train pool (first 80 %) and the test pool; the standard
     /// MNIST pair of pairs `train-*` and `t10k-*` is used as train and test.
     pub fn load(dir: &Path) -> Result<Digits> {
@@ -214,7 +214,7 @@ impl Digits {
     }
 
     /// sha256 of the digits (pixels, labels, pool split), as hex: records
-    /// carry it so that results of different data never mix (SPEC §6).
+    /// carry it so that results of different data never mix (§6).
     pub fn sha256(&self) -> &str {
         &self.sha256
     }

@@ -1,4 +1,4 @@
-//! IDX files (the MNIST format), raw or gzip-compressed (SPEC §1).
+//! IDX files (the MNIST format), raw or gzip-compressed (§1).
 //!
 //! Layout: a big-endian magic `0x0000_08_NN` (`08` = unsigned bytes, `NN` =
 //! number of dimensions), then `NN` big-endian u32 dimensions, then the

@@ -1,7 +1,10 @@
-//! Specific tasks `a-b@q` (SPEC §1): tell digit a from digit b in quadrant q.
+//! Specific tasks `a-b@q` (§1): tell digit a from digit b in quadrant q;
+//! and the identifier a task has in records and seeds.
 
 use std::fmt;
 use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -89,10 +92,61 @@ impl FromStr for Task {
     }
 }
 
+/// The name of a task in records, seeds and reports (§6): `a-b@q` for the
+/// digit tasks. Kept as text so that records of other task families
+/// (such as the multi-task attributes of §8) read alike; ordered as text,
+/// which for `a-b@q` is the order of (a, b, q).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = String;
+
+    /// Any non-empty text without whitespace or commas (task lists are
+    /// comma-separated).
+    fn try_from(text: String) -> std::result::Result<TaskId, String> {
+        if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == ',') {
+            return Err(format!(
+                "task identifier {text:?} is empty or holds whitespace or commas"
+            ));
+        }
+        Ok(TaskId(text))
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> String {
+        id.0
+    }
+}
+
+impl From<Task> for TaskId {
+    fn from(task: Task) -> TaskId {
+        TaskId(task.to_string())
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The task list that means all 180 tasks.
+pub const ALL_TASKS: &str = "all";
+
 /// Parses `all` (the 180 tasks) or a comma-separated list such as
 /// `1-7@0,3-8@2`; duplicates are an error.
 pub fn parse_task_list(s: &str) -> Result<Vec<Task>> {
-    if s.trim() == "all" {
+    if s.trim() == ALL_TASKS {
         return Ok(Task::all());
     }
     let mut tasks: Vec<Task> = Vec::new();
@@ -127,6 +181,23 @@ mod tests {
         assert_eq!(Task::all().len(), 180);
         assert_eq!(parse_task_list("all").unwrap().len(), 180);
         assert_eq!(parse_task_list("1-7@0, 2-3@3").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn task_ids_order_like_tasks_and_reject_separators() {
+        let mut tasks = Task::all();
+        tasks.reverse();
+        let mut ids: Vec<TaskId> = tasks.iter().map(|&t| t.into()).collect();
+        ids.sort();
+        let in_order: Vec<TaskId> = Task::all().into_iter().map(TaskId::from).collect();
+        assert_eq!(ids, in_order);
+        for bad in ["", "a b", "1-7@0,2-3@1"] {
+            assert!(TaskId::try_from(bad.to_string()).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            TaskId::try_from("even@q0".to_string()).unwrap().as_str(),
+            "even@q0"
+        );
     }
 
     #[test]

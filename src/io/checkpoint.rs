@@ -1,16 +1,17 @@
-//! Checkpoints (SPEC §7): safetensors with `layers.{l}.weight` [out, in]
+//! Checkpoints (§7): safetensors with `layers.{l}.weight` [out, in]
 //! (dense, exactly zero outside receptive fields), `layers.{l}.bias`,
-//! optional `modulation.coupling` and `gain`, and the architecture JSON in
-//! the metadata key `comod`.
+//! optional `modulation.coupling` and `gain`, the architecture JSON in the
+//! metadata key `comod`, and for pretrained networks their provenance.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::Result;
 use crate::io::tensors::{TensorData, TensorFile, write_tensors};
-use crate::net::{Arch, LayerKind, Model};
+use crate::net::{Arch, LayerKind, Model, Modulation};
+use crate::train::pretrain::Provenance;
 
-/// Metadata key holding the architecture JSON (SPEC §7).
+/// Metadata key holding the architecture JSON (§7).
 pub const ARCH_KEY: &str = "comod";
 /// Tensor name of the coupling.
 pub const COUPLING: &str = "modulation.coupling";
@@ -27,12 +28,24 @@ pub fn bias_name(l: usize) -> String {
     format!("layers.{l}.bias")
 }
 
-/// A loaded checkpoint: the network and the file's other metadata.
+/// A loaded checkpoint: the network, its modulation and the file's other
+/// metadata.
 pub struct Checkpoint {
-    /// The network, with coupling and gain if the file has them.
+    /// The network.
     pub model: Model<f32>,
+    /// Coupling and gain: the file's, or off (c = 0, g = 1) where absent.
+    pub modulation: Modulation<f32>,
     /// Metadata other than the architecture (e.g. how it was pretrained).
     pub metadata: HashMap<String, String>,
+}
+
+impl Checkpoint {
+    /// How the network was pretrained, when the file says so and the
+    /// record parses.
+    pub fn provenance(&self) -> Option<Provenance> {
+        let text = self.metadata.get(Provenance::KEY)?;
+        serde_json::from_str(text).ok()
+    }
 }
 
 /// The dense `[out, in]` form of a stored (block) weight vector of layer `l`.
@@ -46,8 +59,11 @@ pub fn dense_weights(model: &Model<f32>, l: usize, stored: &[f32]) -> Vec<f32> {
 }
 
 /// The §7 tensors of a model: dense weights, biases, and the coupling and
-/// gain when they differ from "off" (c = 0, g = 1) bit for bit.
-pub fn model_tensors(model: &Model<f32>) -> Vec<(String, Vec<usize>, TensorData)> {
+/// gain of `modulation` when they differ from "off" (c = 0, g = 1) bit for bit.
+pub fn model_tensors(
+    model: &Model<f32>,
+    modulation: &Modulation<f32>,
+) -> Vec<(String, Vec<usize>, TensorData)> {
     let arch = model.arch();
     let mut tensors = Vec::new();
     for l in 1..=arch.depth() {
@@ -63,32 +79,49 @@ pub fn model_tensors(model: &Model<f32>) -> Vec<(String, Vec<usize>, TensorData)
             TensorData::F32(model.bias(l).to_vec()),
         ));
     }
-    if model.coupling.iter().any(|c| c.to_bits() != 0) {
+    if modulation.coupling.iter().any(|c| c.to_bits() != 0) {
         tensors.push((
             COUPLING.into(),
-            vec![model.coupling.len()],
-            TensorData::F32(model.coupling.clone()),
+            vec![modulation.coupling.len()],
+            TensorData::F32(modulation.coupling.clone()),
         ));
     }
-    if model.gain.iter().any(|g| g.to_bits() != 1f32.to_bits()) {
+    if modulation
+        .gain
+        .iter()
+        .any(|g| g.to_bits() != 1f32.to_bits())
+    {
         tensors.push((
             GAIN.into(),
-            vec![model.gain.len()],
-            TensorData::F32(model.gain.clone()),
+            vec![modulation.gain.len()],
+            TensorData::F32(modulation.gain.clone()),
         ));
     }
     tensors
 }
 
-/// Writes `model` to `path` atomically, with `extra` metadata beside the
-/// architecture.
-pub fn save_checkpoint(path: &Path, model: &Model<f32>, extra: &[(&str, String)]) -> Result<()> {
+/// Writes `model` with `modulation` to `path` atomically, with `extra`
+/// metadata beside the architecture.
+pub fn save_checkpoint(
+    path: &Path,
+    model: &Model<f32>,
+    modulation: &Modulation<f32>,
+    extra: &[(&str, String)],
+) -> Result<()> {
     let mut metadata: HashMap<String, String> = extra
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     metadata.insert(ARCH_KEY.into(), model.arch().to_json());
-    write_tensors(path, &model_tensors(model), metadata)
+    write_tensors(path, &model_tensors(model, modulation), metadata)
+}
+
+/// Writes a freshly pretrained `model` (modulation off) to `path`
+/// atomically, with its `provenance`.
+pub fn save_pretrained(path: &Path, model: &Model<f32>, provenance: &Provenance) -> Result<()> {
+    let record = serde_json::to_string(provenance).expect("a provenance always serialises");
+    let off = Modulation::off(model.arch());
+    save_checkpoint(path, model, &off, &[(Provenance::KEY, record)])
 }
 
 /// Reads a checkpoint, rejecting (naming the tensor) any missing or
@@ -104,6 +137,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let arch =
         Arch::from_json(json).map_err(|e| file.error(format!("metadata key {ARCH_KEY:?}: {e}")))?;
     let mut model = Model::<f32>::zeros(&arch);
+    let mut modulation = Modulation::off(&arch);
     let mut expected = Vec::new();
     for l in 1..=arch.depth() {
         let layer = model.layer(l).clone();
@@ -131,10 +165,10 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         expected.extend([name, bias_name(l)]);
     }
     if file.contains(COUPLING) {
-        model.coupling = file.f32(COUPLING, &[model.coupling.len()])?;
+        modulation.coupling = file.f32(COUPLING, &[modulation.coupling.len()])?;
     }
     if file.contains(GAIN) {
-        model.gain = file.f32(GAIN, &[model.gain.len()])?;
+        modulation.gain = file.f32(GAIN, &[modulation.gain.len()])?;
     }
     expected.extend([COUPLING.to_string(), GAIN.to_string()]);
     if let Some(extra) = file.names().into_iter().find(|n| !expected.contains(n)) {
@@ -142,5 +176,9 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     }
     let mut metadata = file.all_metadata().clone();
     metadata.remove(ARCH_KEY);
-    Ok(Checkpoint { model, metadata })
+    Ok(Checkpoint {
+        model,
+        modulation,
+        metadata,
+    })
 }

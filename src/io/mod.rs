@@ -1,8 +1,10 @@
-//! Files at the edges (SPEC §7): safetensors reading and writing,
-//! checkpoints and trace files.
+//! Files at the edges (§6, §7): atomic writes, safetensors reading and
+//! writing, checkpoints and trace files.
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod tensors;
 pub mod trace;
 
-pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint};
+pub use atomic::{check_writable, write_atomic};
+pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint, save_pretrained};

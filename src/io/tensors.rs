@@ -1,14 +1,13 @@
-//! Reading and writing safetensors files (SPEC §7) with validation that
-//! names the tensor at fault, and atomic writes (temporary file, then
-//! rename) so that a failed write never leaves a partial file.
+//! Reading and writing safetensors files (§7) with validation that names
+//! the tensor at fault; writes are atomic ([`crate::io::atomic`]).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic;
 
 /// A tensor to write: little-endian f32 or i64 data with its shape.
 #[derive(Clone, Debug)]
@@ -30,7 +29,7 @@ impl TensorData {
 
 /// Writes `tensors` and `metadata` to `path` atomically. The header is
 /// written with sorted keys and the data in name order, so the same
-/// tensors always give the same bytes (SPEC §6); the layout is the
+/// tensors always give the same bytes (§6); the layout is the
 /// safetensors format: u64 header length, JSON header padded with spaces to
 /// a multiple of 8 bytes, then the tensors' little-endian data back to back.
 pub fn write_tensors(
@@ -76,48 +75,6 @@ pub fn write_tensors(
     bytes.extend(json);
     bytes.extend(data);
     write_atomic(path, &bytes)
-}
-
-/// Checks, before long work, that `path` can be written: its folder exists
-/// and accepts a new file (the probe file is removed again).
-pub fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::io(
-            path,
-            std::io::Error::other("is a directory, expected a file path"),
-        ));
-    }
-    let probe = probe_path(path, "probe");
-    std::fs::File::create(&probe)
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| Error::io(path, e))
-}
-
-/// A hidden file name beside `path`, unique to this process.
-fn probe_path(path: &Path, tag: &str) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{tag}{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over
-/// `path`; on any failure the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if path.file_name().is_none() {
-        return Err(Error::io(path, std::io::Error::other("not a file path")));
-    }
-    let tmp = probe_path(path, "tmp");
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
 }
 
 /// A safetensors file read into memory, with typed, validated accessors.

@@ -1,4 +1,4 @@
-//! Trace files (SPEC §7), the verification interface: the inputs a user
+//! Trace files (§7), the verification interface: the inputs a user
 //! gives (`stimuli`, `modulator`, `labels`, optional `pair`, `coupling`,
 //! `gain`; metadata `m0`, `lambda`, `gain_rule`) and the outputs comod
 //! writes (`trial_gain`, `logits`, `loss`, `grad.coupling`,
@@ -14,33 +14,10 @@ use crate::io::tensors::{TensorData, TensorFile, write_tensors};
 use crate::kernel::{GainRule, MODULATOR_MEAN};
 use crate::net::arch::LOGITS;
 use crate::net::{Arch, Model, Readout};
-use crate::train::trace::TraceOutputs;
+use crate::train::trace::{TraceInputs, TraceOutputs};
 
 /// Tensors an input file may hold.
 const INPUT_TENSORS: [&str; 6] = ["stimuli", "modulator", "labels", "pair", "coupling", "gain"];
-
-/// A validated trace input (SPEC §7).
-#[derive(Clone, Debug)]
-pub struct TraceInputs {
-    /// Canvases, `[K, 784]`.
-    pub stimuli: Vec<f32>,
-    /// Modulator samples, `[K, T]`, row k for trial k.
-    pub modulator: Vec<f32>,
-    /// Labels: 0/1 into the pair, or classes 0..9.
-    pub labels: Vec<u8>,
-    /// The pair readout or the 10-way one.
-    pub readout: Readout,
-    /// c; `None` means c = 0.
-    pub coupling: Option<Vec<f32>>,
-    /// g; `None` means g = 1.
-    pub gain: Option<Vec<f32>>,
-    /// Modulator value of the forward pass (default μ_m).
-    pub m0: f32,
-    /// λ of the L1 term on c (default 0).
-    pub lambda: f32,
-    /// Rule of the per-trial gain (default covariance).
-    pub rule: GainRule,
-}
 
 /// Reads and validates a trace input file for a network of `arch`.
 pub fn read_trace_inputs(path: &Path, arch: &Arch) -> Result<TraceInputs> {
@@ -60,7 +37,7 @@ fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
     }
 }
 
-/// Validates the tensors and metadata of a trace input (SPEC §7).
+/// Validates the tensors and metadata of a trace input (§7).
 pub fn parse_trace_inputs(file: &TensorFile, arch: &Arch) -> Result<TraceInputs> {
     if let Some(extra) = file
         .names()

@@ -47,13 +47,20 @@ unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
     }
 }
 
-/// Adds the 16 lanes of (lo, hi) as f64 to `sums` (fewer when `width` < 16).
+/// Adds the 16 lanes of (lo, hi) as f64 to `sums[..width]` (fewer lanes
+/// when `width` < 16); panics unless `width` ≤ 16 and `sums` holds `width`
+/// values.
 ///
 /// # Safety
 /// AVX2 must be available.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn add_f64(lo: __m256, hi: __m256, width: usize, sums: &mut [f64]) {
+    assert!(
+        width <= PANEL && sums.len() >= width,
+        "add_f64: {width} lanes into {} sums",
+        sums.len()
+    );
     let quarters = [
         _mm256_cvtps_pd(_mm256_castps256_ps128(lo)),
         _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(lo)),
@@ -62,7 +69,7 @@ unsafe fn add_f64(lo: __m256, hi: __m256, width: usize, sums: &mut [f64]) {
     ];
     if width == PANEL {
         for (i, q) in quarters.into_iter().enumerate() {
-            // SAFETY: `sums` has 16 elements when width is 16.
+            // SAFETY: `sums` has at least 16 elements when width is 16 (asserted).
             unsafe {
                 let p = sums.as_mut_ptr().add(4 * i);
                 _mm256_storeu_pd(p, _mm256_add_pd(_mm256_loadu_pd(p), q));

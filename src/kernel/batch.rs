@@ -1,7 +1,7 @@
-//! Batches of trials (SPEC §3): the batch gain is the mean of the
+//! Batches of trials (§3): the batch gain is the mean of the
 //! per-trial gains. Trials run in parallel on the rayon pool; each trial's
 //! gain lands in its own row and the rows are summed in trial order, so
-//! the result does not depend on the thread count (SPEC §6).
+//! the result does not depend on the thread count (§6).
 
 use std::cell::RefCell;
 
@@ -23,24 +23,29 @@ pub struct BatchScratch {
     workspace: Workspace<f32>,
     /// Per-trial gains, `[B, N_{L−1}]`.
     per_trial: Vec<f32>,
+    /// Their mean, `[N_{L−1}]`.
+    mean: Vec<f32>,
 }
 
 impl BatchScratch {
     /// Buffers for batches of up to `capacity` trials of `model`.
     pub fn new(model: &Model<f32>, capacity: usize) -> BatchScratch {
+        let gated = model.arch().size(model.arch().gated_layer());
         BatchScratch {
             workspace: model.workspace(capacity),
-            per_trial: vec![0.0; capacity * model.arch().size(model.arch().gated_layer())],
+            per_trial: vec![0.0; capacity * gated],
+            mean: vec![0.0; gated],
         }
     }
 }
 
-/// Per-trial gains (SPEC §3) of `model` with its current coupling, for
-/// canvases `[B, 784]` and modulator samples `[B, T]` (row b for trial b):
-/// returns `[B, N_{L−1}]`, row b for trial b. Trials run in parallel.
+/// Per-trial gains (§3) of `model` with `coupling`, for canvases
+/// `[B, 784]` and modulator samples `[B, T]` (row b for trial b): returns
+/// `[B, N_{L−1}]`, row b for trial b. Trials run in parallel.
 pub fn trial_gains<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
+    coupling: &[f32],
     canvases: &[f32],
     modulator: &[f32],
     rule: GainRule,
@@ -48,7 +53,7 @@ pub fn trial_gains<'s>(
 ) -> &'s [f32] {
     let trials = canvases.len() / CANVAS_PIXELS;
     assert!(
-        trials > 0 && modulator.len() % trials == 0,
+        trials > 0 && modulator.len().is_multiple_of(trials),
         "one modulator row per trial"
     );
     let samples = modulator.len() / trials;
@@ -61,40 +66,35 @@ pub fn trial_gains<'s>(
         .zip(activity.par_chunks(n_modulated))
         .zip(modulator.par_chunks(samples))
         .for_each(|((gain, u), m)| {
-            SCRATCH.with(|s| {
-                trial_gain(
-                    body,
-                    plan,
-                    &model.coupling,
-                    u,
-                    m,
-                    rule,
-                    &mut s.borrow_mut(),
-                    gain,
-                )
-            });
+            SCRATCH
+                .with(|s| trial_gain(body, plan, coupling, u, m, rule, &mut s.borrow_mut(), gain));
         });
     per_trial
 }
 
-/// The batch gain (SPEC §3): the mean over trials of [`trial_gains`],
-/// summed in trial order. Writes `[N_{L−1}]` to `out`.
-pub fn batch_gain(
+/// The batch gain (§3): the mean over trials of [`trial_gains`], summed
+/// in trial order; returns `[N_{L−1}]`.
+pub fn batch_gain<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
+    coupling: &[f32],
     canvases: &[f32],
     modulator: &[f32],
     rule: GainRule,
-    scratch: &mut BatchScratch,
-    out: &mut [f32],
-) {
-    let per_trial = trial_gains(model, plan, canvases, modulator, rule, scratch);
-    let trials = per_trial.len() / plan.gated_size;
-    for (j, g) in out.iter_mut().enumerate() {
+    scratch: &'s mut BatchScratch,
+) -> &'s [f32] {
+    trial_gains(model, plan, coupling, canvases, modulator, rule, scratch);
+    let BatchScratch {
+        per_trial, mean, ..
+    } = scratch;
+    let trials = canvases.len() / CANVAS_PIXELS;
+    let per_trial = &per_trial[..trials * plan.gated_size];
+    for (j, g) in mean.iter_mut().enumerate() {
         let total: f64 = per_trial
             .chunks_exact(plan.gated_size)
             .map(|row| row[j] as f64)
             .sum();
         *g = (total / trials as f64) as f32;
     }
+    mean
 }

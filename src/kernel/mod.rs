@@ -1,4 +1,4 @@
-//! The fused trial kernel (SPEC §3): for one trial, the gated layer's
+//! The fused trial kernel (§3): for one trial, the gated layer's
 //! activity under all T modulator samples and its covariance with the
 //! modulator, in one pass over blocks of samples, never materialising the
 //! [T, N_{L−1}] activity.
@@ -31,11 +31,11 @@ pub use plan::KernelPlan;
 use crate::net::simd::has_avx2_fma;
 use crate::net::vexp::exp_in_place;
 
-/// Default mean μ_m of the modulator (SPEC §3).
+/// Default mean μ_m of the modulator (§3).
 pub const MODULATOR_MEAN: f32 = 1.0;
-/// Default variance σ_m² of the modulator (SPEC §3).
+/// Default variance σ_m² of the modulator (§3).
 pub const MODULATOR_VARIANCE: f32 = 0.1;
-/// Default number T of modulator samples per trial (SPEC §3).
+/// Default number T of modulator samples per trial (§3).
 pub const SAMPLES: usize = 200;
 
 /// Samples per tile: the micro-kernels' row count.
@@ -44,7 +44,7 @@ pub const ROWS: usize = 6;
 /// activity stays in the L2 cache.
 pub const BLOCK: usize = 48;
 
-/// How the per-trial gain is read from the samples (SPEC §3).
+/// How the per-trial gain is read from the samples (§3).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
 )]
@@ -180,7 +180,7 @@ struct GatedSlices<'a> {
     sum_squares: &'a mut [f64],
 }
 
-/// The per-trial gain (SPEC §3) of the network in `plan` with coupling
+/// The per-trial gain (§3) of the network in `plan` with coupling
 /// `coupling`, computed by `body` ([`Body::detect`] for the fastest):
 /// `activity` is the modulated layer's unmodulated activity F(a_ℓ) for this
 /// trial's stimulus, `modulator` its T ≥ 1 samples. Writes g, `[N_{L−1}]`,
@@ -245,18 +245,28 @@ pub fn trial_gain(
 }
 
 /// Rows of modulated activity `x`, `[R, N_ℓ]`, through the layers ℓ+1..L−1
-/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]`: the same tiles as
-/// the trial kernel, on the weights packed once, so that evaluating a fixed
-/// test set needs no packing (SPEC §4 evaluation of the modulation methods).
-pub fn forward_rows(plan: &KernelPlan, x: &[f32], out: &mut [f32], scratch: &mut KernelScratch) {
+/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]`, computed by `body`:
+/// the same tiles as the trial kernel, on the weights packed once, so that
+/// evaluating a fixed test set needs no packing (§4 evaluation of the
+/// modulation methods).
+pub fn forward_rows(
+    body: Body,
+    plan: &KernelPlan,
+    x: &[f32],
+    out: &mut [f32],
+    scratch: &mut KernelScratch,
+) {
     let (n, g) = (plan.modulated_size, plan.gated_size);
     assert_eq!(x.len() / n, out.len() / g, "one output row per input row");
+    assert!(
+        body == Body::Scalar || has_avx2_fma(),
+        "the AVX2+FMA body needs a CPU with AVX2 and FMA"
+    );
     if plan.layers.is_empty() {
         out.copy_from_slice(x);
         return;
     }
     scratch.fit(plan);
-    let body = Body::detect();
     let last = plan.layers.len() - 1;
     for (x_block, out_block) in x.chunks(BLOCK * n).zip(out.chunks_mut(BLOCK * g)) {
         let real = x_block.len() / n;
@@ -268,7 +278,7 @@ pub fn forward_rows(plan: &KernelPlan, x: &[f32], out: &mut [f32], scratch: &mut
             #[cfg(target_arch = "x86_64")]
             Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, Sink::Store),
             #[cfg(not(target_arch = "x86_64"))]
-            Body::Avx2Fma => unreachable!("not detected off x86-64"),
+            Body::Avx2Fma => unreachable!("checked above"),
         }
         out_block.copy_from_slice(&scratch.hidden[last][..real * g]);
     }

@@ -1,5 +1,5 @@
 //! The frozen layers between the modulated layer ℓ and the gated layer
-//! L−1, with their weights packed once for the micro-kernels (SPEC §3).
+//! L−1, with their weights packed once for the micro-kernels (§3).
 //!
 //! A layer's block g (all of it for dense layers) is stored as panels of
 //! [`PANEL`] consecutive neurons: for each input k, the panel's 16 weights

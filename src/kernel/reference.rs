@@ -1,4 +1,4 @@
-//! The plain reference of the per-trial gain (SPEC §3): the formula taken
+//! The plain reference of the per-trial gain (§3): the formula taken
 //! literally, in f64, with two passes over a materialised [T, N_{L−1}]
 //! activity. Slow and obviously correct; the fast bodies are tested
 //! against it.

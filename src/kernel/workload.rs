@@ -1,4 +1,4 @@
-//! The benchmark workloads of the trial kernel (SPEC §3), each with its
+//! The benchmark workloads of the trial kernel (§3), each with its
 //! FLOP count: one batch of B trials of T = 200 modulator samples through
 //! [`batch_gain`], on a freshly initialised network.
 
@@ -9,7 +9,7 @@ use crate::data::CANVAS_PIXELS;
 use crate::kernel::{
     BatchScratch, GainRule, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, batch_gain,
 };
-use crate::net::{Arch, Model};
+use crate::net::{Arch, Model, Modulation};
 use crate::rng::rng_for;
 
 pub use crate::kernel::SAMPLES;
@@ -72,21 +72,21 @@ pub const WORKLOADS: [Workload; 6] = [
 pub struct PreparedWorkload {
     model: Model<f32>,
     plan: KernelPlan,
+    coupling: Vec<f32>,
     canvases: Vec<f32>,
     modulator: Vec<f32>,
     scratch: BatchScratch,
-    gain: Vec<f32>,
 }
 
 impl Workload {
     /// Builds the network (seeded), coupling U[0.9, 1.1], random canvases
-    /// and modulator samples N(μ_m, σ_m²) at the SPEC §3 defaults.
+    /// and modulator samples N(μ_m, σ_m²) at the §3 defaults.
     pub fn prepare(&self) -> PreparedWorkload {
         let arch = Arch::preset(self.arch, self.modulated_layer).expect("workloads use presets");
-        let mut model = Model::<f32>::init(&arch, 1);
+        let model = Model::<f32>::init(&arch, 1);
         let mut rng = rng_for(2, &[self.name.into()]);
-        model
-            .coupling
+        let mut coupling = Modulation::<f32>::off(&arch).coupling;
+        coupling
             .iter_mut()
             .for_each(|c| *c = rng.random_range(0.9..1.1));
         let canvases = (0..self.trials * CANVAS_PIXELS)
@@ -99,9 +99,9 @@ impl Workload {
         let plan = KernelPlan::new(&model);
         PreparedWorkload {
             scratch: BatchScratch::new(&model, self.trials),
-            gain: vec![0.0; plan.gated_size],
             model,
             plan,
+            coupling,
             canvases,
             modulator,
         }
@@ -121,12 +121,11 @@ impl PreparedWorkload {
         batch_gain(
             &self.model,
             &self.plan,
+            &self.coupling,
             &self.canvases,
             &self.modulator,
             GainRule::Covariance,
             &mut self.scratch,
-            &mut self.gain,
-        );
-        &self.gain
+        )
     }
 }

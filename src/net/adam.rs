@@ -1,4 +1,4 @@
-//! Adam (SPEC §4): β1 0.9, β2 0.999, ε 1e-8, in PyTorch's form so that a
+//! Adam (§4): β1 0.9, β2 0.999, ε 1e-8, in PyTorch's form so that a
 //! framework implementation can be compared step by step.
 
 use rayon::prelude::*;
@@ -15,11 +15,11 @@ pub struct Adam {
     steps: i32,
 }
 
-/// β1 of SPEC §4.
+/// β1 of §4.
 pub const BETA1: f32 = 0.9;
-/// β2 of SPEC §4.
+/// β2 of §4.
 pub const BETA2: f32 = 0.999;
-/// ε of SPEC §4.
+/// ε of §4.
 pub const EPSILON: f32 = 1e-8;
 
 impl Adam {

@@ -1,4 +1,4 @@
-//! Architecture descriptions (SPEC §2) and their JSON form (SPEC §7).
+//! Architecture descriptions (§2) and their JSON form (§7).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,7 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// How a layer connects to the one below (SPEC §2).
+/// How a layer connects to the one below (§2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayerKind {
@@ -46,7 +46,7 @@ pub struct LayerSpec {
     pub nonlinearity: Option<Nonlinearity>,
 }
 
-/// A whole network description: the JSON of SPEC §7.
+/// A whole network description: the JSON of §7.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arch {
@@ -56,7 +56,7 @@ pub struct Arch {
     pub input: usize,
     /// Layers 1..=L.
     pub layers: Vec<LayerSpec>,
-    /// The modulated layer ℓ, counted from 1 (SPEC §2).
+    /// The modulated layer ℓ, counted from 1 (§2).
     pub modulated_layer: usize,
     /// The constant β of the modulation exp(m·c − β).
     pub beta: f32,
@@ -64,6 +64,8 @@ pub struct Arch {
 
 /// Names of the built-in architectures, for `--arch`.
 pub const PRESETS: [&str; 4] = ["paper3", "deep4", "local2", "relu-encoder"];
+/// The paper's network (§2), the default architecture.
+pub const DEFAULT_PRESET: &str = PRESETS[0];
 
 fn layer(kind: LayerKind, size: usize) -> LayerSpec {
     LayerSpec {
@@ -81,7 +83,7 @@ fn encoder(nonlinearity: Nonlinearity) -> LayerSpec {
 }
 
 impl Arch {
-    /// A built-in architecture (SPEC §2 and its Fig. 3 variants):
+    /// A built-in architecture (§2 and its Fig. 3 variants):
     /// - `paper3`: encoder(exp) 400 → dense 200 (gated) → readout 10;
     /// - `deep4`: encoder(exp) 400 → dense 200 → dense 200 (gated) → readout;
     /// - `local2`: as `deep4` with layer 2 `local`, so that modulating layer 2
@@ -130,6 +132,26 @@ impl Arch {
         Ok(arch)
     }
 
+    /// The architecture `--arch` names: a preset, or a path to a §7 JSON
+    /// file; `modulated_layer` (when given) replaces the modulated layer
+    /// (default 1 for a preset, the file's value for a file).
+    pub fn resolve(name: &str, modulated_layer: Option<usize>) -> Result<Arch> {
+        let path = std::path::Path::new(name);
+        if PRESETS.contains(&name) || (!path.exists() && !name.ends_with(".json")) {
+            return Arch::preset(name, modulated_layer.unwrap_or(1));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Arch(format!("--arch {name}: {e}")))?;
+        let mut arch =
+            Arch::from_json(&text).map_err(|e| Error::Arch(format!("--arch {name}: {e}")))?;
+        if let Some(l) = modulated_layer {
+            arch.modulated_layer = l;
+            arch.validate()
+                .map_err(|e| Error::Arch(format!("--modulated-layer {l}: {e}")))?;
+        }
+        Ok(arch)
+    }
+
     /// Parses and validates the §7 JSON.
     pub fn from_json(text: &str) -> Result<Arch> {
         let arch: Arch =
@@ -143,7 +165,7 @@ impl Arch {
         serde_json::to_string(self).expect("an architecture always serialises")
     }
 
-    /// Checks the rules of SPEC §2.
+    /// Checks the rules of §2.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(Error::Arch(m));
         if self.format != 1 {
@@ -194,7 +216,7 @@ impl Arch {
                     spec.kind, spec.size
                 ));
             }
-            if spec.kind == LayerKind::Local && self.layers[i - 1].size % QUADRANTS != 0 {
+            if spec.kind == LayerKind::Local && !self.layers[i - 1].size.is_multiple_of(QUADRANTS) {
                 return fail(format!(
                     "layer {l} is local but layer {} has a size not a multiple of 4",
                     l - 1
@@ -225,7 +247,7 @@ impl Arch {
         self.layers.len()
     }
 
-    /// The gated layer L−1 (SPEC §2), counted from 1.
+    /// The gated layer L−1 (§2), counted from 1.
     pub fn gated_layer(&self) -> usize {
         self.layers.len() - 1
     }

@@ -1,4 +1,4 @@
-//! Layer forward/backward pairs over flat row-major batches (SPEC §2).
+//! Layer forward/backward pairs over flat row-major batches (§2).
 //!
 //! Every function takes plain slices and sizes; a batch of activations is
 //! `[batch, n]` row-major. The math of each pair is in its doc comment.
@@ -129,7 +129,7 @@ pub fn linear_backward<T: Real>(
 }
 
 /// h = F(a) ⊙ s: the hidden nonlinearity, times an optional per-neuron
-/// factor s (the modulation exp(m·c − β) and/or the gain g, SPEC §2).
+/// factor s (the modulation exp(m·c − β) and/or the gain g, §2).
 pub fn activation_forward<T: Real>(
     f: Nonlinearity,
     n: usize,
@@ -187,7 +187,7 @@ pub fn activation_backward<T: Real>(
     }
 }
 
-/// Per-neuron factor of the modulated layer, exp(m·c − β) (SPEC §2).
+/// Per-neuron factor of the modulated layer, exp(m·c − β) (§2).
 pub fn modulation_factor<T: Real>(m: T, coupling: &[T], beta: T, out: &mut [T]) {
     for (o, &c) in out.iter_mut().zip(coupling) {
         *o = m * c - beta;
@@ -209,7 +209,7 @@ pub fn coupling_backward<T: Real>(n: usize, m: T, h: &[T], dh: &[T], dc: &mut [T
     }
 }
 
-/// The L1 term λ·‖θ‖₁ of the fine-tuning loss (SPEC §2).
+/// The L1 term λ·‖θ‖₁ of the fine-tuning loss (§2).
 pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
     theta
         .iter()
@@ -217,7 +217,7 @@ pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
         * lambda
 }
 
-/// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (SPEC §7).
+/// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (§7).
 pub fn l1_backward<T: Real>(theta: &[T], lambda: T, grad: &mut [T]) {
     crate::net::simd::with_avx2(
         #[inline(always)]
@@ -276,7 +276,7 @@ pub fn readout_columns(
     )
 }
 
-/// Which logits a task reads (SPEC §2).
+/// Which logits a task reads (§2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Readout {
     /// 10-way softmax; labels are classes 0..9.
@@ -322,6 +322,15 @@ impl std::ops::Deref for Columns {
     }
 }
 
+/// log Σ_{c ∈ columns} e^{z_c}, computed from the largest logit.
+fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> T {
+    let zmax = columns.iter().map(|&c| z[c]).fold(z[columns[0]], T::max);
+    let sum = columns
+        .iter()
+        .fold(T::ZERO, |s, &c| s + (z[c] - zmax).exp());
+    sum.ln() + zmax
+}
+
 /// Mean cross-entropy of softmax over the readout's logits, and its
 /// gradient w.r.t. all logits (zero outside the readout's columns):
 /// L = −(1/B) Σ_b log softmax(z_b)[y_b], dz = (softmax − onehot)/B.
@@ -342,9 +351,7 @@ pub fn cross_entropy<T: Real>(
         .zip(labels)
     {
         dz.fill(T::ZERO);
-        let zmax = cols.iter().map(|&c| z[c]).fold(z[cols[0]], T::max);
-        let sum = cols.iter().fold(T::ZERO, |s, &c| s + (z[c] - zmax).exp());
-        let log_sum = sum.ln() + zmax;
+        let log_sum = log_sum_exp(z, &cols);
         total += log_sum - z[cols[y as usize]];
         for (k, &c) in cols.iter().enumerate() {
             let p = (z[c] - log_sum).exp();
@@ -353,6 +360,18 @@ pub fn cross_entropy<T: Real>(
         }
     }
     total * inv_batch
+}
+
+/// The loss of [`cross_entropy`] without its gradient, summed in f64:
+/// what an evaluation on a labelled set reports.
+pub fn mean_cross_entropy(logits: &[f32], classes: usize, labels: &[u8], readout: Readout) -> f64 {
+    let cols = readout.columns();
+    let total: f64 = logits
+        .chunks_exact(classes)
+        .zip(labels)
+        .map(|(z, &y)| (log_sum_exp(z, &cols) - z[cols[y as usize]]) as f64)
+        .sum();
+    total / labels.len() as f64
 }
 
 /// Number of examples whose largest readout logit is the label's (first

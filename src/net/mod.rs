@@ -1,11 +1,12 @@
-//! The network (SPEC §2) and its optimiser (SPEC §4): architecture, flat
-//! parameters, layer forward/backward pairs, Adam.
+//! The network (§2) and its optimiser (§4): architecture, flat parameters,
+//! layer forward/backward pairs, the modulation of a task, Adam.
 
 pub mod adam;
 pub mod arch;
 pub mod layers;
 pub mod linalg;
 pub mod model;
+pub mod modulation;
 pub mod simd;
 pub mod vexp;
 
@@ -14,3 +15,4 @@ pub use arch::{Arch, LayerKind, LayerSpec, Nonlinearity};
 pub use layers::Readout;
 pub use linalg::Real;
 pub use model::{GradTargets, Grads, Model, Workspace};
+pub use modulation::Modulation;

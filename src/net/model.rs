@@ -1,6 +1,6 @@
-//! The network (SPEC §2): one flat parameter buffer with per-layer views,
-//! the coupling c of the modulated layer, the gain g of the gated layer,
-//! and the forward and backward passes over a reusable [`Workspace`].
+//! The network (§2): one flat parameter buffer with per-layer views, and
+//! the forward and backward passes over a reusable [`Workspace`]. The
+//! coupling c and gain g of a task are a [`Modulation`] passed beside it.
 
 use std::ops::Range;
 
@@ -15,6 +15,7 @@ use crate::net::layers::{
     coupling_backward, cross_entropy, linear_backward, linear_forward, modulation_factor,
 };
 use crate::net::linalg::Real;
+use crate::net::modulation::Modulation;
 use crate::rng::rng_for;
 
 /// Where one layer's weights and biases live in the flat buffer.
@@ -80,7 +81,9 @@ fn layout(arch: &Arch) -> (Vec<LayerLayout>, usize) {
     (layers, offset)
 }
 
-/// The network's state: architecture, parameters, coupling and gain.
+/// The network: architecture and parameters (§2). Its modulation for a
+/// task is a separate [`Modulation`], so that one frozen network serves
+/// every task and run.
 #[derive(Clone, Debug)]
 pub struct Model<T> {
     arch: Arch,
@@ -89,10 +92,6 @@ pub struct Model<T> {
     input_pixels: Vec<u16>,
     /// All weights (stored blocks only) and biases, layer after layer.
     pub params: Vec<T>,
-    /// Coupling c of the modulated layer ℓ, `[N_ℓ]` (SPEC §2); 0 = off.
-    pub coupling: Vec<T>,
-    /// Gain g of the gated layer L−1, `[N_{L−1}]` (SPEC §2, §3); 1 = off.
-    pub gain: Vec<T>,
 }
 
 /// Which gradients a backward pass computes (training only needs some).
@@ -152,11 +151,10 @@ pub struct Workspace<T> {
 }
 
 impl<T: Real> Model<T> {
-    /// A freshly initialised network (SPEC §4): He-uniform U(±√(6/fan_in))
+    /// A freshly initialised network (§4): He-uniform U(±√(6/fan_in))
     /// for ReLU layers; for the exp encoder U(±√(0.75/196)), which keeps the
     /// initial pre-activation std ≤ 0.5 for inputs of mean square ≤ 1;
-    /// LeCun-uniform U(±√(3/fan_in)) for the linear readout; biases 0;
-    /// c = 0 and g = 1 (modulation off).
+    /// LeCun-uniform U(±√(3/fan_in)) for the linear readout; biases 0.
     pub fn init(arch: &Arch, seed: u64) -> Model<T> {
         let mut model = Model::zeros(arch);
         let mut rng = rng_for(seed, &["init".into()]);
@@ -174,7 +172,7 @@ impl<T: Real> Model<T> {
         model
     }
 
-    /// A network with all parameters 0, c = 0 and g = 1.
+    /// A network with all parameters 0.
     pub fn zeros(arch: &Arch) -> Model<T> {
         let (layers, len) = layout(arch);
         let slots_per_quadrant = CANVAS_PIXELS / QUADRANTS;
@@ -187,8 +185,6 @@ impl<T: Real> Model<T> {
                 })
                 .collect(),
             params: vec![T::ZERO; len],
-            coupling: vec![T::ZERO; arch.size(arch.modulated_layer)],
-            gain: vec![T::ONE; arch.size(arch.gated_layer())],
         }
     }
 
@@ -221,7 +217,7 @@ impl<T: Real> Model<T> {
     pub fn zero_grads(&self) -> Grads<T> {
         Grads {
             params: vec![T::ZERO; self.params.len()],
-            coupling: vec![T::ZERO; self.coupling.len()],
+            coupling: vec![T::ZERO; self.arch.size(self.arch.modulated_layer)],
         }
     }
 
@@ -251,42 +247,54 @@ impl<T: Real> Model<T> {
     }
 
     /// Forward pass of a batch of canvases `[B, 784]` at modulator value `m`
-    /// with the current c and g (SPEC §2):
+    /// with the coupling and gain of `modulation` (§2):
     /// h_ℓ = F(a_ℓ) ⊙ exp(m·c − β), h_{L−1} = g ⊙ ReLU(a_{L−1}), logits = a_L.
-    pub fn forward(&self, ws: &mut Workspace<T>, canvases: &[T], m: T) {
-        self.run_layers(ws, canvases, m, self.arch.depth(), true);
+    pub fn forward(&self, ws: &mut Workspace<T>, modulation: &Modulation<T>, canvases: &[T], m: T) {
+        self.run_layers(ws, Some(modulation), canvases, m, self.arch.depth(), true);
     }
 
     /// The modulated layer's activity without modulation (and without gain),
-    /// F(a_ℓ), `[B, N_ℓ]`: what the fused kernel modulates (SPEC §3).
+    /// F(a_ℓ), `[B, N_ℓ]`: what the fused kernel modulates (§3). The layers
+    /// below ℓ carry no modulation, so none is needed.
     pub fn unmodulated_activity<'w>(&self, ws: &'w mut Workspace<T>, canvases: &[T]) -> &'w [T] {
-        self.activity_at(ws, canvases, self.arch.modulated_layer, T::ZERO)
+        let l = self.arch.modulated_layer;
+        self.run_layers(ws, None, canvases, T::ZERO, l, false);
+        &ws.post[l - 1][..ws.batch * self.arch.size(l)]
     }
 
     /// F(a_l), `[B, N_l]`: layer `l`'s activity before its own modulation
-    /// and gain, with every layer below it run in full at modulator value
-    /// `m`; [`Model::forward_from`] continues from here.
+    /// and gain, with every layer below it run in full with `modulation` at
+    /// modulator value `m`; [`Model::forward_from`] continues from here.
     pub fn activity_at<'w>(
         &self,
         ws: &'w mut Workspace<T>,
+        modulation: &Modulation<T>,
         canvases: &[T],
         l: usize,
         m: T,
     ) -> &'w [T] {
-        self.run_layers(ws, canvases, m, l, false);
+        self.run_layers(ws, Some(modulation), canvases, m, l, false);
         &ws.post[l - 1][..ws.batch * self.arch.size(l)]
     }
 
     /// Layers 1..=`through` with their per-neuron factors (modulation,
-    /// gain), except that of layer `through` unless `scaled`.
+    /// gain), except that of layer `through` unless `scaled`. Without a
+    /// `modulation` no layer that carries one may be scaled.
     fn run_layers(
         &self,
         ws: &mut Workspace<T>,
+        modulation: Option<&Modulation<T>>,
         canvases: &[T],
         m: T,
         through: usize,
         scaled: bool,
     ) {
+        if let Some(modulation) = modulation {
+            assert!(
+                modulation.fits(&self.arch),
+                "the modulation does not fit the architecture"
+            );
+        }
         let batch = canvases.len() / CANVAS_PIXELS;
         assert!(
             batch * self.arch.size(1) <= ws.pre[0].len(),
@@ -303,15 +311,27 @@ impl<T: Real> Model<T> {
             }
         }
         for l in 1..=through {
-            self.layer_forward(ws, l, m, scaled || l < through);
+            self.layer_forward(ws, l, modulation, m, scaled || l < through);
         }
     }
 
     /// Forward pass from layer `l`'s unmodulated activity F(a_l), `[B, N_l]`
-    /// (e.g. cached for a fixed test set): applies layer `l`'s modulation
-    /// and gain at modulator value `m`, then runs layers l+1..L. The same
-    /// result as [`Model::forward`] on the canvases that gave the activity.
-    pub fn forward_from(&self, ws: &mut Workspace<T>, l: usize, activity: &[T], m: T) {
+    /// (e.g. cached for a fixed test set): applies layer `l`'s factor from
+    /// `modulation` at modulator value `m`, then runs layers l+1..L. The
+    /// same result as [`Model::forward`] on the canvases that gave the
+    /// activity.
+    pub fn forward_from(
+        &self,
+        ws: &mut Workspace<T>,
+        modulation: &Modulation<T>,
+        l: usize,
+        activity: &[T],
+        m: T,
+    ) {
+        assert!(
+            modulation.fits(&self.arch),
+            "the modulation does not fit the architecture"
+        );
         let n = self.arch.size(l);
         let batch = activity.len() / n;
         assert!(
@@ -320,7 +340,7 @@ impl<T: Real> Model<T> {
         );
         ws.batch = batch;
         ws.m = m;
-        let scaled = self.fill_scale(ws, l, m);
+        let scaled = self.fill_scale(ws, l, modulation, m);
         let post = &mut ws.post[l - 1][..batch * n];
         post.copy_from_slice(activity);
         if scaled {
@@ -331,23 +351,30 @@ impl<T: Real> Model<T> {
             }
         }
         for above in l + 1..=self.arch.depth() {
-            self.layer_forward(ws, above, m, true);
+            self.layer_forward(ws, above, Some(modulation), m, true);
         }
     }
 
-    /// Sets layer `l`'s per-neuron factor (modulation exp(m·c − β) at ℓ,
-    /// gain at L−1); false when the layer has none.
-    fn fill_scale(&self, ws: &mut Workspace<T>, l: usize, m: T) -> bool {
+    /// Sets layer `l`'s per-neuron factor from `modulation` (exp(m·c − β)
+    /// at ℓ, g at L−1); false when the layer has none.
+    fn fill_scale(
+        &self,
+        ws: &mut Workspace<T>,
+        l: usize,
+        modulation: &Modulation<T>,
+        m: T,
+    ) -> bool {
         let scale = &mut ws.scale[l - 1];
         if scale.is_empty() {
             return false;
         }
         scale.fill(T::ONE);
         if l == self.arch.modulated_layer {
-            modulation_factor(m, &self.coupling, T::from_f64(self.arch.beta as f64), scale);
+            let beta = T::from_f64(self.arch.beta as f64);
+            modulation_factor(m, &modulation.coupling, beta, scale);
         }
         if l == self.arch.gated_layer() {
-            for (s, &g) in scale.iter_mut().zip(&self.gain) {
+            for (s, &g) in scale.iter_mut().zip(&modulation.gain) {
                 *s *= g;
             }
         }
@@ -355,8 +382,16 @@ impl<T: Real> Model<T> {
     }
 
     /// Layer `l` from the output of layer l−1 (or the reordered input):
-    /// a_l, then h_l = F(a_l) ⊙ factor when `scaled`.
-    fn layer_forward(&self, ws: &mut Workspace<T>, l: usize, m: T, scaled: bool) {
+    /// a_l, then h_l = F(a_l) ⊙ factor when `scaled` and the layer has a
+    /// factor (which then comes from `modulation`).
+    fn layer_forward(
+        &self,
+        ws: &mut Workspace<T>,
+        l: usize,
+        modulation: Option<&Modulation<T>>,
+        m: T,
+        scaled: bool,
+    ) {
         let layer = &self.layers[l - 1];
         let batch = ws.batch;
         let n = layer.shape.outputs;
@@ -376,7 +411,14 @@ impl<T: Real> Model<T> {
             );
         }
         let Some(f) = layer.activation else { return };
-        let scaled = scaled && self.fill_scale(ws, l, m);
+        let scaled = scaled
+            && !ws.scale[l - 1].is_empty()
+            && self.fill_scale(
+                ws,
+                l,
+                modulation.expect("a layer with a factor is scaled only with a modulation"),
+                m,
+            );
         let scale = scaled.then_some(&ws.scale[l - 1][..]);
         activation_forward(
             f,
@@ -397,7 +439,7 @@ impl<T: Real> Model<T> {
         &ws.pre[l - 1][..ws.batch * self.arch.size(l)]
     }
 
-    /// Mean cross-entropy of the last forward pass (SPEC §2); leaves
+    /// Mean cross-entropy of the last forward pass (§2); leaves
     /// ∂L/∂logits in the workspace for [`Model::backward`].
     pub fn loss(&self, ws: &mut Workspace<T>, labels: &[u8], readout: Readout) -> T {
         assert_eq!(labels.len(), ws.batch);

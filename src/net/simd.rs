@@ -1,4 +1,4 @@
-//! Run-time choice of AVX2+FMA code (SPEC §3's fast bodies).
+//! Run-time choice of AVX2+FMA code (§3's fast bodies).
 //!
 //! The binary is built for the x86-64 baseline so that it runs on every
 //! node of a cluster; hot loops have a second body compiled with AVX2 and

@@ -1,4 +1,4 @@
-//! Sweeps (SPEC §6): tasks × methods × repeats fine-tuning runs from one
+//! Sweeps (§6): tasks × methods × repeats fine-tuning runs from one
 //! pretrained network, in parallel, resumable, shardable, each run's record
 //! appended as soon as it completes.
 
@@ -6,23 +6,22 @@ pub mod plan;
 pub mod record;
 pub mod store;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 
 use crate::data::{Digits, Task};
-use crate::error::Result;
-use crate::kernel::KernelPlan;
-use crate::net::Model;
+use crate::error::{Error, Result};
 use crate::net::linalg::serial_products;
-use crate::sweep::plan::{Group, RunKey, Shard, groups};
-use crate::sweep::record::{Record, SweepConfig};
+use crate::sweep::plan::{Group, Shard, groups};
+use crate::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
 use crate::sweep::store::{Appender, check_config, read_results, write_canonical};
-use crate::train::finetune::{Method, TaskData, finetune, run_flops};
-use crate::train::metrics::{examples_to_criterion, initial_slope};
+use crate::train::method::Trained;
+use crate::train::{FrozenNetwork, Method, TaskData, finetune};
 
 /// What a sweep covers.
 #[derive(Clone, Debug)]
@@ -35,8 +34,30 @@ pub struct SweepSpec {
     pub repeats: usize,
     /// The part of the plan this process runs.
     pub shard: Shard,
+    /// Keep each modulation run's fine-tuned coupling in its record.
+    pub record_coupling: bool,
     /// The configuration every record carries.
     pub config: SweepConfig,
+}
+
+impl SweepSpec {
+    /// Checks the plan and the configuration; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        if self.tasks.is_empty() {
+            return Err(Error::option("--tasks", "(none)", "a sweep needs a task"));
+        }
+        if self.methods.is_empty() {
+            return Err(Error::option(
+                "--methods",
+                "(none)",
+                "a sweep needs a method",
+            ));
+        }
+        if self.repeats == 0 {
+            return Err(Error::option("--repeats", 0, "must be at least 1"));
+        }
+        self.config.finetune.validate()
+    }
 }
 
 /// How a sweep went.
@@ -56,26 +77,21 @@ pub struct SweepReport {
     pub flops: f64,
 }
 
-/// Runs the sweep `spec` of `model` on `digits` into `out` (created or
+/// Runs the sweep `spec` of `frozen` on `digits` into `out` (created or
 /// resumed). `on_run` is called after each completed run with the runs
 /// done so far and the total, for progress display.
 pub fn run_sweep(
-    model: &Model<f32>,
+    frozen: &FrozenNetwork,
     digits: &Digits,
     spec: &SweepSpec,
     out: &Path,
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<SweepReport> {
+    spec.validate()?;
     let contents = read_results(out)?;
     check_config(out, &contents, &spec.config)?;
+    let is_done = |g: &Group, method: Method| contents.records.contains_key(&g.key(method));
     let plan_groups = groups(&spec.tasks, &spec.methods, spec.repeats, spec.shard);
-    let is_done = |g: &Group, method: Method| {
-        contents.records.contains_key(&RunKey {
-            task: g.task,
-            method,
-            repeat: g.repeat,
-        })
-    };
     let planned = plan_groups.iter().map(|g| g.methods.len()).sum();
     let resumed = plan_groups
         .iter()
@@ -89,71 +105,33 @@ pub fn run_sweep(
         by_task.entry(group.task).or_default().push(group);
     }
     let appender = Appender::open(out, contents.whole_len)?;
-    let kernel_plan = KernelPlan::new(model);
-    let finetune_config = &spec.config.finetune;
-    let flops: HashMap<Method, f64> = Method::ALL
-        .iter()
-        .map(|&m| (m, run_flops(model, &kernel_plan, m, finetune_config)))
-        .collect();
-    let done = std::sync::atomic::AtomicUsize::new(resumed);
-    let new_records: Mutex<Vec<Record>> = Mutex::new(Vec::new());
+    let config = &spec.config.finetune;
+    let done = AtomicUsize::new(resumed);
+    let new_records: Mutex<Vec<(Record, f64)>> = Mutex::new(Vec::new());
     let start = Instant::now();
     let tasks: Vec<(Task, Vec<Group>)> = by_task.into_iter().collect();
     tasks
         .par_iter()
         .try_for_each(|(task, task_groups)| -> Result<()> {
-            let data = TaskData::new(
-                model,
-                digits,
-                *task,
-                finetune_config,
-                spec.config.master_seed,
-            );
+            let data = TaskData::new(frozen, digits, *task, config, spec.config.master_seed);
             task_groups.par_iter().try_for_each(|group| -> Result<()> {
-                let mut retrain_slope = contents
-                    .records
-                    .get(&RunKey {
-                        task: group.task,
-                        method: Method::Retrain,
-                        repeat: group.repeat,
-                    })
-                    .map(|r| r.slope);
-                for &method in &group.methods {
-                    let key = RunKey {
-                        task: group.task,
-                        method,
-                        repeat: group.repeat,
-                    };
-                    if contents.records.contains_key(&key) {
-                        continue;
-                    }
+                for &method in group.methods.iter().filter(|&&m| !is_done(group, m)) {
+                    let key = group.key(method);
                     let seed = key.seed(spec.config.master_seed);
                     let run_start = Instant::now();
-                    let (_, curve) = serial_products(|| {
-                        finetune(
-                            model,
-                            &kernel_plan,
-                            digits,
-                            &data,
-                            method,
-                            finetune_config,
-                            seed,
-                        )
-                    });
-                    let batch = finetune_config.batch_size;
-                    let slope = initial_slope(&curve, batch);
-                    if method == Method::Retrain {
-                        retrain_slope = Some(slope);
-                    }
+                    let outcome =
+                        serial_products(|| finetune(frozen, digits, &data, method, config, seed))?;
+                    let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
+                        .then_some(outcome.modulation.coupling);
                     let record = Record {
-                        task: key.task.to_string(),
+                        format: RECORD_FORMAT,
+                        task: key.task,
                         method,
                         repeat: key.repeat,
                         seed,
-                        slope,
-                        slope_ratio_retrain: retrain_slope.filter(|&r| r != 0.0).map(|r| slope / r),
-                        examples_to_criterion: examples_to_criterion(&curve, batch),
-                        curve,
+                        examples: outcome.curve.examples,
+                        curve: outcome.curve.accuracy,
+                        coupling,
                         wall_s: run_start.elapsed().as_secs_f64(),
                         config: spec.config.clone(),
                     };
@@ -161,9 +139,8 @@ pub fn run_sweep(
                     new_records
                         .lock()
                         .expect("no panic while holding the lock")
-                        .push(record);
-                    let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    on_run(finished, planned);
+                        .push((record, outcome.flops));
+                    on_run(done.fetch_add(1, Ordering::Relaxed) + 1, planned);
                 }
                 Ok(())
             })
@@ -177,12 +154,11 @@ pub fn run_sweep(
         run: new_records.len(),
         dropped_torn_line: contents.torn.clone(),
         seconds: start.elapsed().as_secs_f64(),
-        flops: new_records.iter().map(|r| flops[&r.method]).sum(),
+        flops: new_records.iter().map(|(_, flops)| flops).sum(),
     };
     let mut all = contents.records;
-    for record in new_records {
-        let key = record.key().expect("records made here have valid tasks");
-        all.insert(key, record);
+    for (record, _) in new_records {
+        all.insert(record.key(), record);
     }
     write_canonical(out, &all)?;
     Ok(report)

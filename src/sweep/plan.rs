@@ -1,14 +1,14 @@
-//! The runs of a sweep (SPEC §6): tasks × methods × repeats, their seeds,
-//! their canonical order and their split into shards.
+//! The runs of a sweep (§6): tasks × methods × repeats, their seeds, their
+//! canonical order and their split into shards.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::data::Task;
+use crate::data::{Task, TaskId};
 use crate::rng::derive_seed;
-use crate::train::finetune::Method;
+use crate::train::Method;
 
-/// Repeats per (task, method) of the full study (SPEC §6).
+/// Repeats per (task, method) of the full study, the default of a sweep (§6).
 pub const FULL_REPEATS: usize = 10;
 /// Repeats of the default reproduction.
 pub const REPRODUCTION_REPEATS: usize = 6;
@@ -27,11 +27,11 @@ pub fn reproduction_tasks() -> Vec<Task> {
     tasks
 }
 
-/// One run: (task, method, repeat).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One run: (task, method, repeat); ordered canonically.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunKey {
     /// The task.
-    pub task: Task,
+    pub task: TaskId,
     /// The method.
     pub method: Method,
     /// The repeat, from 0.
@@ -40,13 +40,12 @@ pub struct RunKey {
 
 impl RunKey {
     /// The run's seed: a fixed hash of (master seed, task, method, repeat),
-    /// so results depend on nothing else (SPEC §6).
+    /// so results depend on nothing else (§6).
     pub fn seed(&self, master: u64) -> u64 {
-        let task = self.task.to_string();
         derive_seed(
             master,
             &[
-                task.as_str().into(),
+                self.task.as_str().into(),
                 self.method.name().into(),
                 self.repeat.into(),
             ],
@@ -97,22 +96,32 @@ impl fmt::Display for Shard {
     }
 }
 
-/// The runs of one (task, repeat) in the order they run: `retrain` first,
-/// so that the others can be reported relative to it (SPEC §5).
+/// The runs of one (task, repeat): a shard holds whole groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     /// The task.
     pub task: Task,
     /// The repeat.
     pub repeat: usize,
-    /// The methods, `retrain` first when present.
+    /// The methods, in report order, each once.
     pub methods: Vec<Method>,
+}
+
+impl Group {
+    /// The key of this group's run of `method`.
+    pub fn key(&self, method: Method) -> RunKey {
+        RunKey {
+            task: self.task.into(),
+            method,
+            repeat: self.repeat,
+        }
+    }
 }
 
 /// The groups of a sweep that belong to `shard`, in plan order.
 pub fn groups(tasks: &[Task], methods: &[Method], repeats: usize, shard: Shard) -> Vec<Group> {
     let mut ordered = methods.to_vec();
-    ordered.sort_by_key(|&m| (m != Method::Retrain, m));
+    ordered.sort();
     ordered.dedup();
     let mut out = Vec::new();
     for (t, &task) in tasks.iter().enumerate() {
@@ -138,7 +147,7 @@ mod tests {
         let tasks = Task::all();
         let all = groups(&tasks[..7], &Method::ALL, 3, Shard::default());
         assert_eq!(all.len(), 21);
-        assert_eq!(all[0].methods[0], Method::Retrain);
+        assert_eq!(all[0].methods, Method::ALL);
         let mut union: Vec<Group> = (0..4)
             .flat_map(|i| groups(&tasks[..7], &Method::ALL, 3, Shard { index: i, count: 4 }))
             .collect();
@@ -163,14 +172,17 @@ mod tests {
     fn seeds_differ_between_runs() {
         let task: Task = "1-7@0".parse().unwrap();
         let a = RunKey {
-            task,
+            task: task.into(),
             method: Method::Stochastic,
             repeat: 0,
         };
-        let b = RunKey { repeat: 1, ..a };
+        let b = RunKey {
+            repeat: 1,
+            ..a.clone()
+        };
         let c = RunKey {
             method: Method::Retrain,
-            ..a
+            ..a.clone()
         };
         assert_ne!(a.seed(0), b.seed(0));
         assert_ne!(a.seed(0), c.seed(0));

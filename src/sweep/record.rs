@@ -1,16 +1,23 @@
-//! Result records (SPEC §6): one JSON line per run, carrying the full
-//! configuration that produced it.
-
-use serde::{Deserialize, Serialize};
+//! Result records (§6, §7): one JSON line per run, carrying its learning
+//! curve with its x axis, optionally its fine-tuned coupling, and the full
+//! configuration that produced it. Metrics are not stored: they are
+//! computed from the curve by [`crate::analysis::metrics`].
 
 use std::path::Path;
 
-use crate::data::{Digits, Task};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Digits, TaskId};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::net::{Arch, Model};
 use crate::sweep::plan::RunKey;
-use crate::train::finetune::{FinetuneConfig, Method};
+use crate::train::{FinetuneConfig, Method};
+
+/// The record format this version writes. Format 1 (no `format` key, no
+/// `examples`) is read and upgraded: its x axis is derived from the batch
+/// size, its stored metrics are ignored.
+pub const RECORD_FORMAT: u32 = 2;
 
 /// Everything that produced a record besides its task, method and repeat;
 /// records of different configurations never mix.
@@ -21,7 +28,7 @@ pub struct SweepConfig {
     pub finetune: FinetuneConfig,
     /// The master seed.
     pub master_seed: u64,
-    /// The network's architecture (SPEC §7 JSON).
+    /// The network's architecture (§7 JSON).
     pub architecture: Arch,
     /// sha256 of the checkpoint file.
     pub checkpoint_sha256: String,
@@ -56,38 +63,72 @@ impl SweepConfig {
 /// One run's record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// Record format ([`RECORD_FORMAT`]); absent in format 1.
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// Task, e.g. `"1-7@0"`.
-    pub task: String,
+    pub task: TaskId,
     /// Method name.
     pub method: Method,
     /// Repeat, from 0.
     pub repeat: usize,
     /// The run's seed.
     pub seed: u64,
-    /// Accuracy per measurement, measurement 0 (before any update) first.
+    /// Training examples seen at each measurement: the curve's x axis.
+    #[serde(default)]
+    pub examples: Vec<usize>,
+    /// Test accuracy at each measurement, measurement 0 (before any update) first.
     pub curve: Vec<f32>,
-    /// Initial slope, accuracy per example (SPEC §5).
-    pub slope: f64,
-    /// slope / slope of `retrain` on the same task and repeat; null when
-    /// retrain was not run (or its slope is 0).
-    pub slope_ratio_retrain: Option<f64>,
-    /// Examples to criterion; null when censored.
-    pub examples_to_criterion: Option<usize>,
+    /// The fine-tuned coupling c, `[N_ℓ]`, when the sweep was asked to keep
+    /// it (modulation methods only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupling: Option<Vec<f32>>,
     /// Wall time of the run in seconds.
     pub wall_s: f64,
     /// The configuration.
     pub config: SweepConfig,
 }
 
+fn format_one() -> u32 {
+    1
+}
+
 impl Record {
-    /// The run this record is of; `None` if its task does not parse.
-    pub fn key(&self) -> Option<RunKey> {
-        let task: Task = self.task.parse().ok()?;
-        Some(RunKey {
-            task,
+    /// The run this record is of.
+    pub fn key(&self) -> RunKey {
+        RunKey {
+            task: self.task.clone(),
             method: self.method,
             repeat: self.repeat,
-        })
+        }
+    }
+
+    /// Parses one line of a results file, upgrading format 1; the error
+    /// says what is wrong with the line.
+    pub fn from_line(line: &[u8]) -> std::result::Result<Record, String> {
+        let mut record: Record =
+            serde_json::from_slice(line).map_err(|e| format!("not a result record ({e})"))?;
+        match record.format {
+            1 => {
+                let batch = record.config.finetune.batch_size;
+                record.examples = (0..record.curve.len()).map(|n| n * batch).collect();
+                record.format = RECORD_FORMAT;
+            }
+            RECORD_FORMAT => {}
+            newer => {
+                return Err(format!(
+                    "record format {newer} is newer than this comod reads ({RECORD_FORMAT}): use a newer comod"
+                ));
+            }
+        }
+        if record.examples.len() != record.curve.len() {
+            return Err(format!(
+                "{} examples for {} measurements",
+                record.examples.len(),
+                record.curve.len()
+            ));
+        }
+        Ok(record)
     }
 
     /// The record as one line of JSON, without the newline.

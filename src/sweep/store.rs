@@ -1,4 +1,4 @@
-//! The results file (SPEC §6): JSON lines appended one whole record at a
+//! The results file (§6): JSON lines appended one whole record at a
 //! time, resumed by skipping the runs it holds, a torn last line reported
 //! and dropped, configurations never mixed, and a canonical order
 //! (task, method, repeat) once a sweep or a merge completes.
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::io::tensors::write_atomic;
+use crate::io::atomic::write_atomic;
 use crate::sweep::plan::RunKey;
 use crate::sweep::record::{Record, SweepConfig};
 
@@ -25,8 +25,9 @@ pub struct Contents {
     pub torn: Option<String>,
 }
 
-/// Parses a results file: every line a record; a last line without its
-/// newline is torn. Duplicated runs are an error.
+/// Parses a results file: every line a record (format 1 records are
+/// upgraded, [`Record::from_line`]); a last line without its newline is
+/// torn. Duplicated runs are an error.
 pub fn read_results(path: &Path) -> Result<Contents> {
     let text = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -41,12 +42,8 @@ pub fn read_results(path: &Path) -> Result<Contents> {
             break;
         }
         let fail = |why: String| Error::data(path, format!("line {}: {why}", number + 1));
-        let record: Record =
-            serde_json::from_slice(line).map_err(|e| fail(format!("not a result record ({e})")))?;
-        let key = record
-            .key()
-            .ok_or_else(|| fail(format!("unknown task {:?}", record.task)))?;
-        if contents.records.insert(key, record).is_some() {
+        let record = Record::from_line(line).map_err(fail)?;
+        if contents.records.insert(record.key(), record).is_some() {
             return Err(fail("the same run is recorded twice".into()));
         }
         start += line.len();
@@ -133,7 +130,7 @@ pub fn write_canonical(path: &Path, records: &BTreeMap<RunKey, Record>) -> Resul
     write_atomic(path, text.as_bytes())
 }
 
-/// Joins shard files into `out` (SPEC §6): every input must be whole (no
+/// Joins shard files into `out` (§6): every input must be whole (no
 /// torn line) and of one configuration, and no run may appear twice.
 pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
     let mut all: BTreeMap<RunKey, Record> = BTreeMap::new();
@@ -167,7 +164,7 @@ pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
                 }
                 Some(_) => {}
             }
-            if all.insert(key, record).is_some() {
+            if all.insert(key.clone(), record).is_some() {
                 return Err(Error::data(
                     input,
                     format!(

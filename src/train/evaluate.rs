@@ -1,21 +1,28 @@
-//! Accuracy of a network on composite sets (SPEC §1, §2, §4): the general
-//! task's held-out 10-way accuracy and the pair accuracy of specific tasks.
+//! Accuracy and loss of a network on labelled composite sets (§1, §2, §4):
+//! the general task's held-out accuracy, the pair accuracy of Fig. 2A,
+//! and the one evaluation path of fine-tuning runs ([`Evaluator`] on an
+//! [`EvalSet`]), which starts from the deepest activity a method leaves
+//! frozen.
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
-use crate::net::{Model, Readout, Workspace};
+use crate::kernel::{Body, KernelScratch, forward_rows};
+use crate::net::arch::LOGITS;
+use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
+use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
+use crate::train::config::TASK_TEST_COMPOSITES;
+use crate::train::frozen::FrozenNetwork;
 
 /// Composites in the general task's held-out set.
 pub const HELDOUT_COMPOSITES: usize = 2000;
-/// Composites in a specific task's test set (SPEC §4).
-pub const TASK_TEST_COMPOSITES: usize = 1000;
 /// Examples per forward pass during evaluation.
 pub const EVAL_CHUNK: usize = 500;
 
 /// Fraction of `set` answered correctly, with `labels` read by `readout`,
-/// forward at modulator value `m` with the model's current c and g.
+/// forward at modulator value `m` with `modulation`.
 pub fn accuracy(
     model: &Model<f32>,
+    modulation: &Modulation<f32>,
     ws: &mut Workspace<f32>,
     set: &CompositeSet,
     labels: &[u8],
@@ -29,13 +36,13 @@ pub fn accuracy(
         .chunks(EVAL_CHUNK * CANVAS_PIXELS)
         .zip(labels.chunks(EVAL_CHUNK))
     {
-        model.forward(ws, images, m);
+        model.forward(ws, modulation, images, m);
         correct += model.correct(ws, labels, readout);
     }
     correct as f64 / set.len() as f64
 }
 
-/// The general task's held-out set: test-pool composites (SPEC §1).
+/// The general task's held-out set: test-pool composites (§1).
 pub fn heldout_set(digits: &Digits, seed: u64) -> CompositeSet {
     let seed = derive_seed(seed, &["heldout".into()]);
     CompositeSet::generate(
@@ -49,7 +56,7 @@ pub fn heldout_set(digits: &Digits, seed: u64) -> CompositeSet {
 }
 
 /// A specific task's test set from the test pool, with or without
-/// distractors (SPEC §1, §4).
+/// distractors (§1, §4).
 pub fn task_test_set(
     digits: &Digits,
     task: Task,
@@ -79,10 +86,11 @@ pub fn task_test_set(
 pub fn general_accuracy(model: &Model<f32>, digits: &Digits, seed: u64) -> f64 {
     let set = heldout_set(digits, seed);
     let mut ws = model.workspace(EVAL_CHUNK);
-    accuracy(model, &mut ws, &set, &set.labels, Readout::All, 0.0)
+    let off = Modulation::off(model.arch());
+    accuracy(model, &off, &mut ws, &set, &set.labels, Readout::All, 0.0)
 }
 
-/// Pair accuracy of `task` (pair readout, SPEC §2) with and without
+/// Pair accuracy of `task` (pair readout, §2) with and without
 /// distractors: the paper's Fig. 2A numbers.
 #[derive(Clone, Copy, Debug)]
 pub struct PairAccuracy {
@@ -97,14 +105,245 @@ pub struct PairAccuracy {
 /// [`PairAccuracy`] of `task` for the pretrained network, modulation off.
 pub fn pair_accuracy(model: &Model<f32>, digits: &Digits, task: Task, seed: u64) -> PairAccuracy {
     let mut ws = model.workspace(EVAL_CHUNK);
+    let off = Modulation::off(model.arch());
     let readout = Readout::Pair(task.a, task.b);
     let mut measure = |distractors| {
         let set = task_test_set(digits, task, distractors, TASK_TEST_COMPOSITES, seed);
-        accuracy(model, &mut ws, &set, &set.labels, readout, 0.0)
+        accuracy(model, &off, &mut ws, &set, &set.labels, readout, 0.0)
     };
     PairAccuracy {
         task,
         without_distractors: measure(false),
         with_distractors: measure(true),
+    }
+}
+
+/// A labelled set of canvases with what the frozen network makes of them,
+/// computed once: the modulated layer's activity F(a_ℓ), from which the
+/// modulation methods evaluate, and the gated layer's activity with the
+/// modulation off, from which `retrain-last` evaluates (§4).
+#[derive(Clone, Debug)]
+pub struct EvalSet {
+    images: Vec<f32>,
+    labels: Vec<u8>,
+    modulated_activity: Vec<f32>,
+    gated_activity: Vec<f32>,
+}
+
+impl EvalSet {
+    /// The set of `images` `[n, 784]` with `labels` (as the readout reads
+    /// them), and the activities of the frozen `model` at modulator value `m`.
+    pub fn new(model: &Model<f32>, images: Vec<f32>, labels: Vec<u8>, m: f32) -> EvalSet {
+        assert_eq!(
+            images.len(),
+            labels.len() * CANVAS_PIXELS,
+            "one label per canvas"
+        );
+        let arch = model.arch();
+        let off = Modulation::off(arch);
+        let mut ws = model.workspace(EVAL_CHUNK);
+        let mut modulated_activity = Vec::new();
+        let mut gated_activity = Vec::new();
+        for chunk in images.chunks(EVAL_CHUNK * CANVAS_PIXELS) {
+            modulated_activity.extend_from_slice(model.unmodulated_activity(&mut ws, chunk));
+            gated_activity.extend_from_slice(model.activity_at(
+                &mut ws,
+                &off,
+                chunk,
+                arch.gated_layer(),
+                m,
+            ));
+        }
+        EvalSet {
+            images,
+            labels,
+            modulated_activity,
+            gated_activity,
+        }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the set has no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The canvases, `[n, 784]`.
+    pub fn images(&self) -> &[f32] {
+        &self.images
+    }
+
+    /// The labels, as the readout reads them.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
+    }
+}
+
+/// Where an evaluation of an unmodulated network starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// From the canvases: every layer may have changed (`retrain`).
+    Canvases,
+    /// From the gated layer's frozen activity: only the readout changed
+    /// (`retrain-last`).
+    GatedActivity,
+}
+
+/// What an evaluation reports: the accuracy and the mean cross-entropy of
+/// the readout (§2), without any L1 term.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Fraction answered correctly.
+    pub accuracy: f32,
+    /// Mean cross-entropy over the set.
+    pub loss: f64,
+}
+
+/// Evaluates networks on [`EvalSet`]s with buffers reused across calls
+/// (§4): forward at m = μ_m with the current coupling and gain, starting
+/// from the deepest activity the method leaves frozen.
+pub struct Evaluator {
+    body: Body,
+    /// exp(m·c − β) per modulated neuron.
+    factor: Vec<f32>,
+    /// Modulated activity of the set, `[n, N_ℓ]`.
+    modulated: Vec<f32>,
+    /// Gated activity of the set before the gain, `[n, N_{L−1}]`.
+    gated: Vec<f32>,
+    /// Logits, `[n, 10]` (only the readout's columns are written).
+    logits: Vec<f32>,
+    /// Readout weights with the gain folded in, `[10, N_{L−1}]`.
+    readout: Vec<f32>,
+    off: Modulation<f32>,
+    scratch: KernelScratch,
+    ws: Workspace<f32>,
+}
+
+impl Evaluator {
+    /// An evaluator for networks of `model`'s architecture whose modulated
+    /// path runs on the kernel's `body` ([`Body::detect`] for the fastest).
+    pub fn new(model: &Model<f32>, body: Body) -> Evaluator {
+        let arch = model.arch();
+        Evaluator {
+            body,
+            factor: vec![0.0; arch.size(arch.modulated_layer)],
+            modulated: Vec::new(),
+            gated: Vec::new(),
+            logits: Vec::new(),
+            readout: model.weights(arch.depth()).to_vec(),
+            off: Modulation::off(arch),
+            scratch: KernelScratch::default(),
+            ws: model.workspace(EVAL_CHUNK),
+        }
+    }
+
+    /// The frozen network under `modulation` on `set` (the modulation
+    /// methods): the set's F(a_ℓ) times exp(m·c − β), through the layers
+    /// ℓ+1..L−1 on the kernel's packed weights, then the readout with the
+    /// gain folded into its weights, for the readout's logits only.
+    pub fn modulated(
+        &mut self,
+        frozen: &FrozenNetwork,
+        modulation: &Modulation<f32>,
+        set: &EvalSet,
+        readout: Readout,
+        m: f32,
+    ) -> Evaluation {
+        let model = &frozen.model;
+        let arch = model.arch();
+        let rows = set.len();
+        let n = self.factor.len();
+        let n_gated = modulation.gain.len();
+        self.modulated.resize(rows * n, 0.0);
+        self.gated.resize(rows * n_gated, 0.0);
+        self.logits.resize(rows * LOGITS, 0.0);
+        modulation_factor(m, &modulation.coupling, arch.beta, &mut self.factor);
+        for (x, u) in self
+            .modulated
+            .chunks_exact_mut(n)
+            .zip(set.modulated_activity.chunks_exact(n))
+        {
+            for ((x, &u), &f) in x.iter_mut().zip(u).zip(&self.factor) {
+                *x = u * f;
+            }
+        }
+        forward_rows(
+            self.body,
+            &frozen.plan,
+            &self.modulated,
+            &mut self.gated,
+            &mut self.scratch,
+        );
+        // logits = (g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b: fold g into the readout.
+        self.readout.copy_from_slice(model.weights(arch.depth()));
+        for row in self.readout.chunks_exact_mut(n_gated) {
+            for (w, &g) in row.iter_mut().zip(&modulation.gain) {
+                *w *= g;
+            }
+        }
+        readout_columns(
+            &self.gated,
+            n_gated,
+            &self.readout,
+            model.bias(arch.depth()),
+            &readout.columns(),
+            &mut self.logits,
+        );
+        self.score(set.labels(), readout)
+    }
+
+    /// `model` with the modulation off on `set`, from `start` (the
+    /// retraining methods), at modulator value `m`.
+    pub fn unmodulated(
+        &mut self,
+        model: &Model<f32>,
+        set: &EvalSet,
+        start: Start,
+        readout: Readout,
+        m: f32,
+    ) -> Evaluation {
+        let arch = model.arch();
+        self.logits.resize(set.len() * LOGITS, 0.0);
+        for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
+            let rows = chunk * EVAL_CHUNK..chunk * EVAL_CHUNK + logits.len() / LOGITS;
+            match start {
+                Start::Canvases => model.forward(
+                    &mut self.ws,
+                    &self.off,
+                    &set.images[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS],
+                    m,
+                ),
+                Start::GatedActivity => {
+                    let n = arch.size(arch.gated_layer());
+                    model.forward_from(
+                        &mut self.ws,
+                        &self.off,
+                        arch.gated_layer(),
+                        &set.gated_activity[rows.start * n..rows.end * n],
+                        m,
+                    )
+                }
+            }
+            logits.copy_from_slice(model.logits(&self.ws));
+        }
+        self.score(set.labels(), readout)
+    }
+
+    /// The logits of the last evaluation, `[n, 10]`; after
+    /// [`Evaluator::modulated`] only the readout's columns are meaningful.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
+    fn score(&self, labels: &[u8], readout: Readout) -> Evaluation {
+        let correct = correct_count(&self.logits, LOGITS, labels, readout);
+        Evaluation {
+            accuracy: correct as f32 / labels.len() as f32,
+            loss: mean_cross_entropy(&self.logits, LOGITS, labels, readout),
+        }
     }
 }

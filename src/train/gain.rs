@@ -1,12 +1,18 @@
-//! The gain the readout uses (SPEC §3): how the per-trial covariance
-//! estimates become g. One type owns every option; [`GainState`] carries
-//! the running average across batches.
+//! The gain the readout uses (§3): how the per-trial covariance estimates
+//! become g. One type owns every option; [`GainState`] carries the running
+//! average across batches, and [`GainEstimator`] draws the modulator
+//! samples and runs the fused kernel for each estimate.
 
+use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::GainRule;
+use crate::data::CANVAS_PIXELS;
+use crate::kernel::{BatchScratch, GainRule, batch_gain};
+use crate::net::Modulation;
+use crate::rng::{Rng, rng_for};
+use crate::train::frozen::FrozenNetwork;
 
-/// Maximum weight τ of the old estimate in the running average (SPEC §3).
+/// Maximum weight τ of the old estimate in the running average (§3).
 pub const TAU_MAX: f32 = 100.0;
 
 /// Normalisation of a gain estimate.
@@ -39,7 +45,7 @@ pub enum GainInput {
     Blank,
 }
 
-/// Every option of the gain (SPEC §3); the defaults are §3's reading,
+/// Every option of the gain (§3); the defaults are §3's reading,
 /// `norm: None, smoothing: None` is the literal Eq. 3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GainOptions {
@@ -53,14 +59,20 @@ pub struct GainOptions {
     pub input: GainInput,
 }
 
+impl GainOptions {
+    /// The reading of §3: covariance, rectified to mean 1, running
+    /// average, on the batch.
+    pub const DEFAULT: GainOptions = GainOptions {
+        rule: GainRule::Covariance,
+        norm: GainNorm::Mean1,
+        smoothing: GainSmoothing::Running,
+        input: GainInput::Batch,
+    };
+}
+
 impl Default for GainOptions {
     fn default() -> Self {
-        GainOptions {
-            rule: GainRule::Covariance,
-            norm: GainNorm::Mean1,
-            smoothing: GainSmoothing::Running,
-            input: GainInput::Batch,
-        }
+        GainOptions::DEFAULT
     }
 }
 
@@ -76,7 +88,7 @@ pub fn normalise_mean1(g: &mut [f32]) {
 }
 
 /// The gain across batches: the current g and the running weight τ.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GainState {
     options: GainOptions,
     tau: f32,
@@ -93,7 +105,7 @@ impl GainState {
         }
     }
 
-    /// Folds a new batch estimate `fresh` into `gain` (SPEC §3): normalise,
+    /// Folds a new batch estimate `fresh` into `gain` (§3): normalise,
     /// average with the old gain when smoothing, normalise again.
     pub fn update(&mut self, gain: &mut [f32], fresh: &mut [f32]) {
         let mean1 = self.options.norm == GainNorm::Mean1;
@@ -114,6 +126,90 @@ impl GainState {
             normalise_mean1(gain);
         }
         self.tau = (self.tau + 1.0).min(TAU_MAX);
+    }
+}
+
+/// The stochastic method's gain estimates (§3, §4): fresh modulator
+/// samples N(μ_m, σ_m²) for each estimate, drawn from the run's own
+/// generator, the batch (or a blank trial) through the fused kernel, and
+/// the running state. Buffers are allocated once.
+pub struct GainEstimator {
+    state: GainState,
+    options: GainOptions,
+    samples: usize,
+    rng: Rng,
+    normal: Normal<f32>,
+    modulator: Vec<f32>,
+    fresh: Vec<f32>,
+    blank: Vec<f32>,
+    scratch: BatchScratch,
+}
+
+impl GainEstimator {
+    /// An estimator for batches of up to `capacity` trials of `frozen`,
+    /// with T = `samples` draws of N(`mean`, `variance`) per trial, seeded
+    /// by the run's `seed`.
+    pub fn new(
+        frozen: &FrozenNetwork,
+        options: GainOptions,
+        samples: usize,
+        (mean, variance): (f32, f32),
+        capacity: usize,
+        seed: u64,
+    ) -> GainEstimator {
+        GainEstimator {
+            state: GainState::new(options),
+            options,
+            samples,
+            rng: rng_for(seed, &["modulator".into()]),
+            normal: Normal::new(mean, variance.sqrt()).expect("a validated variance ≥ 0"),
+            modulator: Vec::new(),
+            fresh: vec![0.0; frozen.plan.gated_size],
+            blank: vec![0.0; CANVAS_PIXELS],
+            scratch: BatchScratch::new(&frozen.model, capacity.max(1)),
+        }
+    }
+
+    /// Re-estimates the gain of `modulation` on `batch` (canvases
+    /// `[B, 784]`) with its current coupling (§3, §4); returns the
+    /// floating-point operations spent in the kernel.
+    pub fn estimate(
+        &mut self,
+        frozen: &FrozenNetwork,
+        modulation: &mut Modulation<f32>,
+        batch: &[f32],
+    ) -> f64 {
+        let canvases = match self.options.input {
+            GainInput::Batch => batch,
+            GainInput::Blank => &self.blank[..],
+        };
+        let trials = canvases.len() / CANVAS_PIXELS;
+        self.modulator.clear();
+        let (rng, normal) = (&mut self.rng, &self.normal);
+        self.modulator
+            .extend((0..trials * self.samples).map(|_| normal.sample(rng)));
+        let estimate = batch_gain(
+            &frozen.model,
+            &frozen.plan,
+            &modulation.coupling,
+            canvases,
+            &self.modulator,
+            self.options.rule,
+            &mut self.scratch,
+        );
+        self.fresh.copy_from_slice(estimate);
+        self.state.update(&mut modulation.gain, &mut self.fresh);
+        trials as f64 * frozen.plan.flops_per_trial(self.samples)
+    }
+
+    /// The running state (for snapshots).
+    pub fn state(&self) -> &GainState {
+        &self.state
+    }
+
+    /// Replaces the running state (restoring a snapshot).
+    pub fn set_state(&mut self, state: GainState) {
+        self.state = state;
     }
 }
 

@@ -1,14 +1,18 @@
-//! Pretraining on the general task (SPEC §4): Adam, batch 200, lr 1e-4,
-//! 4000 fresh composites per epoch from the train pool, until the held-out
-//! 10-way accuracy reaches 0.90 or the epoch cap.
+//! Pretraining on the general task (§4): Adam, batch 200, lr 1e-4, 4000
+//! fresh composites per epoch from the train pool, until the held-out
+//! 10-way accuracy reaches 0.90 or the epoch cap; and the provenance a
+//! pretrained checkpoint carries.
+
+use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
-use crate::net::{Adam, Arch, GradTargets, Grads, Model, Readout, Workspace};
-use crate::rng::derive_seed;
+use crate::error::{Error, Result};
+use crate::net::{Adam, Arch, GradTargets, Grads, Model, Modulation, Readout, Workspace};
+use crate::rng::{DEFAULT_SEED, derive_seed};
 use crate::train::evaluate::{EVAL_CHUNK, accuracy, heldout_set};
 
-/// Settings of a pretraining run; defaults are SPEC §4's.
-#[derive(Clone, Debug)]
+/// Settings of a pretraining run; defaults are §4's.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PretrainOptions {
     /// Master seed (initialisation, composites, held-out set).
     pub seed: u64,
@@ -24,16 +28,50 @@ pub struct PretrainOptions {
     pub target_accuracy: f64,
 }
 
+impl PretrainOptions {
+    /// The settings of §4.
+    pub const DEFAULT: PretrainOptions = PretrainOptions {
+        seed: DEFAULT_SEED,
+        max_epochs: 200,
+        examples_per_epoch: 4000,
+        batch: 200,
+        lr: 1e-4,
+        target_accuracy: 0.90,
+    };
+
+    /// Checks every setting; the error names the first one out of range
+    /// (by its flag where it has one).
+    pub fn validate(&self) -> Result<()> {
+        for (option, count) in [
+            ("--epochs", self.max_epochs),
+            ("examples_per_epoch", self.examples_per_epoch),
+            ("batch", self.batch),
+        ] {
+            if count == 0 {
+                return Err(Error::option(option, count, "must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::option(
+                "lr",
+                self.lr,
+                "a learning rate must be positive",
+            ));
+        }
+        if !(self.target_accuracy > 0.0 && self.target_accuracy <= 1.0) {
+            return Err(Error::option(
+                "target_accuracy",
+                self.target_accuracy,
+                "must be in (0, 1]",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for PretrainOptions {
     fn default() -> Self {
-        PretrainOptions {
-            seed: 0,
-            max_epochs: 200,
-            examples_per_epoch: 4000,
-            batch: 200,
-            lr: 1e-4,
-            target_accuracy: 0.90,
-        }
+        PretrainOptions::DEFAULT
     }
 }
 
@@ -59,12 +97,14 @@ pub struct PretrainReport {
     pub reached_target: bool,
 }
 
-/// A pretraining run in progress, one epoch at a time (SPEC §4): the
+/// A pretraining run in progress, one epoch at a time (§4): the
 /// network, Adam state, buffers allocated once, and the held-out set.
 pub struct Pretrainer<'d> {
     digits: &'d Digits,
     options: PretrainOptions,
     model: Model<f32>,
+    /// c = 0, g = 1 throughout.
+    off: Modulation<f32>,
     adam: Adam,
     grads: Grads<f32>,
     ws: Workspace<f32>,
@@ -76,8 +116,14 @@ pub struct Pretrainer<'d> {
 }
 
 impl<'d> Pretrainer<'d> {
-    /// A freshly initialised network of `arch` and everything to train it.
-    pub fn new(arch: &Arch, digits: &'d Digits, options: &PretrainOptions) -> Pretrainer<'d> {
+    /// A freshly initialised network of `arch` and everything to train it;
+    /// fails, naming the option, when `options` are out of range.
+    pub fn new(
+        arch: &Arch,
+        digits: &'d Digits,
+        options: &PretrainOptions,
+    ) -> Result<Pretrainer<'d>> {
+        options.validate()?;
         let model = Model::<f32>::init(arch, derive_seed(options.seed, &["pretrain".into()]));
         let mut trainer = Pretrainer {
             digits,
@@ -86,13 +132,14 @@ impl<'d> Pretrainer<'d> {
             grads: model.zero_grads(),
             ws: model.workspace(options.batch.max(EVAL_CHUNK)),
             heldout: heldout_set(digits, options.seed),
+            off: Modulation::off(arch),
             model,
             current: CompositeSet::default(),
             next: CompositeSet::default(),
             epochs_done: 0,
         };
         draw_batch(digits, options, 1, 0, &mut trainer.next);
-        trainer
+        Ok(trainer)
     }
 
     fn batches_per_epoch(&self) -> usize {
@@ -117,6 +164,7 @@ impl<'d> Pretrainer<'d> {
                 digits,
                 options,
                 model,
+                off,
                 adam,
                 grads,
                 ws,
@@ -126,7 +174,7 @@ impl<'d> Pretrainer<'d> {
             } = self;
             let (loss, ()) = rayon::join(
                 || {
-                    model.forward(ws, &current.images, 0.0);
+                    model.forward(ws, off, &current.images, 0.0);
                     let loss = model.loss(ws, &current.labels, Readout::All);
                     model.backward(ws, GradTargets::WEIGHTS, grads);
                     adam.step(&mut model.params, &grads.params);
@@ -140,6 +188,7 @@ impl<'d> Pretrainer<'d> {
         let heldout = &self.heldout;
         let heldout_accuracy = accuracy(
             &self.model,
+            &self.off,
             &mut self.ws,
             heldout,
             &heldout.labels,
@@ -193,13 +242,14 @@ fn draw_batch(
 
 /// Pretrains a fresh network of `arch`; `on_epoch` sees every epoch
 /// (for progress display). Modulation is off (c = 0, g = 1) throughout.
+/// Fails, naming the option, when `options` are out of range.
 pub fn pretrain(
     arch: &Arch,
     digits: &Digits,
     options: &PretrainOptions,
     mut on_epoch: impl FnMut(&EpochStats),
-) -> (Model<f32>, PretrainReport) {
-    let mut trainer = Pretrainer::new(arch, digits, options);
+) -> Result<(Model<f32>, PretrainReport)> {
+    let mut trainer = Pretrainer::new(arch, digits, options)?;
     let mut report = PretrainReport {
         epochs: 0,
         heldout_accuracy: 0.0,
@@ -217,5 +267,48 @@ pub fn pretrain(
             break;
         }
     }
-    (trainer.model, report)
+    Ok((trainer.model, report))
+}
+
+/// How a pretrained network was made, stored in its checkpoint (§7
+/// metadata key [`Provenance::KEY`]) so that a run can tell whether a
+/// checkpoint on disk is the one it would make.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    // Fields in alphabetical order: the JSON text, and so the checkpoint's
+    // bytes, stay what they were when this record was a JSON map.
+    /// sha256 of the digits trained on.
+    pub data_sha256: String,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Held-out accuracy after the last epoch.
+    pub heldout_accuracy: f64,
+    /// True if the target accuracy was reached before the cap.
+    pub reached_target: bool,
+    /// Master seed of the pretraining.
+    pub seed: u64,
+    /// comod's version.
+    pub version: String,
+}
+
+impl Provenance {
+    /// The checkpoint metadata key that holds it.
+    pub const KEY: &'static str = "pretraining";
+
+    /// The provenance of a network pretrained with `options` on `digits`.
+    pub fn new(options: &PretrainOptions, report: &PretrainReport, digits: &Digits) -> Provenance {
+        Provenance {
+            seed: options.seed,
+            epochs: report.epochs,
+            heldout_accuracy: report.heldout_accuracy,
+            reached_target: report.reached_target,
+            data_sha256: digits.sha256().to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// True when the network was pretrained with `seed` on `digits`.
+    pub fn matches(&self, seed: u64, digits: &Digits) -> bool {
+        self.seed == seed && self.data_sha256 == digits.sha256()
+    }
 }

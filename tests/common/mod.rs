@@ -5,6 +5,7 @@
 use std::process::{Command, Output};
 
 use comod::data::CANVAS_PIXELS;
+use comod::kernel::Body;
 use comod::net::{Arch, LayerKind, LayerSpec, Nonlinearity};
 use proptest::prelude::*;
 
@@ -18,7 +19,7 @@ pub fn comod(args: &[&str], threads: &str) -> Output {
         .expect("comod runs")
 }
 
-/// Random valid architectures (SPEC §2): an encoder of 4·(1..=max_quarter)
+/// Random valid architectures (§2): an encoder of 4·(1..=max_quarter)
 /// neurons (exp or ReLU), 1..=max_hidden dense or local hidden layers of up
 /// to 4·max_quarter neurons (dense sizes 3q + 1, so not multiples of 4 or 8),
 /// the readout, any modulated layer and β in [−0.5, 0.5].
@@ -69,4 +70,15 @@ pub fn arch_strategy(max_quarter: usize, max_hidden: usize) -> impl Strategy<Val
                 .expect("the strategy builds valid architectures");
             arch
         })
+}
+
+/// Every kernel body this CPU runs: scalar always, AVX2+FMA where present.
+pub fn bodies() -> Vec<Body> {
+    let mut bodies = vec![Body::Scalar];
+    if Body::detect() == Body::Avx2Fma {
+        bodies.push(Body::Avx2Fma);
+    } else {
+        eprintln!("this CPU has no AVX2+FMA: only the scalar body is tested");
+    }
+    bodies
 }

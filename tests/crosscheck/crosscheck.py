@@ -1,6 +1,6 @@
-"""Independent cross-check of `comod trace` (SPEC §7).
+"""Independent cross-check of `comod trace` (§7).
 
-Written from SPEC.md alone, in numpy float64, with its own forward and
+Written from the model document (docs/model.md) alone, in numpy float64, with its own forward and
 backward passes (no autograd) and no code shared with comod. For each random
 case (architecture, K, T, pair or 10-way readout, lambda, gain rule, with and
 without coupling and gain) it writes a checkpoint and an input file, runs
@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PIXELS = 784
 QUADRANT_OF_PIXEL = ((np.arange(28)[:, None] // 14) * 2 + np.arange(28)[None, :] // 14).reshape(PIXELS)
 
-# Architectures every run covers (SPEC §2 and its Fig. 3 variants), then random ones.
+# Architectures every run covers (§2 and its Fig. 3 variants), then random ones.
 FIXED = [
     dict(sizes=[400, 200], kinds=["dense"], nonlinearity="exp", modulated=1),            # paper3
     dict(sizes=[400, 200], kinds=["dense"], nonlinearity="exp", modulated=2),            # paper3, late
@@ -55,7 +55,7 @@ def random_architecture(rng):
 
 
 class Network:
-    """Dense [out, in] weights with the masks of SPEC §2; layers 1..L."""
+    """Dense [out, in] weights with the masks of §2; layers 1..L."""
 
     def __init__(self, spec, rng):
         self.sizes = [PIXELS] + spec["sizes"] + [10]
@@ -101,7 +101,7 @@ class Network:
         return np.maximum(a, 0.0)
 
     def forward(self, x, m, coupling, gain):
-        """h_l = F(a_l) ⊙ factor_l, factor: exp(m·c − β) at ℓ, g at L−1 (SPEC §2)."""
+        """h_l = F(a_l) ⊙ factor_l, factor: exp(m·c − β) at ℓ, g at L−1 (§2)."""
         hs, as_, factors = [x], [], []
         for l in range(1, self.depth + 1):
             a = hs[-1] @ self.weights[l - 1].T + self.biases[l - 1]
@@ -138,7 +138,7 @@ class Network:
         return grads_w, grads_b, grad_c
 
     def trial_gain(self, stimulus, samples, coupling, rule):
-        """SPEC §3, two passes: z_t for all samples, then centred moments.
+        """§3, two passes: z_t for all samples, then centred moments.
         z is first taken relative to its first sample, which changes no moment
         but keeps a constant z exactly constant (a mean of T equal floats
         rounds), so that its covariance and correlation come out exactly 0."""

@@ -1,0 +1,198 @@
+//! The settings of a fine-tuning run (§2–§4): every default once, here,
+//! and the checks a configuration passes before any run starts. The
+//! command line shows these defaults; it does not repeat them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{CompositeSet, Task};
+use crate::error::{Error, Result};
+use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
+use crate::net::Readout;
+use crate::train::gain::GainOptions;
+use crate::train::method::LearningRates;
+
+/// Composites in a specific task's fixed test set (§4).
+pub const TASK_TEST_COMPOSITES: usize = 1000;
+
+/// How a run sees its training data (§4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// One pass over fresh batches, measured before the first update and
+    /// after every batch.
+    Online,
+}
+
+/// Which logits a binary task reads (§2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadoutKind {
+    /// Softmax over the logits of a and b; labels 0/1.
+    Pair,
+    /// 10-way softmax; label = the target digit's class.
+    All,
+}
+
+/// Everything that defines a fine-tuning run besides task, method and seed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneConfig {
+    /// Training protocol (§4).
+    pub protocol: Protocol,
+    /// Readout of the binary task (§2).
+    pub readout: ReadoutKind,
+    /// Gain options (§3).
+    pub gain: GainOptions,
+    /// Learning rates (§4).
+    pub lr: LearningRates,
+    /// λ of the L1 term on what is trained (§2).
+    pub lambda: f32,
+    /// Batches in the one online pass (§4).
+    pub batches: usize,
+    /// Examples per batch (§4).
+    pub batch_size: usize,
+    /// Modulator samples per trial, T (§3).
+    pub samples: usize,
+    /// μ_m, the modulator's mean; training and evaluation run at m = μ_m (§3, §4).
+    pub modulator_mean: f32,
+    /// σ_m², the variance of the stochastic method's modulator samples (§3).
+    pub modulator_variance: f32,
+    /// Composites of the fixed test set (§4).
+    pub test_composites: usize,
+}
+
+impl FinetuneConfig {
+    /// The defaults of §2–§4.
+    pub const DEFAULT: FinetuneConfig = FinetuneConfig {
+        protocol: Protocol::Online,
+        readout: ReadoutKind::Pair,
+        gain: GainOptions::DEFAULT,
+        lr: LearningRates::ONLINE,
+        lambda: 0.1,
+        batches: 250,
+        batch_size: 2,
+        samples: SAMPLES,
+        modulator_mean: MODULATOR_MEAN,
+        modulator_variance: MODULATOR_VARIANCE,
+        test_composites: TASK_TEST_COMPOSITES,
+    };
+
+    /// Checks every setting; the error names the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        for (flag, lr) in self.lr.by_flag() {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(Error::option(flag, lr, "a learning rate must be positive"));
+            }
+        }
+        if !(self.lambda.is_finite() && self.lambda >= 0.0) {
+            return Err(Error::option("--lambda", self.lambda, "must be ≥ 0"));
+        }
+        if !self.modulator_mean.is_finite() {
+            return Err(Error::option(
+                "--modulator-mean",
+                self.modulator_mean,
+                "must be finite",
+            ));
+        }
+        if !(self.modulator_variance.is_finite() && self.modulator_variance >= 0.0) {
+            return Err(Error::option(
+                "--modulator-var",
+                self.modulator_variance,
+                "a variance must be ≥ 0",
+            ));
+        }
+        for (flag, count) in [
+            ("--samples", self.samples),
+            ("--batches", self.batches),
+            ("--batch-size", self.batch_size),
+            ("--test-composites", self.test_composites),
+        ] {
+            if count == 0 {
+                return Err(Error::option(flag, count, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The readout of `task`.
+    pub fn readout_of(&self, task: Task) -> Readout {
+        match self.readout {
+            ReadoutKind::Pair => Readout::Pair(task.a, task.b),
+            ReadoutKind::All => Readout::All,
+        }
+    }
+
+    /// The labels `set` is read with under this readout.
+    pub fn labels<'s>(&self, set: &'s CompositeSet) -> &'s [u8] {
+        match self.readout {
+            ReadoutKind::Pair => &set.labels,
+            ReadoutKind::All => &set.targets,
+        }
+    }
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig::DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_each_bad_setting_is_named() {
+        FinetuneConfig::DEFAULT.validate().unwrap();
+        let cases: [(FinetuneConfig, &str); 6] = [
+            (
+                FinetuneConfig {
+                    samples: 0,
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--samples 0: must be at least 1",
+            ),
+            (
+                FinetuneConfig {
+                    lambda: -1.0,
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--lambda -1",
+            ),
+            (
+                FinetuneConfig {
+                    lr: LearningRates {
+                        retrain: 0.0,
+                        ..LearningRates::ONLINE
+                    },
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--lr-retrain 0: a learning rate must be positive",
+            ),
+            (
+                FinetuneConfig {
+                    modulator_variance: f32::NAN,
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--modulator-var NaN",
+            ),
+            (
+                FinetuneConfig {
+                    batch_size: 0,
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--batch-size 0",
+            ),
+            (
+                FinetuneConfig {
+                    test_composites: 0,
+                    ..FinetuneConfig::DEFAULT
+                },
+                "--test-composites 0",
+            ),
+        ];
+        for (config, needle) in cases {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.starts_with(needle), "{needle:?} vs {err:?}");
+        }
+    }
+}

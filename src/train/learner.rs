@@ -1,0 +1,357 @@
+//! Learners (§4): each method's training and evaluation in one place. A
+//! learner steps on batches, reports accuracy and loss on a labelled set,
+//! and can snapshot and restore what it trains; a protocol
+//! ([`crate::train::protocol`]) drives it without knowing the method.
+//!
+//! Two kinds cover the four methods: [`ModulationLearner`] trains the
+//! coupling of the shared frozen network (with the §3 gain for
+//! `stochastic`), [`RetrainLearner`] trains a copy of the network's weights
+//! (all of them, or the readout's).
+
+use std::ops::Range;
+
+use rand::RngExt;
+
+use crate::kernel::Body;
+use crate::net::layers::{l1_backward, l1_penalty};
+use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace};
+use crate::rng::rng_for;
+use crate::train::config::FinetuneConfig;
+use crate::train::evaluate::{EvalSet, Evaluation, Evaluator, Start};
+use crate::train::frozen::FrozenNetwork;
+use crate::train::gain::{GainEstimator, GainInput, GainState};
+use crate::train::method::{Method, Trained};
+
+/// A batch of training examples: canvases `[B, 784]` and their labels as
+/// the readout reads them.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Canvases.
+    pub images: &'a [f32],
+    /// Labels.
+    pub labels: &'a [u8],
+}
+
+/// What a learner trains, copied out so that it can be put back (early
+/// stopping keeps the best state; task switching restores a task's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The trained values: c, or the trained weights and biases.
+    trained: Vec<f32>,
+    /// The gain and its running state, for the stochastic method.
+    gain: Option<(Vec<f32>, GainState)>,
+}
+
+/// One method's fine-tuning of one task (§4).
+pub trait Learner {
+    /// Prepares what depends on the first training batch, before the first
+    /// measurement: the stochastic method estimates its first gain on it.
+    fn begin(&mut self, first: Batch<'_>);
+
+    /// One update on `batch`: forward at m = μ_m, mean cross-entropy plus
+    /// λ‖θ‖₁ of what is trained, backward, Adam (§4); the stochastic method
+    /// then re-estimates its gain on the same batch with the new c.
+    fn step(&mut self, batch: Batch<'_>);
+
+    /// Accuracy and mean cross-entropy on `set` in the current state.
+    fn evaluate(&mut self, set: &EvalSet) -> Evaluation;
+
+    /// The current trained state.
+    fn snapshot(&self) -> Snapshot;
+
+    /// Puts back a state taken by [`Learner::snapshot`] of this learner.
+    fn restore(&mut self, snapshot: &Snapshot);
+
+    /// The network as the learner computes it now: the shared frozen one
+    /// for the modulation methods, the learner's own copy for retraining.
+    fn network(&self) -> &Model<f32>;
+
+    /// The current coupling and gain (off for the retraining methods).
+    fn modulation(&self) -> &Modulation<f32>;
+
+    /// Floating-point operations done so far (for throughput reports).
+    fn flops(&self) -> f64;
+}
+
+/// The learner of `method` for a task read by `readout`, on the shared
+/// `frozen` network, seeded by the run's `seed` (§4, §6). The coupling
+/// starts i.i.d. U[0.9, 1.1] for the modulation methods.
+pub fn learner<'a>(
+    method: Method,
+    frozen: &'a FrozenNetwork,
+    config: &FinetuneConfig,
+    readout: Readout,
+    seed: u64,
+) -> Box<dyn Learner + 'a> {
+    let common = Common::new(method, frozen, config, readout);
+    match method.trains() {
+        Trained::Coupling => Box::new(ModulationLearner::new(method, frozen, config, common, seed)),
+        Trained::Weights | Trained::Readout => {
+            Box::new(RetrainLearner::new(method.trains(), frozen, common))
+        }
+    }
+}
+
+/// What every learner holds: its optimiser, buffers and settings.
+struct Common {
+    adam: Adam,
+    ws: Workspace<f32>,
+    grads: Grads<f32>,
+    evaluator: Evaluator,
+    readout: Readout,
+    lambda: f32,
+    m: f32,
+    /// Flops of one training step (forward, weight and input gradients).
+    step_flops: f64,
+    /// Flops of one example's evaluation, from the deepest frozen activity.
+    evaluation_flops: f64,
+    flops: f64,
+}
+
+impl Common {
+    fn new(
+        method: Method,
+        frozen: &FrozenNetwork,
+        config: &FinetuneConfig,
+        readout: Readout,
+    ) -> Self {
+        let model = &frozen.model;
+        let arch = model.arch();
+        let (trained, evaluated_from) = match method.trains() {
+            Trained::Coupling => (arch.size(arch.modulated_layer), arch.modulated_layer + 1),
+            Trained::Weights => (model.params.len(), 1),
+            Trained::Readout => (readout_range(model).len(), arch.depth()),
+        };
+        Common {
+            adam: Adam::new(trained, method.learning_rate(&config.lr)),
+            ws: model.workspace(config.batch_size),
+            grads: model.zero_grads(),
+            evaluator: Evaluator::new(model, Body::detect()),
+            readout,
+            lambda: config.lambda,
+            m: config.modulator_mean,
+            step_flops: 6.0 * config.batch_size as f64 * frozen.macs_from(1),
+            evaluation_flops: 2.0 * frozen.macs_from(evaluated_from),
+            flops: 0.0,
+        }
+    }
+}
+
+/// The weights and biases of the readout layer in the parameter buffer.
+fn readout_range(model: &Model<f32>) -> Range<usize> {
+    let last = model.layer(model.arch().depth());
+    last.weights.start..last.bias.end
+}
+
+/// `stochastic` and `deterministic`: train c of the shared frozen network.
+pub struct ModulationLearner<'a> {
+    frozen: &'a FrozenNetwork,
+    modulation: Modulation<f32>,
+    /// The §3 gain (`stochastic` only).
+    gain: Option<GainEstimator>,
+    common: Common,
+}
+
+impl<'a> ModulationLearner<'a> {
+    fn new(
+        method: Method,
+        frozen: &'a FrozenNetwork,
+        config: &FinetuneConfig,
+        common: Common,
+        seed: u64,
+    ) -> Self {
+        let mut modulation = Modulation::off(frozen.model.arch());
+        let mut rng = rng_for(seed, &["coupling".into()]);
+        modulation
+            .coupling
+            .iter_mut()
+            .for_each(|c| *c = rng.random_range(0.9..1.1));
+        let gain = method.gates().then(|| {
+            let trials = match config.gain.input {
+                GainInput::Batch => config.batch_size,
+                GainInput::Blank => 1,
+            };
+            GainEstimator::new(
+                frozen,
+                config.gain,
+                config.samples,
+                (config.modulator_mean, config.modulator_variance),
+                trials,
+                seed,
+            )
+        });
+        ModulationLearner {
+            frozen,
+            modulation,
+            gain,
+            common,
+        }
+    }
+
+    fn estimate_gain(&mut self, batch: Batch<'_>) {
+        if let Some(gain) = &mut self.gain {
+            self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch.images);
+        }
+    }
+}
+
+impl Learner for ModulationLearner<'_> {
+    fn begin(&mut self, first: Batch<'_>) {
+        self.estimate_gain(first);
+    }
+
+    fn step(&mut self, batch: Batch<'_>) {
+        let c = &mut self.common;
+        let model = &self.frozen.model;
+        model.forward(&mut c.ws, &self.modulation, batch.images, c.m);
+        model.loss(&mut c.ws, batch.labels, c.readout);
+        model.backward(&mut c.ws, GradTargets::COUPLING, &mut c.grads);
+        l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
+        c.adam
+            .step(&mut self.modulation.coupling, &c.grads.coupling);
+        c.flops += c.step_flops;
+        self.estimate_gain(batch);
+    }
+
+    fn evaluate(&mut self, set: &EvalSet) -> Evaluation {
+        let c = &mut self.common;
+        let mut evaluation =
+            c.evaluator
+                .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
+        evaluation.loss += l1_penalty(&self.modulation.coupling, c.lambda) as f64;
+        c.flops += set.len() as f64 * c.evaluation_flops;
+        evaluation
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            trained: self.modulation.coupling.clone(),
+            gain: self
+                .gain
+                .as_ref()
+                .map(|g| (self.modulation.gain.clone(), g.state().clone())),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) {
+        self.modulation.coupling.copy_from_slice(&snapshot.trained);
+        if let (Some(gain), Some((values, state))) = (&mut self.gain, &snapshot.gain) {
+            self.modulation.gain.copy_from_slice(values);
+            gain.set_state(state.clone());
+        }
+    }
+
+    fn network(&self) -> &Model<f32> {
+        &self.frozen.model
+    }
+
+    fn modulation(&self) -> &Modulation<f32> {
+        &self.modulation
+    }
+
+    fn flops(&self) -> f64 {
+        self.common.flops
+    }
+}
+
+/// `retrain` and `retrain-last`: train a copy of the network's weights
+/// (c = 0, g = 1).
+pub struct RetrainLearner {
+    model: Model<f32>,
+    off: Modulation<f32>,
+    /// The trained part of the parameter buffer.
+    trained: Range<usize>,
+    /// The weights (not biases) under the L1 term, within `trained`.
+    penalised: Vec<Range<usize>>,
+    targets: GradTargets,
+    start: Start,
+    common: Common,
+}
+
+impl RetrainLearner {
+    fn new(what: Trained, frozen: &FrozenNetwork, common: Common) -> Self {
+        let model = frozen.model.clone();
+        let depth = model.arch().depth();
+        let first = if what == Trained::Readout { depth } else { 1 };
+        let trained = match what {
+            Trained::Readout => readout_range(&model),
+            _ => 0..model.params.len(),
+        };
+        RetrainLearner {
+            penalised: (first..=depth)
+                .map(|l| model.layer(l).weights.clone())
+                .collect(),
+            off: Modulation::off(model.arch()),
+            targets: GradTargets {
+                weights_from: Some(first),
+                coupling: false,
+            },
+            start: if first == depth {
+                Start::GatedActivity
+            } else {
+                Start::Canvases
+            },
+            trained,
+            model,
+            common,
+        }
+    }
+}
+
+impl Learner for RetrainLearner {
+    fn begin(&mut self, _first: Batch<'_>) {}
+
+    fn step(&mut self, batch: Batch<'_>) {
+        let c = &mut self.common;
+        self.model.forward(&mut c.ws, &self.off, batch.images, c.m);
+        self.model.loss(&mut c.ws, batch.labels, c.readout);
+        self.model.backward(&mut c.ws, self.targets, &mut c.grads);
+        for range in &self.penalised {
+            l1_backward(
+                &self.model.params[range.clone()],
+                c.lambda,
+                &mut c.grads.params[range.clone()],
+            );
+        }
+        c.adam.step(
+            &mut self.model.params[self.trained.clone()],
+            &c.grads.params[self.trained.clone()],
+        );
+        c.flops += c.step_flops;
+    }
+
+    fn evaluate(&mut self, set: &EvalSet) -> Evaluation {
+        let c = &mut self.common;
+        let mut evaluation = c
+            .evaluator
+            .unmodulated(&self.model, set, self.start, c.readout, c.m);
+        for range in &self.penalised {
+            evaluation.loss += l1_penalty(&self.model.params[range.clone()], c.lambda) as f64;
+        }
+        c.flops += set.len() as f64 * c.evaluation_flops;
+        evaluation
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            trained: self.model.params[self.trained.clone()].to_vec(),
+            gain: None,
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) {
+        self.model.params[self.trained.clone()].copy_from_slice(&snapshot.trained);
+    }
+
+    fn network(&self) -> &Model<f32> {
+        &self.model
+    }
+
+    fn modulation(&self) -> &Modulation<f32> {
+        &self.off
+    }
+
+    fn flops(&self) -> f64 {
+        self.common.flops
+    }
+}

@@ -1,0 +1,94 @@
+//! One fine-tuning run (§4, §6): a task's fixed test set, the run's own
+//! training composites, the method's learner, and the protocol that
+//! drives it.
+
+use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::error::Result;
+use crate::net::Modulation;
+use crate::rng::derive_seed;
+use crate::train::config::{FinetuneConfig, Protocol};
+use crate::train::evaluate::{EvalSet, task_test_set};
+use crate::train::frozen::FrozenNetwork;
+use crate::train::learner::learner;
+use crate::train::method::Method;
+use crate::train::protocol::{Curve, TrainingSet, online};
+
+/// A task's fixed test set and what the frozen network makes of it,
+/// computed once and shared by every run of the task.
+pub struct TaskData {
+    /// The task.
+    pub task: Task,
+    /// Test composites (test pool, with distractors), labelled as the
+    /// configuration's readout reads them.
+    pub test: EvalSet,
+}
+
+impl TaskData {
+    /// Builds the test set of `task` (seeded by `master_seed` and the task,
+    /// the same for every method and repeat) and its frozen activities.
+    pub fn new(
+        frozen: &FrozenNetwork,
+        digits: &Digits,
+        task: Task,
+        config: &FinetuneConfig,
+        master_seed: u64,
+    ) -> TaskData {
+        let set = task_test_set(digits, task, true, config.test_composites, master_seed);
+        let labels = config.labels(&set).to_vec();
+        TaskData {
+            task,
+            test: EvalSet::new(&frozen.model, set.images, labels, config.modulator_mean),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The learning curve.
+    pub curve: Curve,
+    /// The fine-tuned coupling and gain (off for the retraining methods).
+    pub modulation: Modulation<f32>,
+    /// Floating-point operations done.
+    pub flops: f64,
+}
+
+/// One fine-tuning run of `method` on the task of `data` (§4): the run's
+/// training composites are drawn from the train pool with its `seed`, and
+/// its learner is driven by the configured protocol. Fails, naming the
+/// option, when `config` is out of range.
+pub fn finetune(
+    frozen: &FrozenNetwork,
+    digits: &Digits,
+    data: &TaskData,
+    method: Method,
+    config: &FinetuneConfig,
+    seed: u64,
+) -> Result<RunOutcome> {
+    config.validate()?;
+    let kind = CompositeKind::Specific {
+        task: data.task,
+        distractors: true,
+    };
+    let train = CompositeSet::generate(
+        digits,
+        kind,
+        Pool::Train,
+        config.batches * config.batch_size,
+        derive_seed(seed, &["train".into()]),
+        NOISE_STD,
+    );
+    let training = TrainingSet {
+        images: &train.images,
+        labels: config.labels(&train),
+    };
+    let mut learner = learner(method, frozen, config, config.readout_of(data.task), seed);
+    let curve = match config.protocol {
+        Protocol::Online => online(learner.as_mut(), training, config.batch_size, &data.test),
+    };
+    Ok(RunOutcome {
+        curve,
+        modulation: learner.modulation().clone(),
+        flops: learner.flops(),
+    })
+}

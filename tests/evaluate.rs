@@ -1,0 +1,143 @@
+//! The one evaluation path of fine-tuning runs (§4) against the network's
+//! plain forward pass, on random architectures, modulations and sets, for
+//! every kernel body: every point of the learning curves comes from it.
+
+mod common;
+
+use common::{arch_strategy, bodies};
+use comod::data::CANVAS_PIXELS;
+use comod::net::arch::LOGITS;
+use comod::net::layers::mean_cross_entropy;
+use comod::net::{Arch, Model, Modulation, Readout};
+use comod::train::FrozenNetwork;
+use comod::train::evaluate::{EvalSet, Evaluator, Start};
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+struct Case {
+    frozen: FrozenNetwork,
+    modulation: Modulation<f32>,
+    set: EvalSet,
+    readout: Readout,
+    m: f32,
+}
+
+fn build_case(arch: &Arch, seed: u64, rows: usize, pair: bool) -> Case {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut model = Model::<f32>::init(arch, seed);
+    for l in 1..=arch.depth() {
+        for k in model.layer(l).bias.clone() {
+            model.params[k] = rng.random_range(-0.3..0.3);
+        }
+    }
+    let mut modulation = Modulation::off(arch);
+    modulation
+        .coupling
+        .iter_mut()
+        .for_each(|c| *c = rng.random_range(-1.5..1.5));
+    modulation
+        .gain
+        .iter_mut()
+        .for_each(|g| *g = rng.random_range(0.0..2.0));
+    let images: Vec<f32> = (0..rows * CANVAS_PIXELS)
+        .map(|_| rng.random_range(-0.1..1.0))
+        .collect();
+    let (readout, classes) = if pair {
+        let a = rng.random_range(0..9u8);
+        (Readout::Pair(a, rng.random_range(a + 1..10)), 2)
+    } else {
+        (Readout::All, 10)
+    };
+    let labels = (0..rows).map(|_| rng.random_range(0..classes)).collect();
+    let m = rng.random_range(0.5..1.5);
+    Case {
+        set: EvalSet::new(&model, images, labels, m),
+        frozen: FrozenNetwork::new(model),
+        modulation,
+        readout,
+        m,
+    }
+}
+
+/// The logits of the plain forward pass with `modulation`.
+fn forward_logits(case: &Case, model: &Model<f32>, modulation: &Modulation<f32>) -> Vec<f32> {
+    let mut ws = model.workspace(case.set.len());
+    model.forward(&mut ws, modulation, case.set.images(), case.m);
+    model.logits(&ws).to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn modulated_evaluation_matches_the_forward_pass(
+        arch in arch_strategy(12, 3),
+        seed in any::<u64>(),
+        rows in prop_oneof![1usize..8, 40usize..110],
+        pair in prop::bool::ANY,
+    ) {
+        let case = build_case(&arch, seed, rows, pair);
+        let want = forward_logits(&case, &case.frozen.model, &case.modulation);
+        for body in bodies() {
+            let mut evaluator = Evaluator::new(&case.frozen.model, body);
+            let evaluation = evaluator.modulated(&case.frozen, &case.modulation, &case.set, case.readout, case.m);
+            let got = evaluator.logits();
+            let scale = want.iter().fold(1.0f32, |s, z| s.max(z.abs()));
+            for (r, (g_row, w_row)) in got.chunks_exact(LOGITS).zip(want.chunks_exact(LOGITS)).enumerate() {
+                for &c in case.readout.columns().iter() {
+                    let error = (g_row[c] - w_row[c]).abs();
+                    prop_assert!(
+                        error <= 1e-5 * scale,
+                        "{:?} row {} logit {}: evaluator {} vs forward {} (scale {})",
+                        body, r, c, g_row[c], w_row[c], scale
+                    );
+                }
+            }
+            let loss = mean_cross_entropy(&want, LOGITS, case.set.labels(), case.readout);
+            prop_assert!((evaluation.loss - loss).abs() <= 1e-4 * (1.0 + loss.abs()), "{:?}: loss {} vs {}", body, evaluation.loss, loss);
+            prop_assert!((0.0..=1.0).contains(&evaluation.accuracy));
+        }
+    }
+
+    #[test]
+    fn unmodulated_evaluation_equals_the_forward_pass_bit_for_bit(
+        arch in arch_strategy(12, 3),
+        seed in any::<u64>(),
+        rows in 1usize..60,
+        pair in prop::bool::ANY,
+    ) {
+        let case = build_case(&arch, seed, rows, pair);
+        let model = &case.frozen.model;
+        let want = forward_logits(&case, model, &Modulation::off(&arch));
+        let mut evaluator = Evaluator::new(model, comod::kernel::Body::detect());
+        for start in [Start::Canvases, Start::GatedActivity] {
+            evaluator.unmodulated(model, &case.set, start, case.readout, case.m);
+            prop_assert_eq!(evaluator.logits(), &want[..], "{:?}", start);
+        }
+    }
+}
+
+#[test]
+fn accuracy_counts_the_readout_argmax() {
+    let arch = Arch::preset("paper3", 1).unwrap();
+    let case = build_case(&arch, 3, 200, false);
+    let mut evaluator = Evaluator::new(&case.frozen.model, comod::kernel::Body::detect());
+    let evaluation = evaluator.modulated(
+        &case.frozen,
+        &case.modulation,
+        &case.set,
+        case.readout,
+        case.m,
+    );
+    let want = forward_logits(&case, &case.frozen.model, &case.modulation);
+    let correct = want
+        .chunks_exact(LOGITS)
+        .zip(case.set.labels())
+        .filter(|(z, y)| {
+            let best = (0..LOGITS).fold(0, |b, c| if z[c] > z[b] { c } else { b });
+            best == **y as usize
+        })
+        .count();
+    assert_eq!(evaluation.accuracy, correct as f32 / 200.0);
+}
