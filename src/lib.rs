@@ -10,6 +10,8 @@
 //! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job;
 //! [`io`] sits at the edges.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod bench;
 pub mod data;

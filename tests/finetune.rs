@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use comod::data::{CANVAS_PIXELS, Digits, Task};
 use comod::net::{Arch, Model, Modulation};
-use comod::train::learner::learner;
+use comod::train::learner::{Learner, learner};
 use comod::train::method::Trained;
 use comod::train::protocol::{TrainingSet, online};
 use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
@@ -177,15 +177,21 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
             learner.step(training.batch(k, 2));
         }
         let kept = learner.snapshot();
-        let at_snapshot = learner.evaluate(&data.test);
+        let evaluate = |learner: &mut Box<dyn Learner + '_>| {
+            (learner.accuracy(&data.test), learner.loss(&data.test))
+        };
+        let at_snapshot = evaluate(&mut learner);
         let modulation = learner.modulation().clone();
         for k in 4..12 {
             learner.step(training.batch(k, 2));
         }
-        let later = learner.evaluate(&data.test);
-        assert_ne!(later.loss, at_snapshot.loss, "{method:?} kept learning");
+        assert_ne!(
+            evaluate(&mut learner).1,
+            at_snapshot.1,
+            "{method:?} kept learning"
+        );
         learner.restore(&kept);
-        assert_eq!(learner.evaluate(&data.test), at_snapshot, "{method:?}");
+        assert_eq!(evaluate(&mut learner), at_snapshot, "{method:?}");
         assert_eq!(learner.modulation(), &modulation, "{method:?}");
         assert_eq!(learner.snapshot(), kept, "{method:?}");
     }
@@ -298,4 +304,37 @@ fn a_library_call_with_a_bad_configuration_is_one_clear_error() {
         .unwrap_err()
         .to_string();
     assert_eq!(err, "--samples 0: must be at least 1");
+}
+
+#[test]
+fn the_reported_loss_is_the_cross_entropy_plus_the_l1_term_of_what_is_trained() {
+    let frozen = frozen();
+    let task: Task = "2-5@3".parse().unwrap();
+    let with = FinetuneConfig {
+        test_composites: 100,
+        ..FinetuneConfig::DEFAULT
+    };
+    let without = FinetuneConfig {
+        lambda: 0.0,
+        ..with
+    };
+    let data = TaskData::new(frozen, digits(), task, &with, 0);
+    for method in Method::ALL {
+        let mut penalised = learner(method, frozen, &with, with.readout_of(task), 2);
+        let mut plain = learner(method, frozen, &without, without.readout_of(task), 2);
+        let theta: Vec<f32> = match method.trains() {
+            Trained::Coupling => penalised.modulation().coupling.clone(),
+            Trained::Weights => (1..=3)
+                .flat_map(|l| frozen.model.weights(l).to_vec())
+                .collect(),
+            Trained::Readout => frozen.model.weights(3).to_vec(),
+        };
+        let l1: f64 = theta.iter().map(|&x| x.abs() as f64).sum::<f64>() * with.lambda as f64;
+        let difference = penalised.loss(&data.test) - plain.loss(&data.test);
+        assert!(
+            (difference - l1).abs() <= 1e-5 * l1,
+            "{method:?}: {difference} vs λ‖θ‖₁ = {l1}"
+        );
+        assert_eq!(penalised.accuracy(&data.test), plain.accuracy(&data.test));
+    }
 }

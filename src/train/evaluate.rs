@@ -193,19 +193,10 @@ pub enum Start {
     GatedActivity,
 }
 
-/// What an evaluation reports: the accuracy and the mean cross-entropy of
-/// the readout (§2), without any L1 term.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Evaluation {
-    /// Fraction answered correctly.
-    pub accuracy: f32,
-    /// Mean cross-entropy over the set.
-    pub loss: f64,
-}
-
 /// Evaluates networks on [`EvalSet`]s with buffers reused across calls
 /// (§4): forward at m = μ_m with the current coupling and gain, starting
-/// from the deepest activity the method leaves frozen.
+/// from the deepest activity the method leaves frozen, into logits from
+/// which [`Evaluator::accuracy`] and [`Evaluator::loss`] read.
 pub struct Evaluator {
     body: Body,
     /// exp(m·c − β) per modulated neuron.
@@ -252,7 +243,7 @@ impl Evaluator {
         set: &EvalSet,
         readout: Readout,
         m: f32,
-    ) -> Evaluation {
+    ) {
         let model = &frozen.model;
         let arch = model.arch();
         let rows = set.len();
@@ -293,19 +284,11 @@ impl Evaluator {
             &readout.columns(),
             &mut self.logits,
         );
-        self.score(set.labels(), readout)
     }
 
     /// `model` with the modulation off on `set`, from `start` (the
     /// retraining methods), at modulator value `m`.
-    pub fn unmodulated(
-        &mut self,
-        model: &Model<f32>,
-        set: &EvalSet,
-        start: Start,
-        readout: Readout,
-        m: f32,
-    ) -> Evaluation {
+    pub fn unmodulated(&mut self, model: &Model<f32>, set: &EvalSet, start: Start, m: f32) {
         let arch = model.arch();
         self.logits.resize(set.len() * LOGITS, 0.0);
         for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
@@ -330,7 +313,6 @@ impl Evaluator {
             }
             logits.copy_from_slice(model.logits(&self.ws));
         }
-        self.score(set.labels(), readout)
     }
 
     /// The logits of the last evaluation, `[n, 10]`; after
@@ -339,11 +321,16 @@ impl Evaluator {
         &self.logits
     }
 
-    fn score(&self, labels: &[u8], readout: Readout) -> Evaluation {
+    /// Fraction of the last evaluated set whose readout argmax is its
+    /// label in `labels`.
+    pub fn accuracy(&self, labels: &[u8], readout: Readout) -> f32 {
         let correct = correct_count(&self.logits, LOGITS, labels, readout);
-        Evaluation {
-            accuracy: correct as f32 / labels.len() as f32,
-            loss: mean_cross_entropy(&self.logits, LOGITS, labels, readout),
-        }
+        correct as f32 / labels.len() as f32
+    }
+
+    /// Mean cross-entropy of the readout (§2) over the last evaluated set,
+    /// with `labels`; no L1 term.
+    pub fn loss(&self, labels: &[u8], readout: Readout) -> f64 {
+        mean_cross_entropy(&self.logits, LOGITS, labels, readout)
     }
 }

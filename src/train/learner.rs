@@ -17,7 +17,7 @@ use crate::net::layers::{l1_backward, l1_penalty};
 use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::rng_for;
 use crate::train::config::FinetuneConfig;
-use crate::train::evaluate::{EvalSet, Evaluation, Evaluator, Start};
+use crate::train::evaluate::{EvalSet, Evaluator, Start};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::gain::{GainEstimator, GainInput, GainState};
 use crate::train::method::{Method, Trained};
@@ -53,8 +53,12 @@ pub trait Learner {
     /// then re-estimates its gain on the same batch with the new c.
     fn step(&mut self, batch: Batch<'_>);
 
-    /// Accuracy and mean cross-entropy on `set` in the current state.
-    fn evaluate(&mut self, set: &EvalSet) -> Evaluation;
+    /// Accuracy on `set` in the current state.
+    fn accuracy(&mut self, set: &EvalSet) -> f32;
+
+    /// The loss on `set` in the current state: mean cross-entropy plus
+    /// λ‖θ‖₁ of what is trained (§2).
+    fn loss(&mut self, set: &EvalSet) -> f64;
 
     /// The current trained state.
     fn snapshot(&self) -> Snapshot;
@@ -83,11 +87,12 @@ pub fn learner<'a>(
     readout: Readout,
     seed: u64,
 ) -> Box<dyn Learner + 'a> {
-    let common = Common::new(method, frozen, config, readout);
     match method.trains() {
-        Trained::Coupling => Box::new(ModulationLearner::new(method, frozen, config, common, seed)),
-        Trained::Weights | Trained::Readout => {
-            Box::new(RetrainLearner::new(method.trains(), frozen, common))
+        Trained::Coupling => Box::new(ModulationLearner::new(
+            method, frozen, config, readout, seed,
+        )),
+        what @ (Trained::Weights | Trained::Readout) => {
+            Box::new(RetrainLearner::new(method, what, frozen, config, readout))
         }
     }
 }
@@ -109,19 +114,16 @@ struct Common {
 }
 
 impl Common {
+    /// For `method` training `trained` values and evaluating from layer
+    /// `evaluated_from` up.
     fn new(
         method: Method,
         frozen: &FrozenNetwork,
         config: &FinetuneConfig,
         readout: Readout,
+        (trained, evaluated_from): (usize, usize),
     ) -> Self {
         let model = &frozen.model;
-        let arch = model.arch();
-        let (trained, evaluated_from) = match method.trains() {
-            Trained::Coupling => (arch.size(arch.modulated_layer), arch.modulated_layer + 1),
-            Trained::Weights => (model.params.len(), 1),
-            Trained::Readout => (readout_range(model).len(), arch.depth()),
-        };
         Common {
             adam: Adam::new(trained, method.learning_rate(&config.lr)),
             ws: model.workspace(config.batch_size),
@@ -157,10 +159,14 @@ impl<'a> ModulationLearner<'a> {
         method: Method,
         frozen: &'a FrozenNetwork,
         config: &FinetuneConfig,
-        common: Common,
+        readout: Readout,
         seed: u64,
     ) -> Self {
-        let mut modulation = Modulation::off(frozen.model.arch());
+        let arch = frozen.model.arch();
+        // Trains c; evaluates from F(a_ℓ), cached per set.
+        let sizes = (arch.size(arch.modulated_layer), arch.modulated_layer + 1);
+        let common = Common::new(method, frozen, config, readout, sizes);
+        let mut modulation = Modulation::off(arch);
         let mut rng = rng_for(seed, &["coupling".into()]);
         modulation
             .coupling
@@ -188,6 +194,14 @@ impl<'a> ModulationLearner<'a> {
         }
     }
 
+    /// The readout's logits of `set` in the evaluator.
+    fn run_on(&mut self, set: &EvalSet) {
+        let c = &mut self.common;
+        c.evaluator
+            .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
+        c.flops += set.len() as f64 * c.evaluation_flops;
+    }
+
     fn estimate_gain(&mut self, batch: Batch<'_>) {
         if let Some(gain) = &mut self.gain {
             self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch.images);
@@ -213,14 +227,17 @@ impl Learner for ModulationLearner<'_> {
         self.estimate_gain(batch);
     }
 
-    fn evaluate(&mut self, set: &EvalSet) -> Evaluation {
-        let c = &mut self.common;
-        let mut evaluation =
-            c.evaluator
-                .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
-        evaluation.loss += l1_penalty(&self.modulation.coupling, c.lambda) as f64;
-        c.flops += set.len() as f64 * c.evaluation_flops;
-        evaluation
+    fn accuracy(&mut self, set: &EvalSet) -> f32 {
+        self.run_on(set);
+        let c = &self.common;
+        c.evaluator.accuracy(set.labels(), c.readout)
+    }
+
+    fn loss(&mut self, set: &EvalSet) -> f64 {
+        self.run_on(set);
+        let c = &self.common;
+        c.evaluator.loss(set.labels(), c.readout)
+            + l1_penalty(&self.modulation.coupling, c.lambda) as f64
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -269,14 +286,22 @@ pub struct RetrainLearner {
 }
 
 impl RetrainLearner {
-    fn new(what: Trained, frozen: &FrozenNetwork, common: Common) -> Self {
+    fn new(
+        method: Method,
+        what: Trained,
+        frozen: &FrozenNetwork,
+        config: &FinetuneConfig,
+        readout: Readout,
+    ) -> Self {
         let model = frozen.model.clone();
         let depth = model.arch().depth();
-        let first = if what == Trained::Readout { depth } else { 1 };
-        let trained = match what {
-            Trained::Readout => readout_range(&model),
-            _ => 0..model.params.len(),
+        // All layers from the canvases, or the readout from the gated
+        // layer's frozen activity.
+        let (first, trained, start) = match what {
+            Trained::Readout => (depth, readout_range(&model), Start::GatedActivity),
+            _ => (1, 0..model.params.len(), Start::Canvases),
         };
+        let common = Common::new(method, frozen, config, readout, (trained.len(), first));
         RetrainLearner {
             penalised: (first..=depth)
                 .map(|l| model.layer(l).weights.clone())
@@ -286,15 +311,20 @@ impl RetrainLearner {
                 weights_from: Some(first),
                 coupling: false,
             },
-            start: if first == depth {
-                Start::GatedActivity
-            } else {
-                Start::Canvases
-            },
+            start,
             trained,
             model,
             common,
         }
+    }
+}
+
+impl RetrainLearner {
+    /// The logits of `set` in the evaluator.
+    fn run_on(&mut self, set: &EvalSet) {
+        let c = &mut self.common;
+        c.evaluator.unmodulated(&self.model, set, self.start, c.m);
+        c.flops += set.len() as f64 * c.evaluation_flops;
     }
 }
 
@@ -320,16 +350,21 @@ impl Learner for RetrainLearner {
         c.flops += c.step_flops;
     }
 
-    fn evaluate(&mut self, set: &EvalSet) -> Evaluation {
-        let c = &mut self.common;
-        let mut evaluation = c
-            .evaluator
-            .unmodulated(&self.model, set, self.start, c.readout, c.m);
-        for range in &self.penalised {
-            evaluation.loss += l1_penalty(&self.model.params[range.clone()], c.lambda) as f64;
-        }
-        c.flops += set.len() as f64 * c.evaluation_flops;
-        evaluation
+    fn accuracy(&mut self, set: &EvalSet) -> f32 {
+        self.run_on(set);
+        let c = &self.common;
+        c.evaluator.accuracy(set.labels(), c.readout)
+    }
+
+    fn loss(&mut self, set: &EvalSet) -> f64 {
+        self.run_on(set);
+        let c = &self.common;
+        let penalty: f64 = self
+            .penalised
+            .iter()
+            .map(|range| l1_penalty(&self.model.params[range.clone()], c.lambda) as f64)
+            .sum();
+        c.evaluator.loss(set.labels(), c.readout) + penalty
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -68,10 +68,10 @@ pub fn online(
     if batches > 0 {
         learner.begin(train.batch(0, batch_size));
     }
-    curve.push(0, learner.evaluate(test).accuracy);
+    curve.push(0, learner.accuracy(test));
     for k in 0..batches {
         learner.step(train.batch(k, batch_size));
-        curve.push((k + 1) * batch_size, learner.evaluate(test).accuracy);
+        curve.push((k + 1) * batch_size, learner.accuracy(test));
     }
     curve
 }
