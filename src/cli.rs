@@ -13,6 +13,7 @@ use comod::data::SHIPPED_DATA_DIR;
 use comod::data::task::ALL_TASKS;
 use comod::kernel::GainRule;
 use comod::kernel::workload::WORKLOADS;
+use comod::net::Arch;
 use comod::net::arch::DEFAULT_PRESET;
 use comod::reproduce::DEFAULT_OUT;
 use comod::rng::DEFAULT_SEED;
@@ -186,6 +187,27 @@ pub struct SweepArgs {
     pub modulated_layer: Option<usize>,
     #[command(flatten)]
     pub run: RunOptions,
+}
+
+impl SweepArgs {
+    /// Checks the checkpoint's architecture `found` against `--arch` and
+    /// `--modulated-layer`, when given.
+    pub fn check_architecture(&self, found: &Arch) -> anyhow::Result<()> {
+        let Some(name) = &self.arch else {
+            return Ok(());
+        };
+        if &Arch::resolve(name, self.modulated_layer)? != found {
+            anyhow::bail!(
+                "{}: the checkpoint's architecture {} is not --arch {name}{}",
+                self.checkpoint.display(),
+                found.to_json(),
+                self.modulated_layer
+                    .map(|l| format!(" --modulated-layer {l}"))
+                    .unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]

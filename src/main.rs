@@ -169,19 +169,7 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let config = args.run.finetune_config();
     config.validate()?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
-    if let Some(name) = &args.arch {
-        let expected = Arch::resolve(name, args.modulated_layer)?;
-        if &expected != checkpoint.model.arch() {
-            anyhow::bail!(
-                "{}: the checkpoint's architecture {} is not --arch {name}{}",
-                args.checkpoint.display(),
-                checkpoint.model.arch().to_json(),
-                args.modulated_layer
-                    .map(|l| format!(" --modulated-layer {l}"))
-                    .unwrap_or_default()
-            );
-        }
-    }
+    args.check_architecture(checkpoint.model.arch())?;
     let digits = Digits::load(&args.data)?;
     let spec = SweepSpec {
         tasks,

@@ -137,6 +137,16 @@ impl Common {
             flops: 0.0,
         }
     }
+
+    /// Accuracy of the logits of `set` left in the evaluator.
+    fn accuracy(&self, set: &EvalSet) -> f32 {
+        self.evaluator.accuracy(set.labels(), self.readout)
+    }
+
+    /// Mean cross-entropy of the logits of `set` left in the evaluator.
+    fn cross_entropy(&self, set: &EvalSet) -> f64 {
+        self.evaluator.loss(set.labels(), self.readout)
+    }
 }
 
 /// The weights and biases of the readout layer in the parameter buffer.
@@ -229,15 +239,13 @@ impl Learner for ModulationLearner<'_> {
 
     fn accuracy(&mut self, set: &EvalSet) -> f32 {
         self.run_on(set);
-        let c = &self.common;
-        c.evaluator.accuracy(set.labels(), c.readout)
+        self.common.accuracy(set)
     }
 
     fn loss(&mut self, set: &EvalSet) -> f64 {
         self.run_on(set);
         let c = &self.common;
-        c.evaluator.loss(set.labels(), c.readout)
-            + l1_penalty(&self.modulation.coupling, c.lambda) as f64
+        c.cross_entropy(set) + l1_penalty(&self.modulation.coupling, c.lambda) as f64
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -352,8 +360,7 @@ impl Learner for RetrainLearner {
 
     fn accuracy(&mut self, set: &EvalSet) -> f32 {
         self.run_on(set);
-        let c = &self.common;
-        c.evaluator.accuracy(set.labels(), c.readout)
+        self.common.accuracy(set)
     }
 
     fn loss(&mut self, set: &EvalSet) -> f64 {
@@ -364,7 +371,7 @@ impl Learner for RetrainLearner {
             .iter()
             .map(|range| l1_penalty(&self.model.params[range.clone()], c.lambda) as f64)
             .sum();
-        c.evaluator.loss(set.labels(), c.readout) + penalty
+        c.cross_entropy(set) + penalty
     }
 
     fn snapshot(&self) -> Snapshot {
