@@ -185,7 +185,6 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
             args.run.seed,
         )?,
     };
-    spec.validate()?;
     let frozen = FrozenNetwork::new(checkpoint.model);
     let progress = sweep_bar();
     let report = run_sweep(&frozen, &digits, &spec, &args.out, |done, total| {
