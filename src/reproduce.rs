@@ -15,7 +15,7 @@ use crate::net::{Arch, Model};
 use crate::sweep::plan::{FULL_REPEATS, REPRODUCTION_REPEATS, Shard, reproduction_tasks};
 use crate::sweep::record::SweepConfig;
 use crate::sweep::store::read_results;
-use crate::sweep::{SweepReport, SweepSpec, run_sweep};
+use crate::sweep::{SweepReport, SweepSpec, check_plan, run_sweep};
 use crate::train::pretrain::Provenance;
 use crate::train::{
     EpochStats, FinetuneConfig, FrozenNetwork, Method, PretrainOptions, PretrainReport, pretrain,
@@ -90,14 +90,8 @@ fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Option<Mode
 
 /// Runs the reproduction of `options`, reporting to `observer`.
 pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<Reproduction> {
+    check_plan(&options.tasks, &options.methods, options.repeats)?;
     options.config.validate()?;
-    if options.tasks.is_empty() || options.repeats == 0 {
-        return Err(Error::option(
-            "--repeats",
-            options.repeats,
-            "a reproduction needs tasks and at least 1 repeat",
-        ));
-    }
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
     let digits = Digits::load(&options.data)?;
     let checkpoint = options.out.join("pretrained.safetensors");

@@ -10,6 +10,7 @@ use comod::net::{Arch, Model, Modulation};
 use comod::train::learner::{Learner, learner};
 use comod::train::method::Trained;
 use comod::train::protocol::{TrainingSet, online};
+use comod::train::run::training_composites;
 use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
 use comod::train::{PretrainOptions, pretrain};
 
@@ -31,21 +32,6 @@ fn frozen() -> &'static FrozenNetwork {
         let (model, _) = pretrain(&arch, digits(), &options, |_| {}).unwrap();
         FrozenNetwork::new(model)
     })
-}
-
-/// Training examples of `task` for a learner, drawn as a run draws them.
-fn training_set(task: Task, config: &FinetuneConfig, seed: u64) -> comod::data::CompositeSet {
-    comod::data::CompositeSet::generate(
-        digits(),
-        comod::data::CompositeKind::Specific {
-            task,
-            distractors: true,
-        },
-        comod::data::Pool::Train,
-        config.batches * config.batch_size,
-        seed,
-        comod::data::NOISE_STD,
-    )
 }
 
 #[test]
@@ -93,7 +79,7 @@ fn each_method_changes_only_what_it_trains() {
     };
     let task: Task = "1-7@0".parse().unwrap();
     let data = TaskData::new(frozen, digits(), task, &config, 0);
-    let train = training_set(task, &config, 11);
+    let train = training_composites(digits(), task, &config, 11);
     let labels = config.labels(&train);
     let depth = model.arch().depth();
     let last_layer = model.layer(depth).weights.start;
@@ -165,7 +151,7 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
     };
     let task: Task = "3-8@2".parse().unwrap();
     let data = TaskData::new(frozen, digits(), task, &config, 0);
-    let train = training_set(task, &config, 4);
+    let train = training_composites(digits(), task, &config, 4);
     let training = TrainingSet {
         images: &train.images,
         labels: config.labels(&train),

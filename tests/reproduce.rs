@@ -63,6 +63,16 @@ fn pretrains_once_then_reuses_and_resumes() {
         record_coupling: false,
     };
     let log = Log::default();
+    let no_methods = ReproduceOptions {
+        methods: vec![],
+        ..options.clone()
+    };
+    let err = reproduce(&no_methods, &log).unwrap_err().to_string();
+    assert!(err.starts_with("--methods"), "{err}");
+    assert!(
+        log.take().is_empty() && !options.out.exists(),
+        "refused before any work"
+    );
     let first = reproduce(&options, &log).unwrap();
     let events = log.take();
     assert!(events[0].starts_with("pretrained in"), "{events:?}");

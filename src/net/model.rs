@@ -340,7 +340,7 @@ impl<T: Real> Model<T> {
         );
         ws.batch = batch;
         ws.m = m;
-        let scaled = self.fill_scale(ws, l, modulation, m);
+        let scaled = self.fill_scale(ws, l, Some(modulation), m);
         let post = &mut ws.post[l - 1][..batch * n];
         post.copy_from_slice(activity);
         if scaled {
@@ -356,18 +356,21 @@ impl<T: Real> Model<T> {
     }
 
     /// Sets layer `l`'s per-neuron factor from `modulation` (exp(m·c − β)
-    /// at ℓ, g at L−1); false when the layer has none.
+    /// at ℓ, g at L−1); false when the layer has none. A layer with a
+    /// factor needs a modulation.
     fn fill_scale(
         &self,
         ws: &mut Workspace<T>,
         l: usize,
-        modulation: &Modulation<T>,
+        modulation: Option<&Modulation<T>>,
         m: T,
     ) -> bool {
         let scale = &mut ws.scale[l - 1];
         if scale.is_empty() {
             return false;
         }
+        let modulation =
+            modulation.expect("a layer with a factor is scaled only with a modulation");
         scale.fill(T::ONE);
         if l == self.arch.modulated_layer {
             let beta = T::from_f64(self.arch.beta as f64);
@@ -411,14 +414,7 @@ impl<T: Real> Model<T> {
             );
         }
         let Some(f) = layer.activation else { return };
-        let scaled = scaled
-            && !ws.scale[l - 1].is_empty()
-            && self.fill_scale(
-                ws,
-                l,
-                modulation.expect("a layer with a factor is scaled only with a modulation"),
-                m,
-            );
+        let scaled = scaled && self.fill_scale(ws, l, modulation, m);
         let scale = scaled.then_some(&ws.scale[l - 1][..]);
         activation_forward(
             f,

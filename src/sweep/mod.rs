@@ -40,22 +40,29 @@ pub struct SweepSpec {
     pub config: SweepConfig,
 }
 
+/// Checks that a plan of `tasks` × `methods` × `repeats` has runs; the
+/// error names the option.
+pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<()> {
+    if tasks.is_empty() {
+        return Err(Error::option("--tasks", "(none)", "a sweep needs a task"));
+    }
+    if methods.is_empty() {
+        return Err(Error::option(
+            "--methods",
+            "(none)",
+            "a sweep needs a method",
+        ));
+    }
+    if repeats == 0 {
+        return Err(Error::option("--repeats", 0, "must be at least 1"));
+    }
+    Ok(())
+}
+
 impl SweepSpec {
     /// Checks the plan and the configuration; the error names the option.
     pub fn validate(&self) -> Result<()> {
-        if self.tasks.is_empty() {
-            return Err(Error::option("--tasks", "(none)", "a sweep needs a task"));
-        }
-        if self.methods.is_empty() {
-            return Err(Error::option(
-                "--methods",
-                "(none)",
-                "a sweep needs a method",
-            ));
-        }
-        if self.repeats == 0 {
-            return Err(Error::option("--repeats", 0, "must be at least 1"));
-        }
+        check_plan(&self.tasks, &self.methods, self.repeats)?;
         self.config.finetune.validate()
     }
 }

@@ -10,6 +10,7 @@ use crate::data::CANVAS_PIXELS;
 use crate::kernel::{BatchScratch, GainRule, batch_gain};
 use crate::net::Modulation;
 use crate::rng::{Rng, rng_for};
+use crate::train::config::FinetuneConfig;
 use crate::train::frozen::FrozenNetwork;
 
 /// Maximum weight τ of the old estimate in the running average (§3).
@@ -146,27 +147,25 @@ pub struct GainEstimator {
 }
 
 impl GainEstimator {
-    /// An estimator for batches of up to `capacity` trials of `frozen`,
-    /// with T = `samples` draws of N(`mean`, `variance`) per trial, seeded
-    /// by the run's `seed`.
-    pub fn new(
-        frozen: &FrozenNetwork,
-        options: GainOptions,
-        samples: usize,
-        (mean, variance): (f32, f32),
-        capacity: usize,
-        seed: u64,
-    ) -> GainEstimator {
+    /// The estimator of a run of `frozen` with `config` (its gain options,
+    /// T, μ_m, σ_m² and batch size), drawing from the run's `seed`.
+    pub fn new(frozen: &FrozenNetwork, config: &FinetuneConfig, seed: u64) -> GainEstimator {
+        let options = config.gain;
+        let trials = match options.input {
+            GainInput::Batch => config.batch_size,
+            GainInput::Blank => 1,
+        };
+        let std = config.modulator_variance.sqrt();
         GainEstimator {
             state: GainState::new(options),
             options,
-            samples,
+            samples: config.samples,
             rng: rng_for(seed, &["modulator".into()]),
-            normal: Normal::new(mean, variance.sqrt()).expect("a validated variance ≥ 0"),
+            normal: Normal::new(config.modulator_mean, std).expect("a validated variance ≥ 0"),
             modulator: Vec::new(),
             fresh: vec![0.0; frozen.plan.gated_size],
             blank: vec![0.0; CANVAS_PIXELS],
-            scratch: BatchScratch::new(&frozen.model, capacity.max(1)),
+            scratch: BatchScratch::new(&frozen.model, trials),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::rng::rng_for;
 use crate::train::config::FinetuneConfig;
 use crate::train::evaluate::{EvalSet, Evaluator, Start};
 use crate::train::frozen::FrozenNetwork;
-use crate::train::gain::{GainEstimator, GainInput, GainState};
+use crate::train::gain::{GainEstimator, GainState};
 use crate::train::method::{Method, Trained};
 
 /// A batch of training examples: canvases `[B, 784]` and their labels as
@@ -91,8 +91,8 @@ pub fn learner<'a>(
         Trained::Coupling => Box::new(ModulationLearner::new(
             method, frozen, config, readout, seed,
         )),
-        what @ (Trained::Weights | Trained::Readout) => {
-            Box::new(RetrainLearner::new(method, what, frozen, config, readout))
+        Trained::Weights | Trained::Readout => {
+            Box::new(RetrainLearner::new(method, frozen, config, readout))
         }
     }
 }
@@ -182,20 +182,9 @@ impl<'a> ModulationLearner<'a> {
             .coupling
             .iter_mut()
             .for_each(|c| *c = rng.random_range(0.9..1.1));
-        let gain = method.gates().then(|| {
-            let trials = match config.gain.input {
-                GainInput::Batch => config.batch_size,
-                GainInput::Blank => 1,
-            };
-            GainEstimator::new(
-                frozen,
-                config.gain,
-                config.samples,
-                (config.modulator_mean, config.modulator_variance),
-                trials,
-                seed,
-            )
-        });
+        let gain = method
+            .gates()
+            .then(|| GainEstimator::new(frozen, config, seed));
         ModulationLearner {
             frozen,
             modulation,
@@ -296,7 +285,6 @@ pub struct RetrainLearner {
 impl RetrainLearner {
     fn new(
         method: Method,
-        what: Trained,
         frozen: &FrozenNetwork,
         config: &FinetuneConfig,
         readout: Readout,
@@ -305,7 +293,7 @@ impl RetrainLearner {
         let depth = model.arch().depth();
         // All layers from the canvases, or the readout from the gated
         // layer's frozen activity.
-        let (first, trained, start) = match what {
+        let (first, trained, start) = match method.trains() {
             Trained::Readout => (depth, readout_range(&model), Start::GatedActivity),
             _ => (1, 0..model.params.len(), Start::Canvases),
         };

@@ -42,6 +42,29 @@ impl TaskData {
     }
 }
 
+/// The training composites of the run with `seed` on `task` (§4, §6):
+/// `batches × batch size` of them, with distractors, from the train pool,
+/// drawn from the run's own seed so each run sees its own sequence (and a
+/// longer sequence extends a shorter one).
+pub fn training_composites(
+    digits: &Digits,
+    task: Task,
+    config: &FinetuneConfig,
+    seed: u64,
+) -> CompositeSet {
+    CompositeSet::generate(
+        digits,
+        CompositeKind::Specific {
+            task,
+            distractors: true,
+        },
+        Pool::Train,
+        config.batches * config.batch_size,
+        derive_seed(seed, &["train".into()]),
+        NOISE_STD,
+    )
+}
+
 /// What a run produced.
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
@@ -66,18 +89,7 @@ pub fn finetune(
     seed: u64,
 ) -> Result<RunOutcome> {
     config.validate()?;
-    let kind = CompositeKind::Specific {
-        task: data.task,
-        distractors: true,
-    };
-    let train = CompositeSet::generate(
-        digits,
-        kind,
-        Pool::Train,
-        config.batches * config.batch_size,
-        derive_seed(seed, &["train".into()]),
-        NOISE_STD,
-    );
+    let train = training_composites(digits, data.task, config, seed);
     let training = TrainingSet {
         images: &train.images,
         labels: config.labels(&train),
