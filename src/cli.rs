@@ -18,9 +18,11 @@ use comod::net::arch::DEFAULT_PRESET;
 use comod::reproduce::DEFAULT_OUT;
 use comod::rng::DEFAULT_SEED;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
+use comod::train::config::{DatasetOptions, Protocol};
 use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
 use comod::train::method::LearningRates;
 use comod::train::{FinetuneConfig, Method, PretrainOptions, ReadoutKind};
+use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
 /// how a random modulator couples into it (Haimerl, Simoncelli & Savin 2022).
@@ -52,6 +54,10 @@ pub enum Command {
     /// The main job: pretrain (or reuse a matching checkpoint), sweep, then
     /// summary and plots, all in one folder.
     Reproduce(ReproduceArgs),
+    /// Choose learning rates (§4): each method over a log grid of rates on
+    /// tuning tasks disjoint from the reported ones; prints the table and
+    /// the flags to paste into `comod sweep`.
+    Tune(TuneArgs),
     /// Verification interface (§7): per-trial gains, logits, loss and
     /// every gradient for the inputs of a safetensors file.
     Trace(TraceArgs),
@@ -86,17 +92,17 @@ pub struct RunOptions {
     #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.input)]
     pub gain_input: GainInput,
     /// Learning rate of `stochastic`.
-    #[arg(long, default_value_t = LearningRates::ONLINE.stochastic, allow_negative_numbers = true)]
-    pub lr_stochastic: f32,
+    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Stochastic))]
+    pub lr_stochastic: Option<f32>,
     /// Learning rate of `deterministic`.
-    #[arg(long, default_value_t = LearningRates::ONLINE.deterministic, allow_negative_numbers = true)]
-    pub lr_deterministic: f32,
+    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Deterministic))]
+    pub lr_deterministic: Option<f32>,
     /// Learning rate of `retrain`.
-    #[arg(long, default_value_t = LearningRates::ONLINE.retrain, allow_negative_numbers = true)]
-    pub lr_retrain: f32,
+    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Retrain))]
+    pub lr_retrain: Option<f32>,
     /// Learning rate of `retrain-last`.
-    #[arg(long, default_value_t = LearningRates::ONLINE.retrain_last, allow_negative_numbers = true)]
-    pub lr_retrain_last: f32,
+    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::RetrainLast))]
+    pub lr_retrain_last: Option<f32>,
     /// λ of the L1 term on what is trained.
     #[arg(long, default_value_t = FinetuneConfig::DEFAULT.lambda, allow_negative_numbers = true)]
     pub lambda: f32,
@@ -109,7 +115,25 @@ pub struct RunOptions {
     /// Modulator variance σ_m² of the stochastic method's samples.
     #[arg(long, default_value_t = FinetuneConfig::DEFAULT.modulator_variance, allow_negative_numbers = true)]
     pub modulator_var: f32,
-    /// Batches in the online pass (measurements: batches + 1).
+    /// Training protocol: `online` (one pass over fresh batches, measured
+    /// after each) or `dataset` (data sets of growing size, each trained
+    /// to its lowest validation loss; the paper's learning rates).
+    #[arg(long, value_enum, default_value_t = ProtocolName::Online)]
+    pub protocol: ProtocolName,
+    /// `dataset`: the sizes are S, 2S, …, N·S examples; this is S.
+    #[arg(long, default_value_t = DatasetOptions::DEFAULT.size_step)]
+    pub size_step: usize,
+    /// `dataset`: the number of sizes, N.
+    #[arg(long, default_value_t = DatasetOptions::DEFAULT.sizes)]
+    pub sizes: usize,
+    /// `dataset`: the most epochs one size trains, E_max.
+    #[arg(long, default_value_t = DatasetOptions::DEFAULT.max_epochs)]
+    pub max_epochs: usize,
+    /// `dataset`: stop after this many epochs without a lower validation
+    /// loss; `none` trains all --max-epochs (keeping the best state).
+    #[arg(long, default_value_t = Patience(DatasetOptions::DEFAULT.patience), value_parser = parse_patience)]
+    pub patience: Patience,
+    /// `online`: batches in the pass (measurements: batches + 1).
     #[arg(long, default_value_t = FinetuneConfig::DEFAULT.batches)]
     pub batches: usize,
     /// Examples per batch.
@@ -124,6 +148,60 @@ pub struct RunOptions {
     pub record_coupling: bool,
 }
 
+/// `--protocol` values (§4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolName {
+    /// One pass over fresh batches.
+    Online,
+    /// Data sets of growing size, trained to convergence.
+    Dataset,
+}
+
+/// `--patience`: a number of epochs, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Patience(pub Option<usize>);
+
+impl std::fmt::Display for Patience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "{p}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+fn parse_patience(text: &str) -> Result<Patience, String> {
+    if text == "none" {
+        return Ok(Patience(None));
+    }
+    text.parse()
+        .map(|p| Patience(Some(p)))
+        .map_err(|_| "expected a number of epochs or `none`".to_string())
+}
+
+/// The help of a learning-rate flag, with its default under each protocol.
+fn lr_help(method: Method) -> &'static str {
+    static HELP: OnceLock<Vec<String>> = OnceLock::new();
+    let all = HELP.get_or_init(|| {
+        Method::ALL
+            .iter()
+            .map(|&m| {
+                format!(
+                    "Learning rate of `{}` [default: {} (online), {} (dataset)]",
+                    m.name(),
+                    m.learning_rate(&Protocol::Online.learning_rates()),
+                    m.learning_rate(&Protocol::DATASET.learning_rates()),
+                )
+            })
+            .collect()
+    });
+    let index = Method::ALL
+        .iter()
+        .position(|&m| m == method)
+        .expect("a method");
+    &all[index]
+}
+
 /// Every method, in report order, as `--methods` takes them.
 fn all_methods() -> &'static str {
     static LIST: OnceLock<String> = OnceLock::new();
@@ -133,7 +211,18 @@ fn all_methods() -> &'static str {
 impl RunOptions {
     /// The fine-tuning configuration these flags describe (not yet checked).
     pub fn finetune_config(&self) -> FinetuneConfig {
+        let protocol = match self.protocol {
+            ProtocolName::Online => Protocol::Online,
+            ProtocolName::Dataset => Protocol::Dataset(DatasetOptions {
+                size_step: self.size_step,
+                sizes: self.sizes,
+                max_epochs: self.max_epochs,
+                patience: self.patience.0,
+            }),
+        };
+        let rates = protocol.learning_rates();
         FinetuneConfig {
+            protocol,
             readout: self.readout,
             gain: GainOptions {
                 rule: self.gain_rule,
@@ -142,10 +231,10 @@ impl RunOptions {
                 input: self.gain_input,
             },
             lr: LearningRates {
-                stochastic: self.lr_stochastic,
-                deterministic: self.lr_deterministic,
-                retrain: self.lr_retrain,
-                retrain_last: self.lr_retrain_last,
+                stochastic: self.lr_stochastic.unwrap_or(rates.stochastic),
+                deterministic: self.lr_deterministic.unwrap_or(rates.deterministic),
+                retrain: self.lr_retrain.unwrap_or(rates.retrain),
+                retrain_last: self.lr_retrain_last.unwrap_or(rates.retrain_last),
             },
             lambda: self.lambda,
             samples: self.samples,
@@ -154,7 +243,6 @@ impl RunOptions {
             batches: self.batches,
             batch_size: self.batch_size,
             test_composites: self.test_composites,
-            ..FinetuneConfig::DEFAULT
         }
     }
 }
@@ -205,6 +293,69 @@ impl SweepArgs {
                     .map(|l| format!(" --modulated-layer {l}"))
                     .unwrap_or_default()
             );
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TuneArgs {
+    /// Pretrained checkpoint (safetensors, §7).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Folder with an IDX images/labels pair; default: the shipped digits.
+    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    pub data: PathBuf,
+    /// Tuning tasks, a list like 1-7@0,3-8@2 or `all` [default: eight tasks
+    /// that the default reproduction does not report: the `tuning` list]
+    #[arg(long, default_value = "tuning", hide_default_value = true)]
+    pub tasks: String,
+    /// Repeats per task, method and rate.
+    #[arg(long, default_value_t = TUNING_REPEATS)]
+    pub repeats: usize,
+    /// Learning rates tried for every method, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = default_grid(), allow_negative_numbers = true)]
+    pub grid: Vec<f32>,
+    /// The table (Markdown); the plot is written beside it (.png) and the
+    /// runs of each rate into a folder beside it (.runs/), so that an
+    /// interrupted grid resumes.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// The default grid as `--grid` takes it.
+fn default_grid() -> &'static str {
+    static LIST: OnceLock<String> = OnceLock::new();
+    LIST.get_or_init(|| {
+        DEFAULT_GRID
+            .iter()
+            .map(|r| format!("{r:e}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+impl TuneArgs {
+    /// The tasks `--tasks` names (`tuning`: the default tuning tasks).
+    pub fn tasks(&self) -> anyhow::Result<Vec<comod::data::Task>> {
+        if self.tasks == "tuning" {
+            return Ok(tuning_tasks());
+        }
+        Ok(comod::data::parse_task_list(&self.tasks)?)
+    }
+
+    /// Refuses `--lr-*` flags: the grid sets the rates.
+    pub fn check_no_rates(&self) -> anyhow::Result<()> {
+        let given = [
+            ("--lr-stochastic", self.run.lr_stochastic),
+            ("--lr-deterministic", self.run.lr_deterministic),
+            ("--lr-retrain", self.run.lr_retrain),
+            ("--lr-retrain-last", self.run.lr_retrain_last),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, rate)| rate.is_some()) {
+            anyhow::bail!("{flag}: tune chooses the learning rates from --grid; drop it");
         }
         Ok(())
     }

@@ -7,8 +7,9 @@
 //! `docs/model.md`; the code cites its sections as §1–§8.
 //!
 //! Data flows one way: [`data`] → [`net`] → [`kernel`] → [`train`] →
-//! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job;
-//! [`io`] sits at the edges.
+//! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job
+//! and [`tune`] choosing learning rates by grids of sweeps; [`io`] sits at
+//! the edges.
 
 #![warn(missing_docs)]
 
@@ -24,5 +25,6 @@ pub mod reproduce;
 pub mod rng;
 pub mod sweep;
 pub mod train;
+pub mod tune;
 
 pub use error::{Error, Result};

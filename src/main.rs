@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{
     BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReproduceArgs, SummaryArgs,
-    SweepArgs, TraceArgs,
+    SweepArgs, TraceArgs, TuneArgs,
 };
 use comod::analysis::write_summary;
 use comod::bench::{BenchLine, run_bench, throughput};
@@ -32,6 +32,7 @@ use comod::train::{
     EpochStats, FrozenNetwork, PretrainOptions, PretrainReport, general_accuracy, pair_accuracy,
     pretrain,
 };
+use comod::tune::{TuneSpec, check_grid, run_grid, write_tuning};
 
 /// A progress bar on stderr with `template`.
 fn bar(template: &str) -> ProgressBar {
@@ -193,6 +194,52 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     })?;
     progress.finish_and_clear();
     print_sweep(&report, &args.out);
+    Ok(())
+}
+
+fn run_tune(args: TuneArgs) -> Result<()> {
+    args.check_no_rates()?;
+    check_grid(&args.grid)?;
+    let tasks = args.tasks().context("--tasks")?;
+    let config = args.run.finetune_config();
+    config.validate()?;
+    check_writable(&args.out)?;
+    let checkpoint = load_checkpoint(&args.checkpoint)?;
+    let digits = Digits::load(&args.data)?;
+    let spec = TuneSpec {
+        tasks,
+        methods: args.run.methods.clone(),
+        repeats: args.repeats,
+        grid: args.grid.clone(),
+        config: SweepConfig::new(
+            &args.checkpoint,
+            &checkpoint.model,
+            &digits,
+            config,
+            args.run.seed,
+        )?,
+    };
+    spec.validate()?;
+    let frozen = FrozenNetwork::new(checkpoint.model);
+    let progress = sweep_bar();
+    let (reports, records) = run_grid(&frozen, &digits, &spec, &args.out, |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    })?;
+    progress.finish_and_clear();
+    let run: usize = reports.iter().map(|r| r.run).sum();
+    let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
+    println!(
+        "{} runs over {} rates ({run} run now in {seconds:.1} s, the rest resumed)",
+        records.len(),
+        spec.grid.len()
+    );
+    let tuning = write_tuning(&records, &args.out)?;
+    println!("{}", tuning.table);
+    println!("chosen rates, for comod sweep:\n  {}", tuning.flags);
+    for path in tuning.written {
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -374,6 +421,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => run_merge(args),
         Command::Summary(args) => run_summary(args),
         Command::Reproduce(args) => run_reproduce(args),
+        Command::Tune(args) => run_tune(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench_command(args),
     };

@@ -7,7 +7,9 @@ use comod::analysis::summarize;
 use comod::data::TaskId;
 use comod::net::Arch;
 use comod::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
+use comod::train::method::LearningRates;
 use comod::train::{FinetuneConfig, Method};
+use comod::tune::{grid_points, select};
 
 /// A record whose curve rises linearly with `slope` per example from 0.5
 /// over 60 measurements of 2 examples, capped at 1.
@@ -26,6 +28,7 @@ fn record(task: &str, method: Method, repeat: usize, slope: f64) -> Record {
         examples,
         curve,
         coupling: None,
+        epochs: None,
         wall_s: 0.0,
         config: SweepConfig {
             finetune: FinetuneConfig::DEFAULT,
@@ -99,4 +102,58 @@ fn examples_to_criterion_is_the_per_task_median_with_censoring() {
         .unwrap();
     assert_eq!(deterministic.censored_tasks, 1);
     assert_eq!(deterministic.examples_to_criterion.n, 0);
+}
+
+/// A grid run of `method` at `rate` whose last 25 measurements average
+/// `score` (earlier ones are 0).
+fn grid_record(method: Method, rate: f32, repeat: usize, score: f32) -> Record {
+    let mut r = record("1-7@0", method, repeat, 0.0);
+    r.curve = (0..60).map(|i| if i < 35 { 0.0 } else { score }).collect();
+    r.config.finetune.lr = LearningRates {
+        stochastic: rate,
+        deterministic: rate,
+        retrain: rate,
+        retrain_last: rate,
+    };
+    r
+}
+
+#[test]
+fn the_grid_chooses_the_best_mean_and_breaks_ties_by_the_lower_variance() {
+    let mut records = Vec::new();
+    for (rate, scores) in [
+        // Retrain: 1e-4 is best by a clear margin.
+        (1e-5, [0.70, 0.72, 0.74]),
+        (1e-4, [0.80, 0.82, 0.84]),
+        (1e-3, [0.60, 0.60, 0.60]),
+    ] {
+        for (repeat, &s) in scores.iter().enumerate() {
+            records.push(grid_record(Method::Retrain, rate, repeat, s));
+        }
+    }
+    for (rate, scores) in [
+        // Stochastic: 1e-2 has the highest mean (0.8003), 1e-1 ties it
+        // within 0.001 (0.7997) with a lower variance and wins.
+        (1e-2, [0.70, 0.80, 0.901]),
+        (1e-1, [0.79, 0.80, 0.8091]),
+        (1e-3, [0.50, 0.50, 0.50]),
+    ] {
+        for (repeat, &s) in scores.iter().enumerate() {
+            records.push(grid_record(Method::Stochastic, rate, repeat, s));
+        }
+    }
+    let points = grid_points(&records);
+    assert_eq!(points.len(), 6);
+    let chosen = select(&points);
+    assert_eq!(chosen[&Method::Retrain].rate, 1e-4);
+    assert!((chosen[&Method::Retrain].score - 0.82).abs() < 1e-6);
+    assert_eq!(chosen[&Method::Stochastic].rate, 1e-1);
+    assert_eq!(chosen[&Method::Stochastic].runs, 3);
+    // Without the tie rule the higher mean would have won.
+    let best_mean = points
+        .iter()
+        .filter(|p| p.method == Method::Stochastic)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .unwrap();
+    assert_eq!(best_mean.rate, 1e-2);
 }

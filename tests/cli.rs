@@ -300,3 +300,51 @@ fn the_model_document_lists_the_defaults_help_shows() {
     }
     assert!(checked >= 18, "{checked} flags checked");
 }
+
+#[test]
+fn dataset_and_tune_options_out_of_range_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.jsonl");
+    let out_str = out.to_str().unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut args = vec![
+            "sweep",
+            "--checkpoint",
+            "no-such.safetensors",
+            "--out",
+            out_str,
+            "--protocol",
+            "dataset",
+        ];
+        args.extend_from_slice(extra);
+        comod(&args, "1")
+    };
+    assert_one_line_error(&sweep(&["--patience", "0"]), &["--patience 0", "none"]);
+    assert_one_line_error(&sweep(&["--patience", "soon"]), &["--patience", "none"]);
+    assert_one_line_error(&sweep(&["--size-step", "1"]), &["--size-step 1"]);
+    assert_one_line_error(&sweep(&["--max-epochs", "0"]), &["--max-epochs 0"]);
+    assert_one_line_error(
+        &sweep(&["--sizes", "100000", "--size-step", "100"]),
+        &["--sizes 100000", "10000000 examples"],
+    );
+    // The options are checked before the checkpoint is read.
+    assert_one_line_error(&sweep(&[]), &["no-such.safetensors"]);
+    assert!(!out.exists());
+
+    let table = dir.path().join("tune.md");
+    let tune = |extra: &[&str]| {
+        let mut args = vec![
+            "tune",
+            "--checkpoint",
+            "no-such.safetensors",
+            "--out",
+            table.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        comod(&args, "1")
+    };
+    assert_one_line_error(&tune(&["--lr-retrain", "0.1"]), &["--lr-retrain", "--grid"]);
+    assert_one_line_error(&tune(&["--grid", "0.1,-1"]), &["--grid -1"]);
+    assert_one_line_error(&tune(&["--tasks", "9-1@0"]), &["--tasks", "9-1@0"]);
+    assert!(!table.exists() && !dir.path().join("tune.runs").exists());
+}

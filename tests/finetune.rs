@@ -7,11 +7,12 @@ use std::sync::OnceLock;
 
 use comod::data::{CANVAS_PIXELS, Digits, Task};
 use comod::net::{Arch, Model, Modulation};
+use comod::train::config::{DatasetOptions, Protocol};
 use comod::train::learner::{Learner, learner};
 use comod::train::method::Trained;
 use comod::train::protocol::{TrainingSet, online};
 use comod::train::run::training_composites;
-use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
+use comod::train::{FinetuneConfig, FrozenNetwork, Method, ReadoutKind, TaskData, finetune};
 use comod::train::{PretrainOptions, pretrain};
 
 fn digits() -> &'static Digits {
@@ -293,34 +294,109 @@ fn a_library_call_with_a_bad_configuration_is_one_clear_error() {
 }
 
 #[test]
-fn the_reported_loss_is_the_cross_entropy_plus_the_l1_term_of_what_is_trained() {
+fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
     let frozen = frozen();
     let task: Task = "2-5@3".parse().unwrap();
-    let with = FinetuneConfig {
+    let config = FinetuneConfig {
         test_composites: 100,
+        readout: ReadoutKind::Pair,
         ..FinetuneConfig::DEFAULT
     };
-    let without = FinetuneConfig {
-        lambda: 0.0,
-        ..with
+    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let train = training_composites(digits(), task, &config, 6);
+    let training = TrainingSet {
+        images: &train.images,
+        labels: config.labels(&train),
     };
-    let data = TaskData::new(frozen, digits(), task, &with, 0);
+    let images = data.test.images();
     for method in Method::ALL {
-        let mut penalised = learner(method, frozen, &with, with.readout_of(task), 2);
-        let mut plain = learner(method, frozen, &without, without.readout_of(task), 2);
-        let theta: Vec<f32> = match method.trains() {
-            Trained::Coupling => penalised.modulation().coupling.clone(),
-            Trained::Weights => (1..=3)
-                .flat_map(|l| frozen.model.weights(l).to_vec())
-                .collect(),
-            Trained::Readout => frozen.model.weights(3).to_vec(),
-        };
-        let l1: f64 = theta.iter().map(|&x| x.abs() as f64).sum::<f64>() * with.lambda as f64;
-        let difference = penalised.loss(&data.test) - plain.loss(&data.test);
+        let mut learner = learner(method, frozen, &config, config.readout_of(task), 2);
+        learner.begin(training.batch(0, 2));
+        for k in 0..5 {
+            learner.step(training.batch(k, 2));
+        }
+        // The same loss from a plain forward pass of the network the
+        // learner computes, with its coupling and gain.
+        let model = learner.network().clone();
+        let mut ws = model.workspace(images.len() / CANVAS_PIXELS);
+        model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
+        let expected = model.loss(&mut ws, data.test.labels(), config.readout_of(task)) as f64;
+        let loss = learner.loss(&data.test);
         assert!(
-            (difference - l1).abs() <= 1e-5 * l1,
-            "{method:?}: {difference} vs λ‖θ‖₁ = {l1}"
+            (loss - expected).abs() <= 1e-5 * expected,
+            "{method:?}: {loss} vs {expected}"
         );
-        assert_eq!(penalised.accuracy(&data.test), plain.accuracy(&data.test));
+        // λ plays no part in it.
+        let unpenalised = FinetuneConfig {
+            lambda: 0.0,
+            ..config
+        };
+        let mut fresh = learner_for(method, &unpenalised, task);
+        let mut penalised = learner_for(method, &config, task);
+        assert_eq!(
+            fresh.loss(&data.test),
+            penalised.loss(&data.test),
+            "{method:?}"
+        );
+    }
+}
+
+fn learner_for<'a>(method: Method, config: &FinetuneConfig, task: Task) -> Box<dyn Learner + 'a> {
+    learner(method, frozen(), config, config.readout_of(task), 2)
+}
+
+/// A small `dataset` protocol: sizes 4, 8, 12, at most `max_epochs`.
+fn dataset_config(sizes: usize, max_epochs: usize, patience: Option<usize>) -> FinetuneConfig {
+    FinetuneConfig {
+        protocol: Protocol::Dataset(DatasetOptions {
+            size_step: 4,
+            sizes,
+            max_epochs,
+            patience,
+        }),
+        test_composites: 100,
+        samples: 40,
+        ..FinetuneConfig::DEFAULT
+    }
+}
+
+#[test]
+fn without_patience_every_size_trains_exactly_max_epochs() {
+    let config = dataset_config(3, 9, None);
+    let task: Task = "1-7@0".parse().unwrap();
+    let data = TaskData::new(frozen(), digits(), task, &config, 0);
+    for method in Method::ALL {
+        let outcome = finetune(frozen(), digits(), &data, method, &config, 5).unwrap();
+        let epochs = outcome.epochs.expect("dataset runs report epochs");
+        assert_eq!(epochs.trained, [9, 9, 9], "{method:?}");
+        assert!(epochs.kept.iter().all(|&k| k <= 9), "{method:?}");
+        assert_eq!(outcome.curve.examples, [4, 8, 12]);
+    }
+}
+
+#[test]
+fn a_size_does_not_depend_on_the_sizes_after_it() {
+    let task: Task = "3-8@2".parse().unwrap();
+    let one = dataset_config(1, 30, Some(4));
+    let three = dataset_config(3, 30, Some(4));
+    let data = TaskData::new(frozen(), digits(), task, &one, 0);
+    for method in Method::ALL {
+        let alone = finetune(frozen(), digits(), &data, method, &one, 8).unwrap();
+        let first = finetune(frozen(), digits(), &data, method, &three, 8).unwrap();
+        let (alone_epochs, first_epochs) = (alone.epochs.unwrap(), first.epochs.unwrap());
+        assert_eq!(
+            alone.curve.accuracy[0], first.curve.accuracy[0],
+            "{method:?}"
+        );
+        assert_eq!(
+            alone_epochs.trained[0], first_epochs.trained[0],
+            "{method:?}"
+        );
+        assert_eq!(alone_epochs.kept[0], first_epochs.kept[0], "{method:?}");
+        // Training happened: some size kept a trained state.
+        assert!(
+            first_epochs.kept.iter().any(|&k| k > 0),
+            "{method:?}: {first_epochs:?}"
+        );
     }
 }

@@ -203,7 +203,7 @@ fn batch_inputs(trials: usize, samples: usize, seed: u64) -> (Vec<f32>, Vec<f32>
 
 #[test]
 fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
-    use comod::kernel::{BatchScratch, batch_gain};
+    use comod::kernel::{BatchScratch, Trials, batch_gain};
     for (name, layer) in [("paper3", 1), ("local2", 2)] {
         let arch = Arch::preset(name, layer).unwrap();
         let model = Model::<f32>::init(&arch, 5);
@@ -225,7 +225,7 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
                     &model,
                     &plan,
                     &coupling,
-                    &canvases,
+                    Trials::Canvases(&canvases),
                     &modulator,
                     GainRule::Covariance,
                     &mut scratch,

@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use comod::data::CANVAS_PIXELS;
-use comod::kernel::{BatchScratch, GainRule, KernelPlan, batch_gain};
+use comod::kernel::{BatchScratch, GainRule, KernelPlan, Trials, batch_gain};
 use comod::net::{Arch, Model};
 
 struct Counting;
@@ -55,7 +55,7 @@ fn no_allocation_per_trial() {
                     &model,
                     &plan,
                     &coupling,
-                    &canvases[..trials * CANVAS_PIXELS],
+                    Trials::Canvases(&canvases[..trials * CANVAS_PIXELS]),
                     &modulator[..trials * samples],
                     GainRule::Correlation,
                     &mut scratch,

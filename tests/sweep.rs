@@ -141,13 +141,13 @@ fn same_seed_gives_identical_results_at_any_thread_count_and_sharding() {
     assert!(!twice.exists());
 }
 
-#[test]
-fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
+/// Runs a sweep of `tasks` × 4 methods × 3 repeats with `extra`, kills it
+/// with SIGKILL after a third of its runs, tears its last line, resumes
+/// it, and checks the file against an uninterrupted sweep.
+fn resume_after_sigkill(tasks: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let tasks = "1-7@0,3-8@2,0-9@1,2-5@3";
-    let extra = ["--batches", "60"];
     let reference = dir.path().join("reference.jsonl");
-    assert_ok(&sweep(&reference, tasks, "3", "2", &extra));
+    assert_ok(&sweep(&reference, tasks, "3", "2", extra));
 
     let killed = dir.path().join("killed.jsonl");
     let mut args: Vec<String> = vec![
@@ -166,6 +166,9 @@ fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
         args.push(a.into());
     }
     args.extend(SMALL.iter().map(|s| s.to_string()));
+    if !extra.contains(&"--batches") {
+        args.extend(["--batches".into(), "12".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_comod"))
         .args(&args)
@@ -175,7 +178,7 @@ fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let total = 4 * 4 * 3;
+    let total = tasks.split(',').count() * 4 * 3;
     let lines = |p: &Path| {
         std::fs::read_to_string(p)
             .map(|t| t.lines().count())
@@ -196,11 +199,84 @@ fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
     text.push_str("{\"task\":\"1-7@0\",\"method\":\"sto");
     std::fs::write(&killed, text).unwrap();
 
-    let resumed = sweep(&killed, tasks, "3", "2", &extra);
+    let resumed = sweep(&killed, tasks, "3", "2", extra);
     assert_ok(&resumed);
     let stderr = String::from_utf8_lossy(&resumed.stderr);
     assert!(stderr.contains("torn last line"), "reported: {stderr}");
     assert_eq!(without_wall_time(&killed), without_wall_time(&reference));
+}
+
+#[test]
+fn resume_after_sigkill_completes_every_run_once_with_identical_curves() {
+    resume_after_sigkill("1-7@0,3-8@2,0-9@1,2-5@3", &["--batches", "60"]);
+}
+
+/// A small `dataset` protocol: sizes 4, 8, 12; at most 12 epochs, patience 3.
+const DATASET: [&str; 10] = [
+    "--protocol",
+    "dataset",
+    "--size-step",
+    "4",
+    "--sizes",
+    "3",
+    "--max-epochs",
+    "12",
+    "--patience",
+    "3",
+];
+
+#[test]
+fn dataset_sweeps_resume_after_sigkill_to_the_uninterrupted_file() {
+    resume_after_sigkill("1-7@0,3-8@2", &DATASET);
+}
+
+#[test]
+fn dataset_sweeps_are_the_same_at_any_thread_count_and_sharding() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = "1-7@0,0-9@1";
+    let (one, two) = (dir.path().join("one.jsonl"), dir.path().join("two.jsonl"));
+    assert_ok(&sweep(&one, tasks, "1", "1", &DATASET));
+    assert_ok(&sweep(&two, tasks, "1", "2", &DATASET));
+    let reference = without_wall_time(&one);
+    assert_eq!(reference.len(), 2 * 4);
+    assert_eq!(reference, without_wall_time(&two), "1 vs 2 threads");
+    let shards: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("shard{i}.jsonl")))
+        .collect();
+    for (i, shard) in shards.iter().enumerate() {
+        let mut extra = DATASET.to_vec();
+        let shard_flag = format!("{i}/2");
+        extra.extend(["--shard", &shard_flag]);
+        assert_ok(&sweep(shard, tasks, "1", "2", &extra));
+    }
+    let merged = dir.path().join("merged.jsonl");
+    assert_ok(&comod(
+        &[
+            "merge",
+            merged.to_str().unwrap(),
+            shards[0].to_str().unwrap(),
+            shards[1].to_str().unwrap(),
+        ],
+        "2",
+    ));
+    assert_eq!(reference, without_wall_time(&merged), "whole vs shards");
+    // One point per size at x = n, with the epochs of each size.
+    for line in std::fs::read_to_string(&one).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(r["examples"], serde_json::json!([4, 8, 12]));
+        assert_eq!(r["config"]["protocol"]["dataset"]["patience"], 3);
+        let trained = r["epochs"]["trained"].as_array().unwrap();
+        let kept = r["epochs"]["kept"].as_array().unwrap();
+        assert_eq!((trained.len(), kept.len()), (3, 3));
+        for (t, k) in trained.iter().zip(kept) {
+            let (t, k) = (t.as_u64().unwrap(), k.as_u64().unwrap());
+            assert!(k <= t && t <= 12, "kept {k} of {t}");
+            assert!(
+                t == 12 || t >= k + 3,
+                "stopped at {t} with patience 3, kept {k}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -333,7 +409,7 @@ fn records_carry_their_x_axis_and_on_request_the_coupling() {
         .collect();
     assert_eq!(records.len(), 4);
     for r in &records {
-        assert_eq!(r["format"], 2);
+        assert_eq!(r["format"], 3);
         let examples: Vec<u64> = serde_json::from_value(r["examples"].clone()).unwrap();
         assert_eq!(examples, (0..=12).map(|n| 3 * n).collect::<Vec<u64>>());
         assert_eq!(r["curve"].as_array().unwrap().len(), 13);
@@ -394,13 +470,32 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
         &newer,
         std::fs::read_to_string(&current)
             .unwrap()
-            .replacen("\"format\":2", "\"format\":3", 1),
+            .replacen("\"format\":3", "\"format\":4", 1),
     )
     .unwrap();
     let out = comod(&["summary", newer.to_str().unwrap()], "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("line 1: record format 3 is newer"),
+        !out.status.success() && stderr.contains("line 1: record format 4 is newer"),
         "{stderr}"
     );
+
+    // Format 2 (online only) reads as it is and is rewritten as format 3.
+    let format_two = dir.path().join("two.jsonl");
+    std::fs::write(
+        &format_two,
+        std::fs::read_to_string(&current)
+            .unwrap()
+            .replace("\"format\":3", "\"format\":2"),
+    )
+    .unwrap();
+    assert_ok(&comod(
+        &[
+            "merge",
+            upgraded.to_str().unwrap(),
+            format_two.to_str().unwrap(),
+        ],
+        "2",
+    ));
+    assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
 }

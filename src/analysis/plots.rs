@@ -230,6 +230,65 @@ fn relative_panel(
     })
 }
 
+/// Final accuracy against learning rate (log scale) per method, one
+/// marker per grid point (§4, `comod tune`): `(method, rate, accuracy)`.
+pub fn learning_rate_grid(points: &[(Method, f32, f64)], path: &Path) -> Result<()> {
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &(_, r, _)| {
+            (lo.min(r as f64), hi.max(r as f64))
+        });
+    let (lo, hi) = if lo <= hi {
+        (lo / 3.0, hi * 3.0)
+    } else {
+        (1e-7, 1.0)
+    };
+    draw_png(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Final accuracy against learning rate", ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("learning rate")
+            .y_desc("final test accuracy (mean over runs)")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for method in Method::ALL {
+            let c = colour(method);
+            let series: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.0 == method)
+                .map(|&(_, r, a)| (r as f64, a))
+                .collect();
+            if series.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(LineSeries::new(series.clone(), c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(method.name())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
+            chart
+                .draw_series(series.into_iter().map(|p| Circle::new(p, 4, c.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// Writes `learning_curves.png`, `fig2c_slope_ratio.png` and
 /// `fig2d_examples_to_criterion.png` into `dir`; returns their paths.
 pub fn write_plots(records: &[Record], dir: &Path) -> Result<Vec<PathBuf>> {

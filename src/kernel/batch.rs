@@ -7,7 +7,6 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::data::CANVAS_PIXELS;
 use crate::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain};
 use crate::net::{Model, Workspace};
 
@@ -39,27 +38,40 @@ impl BatchScratch {
     }
 }
 
-/// Per-trial gains (§3) of `model` with `coupling`, for canvases
-/// `[B, 784]` and modulator samples `[B, T]` (row b for trial b): returns
+/// What the trials of a batch start from.
+#[derive(Clone, Copy, Debug)]
+pub enum Trials<'a> {
+    /// Canvases `[B, 784]`; their F(a_ℓ) is computed here.
+    Canvases(&'a [f32]),
+    /// The modulated layer's unmodulated activity F(a_ℓ), `[B, N_ℓ]`,
+    /// computed once for a fixed data set (§4).
+    Activity(&'a [f32]),
+}
+
+/// Per-trial gains (§3) of `model` with `coupling`, for the `trials` and
+/// modulator samples `[B, T]` (row b for trial b): returns
 /// `[B, N_{L−1}]`, row b for trial b. Trials run in parallel.
 pub fn trial_gains<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
     coupling: &[f32],
-    canvases: &[f32],
+    trials: Trials<'_>,
     modulator: &[f32],
     rule: GainRule,
     scratch: &'s mut BatchScratch,
 ) -> &'s [f32] {
-    let trials = canvases.len() / CANVAS_PIXELS;
+    let (n_modulated, n_gated) = (plan.modulated_size, plan.gated_size);
+    let activity = match trials {
+        Trials::Canvases(canvases) => model.unmodulated_activity(&mut scratch.workspace, canvases),
+        Trials::Activity(activity) => activity,
+    };
+    let count = activity.len() / n_modulated;
     assert!(
-        trials > 0 && modulator.len().is_multiple_of(trials),
+        count > 0 && modulator.len().is_multiple_of(count),
         "one modulator row per trial"
     );
-    let samples = modulator.len() / trials;
-    let (n_modulated, n_gated) = (plan.modulated_size, plan.gated_size);
-    let activity = model.unmodulated_activity(&mut scratch.workspace, canvases);
-    let per_trial = &mut scratch.per_trial[..trials * n_gated];
+    let samples = modulator.len() / count;
+    let per_trial = &mut scratch.per_trial[..count * n_gated];
     let body = Body::detect();
     per_trial
         .par_chunks_mut(n_gated)
@@ -78,23 +90,23 @@ pub fn batch_gain<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
     coupling: &[f32],
-    canvases: &[f32],
+    trials: Trials<'_>,
     modulator: &[f32],
     rule: GainRule,
     scratch: &'s mut BatchScratch,
 ) -> &'s [f32] {
-    trial_gains(model, plan, coupling, canvases, modulator, rule, scratch);
+    let count = trial_gains(model, plan, coupling, trials, modulator, rule, scratch).len()
+        / plan.gated_size;
     let BatchScratch {
         per_trial, mean, ..
     } = scratch;
-    let trials = canvases.len() / CANVAS_PIXELS;
-    let per_trial = &per_trial[..trials * plan.gated_size];
+    let per_trial = &per_trial[..count * plan.gated_size];
     for (j, g) in mean.iter_mut().enumerate() {
         let total: f64 = per_trial
             .chunks_exact(plan.gated_size)
             .map(|row| row[j] as f64)
             .sum();
-        *g = (total / trials as f64) as f32;
+        *g = (total / count as f64) as f32;
     }
     mean
 }

@@ -25,7 +25,7 @@ pub mod reference;
 mod scalar;
 pub mod workload;
 
-pub use batch::{BatchScratch, batch_gain, trial_gains};
+pub use batch::{BatchScratch, Trials, batch_gain, trial_gains};
 pub use plan::KernelPlan;
 
 use crate::net::simd::has_avx2_fma;

@@ -7,7 +7,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::{
-    BatchScratch, GainRule, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, batch_gain,
+    BatchScratch, GainRule, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, Trials, batch_gain,
 };
 use crate::net::{Arch, Model, Modulation};
 use crate::rng::rng_for;
@@ -122,7 +122,7 @@ impl PreparedWorkload {
             &self.model,
             &self.plan,
             &self.coupling,
-            &self.canvases,
+            Trials::Canvases(&self.canvases),
             &self.modulator,
             GainRule::Covariance,
             &mut self.scratch,

@@ -139,6 +139,7 @@ pub fn run_sweep(
                         examples: outcome.curve.examples,
                         curve: outcome.curve.accuracy,
                         coupling,
+                        epochs: outcome.epochs,
                         wall_s: run_start.elapsed().as_secs_f64(),
                         config: spec.config.clone(),
                     };

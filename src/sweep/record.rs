@@ -12,12 +12,14 @@ use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::net::{Arch, Model};
 use crate::sweep::plan::RunKey;
+use crate::train::protocol::EpochCounts;
 use crate::train::{FinetuneConfig, Method};
 
-/// The record format this version writes. Format 1 (no `format` key, no
-/// `examples`) is read and upgraded: its x axis is derived from the batch
-/// size, its stored metrics are ignored.
-pub const RECORD_FORMAT: u32 = 2;
+/// The record format this version writes (3: the `dataset` protocol and
+/// its `epochs`). Format 2 reads as it is (its protocol is `online`);
+/// format 1 (no `format` key, no `examples`) is read and upgraded: its x
+/// axis is derived from the batch size, its stored metrics are ignored.
+pub const RECORD_FORMAT: u32 = 3;
 
 /// Everything that produced a record besides its task, method and repeat;
 /// records of different configurations never mix.
@@ -83,6 +85,9 @@ pub struct Record {
     /// it (modulation methods only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupling: Option<Vec<f32>>,
+    /// Epochs trained and kept per data-set size (`dataset` protocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<EpochCounts>,
     /// Wall time of the run in seconds.
     pub wall_s: f64,
     /// The configuration.
@@ -114,6 +119,7 @@ impl Record {
                 record.examples = (0..record.curve.len()).map(|n| n * batch).collect();
                 record.format = RECORD_FORMAT;
             }
+            2 => record.format = RECORD_FORMAT,
             RECORD_FORMAT => {}
             newer => {
                 return Err(format!(
@@ -125,6 +131,16 @@ impl Record {
             return Err(format!(
                 "{} examples for {} measurements",
                 record.examples.len(),
+                record.curve.len()
+            ));
+        }
+        if let Some(epochs) = &record.epochs
+            && (epochs.trained.len() != record.curve.len()
+                || epochs.kept.len() != record.curve.len())
+        {
+            return Err(format!(
+                "epochs of {} sizes for {} measurements",
+                epochs.trained.len(),
                 record.curve.len()
             ));
         }

@@ -21,7 +21,106 @@ pub enum Protocol {
     /// One pass over fresh batches, measured before the first update and
     /// after every batch.
     Online,
+    /// Data sets of growing size, each trained from the pretrained network
+    /// to its lowest validation loss; one measurement per size.
+    Dataset(DatasetOptions),
 }
+
+impl Protocol {
+    /// The `dataset` protocol with its §4 defaults.
+    pub const DATASET: Protocol = Protocol::Dataset(DatasetOptions::DEFAULT);
+
+    /// The name used on the command line (`--protocol`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Online => "online",
+            Protocol::Dataset(_) => "dataset",
+        }
+    }
+
+    /// The learning rates of this protocol (§4): chosen so that one pass
+    /// moves the curves (`online`), or the paper's (`dataset`).
+    pub fn learning_rates(&self) -> LearningRates {
+        match self {
+            Protocol::Online => LearningRates::ONLINE,
+            Protocol::Dataset(_) => LearningRates::DATASET,
+        }
+    }
+}
+
+/// The settings of the `dataset` protocol (§4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetOptions {
+    /// S: the sizes are S, 2S, …, N·S examples.
+    pub size_step: usize,
+    /// N: the number of sizes.
+    pub sizes: usize,
+    /// E_max: the most epochs one size trains.
+    pub max_epochs: usize,
+    /// P: stop after this many epochs without a lower validation loss;
+    /// `None` trains all E_max epochs (still keeping the best state).
+    pub patience: Option<usize>,
+}
+
+impl DatasetOptions {
+    /// The defaults of §4: S = 10, N = 30, E_max = 1000, P = 20.
+    pub const DEFAULT: DatasetOptions = DatasetOptions {
+        size_step: 10,
+        sizes: 30,
+        max_epochs: 1000,
+        patience: Some(20),
+    };
+
+    /// The data-set sizes n = S, 2S, …, N·S.
+    pub fn sizes(&self) -> impl Iterator<Item = usize> + use<> {
+        let step = self.size_step;
+        (1..=self.sizes).map(move |k| k * step)
+    }
+
+    /// The largest size, N·S: the run's training sequence.
+    pub fn largest(&self) -> usize {
+        self.sizes.saturating_mul(self.size_step)
+    }
+
+    /// Checks every setting; the error names the first one out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.size_step < 2 {
+            return Err(Error::option(
+                "--size-step",
+                self.size_step,
+                "must be at least 2 (each size is split into training and validation halves)",
+            ));
+        }
+        for (flag, count) in [("--sizes", self.sizes), ("--max-epochs", self.max_epochs)] {
+            if count == 0 {
+                return Err(Error::option(flag, count, "must be at least 1"));
+            }
+        }
+        if self.patience == Some(0) {
+            return Err(Error::option(
+                "--patience",
+                0,
+                "must be at least 1 (or `none`: train all --max-epochs)",
+            ));
+        }
+        if self.largest() > MAX_DATASET_EXAMPLES {
+            return Err(Error::option(
+                "--sizes",
+                self.sizes,
+                format!(
+                    "with --size-step {} the largest data set has {} examples; at most {MAX_DATASET_EXAMPLES}",
+                    self.size_step,
+                    self.largest()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most examples the `dataset` protocol's largest size may hold (each
+/// run keeps its activities in memory).
+pub const MAX_DATASET_EXAMPLES: usize = 100_000;
 
 /// Which logits a binary task reads (§2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -100,6 +199,9 @@ impl FinetuneConfig {
                 "a variance must be ≥ 0",
             ));
         }
+        if let Protocol::Dataset(options) = &self.protocol {
+            options.validate()?;
+        }
         for (flag, count) in [
             ("--samples", self.samples),
             ("--batches", self.batches),
@@ -111,6 +213,15 @@ impl FinetuneConfig {
             }
         }
         Ok(())
+    }
+
+    /// Training composites one run draws: `batches × batch_size` for
+    /// `online`, the largest data set for `dataset` (§4).
+    pub fn training_examples(&self) -> usize {
+        match self.protocol {
+            Protocol::Online => self.batches.saturating_mul(self.batch_size),
+            Protocol::Dataset(options) => options.largest(),
+        }
     }
 
     /// The readout of `task`.

@@ -162,6 +162,29 @@ impl EvalSet {
         }
     }
 
+    /// The examples of this set at `rows`, in that order, with their
+    /// activities (no forward pass: a data set's halves, §4).
+    pub fn select(&self, rows: &[usize]) -> EvalSet {
+        fn gather<T: Copy>(all: &[T], width: usize, rows: &[usize]) -> Vec<T> {
+            rows.iter()
+                .flat_map(|&r| &all[r * width..(r + 1) * width])
+                .copied()
+                .collect()
+        }
+        let n = self.len();
+        let width = |all: &[f32]| all.len().checked_div(n).unwrap_or(0);
+        EvalSet {
+            images: gather(&self.images, CANVAS_PIXELS, rows),
+            labels: gather(&self.labels, 1, rows),
+            modulated_activity: gather(
+                &self.modulated_activity,
+                width(&self.modulated_activity),
+                rows,
+            ),
+            gated_activity: gather(&self.gated_activity, width(&self.gated_activity), rows),
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -180,6 +203,11 @@ impl EvalSet {
     /// The labels, as the readout reads them.
     pub fn labels(&self) -> &[u8] {
         &self.labels
+    }
+
+    /// The frozen network's F(a_ℓ) of each example, `[n, N_ℓ]`.
+    pub fn modulated_activity(&self) -> &[f32] {
+        &self.modulated_activity
     }
 }
 

@@ -7,11 +7,12 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::data::CANVAS_PIXELS;
-use crate::kernel::{BatchScratch, GainRule, batch_gain};
+use crate::kernel::{BatchScratch, GainRule, Trials, batch_gain};
 use crate::net::Modulation;
 use crate::rng::{Rng, rng_for};
 use crate::train::config::FinetuneConfig;
 use crate::train::frozen::FrozenNetwork;
+use crate::train::learner::Batch;
 
 /// Maximum weight τ of the old estimate in the running average (§3).
 pub const TAU_MAX: f32 = 100.0;
@@ -142,6 +143,7 @@ pub struct GainEstimator {
     normal: Normal<f32>,
     modulator: Vec<f32>,
     fresh: Vec<f32>,
+    /// F(a_ℓ) of the blank canvas, computed once.
     blank: Vec<f32>,
     scratch: BatchScratch,
 }
@@ -156,6 +158,10 @@ impl GainEstimator {
             GainInput::Blank => 1,
         };
         let std = config.modulator_variance.sqrt();
+        let model = &frozen.model;
+        let blank = model
+            .unmodulated_activity(&mut model.workspace(1), &[0.0; CANVAS_PIXELS])
+            .to_vec();
         GainEstimator {
             state: GainState::new(options),
             options,
@@ -164,41 +170,47 @@ impl GainEstimator {
             normal: Normal::new(config.modulator_mean, std).expect("a validated variance ≥ 0"),
             modulator: Vec::new(),
             fresh: vec![0.0; frozen.plan.gated_size],
-            blank: vec![0.0; CANVAS_PIXELS],
+            blank,
             scratch: BatchScratch::new(&frozen.model, trials),
         }
     }
 
-    /// Re-estimates the gain of `modulation` on `batch` (canvases
-    /// `[B, 784]`) with its current coupling (§3, §4); returns the
-    /// floating-point operations spent in the kernel.
+    /// Re-estimates the gain of `modulation` on `batch` with its current
+    /// coupling (§3, §4); returns the floating-point operations spent in
+    /// the kernel.
     pub fn estimate(
         &mut self,
         frozen: &FrozenNetwork,
         modulation: &mut Modulation<f32>,
-        batch: &[f32],
+        batch: Batch<'_>,
     ) -> f64 {
-        let canvases = match self.options.input {
-            GainInput::Batch => batch,
-            GainInput::Blank => &self.blank[..],
+        let trials = match self.options.input {
+            GainInput::Batch => match batch.activity {
+                Some(activity) => Trials::Activity(activity),
+                None => Trials::Canvases(batch.images),
+            },
+            GainInput::Blank => Trials::Activity(&self.blank),
         };
-        let trials = canvases.len() / CANVAS_PIXELS;
+        let count = match trials {
+            Trials::Canvases(canvases) => canvases.len() / CANVAS_PIXELS,
+            Trials::Activity(activity) => activity.len() / frozen.plan.modulated_size,
+        };
         self.modulator.clear();
         let (rng, normal) = (&mut self.rng, &self.normal);
         self.modulator
-            .extend((0..trials * self.samples).map(|_| normal.sample(rng)));
+            .extend((0..count * self.samples).map(|_| normal.sample(rng)));
         let estimate = batch_gain(
             &frozen.model,
             &frozen.plan,
             &modulation.coupling,
-            canvases,
+            trials,
             &self.modulator,
             self.options.rule,
             &mut self.scratch,
         );
         self.fresh.copy_from_slice(estimate);
         self.state.update(&mut modulation.gain, &mut self.fresh);
-        trials as f64 * frozen.plan.flops_per_trial(self.samples)
+        count as f64 * frozen.plan.flops_per_trial(self.samples)
     }
 
     /// The running state (for snapshots).

@@ -13,7 +13,7 @@ use std::ops::Range;
 use rand::RngExt;
 
 use crate::kernel::Body;
-use crate::net::layers::{l1_backward, l1_penalty};
+use crate::net::layers::l1_backward;
 use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::rng_for;
 use crate::train::config::FinetuneConfig;
@@ -23,13 +23,17 @@ use crate::train::gain::{GainEstimator, GainState};
 use crate::train::method::{Method, Trained};
 
 /// A batch of training examples: canvases `[B, 784]` and their labels as
-/// the readout reads them.
+/// the readout reads them, with the frozen network's activity F(a_ℓ)
+/// when it was computed once for a fixed data set (§4).
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     /// Canvases.
     pub images: &'a [f32],
     /// Labels.
     pub labels: &'a [u8],
+    /// F(a_ℓ) of the canvases, `[B, N_ℓ]`, if known: the modulation
+    /// methods then start their steps and gain estimates there.
+    pub activity: Option<&'a [f32]>,
 }
 
 /// What a learner trains, copied out so that it can be put back (early
@@ -56,8 +60,10 @@ pub trait Learner {
     /// Accuracy on `set` in the current state.
     fn accuracy(&mut self, set: &EvalSet) -> f32;
 
-    /// The loss on `set` in the current state: mean cross-entropy plus
-    /// λ‖θ‖₁ of what is trained (§2).
+    /// The validation loss on `set` in the current state (§4): the mean
+    /// cross-entropy of the readout, without the L1 term, which is a
+    /// penalty on the parameters and not a measure of fit (as the
+    /// companion code validates).
     fn loss(&mut self, set: &EvalSet) -> f64;
 
     /// The current trained state.
@@ -203,7 +209,7 @@ impl<'a> ModulationLearner<'a> {
 
     fn estimate_gain(&mut self, batch: Batch<'_>) {
         if let Some(gain) = &mut self.gain {
-            self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch.images);
+            self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch);
         }
     }
 }
@@ -216,7 +222,16 @@ impl Learner for ModulationLearner<'_> {
     fn step(&mut self, batch: Batch<'_>) {
         let c = &mut self.common;
         let model = &self.frozen.model;
-        model.forward(&mut c.ws, &self.modulation, batch.images, c.m);
+        match batch.activity {
+            Some(activity) => model.forward_from(
+                &mut c.ws,
+                &self.modulation,
+                model.arch().modulated_layer,
+                activity,
+                c.m,
+            ),
+            None => model.forward(&mut c.ws, &self.modulation, batch.images, c.m),
+        }
         model.loss(&mut c.ws, batch.labels, c.readout);
         model.backward(&mut c.ws, GradTargets::COUPLING, &mut c.grads);
         l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
@@ -233,8 +248,7 @@ impl Learner for ModulationLearner<'_> {
 
     fn loss(&mut self, set: &EvalSet) -> f64 {
         self.run_on(set);
-        let c = &self.common;
-        c.cross_entropy(set) + l1_penalty(&self.modulation.coupling, c.lambda) as f64
+        self.common.cross_entropy(set)
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -353,13 +367,7 @@ impl Learner for RetrainLearner {
 
     fn loss(&mut self, set: &EvalSet) -> f64 {
         self.run_on(set);
-        let c = &self.common;
-        let penalty: f64 = self
-            .penalised
-            .iter()
-            .map(|range| l1_penalty(&self.model.params[range.clone()], c.lambda) as f64)
-            .sum();
-        c.cross_entropy(set) + penalty
+        self.common.cross_entropy(set)
     }
 
     fn snapshot(&self) -> Snapshot {

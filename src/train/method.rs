@@ -109,6 +109,15 @@ impl LearningRates {
         retrain_last: 1e-3,
     };
 
+    /// The paper's rates (supplement), for the `dataset` protocol (§4),
+    /// which trains each data-set size to its lowest validation loss.
+    pub const DATASET: LearningRates = LearningRates {
+        stochastic: 1e-4,
+        deterministic: 1e-4,
+        retrain: 1e-6,
+        retrain_last: 1e-4,
+    };
+
     /// Each rate with the flag that sets it, in method order.
     pub fn by_flag(&self) -> [(&'static str, f32); 4] {
         [

@@ -11,7 +11,7 @@ use crate::train::evaluate::{EvalSet, task_test_set};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::learner;
 use crate::train::method::Method;
-use crate::train::protocol::{Curve, TrainingSet, online};
+use crate::train::protocol::{Curve, EpochCounts, TrainingSet, dataset, online};
 
 /// A task's fixed test set and what the frozen network makes of it,
 /// computed once and shared by every run of the task.
@@ -43,9 +43,10 @@ impl TaskData {
 }
 
 /// The training composites of the run with `seed` on `task` (§4, §6):
-/// `batches × batch size` of them, with distractors, from the train pool,
-/// drawn from the run's own seed so each run sees its own sequence (and a
-/// longer sequence extends a shorter one).
+/// `batches × batch size` of them (`online`) or the largest data set's
+/// (`dataset`), with distractors, from the train pool, drawn from the
+/// run's own seed so each run sees its own sequence (and a longer
+/// sequence extends a shorter one).
 pub fn training_composites(
     digits: &Digits,
     task: Task,
@@ -59,7 +60,7 @@ pub fn training_composites(
             distractors: true,
         },
         Pool::Train,
-        config.batches * config.batch_size,
+        config.training_examples(),
         derive_seed(seed, &["train".into()]),
         NOISE_STD,
     )
@@ -72,6 +73,8 @@ pub struct RunOutcome {
     pub curve: Curve,
     /// The fine-tuned coupling and gain (off for the retraining methods).
     pub modulation: Modulation<f32>,
+    /// Epochs per data-set size (`dataset` protocol only).
+    pub epochs: Option<EpochCounts>,
     /// Floating-point operations done.
     pub flops: f64,
 }
@@ -90,17 +93,43 @@ pub fn finetune(
 ) -> Result<RunOutcome> {
     config.validate()?;
     let train = training_composites(digits, data.task, config, seed);
-    let training = TrainingSet {
-        images: &train.images,
-        labels: config.labels(&train),
-    };
-    let mut learner = learner(method, frozen, config, config.readout_of(data.task), seed);
-    let curve = match config.protocol {
-        Protocol::Online => online(learner.as_mut(), training, config.batch_size, &data.test),
-    };
-    Ok(RunOutcome {
-        curve,
-        modulation: learner.modulation().clone(),
-        flops: learner.flops(),
-    })
+    let readout = config.readout_of(data.task);
+    match config.protocol {
+        Protocol::Online => {
+            let training = TrainingSet {
+                images: &train.images,
+                labels: config.labels(&train),
+            };
+            let mut learner = learner(method, frozen, config, readout, seed);
+            let curve = online(learner.as_mut(), training, config.batch_size, &data.test);
+            Ok(RunOutcome {
+                curve,
+                modulation: learner.modulation().clone(),
+                epochs: None,
+                flops: learner.flops(),
+            })
+        }
+        Protocol::Dataset(options) => {
+            let labels = config.labels(&train).to_vec();
+            let sequence = EvalSet::new(&frozen.model, train.images, labels, config.modulator_mean);
+            let new_learner = |seed| learner(method, frozen, config, readout, seed);
+            let sizes = dataset(
+                &new_learner,
+                &sequence,
+                &options,
+                config.batch_size,
+                &data.test,
+                seed,
+            );
+            let (curve, epochs) = EpochCounts::from_sizes(&sizes);
+            // The coupling of the largest size, the one trained on most data.
+            let last = sizes.last().expect("at least one size");
+            Ok(RunOutcome {
+                curve,
+                modulation: last.modulation.clone(),
+                epochs: Some(epochs),
+                flops: sizes.iter().map(|s| s.flops).sum(),
+            })
+        }
+    }
 }

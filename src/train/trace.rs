@@ -3,7 +3,7 @@
 //! any framework implementation can be checked tensor by tensor. The types
 //! here are plain data; `crate::io::trace` reads and writes them.
 
-use crate::kernel::{BatchScratch, GainRule, KernelPlan, trial_gains};
+use crate::kernel::{BatchScratch, GainRule, KernelPlan, Trials, trial_gains};
 use crate::net::layers::{l1_backward, l1_penalty};
 use crate::net::{GradTargets, Grads, Model, Modulation, Readout};
 
@@ -60,7 +60,7 @@ pub fn trace(model: &Model<f32>, inputs: &TraceInputs) -> TraceOutputs {
         model,
         &plan,
         &modulation.coupling,
-        &inputs.stimuli,
+        Trials::Canvases(&inputs.stimuli),
         &inputs.modulator,
         inputs.rule,
         &mut scratch,
