@@ -47,6 +47,14 @@ fn sweep_bar() -> ProgressBar {
     bar("sweep {bar:30} {pos}/{len} runs, {per_sec}, ETA {eta} [{elapsed_precise}]")
 }
 
+/// A sweep's progress callback: `done` of `total` runs on `bar`.
+fn show_runs(bar: &ProgressBar) -> impl Fn(usize, usize) + Sync + '_ {
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+}
+
 fn show_epoch(bar: &ProgressBar, stats: &EpochStats, max_epochs: usize) {
     bar.set_length(max_epochs as u64);
     bar.set_position(stats.epoch as u64);
@@ -188,10 +196,7 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     };
     let frozen = FrozenNetwork::new(checkpoint.model);
     let progress = sweep_bar();
-    let report = run_sweep(&frozen, &digits, &spec, &args.out, |done, total| {
-        progress.set_length(total as u64);
-        progress.set_position(done as u64);
-    })?;
+    let report = run_sweep(&frozen, &digits, &spec, &args.out, show_runs(&progress))?;
     progress.finish_and_clear();
     print_sweep(&report, &args.out);
     Ok(())
@@ -222,10 +227,7 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     spec.validate()?;
     let frozen = FrozenNetwork::new(checkpoint.model);
     let progress = sweep_bar();
-    let (reports, records) = run_grid(&frozen, &digits, &spec, &args.out, |done, total| {
-        progress.set_length(total as u64);
-        progress.set_position(done as u64);
-    })?;
+    let (reports, records) = run_grid(&frozen, &digits, &spec, &args.out, show_runs(&progress))?;
     progress.finish_and_clear();
     let run: usize = reports.iter().map(|r| r.run).sum();
     let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
@@ -293,8 +295,7 @@ impl Observer for ReproduceProgress {
     }
 
     fn sweep_progress(&self, done: usize, total: usize) {
-        self.sweep.set_length(total as u64);
-        self.sweep.set_position(done as u64);
+        show_runs(&self.sweep)(done, total);
     }
 
     fn sweep_done(&self, report: &SweepReport, results: &Path) {

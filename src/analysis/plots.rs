@@ -66,6 +66,23 @@ fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
         .collect()
 }
 
+/// Draws the series labels of `chart` in its lower right corner.
+fn lower_right_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+) -> std::result::Result<(), String>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 /// Learning curves per method with ±s.e.m. bands.
 pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
     let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
@@ -127,13 +144,7 @@ pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
                     PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| e.to_string())
+        lower_right_legend(&mut chart)
     })
 }
 
@@ -279,13 +290,7 @@ pub fn learning_rate_grid(points: &[(Method, f32, f64)], path: &Path) -> Result<
                 .draw_series(series.into_iter().map(|p| Circle::new(p, 4, c.filled())))
                 .map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| e.to_string())
+        lower_right_legend(&mut chart)
     })
 }
 

@@ -218,15 +218,15 @@ pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
 }
 
 /// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (§7).
+/// The sign is computed from the comparisons as an integer, not chosen by
+/// a branch, so that the loop vectorises.
 pub fn l1_backward<T: Real>(theta: &[T], lambda: T, grad: &mut [T]) {
     crate::net::simd::with_avx2(
         #[inline(always)]
         || {
             for (g, &x) in grad.iter_mut().zip(theta) {
-                // Selects rather than branches, so that the loop vectorises.
-                let up = if x > T::ZERO { lambda } else { T::ZERO };
-                let down = if x < T::ZERO { lambda } else { T::ZERO };
-                *g += up - down;
+                let sign = i32::from(x > T::ZERO) - i32::from(x < T::ZERO);
+                *g += lambda * T::from_f64(f64::from(sign));
             }
         },
     )
