@@ -1,6 +1,8 @@
 //! Fine-tuning (§4): each method's learner changes only what it trains,
 //! snapshots restore exactly, learning happens at the default rates, every
 //! gain option acts, and a bad configuration is refused by the library.
+//! The `dataset` protocol: E_max epochs without patience, sizes independent
+//! of each other, and the reported accuracy that of the kept state.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -399,4 +401,44 @@ fn a_size_does_not_depend_on_the_sizes_after_it() {
             "{method:?}: {first_epochs:?}"
         );
     }
+}
+
+#[test]
+fn the_reported_accuracy_is_that_of_the_state_after_the_kept_epoch() {
+    // High rates, so that the validation loss turns up and an earlier
+    // state is kept.
+    let rates = |max_epochs| FinetuneConfig {
+        lr: comod::train::method::LearningRates {
+            stochastic: 0.1,
+            deterministic: 0.1,
+            retrain: 1e-2,
+            retrain_last: 0.1,
+        },
+        ..dataset_config(2, max_epochs, None)
+    };
+    let task: Task = "4-9@1".parse().unwrap();
+    let data = TaskData::new(frozen(), digits(), task, &rates(1), 0);
+    let mut earlier_kept = 0;
+    for method in Method::ALL {
+        let long = finetune(frozen(), digits(), &data, method, &rates(40), 3).unwrap();
+        let kept = long.epochs.unwrap().kept;
+        for (size, &epoch) in kept.iter().enumerate() {
+            if epoch == 0 || epoch == 40 {
+                continue;
+            }
+            earlier_kept += 1;
+            // Trained for exactly the kept epochs, the last state is the
+            // kept one: the same accuracy, the same kept epoch.
+            let short = finetune(frozen(), digits(), &data, method, &rates(epoch), 3).unwrap();
+            assert_eq!(short.epochs.unwrap().kept[size], epoch, "{method:?}");
+            assert_eq!(
+                short.curve.accuracy[size], long.curve.accuracy[size],
+                "{method:?} size {size}"
+            );
+        }
+    }
+    assert!(
+        earlier_kept >= 2,
+        "early stopping chose an earlier state {earlier_kept} times"
+    );
 }
