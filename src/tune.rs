@@ -16,6 +16,7 @@ use crate::sweep::plan::reproduction_tasks;
 use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::read_results;
 use crate::sweep::{SweepReport, SweepSpec, check_plan, run_sweep};
+use crate::train::config::Protocol;
 use crate::train::method::LearningRates;
 use crate::train::{FrozenNetwork, Method};
 
@@ -306,7 +307,13 @@ pub fn write_tuning(records: &[Record], out: &Path) -> Result<Tuning> {
     let points = grid_points(records);
     let chosen = select(&points);
     let table = markdown(&points, &chosen);
-    let flags = flags(&chosen);
+    // Rates chosen under `dataset` belong to that protocol.
+    let flags = match records.first().map(|r| r.config.finetune.protocol) {
+        Some(protocol @ Protocol::Dataset(_)) => {
+            format!("--protocol {} {}", protocol.name(), flags(&chosen))
+        }
+        _ => flags(&chosen),
+    };
     let text = format!(
         "# Learning-rate grid (§4)\n\n{table}\nChosen rates, for `comod sweep`:\n\n    {flags}\n\nThe runs of each rate: `{}`.\n",
         runs_dir(out).display()

@@ -499,3 +499,61 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
     ));
     assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
 }
+
+#[test]
+fn tune_writes_its_table_plot_and_runs_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tune.md");
+    let args = [
+        "tune",
+        "--checkpoint",
+        checkpoint().to_str().unwrap(),
+        "--tasks",
+        "1-7@0,2-5@3",
+        "--repeats",
+        "2",
+        "--grid",
+        "1e-3,1e-1",
+        "--batches",
+        "12",
+        "--test-composites",
+        "100",
+        "--samples",
+        "40",
+        "--out",
+        table.to_str().unwrap(),
+    ];
+    let first = comod(&args, "2");
+    assert_ok(&first);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("32 runs over 2 rates (32 run now"),
+        "{stdout}"
+    );
+    let flags = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("chosen rates"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    for method in ["stochastic", "deterministic", "retrain", "retrain-last"] {
+        assert!(flags.contains(&format!("--lr-{method} ")), "{flags}");
+    }
+    let text = std::fs::read_to_string(&table).unwrap();
+    assert!(text.contains(&flags) && text.contains("| 1e-3 |") && text.contains("**"));
+    let png = std::fs::read(dir.path().join("tune.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    for rate in ["1e-3", "1e-1"] {
+        let runs = dir.path().join(format!("tune.runs/lr-{rate}.jsonl"));
+        assert_eq!(without_wall_time(&runs).len(), 2 * 4 * 2, "{rate}");
+    }
+    // Run again: everything is resumed, the choice is the same.
+    let again = comod(&args, "2");
+    assert_ok(&again);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("(0 run now") && stdout.contains(&flags),
+        "{stdout}"
+    );
+}
