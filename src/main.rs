@@ -11,8 +11,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{
-    BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReproduceArgs, SummaryArgs,
-    SweepArgs, TraceArgs, TuneArgs,
+    BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReproduceArgs, RunOptions,
+    SummaryArgs, SweepArgs, TraceArgs, TuneArgs,
 };
 use comod::analysis::write_summary;
 use comod::bench::{BenchLine, run_bench, throughput};
@@ -29,8 +29,8 @@ use comod::sweep::{SweepReport, SweepSpec, run_sweep};
 use comod::train::pretrain::Provenance;
 use comod::train::trace::trace;
 use comod::train::{
-    EpochStats, FrozenNetwork, PretrainOptions, PretrainReport, general_accuracy, pair_accuracy,
-    pretrain,
+    EpochStats, FinetuneConfig, FrozenNetwork, PretrainOptions, PretrainReport, general_accuracy,
+    pair_accuracy, pretrain,
 };
 use comod::tune::{TuneSpec, check_grid, run_grid, write_tuning};
 
@@ -173,28 +173,34 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// The frozen network of `checkpoint`, the digits of `data`, and the
+/// configuration of sweeps of them with `finetune` and the seed of `run`.
+fn sweep_inputs(
+    checkpoint: &Path,
+    data: &Path,
+    finetune: FinetuneConfig,
+    run: &RunOptions,
+) -> Result<(FrozenNetwork, Digits, SweepConfig)> {
+    let model = load_checkpoint(checkpoint)?.model;
+    let digits = Digits::load(data)?;
+    let config = SweepConfig::new(checkpoint, &model, &digits, finetune, run.seed)?;
+    Ok((FrozenNetwork::new(model), digits, config))
+}
+
 fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let tasks = parse_task_list(&args.tasks).context("--tasks")?;
     let config = args.run.finetune_config();
     config.validate()?;
-    let checkpoint = load_checkpoint(&args.checkpoint)?;
-    args.check_architecture(checkpoint.model.arch())?;
-    let digits = Digits::load(&args.data)?;
+    let (frozen, digits, config) = sweep_inputs(&args.checkpoint, &args.data, config, &args.run)?;
+    args.check_architecture(frozen.model.arch())?;
     let spec = SweepSpec {
         tasks,
         methods: args.run.methods.clone(),
         repeats: args.repeats,
         shard: args.shard,
         record_coupling: args.run.record_coupling,
-        config: SweepConfig::new(
-            &args.checkpoint,
-            &checkpoint.model,
-            &digits,
-            config,
-            args.run.seed,
-        )?,
+        config,
     };
-    let frozen = FrozenNetwork::new(checkpoint.model);
     let progress = sweep_bar();
     let report = run_sweep(&frozen, &digits, &spec, &args.out, show_runs(&progress))?;
     progress.finish_and_clear();
@@ -209,23 +215,15 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     let config = args.run.finetune_config();
     config.validate()?;
     check_writable(&args.out)?;
-    let checkpoint = load_checkpoint(&args.checkpoint)?;
-    let digits = Digits::load(&args.data)?;
+    let (frozen, digits, config) = sweep_inputs(&args.checkpoint, &args.data, config, &args.run)?;
     let spec = TuneSpec {
         tasks,
         methods: args.run.methods.clone(),
         repeats: args.repeats,
         grid: args.grid.clone(),
-        config: SweepConfig::new(
-            &args.checkpoint,
-            &checkpoint.model,
-            &digits,
-            config,
-            args.run.seed,
-        )?,
+        config,
     };
     spec.validate()?;
-    let frozen = FrozenNetwork::new(checkpoint.model);
     let progress = sweep_bar();
     let (reports, records) = run_grid(&frozen, &digits, &spec, &args.out, show_runs(&progress))?;
     progress.finish_and_clear();
