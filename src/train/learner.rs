@@ -57,14 +57,24 @@ pub trait Learner {
     /// then re-estimates its gain on the same batch with the new c.
     fn step(&mut self, batch: Batch<'_>);
 
+    /// Evaluates the current state on `set`: the logits are left in the
+    /// returned evaluator, to be read with the returned readout.
+    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout);
+
     /// Accuracy on `set` in the current state.
-    fn accuracy(&mut self, set: &EvalSet) -> f32;
+    fn accuracy(&mut self, set: &EvalSet) -> f32 {
+        let (evaluator, readout) = self.evaluate(set);
+        evaluator.accuracy(set.labels(), readout)
+    }
 
     /// The validation loss on `set` in the current state (§4): the mean
     /// cross-entropy of the readout, without the L1 term, which is a
     /// penalty on the parameters and not a measure of fit (as the
     /// companion code validates).
-    fn loss(&mut self, set: &EvalSet) -> f64;
+    fn loss(&mut self, set: &EvalSet) -> f64 {
+        let (evaluator, readout) = self.evaluate(set);
+        evaluator.loss(set.labels(), readout)
+    }
 
     /// The current trained state.
     fn snapshot(&self) -> Snapshot;
@@ -143,16 +153,6 @@ impl Common {
             flops: 0.0,
         }
     }
-
-    /// Accuracy of the logits of `set` left in the evaluator.
-    fn accuracy(&self, set: &EvalSet) -> f32 {
-        self.evaluator.accuracy(set.labels(), self.readout)
-    }
-
-    /// Mean cross-entropy of the logits of `set` left in the evaluator.
-    fn cross_entropy(&self, set: &EvalSet) -> f64 {
-        self.evaluator.loss(set.labels(), self.readout)
-    }
 }
 
 /// The weights and biases of the readout layer in the parameter buffer.
@@ -199,14 +199,6 @@ impl<'a> ModulationLearner<'a> {
         }
     }
 
-    /// The readout's logits of `set` in the evaluator.
-    fn run_on(&mut self, set: &EvalSet) {
-        let c = &mut self.common;
-        c.evaluator
-            .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
-        c.flops += set.len() as f64 * c.evaluation_flops;
-    }
-
     fn estimate_gain(&mut self, batch: Batch<'_>) {
         if let Some(gain) = &mut self.gain {
             self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch);
@@ -241,14 +233,12 @@ impl Learner for ModulationLearner<'_> {
         self.estimate_gain(batch);
     }
 
-    fn accuracy(&mut self, set: &EvalSet) -> f32 {
-        self.run_on(set);
-        self.common.accuracy(set)
-    }
-
-    fn loss(&mut self, set: &EvalSet) -> f64 {
-        self.run_on(set);
-        self.common.cross_entropy(set)
+    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {
+        let c = &mut self.common;
+        c.evaluator
+            .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
+        c.flops += set.len() as f64 * c.evaluation_flops;
+        (&c.evaluator, c.readout)
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -329,15 +319,6 @@ impl RetrainLearner {
     }
 }
 
-impl RetrainLearner {
-    /// The logits of `set` in the evaluator.
-    fn run_on(&mut self, set: &EvalSet) {
-        let c = &mut self.common;
-        c.evaluator.unmodulated(&self.model, set, self.start, c.m);
-        c.flops += set.len() as f64 * c.evaluation_flops;
-    }
-}
-
 impl Learner for RetrainLearner {
     fn begin(&mut self, _first: Batch<'_>) {}
 
@@ -360,14 +341,11 @@ impl Learner for RetrainLearner {
         c.flops += c.step_flops;
     }
 
-    fn accuracy(&mut self, set: &EvalSet) -> f32 {
-        self.run_on(set);
-        self.common.accuracy(set)
-    }
-
-    fn loss(&mut self, set: &EvalSet) -> f64 {
-        self.run_on(set);
-        self.common.cross_entropy(set)
+    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {
+        let c = &mut self.common;
+        c.evaluator.unmodulated(&self.model, set, self.start, c.m);
+        c.flops += set.len() as f64 * c.evaluation_flops;
+        (&c.evaluator, c.readout)
     }
 
     fn snapshot(&self) -> Snapshot {
