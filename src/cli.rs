@@ -349,12 +349,13 @@ impl TuneArgs {
     /// Refuses `--lr-*` flags: the grid sets the rates.
     pub fn check_no_rates(&self) -> anyhow::Result<()> {
         let given = [
-            ("--lr-stochastic", self.run.lr_stochastic),
-            ("--lr-deterministic", self.run.lr_deterministic),
-            ("--lr-retrain", self.run.lr_retrain),
-            ("--lr-retrain-last", self.run.lr_retrain_last),
+            self.run.lr_stochastic,
+            self.run.lr_deterministic,
+            self.run.lr_retrain,
+            self.run.lr_retrain_last,
         ];
-        if let Some((flag, _)) = given.iter().find(|(_, rate)| rate.is_some()) {
+        let flags = LearningRates::ONLINE.by_flag().map(|(flag, _)| flag);
+        if let Some((flag, _)) = flags.iter().zip(given).find(|(_, rate)| rate.is_some()) {
             anyhow::bail!("{flag}: tune chooses the learning rates from --grid; drop it");
         }
         Ok(())

@@ -442,3 +442,41 @@ fn the_reported_accuracy_is_that_of_the_state_after_the_kept_epoch() {
         "early stopping chose an earlier state {earlier_kept} times"
     );
 }
+
+#[test]
+fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
+    let frozen = frozen();
+    let config = FinetuneConfig {
+        test_composites: 100,
+        ..FinetuneConfig::DEFAULT
+    };
+    let task: Task = "0-6@3".parse().unwrap();
+    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let train = training_composites(digits(), task, &config, 7);
+    let training = TrainingSet {
+        images: &train.images,
+        labels: config.labels(&train),
+    };
+    let model = &frozen.model;
+    let mut ws = model.workspace(2);
+    for method in Method::ALL {
+        let mut plain = learner(method, frozen, &config, config.readout_of(task), 4);
+        let mut cached = learner(method, frozen, &config, config.readout_of(task), 4);
+        for k in 0..8 {
+            let batch = training.batch(k, 2);
+            let activity = model.unmodulated_activity(&mut ws, batch.images).to_vec();
+            let with_activity = comod::train::learner::Batch {
+                activity: Some(&activity),
+                ..batch
+            };
+            if k == 0 {
+                plain.begin(batch);
+                cached.begin(with_activity);
+            }
+            plain.step(batch);
+            cached.step(with_activity);
+        }
+        assert_eq!(plain.snapshot(), cached.snapshot(), "{method:?}");
+        assert_eq!(plain.accuracy(&data.test), cached.accuracy(&data.test));
+    }
+}

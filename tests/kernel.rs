@@ -255,6 +255,22 @@ fn batch_gain_is_the_mean_of_trial_gains_and_ignores_thread_count() {
                 scale[j] += reference.covariance_scale[j] / trials as f64;
             }
         }
+        // From the cached activity (a fixed data set, §4): the same gain.
+        let mut scratch = BatchScratch::new(&model, trials);
+        let from_activity = batch_gain(
+            &model,
+            &plan,
+            &coupling,
+            Trials::Activity(&activity),
+            &modulator,
+            GainRule::Covariance,
+            &mut scratch,
+        );
+        assert_eq!(
+            from_activity,
+            &one[..],
+            "{name}: from F(a_ℓ) as from canvases"
+        );
         for j in 0..plan.gated_size {
             let error = (one[j] as f64 - mean[j]).abs();
             assert!(

@@ -48,6 +48,16 @@ pub enum Trials<'a> {
     Activity(&'a [f32]),
 }
 
+impl Trials<'_> {
+    /// The number of trials, for a modulated layer of `modulated_size` neurons.
+    pub fn count(&self, modulated_size: usize) -> usize {
+        match self {
+            Trials::Canvases(canvases) => canvases.len() / crate::data::CANVAS_PIXELS,
+            Trials::Activity(activity) => activity.len() / modulated_size,
+        }
+    }
+}
+
 /// Per-trial gains (§3) of `model` with `coupling`, for the `trials` and
 /// modulator samples `[B, T]` (row b for trial b): returns
 /// `[B, N_{L−1}]`, row b for trial b. Trials run in parallel.
@@ -61,11 +71,11 @@ pub fn trial_gains<'s>(
     scratch: &'s mut BatchScratch,
 ) -> &'s [f32] {
     let (n_modulated, n_gated) = (plan.modulated_size, plan.gated_size);
+    let count = trials.count(n_modulated);
     let activity = match trials {
         Trials::Canvases(canvases) => model.unmodulated_activity(&mut scratch.workspace, canvases),
         Trials::Activity(activity) => activity,
     };
-    let count = activity.len() / n_modulated;
     assert!(
         count > 0 && modulator.len().is_multiple_of(count),
         "one modulator row per trial"
@@ -95,8 +105,8 @@ pub fn batch_gain<'s>(
     rule: GainRule,
     scratch: &'s mut BatchScratch,
 ) -> &'s [f32] {
-    let count = trial_gains(model, plan, coupling, trials, modulator, rule, scratch).len()
-        / plan.gated_size;
+    let count = trials.count(plan.modulated_size);
+    trial_gains(model, plan, coupling, trials, modulator, rule, scratch);
     let BatchScratch {
         per_trial, mean, ..
     } = scratch;

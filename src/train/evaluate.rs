@@ -12,6 +12,7 @@ use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
 use crate::train::config::TASK_TEST_COMPOSITES;
 use crate::train::frozen::FrozenNetwork;
+use crate::train::learner::Batch;
 
 /// Composites in the general task's held-out set.
 pub const HELDOUT_COMPOSITES: usize = 2000;
@@ -171,18 +172,39 @@ impl EvalSet {
                 .copied()
                 .collect()
         }
-        let n = self.len();
-        let width = |all: &[f32]| all.len().checked_div(n).unwrap_or(0);
         EvalSet {
             images: gather(&self.images, CANVAS_PIXELS, rows),
             labels: gather(&self.labels, 1, rows),
-            modulated_activity: gather(
-                &self.modulated_activity,
-                width(&self.modulated_activity),
-                rows,
-            ),
-            gated_activity: gather(&self.gated_activity, width(&self.gated_activity), rows),
+            modulated_activity: gather(&self.modulated_activity, self.width(true), rows),
+            gated_activity: gather(&self.gated_activity, self.width(false), rows),
         }
+    }
+
+    /// Neurons per example of the cached modulated (or gated) activity.
+    fn width(&self, modulated: bool) -> usize {
+        let all = if modulated {
+            &self.modulated_activity
+        } else {
+            &self.gated_activity
+        };
+        all.len().checked_div(self.len()).unwrap_or(0)
+    }
+
+    /// The set in training batches of `size` examples, in order (the last
+    /// may be smaller), each with its cached F(a_ℓ) (§4, `dataset`).
+    pub fn batches(&self, size: usize) -> impl Iterator<Item = Batch<'_>> {
+        self.images
+            .chunks(size * CANVAS_PIXELS)
+            .zip(self.labels.chunks(size))
+            .zip(
+                self.modulated_activity
+                    .chunks((size * self.width(true)).max(1)),
+            )
+            .map(|((images, labels), activity)| Batch {
+                images,
+                labels,
+                activity: Some(activity),
+            })
     }
 
     /// Number of examples.
@@ -203,11 +225,6 @@ impl EvalSet {
     /// The labels, as the readout reads them.
     pub fn labels(&self) -> &[u8] {
         &self.labels
-    }
-
-    /// The frozen network's F(a_ℓ) of each example, `[n, N_ℓ]`.
-    pub fn modulated_activity(&self) -> &[f32] {
-        &self.modulated_activity
     }
 }
 

@@ -143,7 +143,7 @@ pub struct GainEstimator {
     normal: Normal<f32>,
     modulator: Vec<f32>,
     fresh: Vec<f32>,
-    /// F(a_ℓ) of the blank canvas, computed once.
+    /// F(a_ℓ) of the blank canvas, computed once (`--gain-input blank` only).
     blank: Vec<f32>,
     scratch: BatchScratch,
 }
@@ -159,9 +159,12 @@ impl GainEstimator {
         };
         let std = config.modulator_variance.sqrt();
         let model = &frozen.model;
-        let blank = model
-            .unmodulated_activity(&mut model.workspace(1), &[0.0; CANVAS_PIXELS])
-            .to_vec();
+        let blank = match options.input {
+            GainInput::Blank => model
+                .unmodulated_activity(&mut model.workspace(1), &[0.0; CANVAS_PIXELS])
+                .to_vec(),
+            GainInput::Batch => Vec::new(),
+        };
         GainEstimator {
             state: GainState::new(options),
             options,
@@ -191,10 +194,7 @@ impl GainEstimator {
             },
             GainInput::Blank => Trials::Activity(&self.blank),
         };
-        let count = match trials {
-            Trials::Canvases(canvases) => canvases.len() / CANVAS_PIXELS,
-            Trials::Activity(activity) => activity.len() / frozen.plan.modulated_size,
-        };
+        let count = trials.count(frozen.plan.modulated_size);
         self.modulator.clear();
         let (rng, normal) = (&mut self.rng, &self.normal);
         self.modulator

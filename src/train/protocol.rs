@@ -231,18 +231,7 @@ fn train_size(
     let (train_rows, validation_rows) = halves(size);
     let train = sequence.select(&train_rows);
     let validation = sequence.select(&validation_rows);
-    let width = train.modulated_activity().len() / train.len();
-    let batches: Vec<Batch<'_>> = train
-        .images()
-        .chunks(batch_size * CANVAS_PIXELS)
-        .zip(train.labels().chunks(batch_size))
-        .zip(train.modulated_activity().chunks(batch_size * width))
-        .map(|((images, labels), activity)| Batch {
-            images,
-            labels,
-            activity: Some(activity),
-        })
-        .collect();
+    let batches: Vec<Batch<'_>> = train.batches(batch_size).collect();
     learner.begin(batches[0]);
     let mut stopping = EarlyStopping::new(options.patience);
     let mut kept = learner.snapshot();
