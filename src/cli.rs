@@ -18,10 +18,10 @@ use comod::net::arch::DEFAULT_PRESET;
 use comod::reproduce::DEFAULT_OUT;
 use comod::rng::DEFAULT_SEED;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
-use comod::train::config::{DatasetOptions, Protocol};
+use comod::train::config::{Compensation, CouplingParam, DatasetOptions, Protocol};
 use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
 use comod::train::method::LearningRates;
-use comod::train::{FinetuneConfig, Method, PretrainOptions, ReadoutKind};
+use comod::train::{FinetuneConfig, Method, PretrainOptions, ReadoutKind, Reading};
 use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
@@ -66,7 +66,9 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
-/// The settings of fine-tuning runs (§2–§4), shared by `sweep` and `reproduce`.
+/// The settings of fine-tuning runs (§2–§4), shared by `sweep`, `tune`,
+/// `reproduce` and `report`. A flag that a `--reading` preset sets is
+/// optional here: given, it wins over the preset.
 #[derive(clap::Args, Clone)]
 pub struct RunOptions {
     /// Methods, comma-separated.
@@ -75,22 +77,26 @@ pub struct RunOptions {
     /// Master seed; each run's seed is a hash of it with task, method and repeat.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Readout of the binary task: `pair` (softmax over the two logits) or
-    /// `all` (10-way, label = target digit).
-    #[arg(long, value_enum, default_value_t = FinetuneConfig::DEFAULT.readout)]
-    pub readout: ReadoutKind,
+    /// A named reading of the paper (§3), a bundle of the flags below;
+    /// each of them given explicitly wins.
+    #[arg(long, value_enum, default_value_t = Reading::Spec, help = reading_help())]
+    pub reading: Reading,
+    /// Readout of the binary task: `all` (10-way, label = target digit) or
+    /// `pair` (softmax over the two logits).
+    #[arg(long, value_enum, help = preset_help("Readout of the binary task: `all` (10-way, label = the target digit) or `pair` (softmax over the two logits)", "--readout"))]
+    pub readout: Option<ReadoutKind>,
     /// Per-trial gain rule.
     #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.rule)]
     pub gain_rule: GainRule,
-    /// Gain normalisation (`none` with `--gain-smoothing none`: the literal Eq. 3).
-    #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.norm)]
-    pub gain_norm: GainNorm,
+    /// Gain normalisation.
+    #[arg(long, value_enum, help = preset_help("Gain normalisation (`none` with `--gain-smoothing none`: the literal Eq. 3)", "--gain-norm"))]
+    pub gain_norm: Option<GainNorm>,
     /// Gain smoothing across batches.
-    #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.smoothing)]
-    pub gain_smoothing: GainSmoothing,
+    #[arg(long, value_enum, help = preset_help("Gain smoothing across batches", "--gain-smoothing"))]
+    pub gain_smoothing: Option<GainSmoothing>,
     /// What the gain is estimated on.
-    #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.input)]
-    pub gain_input: GainInput,
+    #[arg(long, value_enum, help = preset_help("What the gain is estimated on", "--gain-input"))]
+    pub gain_input: Option<GainInput>,
     /// Learning rate of `stochastic`.
     #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Stochastic))]
     pub lr_stochastic: Option<f32>,
@@ -104,22 +110,29 @@ pub struct RunOptions {
     #[arg(long, allow_negative_numbers = true, help = lr_help(Method::RetrainLast))]
     pub lr_retrain_last: Option<f32>,
     /// λ of the L1 term on what is trained.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.lambda, allow_negative_numbers = true)]
-    pub lambda: f32,
+    #[arg(long, allow_negative_numbers = true, help = preset_help("λ of the L1 term on what is trained", "--lambda"))]
+    pub lambda: Option<f32>,
     /// Modulator samples per trial, T.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.samples)]
-    pub samples: usize,
+    #[arg(long, help = preset_help("Modulator samples per trial, T", "--samples"))]
+    pub samples: Option<usize>,
     /// Modulator mean μ_m: training and evaluation run at m = μ_m.
     #[arg(long, default_value_t = FinetuneConfig::DEFAULT.modulator_mean, allow_negative_numbers = true)]
     pub modulator_mean: f32,
     /// Modulator variance σ_m² of the stochastic method's samples.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.modulator_variance, allow_negative_numbers = true)]
-    pub modulator_var: f32,
-    /// Training protocol: `online` (one pass over fresh batches, measured
-    /// after each) or `dataset` (data sets of growing size, each trained
-    /// to its lowest validation loss; the paper's learning rates).
-    #[arg(long, value_enum, default_value_t = ProtocolName::Online)]
-    pub protocol: ProtocolName,
+    #[arg(long, allow_negative_numbers = true, help = preset_help("Modulator variance σ_m² of the samples drawn for the gain estimate", "--modulator-var"))]
+    pub modulator_var: Option<f32>,
+    /// Mean of the samples drawn for the gain estimate only.
+    #[arg(long, allow_negative_numbers = true, help = preset_help("Mean of the modulator samples drawn for the gain estimate only (backpropagation and evaluation stay at --modulator-mean) [spec: --modulator-mean]", "--gain-modulator-mean"))]
+    pub gain_modulator_mean: Option<f32>,
+    /// Variance compensation of the modulated layer's factor.
+    #[arg(long, value_enum, help = preset_help("`variance`: the modulated layer's factor is exp(m·c − σ_m²·c²/2), so that the modulation leaves a neuron's mean gain unchanged", "--modulation-compensation"))]
+    pub modulation_compensation: Option<Compensation>,
+    /// What the modulation methods learn for the coupling.
+    #[arg(long, value_enum, help = preset_help("What the modulation methods learn: `linear` (c) or `square` (w, with c = w² ≥ 0)", "--coupling-param"))]
+    pub coupling_param: Option<CouplingParam>,
+    /// Training protocol.
+    #[arg(long, value_enum, help = preset_help("Training protocol: `online` (one pass over fresh batches, measured after each) or `dataset` (data sets of growing size, each trained to its lowest validation loss; the paper's learning rates)", "--protocol"))]
+    pub protocol: Option<ProtocolName>,
     /// `dataset`: the sizes are S, 2S, …, N·S examples; this is S.
     #[arg(long, default_value_t = DatasetOptions::DEFAULT.size_step)]
     pub size_step: usize,
@@ -131,8 +144,8 @@ pub struct RunOptions {
     pub max_epochs: usize,
     /// `dataset`: stop after this many epochs without a lower validation
     /// loss; `none` trains all --max-epochs (keeping the best state).
-    #[arg(long, default_value_t = Patience(DatasetOptions::DEFAULT.patience), value_parser = parse_patience)]
-    pub patience: Patience,
+    #[arg(long, value_parser = parse_patience, help = preset_patience_help())]
+    pub patience: Option<Patience>,
     /// `online`: batches in the pass (measurements: batches + 1).
     #[arg(long, default_value_t = FinetuneConfig::DEFAULT.batches)]
     pub batches: usize,
@@ -146,6 +159,54 @@ pub struct RunOptions {
     /// (field `coupling`; for coupling maps and coupling–|d′| analyses).
     #[arg(long)]
     pub record_coupling: bool,
+}
+
+/// The help of a flag that `--reading` presets set: its `spec` default and
+/// the presets that set it otherwise.
+fn preset_help(text: &'static str, flag: &'static str) -> String {
+    let mut defaults = vec![format!(
+        "{}",
+        FinetuneConfig::DEFAULT.flag(flag).unwrap_or_default()
+    )];
+    for reading in Reading::ALL.into_iter().skip(1) {
+        if let Some((_, value)) = reading.differences().into_iter().find(|(f, _)| *f == flag) {
+            defaults.push(format!("{value} under --reading {reading}"));
+        }
+    }
+    format!("{text} [default: {}]", defaults.join("; "))
+}
+
+/// The help of `--patience`.
+fn preset_patience_help() -> String {
+    let patience = |protocol: Protocol| match protocol {
+        Protocol::Dataset(options) => Patience(options.patience).to_string(),
+        Protocol::Online => Patience(DatasetOptions::DEFAULT.patience).to_string(),
+    };
+    format!(
+        "`dataset`: stop after this many epochs without a lower validation loss; `none` trains all --max-epochs (keeping the best state) [default: {}; {} under --reading companion-code]",
+        patience(Protocol::DATASET),
+        patience(Reading::CompanionCode.config().protocol)
+    )
+}
+
+/// The help of `--reading`: what each preset sets.
+fn reading_help() -> String {
+    let presets: Vec<String> = Reading::ALL
+        .into_iter()
+        .skip(1)
+        .map(|reading| {
+            let flags: Vec<String> = reading
+                .differences()
+                .into_iter()
+                .map(|(flag, value)| format!("{flag} {value}"))
+                .collect();
+            format!("`{reading}`: {}", flags.join(" "))
+        })
+        .collect();
+    format!(
+        "A named reading of the paper (§3): `spec` (as docs/model.md writes it), {}. Each flag given explicitly wins over the preset [default: spec]",
+        presets.join("; ")
+    )
 }
 
 /// `--protocol` values (§4).
@@ -209,26 +270,37 @@ fn all_methods() -> &'static str {
 }
 
 impl RunOptions {
-    /// The fine-tuning configuration these flags describe (not yet checked).
+    /// The fine-tuning configuration these flags describe (not yet
+    /// checked): the `--reading` preset, with every flag given explicitly
+    /// put over it.
     pub fn finetune_config(&self) -> FinetuneConfig {
-        let protocol = match self.protocol {
+        let preset = self.reading.config();
+        let preset_patience = match preset.protocol {
+            Protocol::Dataset(options) => options.patience,
+            Protocol::Online => DatasetOptions::DEFAULT.patience,
+        };
+        let name = self.protocol.unwrap_or(match preset.protocol {
+            Protocol::Online => ProtocolName::Online,
+            Protocol::Dataset(_) => ProtocolName::Dataset,
+        });
+        let protocol = match name {
             ProtocolName::Online => Protocol::Online,
             ProtocolName::Dataset => Protocol::Dataset(DatasetOptions {
                 size_step: self.size_step,
                 sizes: self.sizes,
                 max_epochs: self.max_epochs,
-                patience: self.patience.0,
+                patience: self.patience.map_or(preset_patience, |p| p.0),
             }),
         };
-        let rates = protocol.learning_rates();
+        let rates = self.reading.learning_rates(&protocol);
         FinetuneConfig {
             protocol,
-            readout: self.readout,
+            readout: self.readout.unwrap_or(preset.readout),
             gain: GainOptions {
                 rule: self.gain_rule,
-                norm: self.gain_norm,
-                smoothing: self.gain_smoothing,
-                input: self.gain_input,
+                norm: self.gain_norm.unwrap_or(preset.gain.norm),
+                smoothing: self.gain_smoothing.unwrap_or(preset.gain.smoothing),
+                input: self.gain_input.unwrap_or(preset.gain.input),
             },
             lr: LearningRates {
                 stochastic: self.lr_stochastic.unwrap_or(rates.stochastic),
@@ -236,13 +308,17 @@ impl RunOptions {
                 retrain: self.lr_retrain.unwrap_or(rates.retrain),
                 retrain_last: self.lr_retrain_last.unwrap_or(rates.retrain_last),
             },
-            lambda: self.lambda,
-            samples: self.samples,
+            lambda: self.lambda.unwrap_or(preset.lambda),
+            samples: self.samples.unwrap_or(preset.samples),
             modulator_mean: self.modulator_mean,
-            modulator_variance: self.modulator_var,
+            modulator_variance: self.modulator_var.unwrap_or(preset.modulator_variance),
+            gain_modulator_mean: self.gain_modulator_mean.or(preset.gain_modulator_mean),
+            compensation: self.modulation_compensation.unwrap_or(preset.compensation),
+            coupling_param: self.coupling_param.unwrap_or(preset.coupling_param),
             batches: self.batches,
             batch_size: self.batch_size,
             test_composites: self.test_composites,
+            reading: self.reading,
         }
     }
 }

@@ -480,3 +480,116 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
         assert_eq!(plain.accuracy(&data.test), cached.accuracy(&data.test));
     }
 }
+
+#[test]
+fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
+    use comod::train::config::Compensation;
+    use comod::train::gain::{GainEstimator, GainNorm, GainOptions, GainSmoothing};
+    use comod::train::learner::Batch;
+    let frozen = frozen();
+    let model = &frozen.model;
+    let raw = GainOptions {
+        norm: GainNorm::None,
+        smoothing: GainSmoothing::None,
+        ..GainOptions::DEFAULT
+    };
+    let plain = FinetuneConfig {
+        gain: raw,
+        modulator_variance: 0.3,
+        gain_modulator_mean: Some(0.0),
+        ..FinetuneConfig::DEFAULT
+    };
+    let compensated = FinetuneConfig {
+        compensation: Compensation::Variance,
+        ..plain
+    };
+    let set = training_composites(digits(), "3-8@2".parse().unwrap(), &plain, 5);
+    let images = &set.images[..2 * CANVAS_PIXELS];
+    let labels = &set.labels[..2];
+    let mut modulation = Modulation::off(model.arch());
+    modulation
+        .coupling
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, c)| *c = (i % 7) as f32 * 0.4 - 1.0);
+    let activity = model
+        .unmodulated_activity(&mut model.workspace(2), images)
+        .to_vec();
+    // By hand: F(a_ℓ) ⊙ exp(−σ²c²/2), then the uncompensated kernel.
+    let n = modulation.coupling.len();
+    let scaled: Vec<f32> = activity
+        .iter()
+        .enumerate()
+        .map(|(k, &u)| {
+            let c = modulation.coupling[k % n];
+            u * (-0.5 * 0.3 * c * c).exp()
+        })
+        .collect();
+    let mut gain_of = |config: &FinetuneConfig, activity: Option<&[f32]>| {
+        let mut estimator = GainEstimator::new(frozen, config, 11);
+        let batch = Batch {
+            images,
+            labels,
+            activity,
+        };
+        estimator.estimate(frozen, &mut modulation, batch);
+        modulation.gain.clone()
+    };
+    let by_hand = gain_of(&plain, Some(&scaled));
+    assert_eq!(gain_of(&compensated, None), by_hand, "from canvases");
+    assert_eq!(gain_of(&compensated, Some(&activity)), by_hand, "from activity");
+    assert_ne!(gain_of(&plain, Some(&activity)), by_hand, "compensation acts");
+    let shifted = FinetuneConfig {
+        gain_modulator_mean: Some(1.0),
+        ..plain
+    };
+    assert_ne!(
+        gain_of(&shifted, Some(&scaled)),
+        by_hand,
+        "the gain samples' mean acts"
+    );
+}
+
+#[test]
+fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
+    use comod::net::{GradTargets, Readout};
+    use comod::train::config::CouplingParam;
+    let frozen = frozen();
+    let model = &frozen.model;
+    let task: Task = "4-9@1".parse().unwrap();
+    let config = FinetuneConfig {
+        lambda: 0.0,
+        coupling_param: CouplingParam::Square,
+        ..FinetuneConfig::DEFAULT
+    };
+    let set = training_composites(digits(), task, &config, 3);
+    let (images, labels) = (&set.images[..2 * CANVAS_PIXELS], &set.targets[..2]);
+    let mut learner = learner(Method::Deterministic, frozen, &config, Readout::All, 2);
+    let before = learner.modulation().coupling.clone();
+    assert!(before.iter().all(|c| (0.9..1.1).contains(c)));
+    // dL/dc at the starting coupling, from the network itself.
+    let mut ws = model.workspace(2);
+    let mut grads = model.zero_grads();
+    model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
+    model.loss(&mut ws, labels, Readout::All);
+    model.backward(&mut ws, GradTargets::COUPLING, &mut grads);
+    learner.step(comod::train::learner::Batch {
+        images,
+        labels,
+        activity: None,
+    });
+    let after = &learner.modulation().coupling;
+    let lr = config.lr.deterministic;
+    let mut moved = 0;
+    for ((&c0, &c1), &dc) in before.iter().zip(after).zip(&grads.coupling) {
+        assert!(c1 >= 0.0);
+        if dc.abs() > 1e-6 {
+            // Adam's first step moves w = √c by lr against the sign of
+            // dL/dw = 2w·dL/dc.
+            let step = c1.sqrt() - c0.sqrt();
+            assert!((step + lr * dc.signum()).abs() < 1e-3 * lr + 1e-6, "{c0} → {c1}, dL/dc {dc}");
+            moved += 1;
+        }
+    }
+    assert!(moved > 10, "{moved} couplings moved");
+}

@@ -307,7 +307,7 @@ fn bad_input_is_one_line_and_leaves_results_untouched() {
             "another configuration (lambda differs",
         ),
         (
-            vec!["--methods", "retrain-last", "--readout", "all"],
+            vec!["--methods", "retrain-last", "--readout", "pair"],
             "another configuration (readout differs",
         ),
         (

@@ -10,6 +10,7 @@ use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
 use crate::net::Readout;
 use crate::train::gain::GainOptions;
 use crate::train::method::LearningRates;
+use crate::train::reading::Reading;
 
 /// Composites in a specific task's fixed test set (§4).
 pub const TASK_TEST_COMPOSITES: usize = 1000;
@@ -123,13 +124,52 @@ impl DatasetOptions {
 pub const MAX_DATASET_EXAMPLES: usize = 100_000;
 
 /// Which logits a binary task reads (§2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadoutKind {
     /// Softmax over the logits of a and b; labels 0/1.
     Pair,
-    /// 10-way softmax; label = the target digit's class.
+    /// 10-way softmax; label = the target digit's class (the default).
     All,
+}
+
+impl ReadoutKind {
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadoutKind::Pair => "pair",
+            ReadoutKind::All => "all",
+        }
+    }
+}
+
+/// How the modulated layer's factor treats the modulator's variance (§3).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compensation {
+    /// exp(m·c − β).
+    #[default]
+    None,
+    /// exp(m·c − σ_m²·c²/2 − β), σ_m² the variance of the trial's samples
+    /// (0 at m = μ_m): the modulation leaves a neuron's mean gain unchanged.
+    Variance,
+}
+
+/// What the modulation methods learn for the coupling (§3).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CouplingParam {
+    /// c itself.
+    #[default]
+    Linear,
+    /// w, with c = w² (a non-negative coupling).
+    Square,
 }
 
 /// Everything that defines a fine-tuning run besides task, method and seed.
@@ -157,13 +197,26 @@ pub struct FinetuneConfig {
     pub modulator_variance: f32,
     /// Composites of the fixed test set (§4).
     pub test_composites: usize,
+    /// The named reading these settings started from (§3, `--reading`).
+    #[serde(default)]
+    pub reading: Reading,
+    /// Mean of the modulator samples drawn for the gain estimate only;
+    /// `None`: μ_m (§3).
+    #[serde(default)]
+    pub gain_modulator_mean: Option<f32>,
+    /// Variance compensation of the modulated layer's factor (§3).
+    #[serde(default)]
+    pub compensation: Compensation,
+    /// What is learned for the coupling (§3).
+    #[serde(default)]
+    pub coupling_param: CouplingParam,
 }
 
 impl FinetuneConfig {
     /// The defaults of §2–§4.
     pub const DEFAULT: FinetuneConfig = FinetuneConfig {
         protocol: Protocol::Online,
-        readout: ReadoutKind::Pair,
+        readout: ReadoutKind::All,
         gain: GainOptions::DEFAULT,
         lr: LearningRates::ONLINE,
         lambda: 0.1,
@@ -173,7 +226,16 @@ impl FinetuneConfig {
         modulator_mean: MODULATOR_MEAN,
         modulator_variance: MODULATOR_VARIANCE,
         test_composites: TASK_TEST_COMPOSITES,
+        reading: Reading::Spec,
+        gain_modulator_mean: None,
+        compensation: Compensation::None,
+        coupling_param: CouplingParam::Linear,
     };
+
+    /// μ of the samples drawn for a gain estimate (§3).
+    pub fn gain_sample_mean(&self) -> f32 {
+        self.gain_modulator_mean.unwrap_or(self.modulator_mean)
+    }
 
     /// Checks every setting; the error names the first one out of range.
     pub fn validate(&self) -> Result<()> {
@@ -191,6 +253,11 @@ impl FinetuneConfig {
                 self.modulator_mean,
                 "must be finite",
             ));
+        }
+        if let Some(mean) = self.gain_modulator_mean
+            && !mean.is_finite()
+        {
+            return Err(Error::option("--gain-modulator-mean", mean, "must be finite"));
         }
         if !(self.modulator_variance.is_finite() && self.modulator_variance >= 0.0) {
             return Err(Error::option(
@@ -213,6 +280,62 @@ impl FinetuneConfig {
             }
         }
         Ok(())
+    }
+
+    /// Every setting as the command line spells it, `(flag, value)`, in
+    /// help order: for help texts, report headers and comparing readings.
+    pub fn flags(&self) -> Vec<(&'static str, String)> {
+        fn name(value: impl clap::ValueEnum) -> String {
+            value
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string())
+        }
+        let mut flags = vec![
+            ("--reading", self.reading.name().to_string()),
+            ("--protocol", self.protocol.name().to_string()),
+        ];
+        if let Protocol::Dataset(options) = self.protocol {
+            flags.extend([
+                ("--size-step", options.size_step.to_string()),
+                ("--sizes", options.sizes.to_string()),
+                ("--max-epochs", options.max_epochs.to_string()),
+                (
+                    "--patience",
+                    options
+                        .patience
+                        .map_or_else(|| "none".to_string(), |p| p.to_string()),
+                ),
+            ]);
+        } else {
+            flags.push(("--batches", self.batches.to_string()));
+        }
+        flags.extend([
+            ("--readout", self.readout.name().to_string()),
+            ("--gain-rule", name(self.gain.rule)),
+            ("--gain-norm", name(self.gain.norm)),
+            ("--gain-smoothing", name(self.gain.smoothing)),
+            ("--gain-input", name(self.gain.input)),
+        ]);
+        flags.extend(self.lr.by_flag().map(|(flag, lr)| (flag, lr.to_string())));
+        flags.extend([
+            ("--lambda", self.lambda.to_string()),
+            ("--samples", self.samples.to_string()),
+            ("--modulator-mean", self.modulator_mean.to_string()),
+            ("--modulator-var", self.modulator_variance.to_string()),
+            ("--gain-modulator-mean", self.gain_sample_mean().to_string()),
+            ("--modulation-compensation", name(self.compensation)),
+            ("--coupling-param", name(self.coupling_param)),
+            ("--batch-size", self.batch_size.to_string()),
+            ("--test-composites", self.test_composites.to_string()),
+        ]);
+        flags
+    }
+
+    /// The value of `flag` in [`FinetuneConfig::flags`].
+    pub fn flag(&self, flag: &str) -> Option<String> {
+        self.flags()
+            .into_iter()
+            .find_map(|(f, v)| (f == flag).then_some(v))
     }
 
     /// Training composites one run draws: `batches × batch_size` for

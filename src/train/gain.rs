@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::{BatchScratch, GainRule, Trials, batch_gain};
-use crate::net::Modulation;
+use crate::net::{Modulation, Workspace};
 use crate::rng::{Rng, rng_for};
-use crate::train::config::FinetuneConfig;
+use crate::train::config::{Compensation, FinetuneConfig};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
 
@@ -145,12 +145,20 @@ pub struct GainEstimator {
     fresh: Vec<f32>,
     /// F(a_ℓ) of the blank canvas, computed once (`--gain-input blank` only).
     blank: Vec<f32>,
+    /// σ² of the samples when the modulated layer's factor is
+    /// variance-compensated (§3) and σ² > 0.
+    compensation: Option<f32>,
+    /// The trials' F(a_ℓ) ⊙ exp(−σ²c²/2) and the workspace that computes
+    /// F(a_ℓ) from canvases (compensation only).
+    compensated: Vec<f32>,
+    workspace: Option<Workspace<f32>>,
     scratch: BatchScratch,
 }
 
 impl GainEstimator {
     /// The estimator of a run of `frozen` with `config` (its gain options,
-    /// T, μ_m, σ_m² and batch size), drawing from the run's `seed`.
+    /// T, the gain samples' mean and σ_m², the compensation and batch
+    /// size), drawing from the run's `seed`.
     pub fn new(frozen: &FrozenNetwork, config: &FinetuneConfig, seed: u64) -> GainEstimator {
         let options = config.gain;
         let trials = match options.input {
@@ -165,15 +173,21 @@ impl GainEstimator {
                 .to_vec(),
             GainInput::Batch => Vec::new(),
         };
+        let compensation = (config.compensation == Compensation::Variance
+            && config.modulator_variance > 0.0)
+            .then_some(config.modulator_variance);
         GainEstimator {
             state: GainState::new(options),
             options,
             samples: config.samples,
             rng: rng_for(seed, &["modulator".into()]),
-            normal: Normal::new(config.modulator_mean, std).expect("a validated variance ≥ 0"),
+            normal: Normal::new(config.gain_sample_mean(), std).expect("a validated variance ≥ 0"),
             modulator: Vec::new(),
             fresh: vec![0.0; frozen.plan.gated_size],
             blank,
+            compensation,
+            compensated: Vec::new(),
+            workspace: compensation.map(|_| model.workspace(trials)),
             scratch: BatchScratch::new(&frozen.model, trials),
         }
     }
@@ -187,13 +201,32 @@ impl GainEstimator {
         modulation: &mut Modulation<f32>,
         batch: Batch<'_>,
     ) -> f64 {
-        let trials = match self.options.input {
+        let mut trials = match self.options.input {
             GainInput::Batch => match batch.activity {
                 Some(activity) => Trials::Activity(activity),
                 None => Trials::Canvases(batch.images),
             },
             GainInput::Blank => Trials::Activity(&self.blank),
         };
+        if let (Some(variance), Some(ws)) = (self.compensation, &mut self.workspace) {
+            // exp(m·c − σ²c²/2) = exp(m·c) · exp(−σ²c²/2): the constant
+            // factor of each neuron scales its F(a_ℓ) before the kernel.
+            let activity = match trials {
+                Trials::Canvases(canvases) => frozen.model.unmodulated_activity(ws, canvases),
+                Trials::Activity(activity) => activity,
+            };
+            let factors: Vec<f32> = modulation
+                .coupling
+                .iter()
+                .map(|&c| (-0.5 * variance * c * c).exp())
+                .collect();
+            self.compensated.clear();
+            for row in activity.chunks_exact(factors.len()) {
+                self.compensated
+                    .extend(row.iter().zip(&factors).map(|(&u, &f)| u * f));
+            }
+            trials = Trials::Activity(&self.compensated);
+        }
         let count = trials.count(frozen.plan.modulated_size);
         self.modulator.clear();
         let (rng, normal) = (&mut self.rng, &self.normal);

@@ -16,7 +16,7 @@ use crate::kernel::Body;
 use crate::net::layers::l1_backward;
 use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::rng_for;
-use crate::train::config::FinetuneConfig;
+use crate::train::config::{CouplingParam, FinetuneConfig};
 use crate::train::evaluate::{EvalSet, Evaluator, Start};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::gain::{GainEstimator, GainState};
@@ -165,6 +165,11 @@ fn readout_range(model: &Model<f32>) -> Range<usize> {
 pub struct ModulationLearner<'a> {
     frozen: &'a FrozenNetwork,
     modulation: Modulation<f32>,
+    /// w with c = w², under `--coupling-param square` (§3); Adam and the
+    /// L1 term act on w.
+    root: Option<Vec<f32>>,
+    /// dL/dw.
+    root_grad: Vec<f32>,
     /// The §3 gain (`stochastic` only).
     gain: Option<GainEstimator>,
     common: Common,
@@ -188,12 +193,16 @@ impl<'a> ModulationLearner<'a> {
             .coupling
             .iter_mut()
             .for_each(|c| *c = rng.random_range(0.9..1.1));
+        let root = (config.coupling_param == CouplingParam::Square)
+            .then(|| modulation.coupling.iter().map(|c: &f32| c.sqrt()).collect());
         let gain = method
             .gates()
             .then(|| GainEstimator::new(frozen, config, seed));
         ModulationLearner {
             frozen,
+            root_grad: vec![0.0; modulation.coupling.len()],
             modulation,
+            root,
             gain,
             common,
         }
@@ -226,9 +235,24 @@ impl Learner for ModulationLearner<'_> {
         }
         model.loss(&mut c.ws, batch.labels, c.readout);
         model.backward(&mut c.ws, GradTargets::COUPLING, &mut c.grads);
-        l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
-        c.adam
-            .step(&mut self.modulation.coupling, &c.grads.coupling);
+        match &mut self.root {
+            None => {
+                l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
+                c.adam
+                    .step(&mut self.modulation.coupling, &c.grads.coupling);
+            }
+            Some(root) => {
+                // c = w²: dL/dw = 2w·dL/dc.
+                for ((g, &w), &dc) in self.root_grad.iter_mut().zip(root.iter()).zip(&c.grads.coupling) {
+                    *g = 2.0 * w * dc;
+                }
+                l1_backward(root, c.lambda, &mut self.root_grad);
+                c.adam.step(root, &self.root_grad);
+                for (c, &w) in self.modulation.coupling.iter_mut().zip(root.iter()) {
+                    *c = w * w;
+                }
+            }
+        }
         c.flops += c.step_flops;
         self.estimate_gain(batch);
     }
@@ -243,7 +267,7 @@ impl Learner for ModulationLearner<'_> {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            trained: self.modulation.coupling.clone(),
+            trained: self.root.as_ref().unwrap_or(&self.modulation.coupling).clone(),
             gain: self
                 .gain
                 .as_ref()
@@ -252,7 +276,15 @@ impl Learner for ModulationLearner<'_> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) {
-        self.modulation.coupling.copy_from_slice(&snapshot.trained);
+        match &mut self.root {
+            None => self.modulation.coupling.copy_from_slice(&snapshot.trained),
+            Some(root) => {
+                root.copy_from_slice(&snapshot.trained);
+                for (c, &w) in self.modulation.coupling.iter_mut().zip(root.iter()) {
+                    *c = w * w;
+                }
+            }
+        }
         if let (Some(gain), Some((values, state))) = (&mut self.gain, &snapshot.gain) {
             self.modulation.gain.copy_from_slice(values);
             gain.set_state(state.clone());

@@ -118,6 +118,15 @@ impl LearningRates {
         retrain_last: 1e-4,
     };
 
+    /// The rates of the authors' companion code (§3, `--reading
+    /// companion-code`): 1e-3 for the coupling, 1e-4 for retraining.
+    pub const COMPANION_CODE: LearningRates = LearningRates {
+        stochastic: 1e-3,
+        deterministic: 1e-3,
+        retrain: 1e-4,
+        retrain_last: 1e-4,
+    };
+
     /// Each rate with the flag that sets it, in method order.
     pub fn by_flag(&self) -> [(&'static str, f32); 4] {
         [

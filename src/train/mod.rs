@@ -11,6 +11,7 @@ pub mod learner;
 pub mod method;
 pub mod pretrain;
 pub mod protocol;
+pub mod reading;
 pub mod run;
 pub mod trace;
 
@@ -18,5 +19,6 @@ pub use config::{FinetuneConfig, ReadoutKind};
 pub use evaluate::{PairAccuracy, general_accuracy, pair_accuracy};
 pub use frozen::FrozenNetwork;
 pub use method::Method;
+pub use reading::Reading;
 pub use pretrain::{EpochStats, PretrainOptions, PretrainReport, Pretrainer, pretrain};
 pub use run::{RunOutcome, TaskData, finetune};
