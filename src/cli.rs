@@ -21,7 +21,7 @@ use comod::sweep::plan::{FULL_REPEATS, Shard};
 use comod::train::config::{Compensation, CouplingParam, DatasetOptions, Protocol};
 use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
 use comod::train::method::LearningRates;
-use comod::train::{FinetuneConfig, Method, PretrainOptions, ReadoutKind, Reading};
+use comod::train::{FinetuneConfig, Method, PretrainOptions, Reading, ReadoutKind};
 use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
@@ -54,6 +54,11 @@ pub enum Command {
     /// The main job: pretrain (or reuse a matching checkpoint), sweep, then
     /// summary and plots, all in one folder.
     Reproduce(ReproduceArgs),
+    /// The reproduction study (§5): runs what it needs (reusing results
+    /// already in --out), judges each claim of the paper under each
+    /// reading, readout and protocol, and writes DIR/report.md with its
+    /// figures.
+    Report(ReportArgs),
     /// Choose learning rates (§4): each method over a log grid of rates on
     /// tuning tasks disjoint from the reported ones; prints the table and
     /// the flags to paste into `comod sweep`.
@@ -462,8 +467,38 @@ pub struct ReproduceArgs {
     /// quadrants in turn, × 6 repeats).
     #[arg(long)]
     pub full: bool,
+    /// Stop after the summary, without the quick report that otherwise
+    /// follows it (`comod report --quick` into the same folder).
+    #[arg(long)]
+    pub no_report: bool,
     #[command(flatten)]
     pub run: RunOptions,
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The report's folder: report.md, figures/, runs/ and checkpoints
+    /// (results already there with the same configuration are reused).
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// Folder with an IDX images/labels pair; default: the shipped digits.
+    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    pub data: PathBuf,
+    /// About ten minutes on 2 cores: 8 tasks × 2 repeats, a small
+    /// `dataset` cell (the default).
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// The paper's scale: 180 tasks × 10 repeats in every cell (days of
+    /// CPU time; shard it with --shard).
+    #[arg(long)]
+    pub full: bool,
+    /// Run only shard i of n of every sweep (no report is written; run
+    /// once more without --shard to join the shards and write it).
+    #[arg(long, default_value_t = Shard::default())]
+    pub shard: Shard,
+    /// Master seed of pretraining, sweeps and analyses.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
 }
 
 #[derive(clap::Args)]

@@ -21,6 +21,7 @@ pub mod error;
 pub mod io;
 pub mod kernel;
 pub mod net;
+pub mod report;
 pub mod reproduce;
 pub mod rng;
 pub mod sweep;

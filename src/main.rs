@@ -11,8 +11,8 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cli::{
-    BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReproduceArgs, RunOptions,
-    SummaryArgs, SweepArgs, TraceArgs, TuneArgs,
+    BenchArgs, Cli, Command, EvalArgs, MergeArgs, PretrainArgs, ReportArgs, ReproduceArgs,
+    RunOptions, SummaryArgs, SweepArgs, TraceArgs, TuneArgs,
 };
 use comod::analysis::write_summary;
 use comod::bench::{BenchLine, run_bench, throughput};
@@ -22,6 +22,8 @@ use comod::io::{check_writable, load_checkpoint, save_pretrained};
 use comod::kernel::Body;
 use comod::kernel::workload::SAMPLES;
 use comod::net::Arch;
+use comod::report::plan::Scale;
+use comod::report::{ReportOptions, report};
 use comod::reproduce::{Observer, ReproduceOptions, plan, reproduce};
 use comod::sweep::record::SweepConfig;
 use comod::sweep::store::{merge, read_results};
@@ -29,8 +31,8 @@ use comod::sweep::{SweepReport, SweepSpec, run_sweep};
 use comod::train::pretrain::Provenance;
 use comod::train::trace::trace;
 use comod::train::{
-    EpochStats, FinetuneConfig, FrozenNetwork, PretrainOptions, PretrainReport, general_accuracy,
-    pair_accuracy, pretrain,
+    EpochStats, FinetuneConfig, FrozenNetwork, PretrainOptions, PretrainReport, ReadoutKind,
+    general_accuracy, pair_accuracy, pretrain,
 };
 use comod::tune::{TuneSpec, check_grid, run_grid, write_tuning};
 
@@ -155,7 +157,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     println!("|---|---|---|");
     let (mut clean, mut cluttered) = (0.0, 0.0);
     for &task in &tasks {
-        let acc = pair_accuracy(model, &digits, task, args.seed);
+        let acc = pair_accuracy(model, &digits, task, ReadoutKind::Pair, args.seed);
         println!(
             "| {task} | {:.4} | {:.4} |",
             acc.without_distractors, acc.with_distractors
@@ -300,6 +302,53 @@ impl Observer for ReproduceProgress {
         self.sweep.finish_and_clear();
         print_sweep(report, results);
     }
+
+    fn stage(&self, what: &str) {
+        println!("== {what}");
+    }
+}
+
+fn progress() -> ReproduceProgress {
+    ReproduceProgress {
+        pretraining: pretraining_bar(),
+        sweep: sweep_bar(),
+    }
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let options = ReportOptions {
+        out: args.out,
+        data: args.data,
+        scale: if args.full { Scale::Full } else { Scale::Quick },
+        shard: args.shard,
+        seed: args.seed,
+    };
+    print_report(&report(&options, &progress())?);
+    Ok(())
+}
+
+fn print_report(outcome: &comod::report::ReportOutcome) {
+    let Some(path) = &outcome.report else {
+        println!(
+            "shard done in {:.0} s; run the report again without --shard once every shard is done",
+            outcome.seconds
+        );
+        return;
+    };
+    for claim in &outcome.claims {
+        println!(
+            "{:<14} {:<62} {:<28} {}",
+            claim.claim,
+            claim.statement,
+            claim.setting,
+            claim.judgement.verdict.word()
+        );
+    }
+    println!(
+        "report in {:.0} s; wrote {}",
+        outcome.seconds,
+        path.display()
+    );
 }
 
 fn run_reproduce(args: ReproduceArgs) -> Result<()> {
@@ -314,16 +363,27 @@ fn run_reproduce(args: ReproduceArgs) -> Result<()> {
         config: args.run.finetune_config(),
         record_coupling: args.run.record_coupling,
     };
-    let progress = ReproduceProgress {
-        pretraining: pretraining_bar(),
-        sweep: sweep_bar(),
-    };
-    let reproduction = reproduce(&options, &progress)?;
+    let reproduction = reproduce(&options, &progress())?;
     println!("{}", reproduction.summary.table);
     for path in reproduction.summary.written {
         println!("wrote {}", path.display());
     }
-    println!("reproduction in {}", options.out.display());
+    if args.no_report {
+        println!("reproduction in {}", options.out.display());
+        return Ok(());
+    }
+    println!(
+        "== the quick report (comod report --quick) in {}",
+        options.out.display()
+    );
+    let report_options = ReportOptions {
+        out: options.out.clone(),
+        data: options.data.clone(),
+        scale: Scale::Quick,
+        shard: comod::sweep::plan::Shard::default(),
+        seed: options.seed,
+    };
+    print_report(&report(&report_options, &progress())?);
     Ok(())
 }
 
@@ -421,6 +481,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => run_summary(args),
         Command::Reproduce(args) => run_reproduce(args),
         Command::Tune(args) => run_tune(args),
+        Command::Report(args) => run_report(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench_command(args),
     };

@@ -57,6 +57,8 @@ pub trait Observer: Sync {
     fn sweep_progress(&self, done: usize, total: usize);
     /// The sweep finished and its results were written.
     fn sweep_done(&self, report: &SweepReport, results: &Path);
+    /// A report stage begins (`comod report`).
+    fn stage(&self, _what: &str) {}
 }
 
 /// What a reproduction produced.
@@ -88,6 +90,30 @@ fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Option<Mode
         .then_some(checkpoint.model)
 }
 
+/// The network of `arch` pretrained with `options` on `digits`: the one
+/// at `checkpoint` when it was pretrained with the same seed on the same
+/// digits, else pretrained now and saved there.
+pub fn pretrained(
+    checkpoint: &Path,
+    arch: &Arch,
+    options: &PretrainOptions,
+    digits: &Digits,
+    observer: &dyn Observer,
+) -> Result<Model<f32>> {
+    if let Some(model) = reusable(checkpoint, arch, options.seed, digits) {
+        observer.reused(checkpoint);
+        return Ok(model);
+    }
+    let start = Instant::now();
+    let (model, report) = pretrain(arch, digits, options, |stats| {
+        observer.pretraining_epoch(stats, options.max_epochs)
+    })?;
+    let provenance = Provenance::new(options, &report, digits);
+    save_pretrained(checkpoint, &model, &provenance)?;
+    observer.pretrained(&report, start.elapsed().as_secs_f64(), checkpoint);
+    Ok(model)
+}
+
 /// Runs the reproduction of `options`, reporting to `observer`.
 pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<Reproduction> {
     check_plan(&options.tasks, &options.methods, options.repeats)?;
@@ -96,26 +122,11 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
     let digits = Digits::load(&options.data)?;
     let checkpoint = options.out.join("pretrained.safetensors");
     let arch = Arch::preset(DEFAULT_PRESET, 1)?;
-    let model = match reusable(&checkpoint, &arch, options.seed, &digits) {
-        Some(model) => {
-            observer.reused(&checkpoint);
-            model
-        }
-        None => {
-            let pretrain_options = PretrainOptions {
-                seed: options.seed,
-                ..PretrainOptions::DEFAULT
-            };
-            let start = Instant::now();
-            let (model, report) = pretrain(&arch, &digits, &pretrain_options, |stats| {
-                observer.pretraining_epoch(stats, pretrain_options.max_epochs)
-            })?;
-            let provenance = Provenance::new(&pretrain_options, &report, &digits);
-            save_pretrained(&checkpoint, &model, &provenance)?;
-            observer.pretrained(&report, start.elapsed().as_secs_f64(), &checkpoint);
-            model
-        }
+    let pretrain_options = PretrainOptions {
+        seed: options.seed,
+        ..PretrainOptions::DEFAULT
     };
+    let model = pretrained(&checkpoint, &arch, &pretrain_options, &digits, observer)?;
     let spec = SweepSpec {
         tasks: options.tasks.clone(),
         methods: options.methods.clone(),

@@ -537,8 +537,16 @@ fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
     };
     let by_hand = gain_of(&plain, Some(&scaled));
     assert_eq!(gain_of(&compensated, None), by_hand, "from canvases");
-    assert_eq!(gain_of(&compensated, Some(&activity)), by_hand, "from activity");
-    assert_ne!(gain_of(&plain, Some(&activity)), by_hand, "compensation acts");
+    assert_eq!(
+        gain_of(&compensated, Some(&activity)),
+        by_hand,
+        "from activity"
+    );
+    assert_ne!(
+        gain_of(&plain, Some(&activity)),
+        by_hand,
+        "compensation acts"
+    );
     let shifted = FinetuneConfig {
         gain_modulator_mean: Some(1.0),
         ..plain
@@ -587,7 +595,10 @@ fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
             // Adam's first step moves w = √c by lr against the sign of
             // dL/dw = 2w·dL/dc.
             let step = c1.sqrt() - c0.sqrt();
-            assert!((step + lr * dc.signum()).abs() < 1e-3 * lr + 1e-6, "{c0} → {c1}, dL/dc {dc}");
+            assert!(
+                (step + lr * dc.signum()).abs() < 1e-3 * lr + 1e-6,
+                "{c0} → {c1}, dL/dc {dc}"
+            );
             moved += 1;
         }
     }

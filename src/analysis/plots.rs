@@ -20,7 +20,7 @@ use crate::train::Method;
 /// DejaVu Sans (see fonts/LICENSE-DejaVu.txt), so that plots need no system fonts.
 static FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
 
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
@@ -28,7 +28,7 @@ fn register_font() {
     });
 }
 
-fn colour(method: Method) -> RGBColor {
+pub(crate) fn colour(method: Method) -> RGBColor {
     match method {
         Method::Stochastic => RGBColor(214, 39, 40),
         Method::Deterministic => RGBColor(31, 119, 180),
@@ -38,7 +38,7 @@ fn colour(method: Method) -> RGBColor {
 }
 
 /// Draws a 960×600 PNG and writes it to `path` atomically.
-fn draw_png(
+pub(crate) fn draw_png(
     path: &Path,
     draw: impl FnOnce(
         &DrawingArea<BitMapBackend, plotters::coord::Shift>,
@@ -67,7 +67,7 @@ fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
 }
 
 /// Draws the series labels of `chart` in its lower right corner.
-fn lower_right_legend<'a, X, Y>(
+pub(crate) fn lower_right_legend<'a, X, Y>(
     chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
 ) -> std::result::Result<(), String>
 where

@@ -63,7 +63,14 @@ pub struct Arch {
 }
 
 /// Names of the built-in architectures, for `--arch`.
-pub const PRESETS: [&str; 4] = ["paper3", "deep4", "local2", "relu-encoder"];
+pub const PRESETS: [&str; 6] = [
+    "paper3",
+    "deep4",
+    "local2",
+    "relu-encoder",
+    "relu-deep4",
+    "relu-local2",
+];
 /// The paper's network (§2), the default architecture.
 pub const DEFAULT_PRESET: &str = PRESETS[0];
 
@@ -88,7 +95,10 @@ impl Arch {
     /// - `deep4`: encoder(exp) 400 → dense 200 → dense 200 (gated) → readout;
     /// - `local2`: as `deep4` with layer 2 `local`, so that modulating layer 2
     ///   acts on a layer other than the gated one, as in `deep4`;
-    /// - `relu-encoder`: `paper3` with a ReLU encoder.
+    /// - `relu-encoder`: `paper3` with a ReLU encoder;
+    /// - `relu-deep4`, `relu-local2`: `deep4` and `local2` with a ReLU
+    ///   encoder, the networks of the paper's Fig. 3 (layer 2 dense or
+    ///   local, modulated at layer 1 or 2).
     pub fn preset(name: &str, modulated_layer: usize) -> Result<Arch> {
         use LayerKind::*;
         let layers = match name {
@@ -111,6 +121,18 @@ impl Arch {
             ],
             "relu-encoder" => vec![
                 encoder(Nonlinearity::Relu),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            "relu-deep4" => vec![
+                encoder(Nonlinearity::Relu),
+                layer(Dense, 200),
+                layer(Dense, 200),
+                layer(Readout, LOGITS),
+            ],
+            "relu-local2" => vec![
+                encoder(Nonlinearity::Relu),
+                layer(Local, 200),
                 layer(Dense, 200),
                 layer(Readout, LOGITS),
             ],
@@ -240,6 +262,17 @@ impl Arch {
             return fail("beta is not finite".to_string());
         }
         Ok(())
+    }
+
+    /// The neurons of layer `l` that see only quadrant `q`: a quarter of
+    /// the layer when it and every layer below it are quadrant-local
+    /// (encoder, local); `None` for a layer that mixes quadrants.
+    pub fn quadrant_neurons(&self, l: usize, q: usize) -> Option<std::ops::Range<usize>> {
+        let local = self.layers[..l]
+            .iter()
+            .all(|layer| matches!(layer.kind, LayerKind::Encoder | LayerKind::Local));
+        let quarter = self.size(l) / 4;
+        local.then(|| q * quarter..(q + 1) * quarter)
     }
 
     /// Number of weight layers L.

@@ -146,9 +146,7 @@ impl ReadoutKind {
 }
 
 /// How the modulated layer's factor treats the modulator's variance (§3).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Compensation {
     /// exp(m·c − β).
@@ -160,9 +158,7 @@ pub enum Compensation {
 }
 
 /// What the modulation methods learn for the coupling (§3).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum CouplingParam {
     /// c itself.
@@ -257,7 +253,11 @@ impl FinetuneConfig {
         if let Some(mean) = self.gain_modulator_mean
             && !mean.is_finite()
         {
-            return Err(Error::option("--gain-modulator-mean", mean, "must be finite"));
+            return Err(Error::option(
+                "--gain-modulator-mean",
+                mean,
+                "must be finite",
+            ));
         }
         if !(self.modulator_variance.is_finite() && self.modulator_variance >= 0.0) {
             return Err(Error::option(

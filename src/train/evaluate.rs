@@ -10,7 +10,7 @@ use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
 use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
-use crate::train::config::TASK_TEST_COMPOSITES;
+use crate::train::config::{FinetuneConfig, ReadoutKind, TASK_TEST_COMPOSITES};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
 
@@ -103,14 +103,33 @@ pub struct PairAccuracy {
     pub with_distractors: f64,
 }
 
-/// [`PairAccuracy`] of `task` for the pretrained network, modulation off.
-pub fn pair_accuracy(model: &Model<f32>, digits: &Digits, task: Task, seed: u64) -> PairAccuracy {
+/// [`PairAccuracy`] of `task` for the pretrained network, modulation off,
+/// read by `readout` (§2; Fig. 2A runs both).
+pub fn pair_accuracy(
+    model: &Model<f32>,
+    digits: &Digits,
+    task: Task,
+    readout: ReadoutKind,
+    seed: u64,
+) -> PairAccuracy {
     let mut ws = model.workspace(EVAL_CHUNK);
     let off = Modulation::off(model.arch());
-    let readout = Readout::Pair(task.a, task.b);
+    let config = FinetuneConfig {
+        readout,
+        ..FinetuneConfig::DEFAULT
+    };
     let mut measure = |distractors| {
         let set = task_test_set(digits, task, distractors, TASK_TEST_COMPOSITES, seed);
-        accuracy(model, &off, &mut ws, &set, &set.labels, readout, 0.0)
+        let labels = config.labels(&set);
+        accuracy(
+            model,
+            &off,
+            &mut ws,
+            &set,
+            labels,
+            config.readout_of(task),
+            0.0,
+        )
     };
     PairAccuracy {
         task,

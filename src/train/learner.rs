@@ -243,7 +243,12 @@ impl Learner for ModulationLearner<'_> {
             }
             Some(root) => {
                 // c = w²: dL/dw = 2w·dL/dc.
-                for ((g, &w), &dc) in self.root_grad.iter_mut().zip(root.iter()).zip(&c.grads.coupling) {
+                for ((g, &w), &dc) in self
+                    .root_grad
+                    .iter_mut()
+                    .zip(root.iter())
+                    .zip(&c.grads.coupling)
+                {
                     *g = 2.0 * w * dc;
                 }
                 l1_backward(root, c.lambda, &mut self.root_grad);
@@ -267,7 +272,11 @@ impl Learner for ModulationLearner<'_> {
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            trained: self.root.as_ref().unwrap_or(&self.modulation.coupling).clone(),
+            trained: self
+                .root
+                .as_ref()
+                .unwrap_or(&self.modulation.coupling)
+                .clone(),
             gain: self
                 .gain
                 .as_ref()

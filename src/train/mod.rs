@@ -13,12 +13,13 @@ pub mod pretrain;
 pub mod protocol;
 pub mod reading;
 pub mod run;
+pub mod switching;
 pub mod trace;
 
 pub use config::{FinetuneConfig, ReadoutKind};
 pub use evaluate::{PairAccuracy, general_accuracy, pair_accuracy};
 pub use frozen::FrozenNetwork;
 pub use method::Method;
-pub use reading::Reading;
 pub use pretrain::{EpochStats, PretrainOptions, PretrainReport, Pretrainer, pretrain};
+pub use reading::Reading;
 pub use run::{RunOutcome, TaskData, finetune};

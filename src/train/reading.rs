@@ -141,7 +141,10 @@ mod tests {
         let online = Reading::CompanionCode.under(Protocol::Online);
         assert_eq!(online.lr, LearningRates::COMPANION_CODE);
         assert_eq!(online.coupling_param, CouplingParam::Square);
-        assert_eq!(Reading::Spec.under(Protocol::DATASET).lr, LearningRates::DATASET);
+        assert_eq!(
+            Reading::Spec.under(Protocol::DATASET).lr,
+            LearningRates::DATASET
+        );
         for reading in Reading::ALL {
             reading.config().validate().unwrap();
         }

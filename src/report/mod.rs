@@ -1,0 +1,337 @@
+//! `comod report` (§5 "Reproduction study"): runs what a report needs
+//! (reusing results of the same configuration already in its folder),
+//! judges each claim of the paper under each reading, readout and
+//! protocol, and writes `report.md` with its figures beside it.
+
+pub mod analyses;
+pub mod claims;
+pub mod markdown;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::data::Digits;
+use crate::error::{Error, Result};
+use crate::io::atomic::write_atomic;
+use crate::net::Arch;
+use crate::net::arch::DEFAULT_PRESET;
+use crate::net::linalg::serial_products;
+use crate::report::analyses::{Section, Variant, fig2a, fig2efgh, fig3, fig4};
+use crate::report::claims::{ClaimRow, method_claims};
+use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
+use crate::reproduce::{Observer, pretrained};
+use crate::sweep::plan::Shard;
+use crate::sweep::record::{Record, SweepConfig};
+use crate::sweep::store::{merge, read_results};
+use crate::sweep::{SweepSpec, run_sweep};
+use crate::train::evaluate::heldout_set;
+use crate::train::switching::{SwitchRun, switch_back};
+use crate::train::{FrozenNetwork, Method, PretrainOptions, general_accuracy};
+
+/// What a report runs.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// The report's folder: report.md, figures/, runs/, checkpoints.
+    pub out: PathBuf,
+    /// The digits.
+    pub data: PathBuf,
+    /// Quick or full.
+    pub scale: Scale,
+    /// The part of every sweep this process runs; with more than one
+    /// shard only the sweeps run, and no report is written.
+    pub shard: Shard,
+    /// Master seed of pretraining, sweeps and analyses.
+    pub seed: u64,
+}
+
+/// What a report produced.
+#[derive(Clone, Debug)]
+pub struct ReportOutcome {
+    /// report.md, or `None` for a shard.
+    pub report: Option<PathBuf>,
+    /// Every claim row.
+    pub claims: Vec<ClaimRow>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The results file of sweep `name` at `scale` in `out`, for `shard`.
+fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -> PathBuf {
+    let dir = out.join("runs").join(scale.name());
+    if shard.count > 1 {
+        dir.join(format!(
+            "{name}.shard-{}-of-{}.jsonl",
+            shard.index, shard.count
+        ))
+    } else {
+        dir.join(format!("{name}.jsonl"))
+    }
+}
+
+/// Joins shard files of `path` into it, when it does not exist yet.
+fn join_shards(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let dir = path.parent().expect("a results file in a folder");
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let prefix = format!("{stem}.shard-");
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .collect();
+    shards.sort();
+    if !shards.is_empty() {
+        let inputs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
+        merge(path, &inputs)?;
+    }
+    Ok(())
+}
+
+/// Runs (or resumes) one sweep and returns its records.
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    frozen: &FrozenNetwork,
+    checkpoint: &Path,
+    digits: &Digits,
+    options: &ReportOptions,
+    name: &str,
+    cell: &Cell,
+    methods: &[Method],
+    observer: &dyn Observer,
+) -> Result<Vec<Record>> {
+    let path = results_path(&options.out, options.scale, name, options.shard);
+    if options.shard.count == 1 {
+        join_shards(&path)?;
+    }
+    observer.stage(&format!("sweep {name}"));
+    let (tasks, _) = options.scale.tasks();
+    let spec = SweepSpec {
+        tasks,
+        methods: methods.to_vec(),
+        repeats: cell.repeats,
+        shard: options.shard,
+        record_coupling: true,
+        config: SweepConfig::new(
+            checkpoint,
+            &frozen.model,
+            digits,
+            cell.config(),
+            options.seed,
+        )?,
+    };
+    let report = run_sweep(frozen, digits, &spec, &path, |done, total| {
+        observer.sweep_progress(done, total)
+    })?;
+    observer.sweep_done(&report, &path);
+    Ok(read_results(&path)?.records.into_values().collect())
+}
+
+/// Runs the report of `options`, reporting progress to `observer`.
+pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<ReportOutcome> {
+    let start = Instant::now();
+    let figures = options.out.join("figures");
+    for dir in [
+        options.out.join("runs").join(options.scale.name()),
+        options.out.join("checkpoints").join(options.scale.name()),
+        figures.clone(),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    let digits = Digits::load(&options.data)?;
+    let base_options = PretrainOptions {
+        seed: options.seed,
+        ..PretrainOptions::DEFAULT
+    };
+    let checkpoint = options.out.join("pretrained.safetensors");
+    observer.stage("pretrained network");
+    let arch = Arch::preset(DEFAULT_PRESET, 1)?;
+    let base = FrozenNetwork::new(pretrained(
+        &checkpoint,
+        &arch,
+        &base_options,
+        &digits,
+        observer,
+    )?);
+    // The method claims in every cell.
+    let mut cell_records = Vec::new();
+    for cell in cells(options.scale) {
+        let records = sweep(
+            &base,
+            &checkpoint,
+            &digits,
+            options,
+            &cell.name(),
+            &cell,
+            &Method::ALL,
+            observer,
+        )?;
+        cell_records.push((cell, records));
+    }
+    // The Fig. 3 variants: the stochastic method on each network.
+    let main_cell = cell_records[0].0;
+    let mut variants = Vec::new();
+    for variant in VARIANTS {
+        let name = variant_name(variant);
+        let (frozen, path) = if variant == ("paper3", 1) {
+            (FrozenNetwork::new(base.model.clone()), checkpoint.clone())
+        } else {
+            // Per scale: the quick report caps the variants' pretraining.
+            let path = options
+                .out
+                .join("checkpoints")
+                .join(options.scale.name())
+                .join(format!("{name}.safetensors"));
+            let pretrain_options = PretrainOptions {
+                max_epochs: options
+                    .scale
+                    .variant_epochs()
+                    .unwrap_or(base_options.max_epochs),
+                ..base_options.clone()
+            };
+            observer.stage(&format!("pretrain {name}"));
+            let arch = Arch::preset(variant.0, variant.1)?;
+            let model = pretrained(&path, &arch, &pretrain_options, &digits, observer)?;
+            (FrozenNetwork::new(model), path)
+        };
+        let records = sweep(
+            &frozen,
+            &path,
+            &digits,
+            options,
+            &format!("variant-{name}"),
+            &main_cell,
+            &[Method::Stochastic],
+            observer,
+        )?;
+        let baseline = general_accuracy(&frozen.model, &digits, options.seed);
+        variants.push(Variant {
+            name,
+            model: frozen.model,
+            baseline,
+            records,
+        });
+    }
+    if options.shard.count > 1 {
+        return Ok(ReportOutcome {
+            report: None,
+            claims: Vec::new(),
+            seconds: start.elapsed().as_secs_f64(),
+        });
+    }
+    observer.stage("task switching");
+    let switching = switching(&base, &digits, options, &main_cell)?;
+    observer.stage("analyses and figures");
+    let mut claims = Vec::new();
+    let mut sections: Vec<(String, Section)> = Vec::new();
+    for (cell, records) in &cell_records {
+        claims.extend(method_claims(
+            records,
+            &markdown::setting(cell),
+            options.seed,
+        ));
+    }
+    let main_records = &cell_records[0].1;
+    let curves = figures.join("learning_curves.png");
+    crate::analysis::plots::learning_curves(main_records, &curves)?;
+    let mut curves_section = Section::default();
+    curves_section.figures.push((
+        curves,
+        format!(
+            "Learning curves under {} (mean ± s.e.m. over tasks and repeats).",
+            markdown::setting(&main_cell)
+        ),
+    ));
+    sections.push(("Learning curves".into(), curves_section));
+    sections.push((
+        "Fig. 2A: pretrained accuracy with and without distractors".into(),
+        fig2a(&base.model, &digits, options.seed, &figures)?,
+    ));
+    sections.push((
+        "Fig. 2E–H: coupling and informativeness".into(),
+        fig2efgh(
+            &base.model,
+            &digits,
+            main_records,
+            options.seed,
+            &markdown::setting(&main_cell),
+            &figures,
+        )?,
+    ));
+    sections.push((
+        "Fig. 3: architecture variants".into(),
+        fig3(&variants, &digits, options.seed, &figures)?,
+    ));
+    sections.push((
+        "Fig. 4: task switching".into(),
+        fig4(&switching, options.seed, &figures)?,
+    ));
+    for (_, section) in &sections {
+        claims.extend(section.claims.iter().cloned());
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let text = markdown::report(options, &cell_records, &claims, &sections, seconds);
+    let path = options.out.join("report.md");
+    write_atomic(&path, text.as_bytes())?;
+    Ok(ReportOutcome {
+        report: Some(path),
+        claims,
+        seconds,
+    })
+}
+
+/// The switching runs of the report (§5 (f)), read from its file when it
+/// holds the same tasks, else run and saved.
+fn switching(
+    base: &FrozenNetwork,
+    digits: &Digits,
+    options: &ReportOptions,
+    cell: &Cell,
+) -> Result<Vec<SwitchRun>> {
+    let path = results_path(&options.out, options.scale, "switching", Shard::default())
+        .with_extension("json");
+    let tasks = options.scale.switching_tasks();
+    let config = cell.config();
+    let seeds: Vec<u64> = tasks
+        .iter()
+        .map(|t| {
+            crate::rng::derive_seed(
+                options.seed,
+                &["switch".into(), t.to_string().as_str().into()],
+            )
+        })
+        .collect();
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(runs) = serde_json::from_slice::<Vec<SwitchRun>>(&bytes)
+        && runs.len() == tasks.len() * Method::ALL.len()
+        && runs.iter().all(|r| seeds.contains(&r.seed))
+    {
+        return Ok(runs);
+    }
+    let heldout = heldout_set(digits, options.seed);
+    let jobs: Vec<(usize, Method)> = (0..tasks.len())
+        .flat_map(|i| Method::ALL.map(|m| (i, m)))
+        .collect();
+    let runs: Vec<SwitchRun> = jobs
+        .par_iter()
+        .map(|&(i, method)| {
+            serial_products(|| {
+                switch_back(base, digits, tasks[i], method, &config, seeds[i], &heldout)
+            })
+        })
+        .collect();
+    let json = serde_json::to_vec(&runs).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+    write_atomic(&path, &json)?;
+    Ok(runs)
+}

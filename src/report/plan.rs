@@ -1,0 +1,195 @@
+//! What a report runs (§5 "Reproduction study"): its cells (reading ×
+//! readout × protocol), the network variants of Fig. 3, and the tasks and
+//! repeats of each scale.
+
+use crate::data::Task;
+use crate::sweep::plan::{FULL_REPEATS, reproduction_tasks};
+use crate::train::config::{DatasetOptions, FinetuneConfig, Protocol, ReadoutKind};
+use crate::train::reading::Reading;
+
+/// How much a report runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// About ten minutes on 2 cores: [`QUICK_TASKS`] tasks, few repeats,
+    /// small `dataset` runs under `spec` only.
+    Quick,
+    /// The paper's scale: all 180 tasks × 10 repeats, every cell.
+    Full,
+    /// The plumbing of a report in well under a minute (the test suite's):
+    /// the quick report's cells on runs cut to a few batches and samples.
+    /// Its numbers measure nothing.
+    Smoke,
+}
+
+/// Tasks of a quick report (the first of the reproduction's, two per quadrant).
+pub const QUICK_TASKS: usize = 8;
+/// Repeats of a quick report's `online` cells.
+pub const QUICK_REPEATS: usize = 2;
+/// Sizes of a quick report's `dataset` cell (S = 10: 10 … 50 examples).
+pub const QUICK_SIZES: usize = 5;
+/// Pretraining epoch cap of the Fig. 3 variants in a quick report.
+pub const QUICK_VARIANT_EPOCHS: usize = 40;
+/// Tasks of the task-switching experiment at full scale.
+pub const FULL_SWITCHING_TASKS: usize = 24;
+
+impl Scale {
+    /// The folder name of its runs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Quick => "quick",
+            Scale::Full => "full",
+            Scale::Smoke => "smoke",
+        }
+    }
+
+    /// Tasks and repeats of its sweeps.
+    pub fn tasks(self) -> (Vec<Task>, usize) {
+        match self {
+            Scale::Quick => (reproduction_tasks()[..QUICK_TASKS].to_vec(), QUICK_REPEATS),
+            Scale::Full => (Task::all(), FULL_REPEATS),
+            Scale::Smoke => (reproduction_tasks()[..QUICK_TASKS].to_vec(), 1),
+        }
+    }
+
+    /// Tasks of the switching experiment (one repeat each).
+    pub fn switching_tasks(self) -> Vec<Task> {
+        match self {
+            Scale::Quick => self.tasks().0,
+            Scale::Full => reproduction_tasks()[..FULL_SWITCHING_TASKS].to_vec(),
+            Scale::Smoke => reproduction_tasks()[..2].to_vec(),
+        }
+    }
+
+    /// Pretraining epoch cap of the Fig. 3 variants (`None`: the default).
+    pub fn variant_epochs(self) -> Option<usize> {
+        match self {
+            Scale::Quick => Some(QUICK_VARIANT_EPOCHS),
+            Scale::Full => None,
+            Scale::Smoke => Some(2),
+        }
+    }
+
+    /// `config` as this scale runs it: unchanged, except for `Smoke`.
+    pub fn trim(self, config: FinetuneConfig) -> FinetuneConfig {
+        if self != Scale::Smoke {
+            return config;
+        }
+        let protocol = match config.protocol {
+            Protocol::Dataset(options) => Protocol::Dataset(DatasetOptions {
+                sizes: 2,
+                max_epochs: 3,
+                ..options
+            }),
+            Protocol::Online => Protocol::Online,
+        };
+        FinetuneConfig {
+            protocol,
+            batches: 10,
+            test_composites: 100,
+            samples: config.samples.min(20),
+            ..config
+        }
+    }
+}
+
+/// One configuration the method claims are judged under.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cell {
+    /// The reading (§3).
+    pub reading: Reading,
+    /// The readout (§2).
+    pub readout: ReadoutKind,
+    /// The protocol (§4).
+    pub protocol: Protocol,
+    /// Repeats per task.
+    pub repeats: usize,
+    /// The scale it runs at.
+    pub scale: Scale,
+}
+
+impl Cell {
+    /// `reading-readout-protocol`, the name of its results file.
+    pub fn name(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.reading.name(),
+            self.readout.name(),
+            self.protocol.name()
+        )
+    }
+
+    /// Its fine-tuning configuration.
+    pub fn config(&self) -> FinetuneConfig {
+        self.scale.trim(FinetuneConfig {
+            readout: self.readout,
+            ..self.reading.under(self.protocol)
+        })
+    }
+}
+
+/// The cells of `scale`: every reading × both readouts under `online`;
+/// under `dataset`, every cell at full scale (the readings' own patience),
+/// only `spec` × `all` with [`QUICK_SIZES`] sizes and one repeat in a
+/// quick report.
+pub fn cells(scale: Scale) -> Vec<Cell> {
+    let (_, repeats) = scale.tasks();
+    let mut cells = Vec::new();
+    for reading in Reading::ALL {
+        for readout in [ReadoutKind::All, ReadoutKind::Pair] {
+            cells.push(Cell {
+                reading,
+                readout,
+                protocol: Protocol::Online,
+                repeats,
+                scale,
+            });
+        }
+    }
+    match scale {
+        Scale::Quick | Scale::Smoke => cells.push(Cell {
+            reading: Reading::Spec,
+            readout: ReadoutKind::All,
+            protocol: Protocol::Dataset(DatasetOptions {
+                sizes: QUICK_SIZES,
+                ..DatasetOptions::DEFAULT
+            }),
+            repeats: 1,
+            scale,
+        }),
+        Scale::Full => {
+            for reading in Reading::ALL {
+                let own = match reading.config().protocol {
+                    Protocol::Dataset(options) => options,
+                    Protocol::Online => DatasetOptions::DEFAULT,
+                };
+                for readout in [ReadoutKind::All, ReadoutKind::Pair] {
+                    cells.push(Cell {
+                        reading,
+                        readout,
+                        protocol: Protocol::Dataset(own),
+                        repeats,
+                        scale,
+                    });
+                }
+            }
+        }
+    }
+    cells
+}
+
+/// The networks of Fig. 3 (§2): preset and modulated layer. The first
+/// two answer "4 layers slower than 3"; the ReLU pairs "early modulation
+/// better with a dense layer 2, late with a local one".
+pub const VARIANTS: [(&str, usize); 6] = [
+    ("paper3", 1),
+    ("deep4", 1),
+    ("relu-deep4", 1),
+    ("relu-deep4", 2),
+    ("relu-local2", 1),
+    ("relu-local2", 2),
+];
+
+/// A variant's name, e.g. `relu-local2-l2`.
+pub fn variant_name((preset, layer): (&str, usize)) -> String {
+    format!("{preset}-l{layer}")
+}

@@ -1,0 +1,159 @@
+//! Task switching (§5, the paper's Fig. 4): general task → a specific task
+//! (fine-tuned by a method, `online`) → the general task again. The
+//! modulation methods return by removing c and g, with zero examples; the
+//! retraining methods train their changed weights back on general
+//! composites, and the general-task accuracy is measured as they do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::net::Modulation;
+use crate::rng::derive_seed;
+use crate::train::config::{FinetuneConfig, Protocol, ReadoutKind};
+use crate::train::evaluate::{EVAL_CHUNK, accuracy};
+use crate::train::frozen::FrozenNetwork;
+use crate::train::learner::{Batch, learner};
+use crate::train::method::{Method, Trained};
+use crate::train::protocol::{TrainingSet, online};
+use crate::train::run::{TaskData, training_composites};
+
+/// Batches of general composites a retrained network trains on to return.
+pub const SWITCH_BATCHES: usize = 150;
+/// The general-task accuracy is measured after every this many batches.
+pub const SWITCH_EVERY: usize = 5;
+/// Back at the pretrained accuracy: within this much of it (the accuracy
+/// margin of §5, since both are measured on a finite held-out set).
+pub const RECOVERY_TOLERANCE: f64 = 0.01;
+
+/// One switch back to the general task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchRun {
+    /// The specific task.
+    pub task: String,
+    /// The method that fine-tuned it.
+    pub method: Method,
+    /// The run's seed.
+    pub seed: u64,
+    /// General-task accuracy of the pretrained network.
+    pub pretrained: f64,
+    /// General examples trained on since the switch, per measurement.
+    pub examples: Vec<usize>,
+    /// General-task accuracy at each measurement (the first: right after
+    /// the specific task).
+    pub accuracy: Vec<f64>,
+}
+
+impl SwitchRun {
+    /// The examples needed to get back within [`RECOVERY_TOLERANCE`] of
+    /// the pretrained accuracy; `None` if the run never does.
+    pub fn recovered_at(&self) -> Option<usize> {
+        self.accuracy
+            .iter()
+            .position(|&a| a >= self.pretrained - RECOVERY_TOLERANCE)
+            .map(|i| self.examples[i])
+    }
+}
+
+/// Fine-tunes `task` with `method` under `config` (`online`, seeded by
+/// `seed`), then returns to the general task, measured on `heldout`
+/// (general composites) against the `pretrained` accuracy.
+pub fn switch_back(
+    frozen: &FrozenNetwork,
+    digits: &Digits,
+    task: Task,
+    method: Method,
+    config: &FinetuneConfig,
+    seed: u64,
+    heldout: &CompositeSet,
+) -> SwitchRun {
+    let config = FinetuneConfig {
+        protocol: Protocol::Online,
+        ..*config
+    };
+    let general = |model: &crate::net::Model<f32>| {
+        let mut ws = model.workspace(EVAL_CHUNK);
+        let off = Modulation::off(model.arch());
+        let all = crate::net::Readout::All;
+        accuracy(model, &off, &mut ws, heldout, &heldout.labels, all, 0.0)
+    };
+    let pretrained = general(&frozen.model);
+    let data = TaskData::new(frozen, digits, task, &config, seed);
+    let train = training_composites(digits, task, &config, seed);
+    let mut specific = learner(method, frozen, &config, config.readout_of(task), seed);
+    let training = TrainingSet {
+        images: &train.images,
+        labels: config.labels(&train),
+    };
+    online(specific.as_mut(), training, config.batch_size, &data.test);
+    let mut run = SwitchRun {
+        task: task.to_string(),
+        method,
+        seed,
+        pretrained,
+        examples: vec![0],
+        accuracy: Vec::new(),
+    };
+    if method.trains() == Trained::Coupling {
+        // Removing c and g leaves the frozen network itself.
+        run.accuracy.push(general(specific.network()));
+        return run;
+    }
+    // The retrained weights go back to the general task the way they left
+    // it: the same method and rate, now on 10-way general composites.
+    let back = FrozenNetwork::new(specific.network().clone());
+    let general_config = FinetuneConfig {
+        readout: ReadoutKind::All,
+        ..config
+    };
+    let mut returning = learner(
+        method,
+        &back,
+        &general_config,
+        crate::net::Readout::All,
+        seed,
+    );
+    run.accuracy.push(general(returning.network()));
+    let composites = CompositeSet::generate(
+        digits,
+        CompositeKind::General,
+        Pool::Train,
+        SWITCH_BATCHES * config.batch_size,
+        derive_seed(seed, &["switch".into()]),
+        NOISE_STD,
+    );
+    let b = config.batch_size;
+    for k in 0..SWITCH_BATCHES {
+        let rows = k * b..(k + 1) * b;
+        returning.step(Batch {
+            images: &composites.images
+                [rows.start * crate::data::CANVAS_PIXELS..rows.end * crate::data::CANVAS_PIXELS],
+            labels: &composites.labels[rows],
+            activity: None,
+        });
+        if (k + 1) % SWITCH_EVERY == 0 {
+            run.examples.push((k + 1) * b);
+            run.accuracy.push(general(returning.network()));
+        }
+    }
+    run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_the_first_measurement_back_within_the_tolerance() {
+        let run = |accuracy: Vec<f64>| SwitchRun {
+            task: "1-7@0".into(),
+            method: Method::Retrain,
+            seed: 0,
+            pretrained: 0.9,
+            examples: (0..accuracy.len()).map(|i| 10 * i).collect(),
+            accuracy,
+        };
+        assert_eq!(run(vec![0.5, 0.88, 0.895, 0.91]).recovered_at(), Some(20));
+        assert_eq!(run(vec![0.95]).recovered_at(), Some(0));
+        assert_eq!(run(vec![0.5, 0.6]).recovered_at(), None);
+    }
+}
