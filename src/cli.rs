@@ -499,6 +499,10 @@ pub struct ReportArgs {
     /// Master seed of pretraining, sweeps and analyses.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Also judge the method claims on these results files (e.g. a
+    /// larger sweep's), comma-separated [default: none]
+    #[arg(long, value_delimiter = ',')]
+    pub also: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -546,8 +550,8 @@ pub struct PretrainArgs {
     /// Folder with an IDX images/labels pair (.gz or raw); default: the shipped digits.
     #[arg(long, default_value = SHIPPED_DATA_DIR)]
     pub data: PathBuf,
-    /// Architecture: a preset (paper3, deep4, local2, relu-encoder) or a
-    /// path to an architecture JSON file (§7).
+    /// Architecture: a preset (paper3, deep4, local2, relu-encoder,
+    /// relu-deep4, relu-local2) or a path to an architecture JSON file (§7).
     #[arg(long, default_value = DEFAULT_PRESET)]
     pub arch: String,
     /// Modulated layer ℓ (1 or 2); default 1, or the JSON file's value.

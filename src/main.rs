@@ -322,6 +322,7 @@ fn run_report(args: ReportArgs) -> Result<()> {
         scale: if args.full { Scale::Full } else { Scale::Quick },
         shard: args.shard,
         seed: args.seed,
+        also: args.also,
     };
     print_report(&report(&options, &progress())?);
     Ok(())
@@ -382,6 +383,7 @@ fn run_reproduce(args: ReproduceArgs) -> Result<()> {
         scale: Scale::Quick,
         shard: comod::sweep::plan::Shard::default(),
         seed: options.seed,
+        also: vec![reproduction.results.clone()],
     };
     print_report(&report(&report_options, &progress())?);
     Ok(())

@@ -66,6 +66,8 @@ pub trait Observer: Sync {
 pub struct Reproduction {
     /// The sweep.
     pub sweep: SweepReport,
+    /// Its results file.
+    pub results: PathBuf,
     /// The summary table and every file written after the sweep.
     pub summary: SummaryFiles,
 }
@@ -143,5 +145,9 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
     observer.sweep_done(&sweep, &results);
     let records: Vec<_> = read_results(&results)?.records.into_values().collect();
     let summary = write_summary(&records, &options.out, Some(&options.out.join("plots")))?;
-    Ok(Reproduction { sweep, summary })
+    Ok(Reproduction {
+        sweep,
+        summary,
+        results,
+    })
 }

@@ -42,6 +42,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         scale: Scale::Smoke,
         shard: comod::sweep::plan::Shard::default(),
         seed: 0,
+        also: Vec::new(),
     };
     let outcome = report(&options, &Quiet).unwrap();
     let path = outcome.report.expect("a report");
@@ -94,4 +95,69 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
             .collect()
     };
     assert_eq!(verdicts(&again.claims), verdicts(&outcome.claims));
+    // A results file given with `also` is judged like a cell: the same
+    // records as the spec-all-online cell give the same judgements.
+    let with_also = ReportOptions {
+        also: vec![runs.clone()],
+        ..options.clone()
+    };
+    let extra = report(&with_also, &Quiet).unwrap();
+    let judged = |setting: &dyn Fn(&str) -> bool| -> Vec<String> {
+        extra
+            .claims
+            .iter()
+            .filter(|c| setting(&c.setting) && !c.claim.starts_with("(d)"))
+            .map(|c| format!("{} {:?}", c.statement, c.judgement))
+            .collect()
+    };
+    let cell = judged(&|s| s == "spec, all, online");
+    assert_eq!(cell.len(), 5);
+    assert_eq!(judged(&|s| s.contains("8 tasks of")), cell);
+}
+
+#[test]
+fn shards_of_a_report_join_into_the_report_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = |shard: &str| ReportOptions {
+        out: dir.path().to_path_buf(),
+        data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        scale: Scale::Smoke,
+        shard: shard.parse().unwrap(),
+        seed: 0,
+        also: Vec::new(),
+    };
+    for shard in ["0/2", "1/2"] {
+        let outcome = report(&options(shard), &Quiet).unwrap();
+        assert!(outcome.report.is_none(), "a shard writes no report");
+    }
+    let runs = dir.path().join("runs/smoke");
+    assert!(runs.join("spec-all-online.shard-1-of-2.jsonl").is_file());
+    assert!(!runs.join("spec-all-online.jsonl").exists());
+    let joined = report(&options("0/1"), &Quiet).unwrap();
+    assert!(joined.report.is_some());
+    // The joined file holds every run of the plan: 8 tasks × 4 methods.
+    let text = std::fs::read_to_string(runs.join("spec-all-online.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), 32);
+    // …and its records are those one process writes.
+    let single = tempfile::tempdir().unwrap();
+    let whole = ReportOptions {
+        out: single.path().to_path_buf(),
+        ..options("0/1")
+    };
+    report(&whole, &Quiet).unwrap();
+    let strip = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("wall_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(&runs.join("spec-all-online.jsonl")),
+        strip(&single.path().join("runs/smoke/spec-all-online.jsonl"))
+    );
 }

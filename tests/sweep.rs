@@ -557,3 +557,59 @@ fn tune_writes_its_table_plot_and_runs_and_resumes() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_reading_preset_sets_its_options_and_explicit_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results.jsonl");
+    assert_ok(&sweep(
+        &results,
+        "1-7@0",
+        "1",
+        "2",
+        &[
+            "--methods",
+            "stochastic",
+            "--record-coupling",
+            "--reading",
+            "companion-code",
+            "--protocol",
+            "online",
+            "--readout",
+            "pair",
+        ],
+    ));
+    let text = std::fs::read_to_string(&results).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let config = &record["config"];
+    // From the preset.
+    assert_eq!(config["reading"], "companion-code");
+    assert_eq!(config["coupling_param"], "square");
+    assert_eq!(config["compensation"], "variance");
+    assert_eq!(config["gain_modulator_mean"], 0.0);
+    assert_eq!(config["gain"]["input"], "blank");
+    assert_eq!(config["lambda"], 0.0);
+    assert!((config["lr"]["stochastic"].as_f64().unwrap() - 1e-3).abs() < 1e-9);
+    assert!((config["modulator_variance"].as_f64().unwrap() - 0.01).abs() < 1e-9);
+    // Given explicitly: the flags win (--samples 40 from the small settings).
+    assert_eq!(config["protocol"], "online");
+    assert_eq!(config["readout"], "pair");
+    assert_eq!(config["samples"], 40);
+    // A square coupling is never negative.
+    let coupling = record["coupling"].as_array().unwrap();
+    assert!(coupling.iter().all(|c| c.as_f64().unwrap() >= 0.0));
+    // The default reading is `spec`, with the 10-way readout.
+    let spec = dir.path().join("spec.jsonl");
+    assert_ok(&sweep(
+        &spec,
+        "1-7@0",
+        "1",
+        "2",
+        &["--methods", "retrain-last"],
+    ));
+    let text = std::fs::read_to_string(&spec).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["config"]["reading"], "spec");
+    assert_eq!(record["config"]["readout"], "all");
+    assert_eq!(record["config"]["coupling_param"], "linear");
+}

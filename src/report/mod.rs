@@ -45,6 +45,9 @@ pub struct ReportOptions {
     pub shard: Shard,
     /// Master seed of pretraining, sweeps and analyses.
     pub seed: u64,
+    /// Results files whose method claims are judged beside the cells'
+    /// (`comod reproduce` passes its own, larger sweep).
+    pub also: Vec<PathBuf>,
 }
 
 /// What a report produced.
@@ -99,43 +102,46 @@ fn join_shards(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs (or resumes) one sweep and returns its records.
-#[allow(clippy::too_many_arguments)]
-fn sweep(
-    frozen: &FrozenNetwork,
-    checkpoint: &Path,
-    digits: &Digits,
-    options: &ReportOptions,
-    name: &str,
-    cell: &Cell,
-    methods: &[Method],
-    observer: &dyn Observer,
-) -> Result<Vec<Record>> {
-    let path = results_path(&options.out, options.scale, name, options.shard);
-    if options.shard.count == 1 {
-        join_shards(&path)?;
+/// What every sweep of a report shares: the digits, the options and
+/// where progress goes.
+struct Sweeps<'a> {
+    digits: &'a Digits,
+    options: &'a ReportOptions,
+    observer: &'a dyn Observer,
+}
+
+impl Sweeps<'_> {
+    /// Runs (or resumes) sweep `name` of `methods` under `cell` on the
+    /// network `frozen` stored at `checkpoint`; returns its records.
+    fn run(
+        &self,
+        (frozen, checkpoint): (&FrozenNetwork, &Path),
+        name: &str,
+        cell: &Cell,
+        methods: &[Method],
+    ) -> Result<Vec<Record>> {
+        let options = self.options;
+        let path = results_path(&options.out, options.scale, name, options.shard);
+        if options.shard.count == 1 {
+            join_shards(&path)?;
+        }
+        self.observer.stage(&format!("sweep {name}"));
+        let (tasks, _) = options.scale.tasks();
+        let config = cell.config();
+        let spec = SweepSpec {
+            tasks,
+            methods: methods.to_vec(),
+            repeats: cell.repeats,
+            shard: options.shard,
+            record_coupling: true,
+            config: SweepConfig::new(checkpoint, &frozen.model, self.digits, config, options.seed)?,
+        };
+        let report = run_sweep(frozen, self.digits, &spec, &path, |done, total| {
+            self.observer.sweep_progress(done, total)
+        })?;
+        self.observer.sweep_done(&report, &path);
+        Ok(read_results(&path)?.records.into_values().collect())
     }
-    observer.stage(&format!("sweep {name}"));
-    let (tasks, _) = options.scale.tasks();
-    let spec = SweepSpec {
-        tasks,
-        methods: methods.to_vec(),
-        repeats: cell.repeats,
-        shard: options.shard,
-        record_coupling: true,
-        config: SweepConfig::new(
-            checkpoint,
-            &frozen.model,
-            digits,
-            cell.config(),
-            options.seed,
-        )?,
-    };
-    let report = run_sweep(frozen, digits, &spec, &path, |done, total| {
-        observer.sweep_progress(done, total)
-    })?;
-    observer.sweep_done(&report, &path);
-    Ok(read_results(&path)?.records.into_values().collect())
 }
 
 /// Runs the report of `options`, reporting progress to `observer`.
@@ -165,18 +171,14 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         observer,
     )?);
     // The method claims in every cell.
+    let sweeps = Sweeps {
+        digits: &digits,
+        options,
+        observer,
+    };
     let mut cell_records = Vec::new();
     for cell in cells(options.scale) {
-        let records = sweep(
-            &base,
-            &checkpoint,
-            &digits,
-            options,
-            &cell.name(),
-            &cell,
-            &Method::ALL,
-            observer,
-        )?;
+        let records = sweeps.run((&base, &checkpoint), &cell.name(), &cell, &Method::ALL)?;
         cell_records.push((cell, records));
     }
     // The Fig. 3 variants: the stochastic method on each network.
@@ -205,15 +207,11 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             let model = pretrained(&path, &arch, &pretrain_options, &digits, observer)?;
             (FrozenNetwork::new(model), path)
         };
-        let records = sweep(
-            &frozen,
-            &path,
-            &digits,
-            options,
+        let records = sweeps.run(
+            (&frozen, &path),
             &format!("variant-{name}"),
             &main_cell,
             &[Method::Stochastic],
-            observer,
         )?;
         let baseline = general_accuracy(&frozen.model, &digits, options.seed);
         variants.push(Variant {
@@ -241,6 +239,23 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             &markdown::setting(cell),
             options.seed,
         ));
+    }
+    for path in &options.also {
+        let records: Vec<Record> = read_results(path)?.records.into_values().collect();
+        let Some(first) = records.first() else {
+            continue;
+        };
+        let config = &first.config.finetune;
+        let tasks: std::collections::BTreeSet<_> = records.iter().map(|r| &r.task).collect();
+        let setting = format!(
+            "{}, {}, {}; {} tasks of {}",
+            config.reading.name(),
+            config.readout.name(),
+            config.protocol.name(),
+            tasks.len(),
+            path.display()
+        );
+        claims.extend(method_claims(&records, &setting, options.seed));
     }
     let main_records = &cell_records[0].1;
     let curves = figures.join("learning_curves.png");
