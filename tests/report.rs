@@ -57,6 +57,21 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         links += 1;
     }
     assert!(links >= 8, "{links} figures");
+    // Every row of the verdict table has the header's columns (a bar inside
+    // a cell, as in |d′|, is escaped).
+    let columns = |line: &str| line.replace("\\|", "").matches('|').count();
+    let header = text
+        .lines()
+        .find(|l| l.starts_with("| claim |"))
+        .expect("a verdict table");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| (") || l.starts_with("| headline"))
+        .collect();
+    assert!(rows.len() >= 40, "{} rows", rows.len());
+    for row in rows {
+        assert_eq!(columns(row), columns(header), "{row}");
+    }
     for claim in [
         "(a) Fig. 2A",
         "(b) Fig. 2C",

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::analysis::plots::{draw_png, lower_right_legend};
@@ -134,22 +135,43 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
-fn scatter_panel(area: &Area<'_>, panel: &Scatter) -> Drawn {
-    let (x0, x1) = bounds(panel.points.iter().map(|p| p.0));
-    let (y0, y1) = bounds(panel.points.iter().map(|p| p.1));
+/// Cartesian axes on `area` with a caption of `size` points, labelled
+/// axes and a mesh, over `ranges`.
+fn axes<'a, 'b>(
+    area: &'a Area<'b>,
+    (title, size): (&str, u32),
+    (x, y): (&str, &str),
+    (xs, ys): (std::ops::Range<f64>, std::ops::Range<f64>),
+) -> std::result::Result<
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    String,
+> {
+    let big = size > 16;
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(x0..x1, y0..y1)
+        .caption(title, ("sans-serif", size))
+        .margin(if big { 16 } else { 10 })
+        .x_label_area_size(if big { 44 } else { 36 })
+        .y_label_area_size(if big { 56 } else { 48 })
+        .build_cartesian_2d(xs, ys)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc(&panel.x)
-        .y_desc(&panel.y)
+        .x_desc(x)
+        .y_desc(y)
         .draw()
         .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+fn scatter_panel(area: &Area<'_>, panel: &Scatter) -> Drawn {
+    let (x0, x1) = bounds(panel.points.iter().map(|p| p.0));
+    let (y0, y1) = bounds(panel.points.iter().map(|p| p.1));
+    let mut chart = axes(
+        area,
+        (&panel.title, 16),
+        (&panel.x, &panel.y),
+        (x0..x1, y0..y1),
+    )?;
     chart
         .draw_series(
             panel
@@ -183,19 +205,7 @@ pub fn histogram(path: &Path, title: &str, x: &str, values: &[f64], bins: usize)
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     draw_png(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(lo..hi, 0.0..top * 1.1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(x)
-            .y_desc("count")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = axes(root, (title, 22), (x, "count"), (lo..hi, 0.0..top * 1.1))?;
         chart
             .draw_series(counts.iter().enumerate().map(|(i, &n)| {
                 let x0 = lo + i as f64 * width;
@@ -237,19 +247,7 @@ pub fn curves(
             .chain(reference.map(|r| r.1)),
     );
     draw_png(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1, y0..y1)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(x)
-            .y_desc(y)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = axes(root, (title, 22), (x, y), (x0..x1, y0..y1))?;
         if let Some((label, level)) = reference {
             chart
                 .draw_series(DashedLineSeries::new(

@@ -67,8 +67,8 @@ fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
 }
 
 /// Draws the series labels of `chart` in its lower right corner.
-pub(crate) fn lower_right_legend<'a, X, Y>(
-    chart: &mut ChartContext<'a, BitMapBackend<'a>, Cartesian2d<X, Y>>,
+pub(crate) fn lower_right_legend<'a, 'b: 'a, X, Y>(
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
 ) -> std::result::Result<(), String>
 where
     X: plotters::coord::ranged1d::Ranged,

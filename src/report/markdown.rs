@@ -24,6 +24,11 @@ pub fn setting(cell: &Cell) -> String {
     )
 }
 
+/// `text` safe inside a Markdown table cell (|d′| has bars).
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
 /// A number for the table: ∞ for a censored value, three significant digits.
 fn number(v: f64) -> String {
     if v.is_infinite() {
@@ -99,7 +104,7 @@ fn protocols(md: &mut String, cells: &[(Cell, Vec<Record>)], claims: &[ClaimRow]
                 .iter()
                 .find(|c| c.setting == off && c.statement == a.statement)
             {
-                let cell = |j: &Judgement| {
+                let judged = |j: &Judgement| {
                     format!(
                         "{} [{}, {}], p {:.3}: **{}**",
                         number(j.effect),
@@ -111,11 +116,11 @@ fn protocols(md: &mut String, cells: &[(Cell, Vec<Record>)], claims: &[ClaimRow]
                 };
                 rows.push(format!(
                     "| {} | {}, {} | {} | {} |",
-                    a.statement,
+                    cell(&a.statement),
                     online.reading.name(),
                     online.readout.name(),
-                    cell(&a.judgement),
-                    cell(&b.judgement)
+                    judged(&a.judgement),
+                    judged(&b.judgement)
                 ));
             }
         }
@@ -181,8 +186,8 @@ pub fn report(
             md,
             "| {} | {} | {} | {} | {starts} | {} |",
             c.claim,
-            c.statement,
-            c.setting,
+            cell(&c.statement),
+            cell(&c.setting),
             c.repeats,
             judgement_cells(&c.judgement)
         );
