@@ -127,7 +127,7 @@ pub struct RunOptions {
     #[arg(long, allow_negative_numbers = true, help = preset_help("Modulator variance σ_m² of the samples drawn for the gain estimate", "--modulator-var"))]
     pub modulator_var: Option<f32>,
     /// Mean of the samples drawn for the gain estimate only.
-    #[arg(long, allow_negative_numbers = true, help = preset_help("Mean of the modulator samples drawn for the gain estimate only (backpropagation and evaluation stay at --modulator-mean) [spec: --modulator-mean]", "--gain-modulator-mean"))]
+    #[arg(long, allow_negative_numbers = true, help = preset_help("Mean of the modulator samples drawn for the gain estimate only; backpropagation and evaluation stay at --modulator-mean, which it follows unless given", "--gain-modulator-mean"))]
     pub gain_modulator_mean: Option<f32>,
     /// Variance compensation of the modulated layer's factor.
     #[arg(long, value_enum, help = preset_help("`variance`: the modulated layer's factor is exp(m·c − σ_m²·c²/2), so that the modulation leaves a neuron's mean gain unchanged", "--modulation-compensation"))]
@@ -253,10 +253,11 @@ fn lr_help(method: Method) -> &'static str {
             .iter()
             .map(|&m| {
                 format!(
-                    "Learning rate of `{}` [default: {} (online), {} (dataset)]",
+                    "Learning rate of `{}` [default: {} (online), {} (dataset); {} under --reading companion-code]",
                     m.name(),
                     m.learning_rate(&Protocol::Online.learning_rates()),
                     m.learning_rate(&Protocol::DATASET.learning_rates()),
+                    m.learning_rate(&Reading::CompanionCode.learning_rates(&Protocol::Online)),
                 )
             })
             .collect()

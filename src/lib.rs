@@ -7,9 +7,10 @@
 //! `docs/model.md`; the code cites its sections as §1–§8.
 //!
 //! Data flows one way: [`data`] → [`net`] → [`kernel`] → [`train`] →
-//! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job
-//! and [`tune`] choosing learning rates by grids of sweeps; [`io`] sits at
-//! the edges.
+//! [`sweep`] → [`analysis`], with [`reproduce`] running them as one job,
+//! [`report`] judging the paper's claims from sweeps under every reading
+//! (§5), and [`tune`] choosing learning rates by grids of sweeps; [`io`]
+//! sits at the edges.
 
 #![warn(missing_docs)]
 
