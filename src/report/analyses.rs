@@ -148,6 +148,8 @@ pub fn fig2efgh(
     let couplings = mean_couplings(records, Method::Stochastic);
     let arch = model.arch();
     let mut rows = Vec::new();
+    // |d′| of every neuron of the modulated layer, per task.
+    let mut every_d = Vec::new();
     for (task, c) in &couplings {
         let task: Task = task.parse()?;
         let d = task_d_prime(model, digits, task, arch.modulated_layer, seed);
@@ -160,6 +162,7 @@ pub fn fig2efgh(
             d[neurons].to_vec(),
             c.clone(),
         ));
+        every_d.push(d);
     }
     let r: Vec<f64> = rows.iter().map(|(_, c, d, _)| spearman(c, d)).collect();
     let pairs: Vec<(f64, f64)> = r.iter().map(|&r| (r, 0.0)).collect();
@@ -198,20 +201,32 @@ pub fn fig2efgh(
         )?;
         section.figures.push((path, "Fig. 2E: coupling maps of the stochastic method (mean over repeats), z-scored and projected through the encoder's weights.".into()));
     }
-    if let Some((task, c, d, _)) = rows.first() {
+    if let (Some((task, c, d, _)), Some(all)) = (rows.first(), every_d.first()) {
         let path = dir.join("fig2f_coupling_vs_dprime.png");
         scatters(
             &path,
-            &[Scatter {
-                title: format!("{task}: r = {:.2} (Spearman)", spearman(c, d)),
-                x: "|d′| (task-quadrant neuron)".into(),
-                y: "coupling c".into(),
-                points: d.iter().copied().zip(c.iter().copied()).collect(),
-            }],
+            &[
+                Scatter {
+                    title: format!("{task}: |d′| of every layer-ℓ neuron"),
+                    x: "neuron (quadrant = index / quarter)".into(),
+                    y: "|d′|".into(),
+                    points: all
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| (i as f64, v))
+                        .collect(),
+                },
+                Scatter {
+                    title: format!("{task}: r = {:.2} (Spearman)", spearman(c, d)),
+                    x: "|d′| (task-quadrant neuron)".into(),
+                    y: "coupling c".into(),
+                    points: d.iter().copied().zip(c.iter().copied()).collect(),
+                },
+            ],
         )?;
         section.figures.push((
             path,
-            format!("Fig. 2F: coupling against |d′| for the task-quadrant neurons of {task}."),
+            format!("Fig. 2F: |d′| of every neuron of the modulated layer for {task} (left), and coupling against |d′| for its task-quadrant neurons (right)."),
         ));
         let path = dir.join("fig2g_r_over_tasks.png");
         histogram(
