@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+mod common;
+use common::without_wall_time;
+
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
 use comod::reproduce::Observer;
@@ -160,19 +163,8 @@ fn shards_of_a_report_join_into_the_report_of_one_process() {
         ..options("0/1")
     };
     report(&whole, &Quiet).unwrap();
-    let strip = |path: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v.as_object_mut().unwrap().remove("wall_s");
-                v
-            })
-            .collect()
-    };
     assert_eq!(
-        strip(&runs.join("spec-all-online.jsonl")),
-        strip(&single.path().join("runs/smoke/spec-all-online.jsonl"))
+        without_wall_time(&runs.join("spec-all-online.jsonl")),
+        without_wall_time(&single.path().join("runs/smoke/spec-all-online.jsonl"))
     );
 }

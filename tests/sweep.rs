@@ -7,7 +7,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::comod;
+use common::{comod, without_wall_time};
 use std::sync::OnceLock;
 
 /// A small pretrained checkpoint shared by the tests of this file.
@@ -51,19 +51,6 @@ fn sweep(out: &Path, tasks: &str, repeats: &str, threads: &str, extra: &[&str]) 
     }
     args.extend_from_slice(extra);
     comod(&args, threads)
-}
-
-/// The file's lines with each record's wall time removed.
-fn without_wall_time(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v.as_object_mut().unwrap().remove("wall_s");
-            v.to_string()
-        })
-        .collect()
 }
 
 fn assert_ok(output: &Output) {

@@ -148,8 +148,9 @@ pub struct GainEstimator {
     /// σ² of the samples when the modulated layer's factor is
     /// variance-compensated (§3) and σ² > 0.
     compensation: Option<f32>,
-    /// The trials' F(a_ℓ) ⊙ exp(−σ²c²/2) and the workspace that computes
-    /// F(a_ℓ) from canvases (compensation only).
+    /// The factors exp(−σ²c²/2), the trials' F(a_ℓ) scaled by them, and
+    /// the workspace that computes F(a_ℓ) from canvases (compensation only).
+    factors: Vec<f32>,
     compensated: Vec<f32>,
     workspace: Option<Workspace<f32>>,
     scratch: BatchScratch,
@@ -186,6 +187,7 @@ impl GainEstimator {
             fresh: vec![0.0; frozen.plan.gated_size],
             blank,
             compensation,
+            factors: Vec::new(),
             compensated: Vec::new(),
             workspace: compensation.map(|_| model.workspace(trials)),
             scratch: BatchScratch::new(&frozen.model, trials),
@@ -215,15 +217,17 @@ impl GainEstimator {
                 Trials::Canvases(canvases) => frozen.model.unmodulated_activity(ws, canvases),
                 Trials::Activity(activity) => activity,
             };
-            let factors: Vec<f32> = modulation
-                .coupling
-                .iter()
-                .map(|&c| (-0.5 * variance * c * c).exp())
-                .collect();
+            self.factors.clear();
+            self.factors.extend(
+                modulation
+                    .coupling
+                    .iter()
+                    .map(|&c| (-0.5 * variance * c * c).exp()),
+            );
             self.compensated.clear();
-            for row in activity.chunks_exact(factors.len()) {
+            for row in activity.chunks_exact(self.factors.len()) {
                 self.compensated
-                    .extend(row.iter().zip(&factors).map(|(&u, &f)| u * f));
+                    .extend(row.iter().zip(&self.factors).map(|(&u, &f)| u * f));
             }
             trials = Trials::Activity(&self.compensated);
         }

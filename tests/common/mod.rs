@@ -19,6 +19,20 @@ pub fn comod(args: &[&str], threads: &str) -> Output {
         .expect("comod runs")
 }
 
+/// The lines of a results file with each record's wall time removed (the
+/// one field that differs between identical runs).
+pub fn without_wall_time(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v.as_object_mut().unwrap().remove("wall_s");
+            v.to_string()
+        })
+        .collect()
+}
+
 /// Random valid architectures (§2): an encoder of 4·(1..=max_quarter)
 /// neurons (exp or ReLU), 1..=max_hidden dense or local hidden layers of up
 /// to 4·max_quarter neurons (dense sizes 3q + 1, so not multiples of 4 or 8),
