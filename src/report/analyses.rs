@@ -10,16 +10,16 @@ use rayon::prelude::*;
 use crate::analysis::figures::{
     HeatMap, Scale as Colours, Scatter, Series, curves, heat_maps, histogram, scatters,
 };
-use crate::analysis::metrics::per_task;
+use crate::analysis::metrics::{TaskMetrics, per_task};
 use crate::analysis::neurons::{coupling_map, task_d_prime};
 use crate::analysis::plots::colour;
 use crate::analysis::stats::{median, quantile, spearman};
 use crate::analysis::verdict::{ACCURACY_MARGIN, Direction, Margin, RELATIVE_MARGIN, judge};
-use crate::data::{Digits, Task};
+use crate::data::{Digits, Task, TaskId};
 use crate::error::Result;
 use crate::net::Model;
 use crate::net::linalg::serial_products;
-use crate::report::claims::{ClaimRow, Metric};
+use crate::report::claims::{ClaimRow, Metric, repeats};
 use crate::sweep::record::Record;
 use crate::train::Method;
 use crate::train::config::ReadoutKind;
@@ -171,7 +171,7 @@ pub fn fig2efgh(
         statement: "coupling correlates positively with |d′| in the task quadrant (Spearman r > 0)"
             .into(),
         setting: setting.to_string(),
-        repeats: records.iter().map(|r| r.repeat + 1).max().unwrap_or(0),
+        repeats: repeats(records),
         starts: None,
         judgement: judge(&pairs, Direction::Greater, Margin::Absolute(0.0), seed),
     });
@@ -292,21 +292,33 @@ pub struct Variant {
     pub records: Vec<Record>,
 }
 
+/// Tasks whose |d′| per layer Fig. 3 shows.
+pub const D_PRIME_TASKS: usize = 4;
+
 /// Fig. 3 (§5 (e)): per variant, baseline, examples to criterion and final
 /// accuracy; the three comparisons; |d′| per layer.
-pub fn fig3(variants: &[Variant], digits: &Digits, seed: u64, dir: &Path) -> Result<Section> {
+pub fn fig3(
+    variants: &[Variant],
+    tasks: &[Task],
+    digits: &Digits,
+    (setting, seed): (&str, u64),
+    dir: &Path,
+) -> Result<Section> {
     let mut section = Section::default();
-    let table = |v: &Variant| per_task(&v.records);
-    let by_name = |name: &str| variants.iter().find(|v| v.name == name);
-    section.text.push_str("| variant | general accuracy | start | initial slope (×10⁻³/example) | examples to criterion (median over tasks) | final accuracy |\n|---|---|---|---|---|---|\n");
-    for v in variants {
-        let t = table(v);
-        let values = |f: &dyn Fn(&crate::analysis::metrics::TaskMetrics) -> f64| -> Vec<f64> {
-            t.values()
-                .filter_map(|m| m.get(&Method::Stochastic))
-                .map(f)
+    // Per variant, per task, the stochastic method's metrics.
+    let tables: Vec<BTreeMap<TaskId, TaskMetrics>> = variants
+        .iter()
+        .map(|v| {
+            per_task(&v.records)
+                .into_iter()
+                .filter_map(|(task, m)| Some((task, *m.get(&Method::Stochastic)?)))
                 .collect()
-        };
+        })
+        .collect();
+    let by_name = |name: &str| variants.iter().position(|v| v.name == name);
+    section.text.push_str("| variant | general accuracy | start | initial slope (×10⁻³/example) | examples to criterion (median over tasks) | final accuracy |\n|---|---|---|---|---|---|\n");
+    for (v, t) in variants.iter().zip(&tables) {
+        let values = |f: &dyn Fn(&TaskMetrics) -> f64| -> Vec<f64> { t.values().map(f).collect() };
         let criterion = median(&values(&|m| Metric::Criterion.of(m)));
         section.text.push_str(&format!(
             "| {} | {:.3} | {:.3} | {:.3} | {} | {:.3} |\n",
@@ -340,41 +352,26 @@ pub fn fig3(variants: &[Variant], digits: &Digits, seed: u64, dir: &Path) -> Res
         ),
     ];
     for (x, y, statement) in comparisons {
-        let (Some(vx), Some(vy)) = (by_name(x), by_name(y)) else {
+        let (Some(ix), Some(iy)) = (by_name(x), by_name(y)) else {
             continue;
         };
-        let (tx, ty) = (table(vx), table(vy));
+        let (tx, ty) = (&tables[ix], &tables[iy]);
         let pairs: Vec<(f64, f64)> = tx
             .iter()
-            .filter_map(|(task, m)| {
-                let a = m.get(&Method::Stochastic)?;
-                let b = ty.get(task)?.get(&Method::Stochastic)?;
-                Some((Metric::Slope.of(a), Metric::Slope.of(b)))
-            })
+            .filter_map(|(task, a)| Some((Metric::Slope.of(a), Metric::Slope.of(ty.get(task)?))))
             .collect();
         section.claims.push(ClaimRow {
             claim: "(e) Fig. 3".into(),
             statement: format!("{statement}: {x} > {y}"),
-            setting: "spec, all, online; stochastic".into(),
-            repeats: vx.records.iter().map(|r| r.repeat + 1).max().unwrap_or(0),
+            setting: format!("{setting}; stochastic"),
+            repeats: repeats(&variants[ix].records),
             starts: None,
             judgement: judge(&pairs, Direction::Greater, RELATIVE_MARGIN, seed),
         });
     }
-    // |d′| per layer: median over the tasks' neurons, all and task-quadrant.
-    let tasks: Vec<Task> = variants
-        .first()
-        .map(|v| {
-            let mut t: Vec<Task> = v
-                .records
-                .iter()
-                .filter_map(|r| r.task.as_str().parse().ok())
-                .collect();
-            t.dedup();
-            t.truncate(4);
-            t
-        })
-        .unwrap_or_default();
+    // |d′| per layer on the first few tasks: median over their neurons, all
+    // and the task quadrant's.
+    let tasks = &tasks[..tasks.len().min(D_PRIME_TASKS)];
     let mut series = Vec::new();
     let palette = [
         plotters::style::RGBColor(214, 39, 40),
@@ -399,7 +396,7 @@ pub fn fig3(variants: &[Variant], digits: &Digits, seed: u64, dir: &Path) -> Res
         let mut quadrant = Vec::new();
         for l in 1..arch.depth() {
             let (mut every, mut local) = (Vec::new(), Vec::new());
-            for &task in &tasks {
+            for &task in tasks {
                 let d = task_d_prime(&v.model, digits, task, l, seed);
                 if let Some(range) = arch.quadrant_neurons(l, task.quadrant as usize) {
                     local.extend_from_slice(&d[range]);
@@ -456,7 +453,7 @@ fn lighter(c: plotters::style::RGBColor) -> plotters::style::RGBColor {
 
 /// Fig. 4 (§5 (f)): the general-task accuracy after switching back, per
 /// method, and the examples each needs to recover.
-pub fn fig4(runs: &[SwitchRun], seed: u64, dir: &Path) -> Result<Section> {
+pub fn fig4(runs: &[SwitchRun], (setting, seed): (&str, u64), dir: &Path) -> Result<Section> {
     let mut section = Section::default();
     let recovered = |method: Method| -> BTreeMap<String, f64> {
         runs.iter()
@@ -530,7 +527,7 @@ pub fn fig4(runs: &[SwitchRun], seed: u64, dir: &Path) -> Result<Section> {
                 retrainer.name(),
                 modulator.name()
             ),
-            setting: "spec, all, online; one repeat".into(),
+            setting: format!("{setting}; one repeat"),
             repeats: 1,
             starts: None,
             judgement: judge(&pairs, Direction::Greater, RELATIVE_MARGIN, seed),

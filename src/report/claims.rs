@@ -69,6 +69,16 @@ impl Metric {
     }
 }
 
+/// The fewest repeats any (task, method) of `records` has: what each
+/// per-task value of a claim rests on at least.
+pub fn repeats(records: &[Record]) -> usize {
+    per_task(records)
+        .values()
+        .flat_map(|m| m.values().map(|t| t.repeats))
+        .min()
+        .unwrap_or(0)
+}
+
 /// Per task, `metric` of `x` and of `y` where both ran.
 pub fn method_pairs(
     table: &BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>>,
@@ -87,11 +97,7 @@ pub fn method_pairs(
 pub fn method_claims(records: &[Record], setting: &str, seed: u64) -> Vec<ClaimRow> {
     use Method::*;
     let table = per_task(records);
-    let repeats = table
-        .values()
-        .flat_map(|m| m.values().map(|t| t.repeats))
-        .min()
-        .unwrap_or(0);
+    let repeats = repeats(records);
     let claims = [
         (
             "(b) Fig. 2C",

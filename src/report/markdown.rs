@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::analysis::summary::summarize;
 use crate::analysis::verdict::Judgement;
 use crate::report::ReportOptions;
 use crate::report::analyses::Section;
@@ -12,7 +13,6 @@ use crate::report::plan::{
     Cell, QUICK_REPEATS, QUICK_SIZES, QUICK_TASKS, QUICK_VARIANT_EPOCHS, Scale,
 };
 use crate::sweep::record::Record;
-use crate::train::Method;
 
 /// "reading, readout, protocol" of a cell.
 pub fn setting(cell: &Cell) -> String {
@@ -64,24 +64,12 @@ fn judgement_cells(j: &Judgement) -> String {
     )
 }
 
-/// The mean starting accuracy of each method in `records`.
+/// The starting accuracy of each method in `records`: the mean over
+/// tasks, as `comod summary` reports it.
 fn starts(records: &[Record]) -> String {
-    Method::ALL
+    summarize(records)
         .iter()
-        .filter_map(|&m| {
-            let of: Vec<f64> = records
-                .iter()
-                .filter(|r| r.method == m)
-                .filter_map(|r| r.curve.first().map(|&a| a as f64))
-                .collect();
-            (!of.is_empty()).then(|| {
-                format!(
-                    "{} {:.3}",
-                    m.name(),
-                    of.iter().sum::<f64>() / of.len() as f64
-                )
-            })
-        })
+        .map(|row| format!("{} {:.3}", row.method.name(), row.start.mean))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -23,12 +23,12 @@ use crate::report::analyses::{Section, Variant, fig2a, fig2efgh, fig3, fig4};
 use crate::report::claims::{ClaimRow, method_claims};
 use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
 use crate::reproduce::{Observer, pretrained};
+use crate::rng::derive_seed;
 use crate::sweep::plan::Shard;
 use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::{merge, read_results};
 use crate::sweep::{SweepSpec, run_sweep};
-use crate::train::evaluate::heldout_set;
-use crate::train::switching::{SwitchRun, switch_back};
+use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
 use crate::train::{FrozenNetwork, Method, PretrainOptions, general_accuracy};
 
 /// What a report runs.
@@ -229,7 +229,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         });
     }
     observer.stage("task switching");
-    let switching = switching(&base, &digits, options, &main_cell)?;
+    let switching = switching((&base, &checkpoint), &digits, options, &main_cell)?;
     observer.stage("analyses and figures");
     let mut claims = Vec::new();
     let mut sections: Vec<(String, Section)> = Vec::new();
@@ -258,15 +258,13 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         claims.extend(method_claims(&records, &setting, options.seed));
     }
     let main_records = &cell_records[0].1;
+    let main_setting = markdown::setting(&main_cell);
     let curves = figures.join("learning_curves.png");
     crate::analysis::plots::learning_curves(main_records, &curves)?;
     let mut curves_section = Section::default();
     curves_section.figures.push((
         curves,
-        format!(
-            "Learning curves under {} (mean ± s.e.m. over tasks and repeats).",
-            markdown::setting(&main_cell)
-        ),
+        format!("Learning curves under {main_setting} (mean ± s.e.m. over tasks and repeats)."),
     ));
     sections.push(("Learning curves".into(), curves_section));
     sections.push((
@@ -280,17 +278,23 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             &digits,
             main_records,
             options.seed,
-            &markdown::setting(&main_cell),
+            &main_setting,
             &figures,
         )?,
     ));
     sections.push((
         "Fig. 3: architecture variants".into(),
-        fig3(&variants, &digits, options.seed, &figures)?,
+        fig3(
+            &variants,
+            &options.scale.tasks().0,
+            &digits,
+            (&main_setting, options.seed),
+            &figures,
+        )?,
     ));
     sections.push((
         "Fig. 4: task switching".into(),
-        fig4(&switching, options.seed, &figures)?,
+        fig4(&switching, (&main_setting, options.seed), &figures)?,
     ));
     for (_, section) in &sections {
         claims.extend(section.claims.iter().cloned());
@@ -306,10 +310,22 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     })
 }
 
-/// The switching runs of the report (§5 (f)), read from its file when it
-/// holds the same tasks, else run and saved.
+/// The switching runs of a report as saved, with what produced them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SwitchingFile {
+    /// Configuration, network and data of the runs (as a sweep records them).
+    config: SweepConfig,
+    /// The tasks, in order.
+    tasks: Vec<String>,
+    /// The runs.
+    runs: Vec<SwitchRun>,
+}
+
+/// The switching runs of the report (§5 (f)), read from its file when
+/// they were made with the same configuration, network, data and tasks,
+/// else run and saved.
 fn switching(
-    base: &FrozenNetwork,
+    (base, checkpoint): (&FrozenNetwork, &Path),
     digits: &Digits,
     options: &ReportOptions,
     cell: &Cell,
@@ -317,36 +333,42 @@ fn switching(
     let path = results_path(&options.out, options.scale, "switching", Shard::default())
         .with_extension("json");
     let tasks = options.scale.switching_tasks();
-    let config = cell.config();
-    let seeds: Vec<u64> = tasks
-        .iter()
-        .map(|t| {
-            crate::rng::derive_seed(
-                options.seed,
-                &["switch".into(), t.to_string().as_str().into()],
-            )
-        })
-        .collect();
+    let config = SweepConfig::new(checkpoint, &base.model, digits, cell.config(), options.seed)?;
+    let names: Vec<String> = tasks.iter().map(ToString::to_string).collect();
     if let Ok(bytes) = std::fs::read(&path)
-        && let Ok(runs) = serde_json::from_slice::<Vec<SwitchRun>>(&bytes)
-        && runs.len() == tasks.len() * Method::ALL.len()
-        && runs.iter().all(|r| seeds.contains(&r.seed))
+        && let Ok(saved) = serde_json::from_slice::<SwitchingFile>(&bytes)
+        && saved.config == config
+        && saved.tasks == names
     {
-        return Ok(runs);
+        return Ok(saved.runs);
     }
-    let heldout = heldout_set(digits, options.seed);
+    let general = GeneralTest::new(base, digits, options.seed);
     let jobs: Vec<(usize, Method)> = (0..tasks.len())
         .flat_map(|i| Method::ALL.map(|m| (i, m)))
         .collect();
     let runs: Vec<SwitchRun> = jobs
         .par_iter()
         .map(|&(i, method)| {
+            let seed = derive_seed(options.seed, &["switch".into(), names[i].as_str().into()]);
             serial_products(|| {
-                switch_back(base, digits, tasks[i], method, &config, seeds[i], &heldout)
+                switch_back(
+                    base,
+                    digits,
+                    tasks[i],
+                    method,
+                    &config.finetune,
+                    seed,
+                    &general,
+                )
             })
         })
         .collect();
-    let json = serde_json::to_vec(&runs).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+    let file = SwitchingFile {
+        config,
+        tasks: names,
+        runs,
+    };
+    let json = serde_json::to_vec(&file).map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
     write_atomic(&path, &json)?;
-    Ok(runs)
+    Ok(file.runs)
 }

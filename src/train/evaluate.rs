@@ -86,9 +86,18 @@ pub fn task_test_set(
 /// Held-out 10-way accuracy on the general task, modulation off.
 pub fn general_accuracy(model: &Model<f32>, digits: &Digits, seed: u64) -> f64 {
     let set = heldout_set(digits, seed);
-    let mut ws = model.workspace(EVAL_CHUNK);
+    general_set_accuracy(model, &mut model.workspace(EVAL_CHUNK), &set)
+}
+
+/// 10-way accuracy of `model`, modulation off, on the general-task `set`
+/// (a workspace of [`EVAL_CHUNK`] rows reused across calls).
+pub fn general_set_accuracy(
+    model: &Model<f32>,
+    ws: &mut Workspace<f32>,
+    set: &CompositeSet,
+) -> f64 {
     let off = Modulation::off(model.arch());
-    accuracy(model, &off, &mut ws, &set, &set.labels, Readout::All, 0.0)
+    accuracy(model, &off, ws, set, &set.labels, Readout::All, 0.0)
 }
 
 /// Pair accuracy of `task` (pair readout, §2) with and without

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::{BatchScratch, GainRule, Trials, batch_gain};
-use crate::net::{Modulation, Workspace};
+use crate::net::{Model, Modulation, Workspace};
 use crate::rng::{Rng, rng_for};
 use crate::train::config::{Compensation, FinetuneConfig};
 use crate::train::frozen::FrozenNetwork;
@@ -145,15 +145,49 @@ pub struct GainEstimator {
     fresh: Vec<f32>,
     /// F(a_ℓ) of the blank canvas, computed once (`--gain-input blank` only).
     blank: Vec<f32>,
-    /// σ² of the samples when the modulated layer's factor is
-    /// variance-compensated (§3) and σ² > 0.
-    compensation: Option<f32>,
-    /// The factors exp(−σ²c²/2), the trials' F(a_ℓ) scaled by them, and
-    /// the workspace that computes F(a_ℓ) from canvases (compensation only).
-    factors: Vec<f32>,
-    compensated: Vec<f32>,
-    workspace: Option<Workspace<f32>>,
+    /// Set when the modulated layer's factor is variance-compensated (§3)
+    /// and the samples' σ² > 0.
+    compensation: Option<Compensator>,
     scratch: BatchScratch,
+}
+
+/// The variance compensation of §3 for the gain samples:
+/// exp(m·c − σ²c²/2) = exp(m·c) · exp(−σ²c²/2), so each neuron's F(a_ℓ) is
+/// scaled by its constant factor before the kernel, which stays unchanged.
+struct Compensator {
+    /// σ² of the gain samples.
+    variance: f32,
+    /// exp(−σ²c²/2) per neuron of the current coupling.
+    factors: Vec<f32>,
+    /// The trials' F(a_ℓ) ⊙ factors.
+    activity: Vec<f32>,
+    /// Computes F(a_ℓ) from canvases.
+    workspace: Workspace<f32>,
+}
+
+impl Compensator {
+    /// The compensated activity of `trials` with `coupling`.
+    fn scale<'s>(
+        &'s mut self,
+        model: &Model<f32>,
+        coupling: &[f32],
+        trials: Trials<'_>,
+    ) -> Trials<'s> {
+        let activity = match trials {
+            Trials::Canvases(canvases) => model.unmodulated_activity(&mut self.workspace, canvases),
+            Trials::Activity(activity) => activity,
+        };
+        let variance = self.variance;
+        self.factors.clear();
+        self.factors
+            .extend(coupling.iter().map(|&c| (-0.5 * variance * c * c).exp()));
+        self.activity.clear();
+        for row in activity.chunks_exact(self.factors.len()) {
+            self.activity
+                .extend(row.iter().zip(&self.factors).map(|(&u, &f)| u * f));
+        }
+        Trials::Activity(&self.activity)
+    }
 }
 
 impl GainEstimator {
@@ -176,7 +210,12 @@ impl GainEstimator {
         };
         let compensation = (config.compensation == Compensation::Variance
             && config.modulator_variance > 0.0)
-            .then_some(config.modulator_variance);
+            .then(|| Compensator {
+                variance: config.modulator_variance,
+                factors: Vec::new(),
+                activity: Vec::new(),
+                workspace: model.workspace(trials),
+            });
         GainEstimator {
             state: GainState::new(options),
             options,
@@ -187,9 +226,6 @@ impl GainEstimator {
             fresh: vec![0.0; frozen.plan.gated_size],
             blank,
             compensation,
-            factors: Vec::new(),
-            compensated: Vec::new(),
-            workspace: compensation.map(|_| model.workspace(trials)),
             scratch: BatchScratch::new(&frozen.model, trials),
         }
     }
@@ -210,26 +246,8 @@ impl GainEstimator {
             },
             GainInput::Blank => Trials::Activity(&self.blank),
         };
-        if let (Some(variance), Some(ws)) = (self.compensation, &mut self.workspace) {
-            // exp(m·c − σ²c²/2) = exp(m·c) · exp(−σ²c²/2): the constant
-            // factor of each neuron scales its F(a_ℓ) before the kernel.
-            let activity = match trials {
-                Trials::Canvases(canvases) => frozen.model.unmodulated_activity(ws, canvases),
-                Trials::Activity(activity) => activity,
-            };
-            self.factors.clear();
-            self.factors.extend(
-                modulation
-                    .coupling
-                    .iter()
-                    .map(|&c| (-0.5 * variance * c * c).exp()),
-            );
-            self.compensated.clear();
-            for row in activity.chunks_exact(self.factors.len()) {
-                self.compensated
-                    .extend(row.iter().zip(&self.factors).map(|(&u, &f)| u * f));
-            }
-            trials = Trials::Activity(&self.compensated);
+        if let Some(compensator) = &mut self.compensation {
+            trials = compensator.scale(&frozen.model, &modulation.coupling, trials);
         }
         let count = trials.count(frozen.plan.modulated_size);
         self.modulator.clear();

@@ -165,14 +165,34 @@ fn readout_range(model: &Model<f32>) -> Range<usize> {
 pub struct ModulationLearner<'a> {
     frozen: &'a FrozenNetwork,
     modulation: Modulation<f32>,
-    /// w with c = w², under `--coupling-param square` (§3); Adam and the
-    /// L1 term act on w.
-    root: Option<Vec<f32>>,
-    /// dL/dw.
-    root_grad: Vec<f32>,
+    /// Under `--coupling-param square` (§3): what is trained instead of c.
+    root: Option<SquareCoupling>,
     /// The §3 gain (`stochastic` only).
     gain: Option<GainEstimator>,
     common: Common,
+}
+
+/// The non-negative coupling c = w² (§3): w is trained, with its gradient.
+struct SquareCoupling {
+    w: Vec<f32>,
+    grad: Vec<f32>,
+}
+
+impl SquareCoupling {
+    /// w = √c, so that c starts where the linear coupling does.
+    fn new(coupling: &[f32]) -> SquareCoupling {
+        SquareCoupling {
+            w: coupling.iter().map(|c| c.sqrt()).collect(),
+            grad: vec![0.0; coupling.len()],
+        }
+    }
+
+    /// c ← w².
+    fn write_coupling(&self, coupling: &mut [f32]) {
+        for (c, &w) in coupling.iter_mut().zip(&self.w) {
+            *c = w * w;
+        }
+    }
 }
 
 impl<'a> ModulationLearner<'a> {
@@ -194,13 +214,12 @@ impl<'a> ModulationLearner<'a> {
             .iter_mut()
             .for_each(|c| *c = rng.random_range(0.9..1.1));
         let root = (config.coupling_param == CouplingParam::Square)
-            .then(|| modulation.coupling.iter().map(|c: &f32| c.sqrt()).collect());
+            .then(|| SquareCoupling::new(&modulation.coupling));
         let gain = method
             .gates()
             .then(|| GainEstimator::new(frozen, config, seed));
         ModulationLearner {
             frozen,
-            root_grad: vec![0.0; modulation.coupling.len()],
             modulation,
             root,
             gain,
@@ -243,19 +262,12 @@ impl Learner for ModulationLearner<'_> {
             }
             Some(root) => {
                 // c = w²: dL/dw = 2w·dL/dc.
-                for ((g, &w), &dc) in self
-                    .root_grad
-                    .iter_mut()
-                    .zip(root.iter())
-                    .zip(&c.grads.coupling)
-                {
+                for ((g, &w), &dc) in root.grad.iter_mut().zip(&root.w).zip(&c.grads.coupling) {
                     *g = 2.0 * w * dc;
                 }
-                l1_backward(root, c.lambda, &mut self.root_grad);
-                c.adam.step(root, &self.root_grad);
-                for (c, &w) in self.modulation.coupling.iter_mut().zip(root.iter()) {
-                    *c = w * w;
-                }
+                l1_backward(&root.w, c.lambda, &mut root.grad);
+                c.adam.step(&mut root.w, &root.grad);
+                root.write_coupling(&mut self.modulation.coupling);
             }
         }
         c.flops += c.step_flops;
@@ -275,7 +287,7 @@ impl Learner for ModulationLearner<'_> {
             trained: self
                 .root
                 .as_ref()
-                .unwrap_or(&self.modulation.coupling)
+                .map_or(&self.modulation.coupling, |root| &root.w)
                 .clone(),
             gain: self
                 .gain
@@ -288,10 +300,8 @@ impl Learner for ModulationLearner<'_> {
         match &mut self.root {
             None => self.modulation.coupling.copy_from_slice(&snapshot.trained),
             Some(root) => {
-                root.copy_from_slice(&snapshot.trained);
-                for (c, &w) in self.modulation.coupling.iter_mut().zip(root.iter()) {
-                    *c = w * w;
-                }
+                root.w.copy_from_slice(&snapshot.trained);
+                root.write_coupling(&mut self.modulation.coupling);
             }
         }
         if let (Some(gain), Some((values, state))) = (&mut self.gain, &snapshot.gain) {

@@ -7,10 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
-use crate::net::Modulation;
+use crate::net::{Model, Readout};
 use crate::rng::derive_seed;
 use crate::train::config::{FinetuneConfig, Protocol, ReadoutKind};
-use crate::train::evaluate::{EVAL_CHUNK, accuracy};
+use crate::train::evaluate::{EVAL_CHUNK, general_set_accuracy, heldout_set};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::{Batch, learner};
 use crate::train::method::{Method, Trained};
@@ -54,9 +54,28 @@ impl SwitchRun {
     }
 }
 
+/// The general task's held-out set and the pretrained network's accuracy
+/// on it, shared by every switch of one network.
+pub struct GeneralTest {
+    /// Held-out general composites.
+    pub set: CompositeSet,
+    /// The pretrained network's 10-way accuracy on them.
+    pub pretrained: f64,
+}
+
+impl GeneralTest {
+    /// The held-out set of `seed` (as pretraining measures it) and the
+    /// accuracy of `frozen` on it.
+    pub fn new(frozen: &FrozenNetwork, digits: &Digits, seed: u64) -> GeneralTest {
+        let set = heldout_set(digits, seed);
+        let mut ws = frozen.model.workspace(EVAL_CHUNK);
+        let pretrained = general_set_accuracy(&frozen.model, &mut ws, &set);
+        GeneralTest { set, pretrained }
+    }
+}
+
 /// Fine-tunes `task` with `method` under `config` (`online`, seeded by
-/// `seed`), then returns to the general task, measured on `heldout`
-/// (general composites) against the `pretrained` accuracy.
+/// `seed`), then returns to the general task, measured on `general`.
 pub fn switch_back(
     frozen: &FrozenNetwork,
     digits: &Digits,
@@ -64,19 +83,15 @@ pub fn switch_back(
     method: Method,
     config: &FinetuneConfig,
     seed: u64,
-    heldout: &CompositeSet,
+    general: &GeneralTest,
 ) -> SwitchRun {
     let config = FinetuneConfig {
         protocol: Protocol::Online,
         ..*config
     };
-    let general = |model: &crate::net::Model<f32>| {
-        let mut ws = model.workspace(EVAL_CHUNK);
-        let off = Modulation::off(model.arch());
-        let all = crate::net::Readout::All;
-        accuracy(model, &off, &mut ws, heldout, &heldout.labels, all, 0.0)
-    };
-    let pretrained = general(&frozen.model);
+    let mut ws = frozen.model.workspace(EVAL_CHUNK);
+    let mut measure = |model: &Model<f32>| general_set_accuracy(model, &mut ws, &general.set);
+    let pretrained = general.pretrained;
     let data = TaskData::new(frozen, digits, task, &config, seed);
     let train = training_composites(digits, task, &config, seed);
     let mut specific = learner(method, frozen, &config, config.readout_of(task), seed);
@@ -95,7 +110,7 @@ pub fn switch_back(
     };
     if method.trains() == Trained::Coupling {
         // Removing c and g leaves the frozen network itself.
-        run.accuracy.push(general(specific.network()));
+        run.accuracy.push(measure(specific.network()));
         return run;
     }
     // The retrained weights go back to the general task the way they left
@@ -105,14 +120,8 @@ pub fn switch_back(
         readout: ReadoutKind::All,
         ..config
     };
-    let mut returning = learner(
-        method,
-        &back,
-        &general_config,
-        crate::net::Readout::All,
-        seed,
-    );
-    run.accuracy.push(general(returning.network()));
+    let mut returning = learner(method, &back, &general_config, Readout::All, seed);
+    run.accuracy.push(measure(returning.network()));
     let composites = CompositeSet::generate(
         digits,
         CompositeKind::General,
@@ -132,7 +141,7 @@ pub fn switch_back(
         });
         if (k + 1) % SWITCH_EVERY == 0 {
             run.examples.push((k + 1) * b);
-            run.accuracy.push(general(returning.network()));
+            run.accuracy.push(measure(returning.network()));
         }
     }
     run
