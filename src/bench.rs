@@ -12,6 +12,9 @@ use crate::net::linalg::{Mat, MatMut, gemm};
 
 /// Side of the square matrices of the SGEMM peak.
 pub const PEAK_SIDE: usize = 1024;
+/// Most seconds of timed runs per workload `comod bench` accepts.
+pub const MAX_BENCH_SECONDS: f64 = 3600.0;
+
 /// Minimum seconds of timed runs per workload of `comod bench`.
 pub const DEFAULT_SECONDS: f64 = 2.0;
 
@@ -106,10 +109,14 @@ impl BenchLine {
 /// thread count, then each kernel workload named in `only` (all when
 /// empty), timed for at least `seconds` each; `on_line` sees each line as
 /// it is measured. Fails, naming the option, on an unknown workload or a
-/// negative time.
+/// time outside 0 ..= [`MAX_BENCH_SECONDS`].
 pub fn run_bench(only: &[String], seconds: f64, mut on_line: impl FnMut(&BenchLine)) -> Result<()> {
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(Error::option("--seconds", seconds, "must be ≥ 0"));
+    if !(0.0..=MAX_BENCH_SECONDS).contains(&seconds) {
+        return Err(Error::option(
+            "--seconds",
+            seconds,
+            format!("must be from 0 to {MAX_BENCH_SECONDS}"),
+        ));
     }
     if let Some(unknown) = only
         .iter()

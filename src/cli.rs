@@ -353,7 +353,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub arch: Option<String>,
     /// With --arch: the modulated layer the checkpoint must have.
-    #[arg(long)]
+    #[arg(long, requires = "arch")]
     pub modulated_layer: Option<usize>,
     #[command(flatten)]
     pub run: RunOptions,
@@ -538,8 +538,9 @@ pub struct BenchArgs {
     /// peak_gflops, ratio) instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Minimum seconds of timed runs per workload (the median is reported).
-    #[arg(long, default_value_t = DEFAULT_SECONDS)]
+    /// Minimum seconds of timed runs per workload (the median is
+    /// reported), from 0 to 3600.
+    #[arg(long, default_value_t = DEFAULT_SECONDS, allow_negative_numbers = true)]
     pub seconds: f64,
     /// Only these comma-separated workloads (default: all).
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(WORKLOADS.map(|w| w.name)))]

@@ -45,6 +45,15 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A numerical fault that ends work which cannot record a failed run
+    /// (§6), e.g. a task-switching run of the report.
+    #[error("{run}: numerical fault at {failure}")]
+    Numerical {
+        /// The run, e.g. `switching 1-7@0 stochastic`.
+        run: String,
+        /// Where and in which tensor.
+        failure: crate::train::fault::Failure,
+    },
     /// A task specification that breaks §1 (`a-b@q`, a < b, q ∈ 0..4).
     #[error("task {spec:?}: {message}")]
     Task {

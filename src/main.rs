@@ -18,7 +18,7 @@ use comod::analysis::write_summary;
 use comod::bench::{BenchLine, run_bench, throughput};
 use comod::data::{Digits, parse_task_list};
 use comod::io::trace::{read_trace_inputs, write_trace_outputs};
-use comod::io::{check_writable, load_checkpoint, save_pretrained};
+use comod::io::{check_not_input, check_writable, load_checkpoint, save_pretrained};
 use comod::kernel::Body;
 use comod::kernel::workload::SAMPLES;
 use comod::net::Arch;
@@ -26,7 +26,7 @@ use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
 use comod::reproduce::{Observer, ReproduceOptions, plan, reproduce};
 use comod::sweep::record::SweepConfig;
-use comod::sweep::store::{merge, read_results};
+use comod::sweep::store::{check_config, merge, read_results};
 use comod::sweep::{SweepReport, SweepSpec, run_sweep};
 use comod::train::pretrain::Provenance;
 use comod::train::trace::trace;
@@ -87,6 +87,16 @@ fn print_sweep(report: &SweepReport, out: &Path) {
             torn.len()
         );
     }
+    if report.outside_plan > 0 {
+        eprintln!(
+            "note: {}: {} runs outside this plan (other tasks, methods, repeats or shards) are kept as they are",
+            out.display(),
+            report.outside_plan
+        );
+    }
+    for failure in &report.failed {
+        eprintln!("warning: run {failure}: recorded as failed, left out of the analyses");
+    }
     if report.run == 0 {
         println!(
             "{} runs, all already in the file: nothing to run",
@@ -121,6 +131,7 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
     };
     options.validate()?;
     check_writable(&args.out)?;
+    check_not_input(&args.out, &[("--arch", Path::new(&args.arch))])?;
     let digits = Digits::load(&args.data)?;
     let progress = pretraining_bar();
     let start = Instant::now();
@@ -193,6 +204,7 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let tasks = parse_task_list(&args.tasks).context("--tasks")?;
     let config = args.run.finetune_config();
     config.validate()?;
+    check_not_input(&args.out, &[("--checkpoint", &args.checkpoint)])?;
     let (frozen, digits, config) = sweep_inputs(&args.checkpoint, &args.data, config, &args.run)?;
     args.check_architecture(frozen.model.arch())?;
     let spec = SweepSpec {
@@ -217,6 +229,7 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     let config = args.run.finetune_config();
     config.validate()?;
     check_writable(&args.out)?;
+    check_not_input(&args.out, &[("--checkpoint", &args.checkpoint)])?;
     let (frozen, digits, config) = sweep_inputs(&args.checkpoint, &args.data, config, &args.run)?;
     let spec = TuneSpec {
         tasks,
@@ -246,7 +259,13 @@ fn run_tune(args: TuneArgs) -> Result<()> {
 }
 
 fn run_summary(args: SummaryArgs) -> Result<()> {
+    if !args.results.exists() {
+        anyhow::bail!("{}: no such file", args.results.display());
+    }
     let contents = read_results(&args.results)?;
+    if let Some(first) = contents.records.values().next() {
+        check_config(&args.results, &contents, &first.config.clone())?;
+    }
     if contents.torn.is_some() {
         eprintln!(
             "warning: {}: ignoring a torn last line",
@@ -265,7 +284,7 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
             .map(Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let files = write_summary(&records, &out_dir, args.plots.as_deref())?;
+    let files = write_summary(&records, &args.results, &out_dir, args.plots.as_deref())?;
     println!("{}", files.table);
     for path in files.written {
         println!("wrote {}", path.display());
@@ -402,6 +421,13 @@ fn run_merge(args: MergeArgs) -> Result<()> {
 
 fn run_trace(args: TraceArgs) -> Result<()> {
     check_writable(&args.out)?;
+    check_not_input(
+        &args.out,
+        &[
+            ("--inputs", &args.inputs),
+            ("--checkpoint", &args.checkpoint),
+        ],
+    )?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
     let inputs = read_trace_inputs(&args.inputs, checkpoint.model.arch())?;
     let outputs = trace(&checkpoint.model, &inputs);

@@ -84,12 +84,23 @@ pub fn plan(full: bool) -> (Vec<Task>, usize) {
 }
 
 /// The checkpoint at `path` if it holds `arch` pretrained with `seed` on
-/// `digits`.
-fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Option<Model<f32>> {
-    let checkpoint = load_checkpoint(path).ok()?;
-    let provenance = checkpoint.provenance()?;
-    (checkpoint.model.arch() == arch && provenance.matches(seed, digits))
-        .then_some(checkpoint.model)
+/// `digits`; none when there is no file or it was pretrained otherwise. A
+/// file that is not a valid checkpoint is an error, never overwritten.
+fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Option<Model<f32>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let checkpoint = load_checkpoint(path).map_err(|e| {
+        Error::data(
+            path,
+            format!("cannot be reused ({e}); remove it to pretrain again"),
+        )
+    })?;
+    let same = checkpoint.model.arch() == arch
+        && checkpoint
+            .provenance()
+            .is_some_and(|p| p.matches(seed, digits));
+    Ok(same.then_some(checkpoint.model))
 }
 
 /// The network of `arch` pretrained with `options` on `digits`: the one
@@ -102,7 +113,7 @@ pub fn pretrained(
     digits: &Digits,
     observer: &dyn Observer,
 ) -> Result<Model<f32>> {
-    if let Some(model) = reusable(checkpoint, arch, options.seed, digits) {
+    if let Some(model) = reusable(checkpoint, arch, options.seed, digits)? {
         observer.reused(checkpoint);
         return Ok(model);
     }
@@ -120,8 +131,8 @@ pub fn pretrained(
 pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<Reproduction> {
     check_plan(&options.tasks, &options.methods, options.repeats)?;
     options.config.validate()?;
-    std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
     let digits = Digits::load(&options.data)?;
+    std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
     let checkpoint = options.out.join("pretrained.safetensors");
     let arch = Arch::preset(DEFAULT_PRESET, 1)?;
     let pretrain_options = PretrainOptions {
@@ -144,7 +155,12 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
     })?;
     observer.sweep_done(&sweep, &results);
     let records: Vec<_> = read_results(&results)?.records.into_values().collect();
-    let summary = write_summary(&records, &options.out, Some(&options.out.join("plots")))?;
+    let summary = write_summary(
+        &records,
+        &results,
+        &options.out,
+        Some(&options.out.join("plots")),
+    )?;
     Ok(Reproduction {
         sweep,
         summary,

@@ -158,6 +158,17 @@ pub struct GridPoint {
 }
 
 /// A run's score: its mean accuracy over the last [`SCORED_MEASUREMENTS`]
+/// measurements (all of them when the curve is shorter); 0 for a run that
+/// failed numerically (§6), so that a diverging rate ranks last.
+pub fn record_score(record: &Record) -> f64 {
+    if record.failed() {
+        0.0
+    } else {
+        run_score(&record.curve)
+    }
+}
+
+/// The mean accuracy of `curve` over its last [`SCORED_MEASUREMENTS`]
 /// measurements (all of them when the curve is shorter).
 pub fn run_score(curve: &[f32]) -> f64 {
     let last = &curve[curve.len().saturating_sub(SCORED_MEASUREMENTS)..];
@@ -177,7 +188,7 @@ pub fn grid_points(records: &[Record]) -> Vec<GridPoint> {
     let mut points: Vec<GridPoint> = runs
         .into_iter()
         .map(|((method, bits), runs)| {
-            let scores: Vec<f64> = runs.iter().map(|r| run_score(&r.curve)).collect();
+            let scores: Vec<f64> = runs.iter().map(|r| record_score(r)).collect();
             let n = scores.len() as f64;
             let score = scores.iter().sum::<f64>() / n;
             let variance = if scores.len() > 1 {
@@ -187,7 +198,10 @@ pub fn grid_points(records: &[Record]) -> Vec<GridPoint> {
             };
             let final_accuracy = runs
                 .iter()
-                .map(|r| *r.curve.last().unwrap_or(&f32::NAN) as f64)
+                .map(|r| match r.failed() {
+                    true => 0.0,
+                    false => *r.curve.last().unwrap_or(&f32::NAN) as f64,
+                })
                 .sum::<f64>()
                 / n;
             GridPoint {

@@ -29,6 +29,7 @@ fn record(task: &str, method: Method, repeat: usize, slope: f64) -> Record {
         curve,
         coupling: None,
         epochs: None,
+        failure: None,
         wall_s: 0.0,
         config: SweepConfig {
             finetune: FinetuneConfig::DEFAULT,

@@ -93,7 +93,8 @@ fn each_method_changes_only_what_it_trains() {
             images: &train.images,
             labels,
         };
-        let curve = online(learner.as_mut(), training, config.batch_size, &data.test);
+        let (curve, failure) = online(learner.as_mut(), training, config.batch_size, &data.test);
+        assert_eq!(failure, None);
         assert_eq!(curve.accuracy.len(), 21);
         assert_eq!(curve.examples, (0..=20).map(|n| 2 * n).collect::<Vec<_>>());
         let tuned = learner.network();
@@ -161,18 +162,21 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
     };
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout_of(task), 9);
-        learner.begin(training.batch(0, 2));
+        learner.begin(training.batch(0, 2)).unwrap();
         for k in 0..4 {
-            learner.step(training.batch(k, 2));
+            learner.step(training.batch(k, 2)).unwrap();
         }
         let kept = learner.snapshot();
         let evaluate = |learner: &mut Box<dyn Learner + '_>| {
-            (learner.accuracy(&data.test), learner.loss(&data.test))
+            (
+                learner.accuracy(&data.test).unwrap(),
+                learner.loss(&data.test).unwrap(),
+            )
         };
         let at_snapshot = evaluate(&mut learner);
         let modulation = learner.modulation().clone();
         for k in 4..12 {
-            learner.step(training.batch(k, 2));
+            learner.step(training.batch(k, 2)).unwrap();
         }
         assert_ne!(
             evaluate(&mut learner).1,
@@ -313,9 +317,9 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
     let images = data.test.images();
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout_of(task), 2);
-        learner.begin(training.batch(0, 2));
+        learner.begin(training.batch(0, 2)).unwrap();
         for k in 0..5 {
-            learner.step(training.batch(k, 2));
+            learner.step(training.batch(k, 2)).unwrap();
         }
         // The same loss from a plain forward pass of the network the
         // learner computes, with its coupling and gain.
@@ -323,7 +327,7 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
         let mut ws = model.workspace(images.len() / CANVAS_PIXELS);
         model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
         let expected = model.loss(&mut ws, data.test.labels(), config.readout_of(task)) as f64;
-        let loss = learner.loss(&data.test);
+        let loss = learner.loss(&data.test).unwrap();
         assert!(
             (loss - expected).abs() <= 1e-5 * expected,
             "{method:?}: {loss} vs {expected}"
@@ -470,11 +474,11 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
                 ..batch
             };
             if k == 0 {
-                plain.begin(batch);
-                cached.begin(with_activity);
+                plain.begin(batch).unwrap();
+                cached.begin(with_activity).unwrap();
             }
-            plain.step(batch);
-            cached.step(with_activity);
+            plain.step(batch).unwrap();
+            cached.step(with_activity).unwrap();
         }
         assert_eq!(plain.snapshot(), cached.snapshot(), "{method:?}");
         assert_eq!(plain.accuracy(&data.test), cached.accuracy(&data.test));
@@ -581,11 +585,13 @@ fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
     model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
     model.loss(&mut ws, labels, Readout::All);
     model.backward(&mut ws, GradTargets::COUPLING, &mut grads);
-    learner.step(comod::train::learner::Batch {
-        images,
-        labels,
-        activity: None,
-    });
+    learner
+        .step(comod::train::learner::Batch {
+            images,
+            labels,
+            activity: None,
+        })
+        .unwrap();
     let after = &learner.modulation().coupling;
     let lr = config.lr.deterministic;
     let mut moved = 0;

@@ -396,7 +396,7 @@ fn records_carry_their_x_axis_and_on_request_the_coupling() {
         .collect();
     assert_eq!(records.len(), 4);
     for r in &records {
-        assert_eq!(r["format"], 3);
+        assert_eq!(r["format"], 4);
         let examples: Vec<u64> = serde_json::from_value(r["examples"].clone()).unwrap();
         assert_eq!(examples, (0..=12).map(|n| 3 * n).collect::<Vec<u64>>());
         assert_eq!(r["curve"].as_array().unwrap().len(), 13);
@@ -457,34 +457,42 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
         &newer,
         std::fs::read_to_string(&current)
             .unwrap()
-            .replacen("\"format\":3", "\"format\":4", 1),
+            .replacen("\"format\":4", "\"format\":5", 1),
     )
     .unwrap();
     let out = comod(&["summary", newer.to_str().unwrap()], "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("line 1: record format 4 is newer"),
+        !out.status.success() && stderr.contains("line 1: record format 5 is newer"),
         "{stderr}"
     );
 
-    // Format 2 (online only) reads as it is and is rewritten as format 3.
+    // Formats 2 (online only) and 3 read as they are and are rewritten as
+    // format 4.
     let format_two = dir.path().join("two.jsonl");
     std::fs::write(
         &format_two,
         std::fs::read_to_string(&current)
             .unwrap()
-            .replace("\"format\":3", "\"format\":2"),
+            .replace("\"format\":4", "\"format\":2"),
     )
     .unwrap();
-    assert_ok(&comod(
-        &[
-            "merge",
-            upgraded.to_str().unwrap(),
-            format_two.to_str().unwrap(),
-        ],
-        "2",
-    ));
-    assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
+    let format_three = dir.path().join("three.jsonl");
+    std::fs::write(
+        &format_three,
+        std::fs::read_to_string(&current)
+            .unwrap()
+            .replace("\"format\":4", "\"format\":3"),
+    )
+    .unwrap();
+    for old in [&format_two, &format_three] {
+        std::fs::remove_file(&upgraded).unwrap();
+        assert_ok(&comod(
+            &["merge", upgraded.to_str().unwrap(), old.to_str().unwrap()],
+            "2",
+        ));
+        assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
+    }
 }
 
 #[test]

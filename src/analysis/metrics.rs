@@ -109,10 +109,11 @@ pub struct TaskMetrics {
     pub final_accuracy: f64,
 }
 
-/// Per task, per method, the [`TaskMetrics`] of `records`.
+/// Per task, per method, the [`TaskMetrics`] of `records`; runs that
+/// failed numerically (§6) are left out.
 pub fn per_task(records: &[Record]) -> BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>> {
     let mut runs: BTreeMap<(TaskId, Method), Vec<&Record>> = BTreeMap::new();
-    for record in records {
+    for record in records.iter().filter(|r| !r.failed()) {
         runs.entry((record.task.clone(), record.method))
             .or_default()
             .push(record);

@@ -56,7 +56,10 @@ pub(crate) fn draw_png(
 /// Per measurement of `method`'s runs: examples seen, and the mean
 /// accuracy with its s.e.m. (measurements shared by every run).
 fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
-    let runs: Vec<&Record> = records.iter().filter(|r| r.method == method).collect();
+    let runs: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.method == method && !r.failed())
+        .collect();
     let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
     (0..len)
         .map(|i| {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
 use crate::analysis::plots::write_plots;
 use crate::error::{Error, Result};
-use crate::io::atomic::write_atomic;
+use crate::io::atomic::{check_not_input, check_output, check_writable, write_atomic};
 use crate::sweep::record::Record;
 use crate::train::Method;
 
@@ -20,8 +20,10 @@ pub struct MethodSummary {
     pub method: Method,
     /// Tasks it ran on.
     pub tasks: usize,
-    /// Runs.
+    /// Runs, failed ones included.
     pub runs: usize,
+    /// Runs that failed numerically (§6), left out of every metric.
+    pub failed: usize,
     /// Starting accuracy (measurement 0), over tasks.
     pub start: Stat,
     /// Initial slope, accuracy per example, over tasks.
@@ -44,10 +46,13 @@ pub fn summarize(records: &[Record]) -> Vec<MethodSummary> {
         .filter_map(|&method| {
             let tasks: Vec<&TaskMetrics> = table.values().filter_map(|m| m.get(&method)).collect();
             let over_tasks = |f: fn(&TaskMetrics) -> f64| Stat::of(tasks.iter().map(|t| f(t)));
-            (!tasks.is_empty()).then(|| MethodSummary {
+            let of_method = records.iter().filter(|r| r.method == method);
+            let failed = of_method.clone().filter(|r| r.failed()).count();
+            (of_method.count() > 0).then(|| MethodSummary {
                 method,
                 tasks: tasks.len(),
-                runs: tasks.iter().map(|t| t.repeats).sum(),
+                runs: tasks.iter().map(|t| t.repeats).sum::<usize>() + failed,
+                failed,
                 start: over_tasks(|t| t.start),
                 slope: over_tasks(|t| t.slope),
                 slope_ratio: Stat::of(
@@ -80,7 +85,7 @@ fn show(stat: Stat, digits: usize) -> String {
 /// The summary as a Markdown table.
 pub fn markdown(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "| method | tasks | runs | starting accuracy | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70) | censored tasks | final accuracy |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| method | tasks | runs | failed runs | starting accuracy | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70) | censored tasks | final accuracy |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let slope = Stat {
@@ -89,10 +94,11 @@ pub fn markdown(rows: &[MethodSummary]) -> String {
             n: row.slope.n,
         };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.method.name(),
             row.tasks,
             row.runs,
+            row.failed,
             show(row.start, 3),
             show(slope, 3),
             show(row.slope_ratio, 2),
@@ -102,7 +108,7 @@ pub fn markdown(rows: &[MethodSummary]) -> String {
         ));
     }
     out.push_str(
-        "\nPer task: mean over repeats (examples to criterion: median, censored runs counted as the largest); then mean ± s.e.m. over tasks. Ratios are taken per task.\n",
+        "\nRuns that failed numerically (non-finite tensors, §6) are left out of every metric.\nPer task: mean over repeats (examples to criterion: median, censored runs counted as the largest); then mean ± s.e.m. over tasks. Ratios are taken per task.\n",
     );
     out
 }
@@ -110,14 +116,15 @@ pub fn markdown(rows: &[MethodSummary]) -> String {
 /// The summary as CSV (one row per method, mean and sem in separate columns).
 pub fn csv(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "method,tasks,runs,start_mean,start_sem,slope_mean,slope_sem,slope_ratio_mean,slope_ratio_sem,slope_ratio_tasks,examples_to_criterion_mean,examples_to_criterion_sem,censored_tasks,final_accuracy_mean,final_accuracy_sem\n",
+        "method,tasks,runs,failed_runs,start_mean,start_sem,slope_mean,slope_sem,slope_ratio_mean,slope_ratio_sem,slope_ratio_tasks,examples_to_criterion_mean,examples_to_criterion_sem,censored_tasks,final_accuracy_mean,final_accuracy_sem\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.method.name(),
             r.tasks,
             r.runs,
+            r.failed,
             r.start.mean,
             r.start.sem,
             r.slope.mean,
@@ -144,17 +151,27 @@ pub struct SummaryFiles {
     pub written: Vec<PathBuf>,
 }
 
-/// Writes `summary.md` and `summary.csv` of `records` into `out_dir`
-/// (created if needed) and, with `plots`, the PNG plots into that folder.
+/// Writes `summary.md` and `summary.csv` of `records` (read from the
+/// results file `source`, which is never overwritten) into `out_dir`
+/// (created if needed) and, with `plots`, the PNG plots into that folder;
+/// nothing is written when either folder cannot take the files.
 pub fn write_summary(
     records: &[Record],
+    source: &Path,
     out_dir: &Path,
     plots: Option<&Path>,
 ) -> Result<SummaryFiles> {
     let rows = summarize(records);
     let table = markdown(&rows);
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let (md, csv_path) = (out_dir.join("summary.md"), out_dir.join("summary.csv"));
+    for dir in std::iter::once(out_dir).chain(plots) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        check_writable(&dir.join("summary.md"))?;
+    }
+    for path in [&md, &csv_path] {
+        check_output(path)?;
+        check_not_input(path, &[("results file", source)])?;
+    }
     write_atomic(&md, table.as_bytes())?;
     write_atomic(&csv_path, csv(&rows).as_bytes())?;
     let mut written = vec![md, csv_path];

@@ -4,10 +4,10 @@
 //! number of dimensions), then `NN` big-endian u32 dimensions, then the
 //! payload. Images have magic 2051 (3 dimensions), labels 2049 (1).
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::io::read::{MAX_IDX_BYTES, read_bounded, read_to_end_bounded};
 
 /// Magic number of an IDX image file (u8 data, 3 dimensions).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -23,15 +23,22 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// The bytes of `path`, decompressed when they start with the gzip magic.
+/// The bytes of `path`, decompressed when they start with the gzip magic;
+/// raw or decompressed, at most [`MAX_IDX_BYTES`].
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decompress_maybe_gzip(read_bounded(path, MAX_IDX_BYTES)?).map_err(|m| Error::data(path, m))
+}
+
+/// `raw`, decompressed when it starts with the gzip magic (at most
+/// [`MAX_IDX_BYTES`] once decompressed); the error is a message without
+/// the file name.
+pub fn decompress_maybe_gzip(raw: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
-        Ok(out)
+        read_to_end_bounded(
+            flate2::read::MultiGzDecoder::new(raw.as_slice()),
+            MAX_IDX_BYTES,
+        )
+        .map_err(|e| format!("corrupt gzip data: {e}"))
     } else {
         Ok(raw)
     }

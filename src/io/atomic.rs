@@ -1,35 +1,100 @@
 //! Writing files so that a failure never leaves a partial one (§6, §7):
 //! every writer of comod goes through [`write_atomic_with`], which writes a
 //! temporary file beside the target and renames it over the target only
-//! once it is complete.
+//! once it is complete. Only regular files are ever replaced, and an
+//! output is never one of the command's inputs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
-/// Checks, before long work, that `path` can be written: its folder exists
-/// and accepts a new file (the probe file is removed again).
-pub fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::io(
+/// Longest file name most file systems accept, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Checks that `path` may be replaced by a written file: it is absent or
+/// a regular file, never a folder, device, FIFO or socket (which a rename
+/// would replace, e.g. `/dev/null`).
+pub fn check_output(path: &Path) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::io(
             path,
-            std::io::Error::other("is a directory, expected a file path"),
-        ));
+            std::io::Error::other(format!(
+                "is {what}, not a regular file: refusing to replace it"
+            )),
+        ))
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => refuse("a directory"),
+        Ok(meta) if !meta.is_file() => refuse("a device, FIFO or socket"),
+        _ => Ok(()),
     }
+}
+
+/// Whether `a` and `b` are one file (the same inode, so also through
+/// links); false when either does not exist.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(x), Ok(y)) => {
+            use std::os::unix::fs::MetadataExt;
+            x.dev() == y.dev() && x.ino() == y.ino()
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    }
+}
+
+/// Refuses an `output` that is one of the command's `inputs` (each named
+/// by its flag), which writing would destroy.
+pub fn check_not_input(output: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    match inputs.iter().find(|(_, input)| same_file(output, input)) {
+        Some((flag, input)) => Err(Error::io(
+            output,
+            std::io::Error::other(format!(
+                "is the same file as {flag} {}: refusing to overwrite an input",
+                input.display()
+            )),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks, before long work, that `path` can be written: it may be
+/// replaced ([`check_output`]), its folder exists and accepts a new file
+/// (the probe file is removed again).
+pub fn check_writable(path: &Path) -> Result<()> {
+    check_output(path)?;
     let probe = hidden_sibling(path, "probe");
     std::fs::File::create(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| Error::io(path, e))
 }
 
-/// A hidden file name beside `path`, unique to this process, with the
-/// target's extension kept last (some writers choose the format by it).
+/// A hidden file name beside `path`, unique to this process and call,
+/// with the target's extension kept last (some writers choose the format
+/// by it); the target's stem is left out where the name would grow past
+/// what file systems accept.
 fn hidden_sibling(path: &Path, tag: &str) -> PathBuf {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let unique = format!(
+        ".{tag}{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    );
+    let stem = path.file_stem().unwrap_or_default();
+    let extension = path.extension().filter(|e| e.len() <= 16);
+    let extension_len = extension.map_or(0, |e| e.len() + 1);
     let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_stem().unwrap_or_default());
-    name.push(format!(".{tag}{}", std::process::id()));
-    if let Some(extension) = path.extension() {
+    if 1 + stem.len() + unique.len() + extension_len <= MAX_NAME_BYTES {
+        name.push(stem);
+    } else {
+        name.push("comod");
+    }
+    name.push(unique);
+    if let Some(extension) = extension {
         name.push(".");
         name.push(extension);
     }
@@ -46,6 +111,7 @@ pub fn write_atomic_with(
     if path.file_name().is_none() {
         return Err(Error::io(path, std::io::Error::other("not a file path")));
     }
+    check_output(path)?;
     let tmp = hidden_sibling(path, "tmp");
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     result.map_err(|message| {
@@ -86,5 +152,39 @@ mod tests {
         write_atomic(&target, b"whole").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn devices_and_folders_are_never_replaced() {
+        for path in [Path::new("/dev/null"), Path::new("/tmp")] {
+            let err = write_atomic(path, b"x").unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+            assert!(check_writable(path).is_err());
+        }
+        assert!(Path::new("/dev/null").exists() && !Path::new("/dev/null").is_file());
+    }
+
+    #[test]
+    fn a_name_of_the_longest_length_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir
+            .path()
+            .join(format!("{}.jsonl", "r".repeat(MAX_NAME_BYTES - 6)));
+        check_writable(&target).unwrap();
+        write_atomic(&target, b"whole").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn an_input_is_recognised_through_another_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.json");
+        std::fs::write(&input, b"{}").unwrap();
+        let other = dir.path().join(".").join("in.json");
+        let err = check_not_input(&other, &[("--arch", &input)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--arch") && err.contains("in.json"), "{err}");
+        assert!(check_not_input(&dir.path().join("new"), &[("--arch", &input)]).is_ok());
     }
 }

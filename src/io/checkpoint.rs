@@ -128,7 +128,11 @@ pub fn save_pretrained(path: &Path, model: &Model<f32>, provenance: &Provenance)
 /// unexpected tensor, wrong dtype or shape, non-finite value, or weight
 /// outside an encoder receptive field or a local block.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let file = TensorFile::read(path)?;
+    checkpoint_from(&TensorFile::read(path)?)
+}
+
+/// The checkpoint held by a parsed safetensors `file` (see [`load_checkpoint`]).
+pub fn checkpoint_from(file: &TensorFile) -> Result<Checkpoint> {
     let json = file.metadata(ARCH_KEY).ok_or_else(|| {
         file.error(format!(
             "metadata key {ARCH_KEY:?} (the architecture JSON) is missing"

@@ -3,8 +3,10 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod lock;
+pub mod read;
 pub mod tensors;
 pub mod trace;
 
-pub use atomic::{check_writable, write_atomic};
+pub use atomic::{check_not_input, check_output, check_writable, write_atomic};
 pub use checkpoint::{Checkpoint, load_checkpoint, save_checkpoint, save_pretrained};

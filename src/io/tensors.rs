@@ -8,6 +8,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic;
+use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
 
 /// A tensor to write: little-endian f32 or i64 data with its shape.
 #[derive(Clone, Debug)]
@@ -87,7 +88,7 @@ pub struct TensorFile {
 impl TensorFile {
     /// Reads and parses the header of `path`.
     pub fn read(path: &Path) -> Result<TensorFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_bounded(path, MAX_TENSOR_FILE_BYTES)?;
         TensorFile::from_bytes(path, bytes)
     }
 

@@ -8,12 +8,13 @@
 use std::path::Path;
 
 use crate::data::CANVAS_PIXELS;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::checkpoint::{bias_name, dense_weights, weight_name};
 use crate::io::tensors::{TensorData, TensorFile, write_tensors};
 use crate::kernel::{GainRule, MODULATOR_MEAN};
 use crate::net::arch::LOGITS;
 use crate::net::{Arch, Model, Readout};
+use crate::train::fault::check_finite;
 use crate::train::trace::{TraceInputs, TraceOutputs};
 
 /// Tensors an input file may hold.
@@ -184,6 +185,21 @@ pub fn write_trace_outputs(path: &Path, model: &Model<f32>, outputs: &TraceOutpu
             vec![layout.shape.outputs],
             TensorData::F32(outputs.grads.params[layout.bias.clone()].to_vec()),
         ));
+    }
+    // An output that is not finite is no reference for another framework:
+    // refuse it, naming the tensor (§6, §7).
+    for (name, _, data) in &tensors {
+        if let TensorData::F32(values) = data
+            && let Err(fault) = check_finite(name, values)
+        {
+            return Err(Error::tensor(
+                path,
+                format!(
+                    "not written: tensor {} {} (inputs outside the range where results are finite)",
+                    fault.tensor, fault.problem
+                ),
+            ));
+        }
     }
     write_tensors(path, &tensors, Default::default())
 }

@@ -62,6 +62,14 @@ pub struct Arch {
     pub beta: f32,
 }
 
+/// Most neurons a layer may have: far above any network of the papers,
+/// low enough that a mistyped size fails validation instead of allocation.
+pub const MAX_LAYER_SIZE: usize = 1 << 20;
+/// Most weights the dense form of all layers may hold (4 GiB of f32).
+pub const MAX_DENSE_WEIGHTS: usize = 1 << 30;
+/// Most layers a network may have.
+pub const MAX_LAYERS: usize = 64;
+
 /// Names of the built-in architectures, for `--arch`.
 pub const PRESETS: [&str; 6] = [
     "paper3",
@@ -162,8 +170,10 @@ impl Arch {
         if PRESETS.contains(&name) || (!path.exists() && !name.ends_with(".json")) {
             return Arch::preset(name, modulated_layer.unwrap_or(1));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Arch(format!("--arch {name}: {e}")))?;
+        let bytes = crate::io::read::read_bounded(path, crate::io::read::MAX_ARCH_JSON_BYTES)
+            .map_err(|e| Error::Arch(format!("--arch {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Arch(format!("--arch {name}: not UTF-8 text")))?;
         let mut arch =
             Arch::from_json(&text).map_err(|e| Error::Arch(format!("--arch {name}: {e}")))?;
         if let Some(l) = modulated_layer {
@@ -206,6 +216,35 @@ impl Arch {
         if n < 3 {
             return fail(format!(
                 "{n} layers: need an encoder, at least one hidden layer and a readout"
+            ));
+        }
+        if n > MAX_LAYERS {
+            return fail(format!("{n} layers: at most {MAX_LAYERS} are supported"));
+        }
+        if let Some((i, spec)) = self
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.size > MAX_LAYER_SIZE)
+        {
+            return fail(format!(
+                "layer {} has size {}, more than the {MAX_LAYER_SIZE} supported",
+                i + 1,
+                spec.size
+            ));
+        }
+        let dense_weights: usize = self
+            .layers
+            .iter()
+            .scan(self.input, |inputs, spec| {
+                let weights = *inputs * spec.size;
+                *inputs = spec.size;
+                Some(weights)
+            })
+            .sum();
+        if dense_weights > MAX_DENSE_WEIGHTS {
+            return fail(format!(
+                "{dense_weights} weights in dense form, more than the {MAX_DENSE_WEIGHTS} supported"
             ));
         }
         for (i, spec) in self.layers.iter().enumerate() {

@@ -425,6 +425,51 @@ impl<T: Real> Model<T> {
         );
     }
 
+    /// The first tensor of the last forward pass (in the order computed:
+    /// per layer its pre-activation, per-neuron factor and activity) that
+    /// holds a non-finite value, by name, with that value's index and value.
+    pub fn first_non_finite(&self, ws: &Workspace<T>) -> Option<(String, usize, f64)> {
+        let (depth, modulated, gated) = (
+            self.arch.depth(),
+            self.arch.modulated_layer,
+            self.arch.gated_layer(),
+        );
+        let find = |values: &[T]| {
+            values
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| (!v.to_f64().is_finite()).then_some((i, v.to_f64())))
+        };
+        for l in 1..=depth {
+            let n = self.arch.size(l);
+            let pre = match l {
+                _ if l == depth => "logits".to_string(),
+                1 => "pre-activation of layer 1 (the encoder)".to_string(),
+                _ => format!("pre-activation of layer {l}"),
+            };
+            let factor = match (l == modulated, l == gated) {
+                (true, true) => format!("modulation factor exp(m·c − β) times gain of layer {l}"),
+                (true, false) => format!("modulation factor exp(m·c − β) of layer {l}"),
+                _ => format!("gain of layer {l}"),
+            };
+            let mut tensors = vec![(pre, &ws.pre[l - 1][..ws.batch * n])];
+            if l < depth {
+                tensors.push((factor, &ws.scale[l - 1][..]));
+                tensors.push((
+                    format!("activity of layer {l}"),
+                    &ws.post[l - 1][..ws.batch * n],
+                ));
+            }
+            if let Some(found) = tensors
+                .into_iter()
+                .find_map(|(name, values)| find(values).map(|(i, v)| (name, i, v)))
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+
     /// Logits `[B, 10]` of the last forward pass.
     pub fn logits<'w>(&self, ws: &'w Workspace<T>) -> &'w [T] {
         self.pre_activations(ws, self.arch.depth())

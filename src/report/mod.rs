@@ -148,6 +148,7 @@ impl Sweeps<'_> {
 pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<ReportOutcome> {
     let start = Instant::now();
     let figures = options.out.join("figures");
+    let digits = Digits::load(&options.data)?;
     for dir in [
         options.out.join("runs").join(options.scale.name()),
         options.out.join("checkpoints").join(options.scale.name()),
@@ -155,7 +156,6 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     ] {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
-    let digits = Digits::load(&options.data)?;
     let base_options = PretrainOptions {
         seed: options.seed,
         ..PretrainOptions::DEFAULT
@@ -335,7 +335,7 @@ fn switching(
     let tasks = options.scale.switching_tasks();
     let config = SweepConfig::new(checkpoint, &base.model, digits, cell.config(), options.seed)?;
     let names: Vec<String> = tasks.iter().map(ToString::to_string).collect();
-    if let Ok(bytes) = std::fs::read(&path)
+    if let Ok(bytes) = crate::io::read::read_bounded(&path, crate::io::read::MAX_RESULTS_BYTES)
         && let Ok(saved) = serde_json::from_slice::<SwitchingFile>(&bytes)
         && saved.config == config
         && saved.tasks == names
@@ -362,7 +362,7 @@ fn switching(
                 )
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let file = SwitchingFile {
         config,
         tasks: names,

@@ -16,10 +16,13 @@ use rayon::prelude::*;
 
 use crate::data::{Digits, Task};
 use crate::error::{Error, Result};
+use crate::io::atomic::check_output;
+use crate::io::lock::FileLock;
 use crate::net::linalg::serial_products;
+use crate::sweep::plan::RunKey;
 use crate::sweep::plan::{Group, Shard, groups};
 use crate::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
-use crate::sweep::store::{Appender, check_config, read_results, write_canonical};
+use crate::sweep::store::{Appender, Contents, check_config, read_results, write_canonical};
 use crate::train::method::Trained;
 use crate::train::{FrozenNetwork, Method, TaskData, finetune};
 
@@ -40,6 +43,9 @@ pub struct SweepSpec {
     pub config: SweepConfig,
 }
 
+/// The most runs one sweep may plan (its plan is held in memory).
+pub const MAX_PLAN_RUNS: usize = 10_000_000;
+
 /// Checks that a plan of `tasks` × `methods` × `repeats` has runs; the
 /// error names the option.
 pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<()> {
@@ -55,6 +61,16 @@ pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<
     }
     if repeats == 0 {
         return Err(Error::option("--repeats", 0, "must be at least 1"));
+    }
+    let runs = (tasks.len() * methods.len()).saturating_mul(repeats);
+    if runs > MAX_PLAN_RUNS {
+        return Err(Error::option(
+            "--repeats",
+            repeats,
+            format!(
+                "the plan has {runs} runs, more than {MAX_PLAN_RUNS}: split it into several sweeps"
+            ),
+        ));
     }
     Ok(())
 }
@@ -78,6 +94,12 @@ pub struct SweepReport {
     pub run: usize,
     /// A torn last line that was dropped.
     pub dropped_torn_line: Option<String>,
+    /// Runs in the file outside this plan (other tasks, methods, repeats
+    /// or shards): kept as they are.
+    pub outside_plan: usize,
+    /// Runs run now that failed numerically (§6), each as
+    /// `task method repeat N: where: tensor problem`.
+    pub failed: Vec<String>,
     /// Wall seconds of the runs run now.
     pub seconds: f64,
     /// Floating-point operations of the runs run now.
@@ -95,10 +117,13 @@ pub fn run_sweep(
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<SweepReport> {
     spec.validate()?;
+    check_output(out)?;
+    let _lock = FileLock::acquire(out)?;
     let contents = read_results(out)?;
     check_config(out, &contents, &spec.config)?;
     let is_done = |g: &Group, method: Method| contents.records.contains_key(&g.key(method));
     let plan_groups = groups(&spec.tasks, &spec.methods, spec.repeats, spec.shard);
+    let outside_plan = check_resumed(out, &contents, &plan_groups, &spec.config)?;
     let planned = plan_groups.iter().map(|g| g.methods.len()).sum();
     let resumed = plan_groups
         .iter()
@@ -111,10 +136,11 @@ pub fn run_sweep(
     {
         by_task.entry(group.task).or_default().push(group);
     }
-    let appender = Appender::open(out, contents.whole_len)?;
+    let appender = Appender::open(out, &contents)?;
     let config = &spec.config.finetune;
     let done = AtomicUsize::new(resumed);
     let new_records: Mutex<Vec<(Record, f64)>> = Mutex::new(Vec::new());
+    let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let start = Instant::now();
     let tasks: Vec<(Task, Vec<Group>)> = by_task.into_iter().collect();
     tasks
@@ -128,6 +154,17 @@ pub fn run_sweep(
                     let run_start = Instant::now();
                     let outcome =
                         serial_products(|| finetune(frozen, digits, &data, method, config, seed))?;
+                    if let Some(failure) = &outcome.failure {
+                        failed
+                            .lock()
+                            .expect("no panic while holding the lock")
+                            .push(format!(
+                                "{} {} repeat {}: {failure}",
+                                key.task,
+                                method.name(),
+                                key.repeat
+                            ));
+                    }
                     let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
                         .then_some(outcome.modulation.coupling);
                     let record = Record {
@@ -140,6 +177,7 @@ pub fn run_sweep(
                         curve: outcome.curve.accuracy,
                         coupling,
                         epochs: outcome.epochs,
+                        failure: outcome.failure,
                         wall_s: run_start.elapsed().as_secs_f64(),
                         config: spec.config.clone(),
                     };
@@ -161,6 +199,10 @@ pub fn run_sweep(
         resumed,
         run: new_records.len(),
         dropped_torn_line: contents.torn.clone(),
+        outside_plan,
+        failed: failed
+            .into_inner()
+            .expect("no panic while holding the lock"),
         seconds: start.elapsed().as_secs_f64(),
         flops: new_records.iter().map(|(_, flops)| flops).sum(),
     };
@@ -170,4 +212,56 @@ pub fn run_sweep(
     }
     write_canonical(out, &all)?;
     Ok(report)
+}
+
+/// Checks that every run of the file that this plan holds is what this
+/// sweep would have written (its seed, its curve's x axis, the epochs of a
+/// `dataset` run), so that no wrong record is taken as done; returns how
+/// many runs of the file lie outside the plan.
+fn check_resumed(
+    out: &Path,
+    contents: &Contents,
+    plan: &[Group],
+    config: &SweepConfig,
+) -> Result<usize> {
+    let planned: std::collections::BTreeSet<RunKey> = plan
+        .iter()
+        .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
+        .collect();
+    let expected = config.finetune.expected_examples();
+    let dataset = config.finetune.protocol != crate::train::config::Protocol::Online;
+    for (key, record) in contents.records.iter().filter(|(k, _)| planned.contains(k)) {
+        let seed = key.seed(config.master_seed);
+        let problem = if record.seed != seed {
+            Some(format!("seed {} where this sweep uses {seed}", record.seed))
+        } else if record.failed() && !expected.starts_with(&record.examples) {
+            Some("a failed run whose measurements are not this sweep's".to_string())
+        } else if !record.failed() && record.examples != expected {
+            Some(format!(
+                "{} measurements where this sweep makes {}",
+                record.examples.len(),
+                expected.len()
+            ))
+        } else if record.epochs.is_some() != dataset {
+            Some("epoch counts that do not match the protocol".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Error::data(
+                out,
+                format!(
+                    "{} {} repeat {} has {problem}: not a run of this sweep; remove its line or write elsewhere",
+                    key.task,
+                    key.method.name(),
+                    key.repeat
+                ),
+            ));
+        }
+    }
+    Ok(contents
+        .records
+        .keys()
+        .filter(|k| !planned.contains(k))
+        .count())
 }

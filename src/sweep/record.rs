@@ -9,17 +9,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Digits, TaskId};
 use crate::digest::sha256_hex;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
 use crate::net::{Arch, Model};
 use crate::sweep::plan::RunKey;
+use crate::train::fault::Failure;
 use crate::train::protocol::EpochCounts;
 use crate::train::{FinetuneConfig, Method};
 
-/// The record format this version writes (3: the `dataset` protocol and
-/// its `epochs`). Format 2 reads as it is (its protocol is `online`);
+/// The record format this version writes (4: a run may have ended in a
+/// numerical `failure`; 3: the `dataset` protocol and its `epochs`).
+/// Formats 2 and 3 read as they are (format 2's protocol is `online`);
 /// format 1 (no `format` key, no `examples`) is read and upgraded: its x
 /// axis is derived from the batch size, its stored metrics are ignored.
-pub const RECORD_FORMAT: u32 = 3;
+pub const RECORD_FORMAT: u32 = 4;
 
 /// Everything that produced a record besides its task, method and repeat;
 /// records of different configurations never mix.
@@ -50,7 +53,7 @@ impl SweepConfig {
         finetune: FinetuneConfig,
         master_seed: u64,
     ) -> Result<SweepConfig> {
-        let bytes = std::fs::read(checkpoint).map_err(|e| Error::io(checkpoint, e))?;
+        let bytes = read_bounded(checkpoint, MAX_TENSOR_FILE_BYTES)?;
         Ok(SweepConfig {
             finetune,
             master_seed,
@@ -88,6 +91,10 @@ pub struct Record {
     /// Epochs trained and kept per data-set size (`dataset` protocol).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epochs: Option<EpochCounts>,
+    /// The numerical fault that ended the run (§6): its curve then holds
+    /// the measurements before it, and analyses leave the run out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     /// Wall time of the run in seconds.
     pub wall_s: f64,
     /// The configuration.
@@ -119,7 +126,7 @@ impl Record {
                 record.examples = (0..record.curve.len()).map(|n| n * batch).collect();
                 record.format = RECORD_FORMAT;
             }
-            2 => record.format = RECORD_FORMAT,
+            2 | 3 => record.format = RECORD_FORMAT,
             RECORD_FORMAT => {}
             newer => {
                 return Err(format!(
@@ -134,6 +141,12 @@ impl Record {
                 record.curve.len()
             ));
         }
+        if let Some(i) = record.curve.iter().position(|a| !(0.0..=1.0).contains(a)) {
+            return Err(format!(
+                "accuracy {} at measurement {i} is not in [0, 1]",
+                record.curve[i]
+            ));
+        }
         if let Some(epochs) = &record.epochs
             && (epochs.trained.len() != record.curve.len()
                 || epochs.kept.len() != record.curve.len())
@@ -145,6 +158,11 @@ impl Record {
             ));
         }
         Ok(record)
+    }
+
+    /// Whether the run ended in a numerical fault (§6).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
     }
 
     /// The record as one line of JSON, without the newline.

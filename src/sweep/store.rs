@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::io::atomic::write_atomic;
+use crate::io::atomic::{check_not_input, check_output, write_atomic};
+use crate::io::lock::FileLock;
+use crate::io::read::{MAX_RESULTS_BYTES, read_bounded};
 use crate::sweep::plan::RunKey;
 use crate::sweep::record::{Record, SweepConfig};
 
@@ -23,26 +25,42 @@ pub struct Contents {
     pub whole_len: usize,
     /// The torn last line, if any (without its missing newline).
     pub torn: Option<String>,
+    /// The last line is a whole record without its final newline (a file
+    /// edited by hand): kept, and the newline is added before appending.
+    pub needs_newline: bool,
 }
 
 /// Parses a results file: every line a record (format 1 records are
 /// upgraded, [`Record::from_line`]); a last line without its newline is
-/// torn. Duplicated runs are an error.
+/// torn unless it is a whole record. Duplicated runs are an error.
 pub fn read_results(path: &Path) -> Result<Contents> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    if !path.exists() {
+        return Ok(Contents::default());
+    }
+    parse_results(path, &read_bounded(path, MAX_RESULTS_BYTES)?)
+}
+
+/// Parses the bytes of a results file (see [`read_results`]); `path`
+/// names it in errors.
+pub fn parse_results(path: &Path, text: &[u8]) -> Result<Contents> {
     let mut contents = Contents::default();
     let mut start = 0;
     for (number, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
-        if !line.ends_with(b"\n") {
-            contents.torn = Some(String::from_utf8_lossy(line).into_owned());
-            break;
-        }
         let fail = |why: String| Error::data(path, format!("line {}: {why}", number + 1));
-        let record = Record::from_line(line).map_err(fail)?;
+        let record = if line.ends_with(b"\n") {
+            Record::from_line(line).map_err(fail)?
+        } else {
+            match Record::from_line(line) {
+                Ok(record) => {
+                    contents.needs_newline = true;
+                    record
+                }
+                Err(_) => {
+                    contents.torn = Some(String::from_utf8_lossy(line).into_owned());
+                    break;
+                }
+            }
+        };
         if contents.records.insert(record.key(), record).is_some() {
             return Err(fail("the same run is recorded twice".into()));
         }
@@ -75,7 +93,7 @@ pub fn check_config(path: &Path, contents: &Contents, config: &SweepConfig) -> R
         return Err(Error::data(
             path,
             format!(
-                "holds runs of another configuration ({} differs, e.g. in {} {} repeat {}): use another output file",
+                "holds runs of another configuration ({} differs, e.g. in {} {} repeat {}): configurations are never mixed",
                 first_difference(&other.config, config),
                 other.task,
                 other.method.name(),
@@ -93,16 +111,20 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Opens `path` for appending, first cutting a torn last line
-    /// (`whole_len` is where it begins).
-    pub fn open(path: &Path, whole_len: usize) -> Result<Appender> {
-        let file = OpenOptions::new()
+    /// Opens `path` for appending, first cutting a torn last line (where
+    /// `contents.whole_len` ends) or ending a last record that lacks its
+    /// newline.
+    pub fn open(path: &Path, contents: &Contents) -> Result<Appender> {
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        file.set_len(whole_len as u64)
+        file.set_len(contents.whole_len as u64)
             .map_err(|e| Error::io(path, e))?;
+        if contents.needs_newline {
+            file.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+        }
         Ok(Appender {
             file: Mutex::new(file),
             path: path.to_path_buf(),
@@ -131,8 +153,13 @@ pub fn write_canonical(path: &Path, records: &BTreeMap<RunKey, Record>) -> Resul
 }
 
 /// Joins shard files into `out` (§6): every input must be whole (no
-/// torn line) and of one configuration, and no run may appear twice.
+/// torn line) and of one configuration, and no run may appear twice;
+/// `out` may not be an input, and is locked while it is written.
 pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
+    check_output(out)?;
+    let named: Vec<(&str, &Path)> = inputs.iter().map(|&p| ("input", p)).collect();
+    check_not_input(out, &named)?;
+    let _lock = FileLock::acquire(out)?;
     let mut all: BTreeMap<RunKey, Record> = BTreeMap::new();
     let mut config: Option<(SweepConfig, &Path)> = None;
     for &input in inputs {

@@ -122,6 +122,13 @@ impl DatasetOptions {
 /// The most examples the `dataset` protocol's largest size may hold (each
 /// run keeps its activities in memory).
 pub const MAX_DATASET_EXAMPLES: usize = 100_000;
+/// The most training composites an `online` run may draw (3 GB of canvases).
+pub const MAX_ONLINE_EXAMPLES: usize = 1_000_000;
+/// The most test composites of a task (each task keeps them and their
+/// activities in memory).
+pub const MAX_TEST_COMPOSITES: usize = 100_000;
+/// The most modulator samples per trial.
+pub const MAX_SAMPLES: usize = 1 << 16;
 
 /// Which logits a binary task reads (§2).
 #[derive(
@@ -279,7 +286,41 @@ impl FinetuneConfig {
                 return Err(Error::option(flag, count, "must be at least 1"));
             }
         }
+        if self.protocol == Protocol::Online && self.training_examples() > MAX_ONLINE_EXAMPLES {
+            return Err(Error::option(
+                "--batches",
+                self.batches,
+                format!(
+                    "with --batch-size {} a run draws {} training composites; at most {MAX_ONLINE_EXAMPLES}",
+                    self.batch_size,
+                    self.training_examples()
+                ),
+            ));
+        }
+        for (flag, count, most) in [
+            (
+                "--test-composites",
+                self.test_composites,
+                MAX_TEST_COMPOSITES,
+            ),
+            ("--samples", self.samples, MAX_SAMPLES),
+            ("--batch-size", self.batch_size, MAX_ONLINE_EXAMPLES),
+        ] {
+            if count > most {
+                return Err(Error::option(flag, count, format!("at most {most}")));
+            }
+        }
         Ok(())
+    }
+
+    /// The x axis of a complete run's curve (§5): the examples seen at
+    /// each measurement, 0 first (`online`), or the data-set sizes
+    /// (`dataset`).
+    pub fn expected_examples(&self) -> Vec<usize> {
+        match self.protocol {
+            Protocol::Online => (0..=self.batches).map(|k| k * self.batch_size).collect(),
+            Protocol::Dataset(options) => options.sizes().collect(),
+        }
     }
 
     /// Every setting as the command line spells it, `(flag, value)`, in

@@ -18,6 +18,7 @@ use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace
 use crate::rng::rng_for;
 use crate::train::config::{CouplingParam, FinetuneConfig};
 use crate::train::evaluate::{EvalSet, Evaluator, Start};
+use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::gain::{GainEstimator, GainState};
 use crate::train::method::{Method, Trained};
@@ -50,30 +51,38 @@ pub struct Snapshot {
 pub trait Learner {
     /// Prepares what depends on the first training batch, before the first
     /// measurement: the stochastic method estimates its first gain on it.
-    fn begin(&mut self, first: Batch<'_>);
+    /// Fails on a numerical fault of the gain.
+    fn begin(&mut self, first: Batch<'_>) -> Result<(), Fault>;
 
     /// One update on `batch`: forward at m = μ_m, mean cross-entropy plus
     /// λ‖θ‖₁ of what is trained, backward, Adam (§4); the stochastic method
-    /// then re-estimates its gain on the same batch with the new c.
-    fn step(&mut self, batch: Batch<'_>);
+    /// then re-estimates its gain on the same batch with the new c. Fails,
+    /// naming the tensor, when the forward pass, the loss or the gain turns
+    /// non-finite or the gain is all zero (§6).
+    fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault>;
 
     /// Evaluates the current state on `set`: the logits are left in the
     /// returned evaluator, to be read with the returned readout.
     fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout);
 
-    /// Accuracy on `set` in the current state.
-    fn accuracy(&mut self, set: &EvalSet) -> f32 {
+    /// Accuracy on `set` in the current state; fails when a logit is not
+    /// finite.
+    fn accuracy(&mut self, set: &EvalSet) -> Result<f32, Fault> {
         let (evaluator, readout) = self.evaluate(set);
-        evaluator.accuracy(set.labels(), readout)
+        check_finite("logits of the test set", evaluator.logits())?;
+        Ok(evaluator.accuracy(set.labels(), readout))
     }
 
     /// The validation loss on `set` in the current state (§4): the mean
     /// cross-entropy of the readout, without the L1 term, which is a
     /// penalty on the parameters and not a measure of fit (as the
     /// companion code validates).
-    fn loss(&mut self, set: &EvalSet) -> f64 {
+    fn loss(&mut self, set: &EvalSet) -> Result<f64, Fault> {
         let (evaluator, readout) = self.evaluate(set);
-        evaluator.loss(set.labels(), readout)
+        check_finite("logits of the validation set", evaluator.logits())?;
+        let loss = evaluator.loss(set.labels(), readout);
+        check_scalar("validation loss", loss)?;
+        Ok(loss)
     }
 
     /// The current trained state.
@@ -155,6 +164,31 @@ impl Common {
     }
 }
 
+/// The first non-finite tensor of the last forward pass in `ws`, or a
+/// non-finite `loss` (§6).
+fn check_forward(model: &Model<f32>, ws: &Workspace<f32>, loss: f32) -> Result<(), Fault> {
+    if let Some((tensor, index, value)) = model.first_non_finite(ws) {
+        return Err(Fault {
+            tensor,
+            problem: non_finite(value, index),
+        });
+    }
+    check_scalar("training loss", loss as f64)
+}
+
+/// Fails when the gain is not finite or is zero for every neuron (then
+/// nothing reaches the readout, §3).
+fn check_gain(gain: &[f32]) -> Result<(), Fault> {
+    check_finite("gain g", gain)?;
+    if gain.iter().all(|&g| g == 0.0) {
+        return Err(Fault {
+            tensor: "gain g".into(),
+            problem: "is zero for every neuron (no neuron covaries with the modulator)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The weights and biases of the readout layer in the parameter buffer.
 fn readout_range(model: &Model<f32>) -> Range<usize> {
     let last = model.layer(model.arch().depth());
@@ -227,19 +261,21 @@ impl<'a> ModulationLearner<'a> {
         }
     }
 
-    fn estimate_gain(&mut self, batch: Batch<'_>) {
+    fn estimate_gain(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         if let Some(gain) = &mut self.gain {
             self.common.flops += gain.estimate(self.frozen, &mut self.modulation, batch);
+            check_gain(&self.modulation.gain)?;
         }
+        Ok(())
     }
 }
 
 impl Learner for ModulationLearner<'_> {
-    fn begin(&mut self, first: Batch<'_>) {
-        self.estimate_gain(first);
+    fn begin(&mut self, first: Batch<'_>) -> Result<(), Fault> {
+        self.estimate_gain(first)
     }
 
-    fn step(&mut self, batch: Batch<'_>) {
+    fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
         let model = &self.frozen.model;
         match batch.activity {
@@ -252,7 +288,8 @@ impl Learner for ModulationLearner<'_> {
             ),
             None => model.forward(&mut c.ws, &self.modulation, batch.images, c.m),
         }
-        model.loss(&mut c.ws, batch.labels, c.readout);
+        let loss = model.loss(&mut c.ws, batch.labels, c.readout);
+        check_forward(model, &c.ws, loss)?;
         model.backward(&mut c.ws, GradTargets::COUPLING, &mut c.grads);
         match &mut self.root {
             None => {
@@ -271,7 +308,8 @@ impl Learner for ModulationLearner<'_> {
             }
         }
         c.flops += c.step_flops;
-        self.estimate_gain(batch);
+        check_finite("coupling c", &self.modulation.coupling)?;
+        self.estimate_gain(batch)
     }
 
     fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {
@@ -371,12 +409,22 @@ impl RetrainLearner {
 }
 
 impl Learner for RetrainLearner {
-    fn begin(&mut self, _first: Batch<'_>) {}
+    fn begin(&mut self, _first: Batch<'_>) -> Result<(), Fault> {
+        Ok(())
+    }
 
-    fn step(&mut self, batch: Batch<'_>) {
+    fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
         self.model.forward(&mut c.ws, &self.off, batch.images, c.m);
-        self.model.loss(&mut c.ws, batch.labels, c.readout);
+        let loss = self.model.loss(&mut c.ws, batch.labels, c.readout);
+        if let Err(fault) = check_forward(&self.model, &c.ws, loss) {
+            // A weight the last update made non-finite is the cause.
+            check_finite(
+                "trained weights and biases",
+                &self.model.params[self.trained.clone()],
+            )?;
+            return Err(fault);
+        }
         self.model.backward(&mut c.ws, self.targets, &mut c.grads);
         for range in &self.penalised {
             l1_backward(
@@ -390,6 +438,7 @@ impl Learner for RetrainLearner {
             &c.grads.params[self.trained.clone()],
         );
         c.flops += c.step_flops;
+        Ok(())
     }
 
     fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod evaluate;
+pub mod fault;
 pub mod frozen;
 pub mod gain;
 pub mod learner;

@@ -10,6 +10,7 @@ use crate::net::linalg::serial_products;
 use crate::rng::derive_seed;
 use crate::train::config::DatasetOptions;
 use crate::train::evaluate::EvalSet;
+use crate::train::fault::Failure;
 use crate::train::learner::{Batch, Learner};
 
 /// A learning curve (§5): test accuracy against the number of training
@@ -63,24 +64,47 @@ impl<'a> TrainingSet<'a> {
 
 /// The `online` protocol (§4): one pass over the whole batches of `train`,
 /// each seen once, with the accuracy on `test` measured before the first
-/// update (measurement 0) and after every batch.
+/// update (measurement 0) and after every batch. On a numerical fault
+/// (§6) the run stops: the curve holds the measurements before it.
 pub fn online(
     learner: &mut dyn Learner,
     train: TrainingSet<'_>,
     batch_size: usize,
     test: &EvalSet,
-) -> Curve {
-    let batches = train.len() / batch_size;
+) -> (Curve, Option<Failure>) {
     let mut curve = Curve::default();
+    let failure = online_into(learner, train, batch_size, test, &mut curve).err();
+    (curve, failure)
+}
+
+/// [`online`], measuring into `curve`.
+fn online_into(
+    learner: &mut dyn Learner,
+    train: TrainingSet<'_>,
+    batch_size: usize,
+    test: &EvalSet,
+    curve: &mut Curve,
+) -> Result<(), Failure> {
+    let batches = train.len() / batch_size;
     if batches > 0 {
-        learner.begin(train.batch(0, batch_size));
+        learner
+            .begin(train.batch(0, batch_size))
+            .map_err(|f| Failure::new("the first gain estimate, before any update", f))?;
     }
-    curve.push(0, learner.accuracy(test));
+    let accuracy = learner
+        .accuracy(test)
+        .map_err(|f| Failure::new("the measurement before any update", f))?;
+    curve.push(0, accuracy);
     for k in 0..batches {
-        learner.step(train.batch(k, batch_size));
-        curve.push((k + 1) * batch_size, learner.accuracy(test));
+        learner
+            .step(train.batch(k, batch_size))
+            .map_err(|f| Failure::new(format!("update {} of {batches}", k + 1), f))?;
+        let accuracy = learner
+            .accuracy(test)
+            .map_err(|f| Failure::new(format!("the measurement after update {}", k + 1), f))?;
+        curve.push((k + 1) * batch_size, accuracy);
     }
-    curve
+    Ok(())
 }
 
 /// Early stopping on the validation loss (§4), as the companion code does
@@ -197,7 +221,8 @@ pub fn halves(size: usize) -> (Vec<usize>, Vec<usize>) {
 /// n examples of `sequence` in batches of `batch_size`, for up to E_max
 /// epochs with [`EarlyStopping`] on the validation half's loss; the kept
 /// state is measured once, on `test`. Sizes run in parallel; the result
-/// does not depend on the thread count.
+/// does not depend on the thread count. A size with a numerical fault
+/// (§6) gives its failure instead.
 pub fn dataset<'a>(
     new_learner: &(dyn Fn(u64) -> Box<dyn Learner + 'a> + Sync),
     sequence: &EvalSet,
@@ -205,7 +230,7 @@ pub fn dataset<'a>(
     batch_size: usize,
     test: &EvalSet,
     seed: u64,
-) -> Vec<SizeOutcome> {
+) -> Vec<Result<SizeOutcome, Failure>> {
     let sizes: Vec<usize> = options.sizes().collect();
     sizes
         .par_iter()
@@ -227,22 +252,33 @@ fn train_size(
     options: &DatasetOptions,
     batch_size: usize,
     test: &EvalSet,
-) -> SizeOutcome {
+) -> Result<SizeOutcome, Failure> {
     let (train_rows, validation_rows) = halves(size);
     let train = sequence.select(&train_rows);
     let validation = sequence.select(&validation_rows);
     let batches: Vec<Batch<'_>> = train.batches(batch_size).collect();
-    learner.begin(batches[0]);
+    let at = |what: String| format!("size {size}, {what}");
+    learner
+        .begin(batches[0])
+        .map_err(|f| Failure::new(at("the first gain estimate".into()), f))?;
     let mut stopping = EarlyStopping::new(options.patience);
     let mut kept = learner.snapshot();
-    stopping.observe(0, learner.loss(&validation));
+    let loss = learner
+        .loss(&validation)
+        .map_err(|f| Failure::new(at("validation before training".into()), f))?;
+    stopping.observe(0, loss);
     let mut epochs = 0;
     while epochs < options.max_epochs {
-        for &batch in &batches {
-            learner.step(batch);
+        for (k, &batch) in batches.iter().enumerate() {
+            learner.step(batch).map_err(|f| {
+                Failure::new(at(format!("epoch {}, update {}", epochs + 1, k + 1)), f)
+            })?;
         }
         epochs += 1;
-        let verdict = stopping.observe(epochs, learner.loss(&validation));
+        let loss = learner
+            .loss(&validation)
+            .map_err(|f| Failure::new(at(format!("validation after epoch {epochs}")), f))?;
+        let verdict = stopping.observe(epochs, loss);
         if verdict.keep {
             kept = learner.snapshot();
         }
@@ -251,14 +287,17 @@ fn train_size(
         }
     }
     learner.restore(&kept);
-    SizeOutcome {
+    let accuracy = learner
+        .accuracy(test)
+        .map_err(|f| Failure::new(at("the test measurement".into()), f))?;
+    Ok(SizeOutcome {
         size,
-        accuracy: learner.accuracy(test),
+        accuracy,
         epochs,
         kept_epoch: stopping.kept_epoch(),
         modulation: learner.modulation().clone(),
         flops: learner.flops(),
-    }
+    })
 }
 
 #[cfg(test)]

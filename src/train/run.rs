@@ -8,6 +8,7 @@ use crate::net::Modulation;
 use crate::rng::derive_seed;
 use crate::train::config::{FinetuneConfig, Protocol};
 use crate::train::evaluate::{EvalSet, task_test_set};
+use crate::train::fault::Failure;
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::learner;
 use crate::train::method::Method;
@@ -77,6 +78,9 @@ pub struct RunOutcome {
     pub epochs: Option<EpochCounts>,
     /// Floating-point operations done.
     pub flops: f64,
+    /// The numerical fault that ended the run early (§6); the curve then
+    /// holds the measurements before it.
+    pub failure: Option<Failure>,
 }
 
 /// One fine-tuning run of `method` on the task of `data` (§4): the run's
@@ -101,12 +105,14 @@ pub fn finetune(
                 labels: config.labels(&train),
             };
             let mut learner = learner(method, frozen, config, readout, seed);
-            let curve = online(learner.as_mut(), training, config.batch_size, &data.test);
+            let (curve, failure) =
+                online(learner.as_mut(), training, config.batch_size, &data.test);
             Ok(RunOutcome {
                 curve,
                 modulation: learner.modulation().clone(),
                 epochs: None,
                 flops: learner.flops(),
+                failure,
             })
         }
         Protocol::Dataset(options) => {
@@ -121,14 +127,21 @@ pub fn finetune(
                 &data.test,
                 seed,
             );
+            // The sizes before the first that failed, if any.
+            let failure = sizes.iter().find_map(|s| s.as_ref().err()).cloned();
+            let sizes: Vec<_> = sizes.into_iter().map_while(|s| s.ok()).collect();
             let (curve, epochs) = EpochCounts::from_sizes(&sizes);
             // The coupling of the largest size, the one trained on most data.
-            let last = sizes.last().expect("at least one size");
+            let modulation = sizes.last().map_or_else(
+                || Modulation::off(frozen.model.arch()),
+                |last| last.modulation.clone(),
+            );
             Ok(RunOutcome {
                 curve,
-                modulation: last.modulation.clone(),
+                modulation,
                 epochs: Some(epochs),
                 flops: sizes.iter().map(|s| s.flops).sum(),
+                failure,
             })
         }
     }

@@ -7,10 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::error::{Error, Result};
 use crate::net::{Model, Readout};
 use crate::rng::derive_seed;
 use crate::train::config::{FinetuneConfig, Protocol, ReadoutKind};
 use crate::train::evaluate::{EVAL_CHUNK, general_set_accuracy, heldout_set};
+use crate::train::fault::Failure;
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::{Batch, learner};
 use crate::train::method::{Method, Trained};
@@ -76,6 +78,7 @@ impl GeneralTest {
 
 /// Fine-tunes `task` with `method` under `config` (`online`, seeded by
 /// `seed`), then returns to the general task, measured on `general`.
+/// A numerical fault (§6) is an error naming the run.
 pub fn switch_back(
     frozen: &FrozenNetwork,
     digits: &Digits,
@@ -84,7 +87,11 @@ pub fn switch_back(
     config: &FinetuneConfig,
     seed: u64,
     general: &GeneralTest,
-) -> SwitchRun {
+) -> Result<SwitchRun> {
+    let fault = |failure: Failure| Error::Numerical {
+        run: format!("switching {task} {}", method.name()),
+        failure,
+    };
     let config = FinetuneConfig {
         protocol: Protocol::Online,
         ..*config
@@ -99,7 +106,9 @@ pub fn switch_back(
         images: &train.images,
         labels: config.labels(&train),
     };
-    online(specific.as_mut(), training, config.batch_size, &data.test);
+    if let (_, Some(failure)) = online(specific.as_mut(), training, config.batch_size, &data.test) {
+        return Err(fault(failure));
+    }
     let mut run = SwitchRun {
         task: task.to_string(),
         method,
@@ -111,7 +120,7 @@ pub fn switch_back(
     if method.trains() == Trained::Coupling {
         // Removing c and g leaves the frozen network itself.
         run.accuracy.push(measure(specific.network()));
-        return run;
+        return Ok(run);
     }
     // The retrained weights go back to the general task the way they left
     // it: the same method and rate, now on 10-way general composites.
@@ -133,18 +142,20 @@ pub fn switch_back(
     let b = config.batch_size;
     for k in 0..SWITCH_BATCHES {
         let rows = k * b..(k + 1) * b;
-        returning.step(Batch {
-            images: &composites.images
-                [rows.start * crate::data::CANVAS_PIXELS..rows.end * crate::data::CANVAS_PIXELS],
-            labels: &composites.labels[rows],
-            activity: None,
-        });
+        returning
+            .step(Batch {
+                images: &composites.images[rows.start * crate::data::CANVAS_PIXELS
+                    ..rows.end * crate::data::CANVAS_PIXELS],
+                labels: &composites.labels[rows],
+                activity: None,
+            })
+            .map_err(|f| fault(Failure::new(format!("update {} back", k + 1), f)))?;
         if (k + 1) % SWITCH_EVERY == 0 {
             run.examples.push((k + 1) * b);
             run.accuracy.push(measure(returning.network()));
         }
     }
-    run
+    Ok(run)
 }
 
 #[cfg(test)]

@@ -1,0 +1,140 @@
+//! Advisory locks on results files (§6): two processes that append to one
+//! results file would both run the same runs and leave duplicates, so a
+//! writer takes an exclusive lock on `FILE.lock` first; a second writer is
+//! refused with the holder's process, host, command and age.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An exclusive lock on a file, held until dropped (the lock file is then
+/// removed). The lock is released by the OS if the process dies.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// The lock file of `target`: its name with `.lock` appended.
+pub fn lock_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    target.with_file_name(name)
+}
+
+/// Who this process is, as the lock file records it.
+fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".into());
+    let command: Vec<String> = std::env::args().collect();
+    format!(
+        "pid {} on {host} ({})",
+        std::process::id(),
+        command.join(" ")
+    )
+}
+
+impl FileLock {
+    /// Takes the lock of `target` without waiting; fails, naming the
+    /// holder, when another process holds it.
+    pub fn acquire(target: &Path) -> Result<FileLock> {
+        let path = lock_path(target);
+        loop {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut who = String::new();
+                    let _ = file.read_to_string(&mut who);
+                    let age = file
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .map_or(String::new(), |d| format!(", for {} s", d.as_secs()));
+                    let who = match who.trim() {
+                        "" => "another process".to_string(),
+                        w => w.to_string(),
+                    };
+                    return Err(Error::io(
+                        target,
+                        std::io::Error::other(format!(
+                            "in use by {who}{age} (lock {}): wait for it to finish, or write elsewhere",
+                            path.display()
+                        )),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            // The holder we waited on may have removed the file we opened:
+            // the lock counts only on the file that is at `path` now.
+            if !same_inode(&file, &path) {
+                continue;
+            }
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder().as_bytes()))
+                .and_then(|()| file.flush())
+                .map_err(|e| Error::io(&path, e))?;
+            return Ok(FileLock { file, path });
+        }
+    }
+}
+
+/// Whether `file` is the file at `path`.
+fn same_inode(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        #[cfg(unix)]
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.dev() == b.dev() && a.ino() == b.ino()
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => true,
+        _ => false,
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Removed while still held, so a waiting process re-opens a new one.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_naming_the_holder_and_freed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("results.jsonl");
+        let held = FileLock::acquire(&target).unwrap();
+        let err = FileLock::acquire(&target).unwrap_err().to_string();
+        let pid = format!("pid {}", std::process::id());
+        assert!(err.contains(&pid) && err.contains("results.jsonl"), "{err}");
+        drop(held);
+        assert!(!lock_path(&target).exists());
+        let again = FileLock::acquire(&target).unwrap();
+        assert!(
+            std::fs::read_to_string(lock_path(&target))
+                .unwrap()
+                .contains(&pid)
+        );
+        drop(again);
+    }
+}
