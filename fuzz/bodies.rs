@@ -24,7 +24,11 @@ pub fn idx(data: &[u8]) {
     let Some((&pick, file)) = data.split_first() else {
         return;
     };
-    let magic = if pick % 2 == 0 { IMAGES_MAGIC } else { LABELS_MAGIC };
+    let magic = if pick % 2 == 0 {
+        IMAGES_MAGIC
+    } else {
+        LABELS_MAGIC
+    };
     let Ok(bytes) = decompress_maybe_gzip(file.to_vec()) else {
         return;
     };
@@ -42,7 +46,9 @@ pub fn checkpoint(data: &[u8]) {
     if let Ok(checkpoint) = checkpoint_from(&file) {
         assert!(checkpoint.model.params.iter().all(|w| w.is_finite()));
         assert_eq!(
-            Arch::from_json(&checkpoint.model.arch().to_json()).ok().as_ref(),
+            Arch::from_json(&checkpoint.model.arch().to_json())
+                .ok()
+                .as_ref(),
             Some(checkpoint.model.arch())
         );
     }
@@ -102,8 +108,11 @@ pub fn arch(data: &[u8]) {
     }
 }
 
+/// What a target does with one input.
+pub type Body = fn(&[u8]);
+
 /// Every target, by name: what `tests/fuzz_corpora.rs` replays.
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Body); 7] = [
     ("idx", idx),
     ("checkpoint", checkpoint),
     ("trace_inputs", trace_inputs),

@@ -608,3 +608,51 @@ fn a_reading_preset_sets_its_options_and_explicit_flags_win() {
     assert_eq!(record["config"]["readout"], "all");
     assert_eq!(record["config"]["coupling_param"], "linear");
 }
+
+#[test]
+fn stored_numbers_survive_resume_and_merge_byte_for_byte_and_an_unended_last_record_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.jsonl");
+    assert_ok(&sweep(&full, "1-7@0,2-5@3", "2", "2", &[]));
+    let original = std::fs::read(&full).unwrap();
+    // Resuming with nothing left to run rewrites the file: byte for byte.
+    let again = sweep(&full, "1-7@0,2-5@3", "2", "2", &[]);
+    assert_ok(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to run"));
+    assert_eq!(
+        std::fs::read(&full).unwrap(),
+        original,
+        "resume changed stored numbers"
+    );
+    // So does a merge of the file alone.
+    let merged = dir.path().join("merged.jsonl");
+    assert_ok(&comod(
+        &["merge", merged.to_str().unwrap(), full.to_str().unwrap()],
+        "2",
+    ));
+    assert_eq!(
+        std::fs::read(&merged).unwrap(),
+        original,
+        "merge changed stored numbers"
+    );
+    // A whole last record without its newline (a hand-edited file) is kept.
+    let text = String::from_utf8(original).unwrap();
+    let kept: Vec<&str> = text.lines().take(5).collect();
+    let part = dir.path().join("part.jsonl");
+    std::fs::write(&part, kept.join("\n")).unwrap();
+    let resumed = sweep(&part, "1-7@0,2-5@3", "2", "2", &[]);
+    assert_ok(&resumed);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!stderr.contains("torn"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout).contains("(5 already in the file, 11 run now)")
+    );
+    let after = std::fs::read_to_string(&part).unwrap();
+    for line in kept {
+        assert!(
+            after.lines().any(|l| l == line),
+            "a kept record changed: {line}"
+        );
+    }
+    assert_eq!(without_wall_time(&part), without_wall_time(&full));
+}

@@ -101,9 +101,44 @@ fn hidden_sibling(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes the temporary files beside `path` that processes no longer
+/// running left behind when they were killed mid-write (where `/proc`
+/// tells which processes run).
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefixes = [
+        format!(".{}.tmp", stem.to_string_lossy()),
+        ".comod.tmp".to_string(),
+    ];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p.as_str())) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Has `write` create a temporary file beside `path` (the path it is
 /// given), then renames it over `path`; on any failure the temporary file
-/// is removed and the error names `path`.
+/// is removed and the error names `path`. Temporary files of killed
+/// writers of the same target are removed first.
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&Path) -> std::result::Result<(), String>,
@@ -112,6 +147,7 @@ pub fn write_atomic_with(
         return Err(Error::io(path, std::io::Error::other("not a file path")));
     }
     check_output(path)?;
+    remove_stale_temporaries(path);
     let tmp = hidden_sibling(path, "tmp");
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
     result.map_err(|message| {
@@ -152,6 +188,23 @@ mod tests {
         write_atomic(&target, b"whole").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("r.jsonl");
+        // No process has a pid above the kernel's maximum (2^22).
+        let dead = dir.path().join(".r.tmp4294967-0.jsonl");
+        let live = dir
+            .path()
+            .join(format!(".r.tmp{}-99.jsonl", std::process::id()));
+        let other = dir.path().join(".q.tmp4294967-0.jsonl");
+        for file in [&dead, &live, &other] {
+            std::fs::write(file, b"half").unwrap();
+        }
+        write_atomic(&target, b"whole").unwrap();
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     #[test]

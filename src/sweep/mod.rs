@@ -204,7 +204,8 @@ pub fn run_sweep(
             .into_inner()
             .expect("no panic while holding the lock"),
         seconds: start.elapsed().as_secs_f64(),
-        flops: new_records.iter().map(|(_, flops)| flops).sum(),
+        // A fold from +0: an empty f64 sum is −0, printed as "-0.0".
+        flops: new_records.iter().fold(0.0, |sum, (_, flops)| sum + flops),
     };
     let mut all = contents.records;
     for (record, _) in new_records {

@@ -104,9 +104,11 @@ pub fn check_config(path: &Path, contents: &Contents, config: &SweepConfig) -> R
     Ok(())
 }
 
-/// Appends records to a results file, one whole line per write.
+/// Appends records to a results file, one whole line per write; a write
+/// that fails (disk full) is cut back so that only whole records remain.
 pub struct Appender {
-    file: Mutex<std::fs::File>,
+    /// The file and its length after the last whole record.
+    file: Mutex<(std::fs::File, u64)>,
     path: std::path::PathBuf,
 }
 
@@ -122,23 +124,34 @@ impl Appender {
             .map_err(|e| Error::io(path, e))?;
         file.set_len(contents.whole_len as u64)
             .map_err(|e| Error::io(path, e))?;
+        let mut len = contents.whole_len as u64;
         if contents.needs_newline {
             file.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+            len += 1;
         }
         Ok(Appender {
-            file: Mutex::new(file),
+            file: Mutex::new((file, len)),
             path: path.to_path_buf(),
         })
     }
 
-    /// Appends `record` as one line, in one write, flushed to the file.
+    /// Appends `record` as one line, in one write, flushed to the file; on
+    /// failure the file is cut back to its whole records.
     pub fn append(&self, record: &Record) -> Result<()> {
         let mut line = record.to_line();
         line.push('\n');
-        let mut file = self.file.lock().expect("no panic while holding the lock");
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.flush())
-            .map_err(|e| Error::io(&self.path, e))
+        let mut guard = self.file.lock().expect("no panic while holding the lock");
+        let (file, len) = &mut *guard;
+        match file.write_all(line.as_bytes()).and_then(|()| file.flush()) {
+            Ok(()) => {
+                *len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = file.set_len(*len);
+                Err(Error::io(&self.path, e))
+            }
+        }
     }
 }
 

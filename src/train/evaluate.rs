@@ -388,6 +388,12 @@ impl Evaluator {
         }
     }
 
+    /// exp(m·c − β) per modulated neuron, as the last modulated evaluation
+    /// used it (zeros before one).
+    pub fn factor(&self) -> &[f32] {
+        &self.factor
+    }
+
     /// The logits of the last evaluation, `[n, 10]`; after
     /// [`Evaluator::modulated`] only the readout's columns are meaningful.
     pub fn logits(&self) -> &[f32] {

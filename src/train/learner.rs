@@ -69,6 +69,7 @@ pub trait Learner {
     /// finite.
     fn accuracy(&mut self, set: &EvalSet) -> Result<f32, Fault> {
         let (evaluator, readout) = self.evaluate(set);
+        check_finite("modulation factor exp(m·c − β)", evaluator.factor())?;
         check_finite("logits of the test set", evaluator.logits())?;
         Ok(evaluator.accuracy(set.labels(), readout))
     }
@@ -79,6 +80,7 @@ pub trait Learner {
     /// companion code validates).
     fn loss(&mut self, set: &EvalSet) -> Result<f64, Fault> {
         let (evaluator, readout) = self.evaluate(set);
+        check_finite("modulation factor exp(m·c − β)", evaluator.factor())?;
         check_finite("logits of the validation set", evaluator.logits())?;
         let loss = evaluator.loss(set.labels(), readout);
         check_scalar("validation loss", loss)?;

@@ -140,7 +140,7 @@ pub fn finetune(
                 curve,
                 modulation,
                 epochs: Some(epochs),
-                flops: sizes.iter().map(|s| s.flops).sum(),
+                flops: sizes.iter().fold(0.0, |sum, s| sum + s.flops),
                 failure,
             })
         }
