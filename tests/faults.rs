@@ -59,6 +59,11 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
                 .failure
                 .unwrap_or_else(|| panic!("{method:?} {:?}: no failure", config.protocol));
             assert!(!failure.tensor.is_empty() && failure.problem.starts_with("is "));
+            if method == Method::Retrain && config.protocol == Protocol::Online {
+                // The encoder's exp overflows on weights of 1e30: named there.
+                assert_eq!(failure.at, "the measurement after update 1");
+                assert!(failure.tensor.starts_with("activity of layer 1"), "{failure}");
+            }
             let expected = config.expected_examples();
             assert!(outcome.curve.examples.len() < expected.len(), "{failure}");
             assert!(expected.starts_with(&outcome.curve.examples));

@@ -655,4 +655,10 @@ fn stored_numbers_survive_resume_and_merge_byte_for_byte_and_an_unended_last_rec
         );
     }
     assert_eq!(without_wall_time(&part), without_wall_time(&full));
+    // Runs of the file outside a smaller plan are counted and kept.
+    let smaller = sweep(&part, "1-7@0", "2", "2", &[]);
+    assert_ok(&smaller);
+    let stderr = String::from_utf8_lossy(&smaller.stderr);
+    assert!(stderr.contains("8 runs outside this plan"), "{stderr}");
+    assert_eq!(without_wall_time(&part), without_wall_time(&full));
 }

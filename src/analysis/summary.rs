@@ -153,8 +153,8 @@ pub struct SummaryFiles {
 
 /// Writes `summary.md` and `summary.csv` of `records` (read from the
 /// results file `source`, which is never overwritten) into `out_dir`
-/// (created if needed) and, with `plots`, the PNG plots into that folder;
-/// nothing is written when either folder cannot take the files.
+/// (created if needed) and, with `plots`, the PNG plots into that folder
+/// (first); nothing is written when either folder cannot take the files.
 pub fn write_summary(
     records: &[Record],
     source: &Path,
@@ -172,11 +172,14 @@ pub fn write_summary(
         check_output(path)?;
         check_not_input(path, &[("results file", source)])?;
     }
+    // Plots first: a plot that fails leaves no tables behind.
+    let plotted = match plots {
+        Some(dir) => write_plots(records, dir)?,
+        None => Vec::new(),
+    };
     write_atomic(&md, table.as_bytes())?;
     write_atomic(&csv_path, csv(&rows).as_bytes())?;
     let mut written = vec![md, csv_path];
-    if let Some(dir) = plots {
-        written.extend(write_plots(records, dir)?);
-    }
+    written.extend(plotted);
     Ok(SummaryFiles { table, written })
 }

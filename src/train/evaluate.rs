@@ -11,6 +11,7 @@ use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, r
 use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
 use crate::train::config::{FinetuneConfig, ReadoutKind, TASK_TEST_COMPOSITES};
+use crate::train::fault::{Fault, check_finite, non_finite};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
 
@@ -285,6 +286,8 @@ pub struct Evaluator {
     off: Modulation<f32>,
     scratch: KernelScratch,
     ws: Workspace<f32>,
+    /// The first non-finite tensor of the last unmodulated evaluation.
+    fault: Option<Fault>,
 }
 
 impl Evaluator {
@@ -302,6 +305,7 @@ impl Evaluator {
             off: Modulation::off(arch),
             scratch: KernelScratch::default(),
             ws: model.workspace(EVAL_CHUNK),
+            fault: None,
         }
     }
 
@@ -364,6 +368,7 @@ impl Evaluator {
     pub fn unmodulated(&mut self, model: &Model<f32>, set: &EvalSet, start: Start, m: f32) {
         let arch = model.arch();
         self.logits.resize(set.len() * LOGITS, 0.0);
+        self.fault = None;
         for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
             let rows = chunk * EVAL_CHUNK..chunk * EVAL_CHUNK + logits.len() / LOGITS;
             match start {
@@ -385,13 +390,27 @@ impl Evaluator {
                 }
             }
             logits.copy_from_slice(model.logits(&self.ws));
+            if self.fault.is_none()
+                && let Some((tensor, index, value)) = model.first_non_finite(&self.ws)
+            {
+                self.fault = Some(Fault {
+                    tensor: format!("{tensor} (evaluation rows from {})", rows.start),
+                    problem: non_finite(value, index),
+                });
+            }
         }
     }
 
-    /// exp(m·c − β) per modulated neuron, as the last modulated evaluation
-    /// used it (zeros before one).
-    pub fn factor(&self) -> &[f32] {
-        &self.factor
+    /// The first tensor that turned non-finite in the last evaluation
+    /// (§6): the modulation factor, a layer of an unmodulated forward pass
+    /// or the logits.
+    pub fn fault(&self) -> Option<Fault> {
+        if let Err(fault) = check_finite("modulation factor exp(m·c − β)", &self.factor) {
+            return Some(fault);
+        }
+        self.fault
+            .clone()
+            .or_else(|| check_finite("logits", &self.logits).err())
     }
 
     /// The logits of the last evaluation, `[n, 10]`; after

@@ -69,8 +69,9 @@ pub trait Learner {
     /// finite.
     fn accuracy(&mut self, set: &EvalSet) -> Result<f32, Fault> {
         let (evaluator, readout) = self.evaluate(set);
-        check_finite("modulation factor exp(m·c − β)", evaluator.factor())?;
-        check_finite("logits of the test set", evaluator.logits())?;
+        if let Some(fault) = evaluator.fault() {
+            return Err(fault);
+        }
         Ok(evaluator.accuracy(set.labels(), readout))
     }
 
@@ -80,8 +81,9 @@ pub trait Learner {
     /// companion code validates).
     fn loss(&mut self, set: &EvalSet) -> Result<f64, Fault> {
         let (evaluator, readout) = self.evaluate(set);
-        check_finite("modulation factor exp(m·c − β)", evaluator.factor())?;
-        check_finite("logits of the validation set", evaluator.logits())?;
+        if let Some(fault) = evaluator.fault() {
+            return Err(fault);
+        }
         let loss = evaluator.loss(set.labels(), readout);
         check_scalar("validation loss", loss)?;
         Ok(loss)
