@@ -4,21 +4,14 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::OnceLock;
 
-use comod::data::{Digits, Task};
+use comod::data::Task;
 use comod::net::{Arch, Model, Readout};
 use comod::train::config::{DatasetOptions, Protocol};
 use comod::train::gain::GainNorm;
 use comod::train::learner::{Batch, learner};
 use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
-
-fn digits() -> &'static Digits {
-    static DIGITS: OnceLock<Digits> = OnceLock::new();
-    DIGITS
-        .get_or_init(|| Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
-}
 
 /// An initialised (not pretrained) network: faults do not need a good one.
 fn frozen() -> &'static FrozenNetwork {
@@ -42,7 +35,7 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
     config.lr.stochastic = 1e30;
     config.lr.deterministic = 1e30;
     config.lr.retrain = 1e30;
-    let data = TaskData::new(frozen(), digits(), task, &config, 0);
+    let data = TaskData::new(frozen(), common::shipped_digits(), task, &config, 0);
     let dataset = FinetuneConfig {
         protocol: Protocol::Dataset(DatasetOptions {
             size_step: 4,
@@ -54,7 +47,15 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
     };
     for config in [config, dataset] {
         for method in [Method::Stochastic, Method::Deterministic, Method::Retrain] {
-            let outcome = finetune(frozen(), digits(), &data, method, &config, 3).unwrap();
+            let outcome = finetune(
+                frozen(),
+                common::shipped_digits(),
+                &data,
+                method,
+                &config,
+                3,
+            )
+            .unwrap();
             let failure = outcome
                 .failure
                 .unwrap_or_else(|| panic!("{method:?} {:?}: no failure", config.protocol));
@@ -62,7 +63,10 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
             if method == Method::Retrain && config.protocol == Protocol::Online {
                 // The encoder's exp overflows on weights of 1e30: named there.
                 assert_eq!(failure.at, "the measurement after update 1");
-                assert!(failure.tensor.starts_with("activity of layer 1"), "{failure}");
+                assert!(
+                    failure.tensor.starts_with("activity of layer 1"),
+                    "{failure}"
+                );
             }
             let expected = config.expected_examples();
             assert!(outcome.curve.examples.len() < expected.len(), "{failure}");
@@ -79,8 +83,16 @@ fn exp_overflow_in_the_modulation_is_named_at_the_first_measurement() {
         modulator_mean: 1e3,
         ..small(FinetuneConfig::DEFAULT)
     };
-    let data = TaskData::new(frozen(), digits(), task, &config, 0);
-    let outcome = finetune(frozen(), digits(), &data, Method::Deterministic, &config, 1).unwrap();
+    let data = TaskData::new(frozen(), common::shipped_digits(), task, &config, 0);
+    let outcome = finetune(
+        frozen(),
+        common::shipped_digits(),
+        &data,
+        Method::Deterministic,
+        &config,
+        1,
+    )
+    .unwrap();
     let failure = outcome.failure.expect("exp(1000·c) overflows");
     assert_eq!(failure.at, "the measurement before any update");
     assert_eq!(failure.tensor, "modulation factor exp(m·c − β)");
@@ -122,35 +134,28 @@ fn a_gain_that_is_zero_for_every_neuron_is_a_fault() {
 #[test]
 fn a_sweep_records_failed_runs_warns_and_leaves_them_out_of_the_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck.safetensors");
+    let ck = common::pretrained_checkpoint(dir.path(), "1");
     let results = dir.path().join("r.jsonl");
-    let out = common::comod(
-        &["pretrain", "--epochs", "1", "--out", ck.to_str().unwrap()],
-        "2",
-    );
-    assert!(out.status.success());
-    let out = common::comod(
-        &[
-            "sweep",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--tasks",
-            "1-7@0",
-            "--repeats",
-            "1",
-            "--methods",
-            "deterministic,retrain-last",
-            "--lr-deterministic",
-            "1e30",
-            "--batches",
-            "4",
-            "--test-composites",
-            "30",
-            "--out",
-            results.to_str().unwrap(),
-        ],
-        "2",
-    );
+    let sweep = [
+        "sweep",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--tasks",
+        "1-7@0",
+        "--repeats",
+        "1",
+        "--methods",
+        "deterministic,retrain-last",
+        "--lr-deterministic",
+        "1e30",
+        "--batches",
+        "4",
+        "--test-composites",
+        "30",
+        "--out",
+        results.to_str().unwrap(),
+    ];
+    let out = common::comod(&sweep, "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -177,28 +182,7 @@ fn a_sweep_records_failed_runs_warns_and_leaves_them_out_of_the_summary() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["method"], "deterministic");
     // Resuming takes the failed run as done: it would fail the same way.
-    let again = common::comod(
-        &[
-            "sweep",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--tasks",
-            "1-7@0",
-            "--repeats",
-            "1",
-            "--methods",
-            "deterministic,retrain-last",
-            "--lr-deterministic",
-            "1e30",
-            "--batches",
-            "4",
-            "--test-composites",
-            "30",
-            "--out",
-            results.to_str().unwrap(),
-        ],
-        "2",
-    );
+    let again = common::comod(&sweep, "2");
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to run"));
     let out = common::comod(&["summary", results.to_str().unwrap()], "2");
     let table = String::from_utf8_lossy(&out.stdout);

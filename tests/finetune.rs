@@ -4,7 +4,8 @@
 //! The `dataset` protocol: E_max epochs without patience, sizes independent
 //! of each other, and the reported accuracy that of the kept state.
 
-use std::path::Path;
+mod common;
+
 use std::sync::OnceLock;
 
 use comod::data::{CANVAS_PIXELS, Digits, Task};
@@ -18,9 +19,7 @@ use comod::train::{FinetuneConfig, FrozenNetwork, Method, ReadoutKind, TaskData,
 use comod::train::{PretrainOptions, pretrain};
 
 fn digits() -> &'static Digits {
-    static DIGITS: OnceLock<Digits> = OnceLock::new();
-    DIGITS
-        .get_or_init(|| Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
+    common::shipped_digits()
 }
 
 /// A fixed pretrained test network (40 epochs, held-out accuracy ≈ 0.8).

@@ -6,23 +6,10 @@
 use std::path::Path;
 
 mod common;
-use common::without_wall_time;
+use common::{Quiet, without_wall_time};
 
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
-use comod::reproduce::Observer;
-use comod::sweep::SweepReport;
-use comod::train::{EpochStats, PretrainReport};
-
-struct Quiet;
-
-impl Observer for Quiet {
-    fn reused(&self, _: &Path) {}
-    fn pretraining_epoch(&self, _: &EpochStats, _: usize) {}
-    fn pretrained(&self, _: &PretrainReport, _: f64, _: &Path) {}
-    fn sweep_progress(&self, _: usize, _: usize) {}
-    fn sweep_done(&self, _: &SweepReport, _: &Path) {}
-}
 
 /// True when the PNG at `path` decodes and has pixels of at least two colours.
 fn png_has_content(path: &Path) -> bool {

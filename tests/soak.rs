@@ -10,13 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{comod, without_wall_time};
+use common::{Quiet, comod_owned, pretrained_checkpoint, without_wall_time};
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
-use comod::reproduce::Observer;
-use comod::sweep::SweepReport;
 use comod::sweep::store::read_results;
-use comod::train::{EpochStats, PretrainReport};
 
 /// Kills that must land on a running process.
 const KILLS: usize = 20;
@@ -90,20 +87,6 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn pretrained(dir: &Path) -> PathBuf {
-    let ck = dir.join("ck.safetensors");
-    let out = comod(
-        &["pretrain", "--epochs", "2", "--out", ck.to_str().unwrap()],
-        "2",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ck
-}
-
 /// Sixteen tasks: 512 short runs, about 15 s of work on 2 cores.
 const SOAK_TASKS: &str = "1-7@0,3-8@2,0-9@1,2-5@3,0-1@0,2-3@1,4-5@2,6-7@3,8-9@0,1-2@1,3-4@2,5-6@3,7-8@0,0-2@1,1-3@2,4-6@3";
 
@@ -141,18 +124,12 @@ fn hidden(dir: &Path) -> Vec<String> {
 #[ignore = "soak: run with --ignored"]
 fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = pretrained(dir.path());
+    let ck = pretrained_checkpoint(dir.path(), "2");
     let reference = dir.path().join("reference.jsonl");
     assert!(
-        comod(
-            &sweep_args(&ck, &reference)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            "2"
-        )
-        .status
-        .success()
+        comod_owned(&sweep_args(&ck, &reference), "2")
+            .status
+            .success()
     );
     let planned = std::fs::read_to_string(&reference).unwrap().lines().count();
 
@@ -170,13 +147,7 @@ fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
             progress.push(contents.records.len());
         },
     );
-    let out = comod(
-        &sweep_args(&ck, &soaked)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        "2",
-    );
+    let out = comod_owned(&sweep_args(&ck, &soaked), "2");
     assert!(
         out.status.success(),
         "{}",
@@ -198,17 +169,13 @@ fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
 #[ignore = "soak: run with --ignored"]
 fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = pretrained(dir.path());
+    let ck = pretrained_checkpoint(dir.path(), "2");
     let shards: Vec<PathBuf> = (0..3)
         .map(|i| {
             let shard = dir.path().join(format!("shard{i}.jsonl"));
             let mut args = sweep_args(&ck, &shard);
             args.extend(strings(&["--shard", &format!("{i}/3")]));
-            assert!(
-                comod(&args.iter().map(String::as_str).collect::<Vec<_>>(), "2")
-                    .status
-                    .success()
-            );
+            assert!(comod_owned(&args, "2").status.success());
             shard
         })
         .collect();
@@ -218,17 +185,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
         args
     };
     let reference = dir.path().join("reference.jsonl");
-    assert!(
-        comod(
-            &merge_args(&reference)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            "2"
-        )
-        .status
-        .success()
-    );
+    assert!(comod_owned(&merge_args(&reference), "2").status.success());
     let whole = std::fs::read(&reference).unwrap();
 
     let out_dir = dir.path().join("out");
@@ -251,13 +208,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
             }
         },
     );
-    let out = comod(
-        &merge_args(&merged)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-        "2",
-    );
+    let out = comod_owned(&merge_args(&merged), "2");
     assert!(out.status.success());
     assert_eq!(std::fs::read(&merged).unwrap(), whole);
     assert_eq!(
@@ -268,16 +219,6 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
     eprintln!(
         "merge soak: {KILLS} SIGKILLs over {starts} starts survived; output absent or whole after each ({seen_whole} whole); 0 partial"
     );
-}
-
-struct Quiet;
-
-impl Observer for Quiet {
-    fn reused(&self, _: &Path) {}
-    fn pretraining_epoch(&self, _: &EpochStats, _: usize) {}
-    fn pretrained(&self, _: &PretrainReport, _: f64, _: &Path) {}
-    fn sweep_progress(&self, _: usize, _: usize) {}
-    fn sweep_done(&self, _: &SweepReport, _: &Path) {}
 }
 
 /// Environment variable naming the folder of [`soak_report_child`].

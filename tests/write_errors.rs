@@ -6,10 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{comod, without_wall_time};
+use common::{comod_owned, pretrained_checkpoint, without_wall_time};
 
 /// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
 struct SmallDisk {
@@ -74,11 +74,6 @@ fn sweep_args(ck: &Path, out: &Path) -> Vec<String> {
     .to_vec()
 }
 
-fn run(args: &[String]) -> std::process::Output {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    comod(&args, "2")
-}
-
 /// Every line of `path` is a whole record.
 fn whole_records(path: &Path) -> usize {
     let text = std::fs::read_to_string(path).unwrap();
@@ -89,29 +84,15 @@ fn whole_records(path: &Path) -> usize {
     text.lines().count()
 }
 
-fn pretrained(dir: &Path) -> PathBuf {
-    let ck = dir.join("ck.safetensors");
-    let out = comod(
-        &["pretrain", "--epochs", "1", "--out", ck.to_str().unwrap()],
-        "2",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ck
-}
-
 #[test]
 fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes() {
     let Some(disk) = SmallDisk::mount("64k") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let ck = pretrained(work.path());
+    let ck = pretrained_checkpoint(work.path(), "1");
     let reference = work.path().join("reference.jsonl");
-    let out = run(&sweep_args(&ck, &reference));
+    let out = comod_owned(&sweep_args(&ck, &reference), "2");
     assert!(out.status.success());
     assert!(
         std::fs::metadata(&reference).unwrap().len() > 64 << 10,
@@ -119,7 +100,7 @@ fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes
     );
 
     let results = disk.path().join("r.jsonl");
-    let out = run(&sweep_args(&ck, &results));
+    let out = comod_owned(&sweep_args(&ck, &results), "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
@@ -136,7 +117,7 @@ fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes
     assert_eq!(names.len(), 1, "no temporary or lock file left: {names:?}");
 
     disk.remount("size=4m");
-    let out = run(&sweep_args(&ck, &results));
+    let out = comod_owned(&sweep_args(&ck, &results), "2");
     assert!(
         out.status.success(),
         "{}",
@@ -152,16 +133,16 @@ fn a_read_only_file_system_is_one_line_and_the_records_stay() {
         return;
     };
     let work = tempfile::tempdir().unwrap();
-    let ck = pretrained(work.path());
+    let ck = pretrained_checkpoint(work.path(), "1");
     let results = disk.path().join("r.jsonl");
     let mut args = sweep_args(&ck, &results);
     let repeats = args.iter().position(|a| a == "--repeats").unwrap();
     args[repeats + 1] = "1".into();
-    assert!(run(&args).status.success());
+    assert!(comod_owned(&args, "2").status.success());
     let before = std::fs::read(&results).unwrap();
     disk.remount("ro");
     args[repeats + 1] = "2".into();
-    let out = run(&args);
+    let out = comod_owned(&args, "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");

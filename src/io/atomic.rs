@@ -32,17 +32,25 @@ pub fn check_output(path: &Path) -> Result<()> {
     }
 }
 
-/// Whether `a` and `b` are one file (the same inode, so also through
-/// links); false when either does not exist.
+/// Whether `a` and `b` describe one file (the same inode, so also
+/// through links; elsewhere than Unix, the same size and times).
+pub(crate) fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        a.len() == b.len() && a.modified().ok() == b.modified().ok()
+    }
+}
+
+/// Whether the paths `a` and `b` are one file; false when either does not
+/// exist.
 fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
-        #[cfg(unix)]
-        (Ok(x), Ok(y)) => {
-            use std::os::unix::fs::MetadataExt;
-            x.dev() == y.dev() && x.ino() == y.ino()
-        }
-        #[cfg(not(unix))]
-        (Ok(_), Ok(_)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        (Ok(x), Ok(y)) => same_inode(&x, &y),
         _ => false,
     }
 }

@@ -8,6 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::atomic::same_inode;
 
 /// An exclusive lock on a file, held until dropped (the lock file is then
 /// removed). The lock is released by the OS if the process dies.
@@ -80,7 +81,8 @@ impl FileLock {
             }
             // The holder we waited on may have removed the file we opened:
             // the lock counts only on the file that is at `path` now.
-            if !same_inode(&file, &path) {
+            let current = (file.metadata(), std::fs::metadata(&path));
+            if !matches!(current, (Ok(a), Ok(b)) if same_inode(&a, &b)) {
                 continue;
             }
             file.set_len(0)
@@ -90,20 +92,6 @@ impl FileLock {
                 .map_err(|e| Error::io(&path, e))?;
             return Ok(FileLock { file, path });
         }
-    }
-}
-
-/// Whether `file` is the file at `path`.
-fn same_inode(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::metadata(path)) {
-        #[cfg(unix)]
-        (Ok(a), Ok(b)) => {
-            use std::os::unix::fs::MetadataExt;
-            a.dev() == b.dev() && a.ino() == b.ino()
-        }
-        #[cfg(not(unix))]
-        (Ok(_), Ok(_)) => true,
-        _ => false,
     }
 }
 

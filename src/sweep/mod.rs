@@ -158,12 +158,7 @@ pub fn run_sweep(
                         failed
                             .lock()
                             .expect("no panic while holding the lock")
-                            .push(format!(
-                                "{} {} repeat {}: {failure}",
-                                key.task,
-                                method.name(),
-                                key.repeat
-                            ));
+                            .push(format!("{key}: {failure}"));
                     }
                     let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
                         .then_some(outcome.modulation.coupling);
@@ -252,10 +247,7 @@ fn check_resumed(
             return Err(Error::data(
                 out,
                 format!(
-                    "{} {} repeat {} has {problem}: not a run of this sweep; remove its line or write elsewhere",
-                    key.task,
-                    key.method.name(),
-                    key.repeat
+                    "{key} has {problem}: not a run of this sweep; remove its line or write elsewhere"
                 ),
             ));
         }

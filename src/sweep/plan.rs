@@ -38,6 +38,19 @@ pub struct RunKey {
     pub repeat: usize,
 }
 
+impl fmt::Display for RunKey {
+    /// `1-7@0 stochastic repeat 2`, as messages name a run.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} repeat {}",
+            self.task,
+            self.method.name(),
+            self.repeat
+        )
+    }
+}
+
 impl RunKey {
     /// The run's seed: a fixed hash of (master seed, task, method, repeat),
     /// so results depend on nothing else (§6).

@@ -93,11 +93,9 @@ pub fn check_config(path: &Path, contents: &Contents, config: &SweepConfig) -> R
         return Err(Error::data(
             path,
             format!(
-                "holds runs of another configuration ({} differs, e.g. in {} {} repeat {}): configurations are never mixed",
+                "holds runs of another configuration ({} differs, e.g. in {}): configurations are never mixed",
                 first_difference(&other.config, config),
-                other.task,
-                other.method.name(),
-                other.repeat
+                other.key()
             ),
         ));
     }
@@ -207,12 +205,7 @@ pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
             if all.insert(key.clone(), record).is_some() {
                 return Err(Error::data(
                     input,
-                    format!(
-                        "{} {} repeat {} is also in another input",
-                        key.task,
-                        key.method.name(),
-                        key.repeat
-                    ),
+                    format!("{key} is also in another input"),
                 ));
             }
         }

@@ -2,9 +2,11 @@
 //! drawing random architectures. Each test file uses a part of them.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
-use comod::data::CANVAS_PIXELS;
+use comod::data::{CANVAS_PIXELS, Digits};
 use comod::kernel::Body;
 use comod::net::{Arch, LayerKind, LayerSpec, Nonlinearity};
 use proptest::prelude::*;
@@ -17,6 +19,51 @@ pub fn comod(args: &[&str], threads: &str) -> Output {
         .env("RAYON_NUM_THREADS", threads)
         .output()
         .expect("comod runs")
+}
+
+/// [`comod`] with owned arguments.
+pub fn comod_owned(args: &[String], threads: &str) -> Output {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    comod(&args, threads)
+}
+
+/// Pretrains the default network for `epochs` into `dir/ck.safetensors`.
+pub fn pretrained_checkpoint(dir: &Path, epochs: &str) -> PathBuf {
+    let ck = dir.join("ck.safetensors");
+    let out = comod(
+        &[
+            "pretrain",
+            "--epochs",
+            epochs,
+            "--out",
+            ck.to_str().unwrap(),
+        ],
+        "2",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ck
+}
+
+/// The shipped digits, loaded once.
+pub fn shipped_digits() -> &'static Digits {
+    static DIGITS: OnceLock<Digits> = OnceLock::new();
+    DIGITS
+        .get_or_init(|| Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap())
+}
+
+/// A report observer that shows nothing.
+pub struct Quiet;
+
+impl comod::reproduce::Observer for Quiet {
+    fn reused(&self, _: &Path) {}
+    fn pretraining_epoch(&self, _: &comod::train::EpochStats, _: usize) {}
+    fn pretrained(&self, _: &comod::train::PretrainReport, _: f64, _: &Path) {}
+    fn sweep_progress(&self, _: usize, _: usize) {}
+    fn sweep_done(&self, _: &comod::sweep::SweepReport, _: &Path) {}
 }
 
 /// The lines of a results file with each record's wall time removed (the
