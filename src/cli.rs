@@ -343,7 +343,9 @@ pub struct SweepArgs {
     /// Repeats per task and method.
     #[arg(long, default_value_t = FULL_REPEATS)]
     pub repeats: usize,
-    /// Results file (JSON lines); runs it already holds are skipped.
+    /// Results file (JSON lines); runs it already holds are checked against
+    /// the plan and skipped. Locked while the sweep runs: a second sweep on
+    /// it is refused, naming the holder.
     #[arg(long)]
     pub out: PathBuf,
     /// Run only shard i of n (0 ≤ i < n), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
@@ -508,7 +510,8 @@ pub struct ReportArgs {
 
 #[derive(clap::Args)]
 pub struct MergeArgs {
-    /// The merged results file (written atomically, runs in canonical order).
+    /// The merged results file (written atomically, runs in canonical
+    /// order; not one of the inputs; locked while written).
     pub out: PathBuf,
     /// Shard results files.
     #[arg(required = true)]
