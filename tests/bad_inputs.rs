@@ -528,6 +528,17 @@ const CASES: &[Case] = &[
         needles: &["good.jsonl", "line 1", "record format 99 is newer"],
     },
     Case {
+        name: "results with a learning rate beyond f32 (read as inf, written as null)",
+        setup: |d| edit_record(d, |r| r["config"]["lr"]["retrain_last"] = 6e47.into()),
+        args: &["summary", "@good.jsonl"],
+        code: 1,
+        needles: &[
+            "good.jsonl",
+            "line 1",
+            "configuration: --lr-retrain-last inf",
+        ],
+    },
+    Case {
         name: "results line that is not JSON",
         setup: |d| {
             let text = std::fs::read_to_string(d.join("good.jsonl")).unwrap();

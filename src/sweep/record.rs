@@ -141,6 +141,7 @@ impl Record {
                 record.curve.len()
             ));
         }
+        record.check_values()?;
         if let Some(i) = record.curve.iter().position(|a| !(0.0..=1.0).contains(a)) {
             return Err(format!(
                 "accuracy {} at measurement {i} is not in [0, 1]",
@@ -158,6 +159,31 @@ impl Record {
             ));
         }
         Ok(record)
+    }
+
+    /// Checks the values a record must hold to be written back as it was
+    /// read: a number too large for f32 reads as infinite and would be
+    /// written as `null` (§6). The configuration must pass its own checks,
+    /// the architecture its rules, and the wall time and coupling must be
+    /// finite.
+    fn check_values(&self) -> std::result::Result<(), String> {
+        self.config
+            .finetune
+            .validate()
+            .map_err(|e| format!("configuration: {e}"))?;
+        self.config
+            .architecture
+            .validate()
+            .map_err(|e| format!("configuration: {e}"))?;
+        if !(self.wall_s.is_finite() && self.wall_s >= 0.0) {
+            return Err(format!("wall_s {} is not a time", self.wall_s));
+        }
+        if let Some(c) = &self.coupling
+            && let Some(i) = c.iter().position(|v| !v.is_finite())
+        {
+            return Err(format!("coupling {} at index {i} is not finite", c[i]));
+        }
+        Ok(())
     }
 
     /// Whether the run ended in a numerical fault (§6).
