@@ -16,6 +16,7 @@ use cli::{
 };
 use comod::analysis::write_summary;
 use comod::bench::{BenchLine, run_bench, throughput};
+use comod::data::digits::idx_files;
 use comod::data::{Digits, parse_task_list};
 use comod::io::trace::{read_trace_inputs, write_trace_outputs};
 use comod::io::{check_not_input, check_writable, load_checkpoint, save_pretrained};
@@ -131,7 +132,10 @@ fn run_pretrain(args: PretrainArgs) -> Result<()> {
     };
     options.validate()?;
     check_writable(&args.out)?;
-    check_not_input(&args.out, &[("--arch", Path::new(&args.arch))])?;
+    let data = idx_files(&args.data);
+    let mut inputs = vec![("--arch", Path::new(&args.arch))];
+    inputs.extend(data.iter().map(|p| ("--data", p.as_path())));
+    check_not_input(&args.out, &inputs)?;
     let digits = Digits::load(&args.data)?;
     let progress = pretraining_bar();
     let start = Instant::now();
@@ -204,7 +208,10 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let tasks = parse_task_list(&args.tasks).context("--tasks")?;
     let config = args.run.finetune_config();
     config.validate()?;
-    check_not_input(&args.out, &[("--checkpoint", &args.checkpoint)])?;
+    let data = idx_files(&args.data);
+    let mut inputs = vec![("--checkpoint", args.checkpoint.as_path())];
+    inputs.extend(data.iter().map(|p| ("--data", p.as_path())));
+    check_not_input(&args.out, &inputs)?;
     let (frozen, digits, config) = sweep_inputs(&args.checkpoint, &args.data, config, &args.run)?;
     args.check_architecture(frozen.model.arch())?;
     let spec = SweepSpec {

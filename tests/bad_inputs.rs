@@ -273,6 +273,19 @@ const CASES: &[Case] = &[
         needles: &["same file as --checkpoint"],
     },
     Case {
+        name: "pretrain --out = an IDX file of --data",
+        setup: |d| digits_with_images(d, b"images"),
+        args: &[
+            "pretrain",
+            "--data",
+            "@data",
+            "--out",
+            "@data/mnist10k-images-idx3-ubyte",
+        ],
+        code: 1,
+        needles: &["same file as --data", "mnist10k-images-idx3-ubyte"],
+    },
+    Case {
         name: "merge into one of its inputs",
         setup: nothing,
         args: &["merge", "@good.jsonl", "@good.jsonl"],

@@ -48,6 +48,19 @@ struct IdxPair {
     labels: PathBuf,
 }
 
+/// The IDX files that [`Digits::load`] reads from `dir` (none when it
+/// cannot): inputs that no output may replace.
+pub fn idx_files(dir: &Path) -> Vec<PathBuf> {
+    find_pairs(dir)
+        .map(|pairs| {
+            pairs
+                .into_iter()
+                .flat_map(|(_, pair)| [pair.images, pair.labels])
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Finds `<prefix>-images-idx3-ubyte[.gz]` and its labels file in `dir`.
 fn find_pairs(dir: &Path) -> Result<Vec<(String, IdxPair)>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
