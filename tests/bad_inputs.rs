@@ -137,6 +137,11 @@ fn edit_record(dir: &Path, edit: fn(&mut serde_json::Value)) {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 }
 
+/// Writes `a.json`: the tiny architecture with `from` replaced by `to`.
+fn tiny_arch_with(dir: &Path, from: &str, to: &str) {
+    std::fs::write(dir.join("a.json"), TINY_ARCH.replace(from, to)).unwrap();
+}
+
 /// Writes a checkpoint holding only metadata `comod` = `arch`.
 fn checkpoint_with_arch(dir: &Path, arch: &str) {
     let metadata = [("comod".to_string(), arch.to_string())]
@@ -813,48 +818,28 @@ const CASES: &[Case] = &[
     // Architecture JSON.
     Case {
         name: "architecture JSON with an unknown field",
-        setup: |d| {
-            std::fs::write(d.join("a.json"), TINY_ARCH.replace("\"beta\"", "\"gamma\"")).unwrap()
-        },
+        setup: |d| tiny_arch_with(d, "\"beta\"", "\"gamma\""),
         args: &["pretrain", "--arch", "@a.json", "--out", "@out.safetensors"],
         code: 1,
         needles: &["a.json", "gamma"],
     },
     Case {
         name: "architecture JSON of format 2",
-        setup: |d| {
-            std::fs::write(
-                d.join("a.json"),
-                TINY_ARCH.replace("\"format\":1", "\"format\":2"),
-            )
-            .unwrap()
-        },
+        setup: |d| tiny_arch_with(d, "\"format\":1", "\"format\":2"),
         args: &["pretrain", "--arch", "@a.json", "--out", "@out.safetensors"],
         code: 1,
         needles: &["a.json", "format 2"],
     },
     Case {
         name: "architecture JSON whose readout has 5 logits",
-        setup: |d| {
-            std::fs::write(
-                d.join("a.json"),
-                TINY_ARCH.replace("\"size\":10", "\"size\":5"),
-            )
-            .unwrap()
-        },
+        setup: |d| tiny_arch_with(d, "\"size\":10", "\"size\":5"),
         args: &["pretrain", "--arch", "@a.json", "--out", "@out.safetensors"],
         code: 1,
         needles: &["a.json", "readout has size 5"],
     },
     Case {
         name: "architecture JSON modulating the readout",
-        setup: |d| {
-            std::fs::write(
-                d.join("a.json"),
-                TINY_ARCH.replace("\"modulated_layer\":1", "\"modulated_layer\":3"),
-            )
-            .unwrap()
-        },
+        setup: |d| tiny_arch_with(d, "\"modulated_layer\":1", "\"modulated_layer\":3"),
         args: &["pretrain", "--arch", "@a.json", "--out", "@out.safetensors"],
         code: 1,
         needles: &["a.json", "modulated_layer 3"],

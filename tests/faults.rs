@@ -62,7 +62,13 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
             assert!(!failure.tensor.is_empty() && failure.problem.starts_with("is "));
             if method == Method::Retrain && config.protocol == Protocol::Online {
                 // The encoder's exp overflows on weights of 1e30: named there.
-                assert_eq!(failure.at, "the measurement after update 1");
+                // The measurement after update 1 may miss it (a ReLU maps
+                // NaN to 0); update 2's forward pass finds it.
+                assert!(
+                    ["the measurement after update 1", "update 2 of 6"]
+                        .contains(&failure.at.as_str()),
+                    "{failure}"
+                );
                 assert!(
                     failure.tensor.starts_with("activity of layer 1"),
                     "{failure}"

@@ -429,11 +429,7 @@ impl<T: Real> Model<T> {
     /// per layer its pre-activation, per-neuron factor and activity) that
     /// holds a non-finite value, by name, with that value's index and value.
     pub fn first_non_finite(&self, ws: &Workspace<T>) -> Option<(String, usize, f64)> {
-        let (depth, modulated, gated) = (
-            self.arch.depth(),
-            self.arch.modulated_layer,
-            self.arch.gated_layer(),
-        );
+        let depth = self.arch.depth();
         let find = |values: &[T]| {
             values
                 .iter()
@@ -441,33 +437,39 @@ impl<T: Real> Model<T> {
                 .find_map(|(i, v)| (!v.to_f64().is_finite()).then_some((i, v.to_f64())))
         };
         for l in 1..=depth {
-            let n = self.arch.size(l);
-            let pre = match l {
-                _ if l == depth => "logits".to_string(),
-                1 => "pre-activation of layer 1 (the encoder)".to_string(),
-                _ => format!("pre-activation of layer {l}"),
+            let n = ws.batch * self.arch.size(l);
+            // 0: pre-activation, 1: per-neuron factor, 2: activity.
+            let tensors: [&[T]; 3] = if l < depth {
+                [&ws.pre[l - 1][..n], &ws.scale[l - 1], &ws.post[l - 1][..n]]
+            } else {
+                [&ws.pre[l - 1][..n], &[], &[]]
             };
-            let factor = match (l == modulated, l == gated) {
-                (true, true) => format!("modulation factor exp(m·c − β) times gain of layer {l}"),
-                (true, false) => format!("modulation factor exp(m·c − β) of layer {l}"),
-                _ => format!("gain of layer {l}"),
-            };
-            let mut tensors = vec![(pre, &ws.pre[l - 1][..ws.batch * n])];
-            if l < depth {
-                tensors.push((factor, &ws.scale[l - 1][..]));
-                tensors.push((
-                    format!("activity of layer {l}"),
-                    &ws.post[l - 1][..ws.batch * n],
-                ));
-            }
-            if let Some(found) = tensors
-                .into_iter()
-                .find_map(|(name, values)| find(values).map(|(i, v)| (name, i, v)))
+            if let Some((kind, (i, v))) = tensors
+                .iter()
+                .enumerate()
+                .find_map(|(kind, values)| find(values).map(|found| (kind, found)))
             {
-                return Some(found);
+                return Some((self.tensor_name(l, kind), i, v));
             }
         }
         None
+    }
+
+    /// The name of layer `l`'s pre-activation (`kind` 0), per-neuron
+    /// factor (1) or activity (2), for fault messages (§6).
+    fn tensor_name(&self, l: usize, kind: usize) -> String {
+        let (modulated, gated) = (l == self.arch.modulated_layer, l == self.arch.gated_layer());
+        match kind {
+            0 if l == self.arch.depth() => "logits".to_string(),
+            0 if l == 1 => "pre-activation of layer 1 (the encoder)".to_string(),
+            0 => format!("pre-activation of layer {l}"),
+            1 if modulated && gated => {
+                format!("modulation factor exp(m·c − β) times gain of layer {l}")
+            }
+            1 if modulated => format!("modulation factor exp(m·c − β) of layer {l}"),
+            1 => format!("gain of layer {l}"),
+            _ => format!("activity of layer {l}"),
+        }
     }
 
     /// Logits `[B, 10]` of the last forward pass.

@@ -11,7 +11,7 @@ use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, r
 use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
 use crate::train::config::{FinetuneConfig, ReadoutKind, TASK_TEST_COMPOSITES};
-use crate::train::fault::{Fault, check_finite, non_finite};
+use crate::train::fault::{Fault, check_finite, forward_fault};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
 
@@ -286,7 +286,8 @@ pub struct Evaluator {
     off: Modulation<f32>,
     scratch: KernelScratch,
     ws: Workspace<f32>,
-    /// The first non-finite tensor of the last unmodulated evaluation.
+    /// The first non-finite tensor of the last unmodulated evaluation,
+    /// searched for when a chunk's logits are not finite.
     fault: Option<Fault>,
 }
 
@@ -390,12 +391,12 @@ impl Evaluator {
                 }
             }
             logits.copy_from_slice(model.logits(&self.ws));
-            if self.fault.is_none()
-                && let Some((tensor, index, value)) = model.first_non_finite(&self.ws)
-            {
-                self.fault = Some(Fault {
-                    tensor: format!("{tensor} (evaluation rows from {})", rows.start),
-                    problem: non_finite(value, index),
+            // Only the logits are scanned on every chunk; the layers below
+            // are searched for the first culprit once a logit is not finite.
+            if self.fault.is_none() && logits.iter().any(|v| !v.is_finite()) {
+                self.fault = forward_fault(model, &self.ws).map(|mut fault| {
+                    fault.tensor += &format!(" (evaluation rows from {})", rows.start);
+                    fault
                 });
             }
         }

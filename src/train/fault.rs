@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::{Model, Workspace};
+
 /// What went wrong in one tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fault {
@@ -58,6 +60,17 @@ pub fn check_finite(tensor: &str, values: &[f32]) -> Result<(), Fault> {
             problem: non_finite(values[i] as f64, i),
         }),
     }
+}
+
+/// The first tensor of the last forward pass in `ws` that holds a
+/// non-finite value ([`Model::first_non_finite`]), as a fault.
+pub fn forward_fault(model: &Model<f32>, ws: &Workspace<f32>) -> Option<Fault> {
+    model
+        .first_non_finite(ws)
+        .map(|(tensor, index, value)| Fault {
+            tensor,
+            problem: non_finite(value, index),
+        })
 }
 
 /// Fails when a scalar such as a loss is not finite.

@@ -18,7 +18,7 @@ use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace
 use crate::rng::rng_for;
 use crate::train::config::{CouplingParam, FinetuneConfig};
 use crate::train::evaluate::{EvalSet, Evaluator, Start};
-use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
+use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::gain::{GainEstimator, GainState};
 use crate::train::method::{Method, Trained};
@@ -65,8 +65,8 @@ pub trait Learner {
     /// returned evaluator, to be read with the returned readout.
     fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout);
 
-    /// Accuracy on `set` in the current state; fails when a logit is not
-    /// finite.
+    /// Accuracy on `set` in the current state; fails when the evaluation
+    /// turned non-finite (§6).
     fn accuracy(&mut self, set: &EvalSet) -> Result<f32, Fault> {
         let (evaluator, readout) = self.evaluate(set);
         if let Some(fault) = evaluator.fault() {
@@ -171,13 +171,10 @@ impl Common {
 /// The first non-finite tensor of the last forward pass in `ws`, or a
 /// non-finite `loss` (§6).
 fn check_forward(model: &Model<f32>, ws: &Workspace<f32>, loss: f32) -> Result<(), Fault> {
-    if let Some((tensor, index, value)) = model.first_non_finite(ws) {
-        return Err(Fault {
-            tensor,
-            problem: non_finite(value, index),
-        });
+    match forward_fault(model, ws) {
+        Some(fault) => Err(fault),
+        None => check_scalar("training loss", loss as f64),
     }
-    check_scalar("training loss", loss as f64)
 }
 
 /// Fails when the gain is not finite or is zero for every neuron (then
