@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Output;
 
-use common::comod;
+use common::{assert_one_line_error, comod};
 use comod::io::load_checkpoint;
 
 fn pretrain(out: &Path, threads: &str, extra: &[&str]) -> Output {
@@ -21,16 +21,6 @@ fn pretrain(out: &Path, threads: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     comod(&args, threads)
-}
-
-/// Asserts failure with one stderr line containing every `needle`.
-fn assert_one_line_error(output: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "must fail: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
-    }
 }
 
 #[test]

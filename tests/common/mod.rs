@@ -21,6 +21,16 @@ pub fn comod(args: &[&str], threads: &str) -> Output {
         .expect("comod runs")
 }
 
+/// Asserts failure with one stderr line containing every `needle`.
+pub fn assert_one_line_error(output: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "must fail: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+}
+
 /// [`comod`] with owned arguments.
 pub fn comod_owned(args: &[String], threads: &str) -> Output {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
