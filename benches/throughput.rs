@@ -1,23 +1,40 @@
-//! Throughput beside the machine's SGEMM peak: the trial-kernel workloads
-//! (§3) and a pretraining epoch (§4).
+//! Throughput beside the machine's FMA peak: the trial-kernel workloads
+//! (§3) and a pretraining epoch (§4), with the FMA chains of every
+//! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
-//! "elem/s" reads as FLOP/s: compare each group with
-//! `sgemm_peak/2_threads`. Run: `cargo bench --bench throughput`.
-//! `comod bench` prints the kernel workloads with their ratio to the peak.
+//! "elem/s" reads as FLOP/s: compare each group with `fma_peak/{isa}`
+//! (one thread) and `sgemm/2_threads`. Run: `cargo bench --bench throughput`.
+//! `comod bench` prints every workload with its ratio to the peak of its
+//! thread count, and the whole fine-tuning runs.
 
 use std::path::Path;
 
 use comod::bench::SgemmProblem;
+use comod::bench::peak::{chain_flops, chains};
 use comod::data::Digits;
 use comod::kernel::workload::WORKLOADS;
 use comod::net::Arch;
+use comod::net::simd::Isa;
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn sgemm_peak(c: &mut Criterion) {
+/// The FMA chains of each instruction set on one thread.
+fn fma_peak(c: &mut Criterion) {
+    const ITERATIONS: u64 = 1_000_000;
+    let mut group = c.benchmark_group("fma_peak");
+    for isa in Isa::available() {
+        group.throughput(Throughput::Elements(chain_flops(isa, ITERATIONS) as u64));
+        group.bench_function(isa.name(), |b| {
+            b.iter(|| chains(isa, std::hint::black_box(ITERATIONS)))
+        });
+    }
+    group.finish();
+}
+
+fn sgemm(c: &mut Criterion) {
     let mut problem = SgemmProblem::new();
-    let mut group = c.benchmark_group("sgemm_peak");
+    let mut group = c.benchmark_group("sgemm");
     group.throughput(Throughput::Elements(problem.flops() as u64));
     group.sample_size(20);
     for threads in [1, 2] {
@@ -63,5 +80,5 @@ fn pretrain_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sgemm_peak, trial_kernel, pretrain_epoch);
+criterion_group!(benches, fma_peak, sgemm, trial_kernel, pretrain_epoch);
 criterion_main!(benches);

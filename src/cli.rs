@@ -12,7 +12,6 @@ use comod::bench::DEFAULT_SECONDS;
 use comod::data::SHIPPED_DATA_DIR;
 use comod::data::task::ALL_TASKS;
 use comod::kernel::GainRule;
-use comod::kernel::workload::WORKLOADS;
 use comod::net::Arch;
 use comod::net::arch::DEFAULT_PRESET;
 use comod::reproduce::DEFAULT_OUT;
@@ -537,17 +536,26 @@ pub struct TraceArgs {
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Print one JSON object per line (keys workload, seconds, gflops,
-    /// peak_gflops, ratio) instead of a table.
+    /// Print one JSON object per line (keys workload, kind, isa, threads,
+    /// seconds, flops, gflops, peak_gflops, ratio, sgemm_gflops,
+    /// sgemm_ratio) instead of a table. `peak_gflops` is the FMA peak of
+    /// the line's instruction set and thread count, measured in this run.
     #[arg(long)]
     pub json: bool,
     /// Minimum seconds of timed runs per workload (the median is
     /// reported), from 0 to 3600.
     #[arg(long, default_value_t = DEFAULT_SECONDS, allow_negative_numbers = true)]
     pub seconds: f64,
-    /// Only these comma-separated workloads (default: all).
-    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(WORKLOADS.map(|w| w.name)))]
+    /// Only these comma-separated workloads (default: all). `trial_*`
+    /// and `deep4_*` time one batch gain of the trial kernel (§3);
+    /// `online_METHOD` times whole `online` runs (§4), one per thread at
+    /// once as a sweep runs them, and reports seconds per run.
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(comod::bench::workload_names()))]
     pub only: Vec<String>,
+    /// Folder with an IDX images/labels pair for the `online_*`
+    /// workloads; default: the shipped digits.
+    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    pub data: PathBuf,
 }
 
 #[derive(clap::Args)]

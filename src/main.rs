@@ -23,6 +23,7 @@ use comod::io::{check_not_input, check_writable, load_checkpoint, save_pretraine
 use comod::kernel::Body;
 use comod::kernel::workload::SAMPLES;
 use comod::net::Arch;
+use comod::net::simd::Isa;
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
 use comod::reproduce::{Observer, ReproduceOptions, plan, reproduce};
@@ -108,7 +109,7 @@ fn print_sweep(report: &SweepReport, out: &Path) {
     }
     let rate = throughput(report.flops, report.seconds);
     println!(
-        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread SGEMM peak ({:.1} GFLOP/s); {:.3} s per run",
+        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread {} FMA peak ({:.1} GFLOP/s); {:.3} s per run",
         report.planned,
         report.resumed,
         report.run,
@@ -117,6 +118,7 @@ fn print_sweep(report: &SweepReport, out: &Path) {
         rate.gflops,
         100.0 * rate.gflops / rate.peak_gflops,
         rate.threads,
+        rate.isa,
         rate.peak_gflops,
         report.seconds / report.run.max(1) as f64
     );
@@ -451,30 +453,37 @@ fn run_trace(args: TraceArgs) -> Result<()> {
 fn run_bench_command(args: BenchArgs) -> Result<()> {
     if !args.json {
         println!(
-            "{:?} body, {} threads, T = {SAMPLES}",
+            "{:?} body ({}), {} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count, and beside SGEMM",
             Body::detect(),
+            Body::detect().isa(),
             rayon::current_num_threads()
         );
         println!(
-            "{:<24} {:>13} {:>16} {:>18}",
-            "workload", "median", "rate", "of SGEMM peak"
+            "{:<24} {:>13} {:>16} {:>26} {:>10}",
+            "workload", "median", "rate", "of FMA peak", "of SGEMM"
         );
     }
-    run_bench(&args.only, args.seconds, |line: &BenchLine| {
+    run_bench(&args.only, args.seconds, &args.data, |line: &BenchLine| {
         if args.json {
             let record = serde_json::json!({
-                "workload": line.workload, "seconds": line.seconds, "gflops": line.gflops,
+                "workload": line.workload, "kind": format!("{:?}", line.kind),
+                "isa": line.isa.name(), "threads": line.threads,
+                "seconds": line.seconds, "flops": line.gflops * 1e9 * line.seconds,
+                "gflops": line.gflops,
                 "peak_gflops": line.peak_gflops, "ratio": line.ratio(),
+                "sgemm_gflops": line.sgemm_gflops, "sgemm_ratio": line.sgemm_ratio(),
             });
             println!("{record}");
         } else {
             println!(
-                "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {:>6.1} % of {:.1}",
+                "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {:>6.1} % of {:>6.1} ({:<8}) {:>8.1} %",
                 line.workload,
                 line.seconds * 1e3,
                 line.gflops,
                 100.0 * line.ratio(),
-                line.peak_gflops
+                line.peak_gflops,
+                line.isa,
+                100.0 * line.sgemm_ratio(),
             );
         }
     })?;
@@ -508,6 +517,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    if let Err(message) = Isa::requested() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),

@@ -227,23 +227,52 @@ fn bench_prints_json_lines_with_the_stated_keys() {
         .iter()
         .map(|r| r["workload"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
+    let mut expected: Vec<String> = comod::net::simd::Isa::available()
+        .into_iter()
+        .flat_map(|isa| {
+            [
+                format!("fma_{}_1_thread", isa.name()),
+                format!("fma_{}_2_threads", isa.name()),
+            ]
+        })
+        .collect();
+    expected.extend(
         [
             "sgemm_1024_1_thread",
             "sgemm_1024_2_threads",
             "trial_B2",
-            "deep4_mod2_trial_B2"
+            "deep4_mod2_trial_B2",
         ]
+        .map(String::from),
     );
+    assert_eq!(names, expected);
+    let body_isa = comod::kernel::Body::detect().isa().name();
     for r in &records {
         let (gflops, peak, ratio) = (
             r["gflops"].as_f64().unwrap(),
             r["peak_gflops"].as_f64().unwrap(),
             r["ratio"].as_f64().unwrap(),
         );
+        let (sgemm, sgemm_ratio) = (
+            r["sgemm_gflops"].as_f64().unwrap(),
+            r["sgemm_ratio"].as_f64().unwrap(),
+        );
         assert!(r["seconds"].as_f64().unwrap() > 0.0 && gflops > 0.0);
         assert!((ratio - gflops / peak).abs() < 1e-9);
+        assert!((sgemm_ratio - gflops / sgemm).abs() < 1e-9);
+        let workload = r["workload"].as_str().unwrap();
+        if workload.starts_with("fma_") {
+            assert_eq!(ratio, 1.0, "{workload} is its own peak");
+        } else if workload.starts_with("trial") || workload.starts_with("deep4") {
+            // A workload is quoted against the peak of the body that ran it.
+            assert_eq!(r["isa"], body_isa, "{workload}");
+            let own_peak = records
+                .iter()
+                .find(|p| p["workload"] == format!("fma_{body_isa}_2_threads"))
+                .unwrap();
+            assert_eq!(r["peak_gflops"], own_peak["gflops"], "{workload}");
+            assert_eq!(r["threads"], 2);
+        }
     }
     assert_one_line_error(
         &comod(&["bench", "--only", "nothing"], "2"),

@@ -1,6 +1,7 @@
 //! The fused trial kernel (§3) against its f64 reference, on random
-//! architectures and values, for both bodies and both rules; and the batch
-//! gain's independence from the thread count.
+//! architectures and values, for every body and both rules; the two SIMD
+//! bodies against each other, bit for bit; and the batch gain's
+//! independence from the thread count.
 //!
 //! Stated bound (f32 kernel vs f64 reference, per gated neuron j):
 //! covariance: |g − g_ref| ≤ 1e-5 · S_j, with S_j = (1/T)·Σ_t |m_t − m̄|·A_{t,j}
@@ -126,6 +127,63 @@ proptest! {
         let trial = build_trial(&arch, seed, samples, coupling_scale);
         let rule = if correlation { GainRule::Correlation } else { GainRule::Covariance };
         check(&trial, rule);
+    }
+}
+
+/// The AVX-512F and AVX2+FMA bodies on the same inputs: the same bits,
+/// for the gain (both rules, any T, so any padding) and for
+/// [`forward_rows`] (any row count); `None` when the CPU lacks AVX-512F.
+fn simd_bodies_agree(trial: &Trial, rows: usize) -> Option<()> {
+    use comod::kernel::{PackedRows, forward_rows};
+    if !Body::available().contains(&Body::Avx512) {
+        return None;
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for rule in [GainRule::Covariance, GainRule::Correlation] {
+        let wide = gain_of(trial, Body::Avx512, rule, &mut KernelScratch::default());
+        let narrow = gain_of(trial, Body::Avx2Fma, rule, &mut KernelScratch::default());
+        assert_eq!(bits(&wide), bits(&narrow), "{rule:?}");
+    }
+    let plan = KernelPlan::new(&trial.model);
+    let x: Vec<f32> = (0..rows * plan.modulated_size)
+        .map(|i| trial.activity[i % plan.modulated_size] * (1.0 + (i % 7) as f32 * 0.1))
+        .collect();
+    let x = PackedRows::new(&x, plan.modulated_size);
+    let factor: Vec<f32> = trial.coupling.iter().map(|c| (0.5 * c).exp()).collect();
+    let run = |body| {
+        let mut out = vec![f32::NAN; rows * plan.gated_size];
+        forward_rows(
+            body,
+            &plan,
+            &x,
+            &factor,
+            &mut out,
+            &mut KernelScratch::default(),
+        );
+        out
+    };
+    assert_eq!(
+        bits(&run(Body::Avx512)),
+        bits(&run(Body::Avx2Fma)),
+        "forward_rows"
+    );
+    Some(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn avx512_body_gives_the_avx2_bits(
+        arch in arch_strategy(40, 3),
+        seed in any::<u64>(),
+        samples in prop_oneof![Just(1usize), 2usize..60, 60usize..=300],
+        rows in 1usize..130,
+    ) {
+        let trial = build_trial(&arch, seed, samples, 4.0);
+        if simd_bodies_agree(&trial, rows).is_none() {
+            eprintln!("this CPU has no AVX-512F: the AVX-512 body is not compared");
+        }
     }
 }
 

@@ -5,10 +5,13 @@
 use std::arch::x86_64::*;
 
 use crate::kernel::plan::PANEL;
-use crate::kernel::{GatedSlices, ROWS, Tile, Tiles};
+use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+
+/// Rows of a tile of this body.
+const ROWS: usize = 6;
 
 /// AVX2 + FMA intrinsics; reached only after `has_avx2_fma()` (asserted
-/// in `trial_gain`, the one entry point).
+/// at the kernel's entry points).
 pub struct Avx2Fma;
 
 /// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
@@ -18,27 +21,20 @@ pub struct Avx2Fma;
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
-    tile.check();
-    let (k, a_stride) = (tile.k, tile.a_stride);
+    tile.check(ROWS, 1);
+    let k = tile.k;
     let (a, panel, bias) = (tile.a.as_ptr(), tile.panel.as_ptr(), tile.bias.as_ptr());
-    // SAFETY (whole body): `tile.check` ensured that rows 0..6 × inputs
-    // 0..k of `a`, inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
+    // SAFETY (whole body): `tile.check` ensured that inputs 0..k of rows
+    // 0..6 of `a`, inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
     unsafe {
         let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
         let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
-        let rows = [
-            a,
-            a.add(a_stride),
-            a.add(2 * a_stride),
-            a.add(3 * a_stride),
-            a.add(4 * a_stride),
-            a.add(5 * a_stride),
-        ];
         for kk in 0..k {
             let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
             let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+            let x = a.add(kk * PACK);
             for r in 0..ROWS {
-                let x = _mm256_broadcast_ss(&*rows[r].add(kk));
+                let x = _mm256_broadcast_ss(&*x.add(r));
                 acc[2 * r] = _mm256_fmadd_ps(x, w0, acc[2 * r]);
                 acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
             }
@@ -90,37 +86,19 @@ unsafe fn add_f64(lo: __m256, hi: __m256, width: usize, sums: &mut [f64]) {
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn hidden_tile(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
-    let width = tile.width;
-    assert!(
-        (ROWS - 1) * out_stride + width <= out.len(),
-        "output out of bounds"
-    );
+unsafe fn hidden_tile(tile: Tile<'_>, out: &mut [f32], layout: Output) {
     // SAFETY: AVX2 and FMA guaranteed by the caller.
     let acc = unsafe { product(tile) };
     let zero = _mm256_setzero_ps();
-    for r in 0..ROWS {
-        let (z0, z1) = (
-            _mm256_max_ps(acc[2 * r], zero),
-            _mm256_max_ps(acc[2 * r + 1], zero),
-        );
-        let row = &mut out[r * out_stride..r * out_stride + width];
-        if width == PANEL {
-            // SAFETY: `row` holds 16 floats.
-            unsafe {
-                _mm256_storeu_ps(row.as_mut_ptr(), z0);
-                _mm256_storeu_ps(row.as_mut_ptr().add(8), z1);
-            }
-        } else {
-            let mut lanes = [0.0f32; PANEL];
-            // SAFETY: `lanes` holds 16 floats.
-            unsafe {
-                _mm256_storeu_ps(lanes.as_mut_ptr(), z0);
-                _mm256_storeu_ps(lanes.as_mut_ptr().add(8), z1);
-            }
-            row.copy_from_slice(&lanes[..width]);
+    let mut rows = [[0.0f32; PANEL]; ROWS];
+    for (r, row) in rows.iter_mut().enumerate() {
+        // SAFETY: `row` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), _mm256_max_ps(acc[2 * r], zero));
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), _mm256_max_ps(acc[2 * r + 1], zero));
         }
     }
+    layout.write(&rows, tile.width, out);
 }
 
 /// # Safety
@@ -217,9 +195,12 @@ unsafe fn add_squares_f64(
 }
 
 impl Tiles for Avx2Fma {
-    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
+    const ROWS: usize = ROWS;
+    const PANELS: usize = 1;
+
+    fn hidden(tile: Tile<'_>, out: &mut [f32], layout: Output) {
         // SAFETY: this body is only selected on CPUs with AVX2 and FMA.
-        unsafe { hidden_tile(tile, out, out_stride) }
+        unsafe { hidden_tile(tile, out, layout) }
     }
 
     fn gated(

@@ -5,7 +5,7 @@
 //!
 //! For each block of [`BLOCK`] samples the modulated activity
 //! x_t = u ⊙ exp(m_t·c − β) is generated, the layers ℓ+1..L−1 run tile by
-//! tile (a tile: [`ROWS`] samples × 16 neurons), and the gated layer's
+//! tile (a tile: 6 or 12 samples × 16 neurons), and the gated layer's
 //! tiles are folded into Σ_t (m_t − m̄)·d_t (and, for the correlation rule,
 //! Σ d_t and Σ d_t²) in f64 as soon as they leave the micro-kernel, where
 //! d_t = z_t − z_1 is the activity relative to the trial's first sample.
@@ -13,12 +13,15 @@
 //! pass; the shift by z_1 keeps the sums free of cancellation, so a neuron
 //! that does not vary gets exactly g = 0.
 //!
-//! Two bodies implement the tiles behind one signature ([`Body`]): plain
-//! scalar code and AVX2+FMA intrinsics, chosen once at run time
-//! ([`Body::detect`]). The kernel never knows about tasks, sweeps or files.
+//! Three bodies implement the tiles behind one signature ([`Body`]): plain
+//! scalar code, AVX2+FMA and AVX-512F intrinsics, chosen once at run time
+//! ([`Body::detect`]). The two SIMD bodies give the same bits. The kernel
+//! never knows about tasks, sweeps or files.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod batch;
 pub mod plan;
 pub mod reference;
@@ -28,7 +31,7 @@ pub mod workload;
 pub use batch::{BatchScratch, Trials, batch_gain, trial_gains};
 pub use plan::KernelPlan;
 
-use crate::net::simd::has_avx2_fma;
+use crate::net::simd::{Isa, with_avx2};
 use crate::net::vexp::exp_in_place;
 
 /// Default mean μ_m of the modulator (§3).
@@ -38,10 +41,8 @@ pub const MODULATOR_VARIANCE: f32 = 0.1;
 /// Default number T of modulator samples per trial (§3).
 pub const SAMPLES: usize = 200;
 
-/// Samples per tile: the micro-kernels' row count.
-pub const ROWS: usize = 6;
-/// Samples per block: multiple of [`ROWS`], small enough that a block's
-/// activity stays in the L2 cache.
+/// Samples per block: a multiple of every body's tile height, small
+/// enough that a block's activity stays in the L2 cache.
 pub const BLOCK: usize = 48;
 
 /// How the per-trial gain is read from the samples (§3).
@@ -63,15 +64,72 @@ pub enum Body {
     Scalar,
     /// AVX2 + FMA intrinsics (x86-64 only).
     Avx2Fma,
+    /// AVX-512F intrinsics (x86-64 only); the same bits as [`Body::Avx2Fma`].
+    Avx512,
 }
 
 impl Body {
-    /// The fastest body this CPU runs (detected once per process by std).
+    /// The fastest body this process may use: the best instruction set of
+    /// the CPU, capped by `COMOD_ISA` ([`Isa::selected`]).
     pub fn detect() -> Body {
-        if has_avx2_fma() {
-            Body::Avx2Fma
-        } else {
-            Body::Scalar
+        Body::for_isa(Isa::selected())
+    }
+
+    /// The body that runs on instruction set `isa`.
+    pub fn for_isa(isa: Isa) -> Body {
+        match isa {
+            Isa::Scalar => Body::Scalar,
+            Isa::Avx2Fma => Body::Avx2Fma,
+            Isa::Avx512 => Body::Avx512,
+        }
+    }
+
+    /// The instruction set this body needs.
+    pub fn isa(self) -> Isa {
+        match self {
+            Body::Scalar => Isa::Scalar,
+            Body::Avx2Fma => Isa::Avx2Fma,
+            Body::Avx512 => Isa::Avx512,
+        }
+    }
+
+    /// Every body this CPU can run, slowest first.
+    pub fn available() -> Vec<Body> {
+        Isa::available().into_iter().map(Body::for_isa).collect()
+    }
+
+    /// Samples per tile: the body's micro-kernel height.
+    fn rows(self) -> usize {
+        match self {
+            Body::Scalar => scalar::Scalar::ROWS,
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx2Fma => avx2::Avx2Fma::ROWS,
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx512 => avx512::Avx512::ROWS,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("only the scalar body runs here"),
+        }
+    }
+
+    /// Panics unless this CPU runs the body.
+    fn assert_supported(self) {
+        assert!(
+            self.isa().supported(),
+            "the {self:?} body needs a CPU with {}",
+            self.isa()
+        );
+    }
+
+    /// [`run_block`] with this body's tiles.
+    fn run_block(self, plan: &KernelPlan, scratch: &mut KernelScratch, rows: usize, sink: Sink) {
+        match self {
+            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, sink),
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, sink),
+            #[cfg(target_arch = "x86_64")]
+            Body::Avx512 => run_block::<avx512::Avx512>(plan, scratch, rows, sink),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("only the scalar body runs here"),
         }
     }
 }
@@ -80,10 +138,12 @@ impl Body {
 /// happens only when a trial needs larger buffers than the last.
 #[derive(Clone, Debug, Default)]
 pub struct KernelScratch {
-    /// Modulated activity of a block, `[BLOCK, N_ℓ]`.
+    /// Modulated activity of a block, `[BLOCK, N_ℓ]`, packed ([`PACK`]).
     activity: Vec<f32>,
-    /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]` (the last one
-    /// only when rows are stored rather than folded into the gain).
+    /// One row of it before packing, `[N_ℓ]`.
+    row: Vec<f32>,
+    /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]`, packed
+    /// (the last one only when rows are stored rather than folded into the gain).
     hidden: Vec<Vec<f32>>,
     /// m_t − m̄ of the block's samples, 0 on padding rows.
     weight: Vec<f32>,
@@ -105,6 +165,7 @@ pub struct GatedSums {
 impl KernelScratch {
     fn fit(&mut self, plan: &KernelPlan) {
         self.activity.resize(BLOCK * plan.modulated_size, 0.0);
+        self.row.resize(plan.modulated_size, 0.0);
         self.hidden.resize_with(plan.layers.len(), Vec::new);
         for (buffer, layer) in self.hidden.iter_mut().zip(&plan.layers) {
             buffer.resize(BLOCK * layer.outputs, 0.0);
@@ -123,39 +184,122 @@ impl KernelScratch {
     }
 }
 
-/// The operands of one tile: rows r = 0..6 of `a` start at r·`a_stride`
-/// and hold `k` inputs; `panel` holds the packed weights of 16 neurons over
-/// those inputs and `bias` their biases; `width` ≤ 16 of the neurons exist.
+/// The operands of one tile of R rows: the tile's inputs lie in the
+/// packed layout ([`PACK`]), input k of row r at `a[k·PACK + r]`, for `k`
+/// inputs; `panel` holds the packed weights of one or more panels of 16
+/// neurons over those inputs, one after the other, and `bias` their
+/// biases; `width` of the neurons exist.
 #[derive(Clone, Copy)]
 struct Tile<'a> {
     k: usize,
     a: &'a [f32],
-    a_stride: usize,
     panel: &'a [f32],
     bias: &'a [f32],
     width: usize,
 }
 
 impl Tile<'_> {
-    /// Panics unless every read of the tile stays inside its slices (the
-    /// SIMD body relies on it).
-    fn check(&self) {
+    /// Panics unless every read of a tile of `rows` rows and `panels`
+    /// panels stays inside its slices (the SIMD bodies rely on it).
+    fn check(&self, rows: usize, panels: usize) {
         assert!(
-            self.k > 0 && (ROWS - 1) * self.a_stride + self.k <= self.a.len(),
+            self.k > 0 && rows <= PACK && (self.k - 1) * PACK + rows <= self.a.len(),
             "tile rows out of bounds"
         );
         assert!(
-            self.k * plan::PANEL <= self.panel.len() && self.bias.len() >= plan::PANEL,
+            panels * self.k * plan::PANEL <= self.panel.len()
+                && self.bias.len() >= panels * plan::PANEL,
             "panel out of bounds"
         );
-        assert!(self.width <= plan::PANEL, "a tile has at most 16 neurons");
+        assert!(
+            self.width <= panels * plan::PANEL,
+            "a tile has at most 16 neurons per panel"
+        );
+    }
+
+    /// The number of panels the tile holds.
+    fn panels(&self) -> usize {
+        self.bias.len() / plan::PANEL
     }
 }
 
-/// The two tile operations a body provides.
+/// How a tile writes its output rows.
+#[derive(Clone, Copy, Debug)]
+enum Output {
+    /// Neuron c of row r at `out[c·PACK + r]`: the packed input of the next layer.
+    Packed,
+    /// Neuron c of row r at `out[r·stride + c]`: rows for the caller.
+    Rows(usize),
+}
+
+impl Output {
+    /// Writes `rows` (ReLU applied), `width` neurons of each, to `out`;
+    /// panics unless `out` has room for them.
+    fn write<const N: usize>(self, rows: &[[f32; N]], width: usize, out: &mut [f32]) {
+        assert!(width >= 1 && width <= N, "a tile has at most {N} neurons");
+        match self {
+            Output::Packed => {
+                assert!(
+                    (width - 1) * PACK + rows.len() <= out.len(),
+                    "output out of bounds"
+                );
+                for c in 0..width {
+                    for (r, row) in rows.iter().enumerate() {
+                        out[c * PACK + r] = row[c];
+                    }
+                }
+            }
+            Output::Rows(stride) => {
+                assert!(
+                    (rows.len() - 1) * stride + width <= out.len(),
+                    "output out of bounds"
+                );
+                for (r, row) in rows.iter().enumerate() {
+                    out[r * stride..r * stride + width].copy_from_slice(&row[..width]);
+                }
+            }
+        }
+    }
+}
+
+/// Rows per group of the packed layout of a block's activities: the rows
+/// of a group are stored input by input, `PACK` values per input, so that
+/// a tile reads its rows' inputs from one contiguous stream. Every body's
+/// tile height divides it, and it divides [`BLOCK`].
+pub const PACK: usize = 12;
+
+/// The index of row r, input k of a packed buffer of `width` inputs per row.
+fn packed_index(r: usize, k: usize, width: usize) -> usize {
+    (r / PACK) * width * PACK + k * PACK + r % PACK
+}
+
+/// Writes `row` as row r of the packed buffer `out` (of `row.len()` inputs per row).
+fn pack_row(row: &[f32], r: usize, out: &mut [f32]) {
+    let base = packed_index(r, 0, row.len());
+    for (k, &v) in row.iter().enumerate() {
+        out[base + k * PACK] = v;
+    }
+}
+
+/// Reads row r of the packed buffer `packed` into `row`.
+fn unpack_row(packed: &[f32], r: usize, row: &mut [f32]) {
+    let base = packed_index(r, 0, row.len());
+    for (k, v) in row.iter_mut().enumerate() {
+        *v = packed[base + k * PACK];
+    }
+}
+
+/// The two tile operations a body provides, on tiles of [`Tiles::ROWS`]
+/// rows and up to [`Tiles::PANELS`] panels.
 trait Tiles {
-    /// out[r·out_stride + c] = ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width.
-    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize);
+    /// Rows (samples) per tile, a divisor of [`PACK`].
+    const ROWS: usize;
+    /// Panels per tile at most (the last tile of a block may have fewer).
+    const PANELS: usize;
+
+    /// ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width into `out`, laid out
+    /// as `layout` says.
+    fn hidden(tile: Tile<'_>, out: &mut [f32], layout: Output);
 
     /// With z = ReLU(a·Wᵀ + b) of the tile, first shift[c] = z[0, c] when
     /// `sums.first` (the tile that holds the trial's first sample), then with
@@ -200,10 +344,7 @@ pub fn trial_gain(
         !modulator.is_empty(),
         "a trial needs at least one modulator sample"
     );
-    assert!(
-        body == Body::Scalar || has_avx2_fma(),
-        "the AVX2+FMA body needs a CPU with AVX2 and FMA"
-    );
+    body.assert_supported();
     assert_eq!(coupling.len(), plan.modulated_size);
     assert_eq!(activity.len(), plan.modulated_size);
     assert_eq!(out.len(), plan.gated_size);
@@ -216,8 +357,16 @@ pub fn trial_gain(
         correlation,
     };
     for (start, block) in (0..samples).step_by(BLOCK).zip(modulator.chunks(BLOCK)) {
-        let rows = block.len().next_multiple_of(ROWS);
-        modulated_activity(plan, coupling, activity, block, rows, &mut scratch.activity);
+        let rows = block.len().next_multiple_of(body.rows());
+        modulated_activity(
+            body,
+            plan,
+            coupling,
+            activity,
+            block,
+            rows,
+            &mut scratch.activity,
+        );
         for r in 0..rows {
             let inside = r < block.len();
             scratch.weight[r] = if inside {
@@ -227,13 +376,7 @@ pub fn trial_gain(
             };
             scratch.valid[r] = if inside { 1.0 } else { 0.0 };
         }
-        match body {
-            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, sink(start == 0)),
-            #[cfg(target_arch = "x86_64")]
-            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, sink(start == 0)),
-            #[cfg(not(target_arch = "x86_64"))]
-            Body::Avx2Fma => unreachable!("checked above"),
-        }
+        body.run_block(plan, scratch, rows, sink(start == 0));
     }
     let std_modulator = (modulator
         .iter()
@@ -244,48 +387,93 @@ pub fn trial_gain(
     finish(&scratch.sums, samples, std_modulator, rule, out);
 }
 
-/// Rows of modulated activity `x`, `[R, N_ℓ]`, through the layers ℓ+1..L−1
-/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]`, computed by `body`:
-/// the same tiles as the trial kernel, on the weights packed once, so that
-/// evaluating a fixed test set needs no packing (§4 evaluation of the
-/// modulation methods).
+/// Rows of one layer's activity `[R, N]` in the kernel's packed layout
+/// ([`PACK`]; rows padded with zeros to whole groups), built once for a
+/// fixed data set so that evaluating it needs no repacking (§4).
+#[derive(Clone, Debug, Default)]
+pub struct PackedRows {
+    data: Vec<f32>,
+    rows: usize,
+    width: usize,
+}
+
+impl PackedRows {
+    /// Packs the rows of `x`, `width` values each.
+    pub fn new(x: &[f32], width: usize) -> PackedRows {
+        assert!(
+            width > 0 && x.len().is_multiple_of(width),
+            "whole rows of {width} values"
+        );
+        let rows = x.len() / width;
+        let mut data = vec![0.0; rows.next_multiple_of(PACK) * width];
+        for (r, row) in x.chunks_exact(width).enumerate() {
+            pack_row(row, r, &mut data);
+        }
+        PackedRows { data, rows, width }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Values per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+}
+
+/// The rows of `x` (the modulated layer's activity F(a_ℓ)), each scaled
+/// by `factor` (exp(m·c − β) per neuron), through the layers ℓ+1..L−1
+/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]` row-major, computed
+/// by `body`: the same tiles as the trial kernel, on the weights packed
+/// once (§4 evaluation of the modulation methods).
 pub fn forward_rows(
     body: Body,
     plan: &KernelPlan,
-    x: &[f32],
+    x: &PackedRows,
+    factor: &[f32],
     out: &mut [f32],
     scratch: &mut KernelScratch,
 ) {
     let (n, g) = (plan.modulated_size, plan.gated_size);
-    assert_eq!(x.len() / n, out.len() / g, "one output row per input row");
-    assert!(
-        body == Body::Scalar || has_avx2_fma(),
-        "the AVX2+FMA body needs a CPU with AVX2 and FMA"
-    );
+    assert_eq!(x.width, n, "rows of the modulated layer");
+    assert_eq!(factor.len(), n, "one factor per modulated neuron");
+    assert_eq!(out.len(), x.rows * g, "one output row per input row");
+    body.assert_supported();
     if plan.layers.is_empty() {
-        out.copy_from_slice(x);
+        for (r, row) in out.chunks_exact_mut(n).enumerate() {
+            unpack_row(&x.data, r, row);
+            row.iter_mut().zip(factor).for_each(|(v, &f)| *v *= f);
+        }
         return;
     }
     scratch.fit(plan);
     let last = plan.layers.len() - 1;
-    for (x_block, out_block) in x.chunks(BLOCK * n).zip(out.chunks_mut(BLOCK * g)) {
-        let real = x_block.len() / n;
-        let rows = real.next_multiple_of(ROWS);
-        scratch.activity[..real * n].copy_from_slice(x_block);
-        scratch.activity[real * n..rows * n].fill(0.0);
-        match body {
-            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, Sink::Store),
-            #[cfg(target_arch = "x86_64")]
-            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, Sink::Store),
-            #[cfg(not(target_arch = "x86_64"))]
-            Body::Avx2Fma => unreachable!("checked above"),
-        }
+    for (start, out_block) in (0..x.rows).step_by(BLOCK).zip(out.chunks_mut(BLOCK * g)) {
+        let real = out_block.len() / g;
+        let rows = real.next_multiple_of(body.rows());
+        let groups = rows.div_ceil(PACK) * PACK * n;
+        let source = &x.data[start * n..start * n + groups];
+        with_avx2(|| {
+            let destination = scratch.activity[..groups].chunks_exact_mut(PACK * n);
+            for (dst, src) in destination.zip(source.chunks_exact(PACK * n)) {
+                let (dst, src) = (dst.as_chunks_mut::<PACK>().0, src.as_chunks::<PACK>().0);
+                for ((d, u), &f) in dst.iter_mut().zip(src).zip(factor) {
+                    *d = u.map(|u| u * f);
+                }
+            }
+        });
+        body.run_block(plan, scratch, rows, Sink::Store);
         out_block.copy_from_slice(&scratch.hidden[last][..real * g]);
     }
 }
 
-/// Rows 0..block.len() of `x` ← activity ⊙ exp(m_t·c − β); padding rows up to `rows` ← 0.
+/// Rows 0..block.len() of the packed `x` ← activity ⊙ exp(m_t·c − β),
+/// computed group by group in the packed order (each step vectorised
+/// over a contiguous run); padding rows up to `rows` ← 0.
 fn modulated_activity(
+    body: Body,
     plan: &KernelPlan,
     coupling: &[f32],
     activity: &[f32],
@@ -294,16 +482,39 @@ fn modulated_activity(
     x: &mut [f32],
 ) {
     let n = plan.modulated_size;
-    for (row, &m) in x.chunks_exact_mut(n).zip(block) {
-        for (v, &c) in row.iter_mut().zip(coupling) {
-            *v = m * c - plan.beta;
+    let beta = plan.beta;
+    for (group, x) in x[..rows.next_multiple_of(PACK) * n]
+        .chunks_exact_mut(PACK * n)
+        .enumerate()
+    {
+        let first = group * PACK;
+        let real = block.len().saturating_sub(first).min(PACK);
+        let mut m = [0.0f32; PACK];
+        m[..real].copy_from_slice(&block[first..first + real]);
+        let valid: [f32; PACK] = std::array::from_fn(|r| if r < real { 1.0 } else { 0.0 });
+        #[cfg(target_arch = "x86_64")]
+        if body == Body::Avx512 {
+            // SAFETY: the caller checked that the CPU runs the AVX-512 body.
+            unsafe { avx512::modulated_group(&m, &valid, coupling, activity, beta, x) };
+            continue;
         }
-        exp_in_place(row);
-        for (v, &u) in row.iter_mut().zip(activity) {
-            *v *= u;
-        }
+        with_avx2(|| {
+            for (xk, &c) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(coupling) {
+                for (v, &m) in xk.iter_mut().zip(&m) {
+                    *v = m * c - beta;
+                }
+            }
+        });
+        exp_in_place(x);
+        // ×u on the real rows, 0 on padding rows (× 1 and × 0 are exact).
+        with_avx2(|| {
+            for (xk, &u) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(activity) {
+                for (v, &keep) in xk.iter_mut().zip(&valid) {
+                    *v = *v * u * keep;
+                }
+            }
+        });
     }
-    x[block.len() * n..rows * n].fill(0.0);
 }
 
 /// What the last layer of a block does with its tiles.
@@ -316,7 +527,7 @@ enum Sink {
         /// Also accumulate Σd and Σd².
         correlation: bool,
     },
-    /// Store them, ReLU applied, in the last hidden buffer ([`forward_rows`]).
+    /// Store them, ReLU applied, in the last hidden buffer, row-major ([`forward_rows`]).
     Store,
 }
 
@@ -328,6 +539,7 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
         weight,
         valid,
         sums,
+        ..
     } = scratch;
     if plan.layers.is_empty() {
         if let Sink::Gain {
@@ -351,25 +563,28 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
     let last = plan.layers.len() - 1;
     for (li, layer) in plan.layers.iter().enumerate() {
         let (before, after) = hidden.split_at_mut(li);
-        let (input, stride): (&[f32], usize) = if li == 0 {
+        let (input, n_in): (&[f32], usize) = if li == 0 {
             (activity, plan.modulated_size)
         } else {
             (&before[li - 1], plan.layers[li - 1].outputs)
         };
         let (ni, no) = (layer.group_inputs(), layer.group_outputs());
+        // Row tiles outside, panels inside: a tile's rows stay in L1 while
+        // the panels stream past them. Each neuron still sees its tiles in
+        // row order, so the sums do not depend on the loop order.
         for g in 0..layer.groups {
-            for p in 0..layer.panels_per_group() {
-                let (panel, bias, width) = (
-                    layer.panel(g, p),
-                    layer.panel_bias(g, p),
-                    layer.panel_width(p),
-                );
-                let column = g * no + p * plan::PANEL;
-                for q in (0..rows).step_by(ROWS) {
+            for q in (0..rows).step_by(B::ROWS) {
+                for p in (0..layer.panels_per_group()).step_by(B::PANELS) {
+                    let count = B::PANELS.min(layer.panels_per_group() - p);
+                    let (panel, bias, width) = (
+                        layer.panels(g, p, count),
+                        layer.panels_bias(g, p, count),
+                        layer.panels_width(p, count),
+                    );
+                    let column = g * no + p * plan::PANEL;
                     let tile = Tile {
                         k: ni,
-                        a: &input[q * stride + g * ni..],
-                        a_stride: stride,
+                        a: &input[packed_index(q, g * ni, n_in)..],
                         panel,
                         bias,
                         width,
@@ -389,11 +604,18 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
                             sum: &mut sums.sum[column..column + width],
                             sum_squares: &mut sums.sum_squares[column..column + width],
                         };
-                        let (w, v) = (&weight[q..q + ROWS], &valid[q..q + ROWS]);
+                        let (w, v) = (&weight[q..q + B::ROWS], &valid[q..q + B::ROWS]);
                         B::gated(tile, w, v, correlation, sums);
                     } else {
-                        let out = &mut after[0][q * layer.outputs + column..];
-                        B::hidden(tile, out, layer.outputs);
+                        let (out, layout) = if li == last {
+                            // Only a `Store` sink gets here: rows for the caller.
+                            let at = q * layer.outputs + column;
+                            (&mut after[0][at..], Output::Rows(layer.outputs))
+                        } else {
+                            let at = packed_index(q, column, layer.outputs);
+                            (&mut after[0][at..], Output::Packed)
+                        };
+                        B::hidden(tile, out, layout);
                     }
                 }
             }
@@ -415,11 +637,11 @@ fn direct_sums(
 ) {
     let n = plan.modulated_size;
     if first_block {
-        sums.shift.copy_from_slice(&x[..n]);
+        unpack_row(x, 0, &mut sums.shift);
     }
-    for ((row, &w), &v) in x[..rows * n].chunks_exact(n).zip(weight).zip(valid) {
-        for (j, &z) in row.iter().enumerate() {
-            let d = (z - sums.shift[j]) as f64;
+    for (r, (&w, &v)) in weight[..rows].iter().zip(valid).enumerate() {
+        for j in 0..n {
+            let d = (x[packed_index(r, j, n)] - sums.shift[j]) as f64;
             sums.covariance[j] += w as f64 * d;
             if correlation {
                 sums.sum[j] += v as f64 * d;

@@ -42,22 +42,32 @@ impl PackedLayer {
         self.group_outputs().div_ceil(PANEL)
     }
 
-    /// The weights of panel `p` of group `g`, `[group_inputs][PANEL]`.
-    pub fn panel(&self, g: usize, p: usize) -> &[f32] {
+    /// The weights of panels `p..p + count` of group `g`, one after the
+    /// other, each `[group_inputs][PANEL]`.
+    pub fn panels(&self, g: usize, p: usize, count: usize) -> &[f32] {
+        assert!(
+            p + count <= self.panels_per_group(),
+            "panels past the block"
+        );
         let len = self.group_inputs() * PANEL;
         let start = (g * self.panels_per_group() + p) * len;
-        &self.panels[start..start + len]
+        &self.panels[start..start + count * len]
     }
 
-    /// The biases of panel `p` of group `g`.
-    pub fn panel_bias(&self, g: usize, p: usize) -> &[f32] {
+    /// The biases of panels `p..p + count` of group `g`.
+    pub fn panels_bias(&self, g: usize, p: usize, count: usize) -> &[f32] {
+        assert!(
+            p + count <= self.panels_per_group(),
+            "panels past the block"
+        );
         let start = (g * self.panels_per_group() + p) * PANEL;
-        &self.bias[start..start + PANEL]
+        &self.bias[start..start + count * PANEL]
     }
 
-    /// Neurons of panel `p` that exist (the last panel of a block may be short).
-    pub fn panel_width(&self, p: usize) -> usize {
-        (self.group_outputs() - p * PANEL).min(PANEL)
+    /// Neurons of panels `p..p + count` that exist (the last panel of a
+    /// block may be short).
+    pub fn panels_width(&self, p: usize, count: usize) -> usize {
+        (self.group_outputs() - p * PANEL).min(count * PANEL)
     }
 }
 

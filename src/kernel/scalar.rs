@@ -1,18 +1,22 @@
 //! The portable scalar body of the kernel's tiles.
 
 use crate::kernel::plan::PANEL;
-use crate::kernel::{GatedSlices, ROWS, Tile, Tiles};
+use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+
+/// Rows of a tile of this body.
+const ROWS: usize = 6;
 
 /// Plain loops; any CPU.
 pub struct Scalar;
 
-/// acc[r][c] = Σ_k a[r·a_stride + k]·panel[k·16 + c] + bias[c].
+/// acc[r][c] = Σ_k a[k·PACK + r]·panel[k·16 + c] + bias[c].
 fn product(tile: Tile<'_>) -> [[f32; PANEL]; ROWS] {
+    tile.check(ROWS, 1);
     let mut acc = [[0.0f32; PANEL]; ROWS];
     for kk in 0..tile.k {
         let w = &tile.panel[kk * PANEL..(kk + 1) * PANEL];
         for (r, row) in acc.iter_mut().enumerate() {
-            let x = tile.a[r * tile.a_stride + kk];
+            let x = tile.a[kk * PACK + r];
             for (acc_c, &w_c) in row.iter_mut().zip(w) {
                 *acc_c += x * w_c;
             }
@@ -27,16 +31,15 @@ fn product(tile: Tile<'_>) -> [[f32; PANEL]; ROWS] {
 }
 
 impl Tiles for Scalar {
-    fn hidden(tile: Tile<'_>, out: &mut [f32], out_stride: usize) {
-        let acc = product(tile);
-        for (r, row) in acc.iter().enumerate() {
-            for (o, &v) in out[r * out_stride..r * out_stride + tile.width]
-                .iter_mut()
-                .zip(row)
-            {
-                *o = v.max(0.0);
-            }
+    const ROWS: usize = ROWS;
+    const PANELS: usize = 1;
+
+    fn hidden(tile: Tile<'_>, out: &mut [f32], layout: Output) {
+        let mut rows = product(tile);
+        for v in rows.iter_mut().flatten() {
+            *v = v.max(0.0);
         }
+        layout.write(&rows, tile.width, out);
     }
 
     fn gated(

@@ -1,14 +1,124 @@
-//! Run-time choice of AVX2+FMA code (§3's fast bodies).
+//! Run-time choice of SIMD code (§3's fast bodies).
 //!
 //! The binary is built for the x86-64 baseline so that it runs on every
-//! node of a cluster; hot loops have a second body compiled with AVX2 and
-//! FMA enabled, chosen here once per process by feature detection.
+//! node of a cluster; hot loops have bodies compiled with AVX2+FMA and
+//! AVX-512F enabled, chosen once per process by feature detection
+//! ([`Isa::selected`]). `COMOD_ISA=scalar|avx2|avx512` caps the choice,
+//! so that one machine can measure every body.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction set a SIMD body is compiled for, slowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Portable code (SSE2 at most, as the compiler sees fit).
+    Scalar,
+    /// AVX2 with FMA: 8 f32 lanes.
+    Avx2Fma,
+    /// AVX-512F: 16 f32 lanes.
+    Avx512,
+}
+
+/// Name of the environment variable that caps [`Isa::selected`].
+pub const ISA_VARIABLE: &str = "COMOD_ISA";
+
+impl Isa {
+    /// Every instruction set, slowest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512];
+
+    /// True when this CPU runs the instruction set (detected by std, cached).
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2Fma => has_avx2_fma(),
+            Isa::Avx512 => has_avx512f(),
+        }
+    }
+
+    /// Every instruction set this CPU runs, slowest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.supported()).collect()
+    }
+
+    /// f32 lanes per vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Scalar => 1,
+            Isa::Avx2Fma => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+
+    /// The name `COMOD_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// The instruction set `COMOD_ISA` names, if it is set: an error
+    /// message naming the variable when it holds anything else.
+    pub fn requested() -> Result<Option<Isa>, String> {
+        match std::env::var(ISA_VARIABLE) {
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(value)) => Err(format!(
+                "{ISA_VARIABLE}={value:?}: must be one of scalar, avx2, avx512"
+            )),
+            Ok(value) => Isa::ALL
+                .into_iter()
+                .find(|isa| isa.name() == value)
+                .map(Some)
+                .ok_or_else(|| {
+                    format!("{ISA_VARIABLE}={value:?}: must be one of scalar, avx2, avx512")
+                }),
+        }
+    }
+
+    /// The best instruction set of this CPU, at most the one `COMOD_ISA`
+    /// names (read once per process; the binary refuses a value it does
+    /// not know before doing anything, see [`Isa::requested`]).
+    pub fn selected() -> Isa {
+        static SELECTED: OnceLock<Isa> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let best = *Isa::available().last().expect("scalar always runs");
+            match Isa::requested() {
+                Ok(Some(cap)) => cap.min(best),
+                _ => best,
+            }
+        })
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2Fma => "AVX2+FMA",
+            Isa::Avx512 => "AVX-512F",
+        })
+    }
+}
 
 /// True when the CPU has AVX2 and FMA (detected once, then cached by std).
 pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// True when the CPU has AVX-512F besides AVX2 and FMA.
+pub fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma() && std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -5,7 +5,7 @@
 //! frozen.
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
-use crate::kernel::{Body, KernelScratch, forward_rows};
+use crate::kernel::{Body, KernelScratch, PackedRows, forward_rows};
 use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
 use crate::net::{Model, Modulation, Readout, Workspace};
@@ -157,6 +157,8 @@ pub struct EvalSet {
     images: Vec<f32>,
     labels: Vec<u8>,
     modulated_activity: Vec<f32>,
+    /// The same, in the kernel's packed layout (for [`forward_rows`]).
+    packed_activity: PackedRows,
     gated_activity: Vec<f32>,
 }
 
@@ -187,6 +189,7 @@ impl EvalSet {
         EvalSet {
             images,
             labels,
+            packed_activity: PackedRows::new(&modulated_activity, arch.size(arch.modulated_layer)),
             modulated_activity,
             gated_activity,
         }
@@ -201,10 +204,12 @@ impl EvalSet {
                 .copied()
                 .collect()
         }
+        let modulated_activity = gather(&self.modulated_activity, self.width(true), rows);
         EvalSet {
             images: gather(&self.images, CANVAS_PIXELS, rows),
             labels: gather(&self.labels, 1, rows),
-            modulated_activity: gather(&self.modulated_activity, self.width(true), rows),
+            packed_activity: PackedRows::new(&modulated_activity, self.packed_activity.width()),
+            modulated_activity,
             gated_activity: gather(&self.gated_activity, self.width(false), rows),
         }
     }
@@ -275,8 +280,6 @@ pub struct Evaluator {
     body: Body,
     /// exp(m·c − β) per modulated neuron.
     factor: Vec<f32>,
-    /// Modulated activity of the set, `[n, N_ℓ]`.
-    modulated: Vec<f32>,
     /// Gated activity of the set before the gain, `[n, N_{L−1}]`.
     gated: Vec<f32>,
     /// Logits, `[n, 10]` (only the readout's columns are written).
@@ -299,7 +302,6 @@ impl Evaluator {
         Evaluator {
             body,
             factor: vec![0.0; arch.size(arch.modulated_layer)],
-            modulated: Vec::new(),
             gated: Vec::new(),
             logits: Vec::new(),
             readout: model.weights(arch.depth()).to_vec(),
@@ -311,8 +313,8 @@ impl Evaluator {
     }
 
     /// The frozen network under `modulation` on `set` (the modulation
-    /// methods): the set's F(a_ℓ) times exp(m·c − β), through the layers
-    /// ℓ+1..L−1 on the kernel's packed weights, then the readout with the
+    /// methods): the set's packed F(a_ℓ) times exp(m·c − β), through the
+    /// layers ℓ+1..L−1 on the kernel's packed weights, then the readout with the
     /// gain folded into its weights, for the readout's logits only.
     pub fn modulated(
         &mut self,
@@ -325,25 +327,15 @@ impl Evaluator {
         let model = &frozen.model;
         let arch = model.arch();
         let rows = set.len();
-        let n = self.factor.len();
         let n_gated = modulation.gain.len();
-        self.modulated.resize(rows * n, 0.0);
         self.gated.resize(rows * n_gated, 0.0);
         self.logits.resize(rows * LOGITS, 0.0);
         modulation_factor(m, &modulation.coupling, arch.beta, &mut self.factor);
-        for (x, u) in self
-            .modulated
-            .chunks_exact_mut(n)
-            .zip(set.modulated_activity.chunks_exact(n))
-        {
-            for ((x, &u), &f) in x.iter_mut().zip(u).zip(&self.factor) {
-                *x = u * f;
-            }
-        }
         forward_rows(
             self.body,
             &frozen.plan,
-            &self.modulated,
+            &set.packed_activity,
+            &self.factor,
             &mut self.gated,
             &mut self.scratch,
         );

@@ -1,0 +1,242 @@
+"""The workloads of `comod bench` in PyTorch, written the way a careful
+researcher would: the trial-kernel workloads (§3) as batched [B, T, N]
+tensors and a matmul, and whole `online` fine-tuning runs (§4) of each
+method on the paper network (784 → 4×100 exp encoder → 200 ReLU → 10).
+
+    pip install numpy torch
+    python benches/frameworks/torch_workloads.py --threads 2 [--only trial_B2,online_stochastic] [--json]
+
+An online run: 250 updates of batch 2, evaluation on 1000 test composites
+before training and after every update (251 measurements), as comod's
+default `online` protocol. The modulation methods evaluate from the
+encoder's output, cached once per run; `retrain` from the canvases;
+`retrain-last` from the gated layer's cached output. The stochastic
+method re-estimates its gain after every update from T = 200 modulator
+samples per trial. Canvases and labels are random: the work does not
+depend on them. FLOP counts are comod's (`compare.py` takes them from
+`comod bench`). Prints the median seconds per workload.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+T, BATCHES, BATCH, TEST, MU, VAR, LAMBDA, TAU_MAX = 200, 250, 2, 1000, 1.0, 0.1, 0.1, 100.0
+LR = {"stochastic": 1e-2, "deterministic": 1e-2, "retrain": 1e-4, "retrain-last": 1e-3}
+TRIALS = [
+    ("trial_B2", "paper3", 1, 2),
+    ("trial_B256", "paper3", 1, 256),
+    ("deep4_trial_B2", "deep4", 1, 2),
+    ("deep4_trial_B256", "deep4", 1, 256),
+    ("deep4_mod2_trial_B2", "deep4", 2, 2),
+    ("deep4_mod2_trial_B256", "deep4", 2, 256),
+]
+METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
+WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+
+# The pixels of each quadrant in turn: the encoder is 4 blocks of 100 neurons, each seeing one quadrant.
+QUADRANT_PIXELS = torch.tensor(
+    [r * 28 + c for q in range(4) for r in range(28) for c in range(28) if (r // 14) * 2 + c // 14 == q]
+)
+
+
+def network(arch, gen):
+    """Encoder blocks [4, 100, 196] and bias, then the ReLU layers up to the gated one and the readout."""
+    encoder = (torch.rand(4, 100, 196, generator=gen) * 2 - 1) * (0.75 / 196) ** 0.5
+    sizes = [400, 200] if arch == "paper3" else [400, 200, 200]
+    layers = []
+    for fan_in, size in zip(sizes, sizes[1:] + [10]):
+        bound = (6 / fan_in) ** 0.5
+        layers.append([(torch.rand(size, fan_in, generator=gen) * 2 - 1) * bound, torch.zeros(size)])
+    return [encoder, torch.zeros(400)], layers
+
+
+def encode(encoder, x):
+    """exp of the block-diagonal encoder: [B, 784] → [B, 400]."""
+    w, b = encoder
+    quadrants = x[:, QUADRANT_PIXELS].reshape(-1, 4, 196)
+    return torch.exp(torch.einsum("bqi,qoi->bqo", quadrants, w).reshape(-1, 400) + b)
+
+
+def trial_gain(h, layers_to_gated, m, c):
+    """Covariance gain, mean over trials: h [B, N_l] of the modulated layer, m [B, T]."""
+    x = h[:, None, :] * torch.exp(m[:, :, None] * c)                    # [B, T, N_l]
+    for w, b in layers_to_gated:
+        x = torch.relu(x @ w.T + b)                                     # [B, T, N]
+    dm = m - m.mean(dim=1, keepdim=True)
+    return (dm[:, :, None] * x).mean(dim=1).mean(dim=0)
+
+
+def trial_workload(arch, modulated, trials):
+    gen = torch.Generator().manual_seed(1)
+    encoder, layers = network(arch, gen)
+    hidden = layers[:-1]
+    canvases = torch.rand(trials, 784, generator=gen)
+    size = 400 if modulated == 1 else hidden[modulated - 2][0].shape[0]
+    c = 0.9 + 0.2 * torch.rand(size, generator=gen)
+    m = MU + VAR ** 0.5 * torch.randn(trials, T, generator=gen)
+
+    def run():
+        with torch.no_grad():
+            h = encode(encoder, canvases)
+            for w, b in hidden[: modulated - 1]:
+                h = torch.relu(h @ w.T + b)
+            return trial_gain(h, hidden[modulated - 1:], m, c)
+
+    return run
+
+
+def mean1(g):
+    g = g.clamp(min=0)
+    return g / g.mean() if g.mean() > 0 else torch.ones_like(g)
+
+
+def online_workload(method):
+    gen = torch.Generator().manual_seed(1)
+    encoder, layers = network("paper3", gen)
+    test_x = torch.rand(TEST, 784, generator=gen)
+    test_y = torch.randint(0, 10, (TEST,), generator=gen)
+    train_x = torch.rand(BATCHES * BATCH, 784, generator=gen)
+    train_y = torch.randint(0, 10, (BATCHES * BATCH,), generator=gen)
+    c0 = 0.9 + 0.2 * torch.rand(400, generator=gen)
+
+    def modulation_run():
+        (w2, b2), (w3, b3) = layers
+        with torch.no_grad():
+            test_u = encode(encoder, test_x)                            # frozen encoder, cached once
+        c = c0.clone().requires_grad_()
+        opt = torch.optim.Adam([c], lr=LR[method])
+        state = {"gain": torch.ones(200), "tau": None}
+
+        def estimate(x):
+            with torch.no_grad():
+                m = MU + VAR ** 0.5 * torch.randn(x.shape[0], T, generator=gen)
+                fresh = mean1(trial_gain(encode(encoder, x), [(w2, b2)], m, c))
+                if state["tau"] is None:
+                    state["gain"], state["tau"] = fresh, 1.0
+                else:
+                    state["gain"] = mean1((state["tau"] * state["gain"] + fresh) / (state["tau"] + 1))
+                    state["tau"] = min(state["tau"] + 1, TAU_MAX)
+
+        def evaluate():
+            with torch.no_grad():
+                z = torch.relu((test_u * torch.exp(MU * c)) @ w2.T + b2)
+                logits = (z * state["gain"]) @ w3.T + b3
+                return (logits.argmax(dim=1) == test_y).float().mean().item()
+
+        stochastic = method == "stochastic"
+        if stochastic:
+            estimate(train_x[:BATCH])
+        curve = [evaluate()]
+        for k in range(BATCHES):
+            x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
+            with torch.no_grad():
+                u = encode(encoder, x)
+            z = torch.relu((u * torch.exp(MU * c)) @ w2.T + b2)
+            logits = (z * state["gain"]) @ w3.T + b3
+            loss = torch.nn.functional.cross_entropy(logits, y) + LAMBDA * c.abs().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if stochastic:
+                estimate(x)
+            curve.append(evaluate())
+        return curve
+
+    def retrain_run():
+        enc = [p.clone().requires_grad_() for p in encoder]
+        net = [[p.clone().requires_grad_() for p in layer] for layer in layers]
+        params = enc + [p for layer in net for p in layer]
+        opt = torch.optim.Adam(params, lr=LR[method])
+        weights = [enc[0]] + [layer[0] for layer in net]
+
+        def forward(x):
+            h = encode(enc, x)
+            (w2, b2), (w3, b3) = net
+            return torch.relu(h @ w2.T + b2) @ w3.T + b3
+
+        def evaluate():
+            with torch.no_grad():
+                return (forward(test_x).argmax(dim=1) == test_y).float().mean().item()
+
+        curve = [evaluate()]
+        for k in range(BATCHES):
+            x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
+            loss = torch.nn.functional.cross_entropy(forward(x), y) + LAMBDA * sum(w.abs().sum() for w in weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(evaluate())
+        return curve
+
+    def retrain_last_run():
+        (w2, b2), (w3, b3) = layers
+        with torch.no_grad():
+            test_z = torch.relu(encode(encoder, test_x) @ w2.T + b2)    # frozen up to the gated layer, cached once
+        w, b = w3.clone().requires_grad_(), b3.clone().requires_grad_()
+        opt = torch.optim.Adam([w, b], lr=LR[method])
+
+        def evaluate():
+            with torch.no_grad():
+                return ((test_z @ w.T + b).argmax(dim=1) == test_y).float().mean().item()
+
+        curve = [evaluate()]
+        for k in range(BATCHES):
+            x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
+            with torch.no_grad():
+                z = torch.relu(encode(encoder, x) @ w2.T + b2)
+            loss = torch.nn.functional.cross_entropy(z @ w.T + b, y) + LAMBDA * w.abs().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(evaluate())
+        return curve
+
+    if method in ("stochastic", "deterministic"):
+        return modulation_run
+    return retrain_run if method == "retrain" else retrain_last_run
+
+
+def workload(name):
+    for trial_name, arch, modulated, trials in TRIALS:
+        if name == trial_name:
+            return trial_workload(arch, modulated, trials)
+    return online_workload(name.removeprefix("online_"))
+
+
+def median_seconds(run, seconds, min_runs):
+    run()
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
+    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(WORKLOADS))
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or WORKLOADS
+    for name in names:
+        if name not in WORKLOADS:
+            parser.error(f"--only {name}: no such workload")
+    torch.set_num_threads(args.threads)
+    for name in names:
+        seconds = median_seconds(workload(name), args.seconds, 3 if name.startswith("online") else 5)
+        if args.json:
+            print(json.dumps({"framework": "torch", "version": torch.__version__, "threads": args.threads,
+                              "workload": name, "seconds": seconds}), flush=True)
+        else:
+            print(f"{name:<24} {seconds * 1e3:10.3f} ms   (torch {torch.__version__}, {args.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()

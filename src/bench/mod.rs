@@ -1,0 +1,331 @@
+//! Timing for `comod bench`, the sweeps' closing line and the criterion
+//! benches: medians of repeated runs, beside the machine's FMA peak
+//! ([`peak`], per instruction set, measured in the same process) and, as a
+//! second yardstick, `matrixmultiply`'s SGEMM on large square matrices,
+//! so that every speed is quoted as a fraction of what this machine can do.
+
+pub mod online;
+pub mod peak;
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::kernel::Body;
+use crate::kernel::workload::WORKLOADS;
+use crate::net::linalg::{Mat, MatMut, gemm};
+use crate::net::simd::Isa;
+use crate::train::Method;
+use peak::fma_peak;
+/// Side of the square matrices of the SGEMM peak.
+pub const PEAK_SIDE: usize = 1024;
+/// Most seconds of timed runs per workload `comod bench` accepts.
+pub const MAX_BENCH_SECONDS: f64 = 3600.0;
+
+/// Minimum seconds of timed runs per workload of `comod bench`.
+pub const DEFAULT_SECONDS: f64 = 2.0;
+
+/// Median wall time in seconds of `run` over at least `min_runs` runs and
+/// at least `min_seconds` of running, after one warm-up run.
+pub fn median_seconds(min_runs: usize, min_seconds: f64, mut run: impl FnMut()) -> f64 {
+    run();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < min_runs || start.elapsed().as_secs_f64() < min_seconds {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The peak problem: C = A·A for square [`PEAK_SIDE`]² matrices.
+pub struct SgemmProblem {
+    a: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl SgemmProblem {
+    /// Fills A with small values.
+    pub fn new() -> SgemmProblem {
+        let n = PEAK_SIDE;
+        SgemmProblem {
+            a: (0..n * n).map(|i| (i % 17) as f32 * 0.1).collect(),
+            c: vec![0.0; n * n],
+        }
+    }
+
+    /// Floating-point operations of one product, 2n³.
+    pub fn flops(&self) -> f64 {
+        2.0 * (PEAK_SIDE as f64).powi(3)
+    }
+
+    /// One product on the current rayon pool.
+    pub fn run(&mut self) {
+        let n = PEAK_SIDE;
+        gemm(
+            Mat::row_major(&self.a, n, n),
+            Mat::row_major(&self.a, n, n),
+            false,
+            MatMut::row_major(&mut self.c, n, n),
+        );
+    }
+}
+
+impl Default for SgemmProblem {
+    fn default() -> Self {
+        SgemmProblem::new()
+    }
+}
+
+/// GFLOP/s of matrixmultiply's sgemm on [`PEAK_SIDE`]² matrices with
+/// `threads` threads (median of repeated products).
+pub fn sgemm_gflops(threads: usize) -> f64 {
+    let mut problem = SgemmProblem::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    let seconds = median_seconds(7, 0.5, || pool.install(|| problem.run()));
+    problem.flops() / seconds / 1e9
+}
+
+/// What a line of `comod bench` measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// The FMA peak of an instruction set ([`peak::fma_peak`]).
+    FmaPeak,
+    /// `matrixmultiply`'s SGEMM on [`PEAK_SIDE`]² matrices.
+    Sgemm,
+    /// A kernel workload ([`WORKLOADS`]).
+    Workload,
+    /// A whole `online` run of a method ([`online`]), seconds per run.
+    Run,
+}
+
+/// One line of `comod bench`: a median time and rate beside the FMA peak
+/// of the instruction set and thread count it ran with, and beside the
+/// SGEMM of the same thread count, all measured in the same run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchLine {
+    /// What was measured.
+    pub kind: LineKind,
+    /// Name (`fma_{isa}_{t}_thread[s]`, `sgemm_1024_{t}_thread[s]` or the workload's).
+    pub workload: String,
+    /// The instruction set it ran with.
+    pub isa: Isa,
+    /// Threads it ran on.
+    pub threads: usize,
+    /// Median seconds per run.
+    pub seconds: f64,
+    /// Rate, GFLOP/s.
+    pub gflops: f64,
+    /// The FMA peak of `isa` at `threads` threads, GFLOP/s.
+    pub peak_gflops: f64,
+    /// The SGEMM rate at `threads` threads, GFLOP/s.
+    pub sgemm_gflops: f64,
+}
+
+impl BenchLine {
+    /// The rate as a fraction of the FMA peak.
+    pub fn ratio(&self) -> f64 {
+        self.gflops / self.peak_gflops
+    }
+
+    /// The rate as a fraction of the SGEMM rate.
+    pub fn sgemm_ratio(&self) -> f64 {
+        self.gflops / self.sgemm_gflops
+    }
+}
+
+/// "1_thread" or "{t}_threads".
+fn threads_name(threads: usize) -> String {
+    format!("{threads}_thread{}", if threads == 1 { "" } else { "s" })
+}
+
+/// Every workload name `comod bench` knows: the kernel's, then the whole runs.
+pub fn workload_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = WORKLOADS.iter().map(|w| w.name).collect();
+    names.extend(online::workload_names());
+    names
+}
+
+/// `comod bench`: the FMA peak of every instruction set this CPU runs and
+/// the SGEMM rate, each at 1 thread and at the pool's thread count, then
+/// each workload named in `only` (all when empty) on the body
+/// [`Body::detect`] picks, timed for at least `seconds` each (the whole
+/// runs on the digits in `data_dir`); `on_line` sees each line as it is
+/// measured. Fails, naming the option, on an unknown workload, a time
+/// outside 0 ..= [`MAX_BENCH_SECONDS`] or digits that do not load.
+pub fn run_bench(
+    only: &[String],
+    seconds: f64,
+    data_dir: &Path,
+    mut on_line: impl FnMut(&BenchLine),
+) -> Result<()> {
+    if !(0.0..=MAX_BENCH_SECONDS).contains(&seconds) {
+        return Err(Error::option(
+            "--seconds",
+            seconds,
+            format!("must be from 0 to {MAX_BENCH_SECONDS}"),
+        ));
+    }
+    let names = workload_names();
+    if let Some(unknown) = only.iter().find(|name| !names.contains(&name.as_str())) {
+        return Err(Error::option(
+            "--only",
+            unknown,
+            format!("no workload named {unknown:?}"),
+        ));
+    }
+    let selected = |name: &str| only.is_empty() || only.iter().any(|n| n == name);
+    let runs = if online::workload_names().iter().any(|n| selected(n)) {
+        Some(online::OnlineRuns::prepare(data_dir)?)
+    } else {
+        None
+    };
+    let pool_threads = rayon::current_num_threads();
+    let mut thread_counts = vec![1, pool_threads];
+    thread_counts.dedup();
+    let body_isa = Body::detect().isa();
+    let sgemm: Vec<(usize, f64)> = thread_counts
+        .iter()
+        .map(|&threads| (threads, sgemm_gflops(threads)))
+        .collect();
+    let peaks: Vec<peak::FmaPeak> = Isa::available()
+        .into_iter()
+        .flat_map(|isa| {
+            thread_counts
+                .iter()
+                .map(move |&threads| fma_peak(isa, threads))
+        })
+        .collect();
+    let sgemm_at = |threads| {
+        sgemm
+            .iter()
+            .find(|(t, _)| *t == threads)
+            .expect("measured")
+            .1
+    };
+    let peak_at = |isa, threads| {
+        peaks
+            .iter()
+            .find(|p| p.isa == isa && p.threads == threads)
+            .expect("measured")
+            .gflops
+    };
+    for peak in &peaks {
+        on_line(&BenchLine {
+            kind: LineKind::FmaPeak,
+            workload: format!("fma_{}_{}", peak.isa.name(), threads_name(peak.threads)),
+            isa: peak.isa,
+            threads: peak.threads,
+            seconds: peak.seconds,
+            gflops: peak.gflops,
+            peak_gflops: peak.gflops,
+            sgemm_gflops: sgemm_at(peak.threads),
+        });
+    }
+    // matrixmultiply picks its own kernel: the best the CPU has.
+    let best = *Isa::available().last().expect("scalar always runs");
+    for &(threads, gflops) in &sgemm {
+        on_line(&BenchLine {
+            kind: LineKind::Sgemm,
+            workload: format!("sgemm_{PEAK_SIDE}_{}", threads_name(threads)),
+            isa: best,
+            threads,
+            seconds: 2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
+            gflops,
+            peak_gflops: peak_at(best, threads),
+            sgemm_gflops: gflops,
+        });
+    }
+    let body_peak = peak_at(body_isa, pool_threads);
+    for workload in WORKLOADS.iter().filter(|w| selected(w.name)) {
+        let mut prepared = workload.prepare();
+        let flops = prepared.flops();
+        let median = median_seconds(5, seconds, || {
+            prepared.run();
+        });
+        on_line(&BenchLine {
+            kind: LineKind::Workload,
+            workload: workload.name.to_string(),
+            isa: body_isa,
+            threads: pool_threads,
+            seconds: median,
+            gflops: flops / median / 1e9,
+            peak_gflops: body_peak,
+            sgemm_gflops: sgemm_at(pool_threads),
+        });
+    }
+    for (method, runs) in Method::ALL
+        .into_iter()
+        .filter(|&m| selected(online::workload_name(m)))
+        .zip(std::iter::repeat(runs.as_ref().expect("prepared above")))
+    {
+        let mut flops = 0.0;
+        let median = median_seconds(3, seconds, || {
+            flops = runs.run(method, pool_threads);
+        });
+        on_line(&BenchLine {
+            kind: LineKind::Run,
+            workload: online::workload_name(method).to_string(),
+            isa: body_isa,
+            threads: pool_threads,
+            seconds: median / pool_threads as f64,
+            gflops: flops / median / 1e9,
+            peak_gflops: body_peak,
+            sgemm_gflops: sgemm_at(pool_threads),
+        });
+    }
+    Ok(())
+}
+
+/// A measured rate beside the FMA peak of the instruction set the kernel
+/// runs, at the pool's thread count, measured now (for the closing line
+/// of a sweep).
+#[derive(Clone, Copy, Debug)]
+pub struct Throughput {
+    /// GFLOP/s achieved.
+    pub gflops: f64,
+    /// The FMA peak, GFLOP/s.
+    pub peak_gflops: f64,
+    /// The instruction set of the peak (the one the kernel runs).
+    pub isa: Isa,
+    /// Threads of the pool.
+    pub threads: usize,
+}
+
+/// The rate of `flops` done in `seconds` beside the FMA peak.
+pub fn throughput(flops: f64, seconds: f64) -> Throughput {
+    let threads = rayon::current_num_threads();
+    let isa = Body::detect().isa();
+    Throughput {
+        gflops: flops / seconds.max(1e-9) / 1e9,
+        peak_gflops: fma_peak(isa, threads).gflops,
+        isa,
+        threads,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_requests_fail_before_measuring() {
+        let never = |line: &BenchLine| panic!("measured {line:?}");
+        let data = Path::new("no such folder");
+        let err = run_bench(&["nothing".into()], 0.0, data, never).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--only nothing: no workload named \"nothing\""
+        );
+        let err = run_bench(&[], -1.0, data, never).unwrap_err();
+        assert!(err.to_string().starts_with("--seconds -1"), "{err}");
+        // The digits of the whole runs are loaded before any measurement.
+        let err = run_bench(&["online_stochastic".into()], 0.0, data, never).unwrap_err();
+        assert!(err.to_string().contains("no such folder"), "{err}");
+    }
+}

@@ -1,0 +1,190 @@
+//! The machine's FMA peak, measured: independent chains of fused
+//! multiply-adds held in registers, per instruction set the kernel's
+//! dispatcher can pick ([`Isa`]), on 1 thread and on several at once.
+//! No real product can beat it, so every rate `comod bench` and the
+//! sweeps print is quoted as a fraction of it (§3 speed claims).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::net::simd::Isa;
+
+/// Independent accumulators of the scalar and AVX2 chain loops: as many
+/// as the 16 registers of AVX2 hold beside the two operands.
+const CHAINS: usize = 12;
+/// Independent accumulators of the AVX-512 chain loop: AVX-512 has 32
+/// registers, and 12 chains leave some cores latency-bound (measured: a
+/// 24-accumulator loop ran 1.8× faster than a 12-accumulator one).
+const WIDE_CHAINS: usize = 24;
+/// Loop iterations per timed call (12 or 24 FMAs each).
+const ITERATIONS: u64 = 4_000_000;
+/// Timed calls per measurement; the median is kept.
+const REPEATS: usize = 5;
+
+/// The FMA peak of one instruction set at one thread count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FmaPeak {
+    /// The instruction set of the chains.
+    pub isa: Isa,
+    /// Threads running the chains at once.
+    pub threads: usize,
+    /// Floating-point operations per second of all threads, in GFLOP/s
+    /// (an FMA counts 2 per lane).
+    pub gflops: f64,
+    /// Median wall time of one timed call.
+    pub seconds: f64,
+}
+
+/// Measures the FMA peak of `isa` (which this CPU must run) with
+/// `threads` threads at once: each runs the chains for the same number
+/// of iterations, and the median over [`REPEATS`] of the wall time of
+/// all of them gives the rate.
+pub fn fma_peak(isa: Isa, threads: usize) -> FmaPeak {
+    assert!(isa.supported(), "this CPU does not run {isa}");
+    assert!(threads >= 1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    let run = || {
+        pool.install(|| {
+            (0..threads).into_par_iter().for_each(|_| {
+                black_box(chains(isa, black_box(ITERATIONS)));
+            })
+        })
+    };
+    run();
+    let mut times: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let start = Instant::now();
+            run();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let flops = chain_flops(isa, ITERATIONS) * threads as f64;
+    let seconds = times[REPEATS / 2];
+    FmaPeak {
+        isa,
+        threads,
+        gflops: flops / seconds / 1e9,
+        seconds,
+    }
+}
+
+/// Floating-point operations of [`chains`] with `iterations`.
+pub fn chain_flops(isa: Isa, iterations: u64) -> f64 {
+    let chains = if isa == Isa::Avx512 {
+        WIDE_CHAINS
+    } else {
+        CHAINS
+    };
+    2.0 * (chains * isa.lanes()) as f64 * iterations as f64
+}
+
+/// `iterations` rounds of one FMA on each of [`CHAINS`] (AVX-512:
+/// [`WIDE_CHAINS`]) accumulators of `isa`'s width, on this thread;
+/// returns their sum so that nothing is optimised away. Panics unless the
+/// CPU runs `isa`.
+pub fn chains(isa: Isa, iterations: u64) -> f32 {
+    assert!(isa.supported(), "this CPU does not run {isa}");
+    match isa {
+        Isa::Scalar => scalar_chains(iterations),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `fma_peak` asserted that the CPU runs the instruction set.
+        Isa::Avx2Fma => unsafe { x86::avx2_chains(iterations) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx512 => unsafe { x86::avx512_chains(iterations) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only scalar code runs here"),
+    }
+}
+
+/// One lane per chain, a multiply and an add (what portable code can
+/// count on: the x86-64 baseline has no FMA instruction).
+fn scalar_chains(iterations: u64) -> f32 {
+    let (a, b) = (black_box(0.999_999f32), black_box(1e-6f32));
+    let mut acc = [1.0f32; CHAINS];
+    for _ in 0..iterations {
+        for x in acc.iter_mut() {
+            *x = *x * a + b;
+        }
+    }
+    acc.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+    use std::hint::black_box;
+
+    use super::{CHAINS, WIDE_CHAINS};
+
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2_chains(iterations: u64) -> f32 {
+        let (a, b) = (
+            _mm256_set1_ps(black_box(0.999_999)),
+            _mm256_set1_ps(black_box(1e-6)),
+        );
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for x in acc.iter_mut() {
+                *x = _mm256_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut total = _mm256_setzero_ps();
+        for x in acc {
+            total = _mm256_add_ps(total, x);
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+        lanes.iter().sum()
+    }
+
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn avx512_chains(iterations: u64) -> f32 {
+        let (a, b) = (
+            _mm512_set1_ps(black_box(0.999_999)),
+            _mm512_set1_ps(black_box(1e-6)),
+        );
+        let mut acc = [_mm512_set1_ps(1.0); WIDE_CHAINS];
+        for _ in 0..iterations {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut total = _mm512_setzero_ps();
+        for x in acc {
+            total = _mm512_add_ps(total, x);
+        }
+        _mm512_reduce_add_ps(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wider_instruction_sets_are_not_slower_per_call() {
+        // The chains must do the work they claim: a wider set runs the
+        // same number of instructions with more lanes, so its rate is
+        // higher (a loop optimised away would read as absurdly fast).
+        let rates: Vec<f64> = Isa::available()
+            .into_iter()
+            .map(|isa| fma_peak(isa, 1).gflops)
+            .collect();
+        for pair in rates.windows(2) {
+            assert!(pair[1] > pair[0], "rates by instruction set: {rates:?}");
+        }
+        assert!(rates.iter().all(|&r| r > 0.1 && r < 1e4), "{rates:?}");
+    }
+}

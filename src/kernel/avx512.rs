@@ -1,0 +1,292 @@
+//! The AVX-512F body of the kernel's tiles: a 12×32 register tile (24
+//! accumulators of 16 lanes; per input, two panel loads and twelve
+//! embedded broadcasts feed 24 FMAs), or 12×16 for a block's last odd
+//! panel, with the epilogues of the AVX2 body.
+//!
+//! Every output runs the same chain as in the AVX2 body (bias, then one
+//! FMA per input in order), and the gated epilogue folds the tile's rows
+//! into the f64 sums in the AVX2 body's groups of six, skipping a group
+//! made only of padding rows. So both bodies give the same bits: which
+//! one a machine picks never changes a result.
+
+use std::arch::x86_64::*;
+
+use crate::kernel::plan::PANEL;
+use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+use crate::net::vexp::exp16;
+
+/// Rows of a tile of this body.
+const ROWS: usize = 12;
+/// Rows of one group of the gated epilogue (the AVX2 body's tile height).
+const GROUP: usize = 6;
+
+/// AVX-512F intrinsics; reached only after `has_avx512f()` (asserted at
+/// the kernel's entry points).
+pub struct Avx512;
+
+/// acc[r][h] holds row r, neurons 16h..16h+16, of a·panels + bias, for
+/// the `P` panels of the tile.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn product<const P: usize>(tile: Tile<'_>) -> [[__m512; P]; ROWS] {
+    tile.check(ROWS, P);
+    let k = tile.k;
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    // SAFETY (whole body): `tile.check` ensured that inputs 0..k of rows
+    // 0..12 of `a`, inputs 0..k × 16 neurons of the P panels and their
+    // 16·P biases are in bounds.
+    unsafe {
+        let b: [__m512; P] =
+            std::array::from_fn(|h| _mm512_loadu_ps(tile.bias.as_ptr().add(16 * h)));
+        let mut acc = [b; ROWS];
+        for kk in 0..k {
+            let w: [__m512; P] =
+                std::array::from_fn(|h| _mm512_loadu_ps(panel.add((h * k + kk) * PANEL)));
+            let x = a.add(kk * PACK);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*x.add(r));
+                for h in 0..P {
+                    acc[h] = _mm512_fmadd_ps(x, w[h], acc[h]);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// The lanes of half `h` below `width` neurons of the tile.
+fn lane_mask(width: usize, h: usize) -> __mmask16 {
+    let lanes = width.saturating_sub(PANEL * h).min(PANEL);
+    ((1u32 << lanes) - 1) as __mmask16
+}
+
+/// sums[c] += lanes[c] in f64 for c < width.
+///
+/// # Safety
+/// AVX-512F must be available; `sums` must hold `width` ≤ 16 values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn add_f64(x: __m512, width: usize, sums: &mut [f64]) {
+    assert!(width <= PANEL && sums.len() >= width);
+    let halves = [
+        _mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(x),
+        ))),
+    ];
+    for (h, half) in halves.into_iter().enumerate() {
+        let lanes = width.saturating_sub(8 * h).min(8);
+        let mask = ((1u32 << lanes) - 1) as __mmask8;
+        // SAFETY: the mask covers only lanes 8h..8h+lanes < width ≤ sums.len().
+        unsafe {
+            let p = sums.as_mut_ptr().add(8 * h);
+            let old = _mm512_maskz_loadu_pd(mask, p);
+            _mm512_mask_storeu_pd(p, mask, _mm512_add_pd(old, half));
+        }
+    }
+}
+
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn hidden_tile<const P: usize>(tile: Tile<'_>, out: &mut [f32], layout: Output) {
+    // SAFETY: AVX-512F guaranteed by the caller.
+    let acc = unsafe { product::<P>(tile) };
+    let zero = _mm512_setzero_ps();
+    let width = tile.width;
+    if let Output::Rows(stride) = layout {
+        // Straight from the registers: masked stores of each row's lanes.
+        assert!(
+            width >= 1 && (ROWS - 1) * stride + width <= out.len(),
+            "output out of bounds"
+        );
+        for (r, acc) in acc.iter().enumerate() {
+            for (h, &z) in acc.iter().enumerate() {
+                // SAFETY: the masked lanes are neurons 16h + c < width of
+                // row r, inside `out` (asserted).
+                unsafe {
+                    _mm512_mask_storeu_ps(
+                        out.as_mut_ptr().add(r * stride + PANEL * h),
+                        lane_mask(width, h),
+                        _mm512_max_ps(z, zero),
+                    )
+                };
+            }
+        }
+        return;
+    }
+    let mut rows = [[0.0f32; 2 * PANEL]; ROWS];
+    for (row, acc) in rows.iter_mut().zip(&acc) {
+        for (h, &z) in acc.iter().enumerate() {
+            // SAFETY: `row` holds 32 floats.
+            unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(PANEL * h), _mm512_max_ps(z, zero)) };
+        }
+    }
+    layout.write(&rows, width, out);
+}
+
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn gated_tile<const P: usize>(
+    tile: Tile<'_>,
+    weight: &[f32],
+    valid: &[f32],
+    correlation: bool,
+    sums: GatedSlices<'_>,
+) {
+    let width = tile.width;
+    assert!(weight.len() >= ROWS && valid.len() >= ROWS);
+    assert!(sums.shift.len() == width && sums.covariance.len() == width);
+    assert!(sums.sum.len() == width && sums.sum_squares.len() == width);
+    // SAFETY: AVX-512F guaranteed by the caller.
+    let acc = unsafe { product::<P>(tile) };
+    let zero = _mm512_setzero_ps();
+    // h indexes the register of every row, acc[r][h]: a range reads best.
+    #[allow(clippy::needless_range_loop)]
+    for h in 0..P {
+        let (mask, lanes) = (
+            lane_mask(width, h),
+            width.saturating_sub(PANEL * h).min(PANEL),
+        );
+        let columns = PANEL * h..PANEL * h + lanes;
+        if columns.is_empty() {
+            continue;
+        }
+        let shift = &mut sums.shift[columns.clone()];
+        if sums.first {
+            // SAFETY: the masked lanes c < lanes are in `shift`.
+            unsafe {
+                _mm512_mask_storeu_ps(shift.as_mut_ptr(), mask, _mm512_max_ps(acc[0][h], zero))
+            };
+        }
+        // SAFETY: the masked lanes c < lanes are in `shift`.
+        let shift = unsafe { _mm512_maskz_loadu_ps(mask, shift.as_ptr()) };
+        let (covariance, sum, sum_squares) = (
+            &mut sums.covariance[columns.clone()],
+            &mut sums.sum[columns.clone()],
+            &mut sums.sum_squares[columns],
+        );
+        for group in 0..ROWS / GROUP {
+            let rows = group * GROUP..(group + 1) * GROUP;
+            if valid[rows.start] == 0.0 {
+                // Padding rows only: the AVX2 body has no tile here.
+                break;
+            }
+            let mut cov = zero;
+            for r in rows {
+                let d = _mm512_sub_ps(_mm512_max_ps(acc[r][h], zero), shift);
+                cov = _mm512_fmadd_ps(_mm512_set1_ps(weight[r]), d, cov);
+                if correlation {
+                    // Per row into f64 at once: Σd² must not lose the variance to rounding.
+                    let vd = _mm512_mul_ps(_mm512_set1_ps(valid[r]), d);
+                    // SAFETY: AVX-512F guaranteed by the caller; slices hold `lanes` values.
+                    unsafe {
+                        add_f64(vd, lanes, sum);
+                        add_squares_f64(vd, d, lanes, sum_squares);
+                    }
+                }
+            }
+            // SAFETY: AVX-512F guaranteed by the caller; the slice holds `lanes` values.
+            unsafe { add_f64(cov, lanes, covariance) };
+        }
+    }
+}
+
+/// sums[c] += (vz·z)[c] in f64, the product taken in f64.
+///
+/// # Safety
+/// AVX-512F must be available; `sums` must hold `width` ≤ 16 values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn add_squares_f64(vz: __m512, z: __m512, width: usize, sums: &mut [f64]) {
+    let widen = |x: __m512| {
+        [
+            _mm512_cvtps_pd(_mm512_castps512_ps256(x)),
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(x),
+            ))),
+        ]
+    };
+    let (a, b) = (widen(vz), widen(z));
+    let mut lanes = [0.0f64; PANEL];
+    for h in 0..2 {
+        // SAFETY: `lanes` has 16 elements.
+        unsafe { _mm512_storeu_pd(lanes.as_mut_ptr().add(8 * h), _mm512_mul_pd(a[h], b[h])) };
+    }
+    for (s, l) in sums[..width].iter_mut().zip(lanes) {
+        *s += l;
+    }
+}
+
+/// One packed group of the modulated activity (§3):
+/// x[k·PACK + r] = exp(m[r]·c[k] − β)·u[k]·keep[r] for every input k, in
+/// one pass with the operations, in order, of the portable version (so
+/// the same bits), twelve rows in the lanes of a register.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn modulated_group(
+    m: &[f32; PACK],
+    keep: &[f32; PACK],
+    coupling: &[f32],
+    activity: &[f32],
+    beta: f32,
+    x: &mut [f32],
+) {
+    let n = coupling.len();
+    assert!(
+        activity.len() == n && x.len() >= n * PACK,
+        "a whole packed group"
+    );
+    let mask = ((1u32 << PACK) - 1) as __mmask16;
+    // SAFETY: the masked lanes r < 12 are inside `m`, `keep` and each
+    // input's 12 values of `x` (asserted).
+    unsafe {
+        let (m, keep) = (
+            _mm512_maskz_loadu_ps(mask, m.as_ptr()),
+            _mm512_maskz_loadu_ps(mask, keep.as_ptr()),
+        );
+        let beta = _mm512_set1_ps(beta);
+        for (k, (&c, &u)) in coupling.iter().zip(activity).enumerate() {
+            let e = exp16(_mm512_sub_ps(_mm512_mul_ps(m, _mm512_set1_ps(c)), beta));
+            let v = _mm512_mul_ps(_mm512_mul_ps(e, _mm512_set1_ps(u)), keep);
+            _mm512_mask_storeu_ps(x.as_mut_ptr().add(k * PACK), mask, v);
+        }
+    }
+}
+
+impl Tiles for Avx512 {
+    const ROWS: usize = ROWS;
+    const PANELS: usize = 2;
+
+    fn hidden(tile: Tile<'_>, out: &mut [f32], layout: Output) {
+        // SAFETY: this body is only selected on CPUs with AVX-512F.
+        unsafe {
+            match tile.panels() {
+                2 => hidden_tile::<2>(tile, out, layout),
+                _ => hidden_tile::<1>(tile, out, layout),
+            }
+        }
+    }
+
+    fn gated(
+        tile: Tile<'_>,
+        weight: &[f32],
+        valid: &[f32],
+        correlation: bool,
+        sums: GatedSlices<'_>,
+    ) {
+        // SAFETY: this body is only selected on CPUs with AVX-512F.
+        unsafe {
+            match tile.panels() {
+                2 => gated_tile::<2>(tile, weight, valid, correlation, sums),
+                _ => gated_tile::<1>(tile, weight, valid, correlation, sums),
+            }
+        }
+    }
+}
