@@ -11,6 +11,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernel::dense::{CHUNK, DenseTile};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::vexp::exp16;
@@ -258,6 +259,65 @@ pub(super) unsafe fn modulated_group(
             _mm512_mask_storeu_ps(x.as_mut_ptr().add(k * PACK), mask, v);
         }
     }
+}
+
+/// One tile of [`super::dense::dense_forward`]: 12 rows × 16 neurons,
+/// out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
+/// chain of FMAs from zero, as `matrixmultiply` computes it (see there).
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+    let k = tile.k;
+    assert!(
+        k > 0 && (k - 1) * PACK + ROWS <= tile.a.len(),
+        "tile rows out of bounds"
+    );
+    assert!(
+        k * PANEL <= tile.panel.len() && tile.bias.len() >= PANEL,
+        "panel out of bounds"
+    );
+    assert!(
+        tile.scale.is_none_or(|s| s.len() >= PANEL),
+        "factors out of bounds"
+    );
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    // SAFETY (loads): bounds asserted above.
+    let mut c = [unsafe { _mm512_loadu_ps(tile.bias.as_ptr()) }; ROWS];
+    for start in (0..k).step_by(CHUNK) {
+        let mut acc = [_mm512_setzero_ps(); ROWS];
+        for kk in start..k.min(start + CHUNK) {
+            // SAFETY: kk < k, so the panel row and the 12 inputs are in bounds.
+            unsafe {
+                let w = _mm512_loadu_ps(panel.add(kk * PANEL));
+                let x = a.add(kk * PACK);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(r)), w, *acc);
+                }
+            }
+        }
+        for (c, acc) in c.iter_mut().zip(acc) {
+            *c = _mm512_add_ps(*c, acc);
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    // SAFETY: 16 factors asserted above.
+    let scale = tile.scale.map(|s| unsafe { _mm512_loadu_ps(s.as_ptr()) });
+    let mut rows = [[0.0f32; PANEL]; ROWS];
+    for (row, &c) in rows.iter_mut().zip(&c) {
+        let mut h = if tile.exp {
+            exp16(c)
+        } else {
+            _mm512_max_ps(c, zero)
+        };
+        if let Some(scale) = scale {
+            h = _mm512_mul_ps(h, scale);
+        }
+        // SAFETY: `row` holds 16 floats.
+        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), h) };
+    }
+    layout.write(&rows, tile.width, out);
 }
 
 impl Tiles for Avx512 {

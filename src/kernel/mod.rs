@@ -23,6 +23,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod batch;
+pub mod dense;
 pub mod plan;
 pub mod reference;
 mod scalar;
@@ -420,6 +421,26 @@ impl PackedRows {
     /// Values per row.
     pub fn width(&self) -> usize {
         self.width
+    }
+
+    /// The packed values, whole groups of [`PACK`] rows.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The rows at `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> PackedRows {
+        let mut data = vec![0.0; rows.len().next_multiple_of(PACK) * self.width];
+        let mut row = vec![0.0; self.width];
+        for (to, &from) in rows.iter().enumerate() {
+            unpack_row(&self.data, from, &mut row);
+            pack_row(&row, to, &mut data);
+        }
+        PackedRows {
+            data,
+            rows: rows.len(),
+            width: self.width,
+        }
     }
 }
 

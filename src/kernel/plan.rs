@@ -27,6 +27,33 @@ pub struct PackedLayer {
 }
 
 impl PackedLayer {
+    /// Layer `l` of `model`, its blocks packed into panels.
+    pub fn pack(model: &Model<f32>, l: usize) -> PackedLayer {
+        let shape = model.layer(l).shape;
+        let (ni, no) = (shape.group_inputs(), shape.group_outputs());
+        let panels_per_group = no.div_ceil(PANEL);
+        let mut panels = vec![0.0; shape.groups * panels_per_group * ni * PANEL];
+        let mut bias = vec![0.0; shape.groups * panels_per_group * PANEL];
+        let (weights, biases) = (model.weights(l), model.bias(l));
+        for g in 0..shape.groups {
+            for j in 0..no {
+                let (p, c) = (j / PANEL, j % PANEL);
+                let panel = (g * panels_per_group + p) * ni * PANEL;
+                for k in 0..ni {
+                    panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
+                }
+                bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
+            }
+        }
+        PackedLayer {
+            groups: shape.groups,
+            inputs: shape.inputs,
+            outputs: shape.outputs,
+            panels,
+            bias,
+        }
+    }
+
     /// Inputs seen by one neuron.
     pub fn group_inputs(&self) -> usize {
         self.inputs / self.groups
@@ -90,32 +117,7 @@ impl KernelPlan {
     pub fn new(model: &Model<f32>) -> KernelPlan {
         let arch = model.arch();
         let layers = (arch.modulated_layer + 1..=arch.gated_layer())
-            .map(|l| {
-                let layout = model.layer(l);
-                let shape = layout.shape;
-                let (ni, no) = (shape.group_inputs(), shape.group_outputs());
-                let panels_per_group = no.div_ceil(PANEL);
-                let mut panels = vec![0.0; shape.groups * panels_per_group * ni * PANEL];
-                let mut bias = vec![0.0; shape.groups * panels_per_group * PANEL];
-                let (weights, biases) = (model.weights(l), model.bias(l));
-                for g in 0..shape.groups {
-                    for j in 0..no {
-                        let (p, c) = (j / PANEL, j % PANEL);
-                        let panel = (g * panels_per_group + p) * ni * PANEL;
-                        for k in 0..ni {
-                            panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
-                        }
-                        bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
-                    }
-                }
-                PackedLayer {
-                    groups: shape.groups,
-                    inputs: shape.inputs,
-                    outputs: shape.outputs,
-                    panels,
-                    bias,
-                }
-            })
+            .map(|l| PackedLayer::pack(model, l))
             .collect();
         KernelPlan {
             modulated_size: arch.size(arch.modulated_layer),

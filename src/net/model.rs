@@ -193,6 +193,14 @@ impl<T: Real> Model<T> {
         &self.arch
     }
 
+    /// Canvases `[B, 784]` in the order layer 1 reads its inputs (quadrant-major).
+    pub fn reorder_input(&self, canvases: &[T]) -> Vec<T> {
+        canvases
+            .chunks_exact(CANVAS_PIXELS)
+            .flat_map(|canvas| self.input_pixels.iter().map(|&p| canvas[p as usize]))
+            .collect()
+    }
+
     /// Layout of layer `l` (counted from 1).
     pub fn layer(&self, l: usize) -> &LayerLayout {
         &self.layers[l - 1]

@@ -5,6 +5,7 @@
 //! frozen.
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::kernel::dense::{DensePlan, DenseScratch, dense_forward};
 use crate::kernel::{Body, KernelScratch, PackedRows, forward_rows};
 use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
@@ -159,6 +160,8 @@ pub struct EvalSet {
     modulated_activity: Vec<f32>,
     /// The same, in the kernel's packed layout (for [`forward_rows`]).
     packed_activity: PackedRows,
+    /// The canvases as layer 1 reads them, packed (for [`dense_forward`]).
+    packed_input: PackedRows,
     gated_activity: Vec<f32>,
 }
 
@@ -187,6 +190,7 @@ impl EvalSet {
             ));
         }
         EvalSet {
+            packed_input: PackedRows::new(&model.reorder_input(&images), CANVAS_PIXELS),
             images,
             labels,
             packed_activity: PackedRows::new(&modulated_activity, arch.size(arch.modulated_layer)),
@@ -204,12 +208,12 @@ impl EvalSet {
                 .copied()
                 .collect()
         }
-        let modulated_activity = gather(&self.modulated_activity, self.width(true), rows);
         EvalSet {
             images: gather(&self.images, CANVAS_PIXELS, rows),
             labels: gather(&self.labels, 1, rows),
-            packed_activity: PackedRows::new(&modulated_activity, self.packed_activity.width()),
-            modulated_activity,
+            modulated_activity: gather(&self.modulated_activity, self.width(true), rows),
+            packed_activity: self.packed_activity.select(rows),
+            packed_input: self.packed_input.select(rows),
             gated_activity: gather(&self.gated_activity, self.width(false), rows),
         }
     }
@@ -288,6 +292,9 @@ pub struct Evaluator {
     readout: Vec<f32>,
     off: Modulation<f32>,
     scratch: KernelScratch,
+    /// The retrained network's layers 1..L−1, packed at each evaluation.
+    dense: DensePlan,
+    dense_scratch: DenseScratch,
     ws: Workspace<f32>,
     /// The first non-finite tensor of the last unmodulated evaluation,
     /// searched for when a chunk's logits are not finite.
@@ -307,6 +314,8 @@ impl Evaluator {
             readout: model.weights(arch.depth()).to_vec(),
             off: Modulation::off(arch),
             scratch: KernelScratch::default(),
+            dense: DensePlan::default(),
+            dense_scratch: DenseScratch::default(),
             ws: model.workspace(EVAL_CHUNK),
             fault: None,
         }
@@ -357,35 +366,53 @@ impl Evaluator {
     }
 
     /// `model` with the modulation off on `set`, from `start` (the
-    /// retraining methods), at modulator value `m`.
+    /// retraining methods), at modulator value `m`. From the canvases, on
+    /// the AVX-512F body, layers 1..L−1 run on the kernel's dense tiles
+    /// (the forward pass's bits, [`dense_forward`]) and the readout on the
+    /// network's own code.
     pub fn unmodulated(&mut self, model: &Model<f32>, set: &EvalSet, start: Start, m: f32) {
         let arch = model.arch();
+        let n_gated = arch.size(arch.gated_layer());
         self.logits.resize(set.len() * LOGITS, 0.0);
         self.fault = None;
+        let dense = start == Start::Canvases && self.body == Body::Avx512;
+        if dense {
+            self.dense = DensePlan::new(model, m);
+            self.gated.resize(set.len() * n_gated, 0.0);
+            dense_forward(
+                self.body,
+                &self.dense,
+                &set.packed_input,
+                &mut self.gated,
+                &mut self.dense_scratch,
+            );
+        }
         for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
             let rows = chunk * EVAL_CHUNK..chunk * EVAL_CHUNK + logits.len() / LOGITS;
-            match start {
-                Start::Canvases => model.forward(
+            let canvases = &set.images[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS];
+            let gated = match (start, dense) {
+                (Start::Canvases, false) => None,
+                (Start::Canvases, true) => Some(&self.gated),
+                (Start::GatedActivity, _) => Some(&set.gated_activity),
+            };
+            match gated {
+                None => model.forward(&mut self.ws, &self.off, canvases, m),
+                Some(gated) => model.forward_from(
                     &mut self.ws,
                     &self.off,
-                    &set.images[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS],
+                    arch.gated_layer(),
+                    &gated[rows.start * n_gated..rows.end * n_gated],
                     m,
                 ),
-                Start::GatedActivity => {
-                    let n = arch.size(arch.gated_layer());
-                    model.forward_from(
-                        &mut self.ws,
-                        &self.off,
-                        arch.gated_layer(),
-                        &set.gated_activity[rows.start * n..rows.end * n],
-                        m,
-                    )
-                }
             }
             logits.copy_from_slice(model.logits(&self.ws));
             // Only the logits are scanned on every chunk; the layers below
-            // are searched for the first culprit once a logit is not finite.
+            // are searched for the first culprit once a logit is not finite
+            // (from the canvases, by the network's own forward pass).
             if self.fault.is_none() && logits.iter().any(|v| !v.is_finite()) {
+                if start == Start::Canvases {
+                    model.forward(&mut self.ws, &self.off, canvases, m);
+                }
                 self.fault = forward_fault(model, &self.ws).map(|mut fault| {
                     fault.tensor += &format!(" (evaluation rows from {})", rows.start);
                     fault

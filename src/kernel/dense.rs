@@ -1,0 +1,184 @@
+//! A whole network's layers 1..L−1 on the kernel's tiles, for evaluating
+//! the retraining methods on a fixed test set (§4): their weights change
+//! at every update, so they are packed again for each evaluation (a few
+//! hundred thousand values against a hundred million multiply-adds).
+//!
+//! The results are bit for bit those of the network's own forward pass
+//! ([`crate::net::Model::forward`]) on this CPU: `matrixmultiply`'s
+//! AVX-512 kernel splits the inputs into chunks of [`CHUNK`], runs one
+//! chain of fused multiply-adds per output and chunk from zero and adds
+//! each chunk's sum to the output, which starts at the bias; the tiles
+//! here do exactly that, then e^x or ReLU and the layer's factor. Only the
+//! AVX-512F body has these tiles ([`dense_forward`] panics otherwise);
+//! other CPUs evaluate through the network's forward pass.
+
+use crate::kernel::plan::{PANEL, PackedLayer};
+use crate::kernel::{BLOCK, Body, Output, PackedRows, packed_index};
+use crate::net::layers::modulation_factor;
+use crate::net::{Model, Nonlinearity};
+
+/// Inputs per chunk of `matrixmultiply`'s f32 products (its `S_KC`).
+pub const CHUNK: usize = 256;
+
+/// One packed layer with what follows its product.
+#[derive(Clone, Debug)]
+struct DenseLayer {
+    packed: PackedLayer,
+    activation: Nonlinearity,
+    /// The layer's factor with the modulation off (exp(−β) on the
+    /// modulated layer), per panel, `None` when it is 1 everywhere.
+    scale: Option<Vec<f32>>,
+}
+
+/// Layers 1..L−1 of a network, packed for [`dense_forward`].
+#[derive(Clone, Debug, Default)]
+pub struct DensePlan {
+    layers: Vec<DenseLayer>,
+}
+
+impl DensePlan {
+    /// Packs layers 1..L−1 of `model` as they run with the modulation off
+    /// at modulator value `m` (the factor exp(m·0 − β) on the modulated
+    /// layer below the gated one; the gated layer's own factor is left to
+    /// [`crate::net::Model::forward_from`]).
+    pub fn new(model: &Model<f32>, m: f32) -> DensePlan {
+        let arch = model.arch();
+        let layers = (1..=arch.gated_layer())
+            .map(|l| {
+                let packed = PackedLayer::pack(model, l);
+                let scale = (l == arch.modulated_layer && l < arch.gated_layer()).then(|| {
+                    let n = arch.size(l);
+                    let mut factor = vec![0.0; n];
+                    modulation_factor(m, &vec![0.0; n], arch.beta, &mut factor);
+                    let (groups, per_group) = (packed.groups, packed.panels_per_group());
+                    let mut scale = vec![1.0; groups * per_group * PANEL];
+                    let no = packed.group_outputs();
+                    for g in 0..groups {
+                        for j in 0..no {
+                            scale[(g * per_group + j / PANEL) * PANEL + j % PANEL] =
+                                factor[g * no + j];
+                        }
+                    }
+                    scale
+                });
+                DenseLayer {
+                    packed,
+                    activation: model.layer(l).activation.expect("hidden layers have one"),
+                    scale: scale.filter(|s| s.iter().any(|&v| v != 1.0)),
+                }
+            })
+            .collect();
+        DensePlan { layers }
+    }
+
+    /// Floating-point operations of one row: 2 × the multiply-adds of the layers.
+    pub fn flops_per_row(&self) -> f64 {
+        let macs: usize = self
+            .layers
+            .iter()
+            .map(|l| l.packed.outputs * l.packed.group_inputs())
+            .sum();
+        2.0 * macs as f64
+    }
+}
+
+/// Buffers of [`dense_forward`], reused across calls.
+#[derive(Clone, Debug, Default)]
+pub struct DenseScratch {
+    hidden: Vec<Vec<f32>>,
+}
+
+/// One tile of the dense forward: inputs, panel, bias, factor and output.
+pub(super) struct DenseTile<'a> {
+    /// Input k of row r at `a[k·PACK + r]`.
+    pub a: &'a [f32],
+    /// Inputs per row.
+    pub k: usize,
+    /// One panel, `[k][16]`.
+    pub panel: &'a [f32],
+    /// Its 16 biases.
+    pub bias: &'a [f32],
+    /// Its 16 factors, if any.
+    pub scale: Option<&'a [f32]>,
+    /// Neurons of the panel that exist.
+    pub width: usize,
+    /// e^x, else ReLU.
+    pub exp: bool,
+}
+
+/// F(a_{L−1}) of every row of `x` (the network's input, reordered as the
+/// network reads it, [`crate::net::Model::reorder_input`]) into `out`,
+/// `[R, N_{L−1}]` row-major, through the layers of `plan`, on `body`,
+/// which must be [`Body::Avx512`].
+pub fn dense_forward(
+    body: Body,
+    plan: &DensePlan,
+    x: &PackedRows,
+    out: &mut [f32],
+    scratch: &mut DenseScratch,
+) {
+    assert_eq!(body, Body::Avx512, "only the AVX-512F body has dense tiles");
+    body.assert_supported();
+    let last = plan.layers.len() - 1;
+    let (n_in, n_out) = (
+        plan.layers[0].packed.inputs,
+        plan.layers[last].packed.outputs,
+    );
+    assert_eq!(x.width(), n_in, "rows of the network's input");
+    assert_eq!(out.len(), x.rows() * n_out, "one output row per input row");
+    scratch.hidden.resize_with(plan.layers.len(), Vec::new);
+    for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
+        buffer.resize(BLOCK * layer.packed.outputs, 0.0);
+    }
+    const ROWS: usize = 12;
+    for (start, out_block) in (0..x.rows())
+        .step_by(BLOCK)
+        .zip(out.chunks_mut(BLOCK * n_out))
+    {
+        let real = out_block.len() / n_out;
+        let rows = real.next_multiple_of(ROWS);
+        for (li, layer) in plan.layers.iter().enumerate() {
+            let (before, after) = scratch.hidden.split_at_mut(li);
+            let (input, width): (&[f32], usize) = if li == 0 {
+                (&x.data()[start * n_in..], n_in)
+            } else {
+                (&before[li - 1], plan.layers[li - 1].packed.outputs)
+            };
+            let packed = &layer.packed;
+            let (ni, no) = (packed.group_inputs(), packed.group_outputs());
+            for g in 0..packed.groups {
+                for q in (0..rows).step_by(ROWS) {
+                    for p in 0..packed.panels_per_group() {
+                        let column = g * no + p * PANEL;
+                        let scale_at = (g * packed.panels_per_group() + p) * PANEL;
+                        let tile = DenseTile {
+                            a: &input[packed_index(q, g * ni, width)..],
+                            k: ni,
+                            panel: packed.panels(g, p, 1),
+                            bias: packed.panels_bias(g, p, 1),
+                            scale: layer
+                                .scale
+                                .as_deref()
+                                .map(|s| &s[scale_at..scale_at + PANEL]),
+                            width: packed.panels_width(p, 1),
+                            exp: layer.activation == Nonlinearity::Exp,
+                        };
+                        let (at, layout) = if li == last {
+                            (q * packed.outputs + column, Output::Rows(packed.outputs))
+                        } else {
+                            (packed_index(q, column, packed.outputs), Output::Packed)
+                        };
+                        // SAFETY: the body is AVX-512F, whose support was asserted.
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            super::avx512::dense_tile(tile, &mut after[0][at..], layout)
+                        };
+                        #[cfg(not(target_arch = "x86_64"))]
+                        unreachable!("{:?}", (tile.k, at, layout));
+                    }
+                }
+            }
+        }
+        out_block.copy_from_slice(&scratch.hidden[last][..real * n_out]);
+    }
+}
