@@ -259,11 +259,13 @@ pub fn run_bench(
             sgemm_gflops: sgemm_at(pool_threads),
         });
     }
-    for (method, runs) in Method::ALL
+    for method in Method::ALL
         .into_iter()
         .filter(|&m| selected(online::workload_name(m)))
-        .zip(std::iter::repeat(runs.as_ref().expect("prepared above")))
     {
+        let runs = runs
+            .as_ref()
+            .expect("prepared when a whole run is selected");
         let mut flops = 0.0;
         let median = median_seconds(3, seconds, || {
             flops = runs.run(method, pool_threads);
