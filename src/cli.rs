@@ -65,8 +65,8 @@ pub enum Command {
     /// Verification interface (§7): per-trial gains, logits, loss and
     /// every gradient for the inputs of a safetensors file.
     Trace(TraceArgs),
-    /// Time the fused trial kernel (§3) on its workloads beside the
-    /// machine's SGEMM peak measured in the same run.
+    /// Time the fused trial kernel (§3) and whole fine-tuning runs (§4)
+    /// beside the machine's FMA peak and SGEMM, measured in the same run.
     Bench(BenchArgs),
 }
 

@@ -109,7 +109,7 @@ fn print_sweep(report: &SweepReport, out: &Path) {
     }
     let rate = throughput(report.flops, report.seconds);
     println!(
-        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the {}-thread {} FMA peak ({:.1} GFLOP/s); {:.3} s per run",
+        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.3} s per run",
         report.planned,
         report.resumed,
         report.run,

@@ -1,23 +1,36 @@
 //! The dense forward of the retraining methods' evaluation (§4) against
 //! the network's own forward pass: the same bits, on random architectures
 //! (beside sizes above the 256-input chunk of the products), random
-//! weights, any row count and any β. Skipped with a message on CPUs
-//! without AVX-512F, the only body with dense tiles.
+//! weights, any row count and any β, for both SIMD bodies. A body the CPU
+//! lacks is skipped with a message.
 
 mod common;
 
 use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
-use comod::kernel::dense::{DensePlan, DenseScratch, dense_forward};
+use comod::kernel::dense::{DensePlan, DenseScratch, dense_forward, has_dense_tiles};
 use comod::kernel::{Body, PackedRows};
 use comod::net::{Arch, Model, Modulation};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// Checks one network on `rows` random canvases; `None` without AVX-512F.
+/// Checks one network on `rows` random canvases on every SIMD body this
+/// CPU runs; `None` when it runs neither.
 fn agrees(arch: &Arch, seed: u64, rows: usize, m: f32) -> Option<()> {
-    if !Body::available().contains(&Body::Avx512) {
+    let bodies: Vec<Body> = Body::available()
+        .into_iter()
+        .filter(|&b| has_dense_tiles(b))
+        .collect();
+    for missing in [Body::Avx2Fma, Body::Avx512] {
+        if !bodies.contains(&missing) {
+            eprintln!(
+                "this CPU has no {}: its dense tiles are not tested",
+                missing.isa()
+            );
+        }
+    }
+    if bodies.is_empty() {
         return None;
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -37,21 +50,17 @@ fn agrees(arch: &Arch, seed: u64, rows: usize, m: f32) -> Option<()> {
         .activity_at(&mut ws, &Modulation::off(arch), &canvases, gated, m)
         .to_vec();
     let input = PackedRows::new(&model.reorder_input(&canvases), CANVAS_PIXELS);
-    let mut got = vec![f32::NAN; rows * arch.size(gated)];
     let plan = DensePlan::new(&model, m);
-    dense_forward(
-        Body::Avx512,
-        &plan,
-        &input,
-        &mut got,
-        &mut DenseScratch::default(),
-    );
-    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(
-            g.to_bits(),
-            w.to_bits(),
-            "value {i}: dense {g:e}, forward pass {w:e}"
-        );
+    for body in bodies {
+        let mut got = vec![f32::NAN; rows * arch.size(gated)];
+        dense_forward(body, &plan, &input, &mut got, &mut DenseScratch::default());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{body:?} value {i}: dense {g:e}, forward pass {w:e}"
+            );
+        }
     }
     Some(())
 }
@@ -66,9 +75,7 @@ proptest! {
         rows in 1usize..110,
         m in 0.5f32..1.5,
     ) {
-        if agrees(&arch, seed, rows, m).is_none() {
-            eprintln!("this CPU has no AVX-512F: the dense tiles are not tested");
-        }
+        agrees(&arch, seed, rows, m);
     }
 }
 
@@ -83,7 +90,6 @@ fn presets_give_the_forward_pass_bits() {
     ] {
         let arch = Arch::preset(name, layer).unwrap();
         if agrees(&arch, 5, 101, 1.0).is_none() {
-            eprintln!("this CPU has no AVX-512F: the dense tiles are not tested");
             return;
         }
     }

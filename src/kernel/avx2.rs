@@ -4,8 +4,10 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernel::dense::{CHUNK, DenseTile};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+use crate::net::vexp::exp8;
 
 /// Rows of a tile of this body.
 const ROWS: usize = 6;
@@ -192,6 +194,79 @@ unsafe fn add_squares_f64(
     for (s, l) in sums[..width].iter_mut().zip(lanes) {
         *s += l;
     }
+}
+
+/// One tile of [`super::dense::dense_forward`]: 6 rows × 16 neurons,
+/// out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
+/// chain of FMAs from zero, as `matrixmultiply`'s FMA kernel computes it.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+    let k = tile.k;
+    assert!(
+        k > 0 && (k - 1) * PACK + ROWS <= tile.a.len(),
+        "tile rows out of bounds"
+    );
+    assert!(
+        k * PANEL <= tile.panel.len() && tile.bias.len() >= PANEL,
+        "panel out of bounds"
+    );
+    assert!(
+        tile.scale.is_none_or(|s| s.len() >= PANEL),
+        "factors out of bounds"
+    );
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let mut c = [[0.0f32; PANEL]; ROWS];
+    for row in c.iter_mut() {
+        row.copy_from_slice(&tile.bias[..PANEL]);
+    }
+    for start in (0..k).step_by(CHUNK) {
+        let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+        for kk in start..k.min(start + CHUNK) {
+            // SAFETY: kk < k, so the panel row and the 6 inputs are in bounds.
+            unsafe {
+                let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
+                let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
+                let x = a.add(kk * PACK);
+                for r in 0..ROWS {
+                    let x = _mm256_broadcast_ss(&*x.add(r));
+                    acc[2 * r] = _mm256_fmadd_ps(x, w0, acc[2 * r]);
+                    acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
+                }
+            }
+        }
+        for (r, row) in c.iter_mut().enumerate() {
+            for h in 0..2 {
+                // SAFETY: `row` holds 16 floats.
+                unsafe {
+                    let p = row.as_mut_ptr().add(8 * h);
+                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc[2 * r + h]));
+                }
+            }
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    for row in c.iter_mut() {
+        for h in 0..2 {
+            // SAFETY: `row` and the factors hold 16 floats (asserted).
+            unsafe {
+                let p = row.as_mut_ptr().add(8 * h);
+                let v = _mm256_loadu_ps(p);
+                let mut v = if tile.exp {
+                    exp8(v)
+                } else {
+                    _mm256_max_ps(v, zero)
+                };
+                if let Some(scale) = tile.scale {
+                    v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(8 * h)));
+                }
+                _mm256_storeu_ps(p, v);
+            }
+        }
+    }
+    layout.write(&c, tile.width, out);
 }
 
 impl Tiles for Avx2Fma {

@@ -8,9 +8,10 @@
 //! AVX-512 kernel splits the inputs into chunks of [`CHUNK`], runs one
 //! chain of fused multiply-adds per output and chunk from zero and adds
 //! each chunk's sum to the output, which starts at the bias; the tiles
-//! here do exactly that, then e^x or ReLU and the layer's factor. Only the
-//! AVX-512F body has these tiles ([`dense_forward`] panics otherwise);
-//! other CPUs evaluate through the network's forward pass.
+//! here do exactly that, then e^x or ReLU and the layer's factor (its
+//! kernel without FMA, on CPUs without AVX2+FMA, rounds differently: the
+//! scalar body has no dense tiles, and such CPUs evaluate through the
+//! network's forward pass).
 
 use crate::kernel::plan::{PANEL, PackedLayer};
 use crate::kernel::{BLOCK, Body, Output, PackedRows, packed_index};
@@ -82,6 +83,11 @@ impl DensePlan {
     }
 }
 
+/// True when `body` has dense tiles (the SIMD bodies).
+pub fn has_dense_tiles(body: Body) -> bool {
+    matches!(body, Body::Avx2Fma | Body::Avx512)
+}
+
 /// Buffers of [`dense_forward`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct DenseScratch {
@@ -109,7 +115,7 @@ pub(super) struct DenseTile<'a> {
 /// F(a_{L−1}) of every row of `x` (the network's input, reordered as the
 /// network reads it, [`crate::net::Model::reorder_input`]) into `out`,
 /// `[R, N_{L−1}]` row-major, through the layers of `plan`, on `body`,
-/// which must be [`Body::Avx512`].
+/// which must be one of the SIMD bodies ([`has_dense_tiles`]).
 pub fn dense_forward(
     body: Body,
     plan: &DensePlan,
@@ -117,7 +123,10 @@ pub fn dense_forward(
     out: &mut [f32],
     scratch: &mut DenseScratch,
 ) {
-    assert_eq!(body, Body::Avx512, "only the AVX-512F body has dense tiles");
+    assert!(
+        has_dense_tiles(body),
+        "the {body:?} body has no dense tiles"
+    );
     body.assert_supported();
     let last = plan.layers.len() - 1;
     let (n_in, n_out) = (
@@ -130,13 +139,13 @@ pub fn dense_forward(
     for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
         buffer.resize(BLOCK * layer.packed.outputs, 0.0);
     }
-    const ROWS: usize = 12;
+    let rows_per_tile = if body == Body::Avx512 { 12 } else { 6 };
     for (start, out_block) in (0..x.rows())
         .step_by(BLOCK)
         .zip(out.chunks_mut(BLOCK * n_out))
     {
         let real = out_block.len() / n_out;
-        let rows = real.next_multiple_of(ROWS);
+        let rows = real.next_multiple_of(rows_per_tile);
         for (li, layer) in plan.layers.iter().enumerate() {
             let (before, after) = scratch.hidden.split_at_mut(li);
             let (input, width): (&[f32], usize) = if li == 0 {
@@ -147,7 +156,7 @@ pub fn dense_forward(
             let packed = &layer.packed;
             let (ni, no) = (packed.group_inputs(), packed.group_outputs());
             for g in 0..packed.groups {
-                for q in (0..rows).step_by(ROWS) {
+                for q in (0..rows).step_by(rows_per_tile) {
                     for p in 0..packed.panels_per_group() {
                         let column = g * no + p * PANEL;
                         let scale_at = (g * packed.panels_per_group() + p) * PANEL;
@@ -168,13 +177,17 @@ pub fn dense_forward(
                         } else {
                             (packed_index(q, column, packed.outputs), Output::Packed)
                         };
-                        // SAFETY: the body is AVX-512F, whose support was asserted.
+                        let out = &mut after[0][at..];
+                        // SAFETY: the body is a SIMD one whose support was asserted.
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
-                            super::avx512::dense_tile(tile, &mut after[0][at..], layout)
+                            match body {
+                                Body::Avx512 => super::avx512::dense_tile(tile, out, layout),
+                                _ => super::avx2::dense_tile(tile, out, layout),
+                            }
                         };
                         #[cfg(not(target_arch = "x86_64"))]
-                        unreachable!("{:?}", (tile.k, at, layout));
+                        unreachable!("{:?}", (tile.k, out.len(), layout));
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! frozen.
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
-use crate::kernel::dense::{DensePlan, DenseScratch, dense_forward};
+use crate::kernel::dense::{DensePlan, DenseScratch, dense_forward, has_dense_tiles};
 use crate::kernel::{Body, KernelScratch, PackedRows, forward_rows};
 use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
@@ -367,7 +367,7 @@ impl Evaluator {
 
     /// `model` with the modulation off on `set`, from `start` (the
     /// retraining methods), at modulator value `m`. From the canvases, on
-    /// the AVX-512F body, layers 1..L−1 run on the kernel's dense tiles
+    /// a SIMD body, layers 1..L−1 run on the kernel's dense tiles
     /// (the forward pass's bits, [`dense_forward`]) and the readout on the
     /// network's own code.
     pub fn unmodulated(&mut self, model: &Model<f32>, set: &EvalSet, start: Start, m: f32) {
@@ -375,7 +375,7 @@ impl Evaluator {
         let n_gated = arch.size(arch.gated_layer());
         self.logits.resize(set.len() * LOGITS, 0.0);
         self.fault = None;
-        let dense = start == Start::Canvases && self.body == Body::Avx512;
+        let dense = start == Start::Canvases && has_dense_tiles(self.body);
         if dense {
             self.dense = DensePlan::new(model, m);
             self.gated.resize(set.len() * n_gated, 0.0);
