@@ -11,32 +11,17 @@ XLA sizes its CPU thread pool from the CPUs the process may use: run it
 under `taskset` to give it fewer (`compare.py` does).
 """
 
-import argparse
-import json
 import os
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-T, BATCHES, BATCH, TEST, MU, VAR, LAMBDA, TAU_MAX = 200, 250, 2, 1000, 1.0, 0.1, 0.1, 100.0
-LR = {"stochastic": 1e-2, "deterministic": 1e-2, "retrain": 1e-4, "retrain-last": 1e-3}
-TRIALS = [
-    ("trial_B2", "paper3", 1, 2),
-    ("trial_B256", "paper3", 1, 256),
-    ("deep4_trial_B2", "deep4", 1, 2),
-    ("deep4_trial_B256", "deep4", 1, 256),
-    ("deep4_mod2_trial_B2", "deep4", 2, 2),
-    ("deep4_mod2_trial_B256", "deep4", 2, 256),
-]
-METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
-WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+import common
+from common import BATCH, BATCHES, LAMBDA, LR, MU, T, TAU_MAX, TEST, TRIALS, VAR
 
-QUADRANT_PIXELS = np.array(
-    [r * 28 + c for q in range(4) for r in range(28) for c in range(28) if (r // 14) * 2 + c // 14 == q]
-)
+
+QUADRANT_PIXELS = np.array(common.QUADRANT_PIXELS)
 
 
 def network(arch, rng):
@@ -226,37 +211,11 @@ def workload(name):
     for trial_name, arch, modulated, trials in TRIALS:
         if name == trial_name:
             return trial_workload(arch, modulated, trials)
-    return online_workload(name.removeprefix("online_"))
-
-
-def median_seconds(run, seconds, min_runs):
-    run()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return online_workload(common.online_method(name))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
-    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(WORKLOADS))
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or WORKLOADS
-    for name in names:
-        if name not in WORKLOADS:
-            parser.error(f"--only {name}: no such workload")
-    threads = len(os.sched_getaffinity(0))
-    for name in names:
-        seconds = median_seconds(workload(name), args.seconds, 3 if name.startswith("online") else 5)
-        if args.json:
-            print(json.dumps({"framework": "jax", "version": jax.__version__, "threads": threads,
-                              "workload": name, "seconds": seconds}), flush=True)
-        else:
-            print(f"{name:<24} {seconds * 1e3:10.3f} ms   (jax {jax.__version__}, {threads} CPUs)")
+    common.main(__doc__, "jax", jax.__version__, workload, threads=len(os.sched_getaffinity(0)))
 
 
 if __name__ == "__main__":

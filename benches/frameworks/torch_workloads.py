@@ -17,30 +17,13 @@ depend on them. FLOP counts are comod's (`compare.py` takes them from
 `comod bench`). Prints the median seconds per workload.
 """
 
-import argparse
-import json
-import statistics
-import time
-
 import torch
 
-T, BATCHES, BATCH, TEST, MU, VAR, LAMBDA, TAU_MAX = 200, 250, 2, 1000, 1.0, 0.1, 0.1, 100.0
-LR = {"stochastic": 1e-2, "deterministic": 1e-2, "retrain": 1e-4, "retrain-last": 1e-3}
-TRIALS = [
-    ("trial_B2", "paper3", 1, 2),
-    ("trial_B256", "paper3", 1, 256),
-    ("deep4_trial_B2", "deep4", 1, 2),
-    ("deep4_trial_B256", "deep4", 1, 256),
-    ("deep4_mod2_trial_B2", "deep4", 2, 2),
-    ("deep4_mod2_trial_B256", "deep4", 2, 256),
-]
-METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
-WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+import common
+from common import BATCH, BATCHES, LAMBDA, LR, MU, T, TAU_MAX, TEST, TRIALS, VAR
 
-# The pixels of each quadrant in turn: the encoder is 4 blocks of 100 neurons, each seeing one quadrant.
-QUADRANT_PIXELS = torch.tensor(
-    [r * 28 + c for q in range(4) for r in range(28) for c in range(28) if (r // 14) * 2 + c // 14 == q]
-)
+
+QUADRANT_PIXELS = torch.tensor(common.QUADRANT_PIXELS)
 
 
 def network(arch, gen):
@@ -204,38 +187,12 @@ def workload(name):
     for trial_name, arch, modulated, trials in TRIALS:
         if name == trial_name:
             return trial_workload(arch, modulated, trials)
-    return online_workload(name.removeprefix("online_"))
-
-
-def median_seconds(run, seconds, min_runs):
-    run()
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return online_workload(common.online_method(name))
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
-    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(WORKLOADS))
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or WORKLOADS
-    for name in names:
-        if name not in WORKLOADS:
-            parser.error(f"--only {name}: no such workload")
-    torch.set_num_threads(args.threads)
-    for name in names:
-        seconds = median_seconds(workload(name), args.seconds, 3 if name.startswith("online") else 5)
-        if args.json:
-            print(json.dumps({"framework": "torch", "version": torch.__version__, "threads": args.threads,
-                              "workload": name, "seconds": seconds}), flush=True)
-        else:
-            print(f"{name:<24} {seconds * 1e3:10.3f} ms   (torch {torch.__version__}, {args.threads} threads)")
+    common.main(__doc__, "torch", torch.__version__, workload,
+                threads_help="torch intra-op threads (default 2)", set_threads=torch.set_num_threads)
 
 
 if __name__ == "__main__":

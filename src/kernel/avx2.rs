@@ -16,22 +16,23 @@ const ROWS: usize = 6;
 /// at the kernel's entry points).
 pub struct Avx2Fma;
 
-/// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
+/// acc[2r + h] += Σ_{k in inputs} a[r, k]·panel[k, 8h..8h+8], one FMA
+/// per input in order, for rows r < 6.
 ///
 /// # Safety
-/// AVX2 and FMA must be available.
+/// AVX2 and FMA must be available; inputs `inputs` of rows 0..6 of `a`
+/// (input k of row r at `a[k·PACK + r]`) and of `panel` must be in bounds.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
-    tile.check(ROWS, 1);
-    let k = tile.k;
-    let (a, panel, bias) = (tile.a.as_ptr(), tile.panel.as_ptr(), tile.bias.as_ptr());
-    // SAFETY (whole body): `tile.check` ensured that inputs 0..k of rows
-    // 0..6 of `a`, inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
-    unsafe {
-        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
-        let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
-        for kk in 0..k {
+unsafe fn chain(
+    a: *const f32,
+    panel: *const f32,
+    inputs: std::ops::Range<usize>,
+    acc: &mut [__m256; 2 * ROWS],
+) {
+    for kk in inputs {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
             let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
             let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
             let x = a.add(kk * PACK);
@@ -41,6 +42,24 @@ unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
                 acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
             }
         }
+    }
+}
+
+/// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
+    tile.check(ROWS, 1);
+    let bias = tile.bias.as_ptr();
+    // SAFETY: `tile.check` ensured that inputs 0..k of rows 0..6 of `a`,
+    // inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
+    unsafe {
+        let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
+        let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
+        chain(tile.a.as_ptr(), tile.panel.as_ptr(), 0..tile.k, &mut acc);
         acc
     }
 }
@@ -224,19 +243,8 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     }
     for start in (0..k).step_by(CHUNK) {
         let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
-        for kk in start..k.min(start + CHUNK) {
-            // SAFETY: kk < k, so the panel row and the 6 inputs are in bounds.
-            unsafe {
-                let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
-                let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
-                let x = a.add(kk * PACK);
-                for r in 0..ROWS {
-                    let x = _mm256_broadcast_ss(&*x.add(r));
-                    acc[2 * r] = _mm256_fmadd_ps(x, w0, acc[2 * r]);
-                    acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
-                }
-            }
-        }
+        // SAFETY: inputs start..end < k of the 6 rows and of the panel are in bounds (asserted).
+        unsafe { chain(a, panel, start..k.min(start + CHUNK), &mut acc) };
         for (r, row) in c.iter_mut().enumerate() {
             for h in 0..2 {
                 // SAFETY: `row` holds 16 floats.

@@ -25,6 +25,38 @@ const GROUP: usize = 6;
 /// the kernel's entry points).
 pub struct Avx512;
 
+/// acc[r][h] += Σ_{k in inputs} a[r, k]·panel h[k, ..16], one FMA per
+/// input in order, for rows r < 12 and the `P` panels (panel h at
+/// `panel + h·stride`).
+///
+/// # Safety
+/// AVX-512F must be available; inputs `inputs` of rows 0..12 of `a`
+/// (input k of row r at `a[k·PACK + r]`) and of the P panels must be in bounds.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn chain<const P: usize>(
+    a: *const f32,
+    panel: *const f32,
+    stride: usize,
+    inputs: std::ops::Range<usize>,
+    acc: &mut [[__m512; P]; ROWS],
+) {
+    for kk in inputs {
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let w: [__m512; P] =
+                std::array::from_fn(|h| _mm512_loadu_ps(panel.add(h * stride + kk * PANEL)));
+            let x = a.add(kk * PACK);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*x.add(r));
+                for h in 0..P {
+                    acc[h] = _mm512_fmadd_ps(x, w[h], acc[h]);
+                }
+            }
+        }
+    }
+}
+
 /// acc[r][h] holds row r, neurons 16h..16h+16, of a·panels + bias, for
 /// the `P` panels of the tile.
 ///
@@ -34,26 +66,21 @@ pub struct Avx512;
 #[inline]
 unsafe fn product<const P: usize>(tile: Tile<'_>) -> [[__m512; P]; ROWS] {
     tile.check(ROWS, P);
-    let k = tile.k;
-    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
-    // SAFETY (whole body): `tile.check` ensured that inputs 0..k of rows
-    // 0..12 of `a`, inputs 0..k × 16 neurons of the P panels and their
-    // 16·P biases are in bounds.
+    // SAFETY: `tile.check` ensured that inputs 0..k of rows 0..12 of `a`,
+    // inputs 0..k × 16 neurons of the P panels and their 16·P biases are
+    // in bounds.
     unsafe {
         let b: [__m512; P] =
             std::array::from_fn(|h| _mm512_loadu_ps(tile.bias.as_ptr().add(16 * h)));
         let mut acc = [b; ROWS];
-        for kk in 0..k {
-            let w: [__m512; P] =
-                std::array::from_fn(|h| _mm512_loadu_ps(panel.add((h * k + kk) * PANEL)));
-            let x = a.add(kk * PACK);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*x.add(r));
-                for h in 0..P {
-                    acc[h] = _mm512_fmadd_ps(x, w[h], acc[h]);
-                }
-            }
-        }
+        let stride = tile.k * PANEL;
+        chain::<P>(
+            tile.a.as_ptr(),
+            tile.panel.as_ptr(),
+            stride,
+            0..tile.k,
+            &mut acc,
+        );
         acc
     }
 }
@@ -286,18 +313,10 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     // SAFETY (loads): bounds asserted above.
     let mut c = [unsafe { _mm512_loadu_ps(tile.bias.as_ptr()) }; ROWS];
     for start in (0..k).step_by(CHUNK) {
-        let mut acc = [_mm512_setzero_ps(); ROWS];
-        for kk in start..k.min(start + CHUNK) {
-            // SAFETY: kk < k, so the panel row and the 12 inputs are in bounds.
-            unsafe {
-                let w = _mm512_loadu_ps(panel.add(kk * PANEL));
-                let x = a.add(kk * PACK);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*x.add(r)), w, *acc);
-                }
-            }
-        }
-        for (c, acc) in c.iter_mut().zip(acc) {
+        let mut acc = [[_mm512_setzero_ps(); 1]; ROWS];
+        // SAFETY: inputs start..end < k of the 12 rows and of the panel are in bounds (asserted).
+        unsafe { chain::<1>(a, panel, 0, start..k.min(start + CHUNK), &mut acc) };
+        for (c, [acc]) in c.iter_mut().zip(acc) {
             *c = _mm512_add_ps(*c, acc);
         }
     }

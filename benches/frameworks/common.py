@@ -1,0 +1,71 @@
+"""What the framework scripts share: the workloads of `comod bench`, the
+constants of comod's default `online` protocol (§4), and the timing loop
+with its command line. Imported by `torch_workloads.py` and
+`jax_workloads.py`.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+T, BATCHES, BATCH, TEST, MU, VAR, LAMBDA, TAU_MAX = 200, 250, 2, 1000, 1.0, 0.1, 0.1, 100.0
+LR = {"stochastic": 1e-2, "deterministic": 1e-2, "retrain": 1e-4, "retrain-last": 1e-3}
+TRIALS = [
+    ("trial_B2", "paper3", 1, 2),
+    ("trial_B256", "paper3", 1, 256),
+    ("deep4_trial_B2", "deep4", 1, 2),
+    ("deep4_trial_B256", "deep4", 1, 256),
+    ("deep4_mod2_trial_B2", "deep4", 2, 2),
+    ("deep4_mod2_trial_B256", "deep4", 2, 256),
+]
+METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
+WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+
+# The pixels of each quadrant in turn: the encoder is 4 blocks of 100 neurons, each seeing one quadrant.
+QUADRANT_PIXELS = [r * 28 + c for q in range(4) for r in range(28) for c in range(28) if (r // 14) * 2 + c // 14 == q]
+
+
+def median_seconds(run, seconds, min_runs):
+    """Median wall time of `run` over at least `min_runs` runs and `seconds`, after one warm-up run."""
+    run()
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(doc, framework, version, workload, threads_help=None, set_threads=None, threads=None):
+    """The command line of a framework script: times `workload(name)` for each selected workload.
+
+    With `threads_help`, the script takes `--threads` and passes it to `set_threads`; else it reports
+    `threads` (the CPUs it may use).
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if threads_help:
+        parser.add_argument("--threads", type=int, default=2, help=threads_help)
+    parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
+    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(WORKLOADS))
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or WORKLOADS
+    for name in names:
+        if name not in WORKLOADS:
+            parser.error(f"--only {name}: no such workload")
+    if threads_help:
+        threads = args.threads
+        set_threads(threads)
+    for name in names:
+        seconds = median_seconds(workload(name), args.seconds, 3 if name.startswith("online") else 5)
+        if args.json:
+            print(json.dumps({"framework": framework, "version": version, "threads": threads,
+                              "workload": name, "seconds": seconds}), flush=True)
+        else:
+            print(f"{name:<24} {seconds * 1e3:10.3f} ms   ({framework} {version}, {threads} threads)")
+
+
+def online_method(name):
+    """The method of an `online_*` workload, or None for a trial workload."""
+    return name.removeprefix("online_") if name.startswith("online_") else None
