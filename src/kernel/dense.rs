@@ -71,16 +71,6 @@ impl DensePlan {
             .collect();
         DensePlan { layers }
     }
-
-    /// Floating-point operations of one row: 2 × the multiply-adds of the layers.
-    pub fn flops_per_row(&self) -> f64 {
-        let macs: usize = self
-            .layers
-            .iter()
-            .map(|l| l.packed.outputs * l.packed.group_inputs())
-            .sum();
-        2.0 * macs as f64
-    }
 }
 
 /// True when `body` has dense tiles (the SIMD bodies).

@@ -141,8 +141,6 @@ impl Body {
 pub struct KernelScratch {
     /// Modulated activity of a block, `[BLOCK, N_ℓ]`, packed ([`PACK`]).
     activity: Vec<f32>,
-    /// One row of it before packing, `[N_ℓ]`.
-    row: Vec<f32>,
     /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]`, packed
     /// (the last one only when rows are stored rather than folded into the gain).
     hidden: Vec<Vec<f32>>,
@@ -166,7 +164,6 @@ pub struct GatedSums {
 impl KernelScratch {
     fn fit(&mut self, plan: &KernelPlan) {
         self.activity.resize(BLOCK * plan.modulated_size, 0.0);
-        self.row.resize(plan.modulated_size, 0.0);
         self.hidden.resize_with(plan.layers.len(), Vec::new);
         for (buffer, layer) in self.hidden.iter_mut().zip(&plan.layers) {
             buffer.resize(BLOCK * layer.outputs, 0.0);
