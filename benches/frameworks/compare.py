@@ -79,7 +79,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all frameworks (default 3)")
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per workload and round (default 1)")
-    parser.add_argument("--only", default="trial_B2,trial_B256,online_stochastic,online_deterministic,online_retrain,online_retrain-last",
+    parser.add_argument("--only", default="trial_B2,trial_B256,deep4_trial_B2,deep4_trial_B256,online_stochastic,"
+                        "online_deterministic,online_retrain,online_retrain-last",
                         help="comma-separated workloads of `comod bench` (default: %(default)s)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="default: %(default)s")
     parser.add_argument("--comod", type=Path, default=ROOT / "target" / "release" / "comod",
