@@ -1,4 +1,4 @@
-//! The AVX-512F body of the kernel's tiles: a 12×32 register tile (24
+//! The AVX-512F body of the kernel's tiles (§3): a 12×32 register tile (24
 //! accumulators of 16 lanes; per input, two panel loads and twelve
 //! embedded broadcasts feed 24 FMAs), or 12×16 for a block's last odd
 //! panel, with the epilogues of the AVX2 body.
