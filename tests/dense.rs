@@ -94,3 +94,45 @@ fn presets_give_the_forward_pass_bits() {
         }
     }
 }
+
+#[test]
+fn a_repacked_plan_equals_a_fresh_one() {
+    // One plan reused across networks of other shapes, weights and β (as
+    // an evaluator repacks it at every evaluation) computes what a fresh
+    // plan computes.
+    let Some(&body) = Body::available()
+        .iter()
+        .rev()
+        .find(|&&b| has_dense_tiles(b))
+    else {
+        eprintln!("this CPU has no SIMD body: the dense tiles are not tested");
+        return;
+    };
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let canvases: Vec<f32> = (0..37 * CANVAS_PIXELS)
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let mut reused = DensePlan::default();
+    for (name, layer, beta, seed) in [
+        ("deep4", 1, 0.0, 1),
+        ("paper3", 1, 0.3, 2),
+        ("local2", 2, 0.0, 3),
+        ("paper3", 1, -0.2, 4),
+    ] {
+        let mut arch = Arch::preset(name, layer).unwrap();
+        arch.beta = beta;
+        let model = Model::<f32>::init(&arch, seed);
+        let input = PackedRows::new(&model.reorder_input(&canvases), CANVAS_PIXELS);
+        let run = |plan: &DensePlan| {
+            let mut out = vec![f32::NAN; 37 * arch.size(arch.gated_layer())];
+            dense_forward(body, plan, &input, &mut out, &mut DenseScratch::default());
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        reused.repack(&model, 1.0);
+        assert_eq!(
+            run(&reused),
+            run(&DensePlan::new(&model, 1.0)),
+            "{name} β {beta}"
+        );
+    }
+}

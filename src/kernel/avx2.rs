@@ -224,18 +224,7 @@ unsafe fn add_squares_f64(
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
     let k = tile.k;
-    assert!(
-        k > 0 && (k - 1) * PACK + ROWS <= tile.a.len(),
-        "tile rows out of bounds"
-    );
-    assert!(
-        k * PANEL <= tile.panel.len() && tile.bias.len() >= PANEL,
-        "panel out of bounds"
-    );
-    assert!(
-        tile.scale.is_none_or(|s| s.len() >= PANEL),
-        "factors out of bounds"
-    );
+    tile.check(ROWS);
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     let mut c = [[0.0f32; PANEL]; ROWS];
     for row in c.iter_mut() {
@@ -243,7 +232,7 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     }
     for start in (0..k).step_by(CHUNK) {
         let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
-        // SAFETY: inputs start..end < k of the 6 rows and of the panel are in bounds (asserted).
+        // SAFETY: inputs start..end < k of the 6 rows and of the panel are in bounds (checked).
         unsafe { chain(a, panel, start..k.min(start + CHUNK), &mut acc) };
         for (r, row) in c.iter_mut().enumerate() {
             for h in 0..2 {
@@ -258,7 +247,7 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     let zero = _mm256_setzero_ps();
     for row in c.iter_mut() {
         for h in 0..2 {
-            // SAFETY: `row` and the factors hold 16 floats (asserted).
+            // SAFETY: `row` and the factors hold 16 floats (checked).
             unsafe {
                 let p = row.as_mut_ptr().add(8 * h);
                 let v = _mm256_loadu_ps(p);

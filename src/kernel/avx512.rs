@@ -297,24 +297,13 @@ pub(super) unsafe fn modulated_group(
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
     let k = tile.k;
-    assert!(
-        k > 0 && (k - 1) * PACK + ROWS <= tile.a.len(),
-        "tile rows out of bounds"
-    );
-    assert!(
-        k * PANEL <= tile.panel.len() && tile.bias.len() >= PANEL,
-        "panel out of bounds"
-    );
-    assert!(
-        tile.scale.is_none_or(|s| s.len() >= PANEL),
-        "factors out of bounds"
-    );
+    tile.check(ROWS);
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
-    // SAFETY (loads): bounds asserted above.
+    // SAFETY (loads): bounds checked above.
     let mut c = [unsafe { _mm512_loadu_ps(tile.bias.as_ptr()) }; ROWS];
     for start in (0..k).step_by(CHUNK) {
         let mut acc = [[_mm512_setzero_ps(); 1]; ROWS];
-        // SAFETY: inputs start..end < k of the 12 rows and of the panel are in bounds (asserted).
+        // SAFETY: inputs start..end < k of the 12 rows and of the panel are in bounds (checked).
         unsafe { chain::<1>(a, panel, 0, start..k.min(start + CHUNK), &mut acc) };
         for (c, [acc]) in c.iter_mut().zip(acc) {
             *c = _mm512_add_ps(*c, acc);

@@ -14,7 +14,7 @@
 //! network's forward pass).
 
 use crate::kernel::plan::{PANEL, PackedLayer};
-use crate::kernel::{BLOCK, Body, Output, PackedRows, packed_index};
+use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows, packed_index};
 use crate::net::layers::modulation_factor;
 use crate::net::{Model, Nonlinearity};
 
@@ -27,8 +27,8 @@ struct DenseLayer {
     packed: PackedLayer,
     activation: Nonlinearity,
     /// The layer's factor with the modulation off (exp(−β) on the
-    /// modulated layer), per panel, `None` when it is 1 everywhere.
-    scale: Option<Vec<f32>>,
+    /// modulated layer), 16 per panel; empty when it is 1 everywhere.
+    scale: Vec<f32>,
 }
 
 /// Layers 1..L−1 of a network, packed for [`dense_forward`].
@@ -39,37 +39,55 @@ pub struct DensePlan {
 
 impl DensePlan {
     /// Packs layers 1..L−1 of `model` as they run with the modulation off
-    /// at modulator value `m` (the factor exp(m·0 − β) on the modulated
-    /// layer below the gated one; the gated layer's own factor is left to
-    /// [`crate::net::Model::forward_from`]).
+    /// at modulator value `m` (see [`DensePlan::repack`]).
     pub fn new(model: &Model<f32>, m: f32) -> DensePlan {
+        let mut plan = DensePlan::default();
+        plan.repack(model, m);
+        plan
+    }
+
+    /// Packs layers 1..L−1 of `model` into this plan's buffers, reusing
+    /// their allocations: the layers as they run with the modulation off at
+    /// modulator value `m` (the factor exp(m·0 − β) on the modulated layer
+    /// below the gated one; the gated layer's own factor is left to
+    /// [`crate::net::Model::forward_from`]).
+    pub fn repack(&mut self, model: &Model<f32>, m: f32) {
         let arch = model.arch();
-        let layers = (1..=arch.gated_layer())
-            .map(|l| {
-                let packed = PackedLayer::pack(model, l);
-                let scale = (l == arch.modulated_layer && l < arch.gated_layer()).then(|| {
-                    let n = arch.size(l);
-                    let mut factor = vec![0.0; n];
-                    modulation_factor(m, &vec![0.0; n], arch.beta, &mut factor);
-                    let (groups, per_group) = (packed.groups, packed.panels_per_group());
-                    let mut scale = vec![1.0; groups * per_group * PANEL];
-                    let no = packed.group_outputs();
-                    for g in 0..groups {
-                        for j in 0..no {
-                            scale[(g * per_group + j / PANEL) * PANEL + j % PANEL] =
-                                factor[g * no + j];
-                        }
-                    }
-                    scale
+        self.layers.truncate(arch.gated_layer());
+        for l in 1..=arch.gated_layer() {
+            if self.layers.len() < l {
+                self.layers.push(DenseLayer {
+                    packed: PackedLayer::pack(model, l),
+                    activation: Nonlinearity::Relu,
+                    scale: Vec::new(),
                 });
-                DenseLayer {
-                    packed,
-                    activation: model.layer(l).activation.expect("hidden layers have one"),
-                    scale: scale.filter(|s| s.iter().any(|&v| v != 1.0)),
-                }
-            })
-            .collect();
-        DensePlan { layers }
+            }
+            let layer = &mut self.layers[l - 1];
+            layer.packed.repack(model, l);
+            layer.activation = model.layer(l).activation.expect("hidden layers have one");
+            layer.scale.clear();
+            if l == arch.modulated_layer && l < arch.gated_layer() {
+                fill_scale(&layer.packed, arch.beta, m, &mut layer.scale);
+            }
+        }
+    }
+}
+
+/// `scale` ← the modulated layer's factor exp(m·0 − β) with the modulation
+/// off, 16 per panel of `packed` (1 past a block's last neuron); left empty
+/// when it is 1 everywhere.
+fn fill_scale(packed: &PackedLayer, beta: f32, m: f32, scale: &mut Vec<f32>) {
+    let mut factor = vec![0.0; packed.outputs];
+    modulation_factor(m, &vec![0.0; packed.outputs], beta, &mut factor);
+    if factor.iter().all(|&f| f == 1.0) {
+        return;
+    }
+    let (per_group, no) = (packed.panels_per_group(), packed.group_outputs());
+    scale.resize(packed.groups * per_group * PANEL, 1.0);
+    for g in 0..packed.groups {
+        for j in 0..no {
+            scale[(g * per_group + j / PANEL) * PANEL + j % PANEL] = factor[g * no + j];
+        }
     }
 }
 
@@ -100,6 +118,26 @@ pub(super) struct DenseTile<'a> {
     pub width: usize,
     /// e^x, else ReLU.
     pub exp: bool,
+}
+
+impl DenseTile<'_> {
+    /// Panics unless every read of a tile of `rows` rows stays inside its
+    /// slices (the SIMD bodies rely on it).
+    pub(super) fn check(&self, rows: usize) {
+        let k = self.k;
+        assert!(
+            k > 0 && rows <= PACK && (k - 1) * PACK + rows <= self.a.len(),
+            "tile rows out of bounds"
+        );
+        assert!(
+            k * PANEL <= self.panel.len() && self.bias.len() >= PANEL,
+            "panel out of bounds"
+        );
+        assert!(
+            self.scale.is_none_or(|s| s.len() >= PANEL),
+            "factors out of bounds"
+        );
+    }
 }
 
 /// F(a_{L−1}) of every row of `x` (the network's input, reordered as the
@@ -155,10 +193,8 @@ pub fn dense_forward(
                             k: ni,
                             panel: packed.panels(g, p, 1),
                             bias: packed.panels_bias(g, p, 1),
-                            scale: layer
-                                .scale
-                                .as_deref()
-                                .map(|s| &s[scale_at..scale_at + PANEL]),
+                            scale: (!layer.scale.is_empty())
+                                .then(|| &layer.scale[scale_at..scale_at + PANEL]),
                             width: packed.panels_width(p, 1),
                             exp: layer.activation == Nonlinearity::Exp,
                         };

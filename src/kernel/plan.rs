@@ -29,29 +29,43 @@ pub struct PackedLayer {
 impl PackedLayer {
     /// Layer `l` of `model`, its blocks packed into panels.
     pub fn pack(model: &Model<f32>, l: usize) -> PackedLayer {
+        let mut packed = PackedLayer {
+            groups: 1,
+            inputs: 0,
+            outputs: 0,
+            panels: Vec::new(),
+            bias: Vec::new(),
+        };
+        packed.repack(model, l);
+        packed
+    }
+
+    /// Packs layer `l` of `model` into this layer's buffers, reusing their
+    /// allocations (weights that change at every update are packed again
+    /// for each evaluation).
+    pub fn repack(&mut self, model: &Model<f32>, l: usize) {
         let shape = model.layer(l).shape;
         let (ni, no) = (shape.group_inputs(), shape.group_outputs());
         let panels_per_group = no.div_ceil(PANEL);
-        let mut panels = vec![0.0; shape.groups * panels_per_group * ni * PANEL];
-        let mut bias = vec![0.0; shape.groups * panels_per_group * PANEL];
+        // Zero first: the panels' lanes past a block's last neuron stay 0.
+        self.panels.clear();
+        self.panels
+            .resize(shape.groups * panels_per_group * ni * PANEL, 0.0);
+        self.bias.clear();
+        self.bias
+            .resize(shape.groups * panels_per_group * PANEL, 0.0);
         let (weights, biases) = (model.weights(l), model.bias(l));
         for g in 0..shape.groups {
             for j in 0..no {
                 let (p, c) = (j / PANEL, j % PANEL);
                 let panel = (g * panels_per_group + p) * ni * PANEL;
                 for k in 0..ni {
-                    panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
+                    self.panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
                 }
-                bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
+                self.bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
             }
         }
-        PackedLayer {
-            groups: shape.groups,
-            inputs: shape.inputs,
-            outputs: shape.outputs,
-            panels,
-            bias,
-        }
+        (self.groups, self.inputs, self.outputs) = (shape.groups, shape.inputs, shape.outputs);
     }
 
     /// Inputs seen by one neuron.

@@ -377,7 +377,7 @@ impl Evaluator {
         self.fault = None;
         let dense = start == Start::Canvases && has_dense_tiles(self.body);
         if dense {
-            self.dense = DensePlan::new(model, m);
+            self.dense.repack(model, m);
             self.gated.resize(set.len() * n_gated, 0.0);
             dense_forward(
                 self.body,
