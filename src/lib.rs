@@ -16,6 +16,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod conv;
 pub mod data;
 pub mod digest;
 pub mod error;

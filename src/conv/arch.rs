@@ -1,0 +1,294 @@
+//! Architectures of the convolutional, multi-task networks (§8) and their
+//! JSON form (§7, format 2).
+//!
+//! A network is a list of stages with its shapes carried through: `conv`
+//! and `maxpool` stages on feature maps, then `dense` stages on the
+//! flattened map, then one binary head (2 logits) per task on the last
+//! dense stage, the gated one. One conv stage is modulated per channel.
+//! Format 1 files (the first paper's MLPs, [`crate::net::Arch`]) stay as
+//! they are; a format 2 file is read here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::conv::ops::Shape;
+use crate::error::{Error, Result};
+
+/// The format a convolutional architecture file carries.
+pub const CONV_ARCH_FORMAT: u32 = 2;
+/// Largest kernel side accepted.
+pub const MAX_KERNEL: usize = 11;
+/// Most channels or neurons of one stage.
+pub const MAX_WIDTH: usize = 4096;
+/// Most values of one feature map (a typo fails here, not in allocation).
+pub const MAX_MAP: usize = 1 << 22;
+/// Most stages.
+pub const MAX_STAGES: usize = 32;
+/// Most tasks (heads).
+pub const MAX_TASKS: usize = 256;
+/// Logits of one binary head.
+pub const HEAD_LOGITS: usize = 2;
+
+/// One stage of a convolutional network (§8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Stage {
+    /// k×k convolution, stride 1, zero padding k/2, ReLU.
+    Conv {
+        /// Output channels.
+        channels: usize,
+        /// Kernel side k (odd).
+        kernel: usize,
+    },
+    /// 2×2 max-pool, stride 2.
+    Maxpool,
+    /// All-to-all on the flattened input, ReLU; the last one is gated.
+    Dense {
+        /// Neurons.
+        size: usize,
+    },
+}
+
+/// A whole convolutional multi-task network: the format 2 JSON of §7.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvArch {
+    /// Format version, 2.
+    pub format: u32,
+    /// Shape of one input image.
+    pub input: Shape,
+    /// The stages, input first.
+    pub stages: Vec<Stage>,
+    /// Number of tasks: one binary head each.
+    pub tasks: usize,
+    /// The modulated conv stage, counted from 1 over all stages.
+    pub modulated_stage: usize,
+    /// The constant β of the modulation exp(m·c_k − β).
+    pub beta: f32,
+}
+
+/// Names of the built-in convolutional architectures.
+pub const CONV_PRESETS: [&str; 3] = ["conv-mnist", "conv-cifar", "conv-celeba"];
+
+impl ConvArch {
+    /// A built-in architecture for `tasks` heads, modulated at its first conv stage:
+    /// - `conv-mnist` (1×28×28): conv 3×3 8 → pool → conv 3×3 16 → pool → dense 128;
+    /// - `conv-cifar` (3×32×32): conv 3×3 16 → pool → conv 3×3 32 → pool → dense 128;
+    /// - `conv-celeba` (3×64×64): conv 3×3 16 → pool → conv 3×3 32 → pool →
+    ///   conv 3×3 32 → pool → dense 128.
+    pub fn preset(name: &str, tasks: usize) -> Result<ConvArch> {
+        let conv = |channels| Stage::Conv {
+            channels,
+            kernel: 3,
+        };
+        let (input, stages) = match name {
+            "conv-mnist" => (
+                (1, 28),
+                vec![conv(8), Stage::Maxpool, conv(16), Stage::Maxpool, Stage::Dense { size: 128 }],
+            ),
+            "conv-cifar" => (
+                (3, 32),
+                vec![conv(16), Stage::Maxpool, conv(32), Stage::Maxpool, Stage::Dense { size: 128 }],
+            ),
+            "conv-celeba" => (
+                (3, 64),
+                vec![
+                    conv(16),
+                    Stage::Maxpool,
+                    conv(32),
+                    Stage::Maxpool,
+                    conv(32),
+                    Stage::Maxpool,
+                    Stage::Dense { size: 128 },
+                ],
+            ),
+            other => {
+                return Err(Error::Arch(format!(
+                    "unknown convolutional architecture {other:?}: use one of {} or a path to a format 2 JSON file",
+                    CONV_PRESETS.join(", ")
+                )));
+            }
+        };
+        let arch = ConvArch {
+            format: CONV_ARCH_FORMAT,
+            input: Shape {
+                channels: input.0,
+                height: input.1,
+                width: input.1,
+            },
+            stages,
+            tasks,
+            modulated_stage: 1,
+            beta: 0.0,
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// A preset or a path to a format 2 JSON file, as `--arch` names it.
+    pub fn resolve(name: &str, tasks: usize) -> Result<ConvArch> {
+        if CONV_PRESETS.contains(&name) || !name.ends_with(".json") {
+            return ConvArch::preset(name, tasks);
+        }
+        let path = std::path::Path::new(name);
+        let bytes = crate::io::read::read_bounded(path, crate::io::read::MAX_ARCH_JSON_BYTES)
+            .map_err(|e| Error::Arch(format!("--arch {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Arch(format!("--arch {name}: not UTF-8 text")))?;
+        ConvArch::from_json(&text).map_err(|e| Error::Arch(format!("--arch {name}: {e}")))
+    }
+
+    /// Parses and validates the format 2 JSON.
+    pub fn from_json(text: &str) -> Result<ConvArch> {
+        let arch: ConvArch =
+            serde_json::from_str(text).map_err(|e| Error::Arch(format!("invalid JSON: {e}")))?;
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// The format 2 JSON, one line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an architecture always serialises")
+    }
+
+    /// The shape each stage receives, then the shape the last one gives
+    /// (dense outputs as `size`×1×1): `stages.len() + 1` shapes.
+    pub fn shapes(&self) -> Vec<Shape> {
+        let mut shapes = vec![self.input];
+        for stage in &self.stages {
+            let last = *shapes.last().expect("starts with the input");
+            shapes.push(match *stage {
+                Stage::Conv { channels, .. } => Shape { channels, ..last },
+                Stage::Maxpool => last.pooled(),
+                Stage::Dense { size } => Shape {
+                    channels: size,
+                    height: 1,
+                    width: 1,
+                },
+            });
+        }
+        shapes
+    }
+
+    /// Channels of the modulated stage: the length of the coupling c.
+    pub fn modulated_channels(&self) -> usize {
+        match self.stages[self.modulated_stage - 1] {
+            Stage::Conv { channels, .. } => channels,
+            _ => unreachable!("validated: the modulated stage is a conv stage"),
+        }
+    }
+
+    /// Neurons of the gated (last dense) stage: the length of the gain g.
+    pub fn gated_size(&self) -> usize {
+        self.shapes().last().expect("non-empty").channels
+    }
+
+    /// Logits of all heads.
+    pub fn logits(&self) -> usize {
+        self.tasks * HEAD_LOGITS
+    }
+
+    /// Multiply-adds of one image's forward pass.
+    pub fn forward_macs(&self) -> usize {
+        self.macs_from(0)
+    }
+
+    /// Multiply-adds of one image's forward pass from stage index `from` (0-based) on.
+    pub fn macs_from(&self, from: usize) -> usize {
+        let shapes = self.shapes();
+        let mut macs = 0;
+        for (i, stage) in self.stages.iter().enumerate().skip(from) {
+            let (inp, out) = (shapes[i], shapes[i + 1]);
+            macs += match *stage {
+                Stage::Conv { channels, kernel } => out.pixels() * channels * kernel * kernel * inp.channels,
+                Stage::Maxpool => 0,
+                Stage::Dense { size } => size * inp.len(),
+            };
+        }
+        macs + self.logits() * self.gated_size()
+    }
+
+    /// Checks the rules of §8.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |m: String| Err(Error::Arch(m));
+        if self.format != CONV_ARCH_FORMAT {
+            return fail(format!(
+                "format {} is not a convolutional architecture (expected {CONV_ARCH_FORMAT})",
+                self.format
+            ));
+        }
+        let Shape {
+            channels,
+            height,
+            width,
+        } = self.input;
+        if channels == 0 || height == 0 || width == 0 || channels > MAX_WIDTH || self.input.len() > MAX_MAP {
+            return fail(format!(
+                "input {channels}×{height}×{width}: every side must be ≥ 1 and the map at most {MAX_MAP} values"
+            ));
+        }
+        let n = self.stages.len();
+        if n == 0 || n > MAX_STAGES {
+            return fail(format!("{n} stages: need 1 to {MAX_STAGES}"));
+        }
+        let mut shape = self.input;
+        let mut dense_seen = false;
+        for (i, stage) in self.stages.iter().enumerate() {
+            let s = i + 1;
+            match *stage {
+                Stage::Conv { channels, kernel } => {
+                    if dense_seen {
+                        return fail(format!("stage {s} is conv after a dense stage"));
+                    }
+                    if channels == 0 || channels > MAX_WIDTH {
+                        return fail(format!("stage {s} has {channels} channels (1..={MAX_WIDTH})"));
+                    }
+                    if kernel % 2 == 0 || kernel > MAX_KERNEL {
+                        return fail(format!("stage {s} has kernel {kernel}: need an odd side ≤ {MAX_KERNEL}"));
+                    }
+                    let patch = kernel * kernel * shape.channels;
+                    if shape.pixels() * channels > MAX_MAP || patch * channels > MAX_MAP {
+                        return fail(format!("stage {s} is too large (more than {MAX_MAP} values)"));
+                    }
+                    shape.channels = channels;
+                }
+                Stage::Maxpool => {
+                    if dense_seen {
+                        return fail(format!("stage {s} is maxpool after a dense stage"));
+                    }
+                    if shape.height < 2 || shape.width < 2 {
+                        return fail(format!(
+                            "stage {s} pools a {}×{} map: need at least 2×2",
+                            shape.height, shape.width
+                        ));
+                    }
+                    shape = shape.pooled();
+                }
+                Stage::Dense { size } => {
+                    if size == 0 || size > MAX_WIDTH || size * shape.len() > MAX_MAP * 4 {
+                        return fail(format!("stage {s} has size {size} (1..={MAX_WIDTH}, at most {} weights)", MAX_MAP * 4));
+                    }
+                    dense_seen = true;
+                    shape = Shape {
+                        channels: size,
+                        height: 1,
+                        width: 1,
+                    };
+                }
+            }
+        }
+        if !matches!(self.stages[n - 1], Stage::Dense { .. }) {
+            return fail("the last stage must be dense (the gated layer feeding the heads)".into());
+        }
+        if self.tasks == 0 || self.tasks > MAX_TASKS {
+            return fail(format!("{} tasks: need 1 to {MAX_TASKS}", self.tasks));
+        }
+        let modulated = self.modulated_stage;
+        if modulated == 0 || modulated > n || !matches!(self.stages[modulated - 1], Stage::Conv { .. }) {
+            return fail(format!("modulated_stage {modulated} is not a conv stage (stages count from 1)"));
+        }
+        if !self.beta.is_finite() {
+            return fail("beta is not finite".into());
+        }
+        Ok(())
+    }
+}

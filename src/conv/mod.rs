@@ -1,0 +1,10 @@
+//! The second paper's system (§8): convolutional networks as stages,
+//! per-channel modulation of a conv stage, one binary head per task.
+
+pub mod arch;
+pub mod net;
+pub mod ops;
+
+pub use arch::{ConvArch, Stage};
+pub use net::{ConvGrads, ConvNet, ConvWorkspace, Depth, Heads, Modulator};
+pub use ops::Shape;

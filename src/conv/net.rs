@@ -1,0 +1,591 @@
+//! The convolutional multi-task network (§8) on flat buffers, generic
+//! over [`Real`] so that the same code runs in f32 and, for the gradient
+//! checks, in f64.
+//!
+//! Parameters live in one flat vector (stage by stage, weights then bias,
+//! the heads last), as in the MLP, so that Adam, checkpoints and traces
+//! see one tensor per stage. Feature maps are channel-last ([`super::ops`]).
+
+use std::ops::Range;
+
+use rand::RngExt;
+
+use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
+use crate::conv::ops::{self, Shape};
+use crate::net::linalg::{Mat, MatMut, Real, gemm};
+use crate::rng::rng_for;
+
+/// Where one stage's (or the heads') parameters sit in the flat vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamRange {
+    /// Weights: conv `[C_out, k, k, C_in]`, dense and heads `[out, in]`.
+    pub weights: Range<usize>,
+    /// Biases `[out]`.
+    pub bias: Range<usize>,
+}
+
+/// The modulator of one forward pass (§3, §8): per row its m, the
+/// coupling c (one per channel of the modulated stage), β, and the
+/// variance σ² of the compensation (0 without it): the factor of channel
+/// k in row b is exp(m_b·c_k − σ²·c_k²/2 − β).
+#[derive(Clone, Copy, Debug)]
+pub struct Modulator<'a, T> {
+    /// m per row.
+    pub m: &'a [T],
+    /// Coupling c, `[channels]`.
+    pub coupling: &'a [T],
+    /// β.
+    pub beta: T,
+    /// σ² of the variance compensation, or 0.
+    pub variance: T,
+}
+
+/// How deep a backward pass goes (what is trained, §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// The heads' weights and biases only (`retrain-last`).
+    Heads,
+    /// Down to the coupling of the modulated stage, no weight gradients
+    /// below the heads (the modulation methods).
+    Coupling,
+    /// Every weight and bias (pretraining, `retrain`).
+    All,
+}
+
+/// Gradients of a backward pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvGrads<T> {
+    /// Same layout as the parameters.
+    pub params: Vec<T>,
+    /// d loss / d c, `[channels of the modulated stage]`.
+    pub coupling: Vec<T>,
+}
+
+/// Activations of one forward pass, kept for the backward pass.
+#[derive(Clone, Debug, Default)]
+pub struct ConvWorkspace<T> {
+    rows: usize,
+    /// `acts[s]`: the input of stage s; `acts[n]`: the gated output g ⊙ z.
+    acts: Vec<Vec<T>>,
+    /// im2col matrices of the conv stages (empty for others).
+    cols: Vec<Vec<T>>,
+    /// Max-pool argmax per stage (empty for others).
+    argmax: Vec<Vec<u32>>,
+    /// The modulated stage's output before its factor.
+    unmodulated: Vec<T>,
+    /// Its factor per (row, channel), when modulated.
+    factors: Vec<T>,
+    /// m per row, c and σ² of the last modulated pass.
+    m: Vec<T>,
+    coupling: Vec<T>,
+    variance: T,
+    /// The gated stage's output z before the gain.
+    gated: Vec<T>,
+    /// The gain of the last pass (empty: g = 1).
+    gain: Vec<T>,
+    /// Logits `[rows, 2·tasks]`.
+    logits: Vec<T>,
+    /// Scratch gradients.
+    grad_a: Vec<T>,
+    grad_b: Vec<T>,
+    grad_cols: Vec<T>,
+}
+
+impl<T: Real> ConvWorkspace<T> {
+    /// Logits of the last forward pass, `[rows, 2·tasks]`.
+    pub fn logits(&self) -> &[T] {
+        &self.logits
+    }
+
+    /// The gated stage's output before the gain, `[rows, N]`.
+    pub fn gated(&self) -> &[T] {
+        &self.gated
+    }
+
+    /// The input of stage `s` (0-based) in the last pass; `s = stages`
+    /// gives the gated output g ⊙ z.
+    pub fn activation(&self, s: usize) -> &[T] {
+        &self.acts[s]
+    }
+
+    /// Rows of the last pass.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// A convolutional multi-task network: architecture and parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvNet<T> {
+    arch: ConvArch,
+    shapes: Vec<Shape>,
+    ranges: Vec<Option<ParamRange>>,
+    heads: ParamRange,
+    /// All parameters, flat.
+    pub params: Vec<T>,
+}
+
+impl<T: Real> ConvNet<T> {
+    /// All parameters 0.
+    pub fn zeros(arch: &ConvArch) -> ConvNet<T> {
+        let shapes = arch.shapes();
+        let mut next = 0;
+        let mut take = |weights: usize, bias: usize| {
+            let r = ParamRange {
+                weights: next..next + weights,
+                bias: next + weights..next + weights + bias,
+            };
+            next += weights + bias;
+            r
+        };
+        let ranges = arch
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(s, stage)| match *stage {
+                Stage::Conv { channels, kernel } => {
+                    Some(take(channels * kernel * kernel * shapes[s].channels, channels))
+                }
+                Stage::Maxpool => None,
+                Stage::Dense { size } => Some(take(size * shapes[s].len(), size)),
+            })
+            .collect();
+        let heads = take(arch.logits() * arch.gated_size(), arch.logits());
+        ConvNet {
+            arch: arch.clone(),
+            shapes,
+            ranges,
+            heads,
+            params: vec![T::ZERO; next],
+        }
+    }
+
+    /// A fresh network (§4): He-uniform U(±√(6/fan_in)) for the ReLU
+    /// stages, LeCun-uniform U(±√(3/fan_in)) for the linear heads, biases 0.
+    pub fn init(arch: &ConvArch, seed: u64) -> ConvNet<T> {
+        let mut net = ConvNet::zeros(arch);
+        let mut rng = rng_for(seed, &["conv-init".into()]);
+        let fans: Vec<(Range<usize>, f64)> = net
+            .ranges
+            .iter()
+            .flatten()
+            .map(|r| (r.weights.clone(), 6.0))
+            .chain([(net.heads.weights.clone(), 3.0)])
+            .collect();
+        for (i, (weights, scale)) in fans.into_iter().enumerate() {
+            let outs = net.ranges.iter().flatten().nth(i).map_or(arch.logits(), |r| r.bias.len());
+            let fan_in = (weights.len() / outs) as f64;
+            let bound = (scale / fan_in).sqrt();
+            for w in &mut net.params[weights] {
+                *w = T::from_f64(rng.random_range(-bound..bound));
+            }
+        }
+        net
+    }
+
+    /// The architecture.
+    pub fn arch(&self) -> &ConvArch {
+        &self.arch
+    }
+
+    /// Shapes into and out of each stage ([`ConvArch::shapes`]).
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// Parameter ranges of stage `s` (0-based); `None` for a max-pool.
+    pub fn stage_params(&self, s: usize) -> Option<&ParamRange> {
+        self.ranges[s].as_ref()
+    }
+
+    /// Parameter ranges of the heads.
+    pub fn head_params(&self) -> &ParamRange {
+        &self.heads
+    }
+
+    /// The range of task `t`'s head (its 2 rows of weights and 2 biases),
+    /// as (weights, bias).
+    pub fn head_of(&self, t: usize) -> (Range<usize>, Range<usize>) {
+        let n = self.arch.gated_size();
+        let w0 = self.heads.weights.start + t * HEAD_LOGITS * n;
+        let b0 = self.heads.bias.start + t * HEAD_LOGITS;
+        (w0..w0 + HEAD_LOGITS * n, b0..b0 + HEAD_LOGITS)
+    }
+
+    /// Zero gradients.
+    pub fn zero_grads(&self) -> ConvGrads<T> {
+        ConvGrads {
+            params: vec![T::ZERO; self.params.len()],
+            coupling: vec![T::ZERO; self.arch.modulated_channels()],
+        }
+    }
+
+    /// A workspace (buffers grow on demand).
+    pub fn workspace(&self) -> ConvWorkspace<T> {
+        let n = self.arch.stages.len();
+        ConvWorkspace {
+            acts: vec![Vec::new(); n + 1],
+            cols: vec![Vec::new(); n],
+            argmax: vec![Vec::new(); n],
+            ..ConvWorkspace::default()
+        }
+    }
+
+    /// The whole forward pass of `rows` images (`[rows, H, W, C]`), with
+    /// the modulator (none: factor 1) and the gain g (none: 1).
+    pub fn forward(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        images: &[T],
+        rows: usize,
+        modulator: Option<&Modulator<'_, T>>,
+        gain: Option<&[T]>,
+    ) {
+        self.forward_stages(ws, images, rows, 0..self.arch.stages.len(), modulator, gain);
+    }
+
+    /// Runs stages `stages` (0-based) on `input`, the input of the first of
+    /// them; when they reach the last stage, the gain and the heads too.
+    /// A trial runs the stages up to the modulated one once, then the rest
+    /// for all its modulator samples (§3).
+    pub fn forward_stages(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        input: &[T],
+        rows: usize,
+        stages: Range<usize>,
+        modulator: Option<&Modulator<'_, T>>,
+        gain: Option<&[T]>,
+    ) {
+        let n = self.arch.stages.len();
+        assert_eq!(input.len(), rows * self.shapes[stages.start].len(), "input size");
+        ws.rows = rows;
+        ws.acts[stages.start].clear();
+        ws.acts[stages.start].extend_from_slice(input);
+        let modulated = self.arch.modulated_stage - 1;
+        for s in stages.clone() {
+            let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
+            let (below, above) = ws.acts.split_at_mut(s + 1);
+            let (x, y) = (&below[s], &mut above[0]);
+            y.resize(rows * out.len(), T::ZERO);
+            match self.arch.stages[s] {
+                Stage::Conv { kernel, .. } => {
+                    let r = self.ranges[s].as_ref().expect("conv has parameters");
+                    let cols = &mut ws.cols[s];
+                    cols.resize(rows * inp.pixels() * kernel * kernel * inp.channels, T::ZERO);
+                    ops::im2col(x, rows, inp, kernel, cols);
+                    ops::conv_forward(cols, &self.params[r.weights.clone()], &self.params[r.bias.clone()], y);
+                    relu(y);
+                    if s == modulated {
+                        ws.unmodulated.clone_from(y);
+                        if let Some(modulator) = modulator {
+                            channel_factors(modulator, rows, &mut ws.factors);
+                            ws.m.clear();
+                            ws.m.extend_from_slice(modulator.m);
+                            ws.coupling.clear();
+                            ws.coupling.extend_from_slice(modulator.coupling);
+                            ws.variance = modulator.variance;
+                            scale_channels(y, &ws.factors, out.channels);
+                        } else {
+                            ws.factors.clear();
+                        }
+                    }
+                }
+                Stage::Maxpool => {
+                    ws.argmax[s].resize(y.len(), 0);
+                    ops::maxpool_forward(x, rows, inp, y, &mut ws.argmax[s]);
+                }
+                Stage::Dense { size } => {
+                    let r = self.ranges[s].as_ref().expect("dense has parameters");
+                    dense_forward(x, &self.params[r.weights.clone()], &self.params[r.bias.clone()], rows, inp.len(), size, y);
+                    relu(y);
+                    if s == n - 1 {
+                        ws.gated.clone_from(y);
+                        ws.gain.clear();
+                        if let Some(g) = gain {
+                            ws.gain.extend_from_slice(g);
+                            for row in y.chunks_exact_mut(size) {
+                                for (v, &gj) in row.iter_mut().zip(g) {
+                                    *v *= gj;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if stages.end == n {
+            let h = &ws.acts[n];
+            ws.logits.resize(rows * self.arch.logits(), T::ZERO);
+            dense_forward(
+                h,
+                &self.params[self.heads.weights.clone()],
+                &self.params[self.heads.bias.clone()],
+                rows,
+                self.arch.gated_size(),
+                self.arch.logits(),
+                &mut ws.logits,
+            );
+        }
+    }
+
+    /// The backward pass of the last [`ConvNet::forward`] for `dlogits`
+    /// (`[rows, 2·tasks]`), to `depth`; gradients are accumulated into
+    /// `grads` (the coupling's is written).
+    pub fn backward(&self, ws: &mut ConvWorkspace<T>, dlogits: &[T], depth: Depth, grads: &mut ConvGrads<T>) {
+        let n = self.arch.stages.len();
+        let rows = ws.rows;
+        let width = self.arch.gated_size();
+        let logits = self.arch.logits();
+        let h = &ws.acts[n];
+        let (dw, db) = split_two(&mut grads.params, &self.heads.weights, &self.heads.bias);
+        dense_backward(
+            h,
+            &self.params[self.heads.weights.clone()],
+            dlogits,
+            rows,
+            width,
+            logits,
+            dw,
+            db,
+            (depth != Depth::Heads).then_some(&mut ws.grad_a),
+        );
+        if depth == Depth::Heads {
+            return;
+        }
+        let modulated = self.arch.modulated_stage - 1;
+        let lowest = if depth == Depth::All { 0 } else { modulated };
+        let weights_too = depth == Depth::All;
+        // ws.grad_a holds d loss / d (output of stage s) on entry to each step.
+        for s in (lowest..n).rev() {
+            let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
+            let need_input_grad = s > lowest;
+            let dy = &mut ws.grad_a;
+            match self.arch.stages[s] {
+                Stage::Dense { size } => {
+                    let r = self.ranges[s].as_ref().expect("dense");
+                    let z = if s == n - 1 { &ws.gated } else { &ws.acts[s + 1] };
+                    for (i, d) in dy.iter_mut().enumerate() {
+                        let gate = if s == n - 1 && !ws.gain.is_empty() { ws.gain[i % size] } else { T::ONE };
+                        if z[i] <= T::ZERO {
+                            *d = T::ZERO;
+                        } else {
+                            *d *= gate;
+                        }
+                    }
+                    let x = &ws.acts[s];
+                    if weights_too {
+                        let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
+                        dense_backward(x, &self.params[r.weights.clone()], dy, rows, inp.len(), size, dw, db, need_input_grad.then_some(&mut ws.grad_b));
+                    } else if need_input_grad {
+                        input_grad(&self.params[r.weights.clone()], dy, rows, inp.len(), size, &mut ws.grad_b);
+                    }
+                }
+                Stage::Maxpool => {
+                    ws.grad_b.resize(rows * inp.len(), T::ZERO);
+                    ops::maxpool_backward(dy, &ws.argmax[s], &mut ws.grad_b);
+                }
+                Stage::Conv { kernel, .. } => {
+                    let r = self.ranges[s].as_ref().expect("conv");
+                    let y = &ws.acts[s + 1];
+                    if s == modulated && !ws.factors.is_empty() {
+                        coupling_grad(ws, &mut grads.coupling, out.channels);
+                        let dy = &mut ws.grad_a;
+                        scale_channels(dy, &ws.factors, out.channels);
+                    }
+                    let dy = &mut ws.grad_a;
+                    for (d, &v) in dy.iter_mut().zip(y.iter()) {
+                        if v <= T::ZERO {
+                            *d = T::ZERO;
+                        }
+                    }
+                    if s == modulated && depth == Depth::Coupling {
+                        break;
+                    }
+                    let patch = kernel * kernel * inp.channels;
+                    let dcols = if need_input_grad {
+                        ws.grad_cols.resize(rows * inp.pixels() * patch, T::ZERO);
+                        Some(&mut ws.grad_cols[..])
+                    } else {
+                        None
+                    };
+                    let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
+                    ops::conv_backward(&ws.cols[s], &self.params[r.weights.clone()], dy, dw, db, dcols);
+                    if need_input_grad {
+                        ws.grad_b.resize(rows * inp.len(), T::ZERO);
+                        ops::col2im(&ws.grad_cols, rows, inp, kernel, &mut ws.grad_b);
+                    }
+                }
+            }
+            std::mem::swap(&mut ws.grad_a, &mut ws.grad_b);
+        }
+    }
+}
+
+/// The coupling's gradient at the modulated stage: with factor
+/// f_bk = exp(m_b c_k − σ² c_k²/2 − β), d f_bk / d c_k = (m_b − σ² c_k)·f_bk,
+/// so dc_k = Σ_b (m_b − σ² c_k)·f_bk·Σ_p dy_bpk·u_bpk, u the stage's
+/// output before the factor. Written, not accumulated.
+fn coupling_grad<T: Real>(ws: &ConvWorkspace<T>, dc: &mut [T], channels: usize) {
+    dc.fill(T::ZERO);
+    let rows = ws.rows;
+    let per_row = ws.unmodulated.len() / rows.max(1);
+    for b in 0..rows {
+        let mut sums = vec![T::ZERO; channels];
+        let (u, d) = (&ws.unmodulated[b * per_row..(b + 1) * per_row], &ws.grad_a[b * per_row..(b + 1) * per_row]);
+        for (up, dp) in u.chunks_exact(channels).zip(d.chunks_exact(channels)) {
+            for k in 0..channels {
+                sums[k] += up[k] * dp[k];
+            }
+        }
+        for k in 0..channels {
+            let f = ws.factors[b * channels + k];
+            dc[k] += sums[k] * f * (ws.m[b] - ws.variance * ws.coupling[k]);
+        }
+    }
+}
+
+fn split_two<'a, T>(params: &'a mut [T], a: &Range<usize>, b: &Range<usize>) -> (&'a mut [T], &'a mut [T]) {
+    assert_eq!(a.end, b.start, "bias follows weights");
+    let (_, rest) = params.split_at_mut(a.start);
+    let (w, rest) = rest.split_at_mut(a.len());
+    (w, &mut rest[..b.len()])
+}
+
+/// Per-(row, channel) factors exp(m_b·c_k − σ²c_k²/2 − β).
+pub fn channel_factors<T: Real>(modulator: &Modulator<'_, T>, rows: usize, out: &mut Vec<T>) {
+    let channels = modulator.coupling.len();
+    assert_eq!(modulator.m.len(), rows, "one m per row");
+    out.resize(rows * channels, T::ZERO);
+    let half = T::from_f64(0.5);
+    for (row, &m) in out.chunks_exact_mut(channels).zip(modulator.m) {
+        for (o, &c) in row.iter_mut().zip(modulator.coupling) {
+            *o = m * c - half * modulator.variance * c * c - modulator.beta;
+        }
+    }
+    T::exp_in_place(out);
+}
+
+/// Multiplies every pixel's channel k of row b by `factors[b, k]`.
+pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
+    let rows = factors.len() / channels;
+    let per_row = maps.len() / rows.max(1);
+    for (map, f) in maps.chunks_exact_mut(per_row).zip(factors.chunks_exact(channels)) {
+        for pixel in map.chunks_exact_mut(channels) {
+            for (v, &fk) in pixel.iter_mut().zip(f) {
+                *v *= fk;
+            }
+        }
+    }
+}
+
+fn relu<T: Real>(x: &mut [T]) {
+    for v in x {
+        *v = v.max(T::ZERO);
+    }
+}
+
+/// y[rows, out] = x[rows, inp]·Wᵀ + b.
+fn dense_forward<T: Real>(x: &[T], w: &[T], b: &[T], rows: usize, inp: usize, out: usize, y: &mut [T]) {
+    for row in y.chunks_exact_mut(out) {
+        row.copy_from_slice(b);
+    }
+    gemm(
+        Mat::row_major(x, rows, inp),
+        Mat::row_major(w, out, inp).t(),
+        true,
+        MatMut::row_major(y, rows, out),
+    );
+}
+
+/// dW += dyᵀ·x, db += Σ_rows dy, and (when asked) dx = dy·W.
+#[allow(clippy::too_many_arguments)]
+fn dense_backward<T: Real>(
+    x: &[T],
+    w: &[T],
+    dy: &[T],
+    rows: usize,
+    inp: usize,
+    out: usize,
+    dw: &mut [T],
+    db: &mut [T],
+    dx: Option<&mut Vec<T>>,
+) {
+    gemm(
+        Mat::row_major(dy, rows, out).t(),
+        Mat::row_major(x, rows, inp),
+        true,
+        MatMut::row_major(dw, out, inp),
+    );
+    for row in dy.chunks_exact(out) {
+        for (d, &g) in db.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+    if let Some(dx) = dx {
+        input_grad(w, dy, rows, inp, out, dx);
+    }
+}
+
+/// dx[rows, inp] = dy[rows, out]·W.
+fn input_grad<T: Real>(w: &[T], dy: &[T], rows: usize, inp: usize, out: usize, dx: &mut Vec<T>) {
+    dx.resize(rows * inp, T::ZERO);
+    gemm(
+        Mat::row_major(dy, rows, out),
+        Mat::row_major(w, out, inp),
+        false,
+        MatMut::row_major(dx, rows, inp),
+    );
+}
+
+/// Which heads a loss reads (§8): all of them (joint pretraining) or one
+/// task's (fine-tuning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heads {
+    /// Mean cross-entropy over every head.
+    All,
+    /// Task t's head only.
+    One(usize),
+}
+
+/// Mean cross-entropy of the 2-way softmax of the chosen heads over
+/// `rows` examples, labels `[rows, tasks]` (0/1 per task), and its
+/// gradient w.r.t. all logits (zero for heads not read).
+pub fn heads_loss<T: Real>(logits: &[T], tasks: usize, labels: &[u8], heads: Heads, dlogits: &mut [T]) -> T {
+    let width = tasks * HEAD_LOGITS;
+    let rows = logits.len() / width;
+    assert_eq!(labels.len(), rows * tasks, "labels [rows, tasks]");
+    assert_eq!(dlogits.len(), logits.len(), "dlogits size");
+    let read: Range<usize> = match heads {
+        Heads::All => 0..tasks,
+        Heads::One(t) => t..t + 1,
+    };
+    let scale = T::ONE / T::from_f64((rows * read.len()) as f64);
+    dlogits.fill(T::ZERO);
+    let mut total = T::ZERO;
+    for b in 0..rows {
+        for t in read.clone() {
+            let z = &logits[b * width + 2 * t..b * width + 2 * t + 2];
+            let y = labels[b * tasks + t] as usize;
+            let zmax = z[0].max(z[1]);
+            let log_sum = ((z[0] - zmax).exp() + (z[1] - zmax).exp()).ln() + zmax;
+            total += log_sum - z[y];
+            for k in 0..2 {
+                let p = (z[k] - log_sum).exp();
+                let target = if k == y { T::ONE } else { T::ZERO };
+                dlogits[b * width + 2 * t + k] = (p - target) * scale;
+            }
+        }
+    }
+    total * scale
+}
+
+/// Examples whose head t picks the label (the first logit wins ties).
+pub fn head_correct<T: Real>(logits: &[T], tasks: usize, labels: &[u8], t: usize) -> usize {
+    let width = tasks * HEAD_LOGITS;
+    logits
+        .chunks_exact(width)
+        .zip(labels.chunks_exact(tasks))
+        .filter(|(z, y)| usize::from(z[2 * t + 1] > z[2 * t]) == y[t] as usize)
+        .count()
+}

@@ -1,0 +1,237 @@
+//! Convolution and max-pooling on flat channel-last buffers (§8).
+//!
+//! A batch of feature maps is `[B, H, W, C]` row-major (channel last), so
+//! that a whole batch's convolution is one product: the im2col matrix
+//! `[B·H·W, k·k·C_in]` (rows: output pixels; columns: (dy, dx, c_in))
+//! times the transposed weights `[C_out, k·k·C_in]`. The backward pass is
+//! two more products and a col2im. [`conv_direct`] is the plain six-loop
+//! convolution that the property tests hold the product form to.
+
+use crate::net::linalg::{Mat, MatMut, Real, gemm};
+
+/// Height, width and channels of one feature map (§8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    /// Channels.
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Shape {
+    /// Values in one map.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// True for an empty map.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pixels of one channel.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The shape after a 2×2, stride-2 max-pool (odd edges dropped).
+    pub fn pooled(&self) -> Shape {
+        Shape {
+            channels: self.channels,
+            height: self.height / 2,
+            width: self.width / 2,
+        }
+    }
+}
+
+/// Fills `cols` (`[B·H·W, k·k·C]`) with the zero-padded k×k patches of
+/// `x` (`[B, H, W, C]`), padding k/2 so that the output keeps H×W.
+pub fn im2col<T: Real>(x: &[T], batch: usize, shape: Shape, k: usize, cols: &mut [T]) {
+    let Shape {
+        channels: c,
+        height: h,
+        width: w,
+    } = shape;
+    let (pad, row_len) = ((k / 2) as isize, k * k * c);
+    assert_eq!(x.len(), batch * shape.len(), "im2col input size");
+    assert_eq!(cols.len(), batch * h * w * row_len, "im2col output size");
+    for (p, row) in cols.chunks_exact_mut(row_len).enumerate() {
+        let (b, y, xx) = (p / (h * w), (p / w) % h, p % w);
+        for dy in 0..k {
+            let sy = y as isize + dy as isize - pad;
+            for dx in 0..k {
+                let sx = xx as isize + dx as isize - pad;
+                let dst = &mut row[(dy * k + dx) * c..(dy * k + dx + 1) * c];
+                if sy < 0 || sy >= h as isize || sx < 0 || sx >= w as isize {
+                    dst.fill(T::ZERO);
+                } else {
+                    let src = ((b * h + sy as usize) * w + sx as usize) * c;
+                    dst.copy_from_slice(&x[src..src + c]);
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds every patch entry of `cols` back onto
+/// the pixel it was copied from; `dx` is overwritten.
+pub fn col2im<T: Real>(cols: &[T], batch: usize, shape: Shape, k: usize, dx: &mut [T]) {
+    let Shape {
+        channels: c,
+        height: h,
+        width: w,
+    } = shape;
+    let (pad, row_len) = ((k / 2) as isize, k * k * c);
+    assert_eq!(dx.len(), batch * shape.len(), "col2im output size");
+    assert_eq!(cols.len(), batch * h * w * row_len, "col2im input size");
+    dx.fill(T::ZERO);
+    for (p, row) in cols.chunks_exact(row_len).enumerate() {
+        let (b, y, xx) = (p / (h * w), (p / w) % h, p % w);
+        for dy in 0..k {
+            let sy = y as isize + dy as isize - pad;
+            for ddx in 0..k {
+                let sx = xx as isize + ddx as isize - pad;
+                if sy < 0 || sy >= h as isize || sx < 0 || sx >= w as isize {
+                    continue;
+                }
+                let dst = ((b * h + sy as usize) * w + sx as usize) * c;
+                let src = &row[(dy * k + ddx) * c..(dy * k + ddx + 1) * c];
+                for (d, &s) in dx[dst..dst + c].iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        }
+    }
+}
+
+/// Pre-activations of a k×k convolution from its im2col matrix:
+/// `out[B·H·W, C_out] = cols · Wᵀ + b`, with `weights` `[C_out, k·k·C_in]`.
+pub fn conv_forward<T: Real>(cols: &[T], weights: &[T], bias: &[T], out: &mut [T]) {
+    let c_out = bias.len();
+    let patch = weights.len() / c_out.max(1);
+    let rows = out.len() / c_out.max(1);
+    for row in out.chunks_exact_mut(c_out) {
+        row.copy_from_slice(bias);
+    }
+    gemm(
+        Mat::row_major(cols, rows, patch),
+        Mat::row_major(weights, c_out, patch).t(),
+        true,
+        MatMut::row_major(out, rows, c_out),
+    );
+}
+
+/// The gradients of [`conv_forward`] for the pre-activation gradient
+/// `dpre` (`[B·H·W, C_out]`): dW += dpreᵀ·cols, db += column sums of
+/// dpre, and (when `dcols` is given) dcols = dpre·W.
+pub fn conv_backward<T: Real>(
+    cols: &[T],
+    weights: &[T],
+    dpre: &[T],
+    dweights: &mut [T],
+    dbias: &mut [T],
+    dcols: Option<&mut [T]>,
+) {
+    let c_out = dbias.len();
+    let patch = weights.len() / c_out.max(1);
+    let rows = dpre.len() / c_out.max(1);
+    gemm(
+        Mat::row_major(dpre, rows, c_out).t(),
+        Mat::row_major(cols, rows, patch),
+        true,
+        MatMut::row_major(dweights, c_out, patch),
+    );
+    for row in dpre.chunks_exact(c_out) {
+        for (d, &g) in dbias.iter_mut().zip(row) {
+            *d += g;
+        }
+    }
+    if let Some(dcols) = dcols {
+        gemm(
+            Mat::row_major(dpre, rows, c_out),
+            Mat::row_major(weights, c_out, patch),
+            false,
+            MatMut::row_major(dcols, rows, patch),
+        );
+    }
+}
+
+/// The plain convolution: for every output pixel and channel, the bias
+/// plus the sum over the k×k window and input channels, zero outside the
+/// map. The reference the product form is tested against.
+pub fn conv_direct<T: Real>(
+    x: &[T],
+    batch: usize,
+    shape: Shape,
+    k: usize,
+    weights: &[T],
+    bias: &[T],
+) -> Vec<T> {
+    let (c_in, h, w, c_out) = (shape.channels, shape.height, shape.width, bias.len());
+    let pad = (k / 2) as isize;
+    let mut out = vec![T::ZERO; batch * h * w * c_out];
+    for b in 0..batch {
+        for y in 0..h {
+            for xx in 0..w {
+                for o in 0..c_out {
+                    let mut sum = bias[o];
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            let (sy, sx) = (y as isize + dy as isize - pad, xx as isize + dx as isize - pad);
+                            if sy < 0 || sy >= h as isize || sx < 0 || sx >= w as isize {
+                                continue;
+                            }
+                            for i in 0..c_in {
+                                let v = x[((b * h + sy as usize) * w + sx as usize) * c_in + i];
+                                sum += weights[((o * k + dy) * k + dx) * c_in + i] * v;
+                            }
+                        }
+                    }
+                    out[((b * h + y) * w + xx) * c_out + o] = sum;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// 2×2, stride-2 max-pool of `x` (`[B, H, W, C]`) into `out`
+/// (`[B, H/2, W/2, C]`); `argmax` receives, per output, the index into
+/// `x` of the maximum (the first in row-major window order on ties).
+pub fn maxpool_forward<T: Real>(x: &[T], batch: usize, shape: Shape, out: &mut [T], argmax: &mut [u32]) {
+    let (c, h, w) = (shape.channels, shape.height, shape.width);
+    let pooled = shape.pooled();
+    assert_eq!(out.len(), batch * pooled.len(), "maxpool output size");
+    assert_eq!(argmax.len(), out.len(), "maxpool index size");
+    let mut o = 0;
+    for b in 0..batch {
+        for y in 0..pooled.height {
+            for xx in 0..pooled.width {
+                for ch in 0..c {
+                    let mut best = ((b * h + 2 * y) * w + 2 * xx) * c + ch;
+                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
+                        let i = ((b * h + 2 * y + dy) * w + 2 * xx + dx) * c + ch;
+                        if x[i] > x[best] {
+                            best = i;
+                        }
+                    }
+                    out[o] = x[best];
+                    argmax[o] = best as u32;
+                    o += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The gradient of [`maxpool_forward`]: each output's gradient goes to
+/// the input it took; `dx` is overwritten.
+pub fn maxpool_backward<T: Real>(dout: &[T], argmax: &[u32], dx: &mut [T]) {
+    dx.fill(T::ZERO);
+    for (&g, &i) in dout.iter().zip(argmax) {
+        dx[i as usize] += g;
+    }
+}

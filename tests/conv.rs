@@ -1,0 +1,224 @@
+//! The convolutional network of §8: the im2col + GEMM convolution against
+//! the direct one, max-pooling against its definition, and every gradient
+//! of the backward pass (weights, biases, per-channel coupling, under the
+//! gain and the variance compensation) against central finite
+//! differences in f64, on random small architectures.
+
+use comod::conv::net::{heads_loss, Depth, Heads, Modulator};
+use comod::conv::ops::{conv_direct, conv_forward, im2col, maxpool_forward, Shape};
+use comod::conv::{ConvArch, ConvNet, Stage};
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+fn random(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// cols·Wᵀ + b equals the six-loop convolution, in f32 and f64.
+    #[test]
+    fn product_convolution_equals_direct(
+        batch in 1usize..4, c_in in 1usize..5, h in 1usize..9, w in 1usize..9,
+        c_out in 1usize..7, half in 0usize..3, seed in any::<u64>(),
+    ) {
+        let k = 2 * half + 1;
+        let shape = Shape { channels: c_in, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x = random(&mut rng, batch * shape.len());
+        let weights = random(&mut rng, c_out * k * k * c_in);
+        let bias = random(&mut rng, c_out);
+        let expected = conv_direct(&x, batch, shape, k, &weights, &bias);
+        let mut cols = vec![0.0; batch * h * w * k * k * c_in];
+        im2col(&x, batch, shape, k, &mut cols);
+        let mut out = vec![0.0; batch * h * w * c_out];
+        conv_forward(&cols, &weights, &bias, &mut out);
+        for (i, (a, b)) in out.iter().zip(&expected).enumerate() {
+            prop_assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "f64 at {i}: {a} vs {b}");
+        }
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let (x32, w32, b32) = (f(&x), f(&weights), f(&bias));
+        let mut cols32 = vec![0.0f32; cols.len()];
+        im2col(&x32, batch, shape, k, &mut cols32);
+        let mut out32 = vec![0.0f32; out.len()];
+        conv_forward(&cols32, &w32, &b32, &mut out32);
+        let direct32 = conv_direct(&x32, batch, shape, k, &w32, &b32);
+        for (i, (a, b)) in out32.iter().zip(&direct32).enumerate() {
+            let scale = 1.0 + (k * k * c_in) as f32;
+            prop_assert!((a - b).abs() <= 1e-6 * scale, "f32 at {i}: {a} vs {b}");
+        }
+    }
+
+    /// Each pooled value is the largest of its 2×2 window, and the index
+    /// points at it.
+    #[test]
+    fn maxpool_takes_each_windows_maximum(
+        batch in 1usize..3, c in 1usize..4, h in 2usize..9, w in 2usize..9, seed in any::<u64>(),
+    ) {
+        let shape = Shape { channels: c, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x = random(&mut rng, batch * shape.len());
+        let pooled = shape.pooled();
+        let mut out = vec![0.0; batch * pooled.len()];
+        let mut argmax = vec![0u32; out.len()];
+        maxpool_forward(&x, batch, shape, &mut out, &mut argmax);
+        for b in 0..batch {
+            for y in 0..pooled.height {
+                for xx in 0..pooled.width {
+                    for ch in 0..c {
+                        let at = |dy: usize, dx: usize| x[((b * h + 2 * y + dy) * w + 2 * xx + dx) * c + ch];
+                        let max = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                        let o = ((b * pooled.height + y) * pooled.width + xx) * c + ch;
+                        prop_assert_eq!(out[o], max);
+                        prop_assert_eq!(x[argmax[o] as usize], max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A random small architecture: 1–2 conv stages (kernel 1, 3 or 5), an
+/// optional max-pool after each, 1–2 dense stages, 1–3 tasks.
+fn random_arch(rng: &mut Xoshiro256PlusPlus) -> ConvArch {
+    let (side, width) = (rng.random_range(2..7usize), rng.random_range(2..7usize));
+    let mut stages = Vec::new();
+    let mut size = side.min(width);
+    for _ in 0..rng.random_range(1..3) {
+        stages.push(Stage::Conv {
+            channels: rng.random_range(1..4),
+            kernel: 2 * rng.random_range(0..3usize) + 1,
+        });
+        if size >= 2 && rng.random_range(0..2) == 1 {
+            stages.push(Stage::Maxpool);
+            size /= 2;
+        }
+    }
+    let convs: Vec<usize> = stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Stage::Conv { .. }))
+        .map(|(i, _)| i + 1)
+        .collect();
+    for _ in 0..rng.random_range(1..3) {
+        stages.push(Stage::Dense {
+            size: rng.random_range(1..6),
+        });
+    }
+    let arch = ConvArch {
+        format: 2,
+        input: Shape {
+            channels: rng.random_range(1..3),
+            height: side,
+            width,
+        },
+        stages,
+        tasks: rng.random_range(1..4),
+        modulated_stage: convs[rng.random_range(0..convs.len())],
+        beta: rng.random_range(-0.5..0.5),
+    };
+    arch.validate().expect("a valid random architecture");
+    arch
+}
+
+struct Case {
+    net: ConvNet<f64>,
+    images: Vec<f64>,
+    labels: Vec<u8>,
+    m: Vec<f64>,
+    coupling: Vec<f64>,
+    variance: f64,
+    gain: Vec<f64>,
+    heads: Heads,
+}
+
+impl Case {
+    fn loss(&self, net: &ConvNet<f64>, coupling: &[f64]) -> f64 {
+        let rows = self.m.len();
+        let mut ws = net.workspace();
+        let modulator = Modulator {
+            m: &self.m,
+            coupling,
+            beta: net.arch().beta as f64,
+            variance: self.variance,
+        };
+        net.forward(&mut ws, &self.images, rows, Some(&modulator), Some(&self.gain));
+        let mut d = vec![0.0; ws.logits().len()];
+        heads_loss(ws.logits(), net.arch().tasks, &self.labels, self.heads, &mut d)
+    }
+}
+
+fn build(seed: u64) -> Case {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let arch = random_arch(&mut rng);
+    let mut net = ConvNet::<f64>::init(&arch, seed);
+    for p in &mut net.params {
+        *p += rng.random_range(-0.1..0.1);
+    }
+    let rows = rng.random_range(1..4);
+    let tasks = arch.tasks;
+    Case {
+        images: random(&mut rng, rows * arch.input.len()),
+        labels: (0..rows * tasks).map(|_| rng.random_range(0..2)).collect(),
+        m: (0..rows).map(|_| rng.random_range(0.5..1.5)).collect(),
+        coupling: random(&mut rng, arch.modulated_channels()),
+        variance: if rng.random_range(0..2) == 1 { 0.3 } else { 0.0 },
+        gain: (0..arch.gated_size()).map(|_| rng.random_range(0.2..1.8)).collect(),
+        heads: if rng.random_range(0..2) == 1 { Heads::All } else { Heads::One(rng.random_range(0..tasks)) },
+        net,
+    }
+}
+
+fn close(analytic: f64, numeric: f64) -> bool {
+    (analytic - numeric).abs() <= 1e-6 * (1.0 + numeric.abs())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Every parameter's and every coupling's gradient equals the central
+    /// finite difference (step 1e-6, f64); the shallower passes give the
+    /// same gradients for what they compute.
+    #[test]
+    fn gradients_match_finite_differences(seed in any::<u64>()) {
+        let case = build(seed);
+        let net = &case.net;
+        let rows = case.m.len();
+        let mut ws = net.workspace();
+        let modulator = Modulator { m: &case.m, coupling: &case.coupling, beta: net.arch().beta as f64, variance: case.variance };
+        net.forward(&mut ws, &case.images, rows, Some(&modulator), Some(&case.gain));
+        let mut dlogits = vec![0.0; ws.logits().len()];
+        heads_loss(ws.logits(), net.arch().tasks, &case.labels, case.heads, &mut dlogits);
+        let mut all = net.zero_grads();
+        net.backward(&mut ws, &dlogits, Depth::All, &mut all);
+        let eps = 1e-6;
+        for i in 0..net.params.len() {
+            let mut plus = net.clone();
+            plus.params[i] += eps;
+            let mut minus = net.clone();
+            minus.params[i] -= eps;
+            let numeric = (case.loss(&plus, &case.coupling) - case.loss(&minus, &case.coupling)) / (2.0 * eps);
+            prop_assert!(close(all.params[i], numeric), "param {i}: {} vs {numeric}", all.params[i]);
+        }
+        for k in 0..case.coupling.len() {
+            let (mut plus, mut minus) = (case.coupling.clone(), case.coupling.clone());
+            plus[k] += eps;
+            minus[k] -= eps;
+            let numeric = (case.loss(net, &plus) - case.loss(net, &minus)) / (2.0 * eps);
+            prop_assert!(close(all.coupling[k], numeric), "coupling {k}: {} vs {numeric}", all.coupling[k]);
+        }
+        for depth in [Depth::Coupling, Depth::Heads] {
+            let mut ws = net.workspace();
+            net.forward(&mut ws, &case.images, rows, Some(&modulator), Some(&case.gain));
+            let mut part = net.zero_grads();
+            net.backward(&mut ws, &dlogits, depth, &mut part);
+            let heads = net.head_params();
+            prop_assert_eq!(&part.params[heads.weights.start..heads.bias.end], &all.params[heads.weights.start..heads.bias.end]);
+            if depth == Depth::Coupling {
+                prop_assert_eq!(&part.coupling, &all.coupling);
+            }
+        }
+    }
+}
