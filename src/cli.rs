@@ -12,6 +12,8 @@ use comod::bench::DEFAULT_SECONDS;
 use comod::data::SHIPPED_DATA_DIR;
 use comod::data::task::ALL_TASKS;
 use comod::kernel::GainRule;
+use comod::multitask::data::Benchmark;
+use comod::multitask::pretrain::MultitaskPretrainOptions;
 use comod::net::Arch;
 use comod::net::arch::DEFAULT_PRESET;
 use comod::reproduce::DEFAULT_OUT;
@@ -68,6 +70,101 @@ pub enum Command {
     /// Time the fused trial kernel (§3) and whole fine-tuning runs (§4)
     /// beside the machine's FMA peak and SGEMM, measured in the same run.
     Bench(BenchArgs),
+    /// The second paper's system (§8): convolutional networks with one
+    /// binary head per task, pretrained jointly, fine-tuned per task.
+    #[command(subcommand)]
+    Multitask(MultitaskCommand),
+}
+
+/// `comod multitask …` (§8).
+#[derive(Subcommand)]
+pub enum MultitaskCommand {
+    /// Pretrain a convolutional network on all tasks of a benchmark jointly
+    /// (mean cross-entropy over the heads) and save it.
+    Pretrain(MultitaskPretrainArgs),
+    /// Fine-tune the pretrained network on tasks × methods × repeats, one
+    /// JSON line per run; resumable, shardable (as `comod sweep`).
+    Sweep(MultitaskSweepArgs),
+    /// Join shard result files of multi-task sweeps into one.
+    Merge(MergeArgs),
+    /// Summary of a multi-task results file per method (per task, then
+    /// mean ± s.e.m. over tasks), as Markdown and CSV; with --plots, PNGs.
+    Summary(SummaryArgs),
+}
+
+/// Where a benchmark's data come from.
+#[derive(clap::Args, Clone)]
+pub struct BenchmarkArgs {
+    /// The benchmark: `mnist-attributes` (the shipped digits, 8 tasks),
+    /// `cifar100` (train.bin/test.bin, 20 coarse-class tasks) or `celeba`
+    /// (list_attr_celeba.txt, list_eval_partition.txt, img_align_celeba/,
+    /// 40 attribute tasks).
+    #[arg(long, value_enum, default_value = "mnist-attributes")]
+    pub benchmark: Benchmark,
+    /// The benchmark's folder [default: the shipped digits for
+    /// mnist-attributes; required for cifar100 and celeba].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Keep only the first N images of each split of cifar100 or celeba
+    /// (CelebA's 200 k JPEGs take minutes and 2.5 GB) [default: all].
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(clap::Args)]
+pub struct MultitaskPretrainArgs {
+    #[command(flatten)]
+    pub benchmark: BenchmarkArgs,
+    /// Architecture: conv-mnist, conv-cifar, conv-celeba, or a path to a
+    /// format 2 JSON file [default: the benchmark's preset].
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Seed of initialisation and training examples.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.seed)]
+    pub seed: u64,
+    /// Epoch cap; training stops earlier once the held-out mean accuracy
+    /// over tasks reaches --target.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.max_epochs)]
+    pub epochs: usize,
+    /// Fresh training examples per epoch.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.examples)]
+    pub examples: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.batch)]
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.lr)]
+    pub lr: f32,
+    /// Held-out mean accuracy over tasks at which training stops.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.target)]
+    pub target: f64,
+    /// Output checkpoint (safetensors, written atomically).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct MultitaskSweepArgs {
+    #[command(flatten)]
+    pub benchmark: BenchmarkArgs,
+    /// Pretrained checkpoint of `comod multitask pretrain`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Tasks: `all` or a comma-separated list of task names (e.g.
+    /// even@0,ge5@3; CelebA's attribute names; coarse00..coarse19).
+    #[arg(long, default_value = "all")]
+    pub tasks: String,
+    /// Repeats per task and method.
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Results file (JSON lines); runs it already holds are skipped.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Run only shard i of n (0 ≤ i < n).
+    #[arg(long, default_value_t = Shard::default())]
+    pub shard: Shard,
+    #[command(flatten)]
+    pub run: RunOptions,
 }
 
 /// The settings of fine-tuning runs (§2–§4), shared by `sweep`, `tune`,

@@ -22,6 +22,7 @@ pub mod digest;
 pub mod error;
 pub mod io;
 pub mod kernel;
+pub mod multitask;
 pub mod net;
 pub mod report;
 pub mod reproduce;

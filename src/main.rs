@@ -1,6 +1,7 @@
 //! The `comod` command line: parses arguments, calls the library, prints.
 
 mod cli;
+mod multitask_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -532,6 +533,7 @@ fn main() -> ExitCode {
         Command::Report(args) => run_report(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench_command(args),
+        Command::Multitask(command) => multitask_cmd::run_multitask(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

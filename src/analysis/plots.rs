@@ -10,11 +10,10 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::metrics::{RunCurve, Stat, TaskMetrics, per_task, ratio_to_retrain};
 use crate::data::TaskId;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic_with;
-use crate::sweep::record::Record;
 use crate::train::Method;
 
 /// DejaVu Sans (see fonts/LICENSE-DejaVu.txt), so that plots need no system fonts.
@@ -55,16 +54,16 @@ pub(crate) fn draw_png(
 
 /// Per measurement of `method`'s runs: examples seen, and the mean
 /// accuracy with its s.e.m. (measurements shared by every run).
-fn mean_curve(records: &[Record], method: Method) -> Vec<(f64, Stat)> {
-    let runs: Vec<&Record> = records
+fn mean_curve<R: RunCurve>(records: &[R], method: Method) -> Vec<(f64, Stat)> {
+    let runs: Vec<&R> = records
         .iter()
-        .filter(|r| r.method == method && !r.failed())
+        .filter(|r| r.method() == method && !r.failed())
         .collect();
-    let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+    let len = runs.iter().map(|r| r.curve().len()).min().unwrap_or(0);
     (0..len)
         .map(|i| {
-            let x = runs[0].examples[i] as f64;
-            (x, Stat::of(runs.iter().map(|r| r.curve[i] as f64)))
+            let x = runs[0].examples()[i] as f64;
+            (x, Stat::of(runs.iter().map(|r| r.curve()[i] as f64)))
         })
         .collect()
 }
@@ -87,7 +86,7 @@ where
 }
 
 /// Learning curves per method with ±s.e.m. bands.
-pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
+pub fn learning_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
     let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
         .iter()
         .map(|&m| (m, mean_curve(records, m)))
@@ -154,8 +153,8 @@ pub fn learning_curves(records: &[Record], path: &Path) -> Result<()> {
 /// A per-task panel: for each method but retrain, its per-task `value`
 /// relative to retraining's on the same task ([`ratio_to_retrain`]),
 /// tasks sorted by the stochastic ratio.
-fn relative_panel(
-    records: &[Record],
+fn relative_panel<R: RunCurve>(
+    records: &[R],
     path: &Path,
     title: &str,
     y_desc: &str,
@@ -299,7 +298,7 @@ pub fn learning_rate_grid(points: &[(Method, f32, f64)], path: &Path) -> Result<
 
 /// Writes `learning_curves.png`, `fig2c_slope_ratio.png` and
 /// `fig2d_examples_to_criterion.png` into `dir`; returns their paths.
-pub fn write_plots(records: &[Record], dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_plots<R: RunCurve>(records: &[R], dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let curves = dir.join("learning_curves.png");
     learning_curves(records, &curves)?;

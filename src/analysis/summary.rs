@@ -6,11 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::metrics::{RunCurve, Stat, TaskMetrics, per_task, ratio_to_retrain};
 use crate::analysis::plots::write_plots;
 use crate::error::{Error, Result};
 use crate::io::atomic::{check_not_input, check_output, check_writable, write_atomic};
-use crate::sweep::record::Record;
 use crate::train::Method;
 
 /// One method's row of the summary.
@@ -39,14 +38,14 @@ pub struct MethodSummary {
 }
 
 /// The summary of `records`, one row per method present, in report order.
-pub fn summarize(records: &[Record]) -> Vec<MethodSummary> {
+pub fn summarize<R: RunCurve>(records: &[R]) -> Vec<MethodSummary> {
     let table = per_task(records);
     Method::ALL
         .iter()
         .filter_map(|&method| {
             let tasks: Vec<&TaskMetrics> = table.values().filter_map(|m| m.get(&method)).collect();
             let over_tasks = |f: fn(&TaskMetrics) -> f64| Stat::of(tasks.iter().map(|t| f(t)));
-            let of_method = records.iter().filter(|r| r.method == method);
+            let of_method = records.iter().filter(|r| r.method() == method);
             let failed = of_method.clone().filter(|r| r.failed()).count();
             (of_method.count() > 0).then(|| MethodSummary {
                 method,
@@ -155,8 +154,8 @@ pub struct SummaryFiles {
 /// results file `source`, which is never overwritten) into `out_dir`
 /// (created if needed) and, with `plots`, the PNG plots into that folder
 /// (first); nothing is written when either folder cannot take the files.
-pub fn write_summary(
-    records: &[Record],
+pub fn write_summary<R: RunCurve>(
+    records: &[R],
     source: &Path,
     out_dir: &Path,
     plots: Option<&Path>,

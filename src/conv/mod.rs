@@ -2,8 +2,10 @@
 //! per-channel modulation of a conv stage, one binary head per task.
 
 pub mod arch;
+pub mod checkpoint;
 pub mod net;
 pub mod ops;
+pub mod trial;
 
 pub use arch::{ConvArch, Stage};
 pub use net::{ConvGrads, ConvNet, ConvWorkspace, Depth, Heads, Modulator};

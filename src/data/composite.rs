@@ -36,6 +36,10 @@ pub enum CompositeKind {
         /// Fill the other quadrants with distractor digits.
         distractors: bool,
     },
+    /// A digit of a uniformly drawn class in every quadrant (the
+    /// `mnist-attributes` benchmark, §8); label and target are 0, the
+    /// attributes are read from the sources.
+    Filled,
 }
 
 /// A set of composites with their labels, as flat buffers.
@@ -113,6 +117,13 @@ fn draw(
                 }
             }
             (label, class)
+        }
+        CompositeKind::Filled => {
+            for source in sources.iter_mut() {
+                let class = rng.random_range(0..CLASSES);
+                *source = draw_of_class(rng, digits, pool, class);
+            }
+            (0, 0)
         }
     };
     for (q, &source) in sources.iter().enumerate() {

@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::analysis::metrics::{TaskMetrics, per_task};
+use crate::analysis::metrics::{RunCurve, TaskMetrics, per_task};
 use crate::analysis::stats::median;
 use crate::analysis::verdict::{
     ACCURACY_MARGIN, Direction, Judgement, Margin, RELATIVE_MARGIN, judge,
 };
 use crate::data::TaskId;
-use crate::sweep::record::Record;
 use crate::train::Method;
 
 /// One row of the verdict table.
@@ -71,7 +70,7 @@ impl Metric {
 
 /// The fewest repeats any (task, method) of `records` has: what each
 /// per-task value of a claim rests on at least.
-pub fn repeats(records: &[Record]) -> usize {
+pub fn repeats<R: RunCurve>(records: &[R]) -> usize {
     per_task(records)
         .values()
         .flat_map(|m| m.values().map(|t| t.repeats))
@@ -94,7 +93,7 @@ pub fn method_pairs(
 
 /// The method claims (§5 (b), (c), and the headline on final accuracy)
 /// judged on one cell's `records`.
-pub fn method_claims(records: &[Record], setting: &str, seed: u64) -> Vec<ClaimRow> {
+pub fn method_claims<R: RunCurve>(records: &[R], setting: &str, seed: u64) -> Vec<ClaimRow> {
     use Method::*;
     let table = per_task(records);
     let repeats = repeats(records);
