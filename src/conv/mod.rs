@@ -3,6 +3,7 @@
 
 pub mod arch;
 pub mod checkpoint;
+pub mod direct;
 pub mod net;
 pub mod ops;
 pub mod trial;

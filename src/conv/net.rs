@@ -11,7 +11,9 @@ use std::ops::Range;
 use rand::RngExt;
 
 use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
+use crate::conv::direct::{self, ConvWeights};
 use crate::conv::ops::{self, Shape};
+use crate::net::simd::{Isa, with_avx2};
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
 use crate::rng::rng_for;
 
@@ -67,10 +69,13 @@ pub struct ConvWorkspace<T> {
     rows: usize,
     /// `acts[s]`: the input of stage s; `acts[n]`: the gated output g ⊙ z.
     acts: Vec<Vec<T>>,
-    /// im2col matrices of the conv stages (empty for others).
+    /// im2col matrices of the conv stages (empty for others), for the
+    /// backward pass (and the f64 forward pass).
     cols: Vec<Vec<T>>,
-    /// Max-pool argmax per stage (empty for others).
-    argmax: Vec<Vec<u32>>,
+    /// The conv stages' weights as the direct kernel reads them (f32).
+    packed: Vec<ConvWeights>,
+    /// The zero-bordered input of the direct kernel.
+    padded: Vec<f32>,
     /// The modulated stage's output before its factor.
     unmodulated: Vec<T>,
     /// Its factor per (row, channel), when modulated.
@@ -111,6 +116,12 @@ impl<T: Real> ConvWorkspace<T> {
     /// Rows of the last pass.
     pub fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// The input buffer of stage `s`, for a caller that fills it in place
+    /// before [`ConvNet::run_stages`] (no copy of a large batch).
+    pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
+        &mut self.acts[s]
     }
 }
 
@@ -226,7 +237,7 @@ impl<T: Real> ConvNet<T> {
         ConvWorkspace {
             acts: vec![Vec::new(); n + 1],
             cols: vec![Vec::new(); n],
-            argmax: vec![Vec::new(); n],
+            packed: vec![ConvWeights::default(); n],
             ..ConvWorkspace::default()
         }
     }
@@ -257,11 +268,24 @@ impl<T: Real> ConvNet<T> {
         modulator: Option<&Modulator<'_, T>>,
         gain: Option<&[T]>,
     ) {
-        let n = self.arch.stages.len();
-        assert_eq!(input.len(), rows * self.shapes[stages.start].len(), "input size");
-        ws.rows = rows;
         ws.acts[stages.start].clear();
         ws.acts[stages.start].extend_from_slice(input);
+        self.run_stages(ws, rows, stages, modulator, gain);
+    }
+
+    /// [`ConvNet::forward_stages`] on the input already in
+    /// [`ConvWorkspace::stage_input_mut`]`(stages.start)`.
+    pub fn run_stages(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        rows: usize,
+        stages: Range<usize>,
+        modulator: Option<&Modulator<'_, T>>,
+        gain: Option<&[T]>,
+    ) {
+        let n = self.arch.stages.len();
+        assert_eq!(ws.acts[stages.start].len(), rows * self.shapes[stages.start].len(), "input size");
+        ws.rows = rows;
         let modulated = self.arch.modulated_stage - 1;
         for s in stages.clone() {
             let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
@@ -271,14 +295,26 @@ impl<T: Real> ConvNet<T> {
             match self.arch.stages[s] {
                 Stage::Conv { kernel, .. } => {
                     let r = self.ranges[s].as_ref().expect("conv has parameters");
-                    let cols = &mut ws.cols[s];
-                    cols.resize(rows * inp.pixels() * kernel * kernel * inp.channels, T::ZERO);
-                    ops::im2col(x, rows, inp, kernel, cols);
-                    ops::conv_forward(cols, &self.params[r.weights.clone()], &self.params[r.bias.clone()], y);
-                    relu(y);
+                    let (weights, bias) = (&self.params[r.weights.clone()], &self.params[r.bias.clone()]);
+                    match (as_f32(x), as_f32(weights), as_f32(bias)) {
+                        (Some(x), Some(weights), Some(bias)) => {
+                            // f32: the direct SIMD kernel (ReLU included).
+                            let packed = &mut ws.packed[s];
+                            packed.repack(weights, bias, kernel, inp.channels);
+                            direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                            direct::conv_relu(Isa::selected(), &ws.padded, rows, inp, packed, bytemuck::cast_slice_mut(y));
+                        }
+                        _ => {
+                            let cols = &mut ws.cols[s];
+                            cols.resize(rows * inp.pixels() * kernel * kernel * inp.channels, T::ZERO);
+                            ops::im2col(x, rows, inp, kernel, cols);
+                            ops::conv_forward(cols, weights, bias, y);
+                            relu(y);
+                        }
+                    }
                     if s == modulated {
-                        ws.unmodulated.clone_from(y);
                         if let Some(modulator) = modulator {
+                            ws.unmodulated.clone_from(y);
                             channel_factors(modulator, rows, &mut ws.factors);
                             ws.m.clear();
                             ws.m.extend_from_slice(modulator.m);
@@ -291,10 +327,7 @@ impl<T: Real> ConvNet<T> {
                         }
                     }
                 }
-                Stage::Maxpool => {
-                    ws.argmax[s].resize(y.len(), 0);
-                    ops::maxpool_forward(x, rows, inp, y, &mut ws.argmax[s]);
-                }
+                Stage::Maxpool => ops::maxpool_forward(x, rows, inp, y),
                 Stage::Dense { size } => {
                     let r = self.ranges[s].as_ref().expect("dense has parameters");
                     dense_forward(x, &self.params[r.weights.clone()], &self.params[r.bias.clone()], rows, inp.len(), size, y);
@@ -383,7 +416,7 @@ impl<T: Real> ConvNet<T> {
                 }
                 Stage::Maxpool => {
                     ws.grad_b.resize(rows * inp.len(), T::ZERO);
-                    ops::maxpool_backward(dy, &ws.argmax[s], &mut ws.grad_b);
+                    ops::maxpool_backward(&ws.acts[s], &ws.acts[s + 1], dy, rows, inp, &mut ws.grad_b);
                 }
                 Stage::Conv { kernel, .. } => {
                     let r = self.ranges[s].as_ref().expect("conv");
@@ -409,8 +442,11 @@ impl<T: Real> ConvNet<T> {
                     } else {
                         None
                     };
+                    let cols = &mut ws.cols[s];
+                    cols.resize(rows * inp.pixels() * patch, T::ZERO);
+                    ops::im2col(&ws.acts[s], rows, inp, kernel, cols);
                     let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
-                    ops::conv_backward(&ws.cols[s], &self.params[r.weights.clone()], dy, dw, db, dcols);
+                    ops::conv_backward(cols, &self.params[r.weights.clone()], dy, dw, db, dcols);
                     if need_input_grad {
                         ws.grad_b.resize(rows * inp.len(), T::ZERO);
                         ops::col2im(&ws.grad_cols, rows, inp, kernel, &mut ws.grad_b);
@@ -470,13 +506,23 @@ pub fn channel_factors<T: Real>(modulator: &Modulator<'_, T>, rows: usize, out: 
 pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
     let rows = factors.len() / channels;
     let per_row = maps.len() / rows.max(1);
-    for (map, f) in maps.chunks_exact_mut(per_row).zip(factors.chunks_exact(channels)) {
-        for pixel in map.chunks_exact_mut(channels) {
-            for (v, &fk) in pixel.iter_mut().zip(f) {
-                *v *= fk;
+    with_avx2(
+        #[inline(always)]
+        || {
+            for (map, f) in maps.chunks_exact_mut(per_row).zip(factors.chunks_exact(channels)) {
+                for pixel in map.chunks_exact_mut(channels) {
+                    for (v, &fk) in pixel.iter_mut().zip(f) {
+                        *v *= fk;
+                    }
+                }
             }
-        }
-    }
+        },
+    )
+}
+
+/// `x` as f32 values when T is f32 (the direct kernel's type).
+fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice(x))
 }
 
 fn relu<T: Real>(x: &mut [T]) {

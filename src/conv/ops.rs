@@ -8,6 +8,7 @@
 //! convolution that the property tests hold the product form to.
 
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
+use crate::net::simd::with_avx2;
 
 /// Height, width and channels of one feature map (§8).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -199,39 +200,70 @@ pub fn conv_direct<T: Real>(
 }
 
 /// 2×2, stride-2 max-pool of `x` (`[B, H, W, C]`) into `out`
-/// (`[B, H/2, W/2, C]`); `argmax` receives, per output, the index into
-/// `x` of the maximum (the first in row-major window order on ties).
-pub fn maxpool_forward<T: Real>(x: &[T], batch: usize, shape: Shape, out: &mut [T], argmax: &mut [u32]) {
+/// (`[B, H/2, W/2, C]`): each output is the largest of its window.
+pub fn maxpool_forward<T: Real>(x: &[T], batch: usize, shape: Shape, out: &mut [T]) {
     let (c, h, w) = (shape.channels, shape.height, shape.width);
     let pooled = shape.pooled();
+    assert_eq!(x.len(), batch * shape.len(), "maxpool input size");
     assert_eq!(out.len(), batch * pooled.len(), "maxpool output size");
-    assert_eq!(argmax.len(), out.len(), "maxpool index size");
+    with_avx2(
+        #[inline(always)]
+        || {
+            for (b, out_map) in out.chunks_exact_mut(pooled.len().max(1)).enumerate() {
+                for (y, out_row) in out_map.chunks_exact_mut((pooled.width * c).max(1)).enumerate() {
+                    let top = &x[((b * h + 2 * y) * w) * c..((b * h + 2 * y) * w + w) * c];
+                    let bottom = &x[((b * h + 2 * y + 1) * w) * c..((b * h + 2 * y + 1) * w + w) * c];
+                    for (xx, o) in out_row.chunks_exact_mut(c).enumerate() {
+                        let at = 2 * xx * c;
+                        let (a, bb) = (&top[at..at + c], &top[at + c..at + 2 * c]);
+                        let (cc, d) = (&bottom[at..at + c], &bottom[at + c..at + 2 * c]);
+                        // Whole groups of 8 channels vectorise without a remainder.
+                        let whole = c - c % 8;
+                        let groups = o[..whole]
+                            .chunks_exact_mut(8)
+                            .zip(a.chunks_exact(8).zip(bb.chunks_exact(8)))
+                            .zip(cc.chunks_exact(8).zip(d.chunks_exact(8)));
+                        for ((o, (a, bb)), (cc, d)) in groups {
+                            for i in 0..8 {
+                                o[i] = larger(larger(a[i], bb[i]), larger(cc[i], d[i]));
+                            }
+                        }
+                        for i in whole..c {
+                            o[i] = larger(larger(a[i], bb[i]), larger(cc[i], d[i]));
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The larger of `a` and `b` (`a` on ties and NaN): one `maxps` when
+/// vectorised.
+#[inline(always)]
+fn larger<T: Real>(a: T, b: T) -> T {
+    if b > a { b } else { a }
+}
+
+/// The gradient of [`maxpool_forward`] (whose output was `out`): each
+/// output's gradient goes to the first input of its window, in row-major
+/// order, that equals the maximum; `dx` is overwritten.
+pub fn maxpool_backward<T: Real>(x: &[T], out: &[T], dout: &[T], batch: usize, shape: Shape, dx: &mut [T]) {
+    let (c, h, w) = (shape.channels, shape.height, shape.width);
+    let pooled = shape.pooled();
+    dx.fill(T::ZERO);
     let mut o = 0;
     for b in 0..batch {
         for y in 0..pooled.height {
             for xx in 0..pooled.width {
                 for ch in 0..c {
-                    let mut best = ((b * h + 2 * y) * w + 2 * xx) * c + ch;
-                    for (dy, dx) in [(0, 1), (1, 0), (1, 1)] {
-                        let i = ((b * h + 2 * y + dy) * w + 2 * xx + dx) * c + ch;
-                        if x[i] > x[best] {
-                            best = i;
-                        }
-                    }
-                    out[o] = x[best];
-                    argmax[o] = best as u32;
+                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                        .map(|(dy, ddx)| ((b * h + 2 * y + dy) * w + 2 * xx + ddx) * c + ch);
+                    let taken = window.into_iter().find(|&i| x[i] == out[o]).unwrap_or(window[0]);
+                    dx[taken] += dout[o];
                     o += 1;
                 }
             }
         }
-    }
-}
-
-/// The gradient of [`maxpool_forward`]: each output's gradient goes to
-/// the input it took; `dx` is overwritten.
-pub fn maxpool_backward<T: Real>(dout: &[T], argmax: &[u32], dx: &mut [T]) {
-    dx.fill(T::ZERO);
-    for (&g, &i) in dout.iter().zip(argmax) {
-        dx[i as usize] += g;
     }
 }

@@ -21,7 +21,6 @@ use crate::kernel::GainRule;
 #[derive(Clone, Debug, Default)]
 pub struct TrialScratch {
     ws: ConvWorkspace<f32>,
-    rows: Vec<f32>,
     factors: Vec<f32>,
 }
 
@@ -74,13 +73,14 @@ pub fn trial_gain(
         variance,
     };
     channel_factors(&modulator, t_count, &mut scratch.factors);
-    scratch.rows.clear();
+    let start = arch.modulated_stage;
+    let rows = scratch.ws.stage_input_mut(start);
+    rows.clear();
     for _ in 0..t_count {
-        scratch.rows.extend_from_slice(u);
+        rows.extend_from_slice(u);
     }
-    scale_channels(&mut scratch.rows, &scratch.factors, channels);
-    let stages = arch.modulated_stage..arch.stages.len();
-    net.forward_stages(&mut scratch.ws, &scratch.rows, t_count, stages, None, None);
+    scale_channels(rows, &scratch.factors, channels);
+    net.run_stages(&mut scratch.ws, t_count, start..arch.stages.len(), None, None);
     fold_gain(scratch.ws.gated(), m, rule, out);
 }
 

@@ -243,13 +243,13 @@ impl Run<'_> {
                 let modulator = Modulator { m: &m, coupling: c, beta: arch.beta, variance: 0.0 };
                 let mut factors = Vec::new();
                 channel_factors(&modulator, EVAL_CHUNK, &mut factors);
-                let mut input = Vec::new();
                 for start in (0..rows).step_by(EVAL_CHUNK) {
                     let chunk = EVAL_CHUNK.min(rows - start);
+                    let input = self.ws.stage_input_mut(modulated);
                     input.clear();
                     input.extend_from_slice(&self.cached[start * per_row..(start + chunk) * per_row]);
-                    scale_channels(&mut input, &factors[..chunk * c.len()], c.len());
-                    self.frozen.forward_stages(&mut self.ws, &input, chunk, modulated..n, None, self.gain.as_deref());
+                    scale_channels(input, &factors[..chunk * c.len()], c.len());
+                    self.frozen.run_stages(&mut self.ws, chunk, modulated..n, None, self.gain.as_deref());
                     correct += count(self.ws.logits(), &test.labels[start * tasks..(start + chunk) * tasks]);
                 }
                 self.flops += 2.0 * rows as f64 * arch.macs_from(modulated) as f64;

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 /// A floating-point type the network can run in: f32 or f64.
 pub trait Real:
-    Copy
+    bytemuck::Pod
     + Send
     + Sync
     + Default
