@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use comod::data::idx::{IMAGES_MAGIC, LABELS_MAGIC, decompress_maybe_gzip, parse_idx};
+use comod::conv::ConvArch;
+use comod::conv::checkpoint::conv_checkpoint_from;
 use comod::data::parse_task_list;
+use comod::multitask::data::{CIFAR_COARSE, parse_celeba_attributes, parse_celeba_partition, parse_cifar_records};
 use comod::io::checkpoint::checkpoint_from;
 use comod::io::tensors::TensorFile;
 use comod::io::trace::parse_trace_inputs;
@@ -68,7 +71,7 @@ pub fn trace_inputs(data: &[u8]) {
 /// A results file (JSON lines), as a resume or a merge reads it: every
 /// record read writes back to a line that reads as the same record.
 pub fn results(data: &[u8]) {
-    if let Ok(contents) = parse_results(Path::new(INPUT), data) {
+    if let Ok(contents) = parse_results::<Record>(Path::new(INPUT), data) {
         for record in contents.records.values() {
             let again = Record::from_line(record.to_line().as_bytes()).expect("reads back");
             assert_eq!(&again, record, "a record changed on its round trip");
@@ -108,11 +111,61 @@ pub fn arch(data: &[u8]) {
     }
 }
 
+/// A convolutional architecture JSON (§7 format 2, §8).
+pub fn conv_arch(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(arch) = ConvArch::from_json(text) {
+        assert_eq!(arch.shapes().len(), arch.stages.len() + 1);
+        assert_eq!(ConvArch::from_json(&arch.to_json()).ok(), Some(arch));
+    }
+}
+
+/// A convolutional checkpoint (§8).
+pub fn conv_checkpoint(data: &[u8]) {
+    let Ok(file) = TensorFile::from_bytes(Path::new(INPUT), data.to_vec()) else {
+        return;
+    };
+    if let Ok(checkpoint) = conv_checkpoint_from(&file) {
+        assert!(checkpoint.net.params.iter().all(|w| w.is_finite()));
+        assert_eq!(checkpoint.provenance.tasks.len(), checkpoint.net.arch().tasks);
+    }
+}
+
+/// A CIFAR-100 binary file: every record gives 3072 pixels and one coarse task.
+pub fn cifar(data: &[u8]) {
+    if let Ok((pixels, labels)) = parse_cifar_records(data) {
+        let records = data.len() / 3074;
+        assert_eq!(pixels.len(), records * 3072);
+        assert!(labels.chunks_exact(CIFAR_COARSE).all(|l| l.iter().map(|&x| x as usize).sum::<usize>() == 1));
+    }
+}
+
+/// CelebA's lists: the first byte picks the attribute list (even) or
+/// the partition list (odd).
+pub fn celeba_lists(data: &[u8]) {
+    let Some((&pick, text)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(text) else {
+        return;
+    };
+    if pick % 2 == 0 {
+        if let Ok((names, rows)) = parse_celeba_attributes(text) {
+            assert_eq!(names.len(), 40);
+            assert!(rows.iter().all(|(_, v)| v.iter().all(|&x| x <= 1)));
+        }
+    } else if let Ok(rows) = parse_celeba_partition(text) {
+        assert!(rows.iter().all(|(_, split)| *split <= 2));
+    }
+}
+
 /// What a target does with one input.
 pub type Body = fn(&[u8]);
 
 /// Every target, by name: what `tests/fuzz_corpora.rs` replays.
-pub const TARGETS: [(&str, Body); 7] = [
+pub const TARGETS: [(&str, Body); 11] = [
     ("idx", idx),
     ("checkpoint", checkpoint),
     ("trace_inputs", trace_inputs),
@@ -120,4 +173,8 @@ pub const TARGETS: [(&str, Body); 7] = [
     ("task_list", task_list),
     ("shard", shard),
     ("arch", arch),
+    ("conv_arch", conv_arch),
+    ("conv_checkpoint", conv_checkpoint),
+    ("cifar", cifar),
+    ("celeba_lists", celeba_lists),
 ];

@@ -109,6 +109,32 @@ def file_seeds(work):
         put("arch", f"{preset}.json", header["__metadata__"]["comod"])
 
 
+def multitask_seeds(work):
+    checkpoint = work / "conv.safetensors"
+    run("multitask", "pretrain", "--data", ROOT / "data", "--epochs", "1", "--examples", "50",
+        "--batch-size", "50", "--heldout", "20", "--out", checkpoint)
+    put("conv_checkpoint", "conv-mnist", checkpoint.read_bytes())
+    header_len = struct.unpack("<Q", checkpoint.read_bytes()[:8])[0]
+    header = json.loads(checkpoint.read_bytes()[8 : 8 + header_len])
+    put("conv_arch", "conv-mnist.json", header["__metadata__"]["architecture"])
+    tiny = {"format": 2, "input": {"channels": 3, "height": 5, "width": 4},
+            "stages": [{"kind": "conv", "channels": 2, "kernel": 1}, {"kind": "maxpool"},
+                       {"kind": "conv", "channels": 3, "kernel": 5}, {"kind": "dense", "size": 2}],
+            "tasks": 3, "modulated_stage": 3, "beta": 0.5}
+    put("conv_arch", "tiny.json", json.dumps(tiny))
+    record = lambda coarse, fine: bytes([coarse, fine]) + bytes((i * 7 + coarse) % 256 for i in range(3072))
+    put("cifar", "two-records", record(3, 31) + record(19, 99))
+    put("cifar", "bad-label", record(20, 0))
+    names = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
+             "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
+             "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
+             "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+             "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young")
+    row = lambda i: f"{i:06d}.jpg  " + " ".join("1" if (i + a) % 3 == 0 else "-1" for a in range(40))
+    put("celeba_lists", "attributes", b"\x00" + f"2\n{names}\n{row(1)}\n{row(2)}\n".encode())
+    put("celeba_lists", "partition", b"\x01" + b"000001.jpg 0\n000002.jpg 2\n")
+
+
 def trace_seeds():
     k, t = 2, 4
     stimuli = f32([((i * 37) % 101) / 101.0 for i in range(k * 784)])
@@ -139,6 +165,7 @@ def main():
     idx_seeds()
     with tempfile.TemporaryDirectory() as work:
         file_seeds(Path(work))
+        multitask_seeds(Path(work))
     trace_seeds()
     text_seeds()
     for folder in sorted(SEEDS.iterdir()):

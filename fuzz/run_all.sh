@@ -9,7 +9,7 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(idx checkpoint trace_inputs results task_list shard arch)
+  targets=(idx checkpoint trace_inputs results task_list shard arch conv_arch conv_checkpoint cifar celeba_lists)
 fi
 toolchain=()
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

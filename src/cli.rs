@@ -138,6 +138,9 @@ pub struct MultitaskPretrainArgs {
     /// Held-out mean accuracy over tasks at which training stops.
     #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.target)]
     pub target: f64,
+    /// Held-out examples the stopping rule measures.
+    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.heldout)]
+    pub heldout: usize,
     /// Output checkpoint (safetensors, written atomically).
     #[arg(long)]
     pub out: PathBuf,

@@ -63,8 +63,8 @@ fn run_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
         batch: args.batch_size,
         lr: args.lr,
         target: args.target,
+        heldout: args.heldout,
         seed: args.seed,
-        ..MultitaskPretrainOptions::DEFAULT
     };
     options.validate()?;
     check_writable(&args.out)?;

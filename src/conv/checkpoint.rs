@@ -82,7 +82,11 @@ pub fn save_conv_checkpoint(path: &Path, net: &ConvNet<f32>, provenance: &ConvPr
 /// Reads a checkpoint written by [`save_conv_checkpoint`], checking every
 /// tensor's shape and finiteness against the architecture it carries.
 pub fn load_conv_checkpoint(path: &Path) -> Result<ConvCheckpoint> {
-    let file = TensorFile::read(path)?;
+    conv_checkpoint_from(&TensorFile::read(path)?)
+}
+
+/// [`load_conv_checkpoint`] on a file already read.
+pub fn conv_checkpoint_from(file: &TensorFile) -> Result<ConvCheckpoint> {
     if file.metadata("format") != Some(CONV_CHECKPOINT_FORMAT) {
         return Err(file.error(format!(
             "is not a convolutional checkpoint (metadata format {:?}, expected {CONV_CHECKPOINT_FORMAT:?}); `comod multitask pretrain` writes one",

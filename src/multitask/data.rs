@@ -92,12 +92,14 @@ struct Stored {
     labels: Vec<u8>,
 }
 
+#[derive(Debug)]
 enum Source {
     Digits(Digits),
     Fixed { train: Stored, test: Stored },
 }
 
 /// A benchmark's data: where examples come from, their shape, the tasks.
+#[derive(Debug)]
 pub struct MultitaskData {
     /// Which benchmark.
     pub benchmark: Benchmark,
