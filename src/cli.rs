@@ -619,17 +619,22 @@ pub struct MergeArgs {
 
 #[derive(clap::Args)]
 pub struct TraceArgs {
-    /// Checkpoint (safetensors, §7); its coupling and gain are ignored:
-    /// the inputs give them (default c = 0, g = 1).
+    /// Checkpoint (safetensors, §7): of `comod pretrain` (an MLP) or of
+    /// `comod multitask pretrain` (a convolutional network, §8); its
+    /// coupling and gain are ignored: the inputs give them (default c = 0, g = 1).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Inputs (safetensors): stimuli [K, 784] f32, modulator [K, T] f32,
-    /// labels [K] i64, optional pair [2] i64, coupling, gain; metadata m0
-    /// (default μ_m = 1), lambda (default 0), gain_rule (default covariance).
+    /// Inputs (safetensors). MLP: stimuli [K, 784] f32, modulator [K, T]
+    /// f32, labels [K] i64, optional pair [2] i64, coupling, gain; metadata
+    /// m0 (default μ_m = 1), lambda (default 0), gain_rule (default
+    /// covariance). Convolutional: stimuli [K, H, W, C], labels [K, tasks]
+    /// (0/1), the rest as the MLP's, metadata task (`all` or a head).
     #[arg(long)]
     pub inputs: PathBuf,
     /// Output (safetensors, written atomically): trial_gain, logits, loss,
-    /// grad.coupling, grad.layers.{l}.weight, grad.layers.{l}.bias.
+    /// grad.coupling, and the gradient of every parameter tensor
+    /// (grad.layers.{l}.weight/bias; convolutional: grad.stage{s}.weight/bias,
+    /// grad.heads.weight/bias).
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -438,6 +438,18 @@ fn run_trace(args: TraceArgs) -> Result<()> {
             ("--checkpoint", &args.checkpoint),
         ],
     )?;
+    let file = comod::io::tensors::TensorFile::read(&args.checkpoint)?;
+    if file.metadata("format") == Some(comod::conv::checkpoint::CONV_CHECKPOINT_FORMAT) {
+        let checkpoint = comod::conv::checkpoint::conv_checkpoint_from(&file)?;
+        let inputs = comod::conv::trace::read_conv_trace_inputs(&args.inputs, &checkpoint.net)?;
+        let loss = comod::conv::trace::conv_trace(&checkpoint.net, &inputs, &args.out)?;
+        println!(
+            "wrote {} ({} trials, loss {loss:.6})",
+            args.out.display(),
+            inputs.labels.len() / checkpoint.net.arch().tasks
+        );
+        return Ok(());
+    }
     let checkpoint = load_checkpoint(&args.checkpoint)?;
     let inputs = read_trace_inputs(&args.inputs, checkpoint.model.arch())?;
     let outputs = trace(&checkpoint.model, &inputs);

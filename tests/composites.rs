@@ -156,6 +156,7 @@ fn no_distractor_and_general_composites_leave_other_quadrants_empty() {
                     assert_eq!(q, 1);
                     assert_eq!(task.class_of(set.labels[i]), digits.label(source));
                 }
+                CompositeKind::Filled => unreachable!("not among the kinds of this test"),
             }
         }
         if kind == CompositeKind::General {
@@ -229,4 +230,20 @@ fn generation_does_not_depend_on_thread_count() {
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
     assert_eq!(one.labels, two.labels);
+}
+
+#[test]
+fn filled_composites_show_a_digit_of_the_pool_in_every_quadrant() {
+    let digits = shipped();
+    let set = CompositeSet::generate(&digits, CompositeKind::Filled, Pool::Test, 300, 5, 0.0);
+    let mut classes = [0usize; 10];
+    for i in 0..set.len() {
+        for q in 0..4 {
+            let source = set.sources[i][q];
+            assert!((source as usize) >= digits.test_start(), "test pool only");
+            assert_eq!(quadrant(set.image(i), q), digits.small(source));
+            classes[digits.label(source) as usize] += 1;
+        }
+    }
+    assert!(classes.iter().all(|&n| n > 80), "uniform classes: {classes:?}");
 }

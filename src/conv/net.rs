@@ -613,14 +613,17 @@ pub fn heads_loss<T: Real>(logits: &[T], tasks: usize, labels: &[u8], heads: Hea
         for t in read.clone() {
             let z = &logits[b * width + 2 * t..b * width + 2 * t + 2];
             let y = labels[b * tasks + t] as usize;
-            let zmax = z[0].max(z[1]);
-            let log_sum = ((z[0] - zmax).exp() + (z[1] - zmax).exp()).ln() + zmax;
-            total += log_sum - z[y];
-            for k in 0..2 {
-                let p = (z[k] - log_sum).exp();
-                let target = if k == y { T::ONE } else { T::ZERO };
-                dlogits[b * width + 2 * t + k] = (p - target) * scale;
-            }
+            // With d = z_other − z_label: the loss is softplus(d) and the
+            // other logit's probability sigmoid(d), each computed without
+            // cancellation, so that a confident head's small loss and
+            // gradient keep their precision.
+            let other = 1 - y;
+            let d = z[other] - z[y];
+            let e = (if d < T::ZERO { d } else { -d }).exp();
+            total += d.max(T::ZERO) + e.ln_1p();
+            let q = if d >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
+            dlogits[b * width + 2 * t + other] = q * scale;
+            dlogits[b * width + 2 * t + y] = -q * scale;
         }
     }
     total * scale

@@ -84,16 +84,28 @@ pub fn trial_gain(
     fold_gain(scratch.ws.gated(), m, rule, out);
 }
 
-/// g_j from the gated activity `z` (`[T, N]`) and the samples `m`.
+/// g_j from the gated activity `z` (`[T, N]`) and the samples `m`, in
+/// f64: the means first, then the centred sums, so that a neuron that does
+/// not vary with m (c = 0, or a dead path) gets exactly 0.
 fn fold_gain(z: &[f32], m: &[f32], rule: GainRule, out: &mut [f64]) {
     let t_count = m.len() as f64;
     let n = out.len();
     let mean_m = m.iter().map(|&v| v as f64).sum::<f64>() / t_count;
+    let mut mean_z = vec![0.0f64; n];
+    for row in z.chunks_exact(n) {
+        for (s, &zj) in mean_z.iter_mut().zip(row) {
+            *s += zj as f64;
+        }
+    }
+    mean_z.iter_mut().for_each(|s| *s /= t_count);
     out.fill(0.0);
+    let mut var_z = vec![0.0f64; n];
     for (row, &mt) in z.chunks_exact(n).zip(m) {
         let centred = mt as f64 - mean_m;
-        for (o, &zj) in out.iter_mut().zip(row) {
-            *o += centred * zj as f64;
+        for ((o, v), (&zj, &mz)) in out.iter_mut().zip(var_z.iter_mut()).zip(row.iter().zip(&mean_z)) {
+            let dz = zj as f64 - mz;
+            *o += centred * dz;
+            *v += dz * dz;
         }
     }
     for o in out.iter_mut() {
@@ -101,10 +113,9 @@ fn fold_gain(z: &[f32], m: &[f32], rule: GainRule, out: &mut [f64]) {
     }
     if rule == GainRule::Correlation {
         let std_m = (m.iter().map(|&v| (v as f64 - mean_m).powi(2)).sum::<f64>() / t_count).sqrt();
-        for (j, o) in out.iter_mut().enumerate() {
-            let mean_z = z.chunks_exact(n).map(|r| r[j] as f64).sum::<f64>() / t_count;
-            let var_z = z.chunks_exact(n).map(|r| (r[j] as f64 - mean_z).powi(2)).sum::<f64>() / t_count;
-            *o = if var_z == 0.0 || std_m == 0.0 { 0.0 } else { *o / (std_m * var_z.sqrt()) };
+        for (o, v) in out.iter_mut().zip(&var_z) {
+            let std_z = (v / t_count).sqrt();
+            *o = if std_z == 0.0 || std_m == 0.0 { 0.0 } else { *o / (std_m * std_z) };
         }
     }
 }

@@ -46,6 +46,8 @@ pub trait Real:
     fn exp_in_place(xs: &mut [Self]);
     /// Natural logarithm.
     fn ln(self) -> Self;
+    /// ln(1 + self), accurate for small values.
+    fn ln_1p(self) -> Self;
     /// The larger of the two.
     fn max(self, other: Self) -> Self;
     /// C = α·A·B + β·C on raw strided buffers (`matrixmultiply` sgemm/dgemm).
@@ -91,6 +93,9 @@ macro_rules! impl_real {
             }
             fn ln(self) -> Self {
                 <$t>::ln(self)
+            }
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
             }
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
