@@ -1,5 +1,5 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
-//! (§3) and a pretraining epoch (§4), with the FMA chains of every
+//! (§3), the convolutional workloads (§8) and a pretraining epoch (§4), with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use comod::bench::SgemmProblem;
+use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
 use comod::data::Digits;
 use comod::kernel::workload::WORKLOADS;
@@ -65,6 +66,20 @@ fn trial_kernel(c: &mut Criterion) {
     group.finish();
 }
 
+/// The convolutional workloads (§8): the second conv stage of
+/// `conv-mnist` forward (direct kernel, im2col + GEMM) and backward, and
+/// trials of the gain with and without the covariance fold.
+fn conv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv");
+    for name in CONV_WORKLOADS {
+        let mut prepared = ConvWorkload::prepare(name);
+        group.throughput(Throughput::Elements(prepared.flops() as u64));
+        group.sample_size(if name == "conv_trial_B256" { 10 } else { 50 });
+        group.bench_function(name, |b| b.iter(|| prepared.run()));
+    }
+    group.finish();
+}
+
 /// One pretraining epoch on the global pool.
 fn pretrain_epoch(c: &mut Criterion) {
     let digits =
@@ -80,5 +95,5 @@ fn pretrain_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fma_peak, sgemm, trial_kernel, pretrain_epoch);
+criterion_group!(benches, fma_peak, sgemm, trial_kernel, conv, pretrain_epoch);
 criterion_main!(benches);

@@ -5,14 +5,16 @@
 
 use std::path::Path;
 
-use comod::data::idx::{IMAGES_MAGIC, LABELS_MAGIC, decompress_maybe_gzip, parse_idx};
 use comod::conv::ConvArch;
 use comod::conv::checkpoint::conv_checkpoint_from;
+use comod::data::idx::{IMAGES_MAGIC, LABELS_MAGIC, decompress_maybe_gzip, parse_idx};
 use comod::data::parse_task_list;
-use comod::multitask::data::{CIFAR_COARSE, parse_celeba_attributes, parse_celeba_partition, parse_cifar_records};
 use comod::io::checkpoint::checkpoint_from;
 use comod::io::tensors::TensorFile;
 use comod::io::trace::parse_trace_inputs;
+use comod::multitask::data::{
+    CIFAR_COARSE, parse_celeba_attributes, parse_celeba_partition, parse_cifar_records,
+};
 use comod::net::Arch;
 use comod::sweep::plan::Shard;
 use comod::sweep::record::Record;
@@ -129,7 +131,10 @@ pub fn conv_checkpoint(data: &[u8]) {
     };
     if let Ok(checkpoint) = conv_checkpoint_from(&file) {
         assert!(checkpoint.net.params.iter().all(|w| w.is_finite()));
-        assert_eq!(checkpoint.provenance.tasks.len(), checkpoint.net.arch().tasks);
+        assert_eq!(
+            checkpoint.provenance.tasks.len(),
+            checkpoint.net.arch().tasks
+        );
     }
 }
 
@@ -138,7 +143,11 @@ pub fn cifar(data: &[u8]) {
     if let Ok((pixels, labels)) = parse_cifar_records(data) {
         let records = data.len() / 3074;
         assert_eq!(pixels.len(), records * 3072);
-        assert!(labels.chunks_exact(CIFAR_COARSE).all(|l| l.iter().map(|&x| x as usize).sum::<usize>() == 1));
+        assert!(
+            labels
+                .chunks_exact(CIFAR_COARSE)
+                .all(|l| l.iter().map(|&x| x as usize).sum::<usize>() == 1)
+        );
     }
 }
 

@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{BenchmarkArgs, MergeArgs, MultitaskCommand, MultitaskPretrainArgs, MultitaskSweepArgs, SummaryArgs};
+use crate::cli::{
+    BenchmarkArgs, MergeArgs, MultitaskCommand, MultitaskPretrainArgs, MultitaskSweepArgs,
+    SummaryArgs,
+};
 use crate::{bar, show_runs, sweep_bar};
 use comod::analysis::write_summary;
 use comod::bench::throughput;
@@ -53,7 +56,11 @@ fn load_data(args: &BenchmarkArgs) -> Result<MultitaskData> {
     if args.limit == Some(0) {
         bail!("--limit 0: keep at least one image of each split");
     }
-    Ok(MultitaskData::load(args.benchmark, &data_dir(args)?, args.limit)?)
+    Ok(MultitaskData::load(
+        args.benchmark,
+        &data_dir(args)?,
+        args.limit,
+    )?)
 }
 
 fn run_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
@@ -71,14 +78,22 @@ fn run_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
     let dir = data_dir(&args.benchmark)?;
     check_not_input(&args.out, &[("--data", dir.as_path())])?;
     let data = load_data(&args.benchmark)?;
-    let arch_name = args.arch.clone().unwrap_or_else(|| args.benchmark.benchmark.default_arch().to_string());
+    let arch_name = args
+        .arch
+        .clone()
+        .unwrap_or_else(|| args.benchmark.benchmark.default_arch().to_string());
     let arch = ConvArch::resolve(&arch_name, data.task_count())?;
-    let progress = bar("pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]");
+    let progress =
+        bar("pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]");
     progress.set_length(options.max_epochs as u64);
     let start = Instant::now();
     let (net, epochs) = pretrain_multitask(&data, &arch, &options, &mut |e| {
         progress.set_position(e.epoch as u64);
-        progress.set_message(format!("loss {:.4} held-out mean accuracy {:.4}", e.loss, e.mean_accuracy()));
+        progress.set_message(format!(
+            "loss {:.4} held-out mean accuracy {:.4}",
+            e.loss,
+            e.mean_accuracy()
+        ));
     })?;
     progress.finish_and_clear();
     let last = epochs.last().expect("at least one epoch");
@@ -94,7 +109,10 @@ fn run_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
     let missed = if last.mean_accuracy() >= options.target {
         String::new()
     } else {
-        format!(" (target {:.2} not reached at the epoch cap)", options.target)
+        format!(
+            " (target {:.2} not reached at the epoch cap)",
+            options.target
+        )
     };
     println!(
         "pretrained {} on {} in {} epochs ({:.1} s): held-out mean accuracy over {} tasks {:.4}{missed}",
@@ -105,7 +123,12 @@ fn run_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
         data.task_count(),
         last.mean_accuracy()
     );
-    let per_task: Vec<String> = data.tasks.iter().zip(&last.accuracy).map(|(t, a)| format!("{t} {a:.3}")).collect();
+    let per_task: Vec<String> = data
+        .tasks
+        .iter()
+        .zip(&last.accuracy)
+        .map(|(t, a)| format!("{t} {a:.3}"))
+        .collect();
     println!("per task: {}", per_task.join(", "));
     println!("wrote {}", args.out.display());
     Ok(())
@@ -118,7 +141,13 @@ fn run_sweep(args: MultitaskSweepArgs) -> Result<()> {
     let finetune = args.run.finetune_config();
     check_finetune(&finetune)?;
     let dir = data_dir(&args.benchmark)?;
-    check_not_input(&args.out, &[("--checkpoint", args.checkpoint.as_path()), ("--data", dir.as_path())])?;
+    check_not_input(
+        &args.out,
+        &[
+            ("--checkpoint", args.checkpoint.as_path()),
+            ("--data", dir.as_path()),
+        ],
+    )?;
     let checkpoint = load_conv_checkpoint(&args.checkpoint)?;
     let data = load_data(&args.benchmark)?;
     let provenance = &checkpoint.provenance;
@@ -135,7 +164,10 @@ fn run_sweep(args: MultitaskSweepArgs) -> Result<()> {
     let tasks = if args.tasks == "all" {
         (0..data.task_count()).collect()
     } else {
-        args.tasks.split(',').map(|name| data.task_index(name.trim())).collect::<comod::Result<Vec<_>>>()?
+        args.tasks
+            .split(',')
+            .map(|name| data.task_index(name.trim()))
+            .collect::<comod::Result<Vec<_>>>()?
     };
     let bytes = read_bounded(&args.checkpoint, MAX_TENSOR_FILE_BYTES)?;
     let spec = MultitaskSweepSpec {
@@ -155,13 +187,22 @@ fn run_sweep(args: MultitaskSweepArgs) -> Result<()> {
         },
     };
     let progress = sweep_bar();
-    let report = run_multitask_sweep(&checkpoint.net, &data, &spec, &args.out, show_runs(&progress))?;
+    let report = run_multitask_sweep(
+        &checkpoint.net,
+        &data,
+        &spec,
+        &args.out,
+        show_runs(&progress),
+    )?;
     progress.finish_and_clear();
     for failure in &report.failed {
         eprintln!("warning: run {failure}: recorded as failed, left out of the analyses");
     }
     if report.run == 0 {
-        println!("{} runs, all already in the file: nothing to run", report.planned);
+        println!(
+            "{} runs, all already in the file: nothing to run",
+            report.planned
+        );
     } else {
         let rate = throughput(report.flops, report.seconds);
         println!(
@@ -186,7 +227,11 @@ fn run_sweep(args: MultitaskSweepArgs) -> Result<()> {
 fn run_merge(args: MergeArgs) -> Result<()> {
     let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
     let runs = merge_records::<MultitaskRecord>(&args.out, &inputs)?;
-    println!("merged {runs} runs from {} files into {}", inputs.len(), args.out.display());
+    println!(
+        "merged {runs} runs from {} files into {}",
+        inputs.len(),
+        args.out.display()
+    );
     Ok(())
 }
 
@@ -199,13 +244,21 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
         check_config(&args.results, &contents, &first.config.clone())?;
     }
     if contents.torn.is_some() {
-        eprintln!("warning: {}: ignoring a torn last line", args.results.display());
+        eprintln!(
+            "warning: {}: ignoring a torn last line",
+            args.results.display()
+        );
     }
     let records: Vec<MultitaskRecord> = contents.records.into_values().collect();
     if records.is_empty() {
         bail!("{}: no runs to summarise", args.results.display());
     }
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| args.results.parent().map(Path::to_path_buf).unwrap_or_default());
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
+        args.results
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    });
     let files = write_summary(&records, &args.results, &out_dir, args.plots.as_deref())?;
     println!("{}", files.table);
     for path in files.written {

@@ -245,5 +245,8 @@ fn filled_composites_show_a_digit_of_the_pool_in_every_quadrant() {
             classes[digits.label(source) as usize] += 1;
         }
     }
-    assert!(classes.iter().all(|&n| n > 80), "uniform classes: {classes:?}");
+    assert!(
+        classes.iter().all(|&n| n > 80),
+        "uniform classes: {classes:?}"
+    );
 }

@@ -4,11 +4,11 @@
 //! gain and the variance compensation) against central finite
 //! differences in f64, on random small architectures.
 
-use comod::conv::net::{heads_loss, Depth, Heads, Modulator};
-use comod::conv::direct::{conv_relu, pad_input, ConvWeights};
-use comod::conv::ops::{conv_direct, conv_forward, im2col, maxpool_forward, Shape};
-use comod::net::simd::Isa;
+use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
+use comod::conv::net::{Depth, Heads, Modulator, heads_loss};
+use comod::conv::ops::{Shape, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, Stage};
+use comod::net::simd::Isa;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -177,9 +177,21 @@ impl Case {
             beta: net.arch().beta as f64,
             variance: self.variance,
         };
-        net.forward(&mut ws, &self.images, rows, Some(&modulator), Some(&self.gain));
+        net.forward(
+            &mut ws,
+            &self.images,
+            rows,
+            Some(&modulator),
+            Some(&self.gain),
+        );
         let mut d = vec![0.0; ws.logits().len()];
-        heads_loss(ws.logits(), net.arch().tasks, &self.labels, self.heads, &mut d)
+        heads_loss(
+            ws.logits(),
+            net.arch().tasks,
+            &self.labels,
+            self.heads,
+            &mut d,
+        )
     }
 }
 
@@ -197,9 +209,19 @@ fn build(seed: u64) -> Case {
         labels: (0..rows * tasks).map(|_| rng.random_range(0..2)).collect(),
         m: (0..rows).map(|_| rng.random_range(0.5..1.5)).collect(),
         coupling: random(&mut rng, arch.modulated_channels()),
-        variance: if rng.random_range(0..2) == 1 { 0.3 } else { 0.0 },
-        gain: (0..arch.gated_size()).map(|_| rng.random_range(0.2..1.8)).collect(),
-        heads: if rng.random_range(0..2) == 1 { Heads::All } else { Heads::One(rng.random_range(0..tasks)) },
+        variance: if rng.random_range(0..2) == 1 {
+            0.3
+        } else {
+            0.0
+        },
+        gain: (0..arch.gated_size())
+            .map(|_| rng.random_range(0.2..1.8))
+            .collect(),
+        heads: if rng.random_range(0..2) == 1 {
+            Heads::All
+        } else {
+            Heads::One(rng.random_range(0..tasks))
+        },
         net,
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::{comod, comod_owned};
 use comod::conv::net::ConvWorkspace;
 use comod::conv::trial::{TrialScratch, trial_gain, trial_gain_reference, unmodulated_features};
 use comod::conv::{ConvArch, ConvNet, Shape, Stage};
@@ -12,24 +13,35 @@ use comod::kernel::GainRule;
 use comod::multitask::data::MultitaskData;
 use comod::multitask::finetune::{TaskSets, finetune_task, task_accuracy};
 use comod::train::{FinetuneConfig, Method};
-use common::{comod, comod_owned};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 fn random_arch(rng: &mut Xoshiro256PlusPlus) -> ConvArch {
     let side = rng.random_range(2..9usize);
-    let mut stages = vec![Stage::Conv { channels: rng.random_range(1..20), kernel: 2 * rng.random_range(0..3usize) + 1 }];
+    let mut stages = vec![Stage::Conv {
+        channels: rng.random_range(1..20),
+        kernel: 2 * rng.random_range(0..3usize) + 1,
+    }];
     if rng.random_range(0..2) == 1 {
         stages.push(Stage::Maxpool);
     }
     if rng.random_range(0..2) == 1 {
-        stages.push(Stage::Conv { channels: rng.random_range(1..20), kernel: 3 });
+        stages.push(Stage::Conv {
+            channels: rng.random_range(1..20),
+            kernel: 3,
+        });
     }
-    stages.push(Stage::Dense { size: rng.random_range(1..40) });
+    stages.push(Stage::Dense {
+        size: rng.random_range(1..40),
+    });
     let arch = ConvArch {
         format: 2,
-        input: Shape { channels: rng.random_range(1..4), height: side, width: side },
+        input: Shape {
+            channels: rng.random_range(1..4),
+            height: side,
+            width: side,
+        },
         stages,
         tasks: 2,
         modulated_stage: 1,
@@ -79,7 +91,12 @@ proptest! {
 }
 
 fn small_config() -> FinetuneConfig {
-    FinetuneConfig { batches: 6, samples: 24, test_composites: 120, ..FinetuneConfig::DEFAULT }
+    FinetuneConfig {
+        batches: 6,
+        samples: 24,
+        test_composites: 120,
+        ..FinetuneConfig::DEFAULT
+    }
 }
 
 /// Switching task swaps (c, g) only: after fine-tuning another task, the
@@ -92,8 +109,17 @@ fn switching_back_reproduces_a_modulated_task_exactly() {
     let net = ConvNet::<f32>::init(&arch, 5);
     let config = small_config();
     let sets = |t: usize| TaskSets {
-        train: data.draw_task(t, Pool::Train, config.batches * config.batch_size, 100 + t as u64).unwrap(),
-        test: data.draw_task(t, Pool::Test, config.test_composites, 200 + t as u64).unwrap(),
+        train: data
+            .draw_task(
+                t,
+                Pool::Train,
+                config.batches * config.batch_size,
+                100 + t as u64,
+            )
+            .unwrap(),
+        test: data
+            .draw_task(t, Pool::Test, config.test_composites, 200 + t as u64)
+            .unwrap(),
     };
     let (first, second) = (sets(0), sets(5));
     for method in [Method::Stochastic, Method::Deterministic] {
@@ -102,21 +128,43 @@ fn switching_back_reproduces_a_modulated_task_exactly() {
         let modulation = run.modulation.expect("a modulation method");
         assert_eq!(modulation.gain.is_some(), method == Method::Stochastic);
         let before = task_accuracy(&net, 0, config.modulator_mean, &modulation, &first.test);
-        assert_eq!(before as f32, *run.curve.accuracy.last().unwrap(), "{}: the run's last measurement", method.name());
-        let other = finetune_task(&net, 5, method, &config, &second, 2).modulation.unwrap();
+        assert_eq!(
+            before as f32,
+            *run.curve.accuracy.last().unwrap(),
+            "{}: the run's last measurement",
+            method.name()
+        );
+        let other = finetune_task(&net, 5, method, &config, &second, 2)
+            .modulation
+            .unwrap();
         assert_ne!(other.coupling, modulation.coupling);
         let _ = task_accuracy(&net, 5, config.modulator_mean, &other, &second.test);
         let after = task_accuracy(&net, 0, config.modulator_mean, &modulation, &first.test);
-        assert_eq!(after.to_bits(), before.to_bits(), "{}: switching back", method.name());
+        assert_eq!(
+            after.to_bits(),
+            before.to_bits(),
+            "{}: switching back",
+            method.name()
+        );
     }
-    let retrained = finetune_task(&net, 5, Method::Retrain, &config, &second, 3).params.unwrap();
+    let retrained = finetune_task(&net, 5, Method::Retrain, &config, &second, 3)
+        .params
+        .unwrap();
     let backbone = net.head_params().weights.start;
-    assert_ne!(&retrained[..backbone], &net.params[..backbone], "retrain changes the shared backbone");
+    assert_ne!(
+        &retrained[..backbone],
+        &net.params[..backbone],
+        "retrain changes the shared backbone"
+    );
 }
 
 fn run_ok(args: &[String], threads: &str) -> String {
     let out = comod_owned(args, threads);
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -132,37 +180,122 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let ck = path("ck.safetensors");
-    let printed = run_ok(&strings(&["multitask", "pretrain", "--epochs", "1", "--examples", "200", "--out", &ck]), "2");
-    assert!(printed.contains("held-out mean accuracy over 8 tasks"), "{printed}");
+    let printed = run_ok(
+        &strings(&[
+            "multitask",
+            "pretrain",
+            "--epochs",
+            "1",
+            "--examples",
+            "200",
+            "--out",
+            &ck,
+        ]),
+        "2",
+    );
+    assert!(
+        printed.contains("held-out mean accuracy over 8 tasks"),
+        "{printed}"
+    );
     let sweep = |tasks: &str, out: &str, extra: &[&str], threads: &str| {
-        let mut args = strings(&["multitask", "sweep", "--checkpoint", &ck, "--tasks", tasks, "--batches", "4", "--samples", "16", "--test-composites", "60", "--out", out]);
+        let mut args = strings(&[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            &ck,
+            "--tasks",
+            tasks,
+            "--batches",
+            "4",
+            "--samples",
+            "16",
+            "--test-composites",
+            "60",
+            "--out",
+            out,
+        ]);
         args.extend(strings(extra));
         run_ok(&args, threads)
     };
     let (one, two) = (path("one.jsonl"), path("two.jsonl"));
     sweep("even@1,ge5@2", &one, &[], "1");
     sweep("even@1,ge5@2", &two, &[], "2");
-    let (a, b) = (common::without_wall_time(std::path::Path::new(&one)), common::without_wall_time(std::path::Path::new(&two)));
+    let (a, b) = (
+        common::without_wall_time(std::path::Path::new(&one)),
+        common::without_wall_time(std::path::Path::new(&two)),
+    );
     assert_eq!(a.len(), 8);
     assert_eq!(a, b, "records do not depend on the thread count");
     let resumed = sweep("even@1,ge5@2,ge5@3", &one, &[], "2");
-    assert!(resumed.contains("12 runs (8 already in the file, 4 run now)"), "{resumed}");
+    assert!(
+        resumed.contains("12 runs (8 already in the file, 4 run now)"),
+        "{resumed}"
+    );
     let shards: Vec<String> = (0..2).map(|i| path(&format!("shard{i}.jsonl"))).collect();
     for (i, shard) in shards.iter().enumerate() {
-        sweep("even@1,ge5@2,ge5@3", shard, &["--shard", &format!("{i}/2")], "2");
+        sweep(
+            "even@1,ge5@2,ge5@3",
+            shard,
+            &["--shard", &format!("{i}/2")],
+            "2",
+        );
     }
     let merged = path("merged.jsonl");
-    run_ok(&strings(&["multitask", "merge", &merged, &shards[0], &shards[1]]), "2");
-    assert_eq!(common::without_wall_time(std::path::Path::new(&merged)), common::without_wall_time(std::path::Path::new(&one)));
+    run_ok(
+        &strings(&["multitask", "merge", &merged, &shards[0], &shards[1]]),
+        "2",
+    );
+    assert_eq!(
+        common::without_wall_time(std::path::Path::new(&merged)),
+        common::without_wall_time(std::path::Path::new(&one))
+    );
     let summary = run_ok(&strings(&["multitask", "summary", &merged]), "2");
     for method in ["stochastic", "deterministic", "retrain", "retrain-last"] {
         assert!(summary.contains(method), "{summary}");
     }
     // A record of another configuration is refused, naming the file.
-    let out = comod(&["multitask", "sweep", "--checkpoint", &ck, "--tasks", "even@1", "--batches", "5", "--out", &one], "2");
+    let out = comod(
+        &[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            &ck,
+            "--tasks",
+            "even@1",
+            "--batches",
+            "5",
+            "--out",
+            &one,
+        ],
+        "2",
+    );
     common::assert_one_line_error(&out, &["one.jsonl", "another configuration"]);
-    let out = comod(&["multitask", "sweep", "--checkpoint", &ck, "--tasks", "odd@1", "--out", &path("x.jsonl")], "2");
+    let out = comod(
+        &[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            &ck,
+            "--tasks",
+            "odd@1",
+            "--out",
+            &path("x.jsonl"),
+        ],
+        "2",
+    );
     common::assert_one_line_error(&out, &["--tasks", "odd@1", "even@0"]);
-    let out = comod(&["multitask", "sweep", "--benchmark", "cifar100", "--checkpoint", &ck, "--out", &path("x.jsonl")], "2");
+    let out = comod(
+        &[
+            "multitask",
+            "sweep",
+            "--benchmark",
+            "cifar100",
+            "--checkpoint",
+            &ck,
+            "--out",
+            &path("x.jsonl"),
+        ],
+        "2",
+    );
     common::assert_one_line_error(&out, &["--data", "cifar100"]);
 }

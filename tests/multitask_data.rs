@@ -8,7 +8,10 @@ mod common;
 use std::path::Path;
 
 use comod::data::{CompositeKind, CompositeSet, NOISE_STD, Pool};
-use comod::multitask::data::{Benchmark, CELEBA_SIDE, CIFAR_RECORD, MultitaskData, parse_celeba_attributes, parse_celeba_partition};
+use comod::multitask::data::{
+    Benchmark, CELEBA_SIDE, CIFAR_RECORD, MultitaskData, parse_celeba_attributes,
+    parse_celeba_partition,
+};
 
 /// A CIFAR-100 record: coarse, fine, then the R, G and B planes.
 fn cifar_record(coarse: u8, fine: u8, rgb: [u8; 3]) -> Vec<u8> {
@@ -21,7 +24,10 @@ fn cifar_record(coarse: u8, fine: u8, rgb: [u8; 3]) -> Vec<u8> {
 
 fn write_cifar(dir: &Path, train: &[(u8, u8, [u8; 3])], test: &[(u8, u8, [u8; 3])]) {
     for (name, records) in [("train.bin", train), ("test.bin", test)] {
-        let bytes: Vec<u8> = records.iter().flat_map(|&(c, f, rgb)| cifar_record(c, f, rgb)).collect();
+        let bytes: Vec<u8> = records
+            .iter()
+            .flat_map(|&(c, f, rgb)| cifar_record(c, f, rgb))
+            .collect();
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
@@ -29,20 +35,46 @@ fn write_cifar(dir: &Path, train: &[(u8, u8, [u8; 3])], test: &[(u8, u8, [u8; 3]
 #[test]
 fn cifar100_loads_channel_last_with_coarse_tasks() {
     let dir = tempfile::tempdir().unwrap();
-    let train = [(3, 30, [255, 0, 10]), (19, 99, [0, 128, 255]), (3, 31, [1, 2, 3])];
-    write_cifar(dir.path(), &train, &[(0, 0, [9, 9, 9]), (3, 1, [50, 60, 70])]);
+    let train = [
+        (3, 30, [255, 0, 10]),
+        (19, 99, [0, 128, 255]),
+        (3, 31, [1, 2, 3]),
+    ];
+    write_cifar(
+        dir.path(),
+        &train,
+        &[(0, 0, [9, 9, 9]), (3, 1, [50, 60, 70])],
+    );
     let data = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 20);
-    assert_eq!((data.shape.channels, data.shape.height, data.shape.width), (3, 32, 32));
+    assert_eq!(
+        (data.shape.channels, data.shape.height, data.shape.width),
+        (3, 32, 32)
+    );
     // A balanced draw of task coarse03 from the training split.
     let set = data.draw_task(3, Pool::Train, 4, 7).unwrap();
     for (i, labels) in set.labels.chunks_exact(20).enumerate() {
-        assert_eq!(labels.iter().map(|&l| l as usize).sum::<usize>(), 1, "one coarse class");
-        assert_eq!(labels[3], u8::from(i % 2 == 0), "positives and negatives in turn");
+        assert_eq!(
+            labels.iter().map(|&l| l as usize).sum::<usize>(),
+            1,
+            "one coarse class"
+        );
+        assert_eq!(
+            labels[3],
+            u8::from(i % 2 == 0),
+            "positives and negatives in turn"
+        );
         let pixel = &set.images[i * 3072..i * 3072 + 3];
-        let expected = train.iter().find(|(c, _, _)| labels[*c as usize] == 1).unwrap();
+        let expected = train
+            .iter()
+            .find(|(c, _, _)| labels[*c as usize] == 1)
+            .unwrap();
         if labels[19] == 1 {
-            assert_eq!(pixel, [0.0, 128.0 / 255.0, 1.0], "channel-last RGB in [0, 1]");
+            assert_eq!(
+                pixel,
+                [0.0, 128.0 / 255.0, 1.0],
+                "channel-last RGB in [0, 1]"
+            );
         } else {
             assert_eq!(labels[expected.0 as usize], 1);
         }
@@ -51,7 +83,10 @@ fn cifar100_loads_channel_last_with_coarse_tasks() {
     }
     // --limit keeps the first records.
     let limited = MultitaskData::load(Benchmark::Cifar100, dir.path(), Some(1)).unwrap();
-    assert!(limited.draw_task(19, Pool::Train, 2, 1).is_err(), "coarse 19 is not among the first record");
+    assert!(
+        limited.draw_task(19, Pool::Train, 2, 1).is_err(),
+        "coarse 19 is not among the first record"
+    );
 }
 
 #[test]
@@ -61,17 +96,31 @@ fn cifar100_format_errors_name_the_file() {
     let mut bytes = std::fs::read(dir.path().join("train.bin")).unwrap();
     bytes.pop();
     std::fs::write(dir.path().join("train.bin"), &bytes).unwrap();
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap_err().to_string();
-    assert!(err.contains("train.bin") && err.contains(&format!("{CIFAR_RECORD}-byte")), "{err}");
+    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.bin") && err.contains(&format!("{CIFAR_RECORD}-byte")),
+        "{err}"
+    );
     write_cifar(dir.path(), &[(20, 0, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap_err().to_string();
-    assert!(err.contains("train.bin") && err.contains("coarse 20"), "{err}");
+    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train.bin") && err.contains("coarse 20"),
+        "{err}"
+    );
     write_cifar(dir.path(), &[(0, 100, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap_err().to_string();
+    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("fine 100"), "{err}");
     write_cifar(dir.path(), &[(0, 0, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
     std::fs::remove_file(dir.path().join("test.bin")).unwrap();
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap_err().to_string();
+    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("test.bin"), "{err}");
 }
 
@@ -84,7 +133,15 @@ fn write_celeba(dir: &Path, images: &[(&str, [u8; 3], bool, u8)]) {
     let mut partition = String::new();
     std::fs::create_dir_all(dir.join("img_align_celeba")).unwrap();
     for &(file, rgb, set, split) in images {
-        let values: Vec<&str> = (0..40).map(|a| if set && (a == 0 || a == 20) { "1" } else { "-1" }).collect();
+        let values: Vec<&str> = (0..40)
+            .map(|a| {
+                if set && (a == 0 || a == 20) {
+                    "1"
+                } else {
+                    "-1"
+                }
+            })
+            .collect();
         attr.push_str(&format!("{file}  {}\n", values.join(" ")));
         partition.push_str(&format!("{file} {split}\n"));
         let image = image::RgbImage::from_pixel(178, 218, image::Rgb(rgb));
@@ -110,16 +167,27 @@ fn celeba_loads_resized_images_with_attributes_and_partitions() {
     let data = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 40);
     assert_eq!(data.tasks[20], "Male");
-    assert_eq!((data.shape.channels, data.shape.height, data.shape.width), (3, CELEBA_SIDE, CELEBA_SIDE));
+    assert_eq!(
+        (data.shape.channels, data.shape.height, data.shape.width),
+        (3, CELEBA_SIDE, CELEBA_SIDE)
+    );
     let pixels = CELEBA_SIDE * CELEBA_SIDE * 3;
     // The test split holds partition 2 only: the blue positive and the yellow negative.
     let test = data.draw_task(20, Pool::Test, 2, 3).unwrap();
-    for (i, (labels, expected)) in test.labels.chunks_exact(40).zip([[10, 20, 230], [240, 240, 20]]).enumerate() {
+    for (i, (labels, expected)) in test
+        .labels
+        .chunks_exact(40)
+        .zip([[10, 20, 230], [240, 240, 20]])
+        .enumerate()
+    {
         assert_eq!(labels[20], u8::from(i == 0));
         assert_eq!(labels[0], labels[20]);
         let centre = &test.images[i * pixels + (32 * CELEBA_SIDE + 32) * 3..][..3];
         for (got, want) in centre.iter().zip(expected) {
-            assert!((got * 255.0 - want as f32).abs() <= 8.0, "JPEG colour {got} vs {want}");
+            assert!(
+                (got * 255.0 - want as f32).abs() <= 8.0,
+                "JPEG colour {got} vs {want}"
+            );
         }
     }
     let train = data.draw_task(0, Pool::Train, 2, 3).unwrap();
@@ -129,25 +197,50 @@ fn celeba_loads_resized_images_with_attributes_and_partitions() {
 
 #[test]
 fn celeba_format_errors_name_the_file_and_line() {
-    let images = [("000001.jpg", [1, 2, 3], true, 0), ("000002.jpg", [1, 2, 3], false, 2)];
+    let images = [
+        ("000001.jpg", [1, 2, 3], true, 0),
+        ("000002.jpg", [1, 2, 3], false, 2),
+    ];
     let dir = tempfile::tempdir().unwrap();
     write_celeba(dir.path(), &images);
     let attr = dir.path().join("list_attr_celeba.txt");
     let text = std::fs::read_to_string(&attr).unwrap();
     std::fs::write(&attr, text.replacen(" -1", " 0", 1)).unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap_err().to_string();
-    assert!(err.contains("list_attr_celeba.txt") && err.contains("line 3") && err.contains("\"0\""), "{err}");
+    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("list_attr_celeba.txt") && err.contains("line 3") && err.contains("\"0\""),
+        "{err}"
+    );
     write_celeba(dir.path(), &images);
-    std::fs::write(dir.path().join("list_eval_partition.txt"), "000001.jpg 0\n000002.jpg 3\n").unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap_err().to_string();
-    assert!(err.contains("list_eval_partition.txt") && err.contains("line 2"), "{err}");
+    std::fs::write(
+        dir.path().join("list_eval_partition.txt"),
+        "000001.jpg 0\n000002.jpg 3\n",
+    )
+    .unwrap();
+    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("list_eval_partition.txt") && err.contains("line 2"),
+        "{err}"
+    );
     write_celeba(dir.path(), &images);
-    std::fs::write(dir.path().join("img_align_celeba").join("000002.jpg"), b"not a jpeg").unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap_err().to_string();
+    std::fs::write(
+        dir.path().join("img_align_celeba").join("000002.jpg"),
+        b"not a jpeg",
+    )
+    .unwrap();
+    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("000002.jpg") && err.contains("JPEG"), "{err}");
     write_celeba(dir.path(), &images);
     std::fs::remove_file(dir.path().join("img_align_celeba").join("000001.jpg")).unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap_err().to_string();
+    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("000001.jpg"), "{err}");
 }
 
@@ -158,28 +251,59 @@ fn celeba_list_parsers_check_counts_and_values() {
     let (names, rows) = parse_celeba_attributes(&ok).unwrap();
     assert_eq!((names.len(), rows.len()), (40, 2));
     assert!(rows.iter().all(|(_, v)| v.iter().all(|&x| x == 1)));
-    assert!(parse_celeba_attributes(&ok.replacen("2\n", "3\n", 1)).unwrap_err().contains("announces 3"));
-    assert!(parse_celeba_attributes(&format!("1\n{NAMES} Extra\n{}\n", line("a.jpg"))).unwrap_err().contains("41 attribute names"));
-    assert!(parse_celeba_attributes(&format!("1\n{NAMES}\na.jpg 1 -1\n")).unwrap_err().contains("2 values"));
+    assert!(
+        parse_celeba_attributes(&ok.replacen("2\n", "3\n", 1))
+            .unwrap_err()
+            .contains("announces 3")
+    );
+    assert!(
+        parse_celeba_attributes(&format!("1\n{NAMES} Extra\n{}\n", line("a.jpg")))
+            .unwrap_err()
+            .contains("41 attribute names")
+    );
+    assert!(
+        parse_celeba_attributes(&format!("1\n{NAMES}\na.jpg 1 -1\n"))
+            .unwrap_err()
+            .contains("2 values")
+    );
     assert!(parse_celeba_attributes("").is_err());
-    assert_eq!(parse_celeba_partition("a.jpg 0\nb.jpg 2\n").unwrap(), vec![("a.jpg".into(), 0), ("b.jpg".into(), 2)]);
-    assert!(parse_celeba_partition("a.jpg\n").unwrap_err().contains("line 1"));
+    assert_eq!(
+        parse_celeba_partition("a.jpg 0\nb.jpg 2\n").unwrap(),
+        vec![("a.jpg".into(), 0), ("b.jpg".into(), 2)]
+    );
+    assert!(
+        parse_celeba_partition("a.jpg\n")
+            .unwrap_err()
+            .contains("line 1")
+    );
 }
 
 #[test]
 fn mnist_attributes_labels_are_the_quadrant_digits_parity_and_size() {
     let digits = common::shipped_digits();
     let data = MultitaskData::mnist_attributes(digits.clone());
-    assert_eq!(data.tasks, ["even@0", "even@1", "even@2", "even@3", "ge5@0", "ge5@1", "ge5@2", "ge5@3"]);
+    assert_eq!(
+        data.tasks,
+        [
+            "even@0", "even@1", "even@2", "even@3", "ge5@0", "ge5@1", "ge5@2", "ge5@3"
+        ]
+    );
     let set = data.draw(Pool::Test, 200, 11);
     assert_eq!(set.images.len(), 200 * 784);
     // The labels are those of the digits the composites show.
-    let shown = CompositeSet::generate(digits, CompositeKind::Filled, Pool::Test, 200, 11, NOISE_STD);
+    let shown = CompositeSet::generate(
+        digits,
+        CompositeKind::Filled,
+        Pool::Test,
+        200,
+        11,
+        NOISE_STD,
+    );
     assert_eq!(shown.images, set.images);
     for (labels, sources) in set.labels.chunks_exact(8).zip(&shown.sources) {
         for q in 0..4 {
             let class = digits.label(sources[q]);
-            assert_eq!(labels[q], u8::from(class % 2 == 0), "even@{q}");
+            assert_eq!(labels[q], u8::from(class.is_multiple_of(2)), "even@{q}");
             assert_eq!(labels[4 + q], u8::from(class >= 5), "ge5@{q}");
         }
     }
@@ -189,7 +313,10 @@ fn mnist_attributes_labels_are_the_quadrant_digits_parity_and_size() {
             seen[labels[q] as usize][labels[4 + q] as usize] += 1;
         }
     }
-    assert!(seen.iter().flatten().all(|&n| n > 50), "every (even, ≥5) pair occurs: {seen:?}");
+    assert!(
+        seen.iter().flatten().all(|&n| n > 50),
+        "every (even, ≥5) pair occurs: {seen:?}"
+    );
     // Fresh draws differ, the same seed repeats.
     assert_eq!(data.draw(Pool::Test, 200, 11), set);
     assert_ne!(data.draw(Pool::Test, 200, 12).labels, set.labels);

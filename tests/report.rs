@@ -56,7 +56,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         .expect("a verdict table");
     let rows: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("| (") || l.starts_with("| headline"))
+        .filter(|l| l.starts_with("| (") || l.starts_with("| headline") || l.starts_with("| §8"))
         .collect();
     assert!(rows.len() >= 40, "{} rows", rows.len());
     for row in rows {
@@ -87,6 +87,27 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     assert!(method_rows.iter().all(|c| c.judgement.tasks == 8));
     for reading in ["spec", "literal", "companion-code"] {
         assert!(text.contains(&format!("--reading {reading}")), "{reading}");
+    }
+    // The §8 section: its claims judged on the 8 mnist-attributes tasks,
+    // its per-task table and both figures.
+    let multitask: Vec<_> = outcome
+        .claims
+        .iter()
+        .filter(|c| c.claim.starts_with("§8 "))
+        .collect();
+    assert_eq!(multitask.len(), 5, "the five method claims");
+    assert!(multitask.iter().all(|c| c.judgement.tasks == 8));
+    assert!(
+        multitask
+            .iter()
+            .any(|c| c.statement == "final accuracy of stochastic > deterministic")
+    );
+    assert!(text.contains(comod::report::multitask::TITLE));
+    for task in ["even@0", "ge5@3", "mean over tasks"] {
+        assert!(text.contains(&format!("| {task} |")), "{task}");
+    }
+    for figure in ["multitask_learning_curves.png", "multitask_task_curves.png"] {
+        assert!(text.contains(&format!("figures/{figure}")), "{figure}");
     }
     // A second report runs nothing again: the same records, the same verdicts.
     let runs = dir.path().join("runs/smoke/spec-all-online.jsonl");

@@ -21,6 +21,10 @@ TRIALS = [
 ]
 METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
 WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+# The convolutional workloads (§8) a framework script may also time: the
+# second conv stage of conv-mnist (8 → 16 channels, 14×14, 3×3, batch 256)
+# forward (comod's direct kernel) and backward, and trials of the gain.
+CONV_WORKLOADS = ["conv_forward_direct", "conv_backward", "conv_trial_B2", "conv_trial_B256"]
 
 # The pixels of each quadrant in turn: the encoder is 4 blocks of 100 neurons, each seeing one quadrant.
 QUADRANT_PIXELS = [r * 28 + c for q in range(4) for r in range(28) for c in range(28) if (r // 14) * 2 + c // 14 == q]
@@ -37,8 +41,9 @@ def median_seconds(run, seconds, min_runs):
     return statistics.median(times)
 
 
-def main(doc, framework, version, workload, threads_help=None, set_threads=None, threads=None):
-    """The command line of a framework script: times `workload(name)` for each selected workload.
+def main(doc, framework, version, workload, threads_help=None, set_threads=None, threads=None, known=None):
+    """The command line of a framework script: times `workload(name)` for each selected workload
+    (`known`: the names it has, default WORKLOADS).
 
     With `threads_help`, the script takes `--threads` and passes it to `set_threads`; else it reports
     `threads` (the CPUs it may use).
@@ -47,12 +52,13 @@ def main(doc, framework, version, workload, threads_help=None, set_threads=None,
     if threads_help:
         parser.add_argument("--threads", type=int, default=2, help=threads_help)
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
-    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(WORKLOADS))
+    known = known or WORKLOADS
+    parser.add_argument("--only", default="", help="comma-separated workloads (default: all): " + ", ".join(known))
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or WORKLOADS
+    names = [n for n in args.only.split(",") if n] or known
     for name in names:
-        if name not in WORKLOADS:
+        if name not in known:
             parser.error(f"--only {name}: no such workload")
     if threads_help:
         threads = args.threads

@@ -1,7 +1,8 @@
 """The workloads of `comod bench` in PyTorch, written the way a careful
 researcher would: the trial-kernel workloads (§3) as batched [B, T, N]
 tensors and a matmul, and whole `online` fine-tuning runs (§4) of each
-method on the paper network (784 → 4×100 exp encoder → 200 ReLU → 10).
+method on the paper network (784 → 4×100 exp encoder → 200 ReLU → 10);
+and the convolutional workloads of §8 (`common.CONV_WORKLOADS`).
 
     pip install numpy torch
     python benches/frameworks/torch_workloads.py --threads 2 [--only trial_B2,online_stochastic] [--json]
@@ -183,7 +184,64 @@ def online_workload(method):
     return retrain_run if method == "retrain" else retrain_last_run
 
 
+def conv_stage_workload(backward):
+    """comod's `conv_forward_direct` (conv2d + ReLU) or `conv_backward` (the
+    input, weight and bias gradients of the same convolution, through aten's
+    convolution_backward: no forward pass timed)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(256, 8, 14, 14, generator=gen) * 2 - 1
+    w = torch.rand(16, 8, 3, 3, generator=gen) * 2 - 1
+    b = torch.rand(16, generator=gen) * 2 - 1
+    if not backward:
+        def run():
+            with torch.no_grad():
+                torch.relu(torch.nn.functional.conv2d(x, w, b, padding=1))
+        return run
+    dy = torch.rand(256, 16, 14, 14, generator=gen) * 2 - 1
+
+    def run():
+        torch.ops.aten.convolution_backward(dy, x, w, [16], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                                            [True, True, True])
+    return run
+
+
+def conv_trial_workload(trials):
+    """comod's `conv_trial_B*`: conv-mnist (conv 3×3 8 → pool → conv 3×3 16 → pool → dense 128 → 8
+    heads), T = 200 samples per trial; the stimulus' features pooled once, scaled per channel by
+    exp(m·c) for each sample (pooling commutes with the positive factor), the rest batched over the
+    samples of up to 4 trials, the covariance gain of each trial."""
+    gen = torch.Generator().manual_seed(4)
+    uni = lambda *shape, bound: (torch.rand(*shape, generator=gen) * 2 - 1) * bound
+    w1, b1 = uni(8, 1, 3, 3, bound=(6 / 9) ** 0.5), torch.zeros(8)
+    w2, b2 = uni(16, 8, 3, 3, bound=(6 / 72) ** 0.5), torch.zeros(16)
+    w3, b3 = uni(128, 784, bound=(6 / 784) ** 0.5), torch.zeros(128)
+    wh, bh = uni(16, 128, bound=(3 / 128) ** 0.5), torch.zeros(16)
+    x = torch.rand(trials, 1, 28, 28, generator=gen)
+    m = MU + VAR ** 0.5 * torch.randn(trials, T, generator=gen)
+    c = 0.9 + 0.2 * torch.rand(8, generator=gen)
+    f = torch.nn.functional
+
+    def run():
+        with torch.no_grad():
+            for start in range(0, trials, 4):
+                xs, ms = x[start:start + 4], m[start:start + 4]
+                k = xs.shape[0]
+                u = f.max_pool2d(torch.relu(f.conv2d(xs, w1, b1, padding=1)), 2)       # [k, 8, 14, 14]
+                s = (u[:, None] * torch.exp(ms[:, :, None] * c)[..., None, None]).reshape(k * T, 8, 14, 14)
+                h = f.max_pool2d(torch.relu(f.conv2d(s, w2, b2, padding=1)), 2)         # [kT, 16, 7, 7]
+                z = torch.relu(h.flatten(1) @ w3.T + b3)                                  # [kT, 128]
+                z @ wh.T + bh
+                z = z.reshape(k, T, 128)
+                dm = ms - ms.mean(dim=1, keepdim=True)
+                (dm[:, :, None] * (z - z.mean(dim=1, keepdim=True))).mean(dim=1)
+    return run
+
+
 def workload(name):
+    if name in ("conv_forward_direct", "conv_backward"):
+        return conv_stage_workload(name == "conv_backward")
+    if name.startswith("conv_trial_B"):
+        return conv_trial_workload(int(name.removeprefix("conv_trial_B")))
     for trial_name, arch, modulated, trials in TRIALS:
         if name == trial_name:
             return trial_workload(arch, modulated, trials)
@@ -192,7 +250,8 @@ def workload(name):
 
 def main():
     common.main(__doc__, "torch", torch.__version__, workload,
-                threads_help="torch intra-op threads (default 2)", set_threads=torch.set_num_threads)
+                threads_help="torch intra-op threads (default 2)", set_threads=torch.set_num_threads,
+                known=common.WORKLOADS + common.CONV_WORKLOADS)
 
 
 if __name__ == "__main__":

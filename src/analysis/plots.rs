@@ -68,6 +68,83 @@ fn mean_curve<R: RunCurve>(records: &[R], method: Method) -> Vec<(f64, Stat)> {
         .collect()
 }
 
+/// Learning curves per task (one panel each, four to a row), each
+/// method's mean over its repeats: the per-task form in which the
+/// multi-task result is stated (§8).
+pub fn task_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
+    let mut tasks: Vec<&TaskId> = records.iter().map(|r| r.task()).collect();
+    tasks.sort();
+    tasks.dedup();
+    let columns = 4.min(tasks.len()).max(1);
+    let rows = tasks.len().div_ceil(columns).max(1);
+    draw_png(path, |root| {
+        let panels = root.split_evenly((rows, columns));
+        for (task, panel) in tasks.iter().zip(panels.iter()) {
+            let of_task: Vec<&R> = records.iter().filter(|r| r.task() == *task).collect();
+            let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
+                .iter()
+                .map(|&m| {
+                    let runs: Vec<&R> = of_task
+                        .iter()
+                        .copied()
+                        .filter(|r| r.method() == m && !r.failed())
+                        .collect();
+                    let len = runs.iter().map(|r| r.curve().len()).min().unwrap_or(0);
+                    let curve = (0..len)
+                        .map(|i| {
+                            (
+                                runs[0].examples()[i] as f64,
+                                Stat::of(runs.iter().map(|r| r.curve()[i] as f64)),
+                            )
+                        })
+                        .collect();
+                    (m, curve)
+                })
+                .filter(|(_, c): &(Method, Vec<(f64, Stat)>)| !c.is_empty())
+                .collect();
+            let x_max = curves
+                .iter()
+                .filter_map(|(_, c)| c.last().map(|&(x, _)| x))
+                .fold(1.0, f64::max);
+            let (lo, hi) = curves
+                .iter()
+                .flat_map(|(_, c)| c.iter().map(|(_, s)| s.mean))
+                .fold((1.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            let mut chart = ChartBuilder::on(panel)
+                .caption(task.as_str(), ("sans-serif", 16))
+                .margin(6)
+                .x_label_area_size(24)
+                .y_label_area_size(40)
+                .build_cartesian_2d(0.0..x_max, (lo - 0.01).max(0.0)..(hi + 0.01).min(1.0))
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_labels(3)
+                .y_labels(4)
+                .label_style(("sans-serif", 11))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            for (method, curve) in &curves {
+                let c = colour(*method);
+                chart
+                    .draw_series(LineSeries::new(
+                        curve.iter().map(|&(x, s)| (x, s.mean)),
+                        c.stroke_width(1),
+                    ))
+                    .map_err(|e| e.to_string())?
+                    .label(method.name())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
+                    });
+            }
+            if std::ptr::eq(*task, tasks[0]) {
+                lower_right_legend(&mut chart)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Draws the series labels of `chart` in its lower right corner.
 pub(crate) fn lower_right_legend<'a, 'b: 'a, X, Y>(
     chart: &mut ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,

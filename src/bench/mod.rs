@@ -4,6 +4,7 @@
 //! second yardstick, `matrixmultiply`'s SGEMM on large square matrices,
 //! so that every speed is quoted as a fraction of what this machine can do.
 
+pub mod conv;
 pub mod online;
 pub mod peak;
 
@@ -147,6 +148,7 @@ fn threads_name(threads: usize) -> String {
 /// Every workload name `comod bench` knows: the kernel's, then the whole runs.
 pub fn workload_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = WORKLOADS.iter().map(|w| w.name).collect();
+    names.extend(conv::CONV_WORKLOADS);
     names.extend(online::workload_names());
     names
 }
@@ -251,6 +253,21 @@ pub fn run_bench(
         on_line(&BenchLine {
             kind: LineKind::Workload,
             workload: workload.name.to_string(),
+            isa: body_isa,
+            threads: pool_threads,
+            seconds: median,
+            gflops: flops / median / 1e9,
+            peak_gflops: body_peak,
+            sgemm_gflops: sgemm_at(pool_threads),
+        });
+    }
+    for name in conv::CONV_WORKLOADS.into_iter().filter(|n| selected(n)) {
+        let mut prepared = conv::ConvWorkload::prepare(name);
+        let flops = prepared.flops();
+        let median = median_seconds(5, seconds, || prepared.run());
+        on_line(&BenchLine {
+            kind: LineKind::Workload,
+            workload: name.to_string(),
             isa: body_isa,
             threads: pool_threads,
             seconds: median,

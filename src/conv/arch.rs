@@ -83,11 +83,23 @@ impl ConvArch {
         let (input, stages) = match name {
             "conv-mnist" => (
                 (1, 28),
-                vec![conv(8), Stage::Maxpool, conv(16), Stage::Maxpool, Stage::Dense { size: 128 }],
+                vec![
+                    conv(8),
+                    Stage::Maxpool,
+                    conv(16),
+                    Stage::Maxpool,
+                    Stage::Dense { size: 128 },
+                ],
             ),
             "conv-cifar" => (
                 (3, 32),
-                vec![conv(16), Stage::Maxpool, conv(32), Stage::Maxpool, Stage::Dense { size: 128 }],
+                vec![
+                    conv(16),
+                    Stage::Maxpool,
+                    conv(32),
+                    Stage::Maxpool,
+                    Stage::Dense { size: 128 },
+                ],
             ),
             "conv-celeba" => (
                 (3, 64),
@@ -177,6 +189,19 @@ impl ConvArch {
         }
     }
 
+    /// The stage (0-based) before which the per-channel factor of the
+    /// modulated stage can be applied: the first after it that is not a
+    /// max-pool. A positive factor per channel commutes with a max-pool,
+    /// exactly (rounding is monotonic), so a trial pools its stimulus'
+    /// features once and scales the pooled map for each sample.
+    pub fn scaling_stage(&self) -> usize {
+        let mut s = self.modulated_stage;
+        while matches!(self.stages.get(s), Some(Stage::Maxpool)) {
+            s += 1;
+        }
+        s
+    }
+
     /// Neurons of the gated (last dense) stage: the length of the gain g.
     pub fn gated_size(&self) -> usize {
         self.shapes().last().expect("non-empty").channels
@@ -199,7 +224,9 @@ impl ConvArch {
         for (i, stage) in self.stages.iter().enumerate().skip(from) {
             let (inp, out) = (shapes[i], shapes[i + 1]);
             macs += match *stage {
-                Stage::Conv { channels, kernel } => out.pixels() * channels * kernel * kernel * inp.channels,
+                Stage::Conv { channels, kernel } => {
+                    out.pixels() * channels * kernel * kernel * inp.channels
+                }
                 Stage::Maxpool => 0,
                 Stage::Dense { size } => size * inp.len(),
             };
@@ -221,7 +248,12 @@ impl ConvArch {
             height,
             width,
         } = self.input;
-        if channels == 0 || height == 0 || width == 0 || channels > MAX_WIDTH || self.input.len() > MAX_MAP {
+        if channels == 0
+            || height == 0
+            || width == 0
+            || channels > MAX_WIDTH
+            || self.input.len() > MAX_MAP
+        {
             return fail(format!(
                 "input {channels}×{height}×{width}: every side must be ≥ 1 and the map at most {MAX_MAP} values"
             ));
@@ -240,14 +272,20 @@ impl ConvArch {
                         return fail(format!("stage {s} is conv after a dense stage"));
                     }
                     if channels == 0 || channels > MAX_WIDTH {
-                        return fail(format!("stage {s} has {channels} channels (1..={MAX_WIDTH})"));
+                        return fail(format!(
+                            "stage {s} has {channels} channels (1..={MAX_WIDTH})"
+                        ));
                     }
                     if kernel % 2 == 0 || kernel > MAX_KERNEL {
-                        return fail(format!("stage {s} has kernel {kernel}: need an odd side ≤ {MAX_KERNEL}"));
+                        return fail(format!(
+                            "stage {s} has kernel {kernel}: need an odd side ≤ {MAX_KERNEL}"
+                        ));
                     }
                     let patch = kernel * kernel * shape.channels;
                     if shape.pixels() * channels > MAX_MAP || patch * channels > MAX_MAP {
-                        return fail(format!("stage {s} is too large (more than {MAX_MAP} values)"));
+                        return fail(format!(
+                            "stage {s} is too large (more than {MAX_MAP} values)"
+                        ));
                     }
                     shape.channels = channels;
                 }
@@ -265,7 +303,10 @@ impl ConvArch {
                 }
                 Stage::Dense { size } => {
                     if size == 0 || size > MAX_WIDTH || size * shape.len() > MAX_MAP * 4 {
-                        return fail(format!("stage {s} has size {size} (1..={MAX_WIDTH}, at most {} weights)", MAX_MAP * 4));
+                        return fail(format!(
+                            "stage {s} has size {size} (1..={MAX_WIDTH}, at most {} weights)",
+                            MAX_MAP * 4
+                        ));
                     }
                     dense_seen = true;
                     shape = Shape {
@@ -283,8 +324,13 @@ impl ConvArch {
             return fail(format!("{} tasks: need 1 to {MAX_TASKS}", self.tasks));
         }
         let modulated = self.modulated_stage;
-        if modulated == 0 || modulated > n || !matches!(self.stages[modulated - 1], Stage::Conv { .. }) {
-            return fail(format!("modulated_stage {modulated} is not a conv stage (stages count from 1)"));
+        if modulated == 0
+            || modulated > n
+            || !matches!(self.stages[modulated - 1], Stage::Conv { .. })
+        {
+            return fail(format!(
+                "modulated_stage {modulated} is not a conv stage (stages count from 1)"
+            ));
         }
         if !self.beta.is_finite() {
             return fail("beta is not finite".into());

@@ -45,28 +45,48 @@ pub struct ConvCheckpoint {
 /// The tensor names and shapes of `net`'s parameters, in parameter order,
 /// with their ranges: `stage{s}.weight` (conv `[C_out, k, k, C_in]`, dense
 /// `[out, in]`), `stage{s}.bias`, `heads.weight` `[2·tasks, N]`, `heads.bias`.
-pub fn parameter_tensors<T: crate::net::Real>(net: &ConvNet<T>) -> Vec<(String, Vec<usize>, std::ops::Range<usize>)> {
+pub fn parameter_tensors<T: crate::net::Real>(
+    net: &ConvNet<T>,
+) -> Vec<(String, Vec<usize>, std::ops::Range<usize>)> {
     let arch = net.arch();
     let shapes = net.shapes();
     let mut out = Vec::new();
     for (s, stage) in arch.stages.iter().enumerate() {
-        let Some(r) = net.stage_params(s) else { continue };
+        let Some(r) = net.stage_params(s) else {
+            continue;
+        };
         let weight_shape = match *stage {
             Stage::Conv { channels, kernel } => vec![channels, kernel, kernel, shapes[s].channels],
             Stage::Dense { size } => vec![size, shapes[s].len()],
             Stage::Maxpool => unreachable!("a max-pool has no parameters"),
         };
-        out.push((format!("stage{}.weight", s + 1), weight_shape, r.weights.clone()));
-        out.push((format!("stage{}.bias", s + 1), vec![r.bias.len()], r.bias.clone()));
+        out.push((
+            format!("stage{}.weight", s + 1),
+            weight_shape,
+            r.weights.clone(),
+        ));
+        out.push((
+            format!("stage{}.bias", s + 1),
+            vec![r.bias.len()],
+            r.bias.clone(),
+        ));
     }
     let heads = net.head_params();
-    out.push(("heads.weight".into(), vec![arch.logits(), arch.gated_size()], heads.weights.clone()));
+    out.push((
+        "heads.weight".into(),
+        vec![arch.logits(), arch.gated_size()],
+        heads.weights.clone(),
+    ));
     out.push(("heads.bias".into(), vec![arch.logits()], heads.bias.clone()));
     out
 }
 
 /// Writes `net` and its provenance to `path` (atomically).
-pub fn save_conv_checkpoint(path: &Path, net: &ConvNet<f32>, provenance: &ConvProvenance) -> Result<()> {
+pub fn save_conv_checkpoint(
+    path: &Path,
+    net: &ConvNet<f32>,
+    provenance: &ConvProvenance,
+) -> Result<()> {
     let tensors: Vec<_> = parameter_tensors(net)
         .into_iter()
         .map(|(name, shape, range)| (name, shape, TensorData::F32(net.params[range].to_vec())))
@@ -74,7 +94,10 @@ pub fn save_conv_checkpoint(path: &Path, net: &ConvNet<f32>, provenance: &ConvPr
     let metadata = HashMap::from([
         ("format".to_string(), CONV_CHECKPOINT_FORMAT.to_string()),
         ("architecture".to_string(), net.arch().to_json()),
-        ("pretraining".to_string(), serde_json::to_string(provenance).expect("serialises")),
+        (
+            "pretraining".to_string(),
+            serde_json::to_string(provenance).expect("serialises"),
+        ),
     ]);
     write_tensors(path, &tensors, metadata)
 }
@@ -93,10 +116,14 @@ pub fn conv_checkpoint_from(file: &TensorFile) -> Result<ConvCheckpoint> {
             file.metadata("format").unwrap_or("missing")
         )));
     }
-    let arch_json = file.metadata("architecture").ok_or_else(|| file.error("metadata `architecture` is missing"))?;
-    let arch = ConvArch::from_json(arch_json).map_err(|e| file.error(format!("metadata `architecture`: {e}")))?;
-    let provenance: ConvProvenance = serde_json::from_str(file.metadata("pretraining").unwrap_or(""))
-        .map_err(|e| file.error(format!("metadata `pretraining`: {e}")))?;
+    let arch_json = file
+        .metadata("architecture")
+        .ok_or_else(|| file.error("metadata `architecture` is missing"))?;
+    let arch = ConvArch::from_json(arch_json)
+        .map_err(|e| file.error(format!("metadata `architecture`: {e}")))?;
+    let provenance: ConvProvenance =
+        serde_json::from_str(file.metadata("pretraining").unwrap_or(""))
+            .map_err(|e| file.error(format!("metadata `pretraining`: {e}")))?;
     if provenance.tasks.len() != arch.tasks {
         return Err(file.error(format!(
             "names {} tasks for {} heads",

@@ -12,7 +12,10 @@
 //! the tile shape. im2col + GEMM ([`super::ops`]) is measured against it
 //! in `comod bench` and stays for the backward pass and f64.
 
+use rayon::prelude::*;
+
 use crate::conv::ops::Shape;
+use crate::net::linalg::products_serial;
 use crate::net::simd::Isa;
 
 #[cfg(target_arch = "x86_64")]
@@ -50,7 +53,11 @@ impl ConvWeights {
     pub fn repack(&mut self, weights: &[f32], bias: &[f32], kernel: usize, c_in: usize) {
         let c_out = bias.len();
         let taps = kernel * kernel * c_in;
-        assert_eq!(weights.len(), c_out * taps, "conv weights [C_out, k, k, C_in]");
+        assert_eq!(
+            weights.len(),
+            c_out * taps,
+            "conv weights [C_out, k, k, C_in]"
+        );
         let stride = c_out.next_multiple_of(CHANNEL_PAD);
         self.weights.clear();
         self.weights.resize(taps * stride, 0.0);
@@ -84,26 +91,60 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
 
 /// `out` (`[B, H, W, C_out]`) = ReLU(conv(x) + b) from the padded input
 /// ([`pad_input`]), with the body of `isa`.
-pub fn conv_relu(isa: Isa, padded: &[f32], batch: usize, shape: Shape, weights: &ConvWeights, out: &mut [f32]) {
+pub fn conv_relu(
+    isa: Isa,
+    padded: &[f32],
+    batch: usize,
+    shape: Shape,
+    weights: &ConvWeights,
+    out: &mut [f32],
+) {
     let (h, w) = (shape.height, shape.width);
     let k = weights.kernel;
+    assert!(isa.supported(), "{} does not run on this CPU", isa.name());
     assert_eq!(shape.channels, weights.c_in, "input channels");
-    assert_eq!(padded.len(), batch * (h + k - 1) * (w + k - 1) * weights.c_in, "padded input size");
+    assert_eq!(
+        padded.len(),
+        batch * (h + k - 1) * (w + k - 1) * weights.c_in,
+        "padded input size"
+    );
     assert_eq!(out.len(), batch * h * w * weights.c_out, "output size");
-    let rows = Rows { padded, shape, weights };
-    for b in 0..batch {
-        for y in 0..h {
-            let out_row = &mut out[(b * h + y) * w * weights.c_out..(b * h + y + 1) * w * weights.c_out];
-            match isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { rows.avx512(b, y, out_row) },
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2Fma => unsafe { rows.avx2(b, y, out_row) },
-                _ => rows.scalar(b, y, out_row),
-            }
+    let rows = Rows {
+        padded,
+        shape,
+        weights,
+    };
+    let row_len = w * weights.c_out;
+    let run = |(i, out_row): (usize, &mut [f32])| {
+        let (b, y) = (i / h, i % h);
+        match isa {
+            // SAFETY: the CPU runs the instruction set `isa` names
+            // (`Isa::selected` or a test's `Isa::available`).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { rows.avx512(b, y, out_row) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { rows.avx2(b, y, out_row) },
+            _ => rows.scalar(b, y, out_row),
         }
+    };
+    // Each output row is computed alone, so splitting the rows over
+    // threads changes no bit (§6).
+    if products_serial()
+        || rayon::current_num_threads() == 1
+        || batch * h * row_len * weights.kernel * weights.kernel * weights.c_in < PARALLEL_MIN_MACS
+    {
+        out.chunks_exact_mut(row_len.max(1))
+            .enumerate()
+            .for_each(run);
+    } else {
+        out.par_chunks_exact_mut(row_len.max(1))
+            .enumerate()
+            .for_each(run);
     }
 }
+
+/// Multiply-adds below which a convolution stays on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 20;
 
 /// One output row's operands.
 struct Rows<'a> {
@@ -220,7 +261,14 @@ use dispatch;
 /// input they read must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile512<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize, block: usize, out: &mut [f32]) {
+unsafe fn tile512<const P: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) {
     let wt = rows.weights;
     let (k, c_in, c_out) = (wt.kernel, wt.c_in, wt.c_out);
     // SAFETY: in bounds by the caller's contract.
@@ -229,7 +277,10 @@ unsafe fn tile512<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize
         for dy in 0..k {
             for dx in 0..k {
                 let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let weights = wt.weights.as_ptr().add((dy * k + dx) * c_in * wt.stride + block);
+                let weights = wt
+                    .weights
+                    .as_ptr()
+                    .add((dy * k + dx) * c_in * wt.stride + block);
                 for ci in 0..c_in {
                     let wv = _mm512_loadu_ps(weights.add(ci * wt.stride));
                     for (j, acc) in acc.iter_mut().enumerate() {
@@ -238,10 +289,18 @@ unsafe fn tile512<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize
                 }
             }
         }
-        let mask: __mmask16 = if c_out - block >= 16 { 0xffff } else { (1u16 << (c_out - block)) - 1 };
+        let mask: __mmask16 = if c_out - block >= 16 {
+            0xffff
+        } else {
+            (1u16 << (c_out - block)) - 1
+        };
         let zero = _mm512_setzero_ps();
         for (j, acc) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(out.as_mut_ptr().add((x0 + j) * c_out + block), mask, _mm512_max_ps(*acc, zero));
+            _mm512_mask_storeu_ps(
+                out.as_mut_ptr().add((x0 + j) * c_out + block),
+                mask,
+                _mm512_max_ps(*acc, zero),
+            );
         }
     }
 }
@@ -252,7 +311,14 @@ unsafe fn tile512<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize
 /// AVX2 and FMA must be available; in bounds as [`tile512`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile256<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize, block: usize, out: &mut [f32]) {
+unsafe fn tile256<const P: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) {
     let wt = rows.weights;
     let (k, c_in, c_out) = (wt.kernel, wt.c_in, wt.c_out);
     // SAFETY: in bounds by the caller's contract.
@@ -261,20 +327,34 @@ unsafe fn tile256<const P: usize>(rows: &Rows<'_>, b: usize, y: usize, x0: usize
         for dy in 0..k {
             for dx in 0..k {
                 let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let weights = wt.weights.as_ptr().add((dy * k + dx) * c_in * wt.stride + block);
+                let weights = wt
+                    .weights
+                    .as_ptr()
+                    .add((dy * k + dx) * c_in * wt.stride + block);
                 for ci in 0..c_in {
                     let wv = _mm256_loadu_ps(weights.add(ci * wt.stride));
                     for (j, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*input.add(j * c_in + ci)), wv, *acc);
+                        *acc = _mm256_fmadd_ps(
+                            _mm256_broadcast_ss(&*input.add(j * c_in + ci)),
+                            wv,
+                            *acc,
+                        );
                     }
                 }
             }
         }
         let lanes = (c_out - block).min(8) as i32;
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(lanes),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
         let zero = _mm256_setzero_ps();
         for (j, acc) in acc.iter().enumerate() {
-            _mm256_maskstore_ps(out.as_mut_ptr().add((x0 + j) * c_out + block), mask, _mm256_max_ps(*acc, zero));
+            _mm256_maskstore_ps(
+                out.as_mut_ptr().add((x0 + j) * c_out + block),
+                mask,
+                _mm256_max_ps(*acc, zero),
+            );
         }
     }
 }

@@ -13,8 +13,8 @@ use rand::RngExt;
 use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
 use crate::conv::direct::{self, ConvWeights};
 use crate::conv::ops::{self, Shape};
-use crate::net::simd::{Isa, with_avx2};
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
+use crate::net::simd::{Isa, with_avx2};
 use crate::rng::rng_for;
 
 /// Where one stage's (or the heads') parameters sit in the flat vector.
@@ -154,9 +154,10 @@ impl<T: Real> ConvNet<T> {
             .iter()
             .enumerate()
             .map(|(s, stage)| match *stage {
-                Stage::Conv { channels, kernel } => {
-                    Some(take(channels * kernel * kernel * shapes[s].channels, channels))
-                }
+                Stage::Conv { channels, kernel } => Some(take(
+                    channels * kernel * kernel * shapes[s].channels,
+                    channels,
+                )),
                 Stage::Maxpool => None,
                 Stage::Dense { size } => Some(take(size * shapes[s].len(), size)),
             })
@@ -184,7 +185,12 @@ impl<T: Real> ConvNet<T> {
             .chain([(net.heads.weights.clone(), 3.0)])
             .collect();
         for (i, (weights, scale)) in fans.into_iter().enumerate() {
-            let outs = net.ranges.iter().flatten().nth(i).map_or(arch.logits(), |r| r.bias.len());
+            let outs = net
+                .ranges
+                .iter()
+                .flatten()
+                .nth(i)
+                .map_or(arch.logits(), |r| r.bias.len());
             let fan_in = (weights.len() / outs) as f64;
             let bound = (scale / fan_in).sqrt();
             for w in &mut net.params[weights] {
@@ -284,7 +290,11 @@ impl<T: Real> ConvNet<T> {
         gain: Option<&[T]>,
     ) {
         let n = self.arch.stages.len();
-        assert_eq!(ws.acts[stages.start].len(), rows * self.shapes[stages.start].len(), "input size");
+        assert_eq!(
+            ws.acts[stages.start].len(),
+            rows * self.shapes[stages.start].len(),
+            "input size"
+        );
         ws.rows = rows;
         let modulated = self.arch.modulated_stage - 1;
         for s in stages.clone() {
@@ -295,18 +305,31 @@ impl<T: Real> ConvNet<T> {
             match self.arch.stages[s] {
                 Stage::Conv { kernel, .. } => {
                     let r = self.ranges[s].as_ref().expect("conv has parameters");
-                    let (weights, bias) = (&self.params[r.weights.clone()], &self.params[r.bias.clone()]);
+                    let (weights, bias) = (
+                        &self.params[r.weights.clone()],
+                        &self.params[r.bias.clone()],
+                    );
                     match (as_f32(x), as_f32(weights), as_f32(bias)) {
                         (Some(x), Some(weights), Some(bias)) => {
                             // f32: the direct SIMD kernel (ReLU included).
                             let packed = &mut ws.packed[s];
                             packed.repack(weights, bias, kernel, inp.channels);
                             direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
-                            direct::conv_relu(Isa::selected(), &ws.padded, rows, inp, packed, bytemuck::cast_slice_mut(y));
+                            direct::conv_relu(
+                                Isa::selected(),
+                                &ws.padded,
+                                rows,
+                                inp,
+                                packed,
+                                bytemuck::cast_slice_mut(y),
+                            );
                         }
                         _ => {
                             let cols = &mut ws.cols[s];
-                            cols.resize(rows * inp.pixels() * kernel * kernel * inp.channels, T::ZERO);
+                            cols.resize(
+                                rows * inp.pixels() * kernel * kernel * inp.channels,
+                                T::ZERO,
+                            );
                             ops::im2col(x, rows, inp, kernel, cols);
                             ops::conv_forward(cols, weights, bias, y);
                             relu(y);
@@ -330,7 +353,15 @@ impl<T: Real> ConvNet<T> {
                 Stage::Maxpool => ops::maxpool_forward(x, rows, inp, y),
                 Stage::Dense { size } => {
                     let r = self.ranges[s].as_ref().expect("dense has parameters");
-                    dense_forward(x, &self.params[r.weights.clone()], &self.params[r.bias.clone()], rows, inp.len(), size, y);
+                    dense_forward(
+                        x,
+                        &self.params[r.weights.clone()],
+                        &self.params[r.bias.clone()],
+                        rows,
+                        inp.len(),
+                        size,
+                        y,
+                    );
                     relu(y);
                     if s == n - 1 {
                         ws.gated.clone_from(y);
@@ -365,7 +396,13 @@ impl<T: Real> ConvNet<T> {
     /// The backward pass of the last [`ConvNet::forward`] for `dlogits`
     /// (`[rows, 2·tasks]`), to `depth`; gradients are accumulated into
     /// `grads` (the coupling's is written).
-    pub fn backward(&self, ws: &mut ConvWorkspace<T>, dlogits: &[T], depth: Depth, grads: &mut ConvGrads<T>) {
+    pub fn backward(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        dlogits: &[T],
+        depth: Depth,
+        grads: &mut ConvGrads<T>,
+    ) {
         let n = self.arch.stages.len();
         let rows = ws.rows;
         let width = self.arch.gated_size();
@@ -397,9 +434,17 @@ impl<T: Real> ConvNet<T> {
             match self.arch.stages[s] {
                 Stage::Dense { size } => {
                     let r = self.ranges[s].as_ref().expect("dense");
-                    let z = if s == n - 1 { &ws.gated } else { &ws.acts[s + 1] };
+                    let z = if s == n - 1 {
+                        &ws.gated
+                    } else {
+                        &ws.acts[s + 1]
+                    };
                     for (i, d) in dy.iter_mut().enumerate() {
-                        let gate = if s == n - 1 && !ws.gain.is_empty() { ws.gain[i % size] } else { T::ONE };
+                        let gate = if s == n - 1 && !ws.gain.is_empty() {
+                            ws.gain[i % size]
+                        } else {
+                            T::ONE
+                        };
                         if z[i] <= T::ZERO {
                             *d = T::ZERO;
                         } else {
@@ -409,14 +454,38 @@ impl<T: Real> ConvNet<T> {
                     let x = &ws.acts[s];
                     if weights_too {
                         let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
-                        dense_backward(x, &self.params[r.weights.clone()], dy, rows, inp.len(), size, dw, db, need_input_grad.then_some(&mut ws.grad_b));
+                        dense_backward(
+                            x,
+                            &self.params[r.weights.clone()],
+                            dy,
+                            rows,
+                            inp.len(),
+                            size,
+                            dw,
+                            db,
+                            need_input_grad.then_some(&mut ws.grad_b),
+                        );
                     } else if need_input_grad {
-                        input_grad(&self.params[r.weights.clone()], dy, rows, inp.len(), size, &mut ws.grad_b);
+                        input_grad(
+                            &self.params[r.weights.clone()],
+                            dy,
+                            rows,
+                            inp.len(),
+                            size,
+                            &mut ws.grad_b,
+                        );
                     }
                 }
                 Stage::Maxpool => {
                     ws.grad_b.resize(rows * inp.len(), T::ZERO);
-                    ops::maxpool_backward(&ws.acts[s], &ws.acts[s + 1], dy, rows, inp, &mut ws.grad_b);
+                    ops::maxpool_backward(
+                        &ws.acts[s],
+                        &ws.acts[s + 1],
+                        dy,
+                        rows,
+                        inp,
+                        &mut ws.grad_b,
+                    );
                 }
                 Stage::Conv { kernel, .. } => {
                     let r = self.ranges[s].as_ref().expect("conv");
@@ -468,7 +537,10 @@ fn coupling_grad<T: Real>(ws: &ConvWorkspace<T>, dc: &mut [T], channels: usize) 
     let per_row = ws.unmodulated.len() / rows.max(1);
     for b in 0..rows {
         let mut sums = vec![T::ZERO; channels];
-        let (u, d) = (&ws.unmodulated[b * per_row..(b + 1) * per_row], &ws.grad_a[b * per_row..(b + 1) * per_row]);
+        let (u, d) = (
+            &ws.unmodulated[b * per_row..(b + 1) * per_row],
+            &ws.grad_a[b * per_row..(b + 1) * per_row],
+        );
         for (up, dp) in u.chunks_exact(channels).zip(d.chunks_exact(channels)) {
             for k in 0..channels {
                 sums[k] += up[k] * dp[k];
@@ -481,7 +553,11 @@ fn coupling_grad<T: Real>(ws: &ConvWorkspace<T>, dc: &mut [T], channels: usize) 
     }
 }
 
-fn split_two<'a, T>(params: &'a mut [T], a: &Range<usize>, b: &Range<usize>) -> (&'a mut [T], &'a mut [T]) {
+fn split_two<'a, T>(
+    params: &'a mut [T],
+    a: &Range<usize>,
+    b: &Range<usize>,
+) -> (&'a mut [T], &'a mut [T]) {
     assert_eq!(a.end, b.start, "bias follows weights");
     let (_, rest) = params.split_at_mut(a.start);
     let (w, rest) = rest.split_at_mut(a.len());
@@ -509,7 +585,10 @@ pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
     with_avx2(
         #[inline(always)]
         || {
-            for (map, f) in maps.chunks_exact_mut(per_row).zip(factors.chunks_exact(channels)) {
+            for (map, f) in maps
+                .chunks_exact_mut(per_row)
+                .zip(factors.chunks_exact(channels))
+            {
                 for pixel in map.chunks_exact_mut(channels) {
                     for (v, &fk) in pixel.iter_mut().zip(f) {
                         *v *= fk;
@@ -532,7 +611,15 @@ fn relu<T: Real>(x: &mut [T]) {
 }
 
 /// y[rows, out] = x[rows, inp]·Wᵀ + b.
-fn dense_forward<T: Real>(x: &[T], w: &[T], b: &[T], rows: usize, inp: usize, out: usize, y: &mut [T]) {
+fn dense_forward<T: Real>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    rows: usize,
+    inp: usize,
+    out: usize,
+    y: &mut [T],
+) {
     for row in y.chunks_exact_mut(out) {
         row.copy_from_slice(b);
     }
@@ -597,7 +684,13 @@ pub enum Heads {
 /// Mean cross-entropy of the 2-way softmax of the chosen heads over
 /// `rows` examples, labels `[rows, tasks]` (0/1 per task), and its
 /// gradient w.r.t. all logits (zero for heads not read).
-pub fn heads_loss<T: Real>(logits: &[T], tasks: usize, labels: &[u8], heads: Heads, dlogits: &mut [T]) -> T {
+pub fn heads_loss<T: Real>(
+    logits: &[T],
+    tasks: usize,
+    labels: &[u8],
+    heads: Heads,
+    dlogits: &mut [T],
+) -> T {
     let width = tasks * HEAD_LOGITS;
     let rows = logits.len() / width;
     assert_eq!(labels.len(), rows * tasks, "labels [rows, tasks]");
@@ -621,7 +714,11 @@ pub fn heads_loss<T: Real>(logits: &[T], tasks: usize, labels: &[u8], heads: Hea
             let d = z[other] - z[y];
             let e = (if d < T::ZERO { d } else { -d }).exp();
             total += d.max(T::ZERO) + e.ln_1p();
-            let q = if d >= T::ZERO { T::ONE / (T::ONE + e) } else { e / (T::ONE + e) };
+            let q = if d >= T::ZERO {
+                T::ONE / (T::ONE + e)
+            } else {
+                e / (T::ONE + e)
+            };
             dlogits[b * width + 2 * t + other] = q * scale;
             dlogits[b * width + 2 * t + y] = -q * scale;
         }

@@ -181,7 +181,10 @@ pub fn conv_direct<T: Real>(
                     let mut sum = bias[o];
                     for dy in 0..k {
                         for dx in 0..k {
-                            let (sy, sx) = (y as isize + dy as isize - pad, xx as isize + dx as isize - pad);
+                            let (sy, sx) = (
+                                y as isize + dy as isize - pad,
+                                xx as isize + dx as isize - pad,
+                            );
                             if sy < 0 || sy >= h as isize || sx < 0 || sx >= w as isize {
                                 continue;
                             }
@@ -210,9 +213,13 @@ pub fn maxpool_forward<T: Real>(x: &[T], batch: usize, shape: Shape, out: &mut [
         #[inline(always)]
         || {
             for (b, out_map) in out.chunks_exact_mut(pooled.len().max(1)).enumerate() {
-                for (y, out_row) in out_map.chunks_exact_mut((pooled.width * c).max(1)).enumerate() {
+                for (y, out_row) in out_map
+                    .chunks_exact_mut((pooled.width * c).max(1))
+                    .enumerate()
+                {
                     let top = &x[((b * h + 2 * y) * w) * c..((b * h + 2 * y) * w + w) * c];
-                    let bottom = &x[((b * h + 2 * y + 1) * w) * c..((b * h + 2 * y + 1) * w + w) * c];
+                    let bottom =
+                        &x[((b * h + 2 * y + 1) * w) * c..((b * h + 2 * y + 1) * w + w) * c];
                     for (xx, o) in out_row.chunks_exact_mut(c).enumerate() {
                         let at = 2 * xx * c;
                         let (a, bb) = (&top[at..at + c], &top[at + c..at + 2 * c]);
@@ -248,7 +255,14 @@ fn larger<T: Real>(a: T, b: T) -> T {
 /// The gradient of [`maxpool_forward`] (whose output was `out`): each
 /// output's gradient goes to the first input of its window, in row-major
 /// order, that equals the maximum; `dx` is overwritten.
-pub fn maxpool_backward<T: Real>(x: &[T], out: &[T], dout: &[T], batch: usize, shape: Shape, dx: &mut [T]) {
+pub fn maxpool_backward<T: Real>(
+    x: &[T],
+    out: &[T],
+    dout: &[T],
+    batch: usize,
+    shape: Shape,
+    dx: &mut [T],
+) {
     let (c, h, w) = (shape.channels, shape.height, shape.width);
     let pooled = shape.pooled();
     dx.fill(T::ZERO);
@@ -259,7 +273,10 @@ pub fn maxpool_backward<T: Real>(x: &[T], out: &[T], dout: &[T], batch: usize, s
                 for ch in 0..c {
                     let window = [(0, 0), (0, 1), (1, 0), (1, 1)]
                         .map(|(dy, ddx)| ((b * h + 2 * y + dy) * w + 2 * xx + ddx) * c + ch);
-                    let taken = window.into_iter().find(|&i| x[i] == out[o]).unwrap_or(window[0]);
+                    let taken = window
+                        .into_iter()
+                        .find(|&i| x[i] == out[o])
+                        .unwrap_or(window[0]);
                     dx[taken] += dout[o];
                     o += 1;
                 }

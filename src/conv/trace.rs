@@ -54,7 +54,9 @@ fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
         None => Ok(default),
         Some(text) => match text.trim().parse::<f32>() {
             Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(file.error(format!("metadata key {key}: {text:?} is not a finite number"))),
+            _ => Err(file.error(format!(
+                "metadata key {key}: {text:?} is not a finite number"
+            ))),
         },
     }
 }
@@ -63,8 +65,15 @@ fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
 pub fn read_conv_trace_inputs(path: &Path, net: &ConvNet<f32>) -> Result<ConvTraceInputs> {
     let file = TensorFile::read(path)?;
     let arch = net.arch();
-    if let Some(extra) = file.names().into_iter().find(|n| !INPUT_TENSORS.contains(&n.as_str())) {
-        return Err(file.error(format!("unexpected tensor {extra} (expected {})", INPUT_TENSORS.join(", "))));
+    if let Some(extra) = file
+        .names()
+        .into_iter()
+        .find(|n| !INPUT_TENSORS.contains(&n.as_str()))
+    {
+        return Err(file.error(format!(
+            "unexpected tensor {extra} (expected {})",
+            INPUT_TENSORS.join(", ")
+        )));
     }
     let shape = file.shape("stimuli")?;
     let input = arch.input;
@@ -79,17 +88,29 @@ pub fn read_conv_trace_inputs(path: &Path, net: &ConvNet<f32>) -> Result<ConvTra
     };
     let samples = match file.shape("modulator")?[..] {
         [k, t] if k == trials && t > 1 => t,
-        ref other => return Err(file.error(format!("tensor modulator has shape {other:?}, expected [{trials}, T] with T ≥ 2"))),
+        ref other => {
+            return Err(file.error(format!(
+                "tensor modulator has shape {other:?}, expected [{trials}, T] with T ≥ 2"
+            )));
+        }
     };
     let raw = file.i64("labels", &[trials, arch.tasks])?;
     if let Some(i) = raw.iter().position(|l| !(0..2).contains(l)) {
-        return Err(file.error(format!("tensor labels: {} at index {i} is not 0 or 1", raw[i])));
+        return Err(file.error(format!(
+            "tensor labels: {} at index {i} is not 0 or 1",
+            raw[i]
+        )));
     }
     let heads = match file.metadata("task").map(str::trim) {
         None | Some("all") => Heads::All,
         Some(text) => match text.parse::<usize>() {
             Ok(t) if t < arch.tasks => Heads::One(t),
-            _ => return Err(file.error(format!("metadata key task: {text:?} is not `all` or a head 0..{}", arch.tasks - 1))),
+            _ => {
+                return Err(file.error(format!(
+                    "metadata key task: {text:?} is not `all` or a head 0..{}",
+                    arch.tasks - 1
+                )));
+            }
         },
     };
     let lambda = metadata_number(&file, "lambda", 0.0)?;
@@ -99,14 +120,25 @@ pub fn read_conv_trace_inputs(path: &Path, net: &ConvNet<f32>) -> Result<ConvTra
     let rule = match file.metadata("gain_rule").map(str::trim) {
         None | Some("covariance") => GainRule::Covariance,
         Some("correlation") => GainRule::Correlation,
-        Some(other) => return Err(file.error(format!("metadata key gain_rule: unknown rule {other:?} (expected covariance or correlation)"))),
+        Some(other) => return Err(file.error(format!(
+            "metadata key gain_rule: unknown rule {other:?} (expected covariance or correlation)"
+        ))),
     };
     Ok(ConvTraceInputs {
-        stimuli: file.f32("stimuli", &[trials, input.height, input.width, input.channels])?,
+        stimuli: file.f32(
+            "stimuli",
+            &[trials, input.height, input.width, input.channels],
+        )?,
         modulator: file.f32("modulator", &[trials, samples])?,
         labels: raw.into_iter().map(|l| l as u8).collect(),
-        coupling: file.contains("coupling").then(|| file.f32("coupling", &[arch.modulated_channels()])).transpose()?,
-        gain: file.contains("gain").then(|| file.f32("gain", &[arch.gated_size()])).transpose()?,
+        coupling: file
+            .contains("coupling")
+            .then(|| file.f32("coupling", &[arch.modulated_channels()]))
+            .transpose()?,
+        gain: file
+            .contains("gain")
+            .then(|| file.f32("gain", &[arch.gated_size()]))
+            .transpose()?,
         m0: metadata_number(&file, "m0", MODULATOR_MEAN)?,
         lambda,
         rule,
@@ -119,7 +151,10 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs, path: &Path) -> 
     let arch = net.arch();
     let trials = inputs.labels.len() / arch.tasks;
     let samples = inputs.modulator.len() / trials;
-    let coupling = inputs.coupling.clone().unwrap_or_else(|| vec![0.0; arch.modulated_channels()]);
+    let coupling = inputs
+        .coupling
+        .clone()
+        .unwrap_or_else(|| vec![0.0; arch.modulated_channels()]);
     let mut ws = net.workspace();
     let features = unmodulated_features(net, &mut ws, &inputs.stimuli, trials);
     let per_trial = features.len() / trials;
@@ -128,26 +163,68 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs, path: &Path) -> 
     let mut one = vec![0.0f64; arch.gated_size()];
     for (k, u) in features.chunks_exact(per_trial).enumerate() {
         let m = &inputs.modulator[k * samples..(k + 1) * samples];
-        trial_gain(net, u, m, &coupling, false, inputs.rule, &mut scratch, &mut one);
+        trial_gain(
+            net,
+            u,
+            m,
+            &coupling,
+            false,
+            inputs.rule,
+            &mut scratch,
+            &mut one,
+        );
         gains.extend(one.iter().map(|&g| g as f32));
     }
     let m = vec![inputs.m0; trials];
-    let modulator = Modulator { m: &m, coupling: &coupling, beta: arch.beta, variance: 0.0 };
-    net.forward(&mut ws, &inputs.stimuli, trials, Some(&modulator), inputs.gain.as_deref());
+    let modulator = Modulator {
+        m: &m,
+        coupling: &coupling,
+        beta: arch.beta,
+        variance: 0.0,
+    };
+    net.forward(
+        &mut ws,
+        &inputs.stimuli,
+        trials,
+        Some(&modulator),
+        inputs.gain.as_deref(),
+    );
     let logits = ws.logits().to_vec();
     let mut dlogits = vec![0.0; logits.len()];
-    let loss = heads_loss(&logits, arch.tasks, &inputs.labels, inputs.heads, &mut dlogits) + l1_penalty(&coupling, inputs.lambda);
+    let loss = heads_loss(
+        &logits,
+        arch.tasks,
+        &inputs.labels,
+        inputs.heads,
+        &mut dlogits,
+    ) + l1_penalty(&coupling, inputs.lambda);
     let mut grads = net.zero_grads();
     net.backward(&mut ws, &dlogits, Depth::All, &mut grads);
     l1_backward(&coupling, inputs.lambda, &mut grads.coupling);
     let mut tensors = vec![
-        ("trial_gain".to_string(), vec![trials, arch.gated_size()], TensorData::F32(gains)),
-        ("logits".to_string(), vec![trials, arch.logits()], TensorData::F32(logits)),
+        (
+            "trial_gain".to_string(),
+            vec![trials, arch.gated_size()],
+            TensorData::F32(gains),
+        ),
+        (
+            "logits".to_string(),
+            vec![trials, arch.logits()],
+            TensorData::F32(logits),
+        ),
         ("loss".to_string(), vec![1], TensorData::F32(vec![loss])),
-        ("grad.coupling".to_string(), vec![coupling.len()], TensorData::F32(grads.coupling.clone())),
+        (
+            "grad.coupling".to_string(),
+            vec![coupling.len()],
+            TensorData::F32(grads.coupling.clone()),
+        ),
     ];
     for (name, shape, range) in parameter_tensors(net) {
-        tensors.push((format!("grad.{name}"), shape, TensorData::F32(grads.params[range].to_vec())));
+        tensors.push((
+            format!("grad.{name}"),
+            shape,
+            TensorData::F32(grads.params[range].to_vec()),
+        ));
     }
     for (name, _, data) in &tensors {
         if let TensorData::F32(values) = data
@@ -155,7 +232,10 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs, path: &Path) -> 
         {
             return Err(Error::tensor(
                 path,
-                format!("not written: tensor {} {} (inputs outside the range where results are finite)", fault.tensor, fault.problem),
+                format!(
+                    "not written: tensor {} {} (inputs outside the range where results are finite)",
+                    fault.tensor, fault.problem
+                ),
             ));
         }
     }

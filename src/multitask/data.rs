@@ -22,7 +22,9 @@ use crate::io::read::{MAX_IDX_BYTES, read_bounded};
 use crate::rng::rng_for;
 
 /// The multi-task benchmarks (§8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Benchmark {
     /// Composites of four digits, 8 tasks: the digit in quadrant q is
@@ -94,7 +96,7 @@ struct Stored {
 
 #[derive(Debug)]
 enum Source {
-    Digits(Digits),
+    Digits(Box<Digits>),
     Fixed { train: Stored, test: Stored },
 }
 
@@ -124,11 +126,19 @@ impl MultitaskData {
                 let train = load_cifar(&dir.join("train.bin"), limit)?;
                 let test = load_cifar(&dir.join("test.bin"), limit)?;
                 let tasks = (0..CIFAR_COARSE).map(|k| format!("coarse{k:02}")).collect();
-                Ok(MultitaskData::fixed(benchmark, CIFAR_SIDE, tasks, train, test))
+                Ok(MultitaskData::fixed(
+                    benchmark, CIFAR_SIDE, tasks, train, test,
+                ))
             }
             Benchmark::Celeba => {
                 let (tasks, train, test) = load_celeba(dir, limit)?;
-                Ok(MultitaskData::fixed(benchmark, CELEBA_SIDE, tasks, train, test))
+                Ok(MultitaskData::fixed(
+                    benchmark,
+                    CELEBA_SIDE,
+                    tasks,
+                    train,
+                    test,
+                ))
             }
         }
     }
@@ -148,11 +158,17 @@ impl MultitaskData {
             },
             tasks,
             sha256: digits.sha256().to_string(),
-            source: Source::Digits(digits),
+            source: Source::Digits(Box::new(digits)),
         }
     }
 
-    fn fixed(benchmark: Benchmark, side: usize, tasks: Vec<String>, train: Stored, test: Stored) -> MultitaskData {
+    fn fixed(
+        benchmark: Benchmark,
+        side: usize,
+        tasks: Vec<String>,
+        train: Stored,
+        test: Stored,
+    ) -> MultitaskData {
         let sha256 = sha256_hex(&[&train.pixels, &train.labels, &test.pixels, &test.labels]);
         MultitaskData {
             benchmark,
@@ -183,7 +199,11 @@ impl MultitaskData {
             Error::option(
                 "--tasks",
                 name,
-                format!("is not a task of {} (tasks: {})", self.benchmark.name(), self.tasks.join(", ")),
+                format!(
+                    "is not a task of {} (tasks: {})",
+                    self.benchmark.name(),
+                    self.tasks.join(", ")
+                ),
             )
         })
     }
@@ -215,7 +235,11 @@ impl MultitaskData {
         let tasks = self.tasks.len();
         let (mut positives, mut negatives) = (Vec::new(), Vec::new());
         for (i, labels) in stored.labels.chunks_exact(tasks).enumerate() {
-            if labels[t] == 1 { positives.push(i) } else { negatives.push(i) }
+            if labels[t] == 1 {
+                positives.push(i)
+            } else {
+                negatives.push(i)
+            }
         }
         if positives.is_empty() || negatives.is_empty() {
             return Err(Error::Data {
@@ -225,7 +249,11 @@ impl MultitaskData {
                     self.tasks[t],
                     positives.len(),
                     negatives.len(),
-                    if pool == Pool::Train { "training" } else { "test" }
+                    if pool == Pool::Train {
+                        "training"
+                    } else {
+                        "test"
+                    }
                 ),
             });
         }
@@ -244,12 +272,18 @@ impl MultitaskData {
     fn gather(&self, stored: &Stored, rows: &[usize]) -> Images {
         let (len, tasks) = (self.shape.len(), self.tasks.len());
         let mut images = vec![0.0f32; rows.len() * len];
-        images.par_chunks_mut(len).zip(rows.par_iter()).for_each(|(out, &r)| {
-            for (o, &p) in out.iter_mut().zip(&stored.pixels[r * len..(r + 1) * len]) {
-                *o = f32::from(p) / 255.0;
-            }
-        });
-        let labels = rows.iter().flat_map(|&r| stored.labels[r * tasks..(r + 1) * tasks].iter().copied()).collect();
+        images
+            .par_chunks_mut(len)
+            .zip(rows.par_iter())
+            .for_each(|(out, &r)| {
+                for (o, &p) in out.iter_mut().zip(&stored.pixels[r * len..(r + 1) * len]) {
+                    *o = f32::from(p) / 255.0;
+                }
+            });
+        let labels = rows
+            .iter()
+            .flat_map(|&r| stored.labels[r * tasks..(r + 1) * tasks].iter().copied())
+            .collect();
         Images { images, labels }
     }
 }
@@ -263,8 +297,14 @@ fn composites(digits: &Digits, pool: Pool, n: usize, seed: u64) -> Images {
         .iter()
         .flat_map(|sources| {
             let classes: Vec<u8> = sources.iter().map(|&s| digits.label(s)).collect();
-            let even = classes.iter().map(|c| u8::from(c % 2 == 0)).collect::<Vec<_>>();
-            let high = classes.iter().map(|&c| u8::from(c >= 5)).collect::<Vec<_>>();
+            let even = classes
+                .iter()
+                .map(|c| u8::from(c % 2 == 0))
+                .collect::<Vec<_>>();
+            let high = classes
+                .iter()
+                .map(|&c| u8::from(c >= 5))
+                .collect::<Vec<_>>();
             even.into_iter().chain(high)
         })
         .collect();
@@ -326,16 +366,24 @@ pub type Attributes = (Vec<String>, Vec<(String, [u8; CELEBA_ATTRIBUTES])>);
 /// Parses `list_attr_celeba.txt`: a count line, a line of 40 names, then
 /// one line per image, `<file> ±1 × 40`.
 pub fn parse_celeba_attributes(text: &str) -> std::result::Result<Attributes, String> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
     let (_, count) = lines.next().ok_or("is empty")?;
     let count: usize = count
         .trim()
         .parse()
         .map_err(|_| format!("line 1: {:?} is not the number of images", count.trim()))?;
-    let (_, names) = lines.next().ok_or("line 2: the attribute names are missing")?;
+    let (_, names) = lines
+        .next()
+        .ok_or("line 2: the attribute names are missing")?;
     let names: Vec<String> = names.split_whitespace().map(str::to_string).collect();
     if names.len() != CELEBA_ATTRIBUTES {
-        return Err(format!("line 2: {} attribute names, expected {CELEBA_ATTRIBUTES}", names.len()));
+        return Err(format!(
+            "line 2: {} attribute names, expected {CELEBA_ATTRIBUTES}",
+            names.len()
+        ));
     }
     let mut rows = Vec::with_capacity(count.min(1 << 20));
     for (number, line) in lines {
@@ -345,22 +393,36 @@ pub fn parse_celeba_attributes(text: &str) -> std::result::Result<Attributes, St
         let mut seen = 0;
         for field in fields {
             if seen == CELEBA_ATTRIBUTES {
-                return Err(format!("line {}: more than {CELEBA_ATTRIBUTES} values", number + 1));
+                return Err(format!(
+                    "line {}: more than {CELEBA_ATTRIBUTES} values",
+                    number + 1
+                ));
             }
             values[seen] = match field {
                 "1" => 1,
                 "-1" => 0,
-                other => return Err(format!("line {}: value {other:?} is not 1 or -1", number + 1)),
+                other => {
+                    return Err(format!(
+                        "line {}: value {other:?} is not 1 or -1",
+                        number + 1
+                    ));
+                }
             };
             seen += 1;
         }
         if seen != CELEBA_ATTRIBUTES {
-            return Err(format!("line {}: {seen} values, expected {CELEBA_ATTRIBUTES}", number + 1));
+            return Err(format!(
+                "line {}: {seen} values, expected {CELEBA_ATTRIBUTES}",
+                number + 1
+            ));
         }
         rows.push((file, values));
     }
     if rows.len() != count {
-        return Err(format!("line 1 announces {count} images, the file lists {}", rows.len()));
+        return Err(format!(
+            "line 1 announces {count} images, the file lists {}",
+            rows.len()
+        ));
     }
     Ok((names, rows))
 }
@@ -373,8 +435,13 @@ pub fn parse_celeba_partition(text: &str) -> std::result::Result<Vec<(String, u8
         .map(|(number, line)| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
-                [file, split @ ("0" | "1" | "2")] => Ok((file.to_string(), split.as_bytes()[0] - b'0')),
-                _ => Err(format!("line {}: {line:?} is not `<file> 0|1|2`", number + 1)),
+                [file, split @ ("0" | "1" | "2")] => {
+                    Ok((file.to_string(), split.as_bytes()[0] - b'0'))
+                }
+                _ => Err(format!(
+                    "line {}: {line:?} is not `<file> 0|1|2`",
+                    number + 1
+                )),
             }
         })
         .collect()
@@ -387,28 +454,51 @@ fn read_text(path: &Path) -> Result<String> {
 
 /// Decodes one aligned CelebA JPEG and resizes it to 64×64 RGB bytes.
 pub fn decode_celeba_image(bytes: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg).map_err(|e| format!("not a readable JPEG: {e}"))?;
+    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .map_err(|e| format!("not a readable JPEG: {e}"))?;
     let side = CELEBA_SIDE as u32;
-    let resized = image::imageops::resize(&image.to_rgb8(), side, side, image::imageops::FilterType::Triangle);
+    let resized = image::imageops::resize(
+        &image.to_rgb8(),
+        side,
+        side,
+        image::imageops::FilterType::Triangle,
+    );
     Ok(resized.into_raw())
 }
 
 fn load_celeba(dir: &Path, limit: Option<usize>) -> Result<(Vec<String>, Stored, Stored)> {
     let attr_path = dir.join("list_attr_celeba.txt");
     let part_path = dir.join("list_eval_partition.txt");
-    let (names, rows) = parse_celeba_attributes(&read_text(&attr_path)?).map_err(|m| Error::data(&attr_path, m))?;
-    let partition = parse_celeba_partition(&read_text(&part_path)?).map_err(|m| Error::data(&part_path, m))?;
+    let (names, rows) =
+        parse_celeba_attributes(&read_text(&attr_path)?).map_err(|m| Error::data(&attr_path, m))?;
+    let partition =
+        parse_celeba_partition(&read_text(&part_path)?).map_err(|m| Error::data(&part_path, m))?;
     if partition.len() != rows.len() {
         return Err(Error::data(
             &part_path,
-            format!("lists {} images, {} lists {}", partition.len(), attr_path.display(), rows.len()),
+            format!(
+                "lists {} images, {} lists {}",
+                partition.len(),
+                attr_path.display(),
+                rows.len()
+            ),
         ));
     }
-    let images_dir = if dir.join("img_align_celeba").is_dir() { dir.join("img_align_celeba") } else { dir.to_path_buf() };
+    let images_dir = if dir.join("img_align_celeba").is_dir() {
+        dir.join("img_align_celeba")
+    } else {
+        dir.to_path_buf()
+    };
     let mut splits = [Vec::new(), Vec::new()];
     for (i, ((file, values), (part_file, split))) in rows.iter().zip(&partition).enumerate() {
         if file != part_file {
-            return Err(Error::data(&part_path, format!("line {}: {part_file:?} where the attribute list has {file:?}", i + 1)));
+            return Err(Error::data(
+                &part_path,
+                format!(
+                    "line {}: {part_file:?} where the attribute list has {file:?}",
+                    i + 1
+                ),
+            ));
         }
         // Partition 0 trains, 2 tests; the validation partition (1) is not used.
         let which = match split {
@@ -431,13 +521,19 @@ fn load_celeba(dir: &Path, limit: Option<usize>) -> Result<(Vec<String>, Stored,
             .collect::<Result<_>>()?;
         Ok(Stored {
             pixels: pixels.concat(),
-            labels: entries.iter().flat_map(|(_, v)| v.iter().copied()).collect(),
+            labels: entries
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .collect(),
         })
     };
     let (train, test) = (load(&splits[0])?, load(&splits[1])?);
     for (stored, name) in [(&train, "training (0)"), (&test, "test (2)")] {
         if stored.labels.is_empty() {
-            return Err(Error::data(&part_path, format!("no image in the {name} partition")));
+            return Err(Error::data(
+                &part_path,
+                format!("no image in the {name} partition"),
+            ));
         }
     }
     Ok((names, train, test))

@@ -20,7 +20,13 @@ pub struct Evaluated<'a> {
 }
 
 /// Logits `[n, 2·tasks]` of `set` under `modulation` (none: unmodulated).
-pub fn logits(net: &ConvNet<f32>, ws: &mut ConvWorkspace<f32>, set: &Images, tasks: usize, modulation: Option<Evaluated<'_>>) -> Vec<f32> {
+pub fn logits(
+    net: &ConvNet<f32>,
+    ws: &mut ConvWorkspace<f32>,
+    set: &Images,
+    tasks: usize,
+    modulation: Option<Evaluated<'_>>,
+) -> Vec<f32> {
     let len = net.arch().input.len();
     let n = set.len(tasks);
     let mut out = Vec::with_capacity(n * net.arch().logits());
@@ -48,9 +54,16 @@ pub fn logits(net: &ConvNet<f32>, ws: &mut ConvWorkspace<f32>, set: &Images, tas
 }
 
 /// Accuracy of every head on `set`.
-pub fn task_accuracies(net: &ConvNet<f32>, set: &Images, tasks: usize, modulation: Option<Evaluated<'_>>) -> Vec<f64> {
+pub fn task_accuracies(
+    net: &ConvNet<f32>,
+    set: &Images,
+    tasks: usize,
+    modulation: Option<Evaluated<'_>>,
+) -> Vec<f64> {
     let mut ws = net.workspace();
     let z = logits(net, &mut ws, set, tasks, modulation);
     let n = set.len(tasks) as f64;
-    (0..tasks).map(|t| head_correct(&z, tasks, &set.labels, t) as f64 / n).collect()
+    (0..tasks)
+        .map(|t| head_correct(&z, tasks, &set.labels, t) as f64 / n)
+        .collect()
 }

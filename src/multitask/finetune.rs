@@ -8,7 +8,9 @@ use std::ops::Range;
 use rand::RngExt;
 use rand_distr::{Distribution, Normal};
 
-use crate::conv::net::{ConvNet, ConvWorkspace, Depth, Heads, Modulator, channel_factors, heads_loss, scale_channels};
+use crate::conv::net::{
+    ConvNet, ConvWorkspace, Depth, Heads, Modulator, channel_factors, heads_loss, scale_channels,
+};
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
 use crate::error::{Error, Result};
 use crate::multitask::data::Images;
@@ -73,7 +75,13 @@ pub fn check_config(config: &FinetuneConfig) -> Result<()> {
 
 /// The accuracy of task t's head on `test` under `modulation` (the frozen
 /// backbone and heads of `net`): the computation a task switch repeats.
-pub fn task_accuracy(net: &ConvNet<f32>, t: usize, m: f32, modulation: &TaskModulation, test: &Images) -> f64 {
+pub fn task_accuracy(
+    net: &ConvNet<f32>,
+    t: usize,
+    m: f32,
+    modulation: &TaskModulation,
+    test: &Images,
+) -> f64 {
     let tasks = net.arch().tasks;
     let accuracy = crate::multitask::evaluate::task_accuracies(
         net,
@@ -90,8 +98,15 @@ pub fn task_accuracy(net: &ConvNet<f32>, t: usize, m: f32, modulation: &TaskModu
 
 /// What a run trains: coupling, or ranges of the parameters.
 enum Theta {
-    Coupling { c: Vec<f32>, root: Option<Vec<f32>> },
-    Params { net: ConvNet<f32>, ranges: Vec<(Range<usize>, bool)>, depth: Depth },
+    Coupling {
+        c: Vec<f32>,
+        root: Option<Vec<f32>>,
+    },
+    Params {
+        net: ConvNet<f32>,
+        ranges: Vec<(Range<usize>, bool)>,
+        depth: Depth,
+    },
 }
 
 struct Run<'a> {
@@ -113,13 +128,23 @@ struct Run<'a> {
 }
 
 /// Fine-tunes task `t` of `frozen` with `method` (§4, §8) on `sets`.
-pub fn finetune_task(frozen: &ConvNet<f32>, t: usize, method: Method, config: &FinetuneConfig, sets: &TaskSets, seed: u64) -> TaskOutcome {
+pub fn finetune_task(
+    frozen: &ConvNet<f32>,
+    t: usize,
+    method: Method,
+    config: &FinetuneConfig,
+    sets: &TaskSets,
+    seed: u64,
+) -> TaskOutcome {
     let arch = frozen.arch();
     let mut rng = rng_for(seed, &["coupling".into()]);
     let theta = match method.trains() {
         Trained::Coupling => {
-            let c: Vec<f32> = (0..arch.modulated_channels()).map(|_| rng.random_range(0.9..1.1)).collect();
-            let root = (config.coupling_param == CouplingParam::Square).then(|| c.iter().map(|v| v.sqrt()).collect());
+            let c: Vec<f32> = (0..arch.modulated_channels())
+                .map(|_| rng.random_range(0.9..1.1))
+                .collect();
+            let root = (config.coupling_param == CouplingParam::Square)
+                .then(|| c.iter().map(|v| v.sqrt()).collect());
             Theta::Coupling { c, root }
         }
         Trained::Weights | Trained::Readout => {
@@ -133,8 +158,16 @@ pub fn finetune_task(frozen: &ConvNet<f32>, t: usize, method: Method, config: &F
                     }
                 }
             }
-            let depth = if method.trains() == Trained::Weights { Depth::All } else { Depth::Heads };
-            Theta::Params { net: frozen.clone(), ranges, depth }
+            let depth = if method.trains() == Trained::Weights {
+                Depth::All
+            } else {
+                Depth::Heads
+            };
+            Theta::Params {
+                net: frozen.clone(),
+                ranges,
+                depth,
+            }
         }
     };
     let trained = match &theta {
@@ -164,7 +197,10 @@ pub fn finetune_task(frozen: &ConvNet<f32>, t: usize, method: Method, config: &F
     let len = arch.input.len();
     let slice = |k: usize| {
         let rows = k * batch..(k + 1) * batch;
-        (&sets.train.images[rows.start * len..rows.end * len], &sets.train.labels[rows.start * tasks..rows.end * tasks])
+        (
+            &sets.train.images[rows.start * len..rows.end * len],
+            &sets.train.labels[rows.start * tasks..rows.end * tasks],
+        )
     };
     let mut failure = None;
     let fail = |at: String, fault: Fault| Some(Failure::new(at, fault));
@@ -186,7 +222,13 @@ pub fn finetune_task(frozen: &ConvNet<f32>, t: usize, method: Method, config: &F
         }
     }
     let (modulation, params) = match run.theta {
-        Theta::Coupling { c, .. } => (Some(TaskModulation { coupling: c, gain: run.gain }), None),
+        Theta::Coupling { c, .. } => (
+            Some(TaskModulation {
+                coupling: c,
+                gain: run.gain,
+            }),
+            None,
+        ),
         Theta::Params { net, .. } => (None, Some(net.params)),
     };
     TaskOutcome {
@@ -207,11 +249,13 @@ impl Run<'_> {
         let arch = self.frozen.arch();
         let rows = test.len(arch.tasks);
         let len = arch.input.len();
-        let modulated = arch.modulated_stage;
         let n = arch.stages.len();
         let (stop, cache) = match &self.theta {
-            Theta::Coupling { .. } => (modulated, true),
-            Theta::Params { depth: Depth::Heads, .. } => (n, true),
+            Theta::Coupling { .. } => (arch.scaling_stage(), true),
+            Theta::Params {
+                depth: Depth::Heads,
+                ..
+            } => (n, true),
             Theta::Params { .. } => (0, false),
         };
         if !cache {
@@ -220,7 +264,8 @@ impl Run<'_> {
         for start in (0..rows).step_by(EVAL_CHUNK) {
             let chunk = EVAL_CHUNK.min(rows - start);
             let images = &test.images[start * len..(start + chunk) * len];
-            self.frozen.forward_stages(&mut self.ws, images, chunk, 0..stop, None, None);
+            self.frozen
+                .forward_stages(&mut self.ws, images, chunk, 0..stop, None, None);
             self.cached.extend_from_slice(self.ws.activation(stop));
         }
         self.flops += 2.0 * rows as f64 * (arch.forward_macs() - arch.macs_from(stop)) as f64;
@@ -234,31 +279,58 @@ impl Run<'_> {
         let n = arch.stages.len();
         let mut correct = 0;
         let t = self.t;
-        let count = |logits: &[f32], labels: &[u8]| crate::conv::net::head_correct(logits, tasks, labels, t);
+        let count = |logits: &[f32], labels: &[u8]| {
+            crate::conv::net::head_correct(logits, tasks, labels, t)
+        };
         match &self.theta {
             Theta::Coupling { c, .. } => {
-                let modulated = arch.modulated_stage;
+                // The cache holds the maps where the factor applies.
+                let modulated = arch.scaling_stage();
                 let per_row = self.cached.len() / rows;
                 let m = vec![self.m(); EVAL_CHUNK];
-                let modulator = Modulator { m: &m, coupling: c, beta: arch.beta, variance: 0.0 };
+                let modulator = Modulator {
+                    m: &m,
+                    coupling: c,
+                    beta: arch.beta,
+                    variance: 0.0,
+                };
                 let mut factors = Vec::new();
                 channel_factors(&modulator, EVAL_CHUNK, &mut factors);
                 for start in (0..rows).step_by(EVAL_CHUNK) {
                     let chunk = EVAL_CHUNK.min(rows - start);
                     let input = self.ws.stage_input_mut(modulated);
                     input.clear();
-                    input.extend_from_slice(&self.cached[start * per_row..(start + chunk) * per_row]);
+                    input.extend_from_slice(
+                        &self.cached[start * per_row..(start + chunk) * per_row],
+                    );
                     scale_channels(input, &factors[..chunk * c.len()], c.len());
-                    self.frozen.run_stages(&mut self.ws, chunk, modulated..n, None, self.gain.as_deref());
-                    correct += count(self.ws.logits(), &test.labels[start * tasks..(start + chunk) * tasks]);
+                    self.frozen.run_stages(
+                        &mut self.ws,
+                        chunk,
+                        modulated..n,
+                        None,
+                        self.gain.as_deref(),
+                    );
+                    correct += count(
+                        self.ws.logits(),
+                        &test.labels[start * tasks..(start + chunk) * tasks],
+                    );
                 }
                 self.flops += 2.0 * rows as f64 * arch.macs_from(modulated) as f64;
             }
-            Theta::Params { net, depth: Depth::Heads, .. } => {
+            Theta::Params {
+                net,
+                depth: Depth::Heads,
+                ..
+            } => {
                 let width = arch.gated_size();
                 let (w, b) = net.head_of(t);
                 let (w, b) = (&net.params[w], &net.params[b]);
-                for (h, y) in self.cached.chunks_exact(width).zip(test.labels.chunks_exact(tasks)) {
+                for (h, y) in self
+                    .cached
+                    .chunks_exact(width)
+                    .zip(test.labels.chunks_exact(tasks))
+                {
                     let z0 = b[0] + h.iter().zip(&w[..width]).map(|(a, b)| a * b).sum::<f32>();
                     let z1 = b[1] + h.iter().zip(&w[width..]).map(|(a, b)| a * b).sum::<f32>();
                     correct += usize::from(usize::from(z1 > z0) == y[t] as usize);
@@ -269,8 +341,17 @@ impl Run<'_> {
                 let len = arch.input.len();
                 for start in (0..rows).step_by(EVAL_CHUNK) {
                     let chunk = EVAL_CHUNK.min(rows - start);
-                    net.forward(&mut self.ws, &test.images[start * len..(start + chunk) * len], chunk, None, None);
-                    correct += count(self.ws.logits(), &test.labels[start * tasks..(start + chunk) * tasks]);
+                    net.forward(
+                        &mut self.ws,
+                        &test.images[start * len..(start + chunk) * len],
+                        chunk,
+                        None,
+                        None,
+                    );
+                    correct += count(
+                        self.ws.logits(),
+                        &test.labels[start * tasks..(start + chunk) * tasks],
+                    );
                 }
                 self.flops += 2.0 * rows as f64 * arch.forward_macs() as f64;
             }
@@ -288,20 +369,42 @@ impl Run<'_> {
         let mut dlogits = Vec::new();
         match &mut self.theta {
             Theta::Coupling { c, root } => {
-                let modulator = Modulator { m: &m, coupling: c, beta: arch.beta, variance: 0.0 };
-                self.frozen.forward(&mut self.ws, images, rows, Some(&modulator), self.gain.as_deref());
+                let modulator = Modulator {
+                    m: &m,
+                    coupling: c,
+                    beta: arch.beta,
+                    variance: 0.0,
+                };
+                self.frozen.forward(
+                    &mut self.ws,
+                    images,
+                    rows,
+                    Some(&modulator),
+                    self.gain.as_deref(),
+                );
                 dlogits.resize(self.ws.logits().len(), 0.0);
-                let loss = heads_loss(self.ws.logits(), arch.tasks, labels, Heads::One(self.t), &mut dlogits);
+                let loss = heads_loss(
+                    self.ws.logits(),
+                    arch.tasks,
+                    labels,
+                    Heads::One(self.t),
+                    &mut dlogits,
+                );
                 check_scalar("training loss", loss as f64)?;
                 let mut grads = self.frozen.zero_grads();
-                self.frozen.backward(&mut self.ws, &dlogits, Depth::Coupling, &mut grads);
+                self.frozen
+                    .backward(&mut self.ws, &dlogits, Depth::Coupling, &mut grads);
                 match root {
                     None => {
                         l1_backward(c, lambda, &mut grads.coupling);
                         self.adam.step(c, &grads.coupling);
                     }
                     Some(w) => {
-                        let mut dw: Vec<f32> = w.iter().zip(&grads.coupling).map(|(w, dc)| 2.0 * w * dc).collect();
+                        let mut dw: Vec<f32> = w
+                            .iter()
+                            .zip(&grads.coupling)
+                            .map(|(w, dc)| 2.0 * w * dc)
+                            .collect();
                         l1_backward(w, lambda, &mut dw);
                         self.adam.step(w, &dw);
                         for (ci, wi) in c.iter_mut().zip(w.iter()) {
@@ -310,12 +413,20 @@ impl Run<'_> {
                     }
                 }
                 check_finite("coupling c", c)?;
-                self.flops += 2.0 * rows as f64 * (arch.forward_macs() + 2 * arch.macs_from(arch.modulated_stage)) as f64;
+                self.flops += 2.0
+                    * rows as f64
+                    * (arch.forward_macs() + 2 * arch.macs_from(arch.modulated_stage)) as f64;
             }
             Theta::Params { net, ranges, depth } => {
                 net.forward(&mut self.ws, images, rows, None, None);
                 dlogits.resize(self.ws.logits().len(), 0.0);
-                let loss = heads_loss(self.ws.logits(), arch.tasks, labels, Heads::One(self.t), &mut dlogits);
+                let loss = heads_loss(
+                    self.ws.logits(),
+                    arch.tasks,
+                    labels,
+                    Heads::One(self.t),
+                    &mut dlogits,
+                );
                 check_scalar("training loss", loss as f64)?;
                 let mut grads = net.zero_grads();
                 net.backward(&mut self.ws, &dlogits, *depth, &mut grads);
@@ -336,7 +447,11 @@ impl Run<'_> {
                     at += r.len();
                 }
                 check_finite("trained weights and biases", &theta)?;
-                let backward = if *depth == Depth::All { 2 * arch.forward_macs() } else { 2 * arch.logits() * arch.gated_size() };
+                let backward = if *depth == Depth::All {
+                    2 * arch.forward_macs()
+                } else {
+                    2 * arch.logits() * arch.gated_size()
+                };
                 self.flops += 2.0 * rows as f64 * (arch.forward_macs() + backward) as f64;
             }
         }
@@ -347,7 +462,9 @@ impl Run<'_> {
     /// trial per example (or one blank trial), fresh samples each, the
     /// batch mean folded into the running gain.
     fn estimate_gain(&mut self, images: &[f32]) -> std::result::Result<(), Fault> {
-        let Some(gain) = &mut self.gain else { return Ok(()) };
+        let Some(gain) = &mut self.gain else {
+            return Ok(());
+        };
         let arch = self.frozen.arch();
         let len = arch.input.len();
         let blank;
@@ -375,7 +492,16 @@ impl Run<'_> {
             for v in m.iter_mut() {
                 *v = self.normal.sample(&mut self.rng);
             }
-            trial_gain(self.frozen, row, &m, &c, compensate, self.config.gain.rule, &mut self.trial, &mut one);
+            trial_gain(
+                self.frozen,
+                row,
+                &m,
+                &c,
+                compensate,
+                self.config.gain.rule,
+                &mut self.trial,
+                &mut one,
+            );
             for (s, &o) in sum.iter_mut().zip(&one) {
                 *s += o;
             }
@@ -389,7 +515,10 @@ impl Run<'_> {
                 problem: "is zero for every neuron (no neuron covaries with the modulator)".into(),
             });
         }
-        self.flops += 2.0 * count as f64 * (arch.forward_macs() - arch.macs_from(arch.modulated_stage) + samples * arch.macs_from(arch.modulated_stage)) as f64;
+        self.flops += 2.0
+            * count as f64
+            * (arch.forward_macs() - arch.macs_from(arch.modulated_stage)
+                + samples * arch.macs_from(arch.modulated_stage)) as f64;
         Ok(())
     }
 }

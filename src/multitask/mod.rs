@@ -4,7 +4,7 @@
 
 pub mod data;
 pub mod evaluate;
-pub mod pretrain;
 pub mod finetune;
+pub mod pretrain;
 pub mod record;
 pub mod sweep;

@@ -59,7 +59,11 @@ impl MultitaskPretrainOptions {
             }
         }
         if self.batch > self.examples {
-            return Err(Error::option("--batch-size", self.batch, "is larger than --examples"));
+            return Err(Error::option(
+                "--batch-size",
+                self.batch,
+                "is larger than --examples",
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::option("--lr", self.lr, "must be a positive number"));
@@ -114,7 +118,11 @@ pub fn pretrain_multitask(
         )));
     }
     let mut net = ConvNet::<f32>::init(arch, options.seed);
-    let heldout = data.draw(Pool::Test, options.heldout, derive_seed(options.seed, &["heldout".into()]));
+    let heldout = data.draw(
+        Pool::Test,
+        options.heldout,
+        derive_seed(options.seed, &["heldout".into()]),
+    );
     let mut adam = Adam::new(net.params.len(), options.lr);
     let mut ws = net.workspace();
     let mut grads = net.zero_grads();
@@ -122,7 +130,11 @@ pub fn pretrain_multitask(
     let (tasks, len) = (arch.tasks, arch.input.len());
     let mut epochs = Vec::new();
     for epoch in 1..=options.max_epochs {
-        let set = data.draw(Pool::Train, options.examples, derive_seed(options.seed, &["epoch".into(), epoch.into()]));
+        let set = data.draw(
+            Pool::Train,
+            options.examples,
+            derive_seed(options.seed, &["epoch".into(), epoch.into()]),
+        );
         let mut total = 0.0;
         let batches = options.examples / options.batch;
         for b in 0..batches {
@@ -133,7 +145,10 @@ pub fn pretrain_multitask(
             dlogits.resize(ws.logits().len(), 0.0);
             let loss = heads_loss(ws.logits(), tasks, labels, Heads::All, &mut dlogits);
             if !loss.is_finite() {
-                return Err(Error::Arch(format!("pretraining diverged at epoch {epoch}, batch {}: the loss is {loss}; lower --lr", b + 1)));
+                return Err(Error::Arch(format!(
+                    "pretraining diverged at epoch {epoch}, batch {}: the loss is {loss}; lower --lr",
+                    b + 1
+                )));
             }
             total += loss as f64;
             grads.params.fill(0.0);

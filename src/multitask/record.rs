@@ -82,9 +82,13 @@ impl Stored for MultitaskRecord {
     }
 
     fn from_line(line: &[u8]) -> std::result::Result<Self, String> {
-        let record: MultitaskRecord = serde_json::from_slice(line).map_err(|e| format!("not a multi-task record: {e}"))?;
+        let record: MultitaskRecord =
+            serde_json::from_slice(line).map_err(|e| format!("not a multi-task record: {e}"))?;
         if record.format != MULTITASK_RECORD_FORMAT {
-            return Err(format!("record format {} (expected {MULTITASK_RECORD_FORMAT})", record.format));
+            return Err(format!(
+                "record format {} (expected {MULTITASK_RECORD_FORMAT})",
+                record.format
+            ));
         }
         if record.curve.len() != record.examples.len() || record.curve.is_empty() {
             return Err(format!(
@@ -94,9 +98,16 @@ impl Stored for MultitaskRecord {
             ));
         }
         if let Some(i) = record.curve.iter().position(|a| !(0.0..=1.0).contains(a)) {
-            return Err(format!("accuracy {} at measurement {i} is not in [0, 1]", record.curve[i]));
+            return Err(format!(
+                "accuracy {} at measurement {i} is not in [0, 1]",
+                record.curve[i]
+            ));
         }
-        record.config.architecture.validate().map_err(|e| format!("architecture: {e}"))?;
+        record
+            .config
+            .architecture
+            .validate()
+            .map_err(|e| format!("architecture: {e}"))?;
         Ok(record)
     }
 

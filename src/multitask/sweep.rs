@@ -60,13 +60,28 @@ pub struct MultitaskSweepReport {
 }
 
 /// The examples of task `t`, repeat `r` (shared by the methods).
-pub fn task_sets(data: &MultitaskData, t: usize, repeat: usize, config: &MultitaskConfig) -> Result<TaskSets> {
+pub fn task_sets(
+    data: &MultitaskData,
+    t: usize,
+    repeat: usize,
+    config: &MultitaskConfig,
+) -> Result<TaskSets> {
     let f = &config.finetune;
     let name = data.tasks[t].as_str();
-    let seed = |what: &str| derive_seed(config.master_seed, &[name.into(), repeat.into(), what.into()]);
+    let seed = |what: &str| {
+        derive_seed(
+            config.master_seed,
+            &[name.into(), repeat.into(), what.into()],
+        )
+    };
     Ok(TaskSets {
         train: data.draw_task(t, Pool::Train, f.batches * f.batch_size, seed("train"))?,
-        test: data.draw_task(t, Pool::Test, f.test_composites, derive_seed(config.master_seed, &[name.into(), "test".into()]))?,
+        test: data.draw_task(
+            t,
+            Pool::Test,
+            f.test_composites,
+            derive_seed(config.master_seed, &[name.into(), "test".into()]),
+        )?,
     })
 }
 
@@ -80,7 +95,11 @@ pub fn run_multitask_sweep(
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<MultitaskSweepReport> {
     if spec.tasks.is_empty() || spec.methods.is_empty() || spec.repeats == 0 {
-        return Err(Error::option("--tasks/--methods/--repeats", "(empty)", "a sweep needs at least one task, method and repeat"));
+        return Err(Error::option(
+            "--tasks/--methods/--repeats",
+            "(empty)",
+            "a sweep needs at least one task, method and repeat",
+        ));
     }
     check_output(out)?;
     let _lock = FileLock::acquire(out)?;
@@ -106,61 +125,90 @@ pub fn run_multitask_sweep(
             if let Some(record) = contents.records.get(&k)
                 && record.seed != k.seed(spec.config.master_seed)
             {
-                return Err(Error::data(out, format!("{k} has seed {} where this sweep uses {}: not a run of this sweep", record.seed, k.seed(spec.config.master_seed))));
+                return Err(Error::data(
+                    out,
+                    format!(
+                        "{k} has seed {} where this sweep uses {}: not a run of this sweep",
+                        record.seed,
+                        k.seed(spec.config.master_seed)
+                    ),
+                ));
             }
         }
     }
     let resumed = groups
         .iter()
-        .map(|&(t, r)| spec.methods.iter().filter(|&&m| contents.records.contains_key(&key(t, m, r))).count())
+        .map(|&(t, r)| {
+            spec.methods
+                .iter()
+                .filter(|&&m| contents.records.contains_key(&key(t, m, r)))
+                .count()
+        })
         .sum();
     let appender = Appender::open(out, &contents)?;
     let done = AtomicUsize::new(resumed);
     let fresh: Mutex<Vec<(MultitaskRecord, f64)>> = Mutex::new(Vec::new());
     let failed = Mutex::new(Vec::new());
     let start = Instant::now();
-    groups.par_iter().try_for_each(|&(t, repeat)| -> Result<()> {
-        let todo: Vec<Method> = spec.methods.iter().copied().filter(|&m| !contents.records.contains_key(&key(t, m, repeat))).collect();
-        if todo.is_empty() {
-            return Ok(());
-        }
-        let sets = task_sets(data, t, repeat, &spec.config)?;
-        todo.par_iter().try_for_each(|&method| -> Result<()> {
-            let k = key(t, method, repeat);
-            let seed = k.seed(spec.config.master_seed);
-            let run_start = Instant::now();
-            let outcome = serial_products(|| finetune_task(frozen, t, method, &spec.config.finetune, &sets, seed));
-            if let Some(failure) = &outcome.failure {
-                failed.lock().expect("no panic while holding the lock").push(format!("{k}: {failure}"));
+    groups
+        .par_iter()
+        .try_for_each(|&(t, repeat)| -> Result<()> {
+            let todo: Vec<Method> = spec
+                .methods
+                .iter()
+                .copied()
+                .filter(|&m| !contents.records.contains_key(&key(t, m, repeat)))
+                .collect();
+            if todo.is_empty() {
+                return Ok(());
             }
-            let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
-                .then(|| outcome.modulation.as_ref().map(|m| m.coupling.clone()))
-                .flatten();
-            let record = MultitaskRecord {
-                format: MULTITASK_RECORD_FORMAT,
-                task: k.task.clone(),
-                method,
-                repeat,
-                seed,
-                examples: outcome.curve.examples,
-                curve: outcome.curve.accuracy,
-                coupling,
-                failure: outcome.failure,
-                wall_s: run_start.elapsed().as_secs_f64(),
-                config: spec.config.clone(),
-            };
-            appender.append(&record)?;
-            fresh.lock().expect("no panic while holding the lock").push((record, outcome.flops));
-            on_run(done.fetch_add(1, Ordering::Relaxed) + 1, planned);
-            Ok(())
-        })
-    })?;
+            let sets = task_sets(data, t, repeat, &spec.config)?;
+            todo.par_iter().try_for_each(|&method| -> Result<()> {
+                let k = key(t, method, repeat);
+                let seed = k.seed(spec.config.master_seed);
+                let run_start = Instant::now();
+                let outcome = serial_products(|| {
+                    finetune_task(frozen, t, method, &spec.config.finetune, &sets, seed)
+                });
+                if let Some(failure) = &outcome.failure {
+                    failed
+                        .lock()
+                        .expect("no panic while holding the lock")
+                        .push(format!("{k}: {failure}"));
+                }
+                let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
+                    .then(|| outcome.modulation.as_ref().map(|m| m.coupling.clone()))
+                    .flatten();
+                let record = MultitaskRecord {
+                    format: MULTITASK_RECORD_FORMAT,
+                    task: k.task.clone(),
+                    method,
+                    repeat,
+                    seed,
+                    examples: outcome.curve.examples,
+                    curve: outcome.curve.accuracy,
+                    coupling,
+                    failure: outcome.failure,
+                    wall_s: run_start.elapsed().as_secs_f64(),
+                    config: spec.config.clone(),
+                };
+                appender.append(&record)?;
+                fresh
+                    .lock()
+                    .expect("no panic while holding the lock")
+                    .push((record, outcome.flops));
+                on_run(done.fetch_add(1, Ordering::Relaxed) + 1, planned);
+                Ok(())
+            })
+        })?;
     let fresh = fresh.into_inner().expect("no panic while holding the lock");
     let report = MultitaskSweepReport {
         planned,
         resumed,
         run: fresh.len(),
-        failed: failed.into_inner().expect("no panic while holding the lock"),
+        failed: failed
+            .into_inner()
+            .expect("no panic while holding the lock"),
         seconds: start.elapsed().as_secs_f64(),
         flops: fresh.iter().fold(0.0, |s, (_, f)| s + f),
     };

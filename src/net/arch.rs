@@ -186,6 +186,15 @@ impl Arch {
 
     /// Parses and validates the §7 JSON.
     pub fn from_json(text: &str) -> Result<Arch> {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+            && value.get("format").and_then(serde_json::Value::as_u64)
+                == Some(u64::from(crate::conv::arch::CONV_ARCH_FORMAT))
+        {
+            return Err(Error::Arch(
+                "a convolutional architecture (format 2, §8): use it with `comod multitask pretrain --arch`"
+                    .into(),
+            ));
+        }
         let arch: Arch =
             serde_json::from_str(text).map_err(|e| Error::Arch(format!("invalid JSON: {e}")))?;
         arch.validate()?;

@@ -246,7 +246,8 @@ pub fn serial_products<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
-fn products_serial() -> bool {
+/// True inside [`serial_products`]: the caller keeps every core busy.
+pub fn products_serial() -> bool {
     SERIAL.with(|s| s.get())
 }
 

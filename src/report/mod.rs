@@ -6,6 +6,7 @@
 pub mod analyses;
 pub mod claims;
 pub mod markdown;
+pub mod multitask;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use crate::reproduce::{Observer, pretrained};
 use crate::rng::derive_seed;
 use crate::sweep::plan::Shard;
 use crate::sweep::record::{Record, SweepConfig};
-use crate::sweep::store::{merge, read_results};
+use crate::sweep::store::{Stored, merge_records, read_results};
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
 use crate::train::{FrozenNetwork, Method, PretrainOptions, general_accuracy};
@@ -62,7 +63,7 @@ pub struct ReportOutcome {
 }
 
 /// The results file of sweep `name` at `scale` in `out`, for `shard`.
-fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -> PathBuf {
+pub(crate) fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -> PathBuf {
     let dir = out.join("runs").join(scale.name());
     if shard.count > 1 {
         dir.join(format!(
@@ -75,7 +76,7 @@ fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -> PathBuf {
 }
 
 /// Joins shard files of `path` into it, when it does not exist yet.
-fn join_shards(path: &Path) -> Result<()> {
+pub(crate) fn join_shards<R: Stored>(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -97,7 +98,7 @@ fn join_shards(path: &Path) -> Result<()> {
     shards.sort();
     if !shards.is_empty() {
         let inputs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
-        merge(path, &inputs)?;
+        merge_records::<R>(path, &inputs)?;
     }
     Ok(())
 }
@@ -123,7 +124,7 @@ impl Sweeps<'_> {
         let options = self.options;
         let path = results_path(&options.out, options.scale, name, options.shard);
         if options.shard.count == 1 {
-            join_shards(&path)?;
+            join_shards::<Record>(&path)?;
         }
         self.observer.stage(&format!("sweep {name}"));
         let (tasks, _) = options.scale.tasks();
@@ -221,6 +222,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             records,
         });
     }
+    let multitask = multitask::multitask_section(options, &digits, observer, &figures)?;
     if options.shard.count > 1 {
         return Ok(ReportOutcome {
             report: None,
@@ -296,6 +298,9 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         "Fig. 4: task switching".into(),
         fig4(&switching, (&main_setting, options.seed), &figures)?,
     ));
+    if let Some(section) = multitask {
+        sections.push((multitask::TITLE.into(), section));
+    }
     for (_, section) in &sections {
         claims.extend(section.claims.iter().cloned());
     }

@@ -136,7 +136,11 @@ fn first_difference<C: serde::Serialize>(a: &C, b: &C) -> String {
 }
 
 /// Checks that every record was made with `config`.
-pub fn check_config<R: Stored>(path: &Path, contents: &Contents<R>, config: &R::Config) -> Result<()> {
+pub fn check_config<R: Stored>(
+    path: &Path,
+    contents: &Contents<R>,
+    config: &R::Config,
+) -> Result<()> {
     if let Some(other) = contents.records.values().find(|r| r.config() != config) {
         return Err(Error::data(
             path,

@@ -1,0 +1,189 @@
+//! The §8 section of `comod report`: the `mnist-attributes` benchmark on
+//! the shipped digits, its convolutional network pretrained jointly (or
+//! the report folder's checkpoint reused), the four methods fine-tuned on
+//! every task, and the method claims judged on its tasks.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::analysis::metrics::per_task;
+use crate::analysis::plots::{learning_curves, task_curves};
+use crate::conv::ConvArch;
+use crate::conv::checkpoint::{ConvProvenance, load_conv_checkpoint, save_conv_checkpoint};
+use crate::data::Digits;
+use crate::digest::sha256_hex;
+use crate::error::Result;
+use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
+use crate::multitask::data::{Benchmark, MultitaskData};
+use crate::multitask::pretrain::{MultitaskPretrainOptions, pretrain_multitask};
+use crate::multitask::record::{MultitaskConfig, MultitaskRecord};
+use crate::multitask::sweep::{MultitaskSweepSpec, run_multitask_sweep};
+use crate::report::analyses::Section;
+use crate::report::claims::method_claims;
+use crate::report::{ReportOptions, join_shards, results_path};
+use crate::reproduce::Observer;
+use crate::sweep::store::read_records;
+use crate::train::{FinetuneConfig, Method};
+
+/// The section's title.
+pub const TITLE: &str = "§8: multi-task fine-tuning (mnist-attributes)";
+
+/// Runs (or resumes) what the section needs and builds it; `None` for a
+/// shard (its runs are made, the report is written later).
+pub fn multitask_section(
+    options: &ReportOptions,
+    digits: &Digits,
+    observer: &dyn Observer,
+    figures: &Path,
+) -> Result<Option<Section>> {
+    let data = MultitaskData::mnist_attributes(digits.clone());
+    let benchmark = Benchmark::MnistAttributes;
+    let checkpoint = options
+        .out
+        .join("checkpoints")
+        .join(options.scale.name())
+        .join("conv-mnist.safetensors");
+    let defaults = MultitaskPretrainOptions::DEFAULT;
+    let pretrain_options = MultitaskPretrainOptions {
+        seed: options.seed,
+        max_epochs: options
+            .scale
+            .variant_epochs()
+            .map_or(defaults.max_epochs, |cap| cap.min(defaults.max_epochs)),
+        ..defaults
+    };
+    let reusable = load_conv_checkpoint(&checkpoint).ok().filter(|c| {
+        c.provenance.seed == options.seed
+            && c.provenance.epochs <= pretrain_options.max_epochs
+            && c.provenance.data_sha256 == data.sha256()
+            && c.provenance.benchmark == benchmark.name()
+    });
+    let (net, provenance) = match reusable {
+        Some(found) => {
+            observer.reused(&checkpoint);
+            (found.net, found.provenance)
+        }
+        None => {
+            observer.stage("pretrain conv-mnist on mnist-attributes");
+            let arch = ConvArch::preset(benchmark.default_arch(), data.task_count())?;
+            let (net, epochs) = pretrain_multitask(&data, &arch, &pretrain_options, &mut |_| {})?;
+            let provenance = ConvProvenance {
+                benchmark: benchmark.name().to_string(),
+                tasks: data.tasks.clone(),
+                seed: options.seed,
+                epochs: epochs.len(),
+                heldout_accuracy: epochs.last().map_or(0.0, |e| e.mean_accuracy()),
+                data_sha256: data.sha256().to_string(),
+            };
+            save_conv_checkpoint(&checkpoint, &net, &provenance)?;
+            (net, provenance)
+        }
+    };
+    let path = results_path(
+        &options.out,
+        options.scale,
+        "multitask-mnist-attributes",
+        options.shard,
+    );
+    if options.shard.count == 1 {
+        join_shards::<MultitaskRecord>(&path)?;
+    }
+    observer.stage("sweep multitask-mnist-attributes");
+    let bytes = read_bounded(&checkpoint, MAX_TENSOR_FILE_BYTES)?;
+    let config = MultitaskConfig {
+        finetune: options.scale.trim(FinetuneConfig::DEFAULT),
+        benchmark,
+        master_seed: options.seed,
+        architecture: net.arch().clone(),
+        checkpoint_sha256: sha256_hex(&[&bytes]),
+        data_sha256: data.sha256().to_string(),
+        comod_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let spec = MultitaskSweepSpec {
+        tasks: (0..data.task_count()).collect(),
+        methods: Method::ALL.to_vec(),
+        repeats: options.scale.tasks().1,
+        shard: options.shard,
+        record_coupling: false,
+        config,
+    };
+    run_multitask_sweep(&net, &data, &spec, &path, |done, total| {
+        observer.sweep_progress(done, total)
+    })?;
+    if options.shard.count > 1 {
+        return Ok(None);
+    }
+    let records: Vec<MultitaskRecord> = read_records::<MultitaskRecord>(&path)?
+        .records
+        .into_values()
+        .collect();
+    let setting = format!(
+        "multi-task mnist-attributes (§8), {} tasks, spec, online",
+        data.task_count()
+    );
+    let mut section = Section::default();
+    for mut row in method_claims(&records, &setting, options.seed) {
+        row.claim = format!("§8 {}", row.claim);
+        section.claims.push(row);
+    }
+    let curves = figures.join("multitask_learning_curves.png");
+    learning_curves(&records, &curves)?;
+    section.figures.push((curves, "Multi-task learning curves on mnist-attributes: mean ± s.e.m. over tasks and repeats (§8).".into()));
+    let per_task_curves = figures.join("multitask_task_curves.png");
+    task_curves(&records, &per_task_curves)?;
+    section.figures.push((
+        per_task_curves,
+        "Multi-task learning curves per task (mean over repeats).".into(),
+    ));
+    section.text = table(&records, &provenance, spec.repeats);
+    Ok(Some(section))
+}
+
+/// The pretraining line and the per-task table: starting and final
+/// accuracy of each method, and their mean over tasks.
+fn table(records: &[MultitaskRecord], provenance: &ConvProvenance, repeats: usize) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "The `conv-mnist` network (conv 3×3 8 → pool → conv 3×3 16 → pool → dense 128 → 8 binary heads), modulated per channel at its first conv stage, was pretrained on all 8 tasks jointly for {} epochs (held-out mean accuracy {:.3}); each task was then fine-tuned from it with each method, {repeats} repeats, `online` protocol, §4 rates. Accuracy: start (measurement 0) → final, mean over repeats.\n",
+        provenance.epochs, provenance.heldout_accuracy
+    );
+    let table = per_task(records);
+    let _ = writeln!(
+        md,
+        "| task | {} |",
+        Method::ALL.map(Method::name).join(" | ")
+    );
+    let _ = writeln!(md, "|---|{}", "---|".repeat(Method::ALL.len()));
+    let mut sums = [(0.0, 0.0, 0usize); 4];
+    for (task, methods) in &table {
+        let cells: Vec<String> = Method::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match methods.get(m) {
+                Some(t) => {
+                    sums[i] = (
+                        sums[i].0 + t.start,
+                        sums[i].1 + t.final_accuracy,
+                        sums[i].2 + 1,
+                    );
+                    format!("{:.3} → {:.3}", t.start, t.final_accuracy)
+                }
+                None => "–".into(),
+            })
+            .collect();
+        let _ = writeln!(md, "| {task} | {} |", cells.join(" | "));
+    }
+    let means: Vec<String> = sums
+        .iter()
+        .map(|&(s, f, n)| {
+            if n == 0 {
+                "–".into()
+            } else {
+                format!("**{:.3} → {:.3}**", s / n as f64, f / n as f64)
+            }
+        })
+        .collect();
+    let _ = writeln!(md, "| mean over tasks | {} |", means.join(" | "));
+    md
+}
