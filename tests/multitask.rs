@@ -63,8 +63,9 @@ proptest! {
         let arch = random_arch(&mut rng);
         let net64 = ConvNet::<f64>::init(&arch, seed);
         let mut net32 = ConvNet::<f32>::zeros(&arch);
+        // Biases too are non-zero (init sets them to 0).
         for (a, &b) in net32.params.iter_mut().zip(&net64.params) {
-            *a = b as f32;
+            *a = b as f32 + rng.random_range(-0.1..0.1);
         }
         let mut net64 = net64;
         for (a, &b) in net64.params.iter_mut().zip(&net32.params) {

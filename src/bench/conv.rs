@@ -3,7 +3,9 @@
 //! `conv-mnist` network (conv 3×3 8 → pool → conv 3×3 16 → pool → dense
 //! 128 → 8 heads): the second conv stage (8 → 16 channels on 14×14 maps,
 //! a batch of 256) forward by the direct kernel and by im2col + GEMM, its
-//! backward pass, and trials of the stochastic method's gain (T = 200).
+//! backward pass, and trials of the stochastic method's gain (T = 200),
+//! counted as the fused trial computes them ([`trial_flops`]: fewer than a
+//! stage-by-stage pass over the T scaled maps).
 
 use rand::RngExt;
 use rand_distr::{Distribution, Normal};
@@ -12,7 +14,9 @@ use rayon::prelude::*;
 use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
 use crate::conv::net::ConvWorkspace;
 use crate::conv::ops::{Shape, col2im, conv_backward, conv_forward, im2col};
-use crate::conv::trial::{TrialScratch, trial_activity, trial_gain, unmodulated_features};
+use crate::conv::trial::{
+    TrialScratch, trial_activity, trial_flops, trial_gain, unmodulated_features,
+};
 use crate::conv::{ConvArch, ConvNet};
 use crate::kernel::{GainRule, MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
 use crate::net::linalg::serial_products;
@@ -145,11 +149,7 @@ impl ConvWorkload {
                 }
             }
             ConvWorkload::Trials { net, m, .. } => {
-                let arch = net.arch();
-                let trials = (m.len() / SAMPLES) as f64;
-                let below = (arch.forward_macs() - arch.macs_from(arch.modulated_stage)) as f64;
-                let above = arch.macs_from(arch.modulated_stage) as f64;
-                2.0 * trials * (below + SAMPLES as f64 * above)
+                (m.len() / SAMPLES) as f64 * trial_flops(net.arch(), SAMPLES)
             }
         }
     }

@@ -39,6 +39,8 @@ pub struct ConvWeights {
     stride: usize,
     weights: Vec<f32>,
     bias: Vec<f32>,
+    /// ReLU on the outputs (a conv stage); off for a linear partial.
+    relu: bool,
 }
 
 impl ConvWeights {
@@ -70,6 +72,13 @@ impl ConvWeights {
         self.bias.extend_from_slice(bias);
         self.bias.resize(stride, 0.0);
         (self.kernel, self.c_in, self.c_out, self.stride) = (kernel, c_in, c_out, stride);
+        self.relu = true;
+    }
+
+    /// The same convolution without its ReLU: a linear map plus bias.
+    pub fn linear(mut self) -> ConvWeights {
+        self.relu = false;
+        self
     }
 }
 
@@ -177,7 +186,7 @@ impl Rows<'_> {
                         }
                     }
                 }
-                out[x * c_out + o] = acc.max(0.0);
+                out[x * c_out + o] = if wt.relu { acc.max(0.0) } else { acc };
             }
         }
     }
@@ -299,7 +308,11 @@ unsafe fn tile512<const P: usize>(
             _mm512_mask_storeu_ps(
                 out.as_mut_ptr().add((x0 + j) * c_out + block),
                 mask,
-                _mm512_max_ps(*acc, zero),
+                if wt.relu {
+                    _mm512_max_ps(*acc, zero)
+                } else {
+                    *acc
+                },
             );
         }
     }
@@ -353,7 +366,11 @@ unsafe fn tile256<const P: usize>(
             _mm256_maskstore_ps(
                 out.as_mut_ptr().add((x0 + j) * c_out + block),
                 mask,
-                _mm256_max_ps(*acc, zero),
+                if wt.relu {
+                    _mm256_max_ps(*acc, zero)
+                } else {
+                    *acc
+                },
             );
         }
     }

@@ -1,22 +1,35 @@
 //! One trial of the stochastic method on a convolutional network (§3,
-//! §8): the stimulus runs once up to the modulated conv stage and through
-//! the max-pools right after it (a positive per-channel factor commutes
-//! with them, bit for bit); that map is then scaled per channel by
-//! exp(m_t·c_k − σ²c_k²/2 − β) for each of the T modulator samples, and
-//! the T scaled maps run as one batch through the stages above to the
-//! gated layer; its covariance with m is folded in f64.
+//! §8), fused from the modulated conv stage to the gated layer:
 //!
-//! This is a two-stage form: the gated activity of the T samples, `[T, N]`,
-//! is materialised once per trial. It is `T·N` values (200 × 128 in the
-//! default) against the `T·(MACs above the modulated stage)` of the
-//! products that make it (about 65 M multiply-adds), so folding it
-//! costs well under 1 % of a trial; `comod bench` measures the share
-//! (`conv_trial_B2` against `conv_trial_products_B2`). [`trial_gain_reference`]
-//! is the literal, per-sample, two-pass f64 formula the fast form is
-//! tested against.
+//! 1. the stimulus runs once up to the modulated stage and through the
+//!    max-pools right after it (a positive per-channel factor commutes with
+//!    them, bit for bit), giving the map v;
+//! 2. the next stage (conv or dense) is linear in each channel of its input
+//!    before its ReLU, so its pre-activation for sample t is
+//!    b + Σ_k f_tk·P_k, with f_tk = exp(m_t·c_k − σ²c_k²/2 − β) and P_k the
+//!    stage's output for channel k of v alone: the C partials are computed
+//!    once per trial, and each sample costs C multiply-adds per output
+//!    instead of the stage's products (for `conv-mnist`, 8 instead of 72);
+//!    the T scaled maps are never formed;
+//! 3. the mixed pre-activations of the T samples run as one batch through
+//!    the stages above to the gated layer, whose covariance with m is folded
+//!    in f64.
+//!
+//! The gated activity `[T, N]` is materialised once per trial: T·N values
+//! (200 × 128 for `conv-mnist`) against the products that make it (about 25
+//! million multiply-adds per trial), and `comod bench` measures the fold at
+//! a few per cent of a trial (`conv_trial_B2` against
+//! `conv_trial_products_B2`), so fusing it into the last product would save
+//! no measurable time. The result equals the stage-by-stage computation up
+//! to rounding (the sums run in another order); [`trial_gain_reference`] is
+//! the literal, per-sample, two-pass f64 formula it is tested against.
 
-use crate::conv::net::{ConvNet, ConvWorkspace, Modulator, channel_factors, scale_channels};
+use crate::conv::arch::{ConvArch, Stage};
+use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
+use crate::conv::net::{ConvNet, ConvWorkspace, Modulator, channel_factors};
 use crate::kernel::GainRule;
+use crate::net::linalg::{Mat, MatMut, gemm};
+use crate::net::simd::{Isa, with_avx2};
 
 /// Buffers of [`trial_gain`], reused across trials.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +37,10 @@ pub struct TrialScratch {
     ws: ConvWorkspace<f32>,
     factors: Vec<f32>,
     pooled: Vec<f32>,
+    masked: Vec<f32>,
+    padded: Vec<f32>,
+    partials: Vec<f32>,
+    gated: Vec<f32>,
 }
 
 impl TrialScratch {
@@ -95,20 +112,108 @@ pub fn trial_activity<'s>(
     scratch
         .pooled
         .extend_from_slice(scratch.ws.activation(start));
-    let rows = scratch.ws.stage_input_mut(start);
+    // The stage at `start` is linear in each input channel before its
+    // ReLU: its pre-activation for sample t is b + Σ_k f_tk·P_k, with P_k
+    // its output (without bias) for channel k of the map alone, computed
+    // once per trial. Each sample then costs C·(its outputs) multiply-adds
+    // instead of the stage's products.
+    channel_partials(net, start, scratch);
+    let n = arch.stages.len();
+    let bias = &net.params[net.stage_params(start).expect("conv or dense").bias.clone()];
+    let width = scratch.partials.len() / channels;
+    let rows = if start + 1 == n {
+        &mut scratch.gated
+    } else {
+        scratch.ws.stage_input_mut(start + 1)
+    };
     rows.clear();
-    for _ in 0..t_count {
-        rows.extend_from_slice(&scratch.pooled);
+    for _ in 0..t_count * width / bias.len() {
+        rows.extend_from_slice(bias);
     }
-    scale_channels(rows, &scratch.factors, channels);
-    net.run_stages(
-        &mut scratch.ws,
-        t_count,
-        start..arch.stages.len(),
-        None,
-        None,
+    gemm(
+        Mat::row_major(&scratch.factors, t_count, channels),
+        Mat::row_major(&scratch.partials, channels, width),
+        true,
+        MatMut::row_major(rows, t_count, width),
     );
+    relu(rows);
+    if start + 1 == n {
+        return &scratch.gated;
+    }
+    net.run_stages(&mut scratch.ws, t_count, start + 1..n, None, None);
     scratch.ws.gated()
+}
+
+/// Fills `scratch.partials` (`[C, outputs]`) with the outputs of stage `s`
+/// (conv or dense, no bias, no ReLU) for each channel k of
+/// `scratch.pooled` alone (the other channels zero).
+fn channel_partials(net: &ConvNet<f32>, s: usize, scratch: &mut TrialScratch) {
+    let shape = net.shapes()[s];
+    let (channels, len) = (shape.channels, shape.len());
+    let masked = &mut scratch.masked;
+    masked.clear();
+    masked.resize(channels * len, 0.0);
+    for (k, row) in masked.chunks_exact_mut(len).enumerate() {
+        for (pixel, source) in row
+            .chunks_exact_mut(channels)
+            .zip(scratch.pooled.chunks_exact(channels))
+        {
+            pixel[k] = source[k];
+        }
+    }
+    let r = net.stage_params(s).expect("a conv or dense stage");
+    let weights = &net.params[r.weights.clone()];
+    let outputs = r.bias.len();
+    match net.arch().stages[s] {
+        Stage::Conv { kernel, .. } => {
+            let zero = vec![0.0; outputs];
+            let packed = ConvWeights::new(weights, &zero, kernel, channels).linear();
+            pad_input(masked, channels, shape, kernel, &mut scratch.padded);
+            scratch
+                .partials
+                .resize(channels * shape.pixels() * outputs, 0.0);
+            conv_relu(
+                Isa::selected(),
+                &scratch.padded,
+                channels,
+                shape,
+                &packed,
+                &mut scratch.partials,
+            );
+        }
+        Stage::Dense { .. } => {
+            scratch.partials.resize(channels * outputs, 0.0);
+            gemm(
+                Mat::row_major(masked, channels, len),
+                Mat::row_major(weights, outputs, len).t(),
+                false,
+                MatMut::row_major(&mut scratch.partials, channels, outputs),
+            );
+        }
+        Stage::Maxpool => unreachable!("the scaling stage is not a max-pool"),
+    }
+}
+
+fn relu(x: &mut [f32]) {
+    with_avx2(
+        #[inline(always)]
+        || x.iter_mut().for_each(|v| *v = v.max(0.0)),
+    )
+}
+
+/// Floating-point operations of one trial of T samples on `arch` as
+/// [`trial_gain`] computes it (2 per multiply-add): the stages up to the
+/// modulated one once, the per-channel partials of the stage after it,
+/// then per sample the mix of the partials and the stages above.
+pub fn trial_flops(arch: &ConvArch, samples: usize) -> f64 {
+    let start = arch.scaling_stage();
+    let shapes = arch.shapes();
+    let channels = shapes[start].channels as f64;
+    let below = (arch.forward_macs() - arch.macs_from(arch.modulated_stage)) as f64;
+    let partials = channels * (arch.macs_from(start) - arch.macs_from(start + 1)) as f64;
+    let mix = channels * shapes[start + 1].len() as f64;
+    let above = arch.macs_from(start + 1) as f64;
+    2.0 * (below + partials + samples as f64 * (mix + above))
 }
 
 /// The per-trial gain (§3) of one stimulus whose modulated-stage output

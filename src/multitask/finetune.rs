@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 use crate::conv::net::{
     ConvNet, ConvWorkspace, Depth, Heads, Modulator, channel_factors, heads_loss, scale_channels,
 };
-use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
+use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
 use crate::error::{Error, Result};
 use crate::multitask::data::Images;
 use crate::multitask::evaluate::EVAL_CHUNK;
@@ -515,10 +515,7 @@ impl Run<'_> {
                 problem: "is zero for every neuron (no neuron covaries with the modulator)".into(),
             });
         }
-        self.flops += 2.0
-            * count as f64
-            * (arch.forward_macs() - arch.macs_from(arch.modulated_stage)
-                + samples * arch.macs_from(arch.modulated_stage)) as f64;
+        self.flops += count as f64 * trial_flops(arch, samples);
         Ok(())
     }
 }
