@@ -4,9 +4,9 @@
 //! gain and the variance compensation) against central finite
 //! differences in f64, on random small architectures.
 
-use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
+use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
 use comod::conv::net::{Depth, Heads, Modulator, heads_loss};
-use comod::conv::ops::{Shape, conv_direct, conv_forward, im2col, maxpool_forward};
+use comod::conv::ops::{Shape, col2im, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, Stage};
 use comod::net::simd::Isa;
 use proptest::prelude::*;
@@ -84,6 +84,46 @@ proptest! {
         for isa in Isa::available() {
             let out = run(isa);
             prop_assert!(out.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()), "{} differs from scalar", isa.name());
+        }
+    }
+
+    /// The input gradient by the direct kernel (rotated weights) equals
+    /// col2im(dy·W), the adjoint of the product form, and its bodies agree.
+    #[test]
+    fn direct_input_gradient_equals_the_adjoint_of_im2col(
+        batch in 1usize..3, c_in in 1usize..6, h in 1usize..8, w in 1usize..20,
+        c_out in 1usize..20, half in 0usize..3, seed in any::<u64>(),
+    ) {
+        let k = 2 * half + 1;
+        let shape = Shape { channels: c_in, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let weights = random(&mut rng, c_out * k * k * c_in);
+        let dy = random(&mut rng, batch * h * w * c_out);
+        let patch = k * k * c_in;
+        // Reference in f64: dcols = dy·W, then col2im.
+        let mut dcols = vec![0.0f64; batch * h * w * patch];
+        for (p, row) in dcols.chunks_exact_mut(patch).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..c_out).map(|o| dy[p * c_out + o] * weights[o * patch + j]).sum();
+            }
+        }
+        let mut expected = vec![0.0f64; batch * shape.len()];
+        col2im(&dcols, batch, shape, k, &mut expected);
+        let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let (w32, dy32) = (f(&weights), f(&dy));
+        let run = |isa: Isa| {
+            let mut dx = vec![f32::NAN; expected.len()];
+            let (mut packed, mut padded) = (ConvWeights::default(), Vec::new());
+            conv_input_grad(isa, &dy32, batch, shape, &w32, k, c_out, (&mut packed, &mut padded), &mut dx);
+            dx
+        };
+        let scalar = run(Isa::Scalar);
+        let scale = 1.0 + (k * k * c_out) as f32;
+        for (i, (a, e)) in scalar.iter().zip(&expected).enumerate() {
+            prop_assert!((a - *e as f32).abs() <= 1e-6 * scale, "at {i}: {a} vs {e}");
+        }
+        for isa in Isa::available() {
+            prop_assert!(run(isa).iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", isa.name());
         }
     }
 

@@ -11,9 +11,9 @@ use rand::RngExt;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
+use crate::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
 use crate::conv::net::ConvWorkspace;
-use crate::conv::ops::{Shape, col2im, conv_backward, conv_forward, im2col};
+use crate::conv::ops::{Shape, conv_backward, conv_forward, im2col};
 use crate::conv::trial::{
     TrialScratch, trial_activity, trial_flops, trial_gain, unmodulated_features,
 };
@@ -77,7 +77,7 @@ pub enum StageKind {
     Direct,
     /// im2col + GEMM (then ReLU).
     Im2col,
-    /// im2col, dW and db, dcols, col2im.
+    /// im2col, dW and db by GEMM, dx by the direct kernel.
     Backward,
 }
 
@@ -186,13 +186,24 @@ impl ConvWorkload {
                         b.iter_mut().for_each(|v| *v = v.max(0.0));
                     }
                     StageKind::Backward => {
+                        // As a network's f32 backward pass: dW and db by
+                        // im2col + GEMM, dx by the direct kernel.
                         a.resize(rows * patch, 0.0);
                         im2col(x, CONV_BATCH, STAGE_SHAPE, KERNEL, a);
                         let (mut dw, mut db) = (vec![0.0; weights.len()], vec![0.0; STAGE_OUT]);
-                        b.resize(rows * patch, 0.0);
-                        conv_backward(a, weights, dy, &mut dw, &mut db, Some(b));
+                        conv_backward(a, weights, dy, &mut dw, &mut db, None);
                         c.resize(x.len(), 0.0);
-                        col2im(b, CONV_BATCH, STAGE_SHAPE, KERNEL, c);
+                        conv_input_grad(
+                            Isa::selected(),
+                            dy,
+                            CONV_BATCH,
+                            STAGE_SHAPE,
+                            weights,
+                            KERNEL,
+                            STAGE_OUT,
+                            (packed, b),
+                            c,
+                        );
                     }
                 }
             }

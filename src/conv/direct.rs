@@ -152,6 +152,44 @@ pub fn conv_relu(
     }
 }
 
+/// The input gradient of a conv stage by the same kernel (§8): with stride
+/// 1 and padding k/2, dx is the convolution of the output gradient `dy`
+/// (`[B, H, W, C_out]`) with the weights rotated by 180° and their channels
+/// swapped, no bias, no ReLU. `weights` are the stage's (`[C_out, k, k,
+/// C_in]`); `packed` and `padded` are reused buffers; `dx` is overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_input_grad(
+    isa: Isa,
+    dy: &[f32],
+    batch: usize,
+    shape: Shape,
+    weights: &[f32],
+    kernel: usize,
+    c_out: usize,
+    (packed, padded): (&mut ConvWeights, &mut Vec<f32>),
+    dx: &mut [f32],
+) {
+    let c_in = shape.channels;
+    let taps = kernel * kernel;
+    let mut rotated = vec![0.0f32; weights.len()];
+    for o in 0..c_out {
+        for t in 0..taps {
+            for i in 0..c_in {
+                rotated[(i * taps + (taps - 1 - t)) * c_out + o] =
+                    weights[(o * taps + t) * c_in + i];
+            }
+        }
+    }
+    packed.repack(&rotated, &vec![0.0; c_in], kernel, c_out);
+    packed.relu = false;
+    let out_shape = Shape {
+        channels: c_out,
+        ..shape
+    };
+    pad_input(dy, batch, out_shape, kernel, padded);
+    conv_relu(isa, padded, batch, out_shape, packed, dx);
+}
+
 /// Multiply-adds below which a convolution stays on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 

@@ -505,7 +505,25 @@ impl<T: Real> ConvNet<T> {
                         break;
                     }
                     let patch = kernel * kernel * inp.channels;
-                    let dcols = if need_input_grad {
+                    let weights = &self.params[r.weights.clone()];
+                    // f32: the input gradient by the direct kernel; f64 (the
+                    // gradient checks): dcols = dy·W, then col2im.
+                    let direct = need_input_grad && as_f32(weights).is_some();
+                    if direct {
+                        ws.grad_b.resize(rows * inp.len(), T::ZERO);
+                        direct::conv_input_grad(
+                            Isa::selected(),
+                            as_f32(dy).expect("f32"),
+                            rows,
+                            inp,
+                            as_f32(weights).expect("f32"),
+                            kernel,
+                            out.channels,
+                            (&mut ws.packed[s], &mut ws.padded),
+                            bytemuck::cast_slice_mut(&mut ws.grad_b),
+                        );
+                    }
+                    let dcols = if need_input_grad && !direct {
                         ws.grad_cols.resize(rows * inp.pixels() * patch, T::ZERO);
                         Some(&mut ws.grad_cols[..])
                     } else {
@@ -516,7 +534,7 @@ impl<T: Real> ConvNet<T> {
                     ops::im2col(&ws.acts[s], rows, inp, kernel, cols);
                     let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
                     ops::conv_backward(cols, &self.params[r.weights.clone()], dy, dw, db, dcols);
-                    if need_input_grad {
+                    if need_input_grad && !direct {
                         ws.grad_b.resize(rows * inp.len(), T::ZERO);
                         ops::col2im(&ws.grad_cols, rows, inp, kernel, &mut ws.grad_b);
                     }
