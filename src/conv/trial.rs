@@ -17,10 +17,10 @@
 //!
 //! The gated activity `[T, N]` is materialised once per trial: T·N values
 //! (200 × 128 for `conv-mnist`) against the products that make it (about 25
-//! million multiply-adds per trial), and `comod bench` measures the fold at
-//! a few per cent of a trial (`conv_trial_B2` against
-//! `conv_trial_products_B2`), so fusing it into the last product would save
-//! no measurable time. The result equals the stage-by-stage computation up
+//! million multiply-adds per trial), and `comod bench` measures no
+//! difference beyond the noise between `conv_trial_B2` and
+//! `conv_trial_products_B2` (the same trials without the fold), so fusing
+//! it into the last product would save nothing measurable. The result equals the stage-by-stage computation up
 //! to rounding (the sums run in another order); [`trial_gain_reference`] is
 //! the literal, per-sample, two-pass f64 formula it is tested against.
 
