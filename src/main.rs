@@ -108,22 +108,28 @@ fn print_sweep(report: &SweepReport, out: &Path) {
         println!("wrote {}", out.display());
         return;
     }
-    let rate = throughput(report.flops, report.seconds);
-    println!(
-        "{} runs ({} already in the file, {} run now) in {:.1} s: {:.1} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.3} s per run",
-        report.planned,
-        report.resumed,
-        report.run,
+    print_rate(
+        (report.planned, report.resumed, report.run),
         report.seconds,
-        report.flops / 1e12,
+        report.flops,
+    );
+    println!("wrote {}", out.display());
+}
+
+/// A sweep's closing line: its runs (planned, resumed, run now), time and
+/// rate beside the FMA peak measured now.
+fn print_rate((planned, resumed, run): (usize, usize, usize), seconds: f64, flops: f64) {
+    let rate = throughput(flops, seconds);
+    println!(
+        "{planned} runs ({resumed} already in the file, {run} run now) in {seconds:.1} s: {:.2} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.3} s per run",
+        flops / 1e12,
         rate.gflops,
         100.0 * rate.gflops / rate.peak_gflops,
         rate.threads,
         rate.isa,
         rate.peak_gflops,
-        report.seconds / report.run.max(1) as f64
+        seconds / run.max(1) as f64
     );
-    println!("wrote {}", out.display());
 }
 
 fn run_pretrain(args: PretrainArgs) -> Result<()> {

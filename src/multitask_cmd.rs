@@ -10,9 +10,8 @@ use crate::cli::{
     BenchmarkArgs, MergeArgs, MultitaskCommand, MultitaskPretrainArgs, MultitaskSweepArgs,
     SummaryArgs,
 };
-use crate::{bar, show_runs, sweep_bar};
+use crate::{bar, print_rate, show_runs, sweep_bar};
 use comod::analysis::write_summary;
-use comod::bench::throughput;
 use comod::conv::ConvArch;
 use comod::conv::checkpoint::{ConvProvenance, load_conv_checkpoint, save_conv_checkpoint};
 use comod::data::SHIPPED_DATA_DIR;
@@ -204,20 +203,10 @@ fn run_sweep(args: MultitaskSweepArgs) -> Result<()> {
             report.planned
         );
     } else {
-        let rate = throughput(report.flops, report.seconds);
-        println!(
-            "{} runs ({} already in the file, {} run now) in {:.1} s: {:.2} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.2} s per run",
-            report.planned,
-            report.resumed,
-            report.run,
+        print_rate(
+            (report.planned, report.resumed, report.run),
             report.seconds,
-            report.flops / 1e12,
-            rate.gflops,
-            100.0 * rate.gflops / rate.peak_gflops,
-            rate.threads,
-            rate.isa,
-            rate.peak_gflops,
-            report.seconds / report.run.max(1) as f64
+            report.flops,
         );
     }
     println!("wrote {}", args.out.display());

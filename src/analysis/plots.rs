@@ -54,9 +54,12 @@ pub(crate) fn draw_png(
 
 /// Per measurement of `method`'s runs: examples seen, and the mean
 /// accuracy with its s.e.m. (measurements shared by every run).
-fn mean_curve<R: RunCurve>(records: &[R], method: Method) -> Vec<(f64, Stat)> {
+fn mean_curve<'a, R: RunCurve + 'a>(
+    records: impl IntoIterator<Item = &'a R>,
+    method: Method,
+) -> Vec<(f64, Stat)> {
     let runs: Vec<&R> = records
-        .iter()
+        .into_iter()
         .filter(|r| r.method() == method && !r.failed())
         .collect();
     let len = runs.iter().map(|r| r.curve().len()).min().unwrap_or(0);
@@ -83,24 +86,8 @@ pub fn task_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
             let of_task: Vec<&R> = records.iter().filter(|r| r.task() == *task).collect();
             let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
                 .iter()
-                .map(|&m| {
-                    let runs: Vec<&R> = of_task
-                        .iter()
-                        .copied()
-                        .filter(|r| r.method() == m && !r.failed())
-                        .collect();
-                    let len = runs.iter().map(|r| r.curve().len()).min().unwrap_or(0);
-                    let curve = (0..len)
-                        .map(|i| {
-                            (
-                                runs[0].examples()[i] as f64,
-                                Stat::of(runs.iter().map(|r| r.curve()[i] as f64)),
-                            )
-                        })
-                        .collect();
-                    (m, curve)
-                })
-                .filter(|(_, c): &(Method, Vec<(f64, Stat)>)| !c.is_empty())
+                .map(|&m| (m, mean_curve(of_task.iter().copied(), m)))
+                .filter(|(_, c)| !c.is_empty())
                 .collect();
             let x_max = curves
                 .iter()

@@ -244,27 +244,9 @@ pub fn run_bench(
         });
     }
     let body_peak = peak_at(body_isa, pool_threads);
-    for workload in WORKLOADS.iter().filter(|w| selected(w.name)) {
-        let mut prepared = workload.prepare();
-        let flops = prepared.flops();
-        let median = median_seconds(5, seconds, || {
-            prepared.run();
-        });
-        on_line(&BenchLine {
-            kind: LineKind::Workload,
-            workload: workload.name.to_string(),
-            isa: body_isa,
-            threads: pool_threads,
-            seconds: median,
-            gflops: flops / median / 1e9,
-            peak_gflops: body_peak,
-            sgemm_gflops: sgemm_at(pool_threads),
-        });
-    }
-    for name in conv::CONV_WORKLOADS.into_iter().filter(|n| selected(n)) {
-        let mut prepared = conv::ConvWorkload::prepare(name);
-        let flops = prepared.flops();
-        let median = median_seconds(5, seconds, || prepared.run());
+    // A kernel workload: the median of at least 5 timed runs.
+    let mut time_workload = |name: &str, flops: f64, run: &mut dyn FnMut()| {
+        let median = median_seconds(5, seconds, run);
         on_line(&BenchLine {
             kind: LineKind::Workload,
             workload: name.to_string(),
@@ -275,6 +257,18 @@ pub fn run_bench(
             peak_gflops: body_peak,
             sgemm_gflops: sgemm_at(pool_threads),
         });
+    };
+    for workload in WORKLOADS.iter().filter(|w| selected(w.name)) {
+        let mut prepared = workload.prepare();
+        let flops = prepared.flops();
+        time_workload(workload.name, flops, &mut || {
+            prepared.run();
+        });
+    }
+    for name in conv::CONV_WORKLOADS.into_iter().filter(|n| selected(n)) {
+        let mut prepared = conv::ConvWorkload::prepare(name);
+        let flops = prepared.flops();
+        time_workload(name, flops, &mut || prepared.run());
     }
     for method in Method::ALL
         .into_iter()

@@ -19,6 +19,7 @@ use crate::conv::net::{ConvNet, Depth, Heads, Modulator, heads_loss};
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
 use crate::error::{Error, Result};
 use crate::io::tensors::{TensorData, TensorFile, write_tensors};
+use crate::io::trace::{gain_rule, metadata_number};
 use crate::kernel::{GainRule, MODULATOR_MEAN};
 use crate::net::layers::{l1_backward, l1_penalty};
 use crate::train::fault::check_finite;
@@ -47,18 +48,6 @@ pub struct ConvTraceInputs {
     pub rule: GainRule,
     /// The heads the loss reads.
     pub heads: Heads,
-}
-
-fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
-    match file.metadata(key) {
-        None => Ok(default),
-        Some(text) => match text.trim().parse::<f32>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            _ => Err(file.error(format!(
-                "metadata key {key}: {text:?} is not a finite number"
-            ))),
-        },
-    }
 }
 
 /// Reads and validates the inputs for `net`.
@@ -117,13 +106,7 @@ pub fn read_conv_trace_inputs(path: &Path, net: &ConvNet<f32>) -> Result<ConvTra
     if lambda < 0.0 {
         return Err(file.error(format!("metadata key lambda: {lambda} is negative")));
     }
-    let rule = match file.metadata("gain_rule").map(str::trim) {
-        None | Some("covariance") => GainRule::Covariance,
-        Some("correlation") => GainRule::Correlation,
-        Some(other) => return Err(file.error(format!(
-            "metadata key gain_rule: unknown rule {other:?} (expected covariance or correlation)"
-        ))),
-    };
+    let rule = gain_rule(&file)?;
     Ok(ConvTraceInputs {
         stimuli: file.f32(
             "stimuli",

@@ -26,7 +26,7 @@ pub fn read_trace_inputs(path: &Path, arch: &Arch) -> Result<TraceInputs> {
 }
 
 /// A metadata number: `default` when absent, else a finite f32.
-fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
+pub(crate) fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
     match file.metadata(key) {
         None => Ok(default),
         Some(text) => match text.trim().parse::<f32>() {
@@ -35,6 +35,17 @@ fn metadata_number(file: &TensorFile, key: &str, default: f32) -> Result<f32> {
                 "metadata key {key}: {text:?} is not a finite number"
             ))),
         },
+    }
+}
+
+/// The metadata key `gain_rule` (default covariance).
+pub(crate) fn gain_rule(file: &TensorFile) -> Result<GainRule> {
+    match file.metadata("gain_rule").map(str::trim) {
+        None | Some("covariance") => Ok(GainRule::Covariance),
+        Some("correlation") => Ok(GainRule::Correlation),
+        Some(other) => Err(file.error(format!(
+            "metadata key gain_rule: unknown rule {other:?} (expected covariance or correlation)"
+        ))),
     }
 }
 
@@ -123,15 +134,7 @@ pub fn parse_trace_inputs(file: &TensorFile, arch: &Arch) -> Result<TraceInputs>
     if lambda < 0.0 {
         return Err(file.error(format!("metadata key lambda: {lambda} is negative")));
     }
-    let rule = match file.metadata("gain_rule").map(str::trim) {
-        None | Some("covariance") => GainRule::Covariance,
-        Some("correlation") => GainRule::Correlation,
-        Some(other) => {
-            return Err(file.error(format!(
-                "metadata key gain_rule: unknown rule {other:?} (expected covariance or correlation)"
-            )));
-        }
-    };
+    let rule = gain_rule(file)?;
     Ok(TraceInputs {
         stimuli,
         modulator,

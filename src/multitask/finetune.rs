@@ -8,6 +8,7 @@ use std::ops::Range;
 use rand::RngExt;
 use rand_distr::{Distribution, Normal};
 
+use crate::conv::ConvGrads;
 use crate::conv::net::{
     ConvNet, ConvWorkspace, Depth, Heads, Modulator, channel_factors, heads_loss, scale_channels,
 };
@@ -240,6 +241,47 @@ pub fn finetune_task(
     }
 }
 
+/// One training pass of a batch: forward, the task head's cross-entropy,
+/// backward to `depth`.
+struct Pass<'a> {
+    images: &'a [f32],
+    labels: &'a [u8],
+    modulator: Option<&'a Modulator<'a, f32>>,
+    gain: Option<&'a [f32]>,
+    task: usize,
+    depth: Depth,
+}
+
+impl Pass<'_> {
+    /// The gradients of the loss (without the L1 term) on `net`.
+    fn gradients(
+        &self,
+        net: &ConvNet<f32>,
+        ws: &mut ConvWorkspace<f32>,
+    ) -> std::result::Result<ConvGrads<f32>, Fault> {
+        let tasks = net.arch().tasks;
+        net.forward(
+            ws,
+            self.images,
+            self.labels.len() / tasks,
+            self.modulator,
+            self.gain,
+        );
+        let mut dlogits = vec![0.0; ws.logits().len()];
+        let loss = heads_loss(
+            ws.logits(),
+            tasks,
+            self.labels,
+            Heads::One(self.task),
+            &mut dlogits,
+        );
+        check_scalar("training loss", loss as f64)?;
+        let mut grads = net.zero_grads();
+        net.backward(ws, &dlogits, self.depth, &mut grads);
+        Ok(grads)
+    }
+}
+
 impl Run<'_> {
     fn m(&self) -> f32 {
         self.config.modulator_mean
@@ -366,7 +408,6 @@ impl Run<'_> {
         let rows = self.config.batch_size;
         let lambda = self.config.lambda;
         let m = vec![self.m(); rows];
-        let mut dlogits = Vec::new();
         match &mut self.theta {
             Theta::Coupling { c, root } => {
                 let modulator = Modulator {
@@ -375,25 +416,15 @@ impl Run<'_> {
                     beta: arch.beta,
                     variance: 0.0,
                 };
-                self.frozen.forward(
-                    &mut self.ws,
+                let pass = Pass {
                     images,
-                    rows,
-                    Some(&modulator),
-                    self.gain.as_deref(),
-                );
-                dlogits.resize(self.ws.logits().len(), 0.0);
-                let loss = heads_loss(
-                    self.ws.logits(),
-                    arch.tasks,
                     labels,
-                    Heads::One(self.t),
-                    &mut dlogits,
-                );
-                check_scalar("training loss", loss as f64)?;
-                let mut grads = self.frozen.zero_grads();
-                self.frozen
-                    .backward(&mut self.ws, &dlogits, Depth::Coupling, &mut grads);
+                    modulator: Some(&modulator),
+                    gain: self.gain.as_deref(),
+                    task: self.t,
+                    depth: Depth::Coupling,
+                };
+                let mut grads = pass.gradients(self.frozen, &mut self.ws)?;
                 match root {
                     None => {
                         l1_backward(c, lambda, &mut grads.coupling);
@@ -418,18 +449,15 @@ impl Run<'_> {
                     * (arch.forward_macs() + 2 * arch.macs_from(arch.modulated_stage)) as f64;
             }
             Theta::Params { net, ranges, depth } => {
-                net.forward(&mut self.ws, images, rows, None, None);
-                dlogits.resize(self.ws.logits().len(), 0.0);
-                let loss = heads_loss(
-                    self.ws.logits(),
-                    arch.tasks,
+                let pass = Pass {
+                    images,
                     labels,
-                    Heads::One(self.t),
-                    &mut dlogits,
-                );
-                check_scalar("training loss", loss as f64)?;
-                let mut grads = net.zero_grads();
-                net.backward(&mut self.ws, &dlogits, *depth, &mut grads);
+                    modulator: None,
+                    gain: None,
+                    task: self.t,
+                    depth: *depth,
+                };
+                let grads = pass.gradients(net, &mut self.ws)?;
                 let mut theta = Vec::new();
                 let mut grad = Vec::new();
                 for (r, weights) in ranges.iter() {
