@@ -145,10 +145,14 @@ pub fn pretrain_multitask(
             dlogits.resize(ws.logits().len(), 0.0);
             let loss = heads_loss(ws.logits(), tasks, labels, Heads::All, &mut dlogits);
             if !loss.is_finite() {
-                return Err(Error::Arch(format!(
-                    "pretraining diverged at epoch {epoch}, batch {}: the loss is {loss}; lower --lr",
-                    b + 1
-                )));
+                return Err(Error::option(
+                    "--lr",
+                    options.lr,
+                    format!(
+                        "pretraining diverged at epoch {epoch}, batch {}: the loss is {loss}; lower it",
+                        b + 1
+                    ),
+                ));
             }
             total += loss as f64;
             grads.params.fill(0.0);
