@@ -120,6 +120,7 @@ struct Run<'a> {
     adam: Adam,
     ws: ConvWorkspace<f32>,
     trial: TrialScratch,
+    buffers: Buffers,
     rng: crate::rng::Rng,
     normal: Normal<f32>,
     /// The test set's modulated-stage output (modulation methods) or
@@ -186,6 +187,11 @@ pub fn finetune_task(
         adam: Adam::new(trained, method.learning_rate(&config.lr)),
         ws: frozen.workspace(),
         trial: TrialScratch::new(frozen),
+        buffers: Buffers {
+            grads: frozen.zero_grads(),
+            theta: Vec::new(),
+            grad: Vec::new(),
+        },
         rng: rng_for(seed, &["modulator".into()]),
         normal: Normal::new(config.gain_sample_mean(), std).expect("a finite, non-negative spread"),
         cached: Vec::new(),
@@ -241,6 +247,14 @@ pub fn finetune_task(
     }
 }
 
+/// A run's per-step buffers, allocated once.
+struct Buffers {
+    grads: ConvGrads<f32>,
+    /// The trained parameters and their gradient, gathered (retraining).
+    theta: Vec<f32>,
+    grad: Vec<f32>,
+}
+
 /// One training pass of a batch: forward, the task head's cross-entropy,
 /// backward to `depth`.
 struct Pass<'a> {
@@ -254,11 +268,13 @@ struct Pass<'a> {
 
 impl Pass<'_> {
     /// The gradients of the loss (without the L1 term) on `net`.
+    /// `grads` is overwritten (its buffers reused across steps).
     fn gradients(
         &self,
         net: &ConvNet<f32>,
         ws: &mut ConvWorkspace<f32>,
-    ) -> std::result::Result<ConvGrads<f32>, Fault> {
+        grads: &mut ConvGrads<f32>,
+    ) -> std::result::Result<(), Fault> {
         let tasks = net.arch().tasks;
         net.forward(
             ws,
@@ -276,9 +292,9 @@ impl Pass<'_> {
             &mut dlogits,
         );
         check_scalar("training loss", loss as f64)?;
-        let mut grads = net.zero_grads();
-        net.backward(ws, &dlogits, self.depth, &mut grads);
-        Ok(grads)
+        grads.params.fill(0.0);
+        net.backward(ws, &dlogits, self.depth, grads);
+        Ok(())
     }
 }
 
@@ -424,7 +440,8 @@ impl Run<'_> {
                     task: self.t,
                     depth: Depth::Coupling,
                 };
-                let mut grads = pass.gradients(self.frozen, &mut self.ws)?;
+                let grads = &mut self.buffers.grads;
+                pass.gradients(self.frozen, &mut self.ws, grads)?;
                 match root {
                     None => {
                         l1_backward(c, lambda, &mut grads.coupling);
@@ -457,9 +474,10 @@ impl Run<'_> {
                     task: self.t,
                     depth: *depth,
                 };
-                let grads = pass.gradients(net, &mut self.ws)?;
-                let mut theta = Vec::new();
-                let mut grad = Vec::new();
+                let Buffers { grads, theta, grad } = &mut self.buffers;
+                pass.gradients(net, &mut self.ws, grads)?;
+                theta.clear();
+                grad.clear();
                 for (r, weights) in ranges.iter() {
                     let start = grad.len();
                     theta.extend_from_slice(&net.params[r.clone()]);
@@ -468,13 +486,13 @@ impl Run<'_> {
                         l1_backward(&net.params[r.clone()], lambda, &mut grad[start..]);
                     }
                 }
-                self.adam.step(&mut theta, &grad);
+                self.adam.step(theta, grad);
                 let mut at = 0;
                 for (r, _) in ranges.iter() {
                     net.params[r.clone()].copy_from_slice(&theta[at..at + r.len()]);
                     at += r.len();
                 }
-                check_finite("trained weights and biases", &theta)?;
+                check_finite("trained weights and biases", theta)?;
                 let backward = if *depth == Depth::All {
                     2 * arch.forward_macs()
                 } else {
