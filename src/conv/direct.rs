@@ -53,7 +53,21 @@ impl ConvWeights {
 
     /// [`ConvWeights::new`] into this value's buffers.
     pub fn repack(&mut self, weights: &[f32], bias: &[f32], kernel: usize, c_in: usize) {
-        let c_out = bias.len();
+        self.fill(weights, bias.len(), kernel, c_in);
+        self.bias[..bias.len()].copy_from_slice(bias);
+        self.relu = true;
+    }
+
+    /// The linear map of `weights` (`[c_out, k, k, C_in]`): no bias, no
+    /// ReLU (a per-channel partial, an input gradient), into this value's
+    /// buffers.
+    pub fn repack_linear(&mut self, weights: &[f32], c_out: usize, kernel: usize, c_in: usize) {
+        self.fill(weights, c_out, kernel, c_in);
+        self.relu = false;
+    }
+
+    /// Lays out `weights` and zeroes the padded bias.
+    fn fill(&mut self, weights: &[f32], c_out: usize, kernel: usize, c_in: usize) {
         let taps = kernel * kernel * c_in;
         assert_eq!(
             weights.len(),
@@ -69,16 +83,8 @@ impl ConvWeights {
             }
         }
         self.bias.clear();
-        self.bias.extend_from_slice(bias);
         self.bias.resize(stride, 0.0);
         (self.kernel, self.c_in, self.c_out, self.stride) = (kernel, c_in, c_out, stride);
-        self.relu = true;
-    }
-
-    /// The same convolution without its ReLU: a linear map plus bias.
-    pub fn linear(mut self) -> ConvWeights {
-        self.relu = false;
-        self
     }
 }
 
@@ -180,8 +186,7 @@ pub fn conv_input_grad(
             }
         }
     }
-    packed.repack(&rotated, &vec![0.0; c_in], kernel, c_out);
-    packed.relu = false;
+    packed.repack_linear(&rotated, c_in, kernel, c_out);
     let out_shape = Shape {
         channels: c_out,
         ..shape

@@ -54,16 +54,7 @@ pub struct ConvTraceInputs {
 pub fn read_conv_trace_inputs(path: &Path, net: &ConvNet<f32>) -> Result<ConvTraceInputs> {
     let file = TensorFile::read(path)?;
     let arch = net.arch();
-    if let Some(extra) = file
-        .names()
-        .into_iter()
-        .find(|n| !INPUT_TENSORS.contains(&n.as_str()))
-    {
-        return Err(file.error(format!(
-            "unexpected tensor {extra} (expected {})",
-            INPUT_TENSORS.join(", ")
-        )));
-    }
+    file.only_tensors(&INPUT_TENSORS)?;
     let shape = file.shape("stimuli")?;
     let input = arch.input;
     let trials = match shape[..] {

@@ -38,6 +38,7 @@ pub struct TrialScratch {
     factors: Vec<f32>,
     pooled: Vec<f32>,
     masked: Vec<f32>,
+    packed: ConvWeights,
     padded: Vec<f32>,
     partials: Vec<f32>,
     gated: Vec<f32>,
@@ -166,8 +167,9 @@ fn channel_partials(net: &ConvNet<f32>, s: usize, scratch: &mut TrialScratch) {
     let outputs = r.bias.len();
     match net.arch().stages[s] {
         Stage::Conv { kernel, .. } => {
-            let zero = vec![0.0; outputs];
-            let packed = ConvWeights::new(weights, &zero, kernel, channels).linear();
+            scratch
+                .packed
+                .repack_linear(weights, outputs, kernel, channels);
             pad_input(masked, channels, shape, kernel, &mut scratch.padded);
             scratch
                 .partials
@@ -177,7 +179,7 @@ fn channel_partials(net: &ConvNet<f32>, s: usize, scratch: &mut TrialScratch) {
                 &scratch.padded,
                 channels,
                 shape,
-                &packed,
+                &scratch.packed,
                 &mut scratch.partials,
             );
         }

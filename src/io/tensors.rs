@@ -122,6 +122,22 @@ impl TensorFile {
         names
     }
 
+    /// Fails, naming the first tensor not in `allowed`, when the file
+    /// holds one (input files of §7 hold only the tensors they document).
+    pub fn only_tensors(&self, allowed: &[&str]) -> Result<()> {
+        match self
+            .names()
+            .into_iter()
+            .find(|n| !allowed.contains(&n.as_str()))
+        {
+            Some(extra) => Err(self.error(format!(
+                "unexpected tensor {extra} (expected {})",
+                allowed.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// True if the file holds tensor `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors().tensor(name).is_ok()

@@ -51,16 +51,7 @@ pub(crate) fn gain_rule(file: &TensorFile) -> Result<GainRule> {
 
 /// Validates the tensors and metadata of a trace input (§7).
 pub fn parse_trace_inputs(file: &TensorFile, arch: &Arch) -> Result<TraceInputs> {
-    if let Some(extra) = file
-        .names()
-        .into_iter()
-        .find(|n| !INPUT_TENSORS.contains(&n.as_str()))
-    {
-        return Err(file.error(format!(
-            "unexpected tensor {extra} (expected {})",
-            INPUT_TENSORS.join(", ")
-        )));
-    }
+    file.only_tensors(&INPUT_TENSORS)?;
     let stimuli_shape = file.shape("stimuli")?;
     let trials = match stimuli_shape[..] {
         [k, CANVAS_PIXELS] if k > 0 => k,

@@ -529,7 +529,7 @@ impl Run<'_> {
         let mut sum = vec![0.0f64; n];
         let mut one = vec![0.0f64; n];
         let c = match &self.theta {
-            Theta::Coupling { c, .. } => c.clone(),
+            Theta::Coupling { c, .. } => &c[..],
             Theta::Params { .. } => unreachable!("only modulation methods gate"),
         };
         let compensate = self.config.compensation == Compensation::Variance;
@@ -542,7 +542,7 @@ impl Run<'_> {
                 self.frozen,
                 row,
                 &m,
-                &c,
+                c,
                 compensate,
                 self.config.gain.rule,
                 &mut self.trial,
