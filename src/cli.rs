@@ -5,24 +5,26 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::builder::PossibleValuesParser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 
 use comod::bench::DEFAULT_SECONDS;
 use comod::data::SHIPPED_DATA_DIR;
 use comod::data::task::ALL_TASKS;
-use comod::kernel::GainRule;
 use comod::multitask::data::Benchmark;
 use comod::multitask::pretrain::MultitaskPretrainOptions;
-use comod::net::Arch;
+use comod::named::Named;
 use comod::net::arch::DEFAULT_PRESET;
+use comod::net::{Arch, GainRule};
 use comod::reproduce::DEFAULT_OUT;
 use comod::rng::DEFAULT_SEED;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
-use comod::train::config::{Compensation, CouplingParam, DatasetOptions, Protocol};
-use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
-use comod::train::method::LearningRates;
-use comod::train::{FinetuneConfig, Method, PretrainOptions, Reading, ReadoutKind};
+use comod::train::options::{
+    Compensation, CouplingParam, GainInput, GainNorm, GainSmoothing, ProtocolKind, Reading,
+    ReadoutKind,
+};
+use comod::train::presets::{Overrides, default_text};
+use comod::train::{FinetuneConfig, Method, PretrainOptions};
 use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
@@ -99,7 +101,7 @@ pub struct BenchmarkArgs {
     /// `cifar100` (train.bin/test.bin, 20 coarse-class tasks) or `celeba`
     /// (list_attr_celeba.txt, list_eval_partition.txt, img_align_celeba/,
     /// 40 attribute tasks).
-    #[arg(long, value_enum, default_value = "mnist-attributes")]
+    #[arg(long, value_parser = named::<Benchmark>(), default_value = Benchmark::MnistAttributes.name())]
     pub benchmark: Benchmark,
     /// The benchmark's folder [default: the shipped digits for
     /// mnist-attributes; required for cifar100 and celeba].
@@ -171,126 +173,108 @@ pub struct MultitaskSweepArgs {
 }
 
 /// The settings of fine-tuning runs (§2–§4), shared by `sweep`, `tune`,
-/// `reproduce` and `report`. A flag that a `--reading` preset sets is
-/// optional here: given, it wins over the preset.
+/// `reproduce` and `multitask sweep`. Every setting is optional here: one
+/// given wins over the `--reading` preset, one not given is the preset's
+/// (the library's rule, `Reading::with`).
 #[derive(clap::Args, Clone)]
 pub struct RunOptions {
     /// Methods, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = all_methods())]
+    #[arg(long, value_parser = named::<Method>(), value_delimiter = ',', default_value = all_methods())]
     pub methods: Vec<Method>,
     /// Master seed; each run's seed is a hash of it with task, method and repeat.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
     /// A named reading of the paper (§3), a bundle of the flags below;
     /// each of them given explicitly wins.
-    #[arg(long, value_enum, default_value_t = Reading::Spec, help = reading_help())]
+    #[arg(long, value_parser = named::<Reading>(), default_value = Reading::Spec.name(), help = reading_help())]
     pub reading: Reading,
-    /// Readout of the binary task: `all` (10-way, label = target digit) or
-    /// `pair` (softmax over the two logits).
-    #[arg(long, value_enum, help = preset_help("Readout of the binary task: `all` (10-way, label = the target digit) or `pair` (softmax over the two logits)", "--readout"))]
+    /// Readout of a binary digit task.
+    #[arg(long, value_parser = named::<ReadoutKind>(), help = with_default("Readout of a binary digit task: `all` (10-way, label = the target digit) or `pair` (softmax over the two logits)", "--readout"))]
     pub readout: Option<ReadoutKind>,
     /// Per-trial gain rule.
-    #[arg(long, value_enum, default_value_t = GainOptions::DEFAULT.rule)]
-    pub gain_rule: GainRule,
+    #[arg(long, value_parser = named::<GainRule>(), help = with_default("Per-trial gain rule", "--gain-rule"))]
+    pub gain_rule: Option<GainRule>,
     /// Gain normalisation.
-    #[arg(long, value_enum, help = preset_help("Gain normalisation (`none` with `--gain-smoothing none`: the literal Eq. 3)", "--gain-norm"))]
+    #[arg(long, value_parser = named::<GainNorm>(), help = with_default("Gain normalisation (`none` with `--gain-smoothing none`: the literal Eq. 3)", "--gain-norm"))]
     pub gain_norm: Option<GainNorm>,
     /// Gain smoothing across batches.
-    #[arg(long, value_enum, help = preset_help("Gain smoothing across batches", "--gain-smoothing"))]
+    #[arg(long, value_parser = named::<GainSmoothing>(), help = with_default("Gain smoothing across batches", "--gain-smoothing"))]
     pub gain_smoothing: Option<GainSmoothing>,
     /// What the gain is estimated on.
-    #[arg(long, value_enum, help = preset_help("What the gain is estimated on", "--gain-input"))]
+    #[arg(long, value_parser = named::<GainInput>(), help = with_default("What the gain is estimated on", "--gain-input"))]
     pub gain_input: Option<GainInput>,
     /// Learning rate of `stochastic`.
-    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Stochastic))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("Learning rate of `stochastic`", "--lr-stochastic"))]
     pub lr_stochastic: Option<f32>,
     /// Learning rate of `deterministic`.
-    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Deterministic))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("Learning rate of `deterministic`", "--lr-deterministic"))]
     pub lr_deterministic: Option<f32>,
     /// Learning rate of `retrain`.
-    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::Retrain))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("Learning rate of `retrain`", "--lr-retrain"))]
     pub lr_retrain: Option<f32>,
     /// Learning rate of `retrain-last`.
-    #[arg(long, allow_negative_numbers = true, help = lr_help(Method::RetrainLast))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("Learning rate of `retrain-last`", "--lr-retrain-last"))]
     pub lr_retrain_last: Option<f32>,
     /// λ of the L1 term on what is trained.
-    #[arg(long, allow_negative_numbers = true, help = preset_help("λ of the L1 term on what is trained", "--lambda"))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("λ of the L1 term on what is trained", "--lambda"))]
     pub lambda: Option<f32>,
     /// Modulator samples per trial, T.
-    #[arg(long, help = preset_help("Modulator samples per trial, T", "--samples"))]
+    #[arg(long, help = with_default("Modulator samples per trial, T", "--samples"))]
     pub samples: Option<usize>,
-    /// Modulator mean μ_m: training and evaluation run at m = μ_m.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.modulator_mean, allow_negative_numbers = true)]
-    pub modulator_mean: f32,
-    /// Modulator variance σ_m² of the stochastic method's samples.
-    #[arg(long, allow_negative_numbers = true, help = preset_help("Modulator variance σ_m² of the samples drawn for the gain estimate", "--modulator-var"))]
+    /// Modulator mean μ_m.
+    #[arg(long, allow_negative_numbers = true, help = with_default("Modulator mean μ_m: training and evaluation run at m = μ_m", "--modulator-mean"))]
+    pub modulator_mean: Option<f32>,
+    /// Modulator variance σ_m².
+    #[arg(long, allow_negative_numbers = true, help = with_default("Modulator variance σ_m² of the samples drawn for the gain estimate", "--modulator-var"))]
     pub modulator_var: Option<f32>,
     /// Mean of the samples drawn for the gain estimate only.
-    #[arg(long, allow_negative_numbers = true, help = preset_help("Mean of the modulator samples drawn for the gain estimate only; backpropagation and evaluation stay at --modulator-mean, which it follows unless given", "--gain-modulator-mean"))]
+    #[arg(long, allow_negative_numbers = true, help = with_default("Mean of the modulator samples drawn for the gain estimate only; backpropagation and evaluation stay at --modulator-mean, which it follows unless given", "--gain-modulator-mean"))]
     pub gain_modulator_mean: Option<f32>,
     /// Variance compensation of the modulated layer's factor.
-    #[arg(long, value_enum, help = preset_help("`variance`: the modulated layer's factor is exp(m·c − σ_m²·c²/2), so that the modulation leaves a neuron's mean gain unchanged", "--modulation-compensation"))]
+    #[arg(long, value_parser = named::<Compensation>(), help = with_default("`variance`: the modulated layer's factor is exp(m·c − σ²·c²/2), σ² the variance of the trial's modulator samples, so that the modulation leaves a neuron's mean gain unchanged", "--modulation-compensation"))]
     pub modulation_compensation: Option<Compensation>,
     /// What the modulation methods learn for the coupling.
-    #[arg(long, value_enum, help = preset_help("What the modulation methods learn: `linear` (c) or `square` (w, with c = w² ≥ 0)", "--coupling-param"))]
+    #[arg(long, value_parser = named::<CouplingParam>(), help = with_default("What the modulation methods learn: `linear` (c) or `square` (w, with c = w² ≥ 0)", "--coupling-param"))]
     pub coupling_param: Option<CouplingParam>,
     /// Training protocol.
-    #[arg(long, value_enum, help = preset_help("Training protocol: `online` (one pass over fresh batches, measured after each) or `dataset` (data sets of growing size, each trained to its lowest validation loss; the paper's learning rates)", "--protocol"))]
-    pub protocol: Option<ProtocolName>,
+    #[arg(long, value_parser = named::<ProtocolKind>(), help = with_default("Training protocol: `online` (one pass over fresh batches, measured after each) or `dataset` (data sets of growing size, each trained to its lowest validation loss; the paper's learning rates)", "--protocol"))]
+    pub protocol: Option<ProtocolKind>,
     /// `dataset`: the sizes are S, 2S, …, N·S examples; this is S.
-    #[arg(long, default_value_t = DatasetOptions::DEFAULT.size_step)]
-    pub size_step: usize,
+    #[arg(long, help = with_default("`dataset`: the sizes are S, 2S, …, N·S examples; this is S", "--size-step"))]
+    pub size_step: Option<usize>,
     /// `dataset`: the number of sizes, N.
-    #[arg(long, default_value_t = DatasetOptions::DEFAULT.sizes)]
-    pub sizes: usize,
+    #[arg(long, help = with_default("`dataset`: the number of sizes, N", "--sizes"))]
+    pub sizes: Option<usize>,
     /// `dataset`: the most epochs one size trains, E_max.
-    #[arg(long, default_value_t = DatasetOptions::DEFAULT.max_epochs)]
-    pub max_epochs: usize,
-    /// `dataset`: stop after this many epochs without a lower validation
-    /// loss; `none` trains all --max-epochs (keeping the best state).
-    #[arg(long, value_parser = parse_patience, help = preset_patience_help())]
+    #[arg(long, help = with_default("`dataset`: the most epochs one size trains, E_max", "--max-epochs"))]
+    pub max_epochs: Option<usize>,
+    /// `dataset`: patience.
+    #[arg(long, value_parser = parse_patience, help = with_default("`dataset`: stop after this many epochs without a lower validation loss; `none` trains all --max-epochs (keeping the best state)", "--patience"))]
     pub patience: Option<Patience>,
-    /// `online`: batches in the pass (measurements: batches + 1).
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.batches)]
-    pub batches: usize,
+    /// `online`: batches in the pass.
+    #[arg(long, help = with_default("`online`: batches in the pass (measurements: batches + 1)", "--batches"))]
+    pub batches: Option<usize>,
     /// Examples per batch.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.batch_size)]
-    pub batch_size: usize,
-    /// Composites of each task's fixed test set.
-    #[arg(long, default_value_t = FinetuneConfig::DEFAULT.test_composites)]
-    pub test_composites: usize,
+    #[arg(long, help = with_default("Examples per batch", "--batch-size"))]
+    pub batch_size: Option<usize>,
+    /// Examples of each task's fixed test set.
+    #[arg(long, help = with_default("Examples of each task's fixed test set", "--test-composites"))]
+    pub test_composites: Option<usize>,
     /// Keep each modulation run's fine-tuned coupling in its record
     /// (field `coupling`; for coupling maps and coupling–|d′| analyses).
     #[arg(long)]
     pub record_coupling: bool,
 }
 
-/// The help of a flag that `--reading` presets set: its `spec` default and
-/// the presets that set it otherwise.
-fn preset_help(text: &'static str, flag: &'static str) -> String {
-    let mut defaults = vec![format!(
-        "{}",
-        FinetuneConfig::DEFAULT.flag(flag).unwrap_or_default()
-    )];
-    for reading in Reading::ALL.into_iter().skip(1) {
-        if let Some((_, value)) = reading.differences().into_iter().find(|(f, _)| *f == flag) {
-            defaults.push(format!("{value} under --reading {reading}"));
-        }
-    }
-    format!("{text} [default: {}]", defaults.join("; "))
+/// A parser of the values of `T`, offering exactly their names.
+fn named<T: Named + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::names()).map(|name| T::from_name(&name).expect("a listed name"))
 }
 
-/// The help of `--patience`.
-fn preset_patience_help() -> String {
-    let patience = |protocol: Protocol| match protocol {
-        Protocol::Dataset(options) => Patience(options.patience).to_string(),
-        Protocol::Online => Patience(DatasetOptions::DEFAULT.patience).to_string(),
-    };
-    format!(
-        "`dataset`: stop after this many epochs without a lower validation loss; `none` trains all --max-epochs (keeping the best state) [default: {}; {} under --reading companion-code]",
-        patience(Protocol::DATASET),
-        patience(Reading::CompanionCode.config().protocol)
-    )
+/// `text` with the flag's default, from the library (its `spec` value and
+/// the readings that set it otherwise).
+fn with_default(text: &str, flag: &str) -> String {
+    format!("{text} [default: {}]", default_text(flag))
 }
 
 /// The help of `--reading`: what each preset sets.
@@ -308,32 +292,14 @@ fn reading_help() -> String {
         })
         .collect();
     format!(
-        "A named reading of the paper (§3): `spec` (as docs/model.md writes it), {}. Each flag given explicitly wins over the preset [default: spec]",
+        "A named reading of the paper (§3): `spec` (as docs/model.md writes it), {}. Each flag given explicitly wins over the preset",
         presets.join("; ")
     )
-}
-
-/// `--protocol` values (§4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProtocolName {
-    /// One pass over fresh batches.
-    Online,
-    /// Data sets of growing size, trained to convergence.
-    Dataset,
 }
 
 /// `--patience`: a number of epochs, or `none`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Patience(pub Option<usize>);
-
-impl std::fmt::Display for Patience {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(p) => write!(f, "{p}"),
-            None => f.write_str("none"),
-        }
-    }
-}
 
 fn parse_patience(text: &str) -> Result<Patience, String> {
     if text == "none" {
@@ -344,30 +310,6 @@ fn parse_patience(text: &str) -> Result<Patience, String> {
         .map_err(|_| "expected a number of epochs or `none`".to_string())
 }
 
-/// The help of a learning-rate flag, with its default under each protocol.
-fn lr_help(method: Method) -> &'static str {
-    static HELP: OnceLock<Vec<String>> = OnceLock::new();
-    let all = HELP.get_or_init(|| {
-        Method::ALL
-            .iter()
-            .map(|&m| {
-                format!(
-                    "Learning rate of `{}` [default: {} (online), {} (dataset); {} under --reading companion-code]",
-                    m.name(),
-                    m.learning_rate(&Protocol::Online.learning_rates()),
-                    m.learning_rate(&Protocol::DATASET.learning_rates()),
-                    m.learning_rate(&Reading::CompanionCode.learning_rates(&Protocol::Online)),
-                )
-            })
-            .collect()
-    });
-    let index = Method::ALL
-        .iter()
-        .position(|&m| m == method)
-        .expect("a method");
-    &all[index]
-}
-
 /// Every method, in report order, as `--methods` takes them.
 fn all_methods() -> &'static str {
     static LIST: OnceLock<String> = OnceLock::new();
@@ -375,56 +317,40 @@ fn all_methods() -> &'static str {
 }
 
 impl RunOptions {
-    /// The fine-tuning configuration these flags describe (not yet
-    /// checked): the `--reading` preset, with every flag given explicitly
-    /// put over it.
-    pub fn finetune_config(&self) -> FinetuneConfig {
-        let preset = self.reading.config();
-        let preset_patience = match preset.protocol {
-            Protocol::Dataset(options) => options.patience,
-            Protocol::Online => DatasetOptions::DEFAULT.patience,
-        };
-        let name = self.protocol.unwrap_or(match preset.protocol {
-            Protocol::Online => ProtocolName::Online,
-            Protocol::Dataset(_) => ProtocolName::Dataset,
-        });
-        let protocol = match name {
-            ProtocolName::Online => Protocol::Online,
-            ProtocolName::Dataset => Protocol::Dataset(DatasetOptions {
-                size_step: self.size_step,
-                sizes: self.sizes,
-                max_epochs: self.max_epochs,
-                patience: self.patience.map_or(preset_patience, |p| p.0),
-            }),
-        };
-        let rates = self.reading.learning_rates(&protocol);
-        FinetuneConfig {
-            protocol,
-            readout: self.readout.unwrap_or(preset.readout),
-            gain: GainOptions {
-                rule: self.gain_rule,
-                norm: self.gain_norm.unwrap_or(preset.gain.norm),
-                smoothing: self.gain_smoothing.unwrap_or(preset.gain.smoothing),
-                input: self.gain_input.unwrap_or(preset.gain.input),
-            },
-            lr: LearningRates {
-                stochastic: self.lr_stochastic.unwrap_or(rates.stochastic),
-                deterministic: self.lr_deterministic.unwrap_or(rates.deterministic),
-                retrain: self.lr_retrain.unwrap_or(rates.retrain),
-                retrain_last: self.lr_retrain_last.unwrap_or(rates.retrain_last),
-            },
-            lambda: self.lambda.unwrap_or(preset.lambda),
-            samples: self.samples.unwrap_or(preset.samples),
-            modulator_mean: self.modulator_mean,
-            modulator_variance: self.modulator_var.unwrap_or(preset.modulator_variance),
-            gain_modulator_mean: self.gain_modulator_mean.or(preset.gain_modulator_mean),
-            compensation: self.modulation_compensation.unwrap_or(preset.compensation),
-            coupling_param: self.coupling_param.unwrap_or(preset.coupling_param),
+    /// The settings given on the command line.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            protocol: self.protocol,
+            size_step: self.size_step,
+            sizes: self.sizes,
+            max_epochs: self.max_epochs,
+            patience: self.patience.map(|p| p.0),
+            readout: self.readout,
+            gain_rule: self.gain_rule,
+            gain_norm: self.gain_norm,
+            gain_smoothing: self.gain_smoothing,
+            gain_input: self.gain_input,
+            lr_stochastic: self.lr_stochastic,
+            lr_deterministic: self.lr_deterministic,
+            lr_retrain: self.lr_retrain,
+            lr_retrain_last: self.lr_retrain_last,
+            lambda: self.lambda,
             batches: self.batches,
             batch_size: self.batch_size,
+            samples: self.samples,
+            modulator_mean: self.modulator_mean,
+            modulator_variance: self.modulator_var,
+            gain_modulator_mean: self.gain_modulator_mean,
+            compensation: self.modulation_compensation,
+            coupling_param: self.coupling_param,
             test_composites: self.test_composites,
-            reading: self.reading,
         }
+    }
+
+    /// The fine-tuning configuration these flags describe (not yet
+    /// checked): the `--reading` preset with every flag given put over it.
+    pub fn finetune_config(&self) -> FinetuneConfig {
+        self.reading.with(&self.overrides())
     }
 }
 
@@ -531,14 +457,7 @@ impl TuneArgs {
 
     /// Refuses `--lr-*` flags: the grid sets the rates.
     pub fn check_no_rates(&self) -> anyhow::Result<()> {
-        let given = [
-            self.run.lr_stochastic,
-            self.run.lr_deterministic,
-            self.run.lr_retrain,
-            self.run.lr_retrain_last,
-        ];
-        let flags = LearningRates::ONLINE.by_flag().map(|(flag, _)| flag);
-        if let Some((flag, _)) = flags.iter().zip(given).find(|(_, rate)| rate.is_some()) {
+        if let Some(flag) = self.run.overrides().given_learning_rate() {
             anyhow::bail!("{flag}: tune chooses the learning rates from --grid; drop it");
         }
         Ok(())

@@ -23,6 +23,7 @@ pub mod error;
 pub mod io;
 pub mod kernel;
 pub mod multitask;
+pub mod named;
 pub mod net;
 pub mod report;
 pub mod reproduce;

@@ -16,8 +16,8 @@ use crate::sweep::plan::reproduction_tasks;
 use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::read_results;
 use crate::sweep::{SweepReport, SweepSpec, check_plan, run_sweep};
-use crate::train::config::Protocol;
 use crate::train::method::LearningRates;
+use crate::train::options::Protocol;
 use crate::train::{FrozenNetwork, Method};
 
 /// The default grid (§4): 1e-6 … 1e-1, one point a decade.

@@ -5,9 +5,10 @@
 //! differences in f64, on random small architectures.
 
 use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
-use comod::conv::net::{Depth, Heads, Modulator, heads_loss};
+use comod::conv::net::{Heads, Modulator, heads_loss};
 use comod::conv::ops::{Shape, col2im, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, Stage};
+use comod::net::Depth;
 use comod::net::simd::Isa;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -304,7 +305,7 @@ proptest! {
             let numeric = (case.loss(net, &plus) - case.loss(net, &minus)) / (2.0 * eps);
             prop_assert!(close(all.coupling[k], numeric), "coupling {k}: {} vs {numeric}", all.coupling[k]);
         }
-        for depth in [Depth::Coupling, Depth::Heads] {
+        for depth in [Depth::Coupling, Depth::Readout] {
             let mut ws = net.workspace();
             net.forward(&mut ws, &case.images, rows, Some(&modulator), Some(&case.gain));
             let mut part = net.zero_grads();

@@ -8,9 +8,10 @@ use std::sync::OnceLock;
 
 use comod::data::Task;
 use comod::net::{Arch, Model, Readout};
-use comod::train::config::{DatasetOptions, Protocol};
-use comod::train::gain::GainNorm;
 use comod::train::learner::{Batch, learner};
+use comod::train::options::DatasetOptions;
+use comod::train::options::GainNorm;
+use comod::train::options::Protocol;
 use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
 
 /// An initialised (not pretrained) network: faults do not need a good one.

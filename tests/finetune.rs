@@ -9,10 +9,11 @@ mod common;
 use std::sync::OnceLock;
 
 use comod::data::{CANVAS_PIXELS, Digits, Task};
+use comod::net::Depth;
 use comod::net::{Arch, Model, Modulation};
-use comod::train::config::{DatasetOptions, Protocol};
 use comod::train::learner::{Learner, learner};
-use comod::train::method::Trained;
+use comod::train::options::DatasetOptions;
+use comod::train::options::Protocol;
 use comod::train::protocol::{TrainingSet, online};
 use comod::train::run::training_composites;
 use comod::train::{FinetuneConfig, FrozenNetwork, Method, ReadoutKind, TaskData, finetune};
@@ -102,7 +103,7 @@ fn each_method_changes_only_what_it_trains() {
             .collect();
         let coupling = &learner.modulation().coupling;
         match method.trains() {
-            Trained::Coupling => {
+            Depth::Coupling => {
                 assert!(changed.is_empty(), "{method:?} left the weights alone");
                 assert!(
                     initial.coupling.iter().all(|c| (0.9..1.1).contains(c)),
@@ -119,7 +120,7 @@ fn each_method_changes_only_what_it_trains() {
                     coupling.len()
                 );
             }
-            Trained::Weights => {
+            Depth::All => {
                 assert!(coupling.iter().all(|&c| c == 0.0), "retrain keeps c = 0");
                 assert!(
                     changed.iter().any(|&i| i < model.layer(2).weights.start),
@@ -127,7 +128,7 @@ fn each_method_changes_only_what_it_trains() {
                 );
                 assert!(changed.iter().any(|&i| i >= last_layer), "and the readout");
             }
-            Trained::Readout => {
+            Depth::Readout => {
                 assert!(coupling.iter().all(|&c| c == 0.0));
                 assert!(
                     !changed.is_empty() && changed.iter().all(|&i| i >= last_layer),
@@ -217,8 +218,11 @@ fn learning_happens_for_every_method_at_the_default_rates() {
 
 #[test]
 fn every_gain_option_runs_and_changes_the_gain() {
-    use comod::kernel::GainRule;
-    use comod::train::gain::{GainInput, GainNorm, GainOptions, GainSmoothing};
+    use comod::net::GainRule;
+    use comod::train::options::GainInput;
+    use comod::train::options::GainNorm;
+    use comod::train::options::GainOptions;
+    use comod::train::options::GainSmoothing;
     let frozen = frozen();
     let task: Task = "3-8@2".parse().unwrap();
     let literal = GainOptions {
@@ -486,9 +490,12 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
 
 #[test]
 fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
-    use comod::train::config::Compensation;
-    use comod::train::gain::{GainEstimator, GainNorm, GainOptions, GainSmoothing};
+    use comod::train::gain::GainEstimator;
     use comod::train::learner::Batch;
+    use comod::train::options::Compensation;
+    use comod::train::options::GainNorm;
+    use comod::train::options::GainOptions;
+    use comod::train::options::GainSmoothing;
     let frozen = frozen();
     let model = &frozen.model;
     let raw = GainOptions {
@@ -563,8 +570,8 @@ fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
 
 #[test]
 fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
-    use comod::net::{GradTargets, Readout};
-    use comod::train::config::CouplingParam;
+    use comod::net::{Depth, Readout};
+    use comod::train::options::CouplingParam;
     let frozen = frozen();
     let model = &frozen.model;
     let task: Task = "4-9@1".parse().unwrap();
@@ -583,7 +590,7 @@ fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
     let mut grads = model.zero_grads();
     model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
     model.loss(&mut ws, labels, Readout::All);
-    model.backward(&mut ws, GradTargets::COUPLING, &mut grads);
+    model.backward(&mut ws, Depth::Coupling, &mut grads);
     learner
         .step(comod::train::learner::Batch {
             images,

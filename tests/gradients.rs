@@ -8,7 +8,7 @@ mod common;
 
 use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
-use comod::net::{Arch, GradTargets, Model, Modulation, Nonlinearity, Readout, Workspace};
+use comod::net::{Arch, Depth, Model, Modulation, Nonlinearity, Readout, Workspace};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -114,7 +114,7 @@ proptest! {
         let far_from_kinks = (1..arch.depth()).filter(|&l| model.layer(l).activation == Some(Nonlinearity::Relu))
             .all(|l| model.pre_activations(&ws, l).iter().all(|a| a.abs() > 1e-4));
         prop_assume!(far_from_kinks);
-        model.backward(&mut ws, GradTargets::EVERYTHING, &mut grads);
+        model.backward(&mut ws, Depth::All, &mut grads);
 
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 1);
         for l in 1..=arch.depth() {
@@ -139,15 +139,22 @@ proptest! {
         let mut ws = model.workspace(3);
         let mut full = model.zero_grads();
         loss(&case, model, &case.modulation, &mut ws);
-        model.backward(&mut ws, GradTargets::EVERYTHING, &mut full);
-        for targets in [GradTargets::COUPLING, GradTargets::WEIGHTS, GradTargets { weights_from: Some(arch.depth()), coupling: false }] {
+        model.backward(&mut ws, Depth::All, &mut full);
+        for targets in [Depth::Coupling, Depth::All, Depth::Readout] {
             let mut part = model.zero_grads();
             loss(&case, model, &case.modulation, &mut ws);
             model.backward(&mut ws, targets, &mut part);
-            if targets.coupling {
+            if targets != Depth::Readout {
                 prop_assert_eq!(&part.coupling, &full.coupling);
+            } else {
+                prop_assert!(part.coupling.iter().all(|&g| g == 0.0), "coupling untouched");
             }
-            if let Some(from) = targets.weights_from {
+            let weights_from = match targets {
+                Depth::Readout => Some(arch.depth()),
+                Depth::Coupling => None,
+                Depth::All => Some(1),
+            };
+            if let Some(from) = weights_from {
                 let start = model.layer(from).weights.start;
                 prop_assert_eq!(&part.params[start..], &full.params[start..]);
                 prop_assert!(part.params[..start].iter().all(|&g| g == 0.0));

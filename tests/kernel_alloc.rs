@@ -8,7 +8,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use comod::data::CANVAS_PIXELS;
-use comod::kernel::{BatchScratch, GainRule, KernelPlan, Trials, batch_gain};
+use comod::kernel::{BatchScratch, KernelPlan, Trials, batch_gain};
+use comod::net::GainRule;
 use comod::net::{Arch, Model};
 
 struct Counting;

@@ -18,7 +18,8 @@ use crate::conv::trial::{
     TrialScratch, trial_activity, trial_flops, trial_gain, unmodulated_features,
 };
 use crate::conv::{ConvArch, ConvNet};
-use crate::kernel::{GainRule, MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
+use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
+use crate::net::GainRule;
 use crate::net::linalg::serial_products;
 use crate::net::simd::Isa;
 use crate::rng::rng_for;

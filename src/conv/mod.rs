@@ -10,5 +10,5 @@ pub mod trace;
 pub mod trial;
 
 pub use arch::{ConvArch, Stage};
-pub use net::{ConvGrads, ConvNet, ConvWorkspace, Depth, Heads, Modulator};
+pub use net::{ConvNet, ConvWorkspace, Heads, Modulator};
 pub use ops::Shape;

@@ -15,6 +15,7 @@ use crate::conv::direct::{self, ConvWeights};
 use crate::conv::ops::{self, Shape};
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
 use crate::net::simd::{Isa, with_avx2};
+use crate::net::{Depth, Grads};
 use crate::rng::rng_for;
 
 /// Where one stage's (or the heads') parameters sit in the flat vector.
@@ -40,27 +41,6 @@ pub struct Modulator<'a, T> {
     pub beta: T,
     /// σ² of the variance compensation, or 0.
     pub variance: T,
-}
-
-/// How deep a backward pass goes (what is trained, §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Depth {
-    /// The heads' weights and biases only (`retrain-last`).
-    Heads,
-    /// Down to the coupling of the modulated stage, no weight gradients
-    /// below the heads (the modulation methods).
-    Coupling,
-    /// Every weight and bias (pretraining, `retrain`).
-    All,
-}
-
-/// Gradients of a backward pass.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ConvGrads<T> {
-    /// Same layout as the parameters.
-    pub params: Vec<T>,
-    /// d loss / d c, `[channels of the modulated stage]`.
-    pub coupling: Vec<T>,
 }
 
 /// Activations of one forward pass, kept for the backward pass.
@@ -230,8 +210,8 @@ impl<T: Real> ConvNet<T> {
     }
 
     /// Zero gradients.
-    pub fn zero_grads(&self) -> ConvGrads<T> {
-        ConvGrads {
+    pub fn zero_grads(&self) -> Grads<T> {
+        Grads {
             params: vec![T::ZERO; self.params.len()],
             coupling: vec![T::ZERO; self.arch.modulated_channels()],
         }
@@ -401,7 +381,7 @@ impl<T: Real> ConvNet<T> {
         ws: &mut ConvWorkspace<T>,
         dlogits: &[T],
         depth: Depth,
-        grads: &mut ConvGrads<T>,
+        grads: &mut Grads<T>,
     ) {
         let n = self.arch.stages.len();
         let rows = ws.rows;
@@ -418,9 +398,9 @@ impl<T: Real> ConvNet<T> {
             logits,
             dw,
             db,
-            (depth != Depth::Heads).then_some(&mut ws.grad_a),
+            (depth != Depth::Readout).then_some(&mut ws.grad_a),
         );
-        if depth == Depth::Heads {
+        if depth == Depth::Readout {
             return;
         }
         let modulated = self.arch.modulated_stage - 1;

@@ -15,12 +15,14 @@
 use std::path::Path;
 
 use crate::conv::checkpoint::parameter_tensors;
-use crate::conv::net::{ConvNet, Depth, Heads, Modulator, heads_loss};
+use crate::conv::net::{ConvNet, Heads, Modulator, heads_loss};
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
 use crate::error::{Error, Result};
 use crate::io::tensors::{TensorData, TensorFile, write_tensors};
 use crate::io::trace::{gain_rule, metadata_number};
-use crate::kernel::{GainRule, MODULATOR_MEAN};
+use crate::kernel::MODULATOR_MEAN;
+use crate::net::Depth;
+use crate::net::GainRule;
 use crate::net::layers::{l1_backward, l1_penalty};
 use crate::train::fault::check_finite;
 

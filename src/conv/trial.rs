@@ -27,7 +27,7 @@
 use crate::conv::arch::{ConvArch, Stage};
 use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
 use crate::conv::net::{ConvNet, ConvWorkspace, Modulator, channel_factors};
-use crate::kernel::GainRule;
+use crate::net::GainRule;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::{Isa, with_avx2};
 

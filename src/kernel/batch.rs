@@ -7,7 +7,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use crate::kernel::{Body, GainRule, KernelPlan, KernelScratch, trial_gain};
+use crate::kernel::{Body, KernelPlan, KernelScratch, trial_gain};
+use crate::net::GainRule;
 use crate::net::{Model, Workspace};
 
 thread_local! {

@@ -32,6 +32,7 @@ pub mod workload;
 pub use batch::{BatchScratch, Trials, batch_gain, trial_gains};
 pub use plan::KernelPlan;
 
+use crate::net::GainRule;
 use crate::net::simd::{Isa, with_avx2};
 use crate::net::vexp::exp_in_place;
 
@@ -45,18 +46,6 @@ pub const SAMPLES: usize = 200;
 /// Samples per block: a multiple of every body's tile height, small
 /// enough that a block's activity stays in the L2 cache.
 pub const BLOCK: usize = 48;
-
-/// How the per-trial gain is read from the samples (§3).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum GainRule {
-    /// g_j = cov_t(m, z_j) (paper Eq. 3, the default).
-    Covariance,
-    /// g_j = cov_t(m, z_j) / (std_t m · std_t z_j), 0 where std_t z_j = 0.
-    Correlation,
-}
 
 /// Which implementation of the tiles runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! activity. Slow and obviously correct; the fast bodies are tested
 //! against it.
 
-use crate::kernel::GainRule;
+use crate::net::GainRule;
 use crate::net::{LayerKind, Model};
 
 /// The reference gain of one trial, with the magnitudes that bound the

@@ -7,8 +7,9 @@ use rand_distr::{Distribution, Normal};
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::{
-    BatchScratch, GainRule, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, Trials, batch_gain,
+    BatchScratch, KernelPlan, MODULATOR_MEAN, MODULATOR_VARIANCE, Trials, batch_gain,
 };
+use crate::net::GainRule;
 use crate::net::{Arch, Model, Modulation};
 use crate::rng::rng_for;
 

@@ -22,9 +22,7 @@ use crate::io::read::{MAX_IDX_BYTES, read_bounded};
 use crate::rng::rng_for;
 
 /// The multi-task benchmarks (§8).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Benchmark {
     /// Composites of four digits, 8 tasks: the digit in quadrant q is
@@ -36,16 +34,13 @@ pub enum Benchmark {
     Celeba,
 }
 
-impl Benchmark {
-    /// The name `--benchmark` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Benchmark::MnistAttributes => "mnist-attributes",
-            Benchmark::Cifar100 => "cifar100",
-            Benchmark::Celeba => "celeba",
-        }
-    }
+crate::named!(Benchmark {
+    Benchmark::MnistAttributes => "mnist-attributes",
+    Benchmark::Cifar100 => "cifar100",
+    Benchmark::Celeba => "celeba",
+});
 
+impl Benchmark {
     /// The built-in architecture that fits its images.
     pub fn default_arch(self) -> &'static str {
         match self {

@@ -8,21 +8,26 @@ use std::ops::Range;
 use rand::RngExt;
 use rand_distr::{Distribution, Normal};
 
-use crate::conv::ConvGrads;
 use crate::conv::net::{
-    ConvNet, ConvWorkspace, Depth, Heads, Modulator, channel_factors, heads_loss, scale_channels,
+    ConvNet, ConvWorkspace, Heads, Modulator, channel_factors, heads_loss, scale_channels,
 };
 use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
 use crate::error::{Error, Result};
 use crate::multitask::data::Images;
 use crate::multitask::evaluate::EVAL_CHUNK;
 use crate::net::Adam;
+use crate::net::Depth;
+use crate::net::Grads;
 use crate::net::layers::l1_backward;
 use crate::rng::rng_for;
-use crate::train::config::{Compensation, CouplingParam, FinetuneConfig, Protocol};
+use crate::train::config::FinetuneConfig;
 use crate::train::fault::{Failure, Fault, check_finite, check_scalar};
-use crate::train::gain::{GainInput, GainState};
-use crate::train::method::{Method, Trained};
+use crate::train::gain::GainState;
+use crate::train::method::Method;
+use crate::train::options::Compensation;
+use crate::train::options::CouplingParam;
+use crate::train::options::GainInput;
+use crate::train::options::Protocol;
 use crate::train::protocol::Curve;
 
 /// A task's modulation (§8): coupling c of the modulated conv stage, one
@@ -141,7 +146,7 @@ pub fn finetune_task(
     let arch = frozen.arch();
     let mut rng = rng_for(seed, &["coupling".into()]);
     let theta = match method.trains() {
-        Trained::Coupling => {
+        Depth::Coupling => {
             let c: Vec<f32> = (0..arch.modulated_channels())
                 .map(|_| rng.random_range(0.9..1.1))
                 .collect();
@@ -149,10 +154,10 @@ pub fn finetune_task(
                 .then(|| c.iter().map(|v| v.sqrt()).collect());
             Theta::Coupling { c, root }
         }
-        Trained::Weights | Trained::Readout => {
+        Depth::All | Depth::Readout => {
             let (w, b) = frozen.head_of(t);
             let mut ranges = vec![(w, true), (b, false)];
-            if method.trains() == Trained::Weights {
+            if method.trains() == Depth::All {
                 for s in 0..arch.stages.len() {
                     if let Some(r) = frozen.stage_params(s) {
                         ranges.push((r.weights.clone(), true));
@@ -160,10 +165,10 @@ pub fn finetune_task(
                     }
                 }
             }
-            let depth = if method.trains() == Trained::Weights {
+            let depth = if method.trains() == Depth::All {
                 Depth::All
             } else {
-                Depth::Heads
+                Depth::Readout
             };
             Theta::Params {
                 net: frozen.clone(),
@@ -249,7 +254,7 @@ pub fn finetune_task(
 
 /// A run's per-step buffers, allocated once.
 struct Buffers {
-    grads: ConvGrads<f32>,
+    grads: Grads<f32>,
     /// The trained parameters and their gradient, gathered (retraining).
     theta: Vec<f32>,
     grad: Vec<f32>,
@@ -273,7 +278,7 @@ impl Pass<'_> {
         &self,
         net: &ConvNet<f32>,
         ws: &mut ConvWorkspace<f32>,
-        grads: &mut ConvGrads<f32>,
+        grads: &mut Grads<f32>,
     ) -> std::result::Result<(), Fault> {
         let tasks = net.arch().tasks;
         net.forward(
@@ -311,7 +316,7 @@ impl Run<'_> {
         let (stop, cache) = match &self.theta {
             Theta::Coupling { .. } => (arch.scaling_stage(), true),
             Theta::Params {
-                depth: Depth::Heads,
+                depth: Depth::Readout,
                 ..
             } => (n, true),
             Theta::Params { .. } => (0, false),
@@ -378,7 +383,7 @@ impl Run<'_> {
             }
             Theta::Params {
                 net,
-                depth: Depth::Heads,
+                depth: Depth::Readout,
                 ..
             } => {
                 let width = arch.gated_size();

@@ -3,13 +3,14 @@
 //! until the held-out mean accuracy over tasks reaches a target or the
 //! epochs run out.
 
-use crate::conv::net::{Depth, Heads, heads_loss};
+use crate::conv::net::{Heads, heads_loss};
 use crate::conv::{ConvArch, ConvNet};
 use crate::data::Pool;
 use crate::error::{Error, Result};
 use crate::multitask::data::MultitaskData;
 use crate::multitask::evaluate::task_accuracies;
 use crate::net::Adam;
+use crate::net::Depth;
 use crate::rng::derive_seed;
 
 /// Settings of a multi-task pretraining.

@@ -18,12 +18,12 @@ use crate::io::lock::FileLock;
 use crate::multitask::data::MultitaskData;
 use crate::multitask::finetune::{TaskSets, finetune_task};
 use crate::multitask::record::{MULTITASK_RECORD_FORMAT, MultitaskConfig, MultitaskRecord};
+use crate::net::Depth;
 use crate::net::linalg::serial_products;
 use crate::rng::derive_seed;
 use crate::sweep::plan::{RunKey, Shard};
 use crate::sweep::store::{Appender, Stored, check_config, read_records, write_canonical};
 use crate::train::Method;
-use crate::train::method::Trained;
 
 /// What a multi-task sweep covers.
 #[derive(Clone, Debug)]
@@ -176,7 +176,7 @@ pub fn run_multitask_sweep(
                         .expect("no panic while holding the lock")
                         .push(format!("{k}: {failure}"));
                 }
-                let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
+                let coupling = (spec.record_coupling && method.trains() == Depth::Coupling)
                     .then(|| outcome.modulation.as_ref().map(|m| m.coupling.clone()))
                     .flatten();
                 let record = MultitaskRecord {

@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod arch;
+pub mod gradients;
 pub mod layers;
 pub mod linalg;
 pub mod model;
@@ -12,7 +13,8 @@ pub mod vexp;
 
 pub use adam::Adam;
 pub use arch::{Arch, LayerKind, LayerSpec, Nonlinearity};
+pub use gradients::{Depth, Grads};
 pub use layers::Readout;
 pub use linalg::Real;
-pub use model::{GradTargets, Grads, Model, Workspace};
-pub use modulation::Modulation;
+pub use model::{Model, Workspace};
+pub use modulation::{GainRule, Modulated, Modulation};

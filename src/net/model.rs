@@ -10,6 +10,7 @@ use crate::data::CANVAS_PIXELS;
 use crate::data::composite::quadrant_pixel;
 use crate::data::task::QUADRANTS;
 use crate::net::arch::{Arch, LayerKind, Nonlinearity};
+use crate::net::gradients::{Depth, Grads};
 use crate::net::layers::{
     LinearShape, Readout, activation_backward, activation_forward, correct_count,
     coupling_backward, cross_entropy, linear_backward, linear_forward, modulation_factor,
@@ -92,42 +93,6 @@ pub struct Model<T> {
     input_pixels: Vec<u16>,
     /// All weights (stored blocks only) and biases, layer after layer.
     pub params: Vec<T>,
-}
-
-/// Which gradients a backward pass computes (training only needs some).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GradTargets {
-    /// Weights and biases of layers `from..=L`; `None` for none.
-    pub weights_from: Option<usize>,
-    /// The gradient w.r.t. the coupling c.
-    pub coupling: bool,
-}
-
-impl GradTargets {
-    /// Every weight, bias and the coupling (the trace of §7).
-    pub const EVERYTHING: GradTargets = GradTargets {
-        weights_from: Some(1),
-        coupling: true,
-    };
-    /// Every weight and bias (pretraining, `retrain`).
-    pub const WEIGHTS: GradTargets = GradTargets {
-        weights_from: Some(1),
-        coupling: false,
-    };
-    /// The coupling only (the modulation methods).
-    pub const COUPLING: GradTargets = GradTargets {
-        weights_from: None,
-        coupling: true,
-    };
-}
-
-/// Gradients in the layout of [`Model`].
-#[derive(Clone, Debug)]
-pub struct Grads<T> {
-    /// ∂L/∂params, same layout as [`Model::params`].
-    pub params: Vec<T>,
-    /// ∂L/∂c.
-    pub coupling: Vec<T>,
 }
 
 /// Activations of one batch, allocated once and reused across steps.
@@ -518,13 +483,17 @@ impl<T: Real> Model<T> {
     /// Back-propagates the gradient left by [`Model::loss`] (g held
     /// constant), writing the requested gradients into `grads`; the others
     /// are left as they were.
-    pub fn backward(&self, ws: &mut Workspace<T>, targets: GradTargets, grads: &mut Grads<T>) {
+    pub fn backward(&self, ws: &mut Workspace<T>, targets: Depth, grads: &mut Grads<T>) {
         let depth = self.arch.depth();
         let modulated = self.arch.modulated_layer;
-        let lowest_weight = targets.weights_from.unwrap_or(depth + 1);
+        let (lowest_weight, coupling) = match targets {
+            Depth::Readout => (depth, false),
+            Depth::Coupling => (depth + 1, true),
+            Depth::All => (1, true),
+        };
         // dA_l is needed down to the lowest trained layer, or to ℓ + 1 for dc;
         // dH_l down to the lowest trained layer, or to ℓ itself for dc.
-        let (lowest_da, lowest_dh) = if targets.coupling {
+        let (lowest_da, lowest_dh) = if coupling {
             (
                 lowest_weight.min(modulated + 1),
                 lowest_weight.min(modulated),
@@ -558,7 +527,7 @@ impl<T: Real> Model<T> {
             let n = layer.shape.inputs;
             let dh = &mut ws.grad_h[..batch * n];
             let h = &ws.post[below - 1][..batch * n];
-            if targets.coupling && below == modulated {
+            if coupling && below == modulated {
                 coupling_backward(n, ws.m, h, dh, &mut grads.coupling);
             }
             if below < lowest_da {

@@ -22,8 +22,8 @@ use crate::net::linalg::serial_products;
 use crate::report::claims::{ClaimRow, Metric, repeats};
 use crate::sweep::record::Record;
 use crate::train::Method;
-use crate::train::config::ReadoutKind;
 use crate::train::evaluate::{PairAccuracy, pair_accuracy};
+use crate::train::options::ReadoutKind;
 use crate::train::switching::SwitchRun;
 
 /// Figures and claim rows of one analysis.

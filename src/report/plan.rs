@@ -4,8 +4,11 @@
 
 use crate::data::Task;
 use crate::sweep::plan::{FULL_REPEATS, reproduction_tasks};
-use crate::train::config::{DatasetOptions, FinetuneConfig, Protocol, ReadoutKind};
-use crate::train::reading::Reading;
+use crate::train::config::FinetuneConfig;
+use crate::train::options::DatasetOptions;
+use crate::train::options::Protocol;
+use crate::train::options::Reading;
+use crate::train::options::ReadoutKind;
 
 /// How much a report runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

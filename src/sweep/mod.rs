@@ -18,11 +18,11 @@ use crate::data::{Digits, Task};
 use crate::error::{Error, Result};
 use crate::io::atomic::check_output;
 use crate::io::lock::FileLock;
+use crate::net::Depth;
 use crate::net::linalg::serial_products;
 use crate::sweep::plan::{Group, RunKey, Shard, groups};
 use crate::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
 use crate::sweep::store::{Appender, Contents, check_config, read_results, write_canonical};
-use crate::train::method::Trained;
 use crate::train::{FrozenNetwork, Method, TaskData, finetune};
 
 /// What a sweep covers.
@@ -159,7 +159,7 @@ pub fn run_sweep(
                             .expect("no panic while holding the lock")
                             .push(format!("{key}: {failure}"));
                     }
-                    let coupling = (spec.record_coupling && method.trains() == Trained::Coupling)
+                    let coupling = (spec.record_coupling && method.trains() == Depth::Coupling)
                         .then_some(outcome.modulation.coupling);
                     let record = Record {
                         format: RECORD_FORMAT,
@@ -224,7 +224,7 @@ fn check_resumed(
         .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
         .collect();
     let expected = config.finetune.expected_examples();
-    let dataset = config.finetune.protocol != crate::train::config::Protocol::Online;
+    let dataset = config.finetune.protocol != crate::train::options::Protocol::Online;
     for (key, record) in contents.records.iter().filter(|(k, _)| planned.contains(k)) {
         let seed = key.seed(config.master_seed);
         let problem = if record.seed != seed {

@@ -7,121 +7,16 @@ use serde::{Deserialize, Serialize};
 use crate::data::{CompositeSet, Task};
 use crate::error::{Error, Result};
 use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
+use crate::named::Named;
 use crate::net::Readout;
-use crate::train::gain::GainOptions;
 use crate::train::method::LearningRates;
-use crate::train::reading::Reading;
+use crate::train::options::{
+    Compensation, CouplingParam, GainOptions, Protocol, Reading, ReadoutKind,
+};
 
 /// Composites in a specific task's fixed test set (§4).
 pub const TASK_TEST_COMPOSITES: usize = 1000;
 
-/// How a run sees its training data (§4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// One pass over fresh batches, measured before the first update and
-    /// after every batch.
-    Online,
-    /// Data sets of growing size, each trained from the pretrained network
-    /// to its lowest validation loss; one measurement per size.
-    Dataset(DatasetOptions),
-}
-
-impl Protocol {
-    /// The `dataset` protocol with its §4 defaults.
-    pub const DATASET: Protocol = Protocol::Dataset(DatasetOptions::DEFAULT);
-
-    /// The name used on the command line (`--protocol`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Protocol::Online => "online",
-            Protocol::Dataset(_) => "dataset",
-        }
-    }
-
-    /// The learning rates of this protocol (§4): chosen so that one pass
-    /// moves the curves (`online`), or the paper's (`dataset`).
-    pub fn learning_rates(&self) -> LearningRates {
-        match self {
-            Protocol::Online => LearningRates::ONLINE,
-            Protocol::Dataset(_) => LearningRates::DATASET,
-        }
-    }
-}
-
-/// The settings of the `dataset` protocol (§4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetOptions {
-    /// S: the sizes are S, 2S, …, N·S examples.
-    pub size_step: usize,
-    /// N: the number of sizes.
-    pub sizes: usize,
-    /// E_max: the most epochs one size trains.
-    pub max_epochs: usize,
-    /// P: stop after this many epochs without a lower validation loss;
-    /// `None` trains all E_max epochs (still keeping the best state).
-    pub patience: Option<usize>,
-}
-
-impl DatasetOptions {
-    /// The defaults of §4: S = 10, N = 30, E_max = 1000, P = 20.
-    pub const DEFAULT: DatasetOptions = DatasetOptions {
-        size_step: 10,
-        sizes: 30,
-        max_epochs: 1000,
-        patience: Some(20),
-    };
-
-    /// The data-set sizes n = S, 2S, …, N·S.
-    pub fn sizes(&self) -> impl Iterator<Item = usize> + use<> {
-        let step = self.size_step;
-        (1..=self.sizes).map(move |k| k * step)
-    }
-
-    /// The largest size, N·S: the run's training sequence.
-    pub fn largest(&self) -> usize {
-        self.sizes.saturating_mul(self.size_step)
-    }
-
-    /// Checks every setting; the error names the first one out of range.
-    pub fn validate(&self) -> Result<()> {
-        if self.size_step < 2 {
-            return Err(Error::option(
-                "--size-step",
-                self.size_step,
-                "must be at least 2 (each size is split into training and validation halves)",
-            ));
-        }
-        for (flag, count) in [("--sizes", self.sizes), ("--max-epochs", self.max_epochs)] {
-            if count == 0 {
-                return Err(Error::option(flag, count, "must be at least 1"));
-            }
-        }
-        if self.patience == Some(0) {
-            return Err(Error::option(
-                "--patience",
-                0,
-                "must be at least 1 (or `none`: train all --max-epochs)",
-            ));
-        }
-        if self.largest() > MAX_DATASET_EXAMPLES {
-            return Err(Error::option(
-                "--sizes",
-                self.sizes,
-                format!(
-                    "with --size-step {} the largest data set has {} examples; at most {MAX_DATASET_EXAMPLES}",
-                    self.size_step,
-                    self.largest()
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The most examples the `dataset` protocol's largest size may hold (each
-/// run keeps its activities in memory).
-pub const MAX_DATASET_EXAMPLES: usize = 100_000;
 /// The most training composites an `online` run may draw (3 GB of canvases).
 pub const MAX_ONLINE_EXAMPLES: usize = 1_000_000;
 /// The most test composites of a task (each task keeps them and their
@@ -129,51 +24,6 @@ pub const MAX_ONLINE_EXAMPLES: usize = 1_000_000;
 pub const MAX_TEST_COMPOSITES: usize = 100_000;
 /// The most modulator samples per trial.
 pub const MAX_SAMPLES: usize = 1 << 16;
-
-/// Which logits a binary task reads (§2).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadoutKind {
-    /// Softmax over the logits of a and b; labels 0/1.
-    Pair,
-    /// 10-way softmax; label = the target digit's class (the default).
-    All,
-}
-
-impl ReadoutKind {
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReadoutKind::Pair => "pair",
-            ReadoutKind::All => "all",
-        }
-    }
-}
-
-/// How the modulated layer's factor treats the modulator's variance (§3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Compensation {
-    /// exp(m·c − β).
-    #[default]
-    None,
-    /// exp(m·c − σ_m²·c²/2 − β), σ_m² the variance of the trial's samples
-    /// (0 at m = μ_m): the modulation leaves a neuron's mean gain unchanged.
-    Variance,
-}
-
-/// What the modulation methods learn for the coupling (§3).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum CouplingParam {
-    /// c itself.
-    #[default]
-    Linear,
-    /// w, with c = w² (a non-negative coupling).
-    Square,
-}
 
 /// Everything that defines a fine-tuning run besides task, method and seed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,10 +176,8 @@ impl FinetuneConfig {
     /// Every setting as the command line spells it, `(flag, value)`, in
     /// help order: for help texts, report headers and comparing readings.
     pub fn flags(&self) -> Vec<(&'static str, String)> {
-        fn name(value: impl clap::ValueEnum) -> String {
-            value
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_string())
+        fn name(value: impl Named) -> String {
+            value.name().to_string()
         }
         let mut flags = vec![
             ("--reading", self.reading.name().to_string()),

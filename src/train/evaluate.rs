@@ -11,10 +11,11 @@ use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
 use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
-use crate::train::config::{FinetuneConfig, ReadoutKind, TASK_TEST_COMPOSITES};
+use crate::train::config::{FinetuneConfig, TASK_TEST_COMPOSITES};
 use crate::train::fault::{Fault, check_finite, forward_fault};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
+use crate::train::options::ReadoutKind;
 
 /// Composites in the general task's held-out set.
 pub const HELDOUT_COMPOSITES: usize = 2000;

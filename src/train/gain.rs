@@ -4,79 +4,18 @@
 //! samples and runs the fused kernel for each estimate.
 
 use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
 use crate::data::CANVAS_PIXELS;
-use crate::kernel::{BatchScratch, GainRule, Trials, batch_gain};
+use crate::kernel::{BatchScratch, Trials, batch_gain};
 use crate::net::{Model, Modulation, Workspace};
 use crate::rng::{Rng, rng_for};
-use crate::train::config::{Compensation, FinetuneConfig};
+use crate::train::config::FinetuneConfig;
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::Batch;
+use crate::train::options::{Compensation, GainInput, GainNorm, GainOptions, GainSmoothing};
 
 /// Maximum weight τ of the old estimate in the running average (§3).
 pub const TAU_MAX: f32 = 100.0;
-
-/// Normalisation of a gain estimate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum GainNorm {
-    /// Rectify, then scale to mean 1 over the neurons (all zero → g = 1).
-    Mean1,
-    /// The raw estimate.
-    None,
-}
-
-/// Smoothing of the gain across batches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum GainSmoothing {
-    /// g ← (τ·g_old + g_new)/(τ + 1), τ ← min(τ + 1, τ_max), τ = 1 after the first estimate.
-    Running,
-    /// Each batch's estimate replaces the last.
-    None,
-}
-
-/// What the gain is estimated on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum GainInput {
-    /// The trials of the current batch.
-    Batch,
-    /// One stimulus-free trial (all-zero canvas).
-    Blank,
-}
-
-/// Every option of the gain (§3); the defaults are §3's reading,
-/// `norm: None, smoothing: None` is the literal Eq. 3.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GainOptions {
-    /// Covariance (Eq. 3) or correlation.
-    pub rule: GainRule,
-    /// Normalisation.
-    pub norm: GainNorm,
-    /// Smoothing across batches.
-    pub smoothing: GainSmoothing,
-    /// Estimation input.
-    pub input: GainInput,
-}
-
-impl GainOptions {
-    /// The reading of §3: covariance, rectified to mean 1, running
-    /// average, on the batch.
-    pub const DEFAULT: GainOptions = GainOptions {
-        rule: GainRule::Covariance,
-        norm: GainNorm::Mean1,
-        smoothing: GainSmoothing::Running,
-        input: GainInput::Batch,
-    };
-}
-
-impl Default for GainOptions {
-    fn default() -> Self {
-        GainOptions::DEFAULT
-    }
-}
 
 /// Rectifies and scales `g` to mean 1; all zero → all 1.
 pub fn normalise_mean1(g: &mut [f32]) {

@@ -13,15 +13,17 @@ use std::ops::Range;
 use rand::RngExt;
 
 use crate::kernel::Body;
+use crate::net::Depth;
 use crate::net::layers::l1_backward;
-use crate::net::{Adam, GradTargets, Grads, Model, Modulation, Readout, Workspace};
+use crate::net::{Adam, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::rng_for;
-use crate::train::config::{CouplingParam, FinetuneConfig};
+use crate::train::config::FinetuneConfig;
 use crate::train::evaluate::{EvalSet, Evaluator, Start};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
 use crate::train::frozen::FrozenNetwork;
 use crate::train::gain::{GainEstimator, GainState};
-use crate::train::method::{Method, Trained};
+use crate::train::method::Method;
+use crate::train::options::CouplingParam;
 
 /// A batch of training examples: canvases `[B, 784]` and their labels as
 /// the readout reads them, with the frozen network's activity F(a_ℓ)
@@ -117,10 +119,10 @@ pub fn learner<'a>(
     seed: u64,
 ) -> Box<dyn Learner + 'a> {
     match method.trains() {
-        Trained::Coupling => Box::new(ModulationLearner::new(
+        Depth::Coupling => Box::new(ModulationLearner::new(
             method, frozen, config, readout, seed,
         )),
-        Trained::Weights | Trained::Readout => {
+        Depth::All | Depth::Readout => {
             Box::new(RetrainLearner::new(method, frozen, config, readout))
         }
     }
@@ -291,7 +293,7 @@ impl Learner for ModulationLearner<'_> {
         }
         let loss = model.loss(&mut c.ws, batch.labels, c.readout);
         check_forward(model, &c.ws, loss)?;
-        model.backward(&mut c.ws, GradTargets::COUPLING, &mut c.grads);
+        model.backward(&mut c.ws, Depth::Coupling, &mut c.grads);
         match &mut self.root {
             None => {
                 l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
@@ -371,7 +373,7 @@ pub struct RetrainLearner {
     trained: Range<usize>,
     /// The weights (not biases) under the L1 term, within `trained`.
     penalised: Vec<Range<usize>>,
-    targets: GradTargets,
+    targets: Depth,
     start: Start,
     common: Common,
 }
@@ -388,7 +390,7 @@ impl RetrainLearner {
         // All layers from the canvases, or the readout from the gated
         // layer's frozen activity.
         let (first, trained, start) = match method.trains() {
-            Trained::Readout => (depth, readout_range(&model), Start::GatedActivity),
+            Depth::Readout => (depth, readout_range(&model), Start::GatedActivity),
             _ => (1, 0..model.params.len(), Start::Canvases),
         };
         let common = Common::new(method, frozen, config, readout, (trained.len(), first));
@@ -397,10 +399,7 @@ impl RetrainLearner {
                 .map(|l| model.layer(l).weights.clone())
                 .collect(),
             off: Modulation::off(model.arch()),
-            targets: GradTargets {
-                weights_from: Some(first),
-                coupling: false,
-            },
+            targets: method.trains(),
             start,
             trained,
             model,

@@ -4,20 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::named;
+use crate::net::Depth;
+
 /// A fine-tuning method (§4).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Train c; the readout gates by the covariance gain.
@@ -30,42 +21,21 @@ pub enum Method {
     RetrainLast,
 }
 
-/// What a method trains (§4); everything else stays frozen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trained {
-    /// The coupling c of the modulated layer.
-    Coupling,
-    /// Every weight and bias of the network.
-    Weights,
-    /// The readout's weights and biases.
-    Readout,
-}
+named!(Method {
+    Method::Stochastic => "stochastic",
+    Method::Deterministic => "deterministic",
+    Method::Retrain => "retrain",
+    Method::RetrainLast => "retrain-last",
+});
 
 impl Method {
-    /// The four methods, in report order.
-    pub const ALL: [Method; 4] = [
-        Method::Stochastic,
-        Method::Deterministic,
-        Method::Retrain,
-        Method::RetrainLast,
-    ];
-
-    /// The name used on the command line and in records.
-    pub fn name(self) -> &'static str {
+    /// What the method trains: the coupling, every weight and bias, or
+    /// the readout's; the backward pass goes that far (§4).
+    pub fn trains(self) -> Depth {
         match self {
-            Method::Stochastic => "stochastic",
-            Method::Deterministic => "deterministic",
-            Method::Retrain => "retrain",
-            Method::RetrainLast => "retrain-last",
-        }
-    }
-
-    /// What the method trains.
-    pub fn trains(self) -> Trained {
-        match self {
-            Method::Stochastic | Method::Deterministic => Trained::Coupling,
-            Method::Retrain => Trained::Weights,
-            Method::RetrainLast => Trained::Readout,
+            Method::Stochastic | Method::Deterministic => Depth::Coupling,
+            Method::Retrain => Depth::All,
+            Method::RetrainLast => Depth::Readout,
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
 use crate::error::{Error, Result};
-use crate::net::{Adam, Arch, GradTargets, Grads, Model, Modulation, Readout, Workspace};
+use crate::net::{Adam, Arch, Depth, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::{DEFAULT_SEED, derive_seed};
 use crate::train::evaluate::{EVAL_CHUNK, accuracy, heldout_set};
 
@@ -176,7 +176,7 @@ impl<'d> Pretrainer<'d> {
                 || {
                     model.forward(ws, off, &current.images, 0.0);
                     let loss = model.loss(ws, &current.labels, Readout::All);
-                    model.backward(ws, GradTargets::WEIGHTS, grads);
+                    model.backward(ws, Depth::All, grads);
                     adam.step(&mut model.params, &grads.params);
                     loss
                 },

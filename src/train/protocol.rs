@@ -8,10 +8,10 @@ use crate::data::CANVAS_PIXELS;
 use crate::net::Modulation;
 use crate::net::linalg::serial_products;
 use crate::rng::derive_seed;
-use crate::train::config::DatasetOptions;
 use crate::train::evaluate::EvalSet;
 use crate::train::fault::Failure;
 use crate::train::learner::{Batch, Learner};
+use crate::train::options::DatasetOptions;
 
 /// A learning curve (§5): test accuracy against the number of training
 /// examples seen at each measurement.

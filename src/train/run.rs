@@ -6,12 +6,13 @@ use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::error::Result;
 use crate::net::Modulation;
 use crate::rng::derive_seed;
-use crate::train::config::{FinetuneConfig, Protocol};
+use crate::train::config::FinetuneConfig;
 use crate::train::evaluate::{EvalSet, task_test_set};
 use crate::train::fault::Failure;
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::learner;
 use crate::train::method::Method;
+use crate::train::options::Protocol;
 use crate::train::protocol::{Curve, EpochCounts, TrainingSet, dataset, online};
 
 /// A task's fixed test set and what the frozen network makes of it,

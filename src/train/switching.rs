@@ -8,14 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::error::{Error, Result};
+use crate::net::Depth;
 use crate::net::{Model, Readout};
 use crate::rng::derive_seed;
-use crate::train::config::{FinetuneConfig, Protocol, ReadoutKind};
+use crate::train::config::FinetuneConfig;
 use crate::train::evaluate::{EVAL_CHUNK, general_set_accuracy, heldout_set};
 use crate::train::fault::Failure;
 use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::{Batch, learner};
-use crate::train::method::{Method, Trained};
+use crate::train::method::Method;
+use crate::train::options::Protocol;
+use crate::train::options::ReadoutKind;
 use crate::train::protocol::{TrainingSet, online};
 use crate::train::run::{TaskData, training_composites};
 
@@ -117,7 +120,7 @@ pub fn switch_back(
         examples: vec![0],
         accuracy: Vec::new(),
     };
-    if method.trains() == Trained::Coupling {
+    if method.trains() == Depth::Coupling {
         // Removing c and g leaves the frozen network itself.
         run.accuracy.push(measure(specific.network()));
         return Ok(run);

@@ -3,9 +3,10 @@
 //! any framework implementation can be checked tensor by tensor. The types
 //! here are plain data; `crate::io::trace` reads and writes them.
 
-use crate::kernel::{BatchScratch, GainRule, KernelPlan, Trials, trial_gains};
+use crate::kernel::{BatchScratch, KernelPlan, Trials, trial_gains};
+use crate::net::GainRule;
 use crate::net::layers::{l1_backward, l1_penalty};
-use crate::net::{GradTargets, Grads, Model, Modulation, Readout};
+use crate::net::{Depth, Grads, Model, Modulation, Readout};
 
 /// The inputs of a trace (§7), validated.
 #[derive(Clone, Debug)]
@@ -73,7 +74,7 @@ pub fn trace(model: &Model<f32>, inputs: &TraceInputs) -> TraceOutputs {
     let logits = model.logits(&ws).to_vec();
     let loss = model.loss(&mut ws, &inputs.labels, inputs.readout)
         + l1_penalty(&modulation.coupling, inputs.lambda);
-    model.backward(&mut ws, GradTargets::EVERYTHING, &mut grads);
+    model.backward(&mut ws, Depth::All, &mut grads);
     l1_backward(&modulation.coupling, inputs.lambda, &mut grads.coupling);
     TraceOutputs {
         trial_gain,
