@@ -79,9 +79,10 @@ proptest! {
         let u = unmodulated_features(&net32, &mut ws, &image, 1);
         let mut scratch = TrialScratch::new(&net32);
         let mut fast = vec![0.0; arch.gated_size()];
-        trial_gain(&net32, &u, &m, &c, compensate, rule, &mut scratch, &mut fast);
+        let variance = if compensate { rng.random_range(0.01..0.3) } else { 0.0 };
+        trial_gain(&net32, &u, &m, &c, variance, rule, &mut scratch, &mut fast);
         let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
-        let reference = trial_gain_reference(&net64, &wide(&image), &wide(&m), &wide(&c), compensate, rule);
+        let reference = trial_gain_reference(&net64, &wide(&image), &wide(&m), &wide(&c), variance as f64, rule);
         let scale = reference.iter().fold(1e-3f64, |s, g| s.max(g.abs()));
         for (j, (f, r)) in fast.iter().zip(&reference).enumerate() {
             // A correlation of a neuron that barely varies is ill-conditioned.

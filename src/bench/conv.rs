@@ -237,13 +237,13 @@ impl ConvWorkload {
                                     &u,
                                     samples,
                                     coupling,
-                                    false,
+                                    0.0,
                                     GainRule::Covariance,
                                     scratch,
                                     out,
                                 );
                             } else {
-                                trial_activity(net, &u, samples, coupling, false, scratch);
+                                trial_activity(net, &u, samples, coupling, 0.0, scratch);
                             }
                         })
                     },

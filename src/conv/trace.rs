@@ -144,7 +144,7 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs, path: &Path) -> 
             u,
             m,
             &coupling,
-            false,
+            0.0,
             inputs.rule,
             &mut scratch,
             &mut one,

@@ -54,12 +54,6 @@ impl TrialScratch {
     }
 }
 
-/// The sample variance of `m` (divisor T), the σ² of the compensation (§3).
-pub fn sample_variance(m: &[f32]) -> f64 {
-    let mean = m.iter().map(|&v| v as f64).sum::<f64>() / m.len() as f64;
-    m.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m.len() as f64
-}
-
 /// The modulated stage's output before its factor for `rows` images:
 /// what a trial computes once (§3).
 pub fn unmodulated_features(
@@ -75,22 +69,18 @@ pub fn unmodulated_features(
 
 /// The gated activity z (`[T, N]`, before the gain) of one stimulus whose
 /// modulated-stage output (before the factor) is `u`, for the samples
-/// `m`: the products of a trial, without the covariance fold.
+/// `m`: the products of a trial, without the covariance fold. `variance`
+/// is the σ² of the compensated factor exp(m·c − σ²c²/2 − β) (§3; 0: none).
 pub fn trial_activity<'s>(
     net: &ConvNet<f32>,
     u: &[f32],
     m: &[f32],
     coupling: &[f32],
-    compensate: bool,
+    variance: f32,
     scratch: &'s mut TrialScratch,
 ) -> &'s [f32] {
     let arch = net.arch();
     let (t_count, channels) = (m.len(), coupling.len());
-    let variance = if compensate {
-        sample_variance(m) as f32
-    } else {
-        0.0
-    };
     let modulator = Modulator {
         m,
         coupling,
@@ -221,19 +211,19 @@ pub fn trial_flops(arch: &ConvArch, samples: usize) -> f64 {
 /// The per-trial gain (§3) of one stimulus whose modulated-stage output
 /// (before the factor) is `u`, for the samples `m`, into `out` (`[N]`):
 /// covariance (1/T)Σ_t (m_t − m̄) z_tj, or the correlation.
-/// `compensate`: the factor includes −σ²c²/2 with σ² the samples' variance.
+/// `variance`: the σ² of the compensated factor (§3; 0: none).
 #[allow(clippy::too_many_arguments)]
 pub fn trial_gain(
     net: &ConvNet<f32>,
     u: &[f32],
     m: &[f32],
     coupling: &[f32],
-    compensate: bool,
+    variance: f32,
     rule: GainRule,
     scratch: &mut TrialScratch,
     out: &mut [f64],
 ) {
-    let z = trial_activity(net, u, m, coupling, compensate, scratch);
+    let z = trial_activity(net, u, m, coupling, variance, scratch);
     fold_gain(z, m, rule, out);
 }
 
@@ -289,16 +279,11 @@ pub fn trial_gain_reference(
     image: &[f64],
     m: &[f64],
     coupling: &[f64],
-    compensate: bool,
+    variance: f64,
     rule: GainRule,
 ) -> Vec<f64> {
     let t_count = m.len() as f64;
     let mean_m = m.iter().sum::<f64>() / t_count;
-    let variance = if compensate {
-        m.iter().map(|v| (v - mean_m).powi(2)).sum::<f64>() / t_count
-    } else {
-        0.0
-    };
     let mut ws = net.workspace();
     let z: Vec<Vec<f64>> = m
         .iter()

@@ -537,7 +537,11 @@ impl Run<'_> {
             Theta::Coupling { c, .. } => &c[..],
             Theta::Params { .. } => unreachable!("only modulation methods gate"),
         };
-        let compensate = self.config.compensation == Compensation::Variance;
+        // The compensation's σ² is the variance the samples are drawn with (§3).
+        let variance = match self.config.compensation {
+            Compensation::Variance => self.config.modulator_variance,
+            Compensation::None => 0.0,
+        };
         let mut m = vec![0.0f32; samples];
         for row in u.chunks_exact(per_row) {
             for v in m.iter_mut() {
@@ -548,7 +552,7 @@ impl Run<'_> {
                 row,
                 &m,
                 c,
-                compensate,
+                variance,
                 self.config.gain.rule,
                 &mut self.trial,
                 &mut one,
