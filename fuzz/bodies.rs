@@ -17,7 +17,7 @@ use comod::multitask::data::{
 };
 use comod::net::Arch;
 use comod::sweep::plan::Shard;
-use comod::sweep::record::Record;
+use comod::sweep::record::{Architecture, Record};
 use comod::sweep::store::parse_results;
 
 /// The name given to every fuzz input in error messages.
@@ -70,12 +70,18 @@ pub fn trace_inputs(data: &[u8]) {
     }
 }
 
-/// A results file (JSON lines), as a resume or a merge reads it: every
-/// record read writes back to a line that reads as the same record.
+/// A results file (JSON lines) of either network, as a resume or a merge
+/// reads it: every record read writes back to a line that reads as the
+/// same record.
 pub fn results(data: &[u8]) {
-    if let Ok(contents) = parse_results::<Record>(Path::new(INPUT), data) {
+    round_trip::<Arch>(data);
+    round_trip::<ConvArch>(data);
+}
+
+fn round_trip<A: Architecture>(data: &[u8]) {
+    if let Ok(contents) = parse_results::<A>(Path::new(INPUT), data) {
         for record in contents.records.values() {
-            let again = Record::from_line(record.to_line().as_bytes()).expect("reads back");
+            let again = Record::<A>::from_line(record.to_line().as_bytes()).expect("reads back");
             assert_eq!(&again, record, "a record changed on its round trip");
         }
     }

@@ -11,12 +11,14 @@ use clap::{Parser, Subcommand};
 use comod::bench::DEFAULT_SECONDS;
 use comod::data::SHIPPED_DATA_DIR;
 use comod::data::task::ALL_TASKS;
-use comod::multitask::data::Benchmark;
+use comod::multitask::data::{Benchmark, BenchmarkSource};
 use comod::multitask::pretrain::MultitaskPretrainOptions;
 use comod::named::Named;
+use comod::net::GainRule;
 use comod::net::arch::DEFAULT_PRESET;
-use comod::net::{Arch, GainRule};
-use comod::reproduce::DEFAULT_OUT;
+use comod::report::ReportOptions;
+use comod::report::plan::Scale;
+use comod::reproduce::{DEFAULT_OUT, ReproduceOptions, plan};
 use comod::rng::DEFAULT_SEED;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
 use comod::train::options::{
@@ -86,7 +88,7 @@ pub enum MultitaskCommand {
     Pretrain(MultitaskPretrainArgs),
     /// Fine-tune the pretrained network on tasks × methods × repeats, one
     /// JSON line per run; resumable, shardable (as `comod sweep`).
-    Sweep(MultitaskSweepArgs),
+    Sweep(Box<MultitaskSweepArgs>),
     /// Join shard result files of multi-task sweeps into one.
     Merge(MergeArgs),
     /// Summary of a multi-task results file per method (per task, then
@@ -111,6 +113,17 @@ pub struct BenchmarkArgs {
     /// (CelebA's 200 k JPEGs take minutes and 2.5 GB) [default: all].
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+impl BenchmarkArgs {
+    /// Where the benchmark's data come from.
+    pub fn source(&self) -> BenchmarkSource {
+        BenchmarkSource {
+            benchmark: self.benchmark,
+            data: self.data.clone(),
+            limit: self.limit,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -146,6 +159,21 @@ pub struct MultitaskPretrainArgs {
     /// Output checkpoint (safetensors, written atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+impl MultitaskPretrainArgs {
+    /// The pretraining's settings.
+    pub fn options(&self) -> MultitaskPretrainOptions {
+        MultitaskPretrainOptions {
+            max_epochs: self.epochs,
+            examples: self.examples,
+            batch: self.batch_size,
+            lr: self.lr,
+            target: self.target,
+            heldout: self.heldout,
+            seed: self.seed,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -386,27 +414,6 @@ pub struct SweepArgs {
     pub run: RunOptions,
 }
 
-impl SweepArgs {
-    /// Checks the checkpoint's architecture `found` against `--arch` and
-    /// `--modulated-layer`, when given.
-    pub fn check_architecture(&self, found: &Arch) -> anyhow::Result<()> {
-        let Some(name) = &self.arch else {
-            return Ok(());
-        };
-        if &Arch::resolve(name, self.modulated_layer)? != found {
-            anyhow::bail!(
-                "{}: the checkpoint's architecture {} is not --arch {name}{}",
-                self.checkpoint.display(),
-                found.to_json(),
-                self.modulated_layer
-                    .map(|l| format!(" --modulated-layer {l}"))
-                    .unwrap_or_default()
-            );
-        }
-        Ok(())
-    }
-}
-
 #[derive(clap::Args)]
 pub struct TuneArgs {
     /// Pretrained checkpoint (safetensors, §7).
@@ -454,14 +461,6 @@ impl TuneArgs {
         }
         Ok(comod::data::parse_task_list(&self.tasks)?)
     }
-
-    /// Refuses `--lr-*` flags: the grid sets the rates.
-    pub fn check_no_rates(&self) -> anyhow::Result<()> {
-        if let Some(flag) = self.run.overrides().given_learning_rate() {
-            anyhow::bail!("{flag}: tune chooses the learning rates from --grid; drop it");
-        }
-        Ok(())
-    }
 }
 
 #[derive(clap::Args)]
@@ -496,6 +495,24 @@ pub struct ReproduceArgs {
     pub run: RunOptions,
 }
 
+impl ReproduceArgs {
+    /// What the reproduction runs.
+    pub fn options(&self) -> ReproduceOptions {
+        let (tasks, repeats) = plan(self.full);
+        ReproduceOptions {
+            out: self.out.clone(),
+            data: self.data.clone(),
+            tasks,
+            repeats,
+            methods: self.run.methods.clone(),
+            seed: self.run.seed,
+            config: self.run.finetune_config(),
+            record_coupling: self.run.record_coupling,
+            report: !self.no_report,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// The report's folder: report.md, figures/, runs/ and checkpoints
@@ -524,6 +541,20 @@ pub struct ReportArgs {
     /// larger sweep's), comma-separated [default: none]
     #[arg(long, value_delimiter = ',')]
     pub also: Vec<PathBuf>,
+}
+
+impl ReportArgs {
+    /// What the report runs.
+    pub fn options(&self) -> ReportOptions {
+        ReportOptions {
+            out: self.out.clone(),
+            data: self.data.clone(),
+            scale: if self.full { Scale::Full } else { Scale::Quick },
+            shard: self.shard,
+            seed: self.seed,
+            also: self.also.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -604,6 +635,17 @@ pub struct PretrainArgs {
     /// Output checkpoint (safetensors, written atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+impl PretrainArgs {
+    /// The pretraining's settings: §4's, with the seed and epoch cap given.
+    pub fn options(&self) -> PretrainOptions {
+        PretrainOptions {
+            seed: self.seed,
+            max_epochs: self.epochs,
+            ..PretrainOptions::DEFAULT
+        }
+    }
 }
 
 #[derive(clap::Args)]

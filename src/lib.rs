@@ -25,6 +25,8 @@ pub mod kernel;
 pub mod multitask;
 pub mod named;
 pub mod net;
+pub mod observer;
+pub mod pretrained;
 pub mod report;
 pub mod reproduce;
 pub mod rng;

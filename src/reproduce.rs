@@ -1,25 +1,25 @@
 //! The main job, `comod reproduce` (§4–§6): pretrain the paper's network
 //! on the digits (or reuse the folder's checkpoint when it was pretrained
 //! with the same seed on the same digits), sweep tasks × methods × repeats,
-//! then write the summary and plots, all in one folder.
+//! write the summary and plots, then (unless asked not to) the quick
+//! reproduction report, all in one folder.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
 use crate::analysis::{SummaryFiles, write_summary};
 use crate::data::{Digits, Task};
 use crate::error::{Error, Result};
-use crate::io::{load_checkpoint, save_pretrained};
+use crate::net::Arch;
 use crate::net::arch::DEFAULT_PRESET;
-use crate::net::{Arch, Model};
+use crate::observer::Observer;
+use crate::pretrained::pretrained;
+use crate::report::plan::Scale;
+use crate::report::{ReportOptions, ReportOutcome, report};
 use crate::sweep::plan::{FULL_REPEATS, REPRODUCTION_REPEATS, Shard, reproduction_tasks};
-use crate::sweep::record::SweepConfig;
+use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::read_results;
 use crate::sweep::{SweepReport, SweepSpec, check_plan, run_sweep};
-use crate::train::pretrain::Provenance;
-use crate::train::{
-    EpochStats, FinetuneConfig, FrozenNetwork, Method, PretrainOptions, PretrainReport, pretrain,
-};
+use crate::train::{DigitTasks, FinetuneConfig, Frozen, Method, PretrainOptions};
 
 /// The output folder when none is given.
 pub const DEFAULT_OUT: &str = "reproduction";
@@ -43,22 +43,9 @@ pub struct ReproduceOptions {
     pub config: FinetuneConfig,
     /// Keep each modulation run's coupling in its record.
     pub record_coupling: bool,
-}
-
-/// Where a reproduction reports its progress (a progress bar, a log).
-pub trait Observer: Sync {
-    /// The folder's checkpoint matches and is reused.
-    fn reused(&self, checkpoint: &Path);
-    /// A pretraining epoch finished.
-    fn pretraining_epoch(&self, stats: &EpochStats, max_epochs: usize);
-    /// Pretraining finished and its checkpoint was written.
-    fn pretrained(&self, report: &PretrainReport, seconds: f64, checkpoint: &Path);
-    /// `done` of `total` sweep runs are complete.
-    fn sweep_progress(&self, done: usize, total: usize);
-    /// The sweep finished and its results were written.
-    fn sweep_done(&self, report: &SweepReport, results: &Path);
-    /// A report stage begins (`comod report`).
-    fn stage(&self, _what: &str) {}
+    /// Write the quick report (`comod report --quick`) into the same
+    /// folder after the summary, judging its claims on this sweep too.
+    pub report: bool,
 }
 
 /// What a reproduction produced.
@@ -70,6 +57,8 @@ pub struct Reproduction {
     pub results: PathBuf,
     /// The summary table and every file written after the sweep.
     pub summary: SummaryFiles,
+    /// The quick report, when it was asked for.
+    pub report: Option<ReportOutcome>,
 }
 
 /// The tasks and repeats of the reproduction: with `full`, all 180 tasks ×
@@ -83,53 +72,9 @@ pub fn plan(full: bool) -> (Vec<Task>, usize) {
     }
 }
 
-/// The checkpoint at `path` if it holds `arch` pretrained with `seed` on
-/// `digits`; none when there is no file or it was pretrained otherwise. A
-/// file that is not a valid checkpoint is an error, never overwritten.
-fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Option<Model<f32>>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let checkpoint = load_checkpoint(path).map_err(|e| {
-        Error::data(
-            path,
-            format!("cannot be reused ({e}); remove it to pretrain again"),
-        )
-    })?;
-    let same = checkpoint.model.arch() == arch
-        && checkpoint
-            .provenance()
-            .is_some_and(|p| p.matches(seed, digits));
-    Ok(same.then_some(checkpoint.model))
-}
-
-/// The network of `arch` pretrained with `options` on `digits`: the one
-/// at `checkpoint` when it was pretrained with the same seed on the same
-/// digits, else pretrained now and saved there.
-pub fn pretrained(
-    checkpoint: &Path,
-    arch: &Arch,
-    options: &PretrainOptions,
-    digits: &Digits,
-    observer: &dyn Observer,
-) -> Result<Model<f32>> {
-    if let Some(model) = reusable(checkpoint, arch, options.seed, digits)? {
-        observer.reused(checkpoint);
-        return Ok(model);
-    }
-    let start = Instant::now();
-    let (model, report) = pretrain(arch, digits, options, |stats| {
-        observer.pretraining_epoch(stats, options.max_epochs)
-    })?;
-    let provenance = Provenance::new(options, &report, digits);
-    save_pretrained(checkpoint, &model, &provenance)?;
-    observer.pretrained(&report, start.elapsed().as_secs_f64(), checkpoint);
-    Ok(model)
-}
-
 /// Runs the reproduction of `options`, reporting to `observer`.
 pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<Reproduction> {
-    check_plan(&options.tasks, &options.methods, options.repeats)?;
+    check_plan(options.tasks.len(), &options.methods, options.repeats)?;
     options.config.validate()?;
     let digits = Digits::load(&options.data)?;
     std::fs::create_dir_all(&options.out).map_err(|e| Error::io(&options.out, e))?;
@@ -146,24 +91,56 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
         repeats: options.repeats,
         shard: Shard::default(),
         record_coupling: options.record_coupling,
-        config: SweepConfig::new(&checkpoint, &model, &digits, options.config, options.seed)?,
+        config: SweepConfig::new(
+            &checkpoint,
+            model.arch().clone(),
+            (digits.sha256(), None),
+            options.config,
+            options.seed,
+        )?,
     };
     let results = options.out.join("results.jsonl");
-    let frozen = FrozenNetwork::new(model);
-    let sweep = run_sweep(&frozen, &digits, &spec, &results, |done, total| {
+    let frozen = Frozen::new(model);
+    let study = DigitTasks {
+        frozen: &frozen,
+        digits: &digits,
+    };
+    let sweep = run_sweep(&study, &spec, &results, |done, total| {
         observer.sweep_progress(done, total)
     })?;
     observer.sweep_done(&sweep, &results);
-    let records: Vec<_> = read_results(&results)?.records.into_values().collect();
+    let records: Vec<Record> = read_results(&results)?.records.into_values().collect();
     let summary = write_summary(
         &records,
         &results,
         &options.out,
         Some(&options.out.join("plots")),
     )?;
+    observer.summary(&summary);
+    let report = options
+        .report
+        .then(|| {
+            observer.stage(&format!(
+                "the quick report (comod report --quick) in {}",
+                options.out.display()
+            ));
+            report(
+                &ReportOptions {
+                    out: options.out.clone(),
+                    data: options.data.clone(),
+                    scale: Scale::Quick,
+                    shard: Shard::default(),
+                    seed: options.seed,
+                    also: vec![results.clone()],
+                },
+                observer,
+            )
+        })
+        .transpose()?;
     Ok(Reproduction {
         sweep,
         summary,
         results,
+        report,
     })
 }

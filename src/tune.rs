@@ -10,15 +10,20 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::data::{Digits, Task};
+use crate::data::Digits;
+use crate::data::Task;
 use crate::error::{Error, Result};
+use crate::io::check_writable;
+use crate::net::Arch;
+use crate::net::Model;
 use crate::sweep::plan::reproduction_tasks;
 use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::read_results;
 use crate::sweep::{SweepReport, SweepSpec, check_plan, run_sweep};
 use crate::train::method::LearningRates;
 use crate::train::options::Protocol;
-use crate::train::{FrozenNetwork, Method};
+use crate::train::presets::Overrides;
+use crate::train::{DigitTasks, Frozen, Method};
 
 /// The default grid (§4): 1e-6 … 1e-1, one point a decade.
 pub const DEFAULT_GRID: [f32; 6] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -57,6 +62,18 @@ pub fn check_grid(grid: &[f32]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses learning rates given explicitly: the grid sets them.
+pub fn check_overrides(overrides: &Overrides) -> Result<()> {
+    match overrides.given_learning_rate() {
+        Some(flag) => Err(Error::option(
+            flag,
+            "(given)",
+            "tune chooses the learning rates from --grid; drop it",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// What a grid covers.
 #[derive(Clone, Debug)]
 pub struct TuneSpec {
@@ -69,19 +86,19 @@ pub struct TuneSpec {
     /// The learning rates tried, for every method.
     pub grid: Vec<f32>,
     /// The configuration of every run but its learning rates.
-    pub config: SweepConfig,
+    pub config: SweepConfig<Arch>,
 }
 
 impl TuneSpec {
     /// Checks the plan, the grid and the configuration; the error names the option.
     pub fn validate(&self) -> Result<()> {
-        check_plan(&self.tasks, &self.methods, self.repeats)?;
+        check_plan(self.tasks.len(), &self.methods, self.repeats)?;
         check_grid(&self.grid)?;
         self.config.finetune.validate()
     }
 
     /// The sweep of one grid point: every method at learning rate `rate`.
-    fn sweep_at(&self, rate: f32) -> SweepSpec {
+    fn sweep_at(&self, rate: f32) -> SweepSpec<Task, Arch> {
         let mut config = self.config.clone();
         config.finetune.lr = LearningRates {
             stochastic: rate,
@@ -115,22 +132,24 @@ pub fn results_path(dir: &Path, rate: f32) -> PathBuf {
 /// `on_run` gets the runs done so far and the total. Returns each point's
 /// sweep report and the records of every point.
 pub fn run_grid(
-    frozen: &FrozenNetwork,
+    frozen: &Frozen<Model<f32>>,
     digits: &Digits,
     spec: &TuneSpec,
     out: &Path,
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<(Vec<SweepReport>, Vec<Record>)> {
     spec.validate()?;
+    check_writable(out)?;
     let dir = runs_dir(out);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let per_point = spec.tasks.len() * spec.methods.len() * spec.repeats;
     let total = per_point * spec.grid.len();
     let mut reports = Vec::new();
     let mut records = Vec::new();
+    let study = DigitTasks { frozen, digits };
     for (i, &rate) in spec.grid.iter().enumerate() {
         let path = results_path(&dir, rate);
-        let report = run_sweep(frozen, digits, &spec.sweep_at(rate), &path, |done, _| {
+        let report = run_sweep(&study, &spec.sweep_at(rate), &path, |done, _| {
             on_run(i * per_point + done, total)
         })?;
         reports.push(report);

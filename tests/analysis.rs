@@ -6,7 +6,7 @@ use comod::analysis::metrics::{Criterion, per_task, ratio_to_retrain};
 use comod::analysis::summarize;
 use comod::data::TaskId;
 use comod::net::Arch;
-use comod::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
+use comod::sweep::record::{Architecture, Record, SweepConfig};
 use comod::train::method::LearningRates;
 use comod::train::{FinetuneConfig, Method};
 use comod::tune::{grid_points, select};
@@ -20,7 +20,7 @@ fn record(task: &str, method: Method, repeat: usize, slope: f64) -> Record {
         .map(|&x| (0.5 + slope * x as f64).min(1.0) as f32)
         .collect();
     Record {
-        format: RECORD_FORMAT,
+        format: Arch::RECORD_FORMAT,
         task: TaskId::try_from(task.to_string()).unwrap(),
         method,
         repeat,
@@ -32,6 +32,7 @@ fn record(task: &str, method: Method, repeat: usize, slope: f64) -> Record {
         failure: None,
         wall_s: 0.0,
         config: SweepConfig {
+            benchmark: None,
             finetune: FinetuneConfig::DEFAULT,
             master_seed: 0,
             architecture: Arch::preset("paper3", 1).unwrap(),

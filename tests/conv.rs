@@ -245,9 +245,16 @@ fn build(seed: u64) -> Case {
     }
     let rows = rng.random_range(1..4);
     let tasks = arch.tasks;
+    // The labels of every task; the loss reads those of its heads.
+    let all_labels: Vec<u8> = (0..rows * tasks).map(|_| rng.random_range(0..2)).collect();
+    let heads = if rng.random_range(0..2) == 1 {
+        Heads::All
+    } else {
+        Heads::One(rng.random_range(0..tasks))
+    };
     Case {
         images: random(&mut rng, rows * arch.input.len()),
-        labels: (0..rows * tasks).map(|_| rng.random_range(0..2)).collect(),
+        labels: heads.labels(&all_labels, tasks),
         m: (0..rows).map(|_| rng.random_range(0.5..1.5)).collect(),
         coupling: random(&mut rng, arch.modulated_channels()),
         variance: if rng.random_range(0..2) == 1 {
@@ -258,11 +265,7 @@ fn build(seed: u64) -> Case {
         gain: (0..arch.gated_size())
             .map(|_| rng.random_range(0.2..1.8))
             .collect(),
-        heads: if rng.random_range(0..2) == 1 {
-            Heads::All
-        } else {
-            Heads::One(rng.random_range(0..tasks))
-        },
+        heads,
         net,
     }
 }

@@ -8,17 +8,17 @@ use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::net::arch::LOGITS;
 use comod::net::layers::mean_cross_entropy;
-use comod::net::{Arch, Model, Modulation, Readout};
-use comod::train::FrozenNetwork;
-use comod::train::evaluate::{EvalSet, Evaluator, Start};
+use comod::net::{Arch, Depth, Model, Modulation, Readout};
+use comod::train::mlp::MlpEvaluator;
+use comod::train::{EvalSet, Examples, Frozen, Network};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 struct Case {
-    frozen: FrozenNetwork,
+    frozen: Frozen<Model<f32>>,
     modulation: Modulation<f32>,
-    set: EvalSet,
+    set: EvalSet<Model<f32>>,
     readout: Readout,
     m: f32,
 }
@@ -51,9 +51,17 @@ fn build_case(arch: &Arch, seed: u64, rows: usize, pair: bool) -> Case {
     };
     let labels = (0..rows).map(|_| rng.random_range(0..classes)).collect();
     let m = rng.random_range(0.5..1.5);
+    let frozen = Frozen::new(model);
     Case {
-        set: EvalSet::new(&model, images, labels, m),
-        frozen: FrozenNetwork::new(model),
+        set: EvalSet::new(
+            &frozen,
+            Examples {
+                inputs: images,
+                labels,
+            },
+            m,
+        ),
+        frozen,
         modulation,
         readout,
         m,
@@ -63,7 +71,7 @@ fn build_case(arch: &Arch, seed: u64, rows: usize, pair: bool) -> Case {
 /// The logits of the plain forward pass with `modulation`.
 fn forward_logits(case: &Case, model: &Model<f32>, modulation: &Modulation<f32>) -> Vec<f32> {
     let mut ws = model.workspace(case.set.len());
-    model.forward(&mut ws, modulation, case.set.images(), case.m);
+    model.forward(&mut ws, modulation, case.set.inputs(), case.m);
     model.logits(&ws).to_vec()
 }
 
@@ -78,11 +86,11 @@ proptest! {
         pair in prop::bool::ANY,
     ) {
         let case = build_case(&arch, seed, rows, pair);
-        let want = forward_logits(&case, &case.frozen.model, &case.modulation);
+        let want = forward_logits(&case, &case.frozen.net, &case.modulation);
         for body in bodies() {
-            let mut evaluator = Evaluator::new(&case.frozen.model, body);
+            let mut evaluator = MlpEvaluator::new(&case.frozen.net, body);
             evaluator.modulated(&case.frozen, &case.modulation, &case.set, case.readout, case.m);
-            let got = evaluator.logits();
+            let got = evaluator.checked_logits().unwrap();
             let scale = want.iter().fold(1.0f32, |s, z| s.max(z.abs()));
             for (r, (g_row, w_row)) in got.chunks_exact(LOGITS).zip(want.chunks_exact(LOGITS)).enumerate() {
                 for &c in case.readout.columns().iter() {
@@ -95,7 +103,7 @@ proptest! {
                 }
             }
             let want_loss = mean_cross_entropy(&want, LOGITS, case.set.labels(), case.readout);
-            let loss = evaluator.loss(case.set.labels(), case.readout);
+            let loss = case.frozen.net.mean_loss(got, case.set.labels(), case.readout);
             prop_assert!((loss - want_loss).abs() <= 1e-4 * (1.0 + want_loss.abs()), "{:?}: loss {} vs {}", body, loss, want_loss);
         }
     }
@@ -108,12 +116,12 @@ proptest! {
         pair in prop::bool::ANY,
     ) {
         let case = build_case(&arch, seed, rows, pair);
-        let model = &case.frozen.model;
+        let model = &case.frozen.net;
         let want = forward_logits(&case, model, &Modulation::off(&arch));
-        let mut evaluator = Evaluator::new(model, comod::kernel::Body::detect());
-        for start in [Start::Canvases, Start::GatedActivity] {
-            evaluator.unmodulated(model, &case.set, start, case.m);
-            prop_assert_eq!(evaluator.logits(), &want[..], "{:?}", start);
+        let mut evaluator = MlpEvaluator::new(model, comod::kernel::Body::detect());
+        for depth in [Depth::All, Depth::Readout] {
+            evaluator.unmodulated(model, &case.set, depth, case.m);
+            prop_assert_eq!(evaluator.checked_logits().unwrap(), &want[..], "{:?}", depth);
         }
     }
 }
@@ -122,7 +130,7 @@ proptest! {
 fn accuracy_counts_the_readout_argmax() {
     let arch = Arch::preset("paper3", 1).unwrap();
     let case = build_case(&arch, 3, 200, false);
-    let mut evaluator = Evaluator::new(&case.frozen.model, comod::kernel::Body::detect());
+    let mut evaluator = MlpEvaluator::new(&case.frozen.net, comod::kernel::Body::detect());
     evaluator.modulated(
         &case.frozen,
         &case.modulation,
@@ -130,7 +138,7 @@ fn accuracy_counts_the_readout_argmax() {
         case.readout,
         case.m,
     );
-    let want = forward_logits(&case, &case.frozen.model, &case.modulation);
+    let want = forward_logits(&case, &case.frozen.net, &case.modulation);
     let correct = want
         .chunks_exact(LOGITS)
         .zip(case.set.labels())
@@ -139,6 +147,10 @@ fn accuracy_counts_the_readout_argmax() {
             best == **y as usize
         })
         .count();
-    let accuracy = evaluator.accuracy(case.set.labels(), case.readout);
-    assert_eq!(accuracy, correct as f32 / 200.0);
+    let logits = evaluator.checked_logits().unwrap();
+    let counted = case
+        .frozen
+        .net
+        .count_correct(logits, case.set.labels(), case.readout);
+    assert_eq!(counted, correct);
 }

@@ -8,16 +8,16 @@ use std::sync::OnceLock;
 
 use comod::data::Task;
 use comod::net::{Arch, Model, Readout};
-use comod::train::learner::{Batch, learner};
-use comod::train::options::DatasetOptions;
-use comod::train::options::GainNorm;
-use comod::train::options::Protocol;
-use comod::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
+use comod::train::learner::learner;
+use comod::train::network::Batch;
+use comod::train::options::{DatasetOptions, GainNorm, Protocol};
+use comod::train::study::digit_task_data;
+use comod::train::{FinetuneConfig, Frozen, Method};
 
 /// An initialised (not pretrained) network: faults do not need a good one.
-fn frozen() -> &'static FrozenNetwork {
-    static FROZEN: OnceLock<FrozenNetwork> = OnceLock::new();
-    FROZEN.get_or_init(|| FrozenNetwork::new(Model::init(&Arch::preset("paper3", 1).unwrap(), 4)))
+fn frozen() -> &'static Frozen<Model<f32>> {
+    static FROZEN: OnceLock<Frozen<Model<f32>>> = OnceLock::new();
+    FROZEN.get_or_init(|| Frozen::new(Model::init(&Arch::preset("paper3", 1).unwrap(), 4)))
 }
 
 fn small(config: FinetuneConfig) -> FinetuneConfig {
@@ -36,7 +36,7 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
     config.lr.stochastic = 1e30;
     config.lr.deterministic = 1e30;
     config.lr.retrain = 1e30;
-    let data = TaskData::new(frozen(), common::shipped_digits(), task, &config, 0);
+    let data = digit_task_data(frozen(), common::shipped_digits(), task, &config, 0);
     let dataset = FinetuneConfig {
         protocol: Protocol::Dataset(DatasetOptions {
             size_step: 4,
@@ -48,15 +48,7 @@ fn a_diverging_learning_rate_ends_the_run_as_failed_never_as_a_nan_curve() {
     };
     for config in [config, dataset] {
         for method in [Method::Stochastic, Method::Deterministic, Method::Retrain] {
-            let outcome = finetune(
-                frozen(),
-                common::shipped_digits(),
-                &data,
-                method,
-                &config,
-                3,
-            )
-            .unwrap();
+            let outcome = common::digit_run(frozen(), task, &data, method, &config, 3).unwrap();
             let failure = outcome
                 .failure
                 .unwrap_or_else(|| panic!("{method:?} {:?}: no failure", config.protocol));
@@ -90,16 +82,9 @@ fn exp_overflow_in_the_modulation_is_named_at_the_first_measurement() {
         modulator_mean: 1e3,
         ..small(FinetuneConfig::DEFAULT)
     };
-    let data = TaskData::new(frozen(), common::shipped_digits(), task, &config, 0);
-    let outcome = finetune(
-        frozen(),
-        common::shipped_digits(),
-        &data,
-        Method::Deterministic,
-        &config,
-        1,
-    )
-    .unwrap();
+    let data = digit_task_data(frozen(), common::shipped_digits(), task, &config, 0);
+    let outcome =
+        common::digit_run(frozen(), task, &data, Method::Deterministic, &config, 1).unwrap();
     let failure = outcome.failure.expect("exp(1000·c) overflows");
     assert_eq!(failure.at, "the measurement before any update");
     assert_eq!(failure.tensor, "modulation factor exp(m·c − β)");
@@ -111,16 +96,16 @@ fn exp_overflow_in_the_modulation_is_named_at_the_first_measurement() {
 fn a_gain_that_is_zero_for_every_neuron_is_a_fault() {
     // The raw gain (no mean-1 normalisation, which falls back to g = 1) of
     // a network whose gated layer is silent: nothing covaries with m.
-    let mut model = frozen().model.clone();
+    let mut model = frozen().net.clone();
     let gated = model.layer(2).bias.clone();
     model.params[gated].fill(-1e6);
-    let silent = FrozenNetwork::new(model);
+    let silent = Frozen::new(model);
     let mut config = small(FinetuneConfig::DEFAULT);
     config.gain.norm = GainNorm::None;
     let images = vec![0.5f32; 2 * comod::data::CANVAS_PIXELS];
     let labels = [1u8, 7];
     let batch = Batch {
-        images: &images,
+        inputs: &images,
         labels: &labels,
         activity: None,
     };

@@ -12,11 +12,11 @@ use comod::data::{CANVAS_PIXELS, Digits, Task};
 use comod::net::Depth;
 use comod::net::{Arch, Model, Modulation};
 use comod::train::learner::{Learner, learner};
-use comod::train::options::DatasetOptions;
-use comod::train::options::Protocol;
-use comod::train::protocol::{TrainingSet, online};
-use comod::train::run::training_composites;
-use comod::train::{FinetuneConfig, FrozenNetwork, Method, ReadoutKind, TaskData, finetune};
+use comod::train::network::Batch;
+use comod::train::options::{DatasetOptions, Protocol};
+use comod::train::protocol::online;
+use comod::train::study::{digit_task_data, training_composites};
+use comod::train::{Examples, FinetuneConfig, Frozen, Method, ReadoutKind};
 use comod::train::{PretrainOptions, pretrain};
 
 fn digits() -> &'static Digits {
@@ -24,8 +24,8 @@ fn digits() -> &'static Digits {
 }
 
 /// A fixed pretrained test network (40 epochs, held-out accuracy ≈ 0.8).
-fn frozen() -> &'static FrozenNetwork {
-    static FROZEN: OnceLock<FrozenNetwork> = OnceLock::new();
+fn frozen() -> &'static Frozen<Model<f32>> {
+    static FROZEN: OnceLock<Frozen<Model<f32>>> = OnceLock::new();
     FROZEN.get_or_init(|| {
         let options = PretrainOptions {
             max_epochs: 40,
@@ -33,7 +33,7 @@ fn frozen() -> &'static FrozenNetwork {
         };
         let arch = Arch::preset("paper3", 1).unwrap();
         let (model, _) = pretrain(&arch, digits(), &options, |_| {}).unwrap();
-        FrozenNetwork::new(model)
+        Frozen::new(model)
     })
 }
 
@@ -72,7 +72,7 @@ fn forward_from_cached_activity_equals_the_full_forward() {
 #[test]
 fn each_method_changes_only_what_it_trains() {
     let frozen = frozen();
-    let model = &frozen.model;
+    let model = &frozen.net;
     // λ = 0: whatever changes, changes through the task's loss alone.
     let config = FinetuneConfig {
         batches: 20,
@@ -81,19 +81,19 @@ fn each_method_changes_only_what_it_trains() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "1-7@0".parse().unwrap();
-    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
     let train = training_composites(digits(), task, &config, 11);
-    let labels = config.labels(&train);
+    let labels = config.readout.labels(&train);
     let depth = model.arch().depth();
     let last_layer = model.layer(depth).weights.start;
     for method in Method::ALL {
-        let mut learner = learner(method, frozen, &config, config.readout_of(task), 5);
+        let mut learner = learner(method, frozen, &config, config.readout.of(task), 5);
         let initial = learner.modulation().clone();
-        let training = TrainingSet {
-            images: &train.images,
-            labels,
+        let training = Examples {
+            inputs: train.images.clone(),
+            labels: labels.to_vec(),
         };
-        let (curve, failure) = online(learner.as_mut(), training, config.batch_size, &data.test);
+        let (curve, failure) = online(learner.as_mut(), &training, config.batch_size, &data.test);
         assert_eq!(failure, None);
         assert_eq!(curve.accuracy.len(), 21);
         assert_eq!(curve.examples, (0..=20).map(|n| 2 * n).collect::<Vec<_>>());
@@ -154,20 +154,20 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "3-8@2".parse().unwrap();
-    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
     let train = training_composites(digits(), task, &config, 4);
-    let training = TrainingSet {
-        images: &train.images,
-        labels: config.labels(&train),
+    let training = Examples {
+        inputs: train.images.clone(),
+        labels: config.readout.labels(&train).to_vec(),
     };
     for method in Method::ALL {
-        let mut learner = learner(method, frozen, &config, config.readout_of(task), 9);
+        let mut learner = learner(method, frozen, &config, config.readout.of(task), 9);
         learner.begin(training.batch(0, 2)).unwrap();
         for k in 0..4 {
             learner.step(training.batch(k, 2)).unwrap();
         }
         let kept = learner.snapshot();
-        let evaluate = |learner: &mut Box<dyn Learner + '_>| {
+        let evaluate = |learner: &mut Box<dyn Learner<Model<f32>> + '_>| {
             (
                 learner.accuracy(&data.test).unwrap(),
                 learner.loss(&data.test).unwrap(),
@@ -198,10 +198,11 @@ fn learning_happens_for_every_method_at_the_default_rates() {
         let (mut first, mut last) = (0.0, 0.0);
         for (i, task) in ["1-7@0", "3-8@2"].iter().enumerate() {
             let task: Task = task.parse().unwrap();
-            let data = TaskData::new(frozen, digits(), task, &config, 0);
+            let data = digit_task_data(frozen, digits(), task, &config, 0);
             for repeat in 0..2 {
                 let seed = (10 * i + repeat) as u64;
-                let outcome = finetune(frozen, digits(), &data, method, &config, seed).unwrap();
+                let outcome =
+                    common::digit_run(frozen, task, &data, method, &config, seed).unwrap();
                 let curve = outcome.curve.accuracy;
                 first += curve[0];
                 last += curve[curve.len() - 1];
@@ -246,8 +247,9 @@ fn every_gain_option_runs_and_changes_the_gain() {
             gain,
             ..FinetuneConfig::DEFAULT
         };
-        let data = TaskData::new(frozen, digits(), task, &config, 0);
-        let outcome = finetune(frozen, digits(), &data, Method::Stochastic, &config, 3).unwrap();
+        let data = digit_task_data(frozen, digits(), task, &config, 0);
+        let outcome =
+            common::digit_run(frozen, task, &data, Method::Stochastic, &config, 3).unwrap();
         let tuned = outcome.modulation.gain;
         assert!(
             outcome
@@ -291,12 +293,13 @@ fn a_library_call_with_a_bad_configuration_is_one_clear_error() {
         test_composites: 50,
         ..FinetuneConfig::DEFAULT
     };
-    let data = TaskData::new(frozen, digits(), "1-7@0".parse().unwrap(), &config, 0);
+    let task: Task = "1-7@0".parse().unwrap();
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
     let bad = FinetuneConfig {
         samples: 0,
         ..config
     };
-    let err = finetune(frozen, digits(), &data, Method::Stochastic, &bad, 1)
+    let err = common::digit_run(frozen, task, &data, Method::Stochastic, &bad, 1)
         .unwrap_err()
         .to_string();
     assert_eq!(err, "--samples 0: must be at least 1");
@@ -311,15 +314,15 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
         readout: ReadoutKind::Pair,
         ..FinetuneConfig::DEFAULT
     };
-    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
     let train = training_composites(digits(), task, &config, 6);
-    let training = TrainingSet {
-        images: &train.images,
-        labels: config.labels(&train),
+    let training = Examples {
+        inputs: train.images.clone(),
+        labels: config.readout.labels(&train).to_vec(),
     };
-    let images = data.test.images();
+    let images = data.test.inputs();
     for method in Method::ALL {
-        let mut learner = learner(method, frozen, &config, config.readout_of(task), 2);
+        let mut learner = learner(method, frozen, &config, config.readout.of(task), 2);
         learner.begin(training.batch(0, 2)).unwrap();
         for k in 0..5 {
             learner.step(training.batch(k, 2)).unwrap();
@@ -329,7 +332,7 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
         let model = learner.network().clone();
         let mut ws = model.workspace(images.len() / CANVAS_PIXELS);
         model.forward(&mut ws, learner.modulation(), images, config.modulator_mean);
-        let expected = model.loss(&mut ws, data.test.labels(), config.readout_of(task)) as f64;
+        let expected = model.loss(&mut ws, data.test.labels(), config.readout.of(task)) as f64;
         let loss = learner.loss(&data.test).unwrap();
         assert!(
             (loss - expected).abs() <= 1e-5 * expected,
@@ -350,8 +353,12 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
     }
 }
 
-fn learner_for<'a>(method: Method, config: &FinetuneConfig, task: Task) -> Box<dyn Learner + 'a> {
-    learner(method, frozen(), config, config.readout_of(task), 2)
+fn learner_for<'a>(
+    method: Method,
+    config: &FinetuneConfig,
+    task: Task,
+) -> Box<dyn Learner<Model<f32>> + 'a> {
+    learner(method, frozen(), config, config.readout.of(task), 2)
 }
 
 /// A small `dataset` protocol: sizes 4, 8, 12, at most `max_epochs`.
@@ -373,9 +380,9 @@ fn dataset_config(sizes: usize, max_epochs: usize, patience: Option<usize>) -> F
 fn without_patience_every_size_trains_exactly_max_epochs() {
     let config = dataset_config(3, 9, None);
     let task: Task = "1-7@0".parse().unwrap();
-    let data = TaskData::new(frozen(), digits(), task, &config, 0);
+    let data = digit_task_data(frozen(), digits(), task, &config, 0);
     for method in Method::ALL {
-        let outcome = finetune(frozen(), digits(), &data, method, &config, 5).unwrap();
+        let outcome = common::digit_run(frozen(), task, &data, method, &config, 5).unwrap();
         let epochs = outcome.epochs.expect("dataset runs report epochs");
         assert_eq!(epochs.trained, [9, 9, 9], "{method:?}");
         assert!(epochs.kept.iter().all(|&k| k <= 9), "{method:?}");
@@ -388,10 +395,10 @@ fn a_size_does_not_depend_on_the_sizes_after_it() {
     let task: Task = "3-8@2".parse().unwrap();
     let one = dataset_config(1, 30, Some(4));
     let three = dataset_config(3, 30, Some(4));
-    let data = TaskData::new(frozen(), digits(), task, &one, 0);
+    let data = digit_task_data(frozen(), digits(), task, &one, 0);
     for method in Method::ALL {
-        let alone = finetune(frozen(), digits(), &data, method, &one, 8).unwrap();
-        let first = finetune(frozen(), digits(), &data, method, &three, 8).unwrap();
+        let alone = common::digit_run(frozen(), task, &data, method, &one, 8).unwrap();
+        let first = common::digit_run(frozen(), task, &data, method, &three, 8).unwrap();
         let (alone_epochs, first_epochs) = (alone.epochs.unwrap(), first.epochs.unwrap());
         assert_eq!(
             alone.curve.accuracy[0], first.curve.accuracy[0],
@@ -424,10 +431,10 @@ fn the_reported_accuracy_is_that_of_the_state_after_the_kept_epoch() {
         ..dataset_config(2, max_epochs, None)
     };
     let task: Task = "4-9@1".parse().unwrap();
-    let data = TaskData::new(frozen(), digits(), task, &rates(1), 0);
+    let data = digit_task_data(frozen(), digits(), task, &rates(1), 0);
     let mut earlier_kept = 0;
     for method in Method::ALL {
-        let long = finetune(frozen(), digits(), &data, method, &rates(40), 3).unwrap();
+        let long = common::digit_run(frozen(), task, &data, method, &rates(40), 3).unwrap();
         let kept = long.epochs.unwrap().kept;
         for (size, &epoch) in kept.iter().enumerate() {
             if epoch == 0 || epoch == 40 {
@@ -436,7 +443,7 @@ fn the_reported_accuracy_is_that_of_the_state_after_the_kept_epoch() {
             earlier_kept += 1;
             // Trained for exactly the kept epochs, the last state is the
             // kept one: the same accuracy, the same kept epoch.
-            let short = finetune(frozen(), digits(), &data, method, &rates(epoch), 3).unwrap();
+            let short = common::digit_run(frozen(), task, &data, method, &rates(epoch), 3).unwrap();
             assert_eq!(short.epochs.unwrap().kept[size], epoch, "{method:?}");
             assert_eq!(
                 short.curve.accuracy[size], long.curve.accuracy[size],
@@ -458,21 +465,21 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "0-6@3".parse().unwrap();
-    let data = TaskData::new(frozen, digits(), task, &config, 0);
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
     let train = training_composites(digits(), task, &config, 7);
-    let training = TrainingSet {
-        images: &train.images,
-        labels: config.labels(&train),
+    let training = Examples {
+        inputs: train.images.clone(),
+        labels: config.readout.labels(&train).to_vec(),
     };
-    let model = &frozen.model;
+    let model = &frozen.net;
     let mut ws = model.workspace(2);
     for method in Method::ALL {
-        let mut plain = learner(method, frozen, &config, config.readout_of(task), 4);
-        let mut cached = learner(method, frozen, &config, config.readout_of(task), 4);
+        let mut plain = learner(method, frozen, &config, config.readout.of(task), 4);
+        let mut cached = learner(method, frozen, &config, config.readout.of(task), 4);
         for k in 0..8 {
             let batch = training.batch(k, 2);
-            let activity = model.unmodulated_activity(&mut ws, batch.images).to_vec();
-            let with_activity = comod::train::learner::Batch {
+            let activity = model.unmodulated_activity(&mut ws, batch.inputs).to_vec();
+            let with_activity = Batch {
                 activity: Some(&activity),
                 ..batch
             };
@@ -491,13 +498,12 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
 #[test]
 fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
     use comod::train::gain::GainEstimator;
-    use comod::train::learner::Batch;
     use comod::train::options::Compensation;
     use comod::train::options::GainNorm;
     use comod::train::options::GainOptions;
     use comod::train::options::GainSmoothing;
     let frozen = frozen();
-    let model = &frozen.model;
+    let model = &frozen.net;
     let raw = GainOptions {
         norm: GainNorm::None,
         smoothing: GainSmoothing::None,
@@ -538,7 +544,7 @@ fn variance_compensation_scales_each_neurons_activity_by_its_expected_factor() {
     let mut gain_of = |config: &FinetuneConfig, activity: Option<&[f32]>| {
         let mut estimator = GainEstimator::new(frozen, config, 11);
         let batch = Batch {
-            images,
+            inputs: images,
             labels,
             activity,
         };
@@ -573,7 +579,7 @@ fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
     use comod::net::{Depth, Readout};
     use comod::train::options::CouplingParam;
     let frozen = frozen();
-    let model = &frozen.model;
+    let model = &frozen.net;
     let task: Task = "4-9@1".parse().unwrap();
     let config = FinetuneConfig {
         lambda: 0.0,
@@ -592,8 +598,8 @@ fn a_square_coupling_stays_non_negative_and_steps_on_its_root() {
     model.loss(&mut ws, labels, Readout::All);
     model.backward(&mut ws, Depth::Coupling, &mut grads);
     learner
-        .step(comod::train::learner::Batch {
-            images,
+        .step(Batch {
+            inputs: images,
             labels,
             activity: None,
         })

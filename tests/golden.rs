@@ -1,7 +1,7 @@
 //! Golden results (§6: results change only on purpose): small sweeps of
-//! every method on each network kind and protocol, compared record by
-//! record and field by field (all but `wall_s`) with the files committed
-//! in `tests/golden/`. A change that is meant to change numbers
+//! every method on each network kind and protocol, and under the other
+//! readings and options, compared record by record and field by field
+//! (all but `wall_s`) with the files committed in `tests/golden/`. A change that is meant to change numbers
 //! regenerates them with
 //!
 //! ```sh
@@ -201,6 +201,65 @@ const CASES: &[Case] = &[
             "variance",
             "--batches",
             "8",
+            "--samples",
+            "16",
+            "--test-composites",
+            "200",
+            "--record-coupling",
+            "--out",
+            "{dir}/results.jsonl",
+        ],
+    },
+    Case {
+        name: "conv-dataset",
+        pretrain: CONV_PRETRAIN,
+        sweep: &[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            "{dir}/ck.safetensors",
+            "--tasks",
+            "ge5@2",
+            "--repeats",
+            "2",
+            "--protocol",
+            "dataset",
+            "--size-step",
+            "6",
+            "--sizes",
+            "3",
+            "--max-epochs",
+            "4",
+            "--patience",
+            "2",
+            "--samples",
+            "16",
+            "--test-composites",
+            "200",
+            "--out",
+            "{dir}/results.jsonl",
+        ],
+    },
+    Case {
+        name: "conv-companion-code",
+        pretrain: CONV_PRETRAIN,
+        sweep: &[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            "{dir}/ck.safetensors",
+            "--tasks",
+            "even@3",
+            "--repeats",
+            "1",
+            "--reading",
+            "companion-code",
+            "--size-step",
+            "6",
+            "--sizes",
+            "2",
+            "--max-epochs",
+            "3",
             "--samples",
             "16",
             "--test-composites",

@@ -8,11 +8,11 @@ use common::{comod, comod_owned};
 use comod::conv::net::ConvWorkspace;
 use comod::conv::trial::{TrialScratch, trial_gain, trial_gain_reference, unmodulated_features};
 use comod::conv::{ConvArch, ConvNet, Shape, Stage};
-use comod::data::Pool;
 use comod::multitask::data::MultitaskData;
-use comod::multitask::finetune::{TaskSets, finetune_task, task_accuracy};
-use comod::net::GainRule;
-use comod::train::{FinetuneConfig, Method};
+use comod::net::{GainRule, Modulation};
+use comod::train::learner::learner;
+use comod::train::protocol::online;
+use comod::train::{BenchmarkTasks, FinetuneConfig, Frozen, Method, Network, Study, TaskData};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -101,6 +101,29 @@ fn small_config() -> FinetuneConfig {
     }
 }
 
+/// The accuracy of `data`'s head under `modulation` on the frozen network.
+fn accuracy(
+    frozen: &Frozen<ConvNet<f32>>,
+    data: &TaskData<ConvNet<f32>>,
+    modulation: &Modulation<f32>,
+    m: f32,
+) -> f32 {
+    let mut evaluator = frozen.net.evaluator();
+    let logits = ConvNet::evaluate_modulated(
+        frozen,
+        &mut evaluator,
+        &data.test,
+        modulation,
+        data.readout,
+        m,
+    )
+    .unwrap();
+    let correct = frozen
+        .net
+        .count_correct(logits, data.test.labels(), data.readout);
+    correct as f32 / data.test.len() as f32
+}
+
 /// Switching task swaps (c, g) only: after fine-tuning another task, the
 /// first task's modulation on the untouched backbone gives its accuracy
 /// back, bit for bit; retraining changes the shared backbone instead.
@@ -108,40 +131,39 @@ fn small_config() -> FinetuneConfig {
 fn switching_back_reproduces_a_modulated_task_exactly() {
     let data = MultitaskData::mnist_attributes(common::shipped_digits().clone());
     let arch = ConvArch::preset("conv-mnist", data.task_count()).unwrap();
-    let net = ConvNet::<f32>::init(&arch, 5);
-    let config = small_config();
-    let sets = |t: usize| TaskSets {
-        train: data
-            .draw_task(
-                t,
-                Pool::Train,
-                config.batches * config.batch_size,
-                100 + t as u64,
-            )
-            .unwrap(),
-        test: data
-            .draw_task(t, Pool::Test, config.test_composites, 200 + t as u64)
-            .unwrap(),
+    let frozen = Frozen::new(ConvNet::<f32>::init(&arch, 5));
+    let study = BenchmarkTasks {
+        frozen: &frozen,
+        data: &data,
     };
-    let (first, second) = (sets(0), sets(5));
+    let config = small_config();
+    let m = config.modulator_mean;
+    let (first, second) = (
+        study.task_data(0, &config, 7).unwrap(),
+        study.task_data(5, &config, 7).unwrap(),
+    );
     for method in [Method::Stochastic, Method::Deterministic] {
-        let run = finetune_task(&net, 0, method, &config, &first, 1);
+        let run = study.run(0, &first, (method, 0, 1), &config, 7).unwrap();
         assert!(run.failure.is_none(), "{:?}", run.failure);
-        let modulation = run.modulation.expect("a modulation method");
-        assert_eq!(modulation.gain.is_some(), method == Method::Stochastic);
-        let before = task_accuracy(&net, 0, config.modulator_mean, &modulation, &first.test);
+        let modulation = run.modulation;
         assert_eq!(
-            before as f32,
+            modulation.gain.iter().any(|&g| g != 1.0),
+            method == Method::Stochastic
+        );
+        let before = accuracy(&frozen, &first, &modulation, m);
+        assert_eq!(
+            before,
             *run.curve.accuracy.last().unwrap(),
             "{}: the run's last measurement",
             method.name()
         );
-        let other = finetune_task(&net, 5, method, &config, &second, 2)
-            .modulation
-            .unwrap();
+        let other = study
+            .run(5, &second, (method, 0, 2), &config, 7)
+            .unwrap()
+            .modulation;
         assert_ne!(other.coupling, modulation.coupling);
-        let _ = task_accuracy(&net, 5, config.modulator_mean, &other, &second.test);
-        let after = task_accuracy(&net, 0, config.modulator_mean, &modulation, &first.test);
+        let _ = accuracy(&frozen, &second, &other, m);
+        let after = accuracy(&frozen, &first, &modulation, m);
         assert_eq!(
             after.to_bits(),
             before.to_bits(),
@@ -149,13 +171,14 @@ fn switching_back_reproduces_a_modulated_task_exactly() {
             method.name()
         );
     }
-    let retrained = finetune_task(&net, 5, Method::Retrain, &config, &second, 3)
-        .params
-        .unwrap();
-    let backbone = net.head_params().weights.start;
+    let mut retrain = learner(Method::Retrain, &frozen, &config, 5, 3);
+    let train = study.training(5, 0, 3, &config, 7).unwrap();
+    let (_, failure) = online(retrain.as_mut(), &train, config.batch_size, &second.test);
+    assert!(failure.is_none(), "{failure:?}");
+    let backbone = frozen.net.head_params().weights.start;
     assert_ne!(
-        &retrained[..backbone],
-        &net.params[..backbone],
+        &retrain.network().params[..backbone],
+        &frozen.net.params[..backbone],
         "retrain changes the shared backbone"
     );
 }

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use comod::data::Digits;
 use comod::io::load_checkpoint;
-use comod::reproduce::{Observer, ReproduceOptions, reproduce};
+use comod::observer::Observer;
+use comod::reproduce::{ReproduceOptions, reproduce};
 use comod::sweep::SweepReport;
 use comod::train::{EpochStats, FinetuneConfig, Method, PretrainReport};
 
@@ -60,6 +61,7 @@ fn pretrains_once_then_reuses_and_resumes() {
             samples: 40,
             ..FinetuneConfig::DEFAULT
         },
+        report: false,
         record_coupling: false,
     };
     let log = Log::default();

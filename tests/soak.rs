@@ -143,7 +143,7 @@ fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
         || {
             // Whatever the moment, the file holds whole, distinct runs
             // (read_results refuses a run recorded twice).
-            let contents = read_results(&soaked).unwrap();
+            let contents = read_results::<comod::net::Arch>(&soaked).unwrap();
             progress.push(contents.records.len());
         },
     );
@@ -153,7 +153,7 @@ fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let records = read_results(&soaked).unwrap().records;
+    let records = read_results::<comod::net::Arch>(&soaked).unwrap().records;
     assert_eq!(records.len(), planned, "every run exactly once");
     assert_eq!(without_wall_time(&soaked), without_wall_time(&reference));
     assert!(
@@ -299,7 +299,7 @@ fn soak_a_report_killed_20_times_completes_to_the_uninterrupted_report() {
         {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "jsonl") {
-                read_results(&path).unwrap();
+                read_results::<comod::net::Arch>(&path).unwrap();
             }
         }
     });

@@ -84,8 +84,8 @@ fn valid_inputs_parse() {
         (
             inputs.labels.len(),
             inputs.modulator.len(),
-            inputs.m0,
-            inputs.lambda
+            inputs.options.m0,
+            inputs.options.lambda
         ),
         (3, 15, 1.0, 0.0)
     );
@@ -185,7 +185,30 @@ fn rejects_each_malformed_input_naming_it() {
         ),
         (
             Box::new(|_, m| drop(m.insert("gain_rule".into(), "spearman".into()))),
-            "metadata key gain_rule: unknown rule \"spearman\"",
+            "metadata key gain_rule: unknown value \"spearman\" (expected covariance or correlation)",
+        ),
+        (
+            Box::new(|_, m| drop(m.insert("gain-rule".into(), "correlation".into()))),
+            "unknown metadata key gain-rule (known: m0, lambda, gain_rule, modulation_compensation, modulator_var, coupling_param)",
+        ),
+        (
+            Box::new(|_, m| {
+                m.insert("task".into(), "0".into());
+                drop(m.insert("lr".into(), "0.1".into()))
+            }),
+            "unknown metadata keys lr, task",
+        ),
+        (
+            Box::new(|_, m| drop(m.insert("modulation_compensation".into(), "yes".into()))),
+            "metadata key modulation_compensation: unknown value \"yes\" (expected none or variance)",
+        ),
+        (
+            Box::new(|_, m| drop(m.insert("modulator_var".into(), "-0.5".into()))),
+            "metadata key modulator_var: -0.5 is negative",
+        ),
+        (
+            Box::new(|_, m| drop(m.insert("coupling_param".into(), "cube".into()))),
+            "metadata key coupling_param: unknown value \"cube\" (expected linear or square)",
         ),
         (
             Box::new(|_, m| drop(m.insert("m0".into(), "one".into()))),

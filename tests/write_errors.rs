@@ -79,7 +79,8 @@ fn whole_records(path: &Path) -> usize {
     let text = std::fs::read_to_string(path).unwrap();
     assert!(text.is_empty() || text.ends_with('\n'), "a torn last line");
     for line in text.lines() {
-        comod::sweep::record::Record::from_line(line.as_bytes()).expect("a whole record");
+        comod::sweep::record::Record::<comod::net::Arch>::from_line(line.as_bytes())
+            .expect("a whole record");
     }
     text.lines().count()
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::data::TaskId;
-use crate::sweep::record::Record;
+use crate::sweep::record::{Architecture, Record};
 use crate::train::Method;
 
 /// Measurements in the initial slope (§5).
@@ -94,39 +94,6 @@ pub fn median_criterion(runs: &[Option<usize>]) -> Criterion {
     }
 }
 
-/// A run's learning curve as the analyses read it (§5): the first
-/// paper's [`Record`] and the multi-task record alike.
-pub trait RunCurve {
-    /// The task.
-    fn task(&self) -> &TaskId;
-    /// The method.
-    fn method(&self) -> Method;
-    /// Examples seen at each measurement.
-    fn examples(&self) -> &[usize];
-    /// Accuracy at each measurement.
-    fn curve(&self) -> &[f32];
-    /// Whether the run ended in a numerical fault (left out of analyses).
-    fn failed(&self) -> bool;
-}
-
-impl RunCurve for Record {
-    fn task(&self) -> &TaskId {
-        &self.task
-    }
-    fn method(&self) -> Method {
-        self.method
-    }
-    fn examples(&self) -> &[usize] {
-        &self.examples
-    }
-    fn curve(&self) -> &[f32] {
-        &self.curve
-    }
-    fn failed(&self) -> bool {
-        Record::failed(self)
-    }
-}
-
 /// One method's metrics on one task, over its repeats.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TaskMetrics {
@@ -144,26 +111,28 @@ pub struct TaskMetrics {
 
 /// Per task, per method, the [`TaskMetrics`] of `records`; runs that
 /// failed numerically (§6) are left out.
-pub fn per_task<R: RunCurve>(records: &[R]) -> BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>> {
-    let mut runs: BTreeMap<(TaskId, Method), Vec<&R>> = BTreeMap::new();
+pub fn per_task<A: Architecture>(
+    records: &[Record<A>],
+) -> BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>> {
+    let mut runs: BTreeMap<(TaskId, Method), Vec<&Record<A>>> = BTreeMap::new();
     for record in records.iter().filter(|r| !r.failed()) {
-        runs.entry((record.task().clone(), record.method()))
+        runs.entry((record.task.clone(), record.method))
             .or_default()
             .push(record);
     }
     let mut table: BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>> = BTreeMap::new();
     for ((task, method), runs) in runs {
-        let mean = |f: &dyn Fn(&R) -> f64| Stat::of(runs.iter().map(|r| f(r))).mean;
+        let mean = |f: &dyn Fn(&Record<A>) -> f64| Stat::of(runs.iter().map(|r| f(r))).mean;
         let criteria: Vec<Option<usize>> = runs
             .iter()
-            .map(|r| examples_to_criterion(r.examples(), r.curve()))
+            .map(|r| examples_to_criterion(&r.examples, &r.curve))
             .collect();
         let metrics = TaskMetrics {
             repeats: runs.len(),
-            start: mean(&|r| starting_accuracy(r.curve())),
-            slope: mean(&|r| initial_slope(r.examples(), r.curve())),
+            start: mean(&|r| starting_accuracy(&r.curve)),
+            slope: mean(&|r| initial_slope(&r.examples, &r.curve)),
             criterion: median_criterion(&criteria),
-            final_accuracy: mean(&|r| final_accuracy(r.curve())),
+            final_accuracy: mean(&|r| final_accuracy(&r.curve)),
         };
         table.entry(task).or_default().insert(method, metrics);
     }

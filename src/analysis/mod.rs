@@ -9,4 +9,4 @@ pub mod stats;
 pub mod summary;
 pub mod verdict;
 
-pub use summary::{SummaryFiles, summarize, write_summary};
+pub use summary::{FileSummary, SummaryFiles, summarize, summarize_file, write_summary};

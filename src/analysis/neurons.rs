@@ -5,7 +5,8 @@
 use crate::data::composite::{CANVAS_SIDE, quadrant_origin};
 use crate::data::{CANVAS_PIXELS, Digits, Task};
 use crate::net::{Model, Modulation};
-use crate::train::evaluate::{EVAL_CHUNK, task_test_set};
+use crate::train::evaluate::task_test_set;
+use crate::train::mlp::EVAL_CHUNK;
 
 /// Composites the |d′| of a task is measured on.
 pub const D_PRIME_COMPOSITES: usize = 1000;

@@ -10,10 +10,11 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::metrics::{RunCurve, Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
 use crate::data::TaskId;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic_with;
+use crate::sweep::record::{Architecture, Record};
 use crate::train::Method;
 
 /// DejaVu Sans (see fonts/LICENSE-DejaVu.txt), so that plots need no system fonts.
@@ -54,19 +55,19 @@ pub(crate) fn draw_png(
 
 /// Per measurement of `method`'s runs: examples seen, and the mean
 /// accuracy with its s.e.m. (measurements shared by every run).
-fn mean_curve<'a, R: RunCurve + 'a>(
-    records: impl IntoIterator<Item = &'a R>,
+fn mean_curve<'a, A: Architecture + 'a>(
+    records: impl IntoIterator<Item = &'a Record<A>>,
     method: Method,
 ) -> Vec<(f64, Stat)> {
-    let runs: Vec<&R> = records
+    let runs: Vec<&Record<A>> = records
         .into_iter()
-        .filter(|r| r.method() == method && !r.failed())
+        .filter(|r| r.method == method && !r.failed())
         .collect();
-    let len = runs.iter().map(|r| r.curve().len()).min().unwrap_or(0);
+    let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
     (0..len)
         .map(|i| {
-            let x = runs[0].examples()[i] as f64;
-            (x, Stat::of(runs.iter().map(|r| r.curve()[i] as f64)))
+            let x = runs[0].examples[i] as f64;
+            (x, Stat::of(runs.iter().map(|r| r.curve[i] as f64)))
         })
         .collect()
 }
@@ -74,8 +75,8 @@ fn mean_curve<'a, R: RunCurve + 'a>(
 /// Learning curves per task (one panel each, four to a row), each
 /// method's mean over its repeats: the per-task form in which the
 /// multi-task result is stated (§8).
-pub fn task_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
-    let mut tasks: Vec<&TaskId> = records.iter().map(|r| r.task()).collect();
+pub fn task_curves<A: Architecture>(records: &[Record<A>], path: &Path) -> Result<()> {
+    let mut tasks: Vec<&TaskId> = records.iter().map(|r| &r.task).collect();
     tasks.sort();
     tasks.dedup();
     let columns = 4.min(tasks.len()).max(1);
@@ -83,7 +84,7 @@ pub fn task_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
     draw_png(path, |root| {
         let panels = root.split_evenly((rows, columns));
         for (task, panel) in tasks.iter().zip(panels.iter()) {
-            let of_task: Vec<&R> = records.iter().filter(|r| r.task() == *task).collect();
+            let of_task: Vec<&Record<A>> = records.iter().filter(|r| &r.task == *task).collect();
             let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
                 .iter()
                 .map(|&m| (m, mean_curve(of_task.iter().copied(), m)))
@@ -150,7 +151,7 @@ where
 }
 
 /// Learning curves per method with ±s.e.m. bands.
-pub fn learning_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
+pub fn learning_curves<A: Architecture>(records: &[Record<A>], path: &Path) -> Result<()> {
     let curves: Vec<(Method, Vec<(f64, Stat)>)> = Method::ALL
         .iter()
         .map(|&m| (m, mean_curve(records, m)))
@@ -217,8 +218,8 @@ pub fn learning_curves<R: RunCurve>(records: &[R], path: &Path) -> Result<()> {
 /// A per-task panel: for each method but retrain, its per-task `value`
 /// relative to retraining's on the same task ([`ratio_to_retrain`]),
 /// tasks sorted by the stochastic ratio.
-fn relative_panel<R: RunCurve>(
-    records: &[R],
+fn relative_panel<A: Architecture>(
+    records: &[Record<A>],
     path: &Path,
     title: &str,
     y_desc: &str,
@@ -362,7 +363,7 @@ pub fn learning_rate_grid(points: &[(Method, f32, f64)], path: &Path) -> Result<
 
 /// Writes `learning_curves.png`, `fig2c_slope_ratio.png` and
 /// `fig2d_examples_to_criterion.png` into `dir`; returns their paths.
-pub fn write_plots<R: RunCurve>(records: &[R], dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_plots<A: Architecture>(records: &[Record<A>], dir: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let curves = dir.join("learning_curves.png");
     learning_curves(records, &curves)?;

@@ -6,10 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::analysis::metrics::{RunCurve, Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
 use crate::analysis::plots::write_plots;
+use crate::conv::ConvArch;
 use crate::error::{Error, Result};
 use crate::io::atomic::{check_not_input, check_output, check_writable, write_atomic};
+use crate::net::Arch;
+use crate::sweep::record::{Architecture, Record};
+use crate::sweep::store::{RecordKind, check_config, read_results};
 use crate::train::Method;
 
 /// One method's row of the summary.
@@ -38,14 +42,14 @@ pub struct MethodSummary {
 }
 
 /// The summary of `records`, one row per method present, in report order.
-pub fn summarize<R: RunCurve>(records: &[R]) -> Vec<MethodSummary> {
+pub fn summarize<A: Architecture>(records: &[Record<A>]) -> Vec<MethodSummary> {
     let table = per_task(records);
     Method::ALL
         .iter()
         .filter_map(|&method| {
             let tasks: Vec<&TaskMetrics> = table.values().filter_map(|m| m.get(&method)).collect();
             let over_tasks = |f: fn(&TaskMetrics) -> f64| Stat::of(tasks.iter().map(|t| f(t)));
-            let of_method = records.iter().filter(|r| r.method() == method);
+            let of_method = records.iter().filter(|r| r.method == method);
             let failed = of_method.clone().filter(|r| r.failed()).count();
             (of_method.count() > 0).then(|| MethodSummary {
                 method,
@@ -154,8 +158,8 @@ pub struct SummaryFiles {
 /// results file `source`, which is never overwritten) into `out_dir`
 /// (created if needed) and, with `plots`, the PNG plots into that folder
 /// (first); nothing is written when either folder cannot take the files.
-pub fn write_summary<R: RunCurve>(
-    records: &[R],
+pub fn write_summary<A: Architecture>(
+    records: &[Record<A>],
     source: &Path,
     out_dir: &Path,
     plots: Option<&Path>,
@@ -181,4 +185,77 @@ pub fn write_summary<R: RunCurve>(
     let mut written = vec![md, csv_path];
     written.extend(plotted);
     Ok(SummaryFiles { table, written })
+}
+
+/// What [`summarize_file`] made of a results file.
+#[derive(Clone, Debug)]
+pub struct FileSummary {
+    /// The table and the files written.
+    pub files: SummaryFiles,
+    /// The file ended with a torn line, which was left out.
+    pub torn_line: bool,
+    /// Which network's records it held.
+    pub kind: RecordKind,
+}
+
+/// The summary of the results file `results` of either network (§5):
+/// every record must be of one configuration and carry the x axis that
+/// configuration makes (a record cut short would bias the means; a run
+/// that failed numerically keeps the measurements before its fault); a
+/// torn last line is left out. Writes into `out_dir` (default: the
+/// results file's folder) and, with `plots`, the plots.
+pub fn summarize_file(
+    results: &Path,
+    out_dir: Option<&Path>,
+    plots: Option<&Path>,
+) -> Result<FileSummary> {
+    let kind = RecordKind::of_file(results)?.unwrap_or(RecordKind::Mlp);
+    let out_dir = match out_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => results.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let (files, torn_line) = match kind {
+        RecordKind::Mlp => summarize_records::<Arch>(results, &out_dir, plots)?,
+        RecordKind::Conv => summarize_records::<ConvArch>(results, &out_dir, plots)?,
+    };
+    Ok(FileSummary {
+        files,
+        torn_line,
+        kind,
+    })
+}
+
+/// [`summarize_file`] for records of architecture `A`.
+fn summarize_records<A: Architecture>(
+    results: &Path,
+    out_dir: &Path,
+    plots: Option<&Path>,
+) -> Result<(SummaryFiles, bool)> {
+    let contents = read_results::<A>(results)?;
+    let Some(first) = contents.records.values().next() else {
+        return Err(Error::data(results, "no runs to summarise"));
+    };
+    check_config(results, &contents, &first.config.clone())?;
+    let expected = first.config.finetune.expected_examples();
+    for record in contents.records.values() {
+        let whole = if record.failed() {
+            expected.starts_with(&record.examples)
+        } else {
+            record.examples == expected
+        };
+        if !whole {
+            return Err(Error::data(
+                results,
+                format!(
+                    "{} has {} measurements where its configuration makes {}: a record cut short would bias the summary",
+                    record.key(),
+                    record.examples.len(),
+                    expected.len()
+                ),
+            ));
+        }
+    }
+    let records: Vec<Record<A>> = contents.records.into_values().collect();
+    let files = write_summary(&records, results, out_dir, plots)?;
+    Ok((files, contents.torn.is_some()))
 }

@@ -138,6 +138,25 @@ impl BenchLine {
     pub fn sgemm_ratio(&self) -> f64 {
         self.gflops / self.sgemm_gflops
     }
+
+    /// The line as `comod bench --json` prints it: one object with the
+    /// keys `workload`, `kind`, `isa`, `threads`, `seconds`, `flops`,
+    /// `gflops`, `peak_gflops`, `ratio`, `sgemm_gflops`, `sgemm_ratio`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "workload": self.workload,
+            "kind": format!("{:?}", self.kind),
+            "isa": self.isa.name(),
+            "threads": self.threads,
+            "seconds": self.seconds,
+            "flops": self.gflops * 1e9 * self.seconds,
+            "gflops": self.gflops,
+            "peak_gflops": self.peak_gflops,
+            "ratio": self.ratio(),
+            "sgemm_gflops": self.sgemm_gflops,
+            "sgemm_ratio": self.sgemm_ratio(),
+        })
+    }
 }
 
 /// "1_thread" or "{t}_threads".

@@ -13,7 +13,8 @@ use crate::data::{Digits, Task};
 use crate::error::Result;
 use crate::net::linalg::serial_products;
 use crate::net::{Arch, Model};
-use crate::train::{FinetuneConfig, FrozenNetwork, Method, TaskData, finetune};
+use crate::train::study::digit_task_data;
+use crate::train::{DigitTasks, FinetuneConfig, Frozen, Method, Study, TaskData};
 
 /// The task every whole-run workload fine-tunes for.
 const TASK: &str = "1-7@0";
@@ -35,9 +36,10 @@ pub fn workload_names() -> Vec<&'static str> {
 
 /// A network, the digits and a task's test set, ready for timed runs.
 pub struct OnlineRuns {
-    frozen: FrozenNetwork,
+    frozen: Frozen<Model<f32>>,
     digits: Digits,
-    data: TaskData,
+    task: Task,
+    data: TaskData<Model<f32>>,
     config: FinetuneConfig,
 }
 
@@ -47,13 +49,14 @@ impl OnlineRuns {
     pub fn prepare(data_dir: &Path) -> Result<OnlineRuns> {
         let digits = Digits::load(data_dir)?;
         let arch = Arch::preset("paper3", 1).expect("a preset");
-        let frozen = FrozenNetwork::new(Model::<f32>::init(&arch, 1));
+        let frozen = Frozen::new(Model::<f32>::init(&arch, 1));
         let config = FinetuneConfig::DEFAULT;
         let task: Task = TASK.parse().expect("a valid task");
-        let data = TaskData::new(&frozen, &digits, task, &config, 0);
+        let data = digit_task_data(&frozen, &digits, task, &config, 0);
         Ok(OnlineRuns {
             frozen,
             digits,
+            task,
             data,
             config,
         })
@@ -62,17 +65,20 @@ impl OnlineRuns {
     /// Runs `runs` runs of `method` at once on the rayon pool, one per
     /// thread, and returns their floating-point operations.
     pub fn run(&self, method: Method, runs: usize) -> f64 {
+        let study = DigitTasks {
+            frozen: &self.frozen,
+            digits: &self.digits,
+        };
         (0..runs)
             .into_par_iter()
             .map(|seed| {
                 serial_products(|| {
-                    finetune(
-                        &self.frozen,
-                        &self.digits,
+                    study.run(
+                        self.task,
                         &self.data,
-                        method,
+                        (method, 0, seed as u64),
                         &self.config,
-                        seed as u64,
+                        0,
                     )
                 })
                 .expect("the default configuration is valid")

@@ -6,7 +6,6 @@ pub mod checkpoint;
 pub mod direct;
 pub mod net;
 pub mod ops;
-pub mod trace;
 pub mod trial;
 
 pub use arch::{ConvArch, Stage};

@@ -373,6 +373,33 @@ impl<T: Real> ConvNet<T> {
         }
     }
 
+    /// The first output of the last forward pass (stage by stage, then
+    /// the logits) that holds a non-finite value, by name, with that
+    /// value's index and value (§6).
+    pub fn first_non_finite(&self, ws: &ConvWorkspace<T>) -> Option<(String, usize, f64)> {
+        let n = self.arch.stages.len();
+        let outputs = (1..=n).map(|s| {
+            let name = match self.arch.stages[s - 1] {
+                Stage::Conv { .. } if s == self.arch.modulated_stage => {
+                    format!("output of stage {s} (conv, modulated)")
+                }
+                Stage::Conv { .. } => format!("output of stage {s} (conv)"),
+                Stage::Maxpool => format!("output of stage {s} (maxpool)"),
+                Stage::Dense { .. } if s == n => format!("output of stage {s} (dense, gated)"),
+                Stage::Dense { .. } => format!("output of stage {s} (dense)"),
+            };
+            (name, &ws.acts[s][..])
+        });
+        outputs
+            .chain([("logits".to_string(), &ws.logits[..])])
+            .find_map(|(name, values)| {
+                values
+                    .iter()
+                    .position(|v| !v.to_f64().is_finite())
+                    .map(|i| (name, i, values[i].to_f64()))
+            })
+    }
+
     /// The backward pass of the last [`ConvNet::forward`] for `dlogits`
     /// (`[rows, 2·tasks]`), to `depth`; gradients are accumulated into
     /// `grads` (the coupling's is written).
@@ -673,15 +700,26 @@ fn input_grad<T: Real>(w: &[T], dy: &[T], rows: usize, inp: usize, out: usize, d
 /// task's (fine-tuning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Heads {
-    /// Mean cross-entropy over every head.
+    /// Mean cross-entropy over every head; labels `[rows, tasks]`.
     All,
-    /// Task t's head only.
+    /// Task t's head only; labels `[rows]`, that task's.
     One(usize),
 }
 
+impl Heads {
+    /// The labels this loss reads, from the labels of every task
+    /// (`[rows, tasks]`).
+    pub fn labels(self, all: &[u8], tasks: usize) -> Vec<u8> {
+        match self {
+            Heads::All => all.to_vec(),
+            Heads::One(t) => all.iter().skip(t).step_by(tasks).copied().collect(),
+        }
+    }
+}
+
 /// Mean cross-entropy of the 2-way softmax of the chosen heads over
-/// `rows` examples, labels `[rows, tasks]` (0/1 per task), and its
-/// gradient w.r.t. all logits (zero for heads not read).
+/// `rows` examples, labels 0/1 as [`Heads`] says, and its gradient
+/// w.r.t. all logits (zero for heads not read).
 pub fn heads_loss<T: Real>(
     logits: &[T],
     tasks: usize,
@@ -691,19 +729,23 @@ pub fn heads_loss<T: Real>(
 ) -> T {
     let width = tasks * HEAD_LOGITS;
     let rows = logits.len() / width;
-    assert_eq!(labels.len(), rows * tasks, "labels [rows, tasks]");
     assert_eq!(dlogits.len(), logits.len(), "dlogits size");
-    let read: Range<usize> = match heads {
-        Heads::All => 0..tasks,
-        Heads::One(t) => t..t + 1,
+    let (read, label): (Range<usize>, &dyn Fn(usize, usize) -> u8) = match heads {
+        Heads::All => (0..tasks, &|b, t| labels[b * tasks + t]),
+        Heads::One(t) => (t..t + 1, &|b, _| labels[b]),
     };
+    assert_eq!(
+        labels.len(),
+        rows * read.len(),
+        "one label per row and head read"
+    );
     let scale = T::ONE / T::from_f64((rows * read.len()) as f64);
     dlogits.fill(T::ZERO);
     let mut total = T::ZERO;
     for b in 0..rows {
         for t in read.clone() {
             let z = &logits[b * width + 2 * t..b * width + 2 * t + 2];
-            let y = labels[b * tasks + t] as usize;
+            let y = label(b, t) as usize;
             // With d = z_other − z_label: the loss is softplus(d) and the
             // other logit's probability sigmoid(d), each computed without
             // cancellation, so that a confident head's small loss and

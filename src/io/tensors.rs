@@ -138,6 +138,28 @@ impl TensorFile {
         }
     }
 
+    /// Fails, naming every metadata key not in `known` and listing the
+    /// known ones, when the file holds one: a misspelt key must not
+    /// silently leave its default in place (§7).
+    pub fn only_metadata(&self, known: &[&str]) -> Result<()> {
+        let mut unknown: Vec<&str> = self
+            .metadata
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        Err(self.error(format!(
+            "unknown metadata key{} {} (known: {})",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            known.join(", ")
+        )))
+    }
+
     /// True if the file holds tensor `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors().tensor(name).is_ok()

@@ -14,8 +14,9 @@ use rayon::prelude::*;
 
 use crate::conv::Shape;
 use crate::data::composite::{CANVAS_SIDE, CompositeKind, CompositeSet, NOISE_STD};
+use crate::data::digits::idx_files;
 use crate::data::task::QUADRANTS;
-use crate::data::{Digits, Pool};
+use crate::data::{Digits, Pool, SHIPPED_DATA_DIR};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::io::read::{MAX_IDX_BYTES, read_bounded};
@@ -48,6 +49,52 @@ impl Benchmark {
             Benchmark::Cifar100 => "conv-cifar",
             Benchmark::Celeba => "conv-celeba",
         }
+    }
+}
+
+/// Where a benchmark's data come from (§8).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchmarkSource {
+    /// The benchmark.
+    pub benchmark: Benchmark,
+    /// Its folder; `None`: the shipped data, for the benchmarks built on them.
+    pub data: Option<PathBuf>,
+    /// Only the first images of each split (external data sets).
+    pub limit: Option<usize>,
+}
+
+impl BenchmarkSource {
+    /// The benchmark's folder: the one given, or the shipped digits for
+    /// `mnist-attributes`; the others do not ship with comod.
+    pub fn dir(&self) -> Result<PathBuf> {
+        match (&self.data, self.benchmark) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, Benchmark::MnistAttributes) => Ok(PathBuf::from(SHIPPED_DATA_DIR)),
+            (None, other) => Err(Error::option(
+                "--data",
+                "(none)",
+                format!(
+                    "{} does not ship with comod; point --data at its folder ({})",
+                    other.name(),
+                    match other {
+                        Benchmark::Cifar100 => "train.bin and test.bin of the binary version",
+                        _ => "list_attr_celeba.txt, list_eval_partition.txt and img_align_celeba/",
+                    }
+                ),
+            )),
+        }
+    }
+
+    /// Loads the benchmark.
+    pub fn load(&self) -> Result<MultitaskData> {
+        if self.limit == Some(0) {
+            return Err(Error::option(
+                "--limit",
+                0,
+                "keep at least one image of each split",
+            ));
+        }
+        MultitaskData::load(self.benchmark, &self.dir()?, self.limit)
     }
 }
 
@@ -135,6 +182,19 @@ impl MultitaskData {
                     test,
                 ))
             }
+        }
+    }
+
+    /// The files `benchmark` reads from `dir` (the CelebA images aside):
+    /// what a command writing beside them must not overwrite.
+    pub fn files(benchmark: Benchmark, dir: &Path) -> Vec<PathBuf> {
+        match benchmark {
+            Benchmark::MnistAttributes => idx_files(dir),
+            Benchmark::Cifar100 => vec![dir.join("train.bin"), dir.join("test.bin")],
+            Benchmark::Celeba => vec![
+                dir.join("list_attr_celeba.txt"),
+                dir.join("list_eval_partition.txt"),
+            ],
         }
     }
 

@@ -1,10 +1,8 @@
-//! Multi-task fine-tuning of a convolutional network (§8): the benchmarks,
-//! joint pretraining of the shared backbone and its heads, per-task
-//! fine-tuning with the four methods of §4, and task switching.
+//! Multi-task convolutional networks (§8): the benchmarks and their
+//! loaders, and joint pretraining of the shared backbone and its heads.
+//! Fine-tuning a task runs through the one fine-tuning path
+//! ([`crate::train`]), with the benchmark's tasks as its study.
 
 pub mod data;
 pub mod evaluate;
-pub mod finetune;
 pub mod pretrain;
-pub mod record;
-pub mod sweep;

@@ -1,6 +1,8 @@
 //! Adam (§4): β1 0.9, β2 0.999, ε 1e-8, in PyTorch's form so that a
 //! framework implementation can be compared step by step.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::net::simd::with_avx2;
@@ -40,28 +42,69 @@ impl Adam {
         assert_eq!(params.len(), self.first.len());
         assert_eq!(grads.len(), self.first.len());
         self.steps += 1;
-        let step_size = self.lr / (1.0 - BETA1.powi(self.steps));
-        let root_correction = (1.0 - BETA2.powi(self.steps)).sqrt();
-        params
-            .par_chunks_mut(PARALLEL_CHUNK)
-            .zip(grads.par_chunks(PARALLEL_CHUNK))
-            .zip(self.first.par_chunks_mut(PARALLEL_CHUNK))
-            .zip(self.second.par_chunks_mut(PARALLEL_CHUNK))
-            .for_each(|(((p, g), m), v)| {
-                with_avx2(
-                    #[inline(always)]
-                    || {
-                        let n = p.len();
-                        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
-                        for i in 0..n {
-                            m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
-                            v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
-                            p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
-                        }
-                    },
-                )
-            });
+        update(
+            (self.lr, self.steps),
+            params,
+            grads,
+            (&mut self.first, &mut self.second),
+        );
     }
+}
+
+impl Adam {
+    /// One update of the parameters in `ranges` of `params` (with their
+    /// gradients at the same places of `grads`): the state holds the
+    /// ranges one after the other. Element-wise, so the same as
+    /// [`Adam::step`] on the ranges' values gathered.
+    pub fn step_ranges(&mut self, params: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
+        assert_eq!(
+            ranges.iter().map(|r| r.len()).sum::<usize>(),
+            self.first.len()
+        );
+        self.steps += 1;
+        let mut at = 0;
+        for range in ranges {
+            let state = at..at + range.len();
+            at = state.end;
+            update(
+                (self.lr, self.steps),
+                &mut params[range.clone()],
+                &grads[range.clone()],
+                (&mut self.first[state.clone()], &mut self.second[state]),
+            );
+        }
+    }
+}
+
+/// The Adam update of `params` with `grads` and its moments, at step
+/// `steps` with learning rate `lr`, in parallel chunks.
+fn update(
+    (lr, steps): (f32, i32),
+    params: &mut [f32],
+    grads: &[f32],
+    (first, second): (&mut [f32], &mut [f32]),
+) {
+    let step_size = lr / (1.0 - BETA1.powi(steps));
+    let root_correction = (1.0 - BETA2.powi(steps)).sqrt();
+    params
+        .par_chunks_mut(PARALLEL_CHUNK)
+        .zip(grads.par_chunks(PARALLEL_CHUNK))
+        .zip(first.par_chunks_mut(PARALLEL_CHUNK))
+        .zip(second.par_chunks_mut(PARALLEL_CHUNK))
+        .for_each(|(((p, g), m), v)| {
+            with_avx2(
+                #[inline(always)]
+                || {
+                    let n = p.len();
+                    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+                    for i in 0..n {
+                        m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
+                        v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
+                        p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
+                    }
+                },
+            )
+        });
 }
 
 /// Parameters per parallel task of [`Adam::step`].

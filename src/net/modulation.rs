@@ -31,6 +31,16 @@ impl Modulated for Arch {
     }
 }
 
+impl<T: Real> Modulated for crate::net::Model<T> {
+    fn coupling_len(&self) -> usize {
+        self.arch().coupling_len()
+    }
+
+    fn gain_len(&self) -> usize {
+        self.arch().gain_len()
+    }
+}
+
 /// How the per-trial gain is read from the samples (§3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

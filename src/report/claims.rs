@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::analysis::metrics::{RunCurve, TaskMetrics, per_task};
+use crate::analysis::metrics::{TaskMetrics, per_task};
 use crate::analysis::stats::median;
 use crate::analysis::verdict::{
     ACCURACY_MARGIN, Direction, Judgement, Margin, RELATIVE_MARGIN, judge,
 };
 use crate::data::TaskId;
+use crate::sweep::record::{Architecture, Record};
 use crate::train::Method;
 
 /// One row of the verdict table.
@@ -70,7 +71,7 @@ impl Metric {
 
 /// The fewest repeats any (task, method) of `records` has: what each
 /// per-task value of a claim rests on at least.
-pub fn repeats<R: RunCurve>(records: &[R]) -> usize {
+pub fn repeats<A: Architecture>(records: &[Record<A>]) -> usize {
     per_task(records)
         .values()
         .flat_map(|m| m.values().map(|t| t.repeats))
@@ -93,7 +94,11 @@ pub fn method_pairs(
 
 /// The method claims (§5 (b), (c), and the headline on final accuracy)
 /// judged on one cell's `records`.
-pub fn method_claims<R: RunCurve>(records: &[R], setting: &str, seed: u64) -> Vec<ClaimRow> {
+pub fn method_claims<A: Architecture>(
+    records: &[Record<A>],
+    setting: &str,
+    seed: u64,
+) -> Vec<ClaimRow> {
     use Method::*;
     let table = per_task(records);
     let repeats = repeats(records);

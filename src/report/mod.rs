@@ -18,19 +18,22 @@ use crate::data::Digits;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic;
 use crate::net::Arch;
+use crate::net::Model;
 use crate::net::arch::DEFAULT_PRESET;
 use crate::net::linalg::serial_products;
+use crate::observer::Observer;
+use crate::pretrained::pretrained;
 use crate::report::analyses::{Section, Variant, fig2a, fig2efgh, fig3, fig4};
 use crate::report::claims::{ClaimRow, method_claims};
 use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
-use crate::reproduce::{Observer, pretrained};
 use crate::rng::derive_seed;
 use crate::sweep::plan::Shard;
+use crate::sweep::record::Architecture;
 use crate::sweep::record::{Record, SweepConfig};
-use crate::sweep::store::{Stored, merge_records, read_results};
+use crate::sweep::store::{merge, read_results};
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
-use crate::train::{FrozenNetwork, Method, PretrainOptions, general_accuracy};
+use crate::train::{DigitTasks, Frozen, Method, PretrainOptions, general_accuracy};
 
 /// What a report runs.
 #[derive(Clone, Debug)]
@@ -76,7 +79,7 @@ pub(crate) fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -
 }
 
 /// Joins shard files of `path` into it, when it does not exist yet.
-pub(crate) fn join_shards<R: Stored>(path: &Path) -> Result<()> {
+pub(crate) fn join_shards<A: Architecture>(path: &Path) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
@@ -98,7 +101,7 @@ pub(crate) fn join_shards<R: Stored>(path: &Path) -> Result<()> {
     shards.sort();
     if !shards.is_empty() {
         let inputs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
-        merge_records::<R>(path, &inputs)?;
+        merge::<A>(path, &inputs)?;
     }
     Ok(())
 }
@@ -116,7 +119,7 @@ impl Sweeps<'_> {
     /// network `frozen` stored at `checkpoint`; returns its records.
     fn run(
         &self,
-        (frozen, checkpoint): (&FrozenNetwork, &Path),
+        (frozen, checkpoint): (&Frozen<Model<f32>>, &Path),
         name: &str,
         cell: &Cell,
         methods: &[Method],
@@ -124,7 +127,7 @@ impl Sweeps<'_> {
         let options = self.options;
         let path = results_path(&options.out, options.scale, name, options.shard);
         if options.shard.count == 1 {
-            join_shards::<Record>(&path)?;
+            join_shards::<Arch>(&path)?;
         }
         self.observer.stage(&format!("sweep {name}"));
         let (tasks, _) = options.scale.tasks();
@@ -135,9 +138,19 @@ impl Sweeps<'_> {
             repeats: cell.repeats,
             shard: options.shard,
             record_coupling: true,
-            config: SweepConfig::new(checkpoint, &frozen.model, self.digits, config, options.seed)?,
+            config: SweepConfig::new(
+                checkpoint,
+                frozen.net.arch().clone(),
+                (self.digits.sha256(), None),
+                config,
+                options.seed,
+            )?,
         };
-        let report = run_sweep(frozen, self.digits, &spec, &path, |done, total| {
+        let study = DigitTasks {
+            frozen,
+            digits: self.digits,
+        };
+        let report = run_sweep(&study, &spec, &path, |done, total| {
             self.observer.sweep_progress(done, total)
         })?;
         self.observer.sweep_done(&report, &path);
@@ -164,7 +177,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     let checkpoint = options.out.join("pretrained.safetensors");
     observer.stage("pretrained network");
     let arch = Arch::preset(DEFAULT_PRESET, 1)?;
-    let base = FrozenNetwork::new(pretrained(
+    let base = Frozen::new(pretrained(
         &checkpoint,
         &arch,
         &base_options,
@@ -188,7 +201,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     for variant in VARIANTS {
         let name = variant_name(variant);
         let (frozen, path) = if variant == ("paper3", 1) {
-            (FrozenNetwork::new(base.model.clone()), checkpoint.clone())
+            (Frozen::new(base.net.clone()), checkpoint.clone())
         } else {
             // Per scale: the quick report caps the variants' pretraining.
             let path = options
@@ -206,7 +219,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             observer.stage(&format!("pretrain {name}"));
             let arch = Arch::preset(variant.0, variant.1)?;
             let model = pretrained(&path, &arch, &pretrain_options, &digits, observer)?;
-            (FrozenNetwork::new(model), path)
+            (Frozen::new(model), path)
         };
         let records = sweeps.run(
             (&frozen, &path),
@@ -214,10 +227,10 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             &main_cell,
             &[Method::Stochastic],
         )?;
-        let baseline = general_accuracy(&frozen.model, &digits, options.seed);
+        let baseline = general_accuracy(&frozen.net, &digits, options.seed);
         variants.push(Variant {
             name,
-            model: frozen.model,
+            model: frozen.net,
             baseline,
             records,
         });
@@ -271,12 +284,12 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     sections.push(("Learning curves".into(), curves_section));
     sections.push((
         "Fig. 2A: pretrained accuracy with and without distractors".into(),
-        fig2a(&base.model, &digits, options.seed, &figures)?,
+        fig2a(&base.net, &digits, options.seed, &figures)?,
     ));
     sections.push((
         "Fig. 2E–H: coupling and informativeness".into(),
         fig2efgh(
-            &base.model,
+            &base.net,
             &digits,
             main_records,
             options.seed,
@@ -330,7 +343,7 @@ struct SwitchingFile {
 /// they were made with the same configuration, network, data and tasks,
 /// else run and saved.
 fn switching(
-    (base, checkpoint): (&FrozenNetwork, &Path),
+    (base, checkpoint): (&Frozen<Model<f32>>, &Path),
     digits: &Digits,
     options: &ReportOptions,
     cell: &Cell,
@@ -338,7 +351,13 @@ fn switching(
     let path = results_path(&options.out, options.scale, "switching", Shard::default())
         .with_extension("json");
     let tasks = options.scale.switching_tasks();
-    let config = SweepConfig::new(checkpoint, &base.model, digits, cell.config(), options.seed)?;
+    let config = SweepConfig::new(
+        checkpoint,
+        base.net.arch().clone(),
+        (digits.sha256(), None),
+        cell.config(),
+        options.seed,
+    )?;
     let names: Vec<String> = tasks.iter().map(ToString::to_string).collect();
     if let Ok(bytes) = crate::io::read::read_bounded(&path, crate::io::read::MAX_RESULTS_BYTES)
         && let Ok(saved) = serde_json::from_slice::<SwitchingFile>(&bytes)

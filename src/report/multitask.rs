@@ -9,21 +9,21 @@ use std::path::Path;
 use crate::analysis::metrics::per_task;
 use crate::analysis::plots::{learning_curves, task_curves};
 use crate::conv::ConvArch;
-use crate::conv::checkpoint::{ConvProvenance, load_conv_checkpoint, save_conv_checkpoint};
+use crate::conv::checkpoint::ConvProvenance;
 use crate::data::Digits;
-use crate::digest::sha256_hex;
 use crate::error::Result;
-use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
 use crate::multitask::data::{Benchmark, MultitaskData};
-use crate::multitask::pretrain::{MultitaskPretrainOptions, pretrain_multitask};
-use crate::multitask::record::{MultitaskConfig, MultitaskRecord};
-use crate::multitask::sweep::{MultitaskSweepSpec, run_multitask_sweep};
+use crate::multitask::pretrain::MultitaskPretrainOptions;
+
+use crate::observer::Observer;
+use crate::pretrained::pretrained_conv;
 use crate::report::analyses::Section;
 use crate::report::claims::method_claims;
 use crate::report::{ReportOptions, join_shards, results_path};
-use crate::reproduce::Observer;
-use crate::sweep::store::read_records;
-use crate::train::{FinetuneConfig, Method};
+use crate::sweep::record::{Record, SweepConfig};
+use crate::sweep::store::read_results;
+use crate::sweep::{SweepSpec, run_sweep};
+use crate::train::{BenchmarkTasks, FinetuneConfig, Frozen, Method};
 
 /// The section's title.
 pub const TITLE: &str = "§8: multi-task fine-tuning (mnist-attributes)";
@@ -52,33 +52,7 @@ pub fn multitask_section(
             .map_or(defaults.max_epochs, |cap| cap.min(defaults.max_epochs)),
         ..defaults
     };
-    let reusable = load_conv_checkpoint(&checkpoint).ok().filter(|c| {
-        c.provenance.seed == options.seed
-            && c.provenance.epochs <= pretrain_options.max_epochs
-            && c.provenance.data_sha256 == data.sha256()
-            && c.provenance.benchmark == benchmark.name()
-    });
-    let (net, provenance) = match reusable {
-        Some(found) => {
-            observer.reused(&checkpoint);
-            (found.net, found.provenance)
-        }
-        None => {
-            observer.stage("pretrain conv-mnist on mnist-attributes");
-            let arch = ConvArch::preset(benchmark.default_arch(), data.task_count())?;
-            let (net, epochs) = pretrain_multitask(&data, &arch, &pretrain_options, &mut |_| {})?;
-            let provenance = ConvProvenance {
-                benchmark: benchmark.name().to_string(),
-                tasks: data.tasks.clone(),
-                seed: options.seed,
-                epochs: epochs.len(),
-                heldout_accuracy: epochs.last().map_or(0.0, |e| e.mean_accuracy()),
-                data_sha256: data.sha256().to_string(),
-            };
-            save_conv_checkpoint(&checkpoint, &net, &provenance)?;
-            (net, provenance)
-        }
-    };
+    let (net, provenance) = pretrained_conv(&checkpoint, &data, &pretrain_options, observer)?;
     let path = results_path(
         &options.out,
         options.scale,
@@ -86,20 +60,17 @@ pub fn multitask_section(
         options.shard,
     );
     if options.shard.count == 1 {
-        join_shards::<MultitaskRecord>(&path)?;
+        join_shards::<ConvArch>(&path)?;
     }
     observer.stage("sweep multitask-mnist-attributes");
-    let bytes = read_bounded(&checkpoint, MAX_TENSOR_FILE_BYTES)?;
-    let config = MultitaskConfig {
-        finetune: options.scale.trim(FinetuneConfig::DEFAULT),
-        benchmark,
-        master_seed: options.seed,
-        architecture: net.arch().clone(),
-        checkpoint_sha256: sha256_hex(&[&bytes]),
-        data_sha256: data.sha256().to_string(),
-        comod_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let spec = MultitaskSweepSpec {
+    let config = SweepConfig::new(
+        &checkpoint,
+        net.arch().clone(),
+        (data.sha256(), Some(benchmark)),
+        options.scale.trim(FinetuneConfig::DEFAULT),
+        options.seed,
+    )?;
+    let spec = SweepSpec {
         tasks: (0..data.task_count()).collect(),
         methods: Method::ALL.to_vec(),
         repeats: options.scale.tasks().1,
@@ -107,13 +78,18 @@ pub fn multitask_section(
         record_coupling: false,
         config,
     };
-    run_multitask_sweep(&net, &data, &spec, &path, |done, total| {
+    let frozen = Frozen::new(net);
+    let study = BenchmarkTasks {
+        frozen: &frozen,
+        data: &data,
+    };
+    run_sweep(&study, &spec, &path, |done, total| {
         observer.sweep_progress(done, total)
     })?;
     if options.shard.count > 1 {
         return Ok(None);
     }
-    let records: Vec<MultitaskRecord> = read_records::<MultitaskRecord>(&path)?
+    let records: Vec<Record<ConvArch>> = read_results::<ConvArch>(&path)?
         .records
         .into_values()
         .collect();
@@ -141,7 +117,7 @@ pub fn multitask_section(
 
 /// The pretraining line and the per-task table: starting and final
 /// accuracy of each method, and their mean over tasks.
-fn table(records: &[MultitaskRecord], provenance: &ConvProvenance, repeats: usize) -> String {
+fn table(records: &[Record<ConvArch>], provenance: &ConvProvenance, repeats: usize) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,

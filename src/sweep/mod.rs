@@ -4,9 +4,10 @@
 
 pub mod plan;
 pub mod record;
+pub mod setup;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,23 +15,24 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::data::{Digits, Task};
+use crate::data::TaskId;
 use crate::error::{Error, Result};
 use crate::io::atomic::check_output;
 use crate::io::lock::FileLock;
 use crate::net::Depth;
 use crate::net::linalg::serial_products;
 use crate::sweep::plan::{Group, RunKey, Shard, groups};
-use crate::sweep::record::{RECORD_FORMAT, Record, SweepConfig};
+use crate::sweep::record::{Architecture, Record, SweepConfig};
 use crate::sweep::store::{Appender, Contents, check_config, read_results, write_canonical};
-use crate::train::{FrozenNetwork, Method, TaskData, finetune};
+use crate::train::{Method, Study};
 
-/// What a sweep covers.
+/// What a sweep covers: tasks of type `T` (a digit task, a benchmark's
+/// head) × methods × repeats, with the configuration its records carry.
 #[derive(Clone, Debug)]
-pub struct SweepSpec {
+pub struct SweepSpec<T, A: Architecture> {
     /// Tasks, in plan order.
-    pub tasks: Vec<Task>,
-    /// Methods.
+    pub tasks: Vec<T>,
+    /// Methods (each runs once, whatever the list repeats).
     pub methods: Vec<Method>,
     /// Repeats per (task, method).
     pub repeats: usize,
@@ -39,16 +41,16 @@ pub struct SweepSpec {
     /// Keep each modulation run's fine-tuned coupling in its record.
     pub record_coupling: bool,
     /// The configuration every record carries.
-    pub config: SweepConfig,
+    pub config: SweepConfig<A>,
 }
 
 /// The most runs one sweep may plan (its plan is held in memory).
 pub const MAX_PLAN_RUNS: usize = 10_000_000;
 
-/// Checks that a plan of `tasks` × `methods` × `repeats` has runs; the
-/// error names the option.
-pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<()> {
-    if tasks.is_empty() {
+/// Checks that a plan of `tasks` tasks × `methods` × `repeats` has runs and
+/// is not too large; the error names the option.
+pub fn check_plan(tasks: usize, methods: &[Method], repeats: usize) -> Result<()> {
+    if tasks == 0 {
         return Err(Error::option("--tasks", "(none)", "a sweep needs a task"));
     }
     if methods.is_empty() {
@@ -61,7 +63,7 @@ pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<
     if repeats == 0 {
         return Err(Error::option("--repeats", 0, "must be at least 1"));
     }
-    let runs = (tasks.len() * methods.len()).saturating_mul(repeats);
+    let runs = tasks.saturating_mul(methods.len()).saturating_mul(repeats);
     if runs > MAX_PLAN_RUNS {
         return Err(Error::option(
             "--repeats",
@@ -74,10 +76,10 @@ pub fn check_plan(tasks: &[Task], methods: &[Method], repeats: usize) -> Result<
     Ok(())
 }
 
-impl SweepSpec {
+impl<T, A: Architecture> SweepSpec<T, A> {
     /// Checks the plan and the configuration; the error names the option.
     pub fn validate(&self) -> Result<()> {
-        check_plan(&self.tasks, &self.methods, self.repeats)?;
+        check_plan(self.tasks.len(), &self.methods, self.repeats)?;
         self.config.finetune.validate()
     }
 }
@@ -105,86 +107,98 @@ pub struct SweepReport {
     pub flops: f64,
 }
 
-/// Runs the sweep `spec` of `frozen` on `digits` into `out` (created or
-/// resumed). `on_run` is called after each completed run with the runs
-/// done so far and the total, for progress display.
-pub fn run_sweep(
-    frozen: &FrozenNetwork,
-    digits: &Digits,
-    spec: &SweepSpec,
+/// Runs the sweep `spec` of `study` into `out` (created or resumed), for
+/// either network (§6). `on_run` is called after each completed run with
+/// the runs done so far and the total, for progress display.
+pub fn run_sweep<S: Study, A: Architecture>(
+    study: &S,
+    spec: &SweepSpec<S::Task, A>,
     out: &Path,
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<SweepReport> {
     spec.validate()?;
     check_output(out)?;
     let _lock = FileLock::acquire(out)?;
-    let contents = read_results(out)?;
+    let contents = read_results::<A>(out)?;
     check_config(out, &contents, &spec.config)?;
-    let is_done = |g: &Group, method: Method| contents.records.contains_key(&g.key(method));
-    let plan_groups = groups(&spec.tasks, &spec.methods, spec.repeats, spec.shard);
+    let is_done =
+        |g: &Group<S::Task>, method: Method| contents.records.contains_key(&g.key(method));
+    let plan_groups = groups(
+        &spec.tasks,
+        |t| study.task_id(t),
+        &spec.methods,
+        spec.repeats,
+        spec.shard,
+    );
     let outside_plan = check_resumed(out, &contents, &plan_groups, &spec.config)?;
     let planned = plan_groups.iter().map(|g| g.methods.len()).sum();
     let resumed = plan_groups
         .iter()
         .map(|g| g.methods.iter().filter(|&&m| is_done(g, m)).count())
         .sum();
-    let mut by_task: BTreeMap<Task, Vec<Group>> = BTreeMap::new();
+    let mut by_task: BTreeMap<TaskId, Vec<Group<S::Task>>> = BTreeMap::new();
     for group in plan_groups
         .into_iter()
         .filter(|g| g.methods.iter().any(|&m| !is_done(g, m)))
     {
-        by_task.entry(group.task).or_default().push(group);
+        by_task.entry(group.id.clone()).or_default().push(group);
     }
     let appender = Appender::open(out, &contents)?;
     let config = &spec.config.finetune;
+    let master_seed = spec.config.master_seed;
     let done = AtomicUsize::new(resumed);
-    let new_records: Mutex<Vec<(Record, f64)>> = Mutex::new(Vec::new());
+    let new_records: Mutex<Vec<(Record<A>, f64)>> = Mutex::new(Vec::new());
     let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let start = Instant::now();
-    let tasks: Vec<(Task, Vec<Group>)> = by_task.into_iter().collect();
-    tasks
-        .par_iter()
-        .try_for_each(|(task, task_groups)| -> Result<()> {
-            let data = TaskData::new(frozen, digits, *task, config, spec.config.master_seed);
-            task_groups.par_iter().try_for_each(|group| -> Result<()> {
-                for &method in group.methods.iter().filter(|&&m| !is_done(group, m)) {
-                    let key = group.key(method);
-                    let seed = key.seed(spec.config.master_seed);
-                    let run_start = Instant::now();
-                    let outcome =
-                        serial_products(|| finetune(frozen, digits, &data, method, config, seed))?;
-                    if let Some(failure) = &outcome.failure {
-                        failed
-                            .lock()
-                            .expect("no panic while holding the lock")
-                            .push(format!("{key}: {failure}"));
-                    }
-                    let coupling = (spec.record_coupling && method.trains() == Depth::Coupling)
-                        .then_some(outcome.modulation.coupling);
-                    let record = Record {
-                        format: RECORD_FORMAT,
-                        task: key.task,
-                        method,
-                        repeat: key.repeat,
-                        seed,
-                        examples: outcome.curve.examples,
-                        curve: outcome.curve.accuracy,
-                        coupling,
-                        epochs: outcome.epochs,
-                        failure: outcome.failure,
-                        wall_s: run_start.elapsed().as_secs_f64(),
-                        config: spec.config.clone(),
-                    };
-                    appender.append(&record)?;
-                    new_records
+    let tasks: Vec<Vec<Group<S::Task>>> = by_task.into_values().collect();
+    tasks.par_iter().try_for_each(|task_groups| -> Result<()> {
+        let data = study.task_data(task_groups[0].task, config, master_seed)?;
+        task_groups.par_iter().try_for_each(|group| -> Result<()> {
+            for &method in group.methods.iter().filter(|&&m| !is_done(group, m)) {
+                let key = group.key(method);
+                let seed = key.seed(master_seed);
+                let run_start = Instant::now();
+                let outcome = serial_products(|| {
+                    study.run(
+                        group.task,
+                        &data,
+                        (method, group.repeat, seed),
+                        config,
+                        master_seed,
+                    )
+                })?;
+                if let Some(failure) = &outcome.failure {
+                    failed
                         .lock()
                         .expect("no panic while holding the lock")
-                        .push((record, outcome.flops));
-                    on_run(done.fetch_add(1, Ordering::Relaxed) + 1, planned);
+                        .push(format!("{key}: {failure}"));
                 }
-                Ok(())
-            })
-        })?;
+                let coupling = (spec.record_coupling && method.trains() == Depth::Coupling)
+                    .then_some(outcome.modulation.coupling);
+                let record = Record {
+                    format: A::RECORD_FORMAT,
+                    task: key.task,
+                    method,
+                    repeat: key.repeat,
+                    seed,
+                    examples: outcome.curve.examples,
+                    curve: outcome.curve.accuracy,
+                    coupling,
+                    epochs: outcome.epochs,
+                    failure: outcome.failure,
+                    wall_s: run_start.elapsed().as_secs_f64(),
+                    config: spec.config.clone(),
+                };
+                appender.append(&record)?;
+                new_records
+                    .lock()
+                    .expect("no panic while holding the lock")
+                    .push((record, outcome.flops));
+                on_run(done.fetch_add(1, Ordering::Relaxed) + 1, planned);
+            }
+            Ok(())
+        })
+    })?;
     let new_records = new_records
         .into_inner()
         .expect("no panic while holding the lock");
@@ -213,13 +227,13 @@ pub fn run_sweep(
 /// sweep would have written (its seed, its curve's x axis, the epochs of a
 /// `dataset` run), so that no wrong record is taken as done; returns how
 /// many runs of the file lie outside the plan.
-fn check_resumed(
+fn check_resumed<T, A: Architecture>(
     out: &Path,
-    contents: &Contents,
-    plan: &[Group],
-    config: &SweepConfig,
+    contents: &Contents<A>,
+    plan: &[Group<T>],
+    config: &SweepConfig<A>,
 ) -> Result<usize> {
-    let planned: std::collections::BTreeSet<RunKey> = plan
+    let planned: BTreeSet<RunKey> = plan
         .iter()
         .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
         .collect();

@@ -111,28 +111,37 @@ impl fmt::Display for Shard {
 
 /// The runs of one (task, repeat): a shard holds whole groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Group {
+pub struct Group<T> {
     /// The task.
-    pub task: Task,
+    pub task: T,
+    /// Its name in records and seeds.
+    pub id: TaskId,
     /// The repeat.
     pub repeat: usize,
     /// The methods, in report order, each once.
     pub methods: Vec<Method>,
 }
 
-impl Group {
+impl<T> Group<T> {
     /// The key of this group's run of `method`.
     pub fn key(&self, method: Method) -> RunKey {
         RunKey {
-            task: self.task.into(),
+            task: self.id.clone(),
             method,
             repeat: self.repeat,
         }
     }
 }
 
-/// The groups of a sweep that belong to `shard`, in plan order.
-pub fn groups(tasks: &[Task], methods: &[Method], repeats: usize, shard: Shard) -> Vec<Group> {
+/// The groups of a sweep of `tasks` (named by `id`) that belong to
+/// `shard`, in plan order; the methods in report order, each once.
+pub fn groups<T: Copy>(
+    tasks: &[T],
+    id: impl Fn(T) -> TaskId,
+    methods: &[Method],
+    repeats: usize,
+    shard: Shard,
+) -> Vec<Group<T>> {
     let mut ordered = methods.to_vec();
     ordered.sort();
     ordered.dedup();
@@ -142,6 +151,7 @@ pub fn groups(tasks: &[Task], methods: &[Method], repeats: usize, shard: Shard) 
             if (t * repeats + repeat) % shard.count == shard.index {
                 out.push(Group {
                     task,
+                    id: id(task),
                     repeat,
                     methods: ordered.clone(),
                 });
@@ -158,11 +168,19 @@ mod tests {
     #[test]
     fn shards_partition_the_groups() {
         let tasks = Task::all();
-        let all = groups(&tasks[..7], &Method::ALL, 3, Shard::default());
+        let all = groups(&tasks[..7], TaskId::from, &Method::ALL, 3, Shard::default());
         assert_eq!(all.len(), 21);
         assert_eq!(all[0].methods, Method::ALL);
-        let mut union: Vec<Group> = (0..4)
-            .flat_map(|i| groups(&tasks[..7], &Method::ALL, 3, Shard { index: i, count: 4 }))
+        let mut union: Vec<Group<Task>> = (0..4)
+            .flat_map(|i| {
+                groups(
+                    &tasks[..7],
+                    TaskId::from,
+                    &Method::ALL,
+                    3,
+                    Shard { index: i, count: 4 },
+                )
+            })
             .collect();
         union.sort_by_key(|g| (g.task, g.repeat));
         let mut expected = all.clone();

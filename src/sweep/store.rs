@@ -1,7 +1,8 @@
 //! The results file (§6): JSON lines appended one whole record at a
 //! time, resumed by skipping the runs it holds, a torn last line reported
 //! and dropped, configurations never mixed, and a canonical order
-//! (task, method, repeat) once a sweep or a merge completes.
+//! (task, method, repeat) once a sweep or a merge completes. The same for
+//! the records of both networks.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -13,46 +14,15 @@ use crate::error::{Error, Result};
 use crate::io::atomic::{check_not_input, check_output, write_atomic};
 use crate::io::lock::FileLock;
 use crate::io::read::{MAX_RESULTS_BYTES, read_bounded};
+use crate::net::Arch;
 use crate::sweep::plan::RunKey;
-use crate::sweep::record::Record;
-
-/// A record a results file holds: one run, one JSON line, made under one
-/// configuration. The first paper's [`Record`] and the multi-task record
-/// ([`crate::multitask::record::MultitaskRecord`]) share this store.
-pub trait Stored: Sized {
-    /// Everything besides the run that produced the record.
-    type Config: PartialEq + Clone + serde::Serialize;
-    /// The run.
-    fn key(&self) -> RunKey;
-    /// The configuration.
-    fn config(&self) -> &Self::Config;
-    /// Parses one line (what is wrong with it on failure).
-    fn from_line(line: &[u8]) -> std::result::Result<Self, String>;
-    /// The record as one line of JSON, without the newline.
-    fn to_line(&self) -> String;
-}
-
-impl Stored for Record {
-    type Config = crate::sweep::record::SweepConfig;
-    fn key(&self) -> RunKey {
-        Record::key(self)
-    }
-    fn config(&self) -> &Self::Config {
-        &self.config
-    }
-    fn from_line(line: &[u8]) -> std::result::Result<Self, String> {
-        Record::from_line(line)
-    }
-    fn to_line(&self) -> String {
-        Record::to_line(self)
-    }
-}
+use crate::sweep::record::{Architecture, Record, SweepConfig};
 
 /// The records of a results file, by run, and what was wrong with its end.
 #[derive(Debug)]
-pub struct Contents<R = Record> {
+pub struct Contents<A = Arch> {
     /// Every record, by run.
-    pub records: BTreeMap<RunKey, R>,
+    pub records: BTreeMap<RunKey, Record<A>>,
     /// Bytes of whole lines (where a torn last line begins).
     pub whole_len: usize,
     /// The torn last line, if any (without its missing newline).
@@ -62,14 +32,7 @@ pub struct Contents<R = Record> {
     pub needs_newline: bool,
 }
 
-/// Parses a results file: every line a record (format 1 records are
-/// upgraded, [`Record::from_line`]); a last line without its newline is
-/// torn unless it is a whole record. Duplicated runs are an error.
-pub fn read_results(path: &Path) -> Result<Contents> {
-    read_records(path)
-}
-
-impl<R> Default for Contents<R> {
+impl<A> Default for Contents<A> {
     fn default() -> Self {
         Contents {
             records: BTreeMap::new(),
@@ -80,8 +43,11 @@ impl<R> Default for Contents<R> {
     }
 }
 
-/// [`read_results`] for any kind of record.
-pub fn read_records<R: Stored>(path: &Path) -> Result<Contents<R>> {
+/// Parses a results file: every line a record (older formats are
+/// upgraded, [`Record::from_line`]); a last line without its newline is
+/// torn unless it is a whole record. Duplicated runs are an error. A file
+/// that does not exist holds no records.
+pub fn read_results<A: Architecture>(path: &Path) -> Result<Contents<A>> {
     if !path.exists() {
         return Ok(Contents::default());
     }
@@ -90,15 +56,15 @@ pub fn read_records<R: Stored>(path: &Path) -> Result<Contents<R>> {
 
 /// Parses the bytes of a results file (see [`read_results`]); `path`
 /// names it in errors.
-pub fn parse_results<R: Stored>(path: &Path, text: &[u8]) -> Result<Contents<R>> {
+pub fn parse_results<A: Architecture>(path: &Path, text: &[u8]) -> Result<Contents<A>> {
     let mut contents = Contents::default();
     let mut start = 0;
     for (number, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
         let fail = |why: String| Error::data(path, format!("line {}: {why}", number + 1));
         let record = if line.ends_with(b"\n") {
-            R::from_line(line).map_err(fail)?
+            Record::<A>::from_line(line).map_err(fail)?
         } else {
-            match R::from_line(line) {
+            match Record::<A>::from_line(line) {
                 Ok(record) => {
                     contents.needs_newline = true;
                     record
@@ -136,17 +102,17 @@ fn first_difference<C: serde::Serialize>(a: &C, b: &C) -> String {
 }
 
 /// Checks that every record was made with `config`.
-pub fn check_config<R: Stored>(
+pub fn check_config<A: Architecture>(
     path: &Path,
-    contents: &Contents<R>,
-    config: &R::Config,
+    contents: &Contents<A>,
+    config: &SweepConfig<A>,
 ) -> Result<()> {
-    if let Some(other) = contents.records.values().find(|r| r.config() != config) {
+    if let Some(other) = contents.records.values().find(|r| &r.config != config) {
         return Err(Error::data(
             path,
             format!(
                 "holds runs of another configuration ({} differs, e.g. in {}): configurations are never mixed",
-                first_difference(other.config(), config),
+                first_difference(&other.config, config),
                 other.key()
             ),
         ));
@@ -166,7 +132,7 @@ impl Appender {
     /// Opens `path` for appending, first cutting a torn last line (where
     /// `contents.whole_len` ends) or ending a last record that lacks its
     /// newline.
-    pub fn open<R>(path: &Path, contents: &Contents<R>) -> Result<Appender> {
+    pub fn open<A>(path: &Path, contents: &Contents<A>) -> Result<Appender> {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -187,7 +153,7 @@ impl Appender {
 
     /// Appends `record` as one line, in one write, flushed to the file; on
     /// failure the file is cut back to its whole records.
-    pub fn append<R: Stored>(&self, record: &R) -> Result<()> {
+    pub fn append<A: Architecture>(&self, record: &Record<A>) -> Result<()> {
         let mut line = record.to_line();
         line.push('\n');
         let mut guard = self.file.lock().expect("no panic while holding the lock");
@@ -206,7 +172,10 @@ impl Appender {
 }
 
 /// Writes `records` to `path` in canonical order (task, method, repeat), atomically.
-pub fn write_canonical<R: Stored>(path: &Path, records: &BTreeMap<RunKey, R>) -> Result<()> {
+pub fn write_canonical<A: Architecture>(
+    path: &Path,
+    records: &BTreeMap<RunKey, Record<A>>,
+) -> Result<()> {
     let mut text = String::new();
     for record in records.values() {
         text.push_str(&record.to_line());
@@ -218,18 +187,13 @@ pub fn write_canonical<R: Stored>(path: &Path, records: &BTreeMap<RunKey, R>) ->
 /// Joins shard files into `out` (§6): every input must be whole (no
 /// torn line) and of one configuration, and no run may appear twice;
 /// `out` may not be an input, and is locked while it is written.
-pub fn merge(out: &Path, inputs: &[&Path]) -> Result<usize> {
-    merge_records::<Record>(out, inputs)
-}
-
-/// [`merge`] for any kind of record.
-pub fn merge_records<R: Stored>(out: &Path, inputs: &[&Path]) -> Result<usize> {
+pub fn merge<A: Architecture>(out: &Path, inputs: &[&Path]) -> Result<usize> {
     check_output(out)?;
     let named: Vec<(&str, &Path)> = inputs.iter().map(|&p| ("input", p)).collect();
     check_not_input(out, &named)?;
     let _lock = FileLock::acquire(out)?;
-    let mut all: BTreeMap<RunKey, R> = BTreeMap::new();
-    let mut config: Option<(R::Config, &Path)> = None;
+    let mut all: BTreeMap<RunKey, Record<A>> = BTreeMap::new();
+    let mut config: Option<(SweepConfig<A>, &Path)> = None;
     for &input in inputs {
         if !input.exists() {
             return Err(Error::io(
@@ -237,7 +201,7 @@ pub fn merge_records<R: Stored>(out: &Path, inputs: &[&Path]) -> Result<usize> {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let contents = read_records::<R>(input)?;
+        let contents = read_results::<A>(input)?;
         if contents.torn.is_some() {
             return Err(Error::data(
                 input,
@@ -246,14 +210,14 @@ pub fn merge_records<R: Stored>(out: &Path, inputs: &[&Path]) -> Result<usize> {
         }
         for (key, record) in contents.records {
             match &config {
-                None => config = Some((record.config().clone(), input)),
-                Some((first, first_path)) if first != record.config() => {
+                None => config = Some((record.config.clone(), input)),
+                Some((first, first_path)) if first != &record.config => {
                     return Err(Error::data(
                         input,
                         format!(
                             "configuration differs from {} ({} differs)",
                             first_path.display(),
-                            first_difference(first, record.config())
+                            first_difference(first, &record.config)
                         ),
                     ));
                 }
@@ -269,4 +233,81 @@ pub fn merge_records<R: Stored>(out: &Path, inputs: &[&Path]) -> Result<usize> {
     }
     write_canonical(out, &all)?;
     Ok(all.len())
+}
+
+/// Which network's records a results file holds (§7: the architecture
+/// JSON's `format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The MLP of §2 (architecture format 1).
+    Mlp,
+    /// The convolutional network of §8 (architecture format 2).
+    Conv,
+}
+
+impl RecordKind {
+    /// The kind of the records in the text of a results file, from its
+    /// first line; `None` for a file without a whole first line.
+    pub fn of_text(path: &Path, text: &[u8]) -> Result<Option<RecordKind>> {
+        let Some(first) = text.split(|&b| b == b'\n').next().filter(|l| !l.is_empty()) else {
+            return Ok(None);
+        };
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(first) else {
+            return Ok(None);
+        };
+        match value["config"]["architecture"]["format"].as_u64() {
+            Some(1) => Ok(Some(RecordKind::Mlp)),
+            Some(2) => Ok(Some(RecordKind::Conv)),
+            _ => Err(Error::data(
+                path,
+                "line 1: not a result record (no architecture format 1 or 2 in its configuration)",
+            )),
+        }
+    }
+
+    /// The kind of the records of the results file at `path`.
+    pub fn of_file(path: &Path) -> Result<Option<RecordKind>> {
+        if !path.exists() {
+            return Err(Error::data(path, "no such file"));
+        }
+        RecordKind::of_text(path, &read_bounded(path, MAX_RESULTS_BYTES)?)
+    }
+
+    /// What the records are of, for messages.
+    pub fn network(self) -> &'static str {
+        match self {
+            RecordKind::Mlp => "the MLP (digit tasks)",
+            RecordKind::Conv => "a convolutional network (multi-task)",
+        }
+    }
+}
+
+/// [`merge`] of results files of either network: the kind is the first
+/// input's, and every input must be of it. Returns the runs merged and
+/// their kind.
+pub fn merge_files(out: &Path, inputs: &[&Path]) -> Result<(usize, RecordKind)> {
+    let mut kind = None;
+    for &input in inputs {
+        match (kind, RecordKind::of_file(input)?) {
+            (_, None) => {}
+            (None, found) => kind = found,
+            (Some(first), Some(found)) if first != found => {
+                return Err(Error::data(
+                    input,
+                    format!(
+                        "holds records of {}, the other inputs of {}: they never mix",
+                        found.network(),
+                        first.network()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    let kind = kind.unwrap_or(RecordKind::Mlp);
+    let runs = match kind {
+        RecordKind::Mlp => merge::<Arch>(out, inputs)?,
+        RecordKind::Conv => merge::<crate::conv::ConvArch>(out, inputs)?,
+    };
+    Ok((runs, kind))
 }

@@ -4,11 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{CompositeSet, Task};
 use crate::error::{Error, Result};
 use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
 use crate::named::Named;
-use crate::net::Readout;
 use crate::train::method::LearningRates;
 use crate::train::options::{
     Compensation, CouplingParam, GainOptions, Protocol, Reading, ReadoutKind,
@@ -233,22 +231,6 @@ impl FinetuneConfig {
         match self.protocol {
             Protocol::Online => self.batches.saturating_mul(self.batch_size),
             Protocol::Dataset(options) => options.largest(),
-        }
-    }
-
-    /// The readout of `task`.
-    pub fn readout_of(&self, task: Task) -> Readout {
-        match self.readout {
-            ReadoutKind::Pair => Readout::Pair(task.a, task.b),
-            ReadoutKind::All => Readout::All,
-        }
-    }
-
-    /// The labels `set` is read with under this readout.
-    pub fn labels<'s>(&self, set: &'s CompositeSet) -> &'s [u8] {
-        match self.readout {
-            ReadoutKind::Pair => &set.labels,
-            ReadoutKind::All => &set.targets,
         }
     }
 }

@@ -1,17 +1,14 @@
 //! The gain the readout uses (§3): how the per-trial covariance estimates
-//! become g. One type owns every option; [`GainState`] carries the running
-//! average across batches, and [`GainEstimator`] draws the modulator
-//! samples and runs the fused kernel for each estimate.
+//! become g. [`GainState`] carries the running average across batches,
+//! and [`GainEstimator`] draws the modulator samples and runs the
+//! network's fused trials for each estimate, for either network.
 
 use rand_distr::{Distribution, Normal};
 
-use crate::data::CANVAS_PIXELS;
-use crate::kernel::{BatchScratch, Trials, batch_gain};
-use crate::net::{Model, Modulation, Workspace};
+use crate::net::Modulation;
 use crate::rng::{Rng, rng_for};
 use crate::train::config::FinetuneConfig;
-use crate::train::frozen::FrozenNetwork;
-use crate::train::learner::Batch;
+use crate::train::network::{Batch, Frozen, Network};
 use crate::train::options::{Compensation, GainInput, GainNorm, GainOptions, GainSmoothing};
 
 /// Maximum weight τ of the old estimate in the running average (§3).
@@ -70,11 +67,12 @@ impl GainState {
     }
 }
 
-/// The stochastic method's gain estimates (§3, §4): fresh modulator
-/// samples N(μ_m, σ_m²) for each estimate, drawn from the run's own
-/// generator, the batch (or a blank trial) through the fused kernel, and
-/// the running state. Buffers are allocated once.
-pub struct GainEstimator {
+/// The stochastic method's gain estimates (§3, §4), for any network:
+/// fresh modulator samples N(μ_g, σ_m²) for each estimate, drawn from the
+/// run's own generator trial after trial, the batch (or a blank trial)
+/// through the network's batch gain, and the running state. Buffers are
+/// allocated once.
+pub struct GainEstimator<N: Network> {
     state: GainState,
     options: GainOptions,
     samples: usize,
@@ -82,79 +80,26 @@ pub struct GainEstimator {
     normal: Normal<f32>,
     modulator: Vec<f32>,
     fresh: Vec<f32>,
-    /// F(a_ℓ) of the blank canvas, computed once (`--gain-input blank` only).
+    /// The all-zero input of a blank trial (`--gain-input blank` only).
     blank: Vec<f32>,
-    /// Set when the modulated layer's factor is variance-compensated (§3)
-    /// and the samples' σ² > 0.
-    compensation: Option<Compensator>,
-    scratch: BatchScratch,
-}
-
-/// The variance compensation of §3 for the gain samples:
-/// exp(m·c − σ²c²/2) = exp(m·c) · exp(−σ²c²/2), so each neuron's F(a_ℓ) is
-/// scaled by its constant factor before the kernel, which stays unchanged.
-struct Compensator {
-    /// σ² of the gain samples.
+    /// σ² of the compensated factor exp(m·c − σ²c²/2 − β): the variance
+    /// the samples are drawn with, under `--modulation-compensation
+    /// variance`; 0 without it (§3).
     variance: f32,
-    /// exp(−σ²c²/2) per neuron of the current coupling.
-    factors: Vec<f32>,
-    /// The trials' F(a_ℓ) ⊙ factors.
-    activity: Vec<f32>,
-    /// Computes F(a_ℓ) from canvases.
-    workspace: Workspace<f32>,
+    scratch: N::GainScratch,
 }
 
-impl Compensator {
-    /// The compensated activity of `trials` with `coupling`.
-    fn scale<'s>(
-        &'s mut self,
-        model: &Model<f32>,
-        coupling: &[f32],
-        trials: Trials<'_>,
-    ) -> Trials<'s> {
-        let activity = match trials {
-            Trials::Canvases(canvases) => model.unmodulated_activity(&mut self.workspace, canvases),
-            Trials::Activity(activity) => activity,
-        };
-        let variance = self.variance;
-        self.factors.clear();
-        self.factors
-            .extend(coupling.iter().map(|&c| (-0.5 * variance * c * c).exp()));
-        self.activity.clear();
-        for row in activity.chunks_exact(self.factors.len()) {
-            self.activity
-                .extend(row.iter().zip(&self.factors).map(|(&u, &f)| u * f));
-        }
-        Trials::Activity(&self.activity)
-    }
-}
-
-impl GainEstimator {
+impl<N: Network> GainEstimator<N> {
     /// The estimator of a run of `frozen` with `config` (its gain options,
     /// T, the gain samples' mean and σ_m², the compensation and batch
     /// size), drawing from the run's `seed`.
-    pub fn new(frozen: &FrozenNetwork, config: &FinetuneConfig, seed: u64) -> GainEstimator {
+    pub fn new(frozen: &Frozen<N>, config: &FinetuneConfig, seed: u64) -> GainEstimator<N> {
         let options = config.gain;
-        let trials = match options.input {
-            GainInput::Batch => config.batch_size,
-            GainInput::Blank => 1,
+        let (trials, blank) = match options.input {
+            GainInput::Batch => (config.batch_size, Vec::new()),
+            GainInput::Blank => (1, vec![0.0; frozen.net.input_len()]),
         };
         let std = config.modulator_variance.sqrt();
-        let model = &frozen.model;
-        let blank = match options.input {
-            GainInput::Blank => model
-                .unmodulated_activity(&mut model.workspace(1), &[0.0; CANVAS_PIXELS])
-                .to_vec(),
-            GainInput::Batch => Vec::new(),
-        };
-        let compensation = (config.compensation == Compensation::Variance
-            && config.modulator_variance > 0.0)
-            .then(|| Compensator {
-                variance: config.modulator_variance,
-                factors: Vec::new(),
-                activity: Vec::new(),
-                workspace: model.workspace(trials),
-            });
         GainEstimator {
             state: GainState::new(options),
             options,
@@ -162,49 +107,49 @@ impl GainEstimator {
             rng: rng_for(seed, &["modulator".into()]),
             normal: Normal::new(config.gain_sample_mean(), std).expect("a validated variance ≥ 0"),
             modulator: Vec::new(),
-            fresh: vec![0.0; frozen.plan.gated_size],
+            fresh: vec![0.0; frozen.net.gain_len()],
             blank,
-            compensation,
-            scratch: BatchScratch::new(&frozen.model, trials),
+            variance: match config.compensation {
+                Compensation::Variance => config.modulator_variance,
+                Compensation::None => 0.0,
+            },
+            scratch: frozen.net.gain_scratch(trials),
         }
     }
 
     /// Re-estimates the gain of `modulation` on `batch` with its current
-    /// coupling (§3, §4); returns the floating-point operations spent in
-    /// the kernel.
+    /// coupling (§3, §4); returns the floating-point operations spent.
     pub fn estimate(
         &mut self,
-        frozen: &FrozenNetwork,
+        frozen: &Frozen<N>,
         modulation: &mut Modulation<f32>,
         batch: Batch<'_>,
     ) -> f64 {
-        let mut trials = match self.options.input {
-            GainInput::Batch => match batch.activity {
-                Some(activity) => Trials::Activity(activity),
-                None => Trials::Canvases(batch.images),
+        let trials = match self.options.input {
+            GainInput::Batch => batch,
+            GainInput::Blank => Batch {
+                inputs: &self.blank,
+                labels: &[],
+                activity: None,
             },
-            GainInput::Blank => Trials::Activity(&self.blank),
         };
-        if let Some(compensator) = &mut self.compensation {
-            trials = compensator.scale(&frozen.model, &modulation.coupling, trials);
-        }
-        let count = trials.count(frozen.plan.modulated_size);
+        let count = trials.inputs.len() / frozen.net.input_len();
         self.modulator.clear();
         let (rng, normal) = (&mut self.rng, &self.normal);
         self.modulator
             .extend((0..count * self.samples).map(|_| normal.sample(rng)));
-        let estimate = batch_gain(
-            &frozen.model,
-            &frozen.plan,
+        let estimate = N::batch_gain(
+            frozen,
+            &mut self.scratch,
             &modulation.coupling,
             trials,
             &self.modulator,
+            self.variance,
             self.options.rule,
-            &mut self.scratch,
         );
         self.fresh.copy_from_slice(estimate);
         self.state.update(&mut modulation.gain, &mut self.fresh);
-        count as f64 * frozen.plan.flops_per_trial(self.samples)
+        count as f64 * N::trial_flops(frozen, self.samples)
     }
 
     /// The running state (for snapshots).

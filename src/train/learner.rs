@@ -1,56 +1,38 @@
-//! Learners (§4): each method's training and evaluation in one place. A
-//! learner steps on batches, reports accuracy and loss on a labelled set,
-//! and can snapshot and restore what it trains; a protocol
-//! ([`crate::train::protocol`]) drives it without knowing the method.
+//! Learners (§4): each method's training and evaluation in one place, for
+//! any [`Network`]. A learner steps on batches, reports accuracy and loss
+//! on a labelled set, and can snapshot and restore what it trains; a
+//! protocol ([`crate::train::protocol`]) drives it without knowing the
+//! method or the network.
 //!
 //! Two kinds cover the four methods: [`ModulationLearner`] trains the
 //! coupling of the shared frozen network (with the §3 gain for
 //! `stochastic`), [`RetrainLearner`] trains a copy of the network's weights
 //! (all of them, or the readout's).
 
-use std::ops::Range;
-
 use rand::RngExt;
 
-use crate::kernel::Body;
-use crate::net::Depth;
 use crate::net::layers::l1_backward;
-use crate::net::{Adam, Grads, Model, Modulation, Readout, Workspace};
+use crate::net::{Adam, Depth, Modulation};
 use crate::rng::rng_for;
 use crate::train::config::FinetuneConfig;
-use crate::train::evaluate::{EvalSet, Evaluator, Start};
-use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
-use crate::train::frozen::FrozenNetwork;
+use crate::train::fault::{Fault, check_finite, check_scalar};
 use crate::train::gain::{GainEstimator, GainState};
 use crate::train::method::Method;
+use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
 use crate::train::options::CouplingParam;
-
-/// A batch of training examples: canvases `[B, 784]` and their labels as
-/// the readout reads them, with the frozen network's activity F(a_ℓ)
-/// when it was computed once for a fixed data set (§4).
-#[derive(Clone, Copy, Debug)]
-pub struct Batch<'a> {
-    /// Canvases.
-    pub images: &'a [f32],
-    /// Labels.
-    pub labels: &'a [u8],
-    /// F(a_ℓ) of the canvases, `[B, N_ℓ]`, if known: the modulation
-    /// methods then start their steps and gain estimates there.
-    pub activity: Option<&'a [f32]>,
-}
 
 /// What a learner trains, copied out so that it can be put back (early
 /// stopping keeps the best state; task switching restores a task's).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    /// The trained values: c, or the trained weights and biases.
+    /// The trained values: c (or w), or the trained weights and biases.
     trained: Vec<f32>,
     /// The gain and its running state, for the stochastic method.
     gain: Option<(Vec<f32>, GainState)>,
 }
 
 /// One method's fine-tuning of one task (§4).
-pub trait Learner {
+pub trait Learner<N: Network> {
     /// Prepares what depends on the first training batch, before the first
     /// measurement: the stochastic method estimates its first gain on it.
     /// Fails on a numerical fault of the gain.
@@ -63,30 +45,29 @@ pub trait Learner {
     /// non-finite or the gain is all zero (§6).
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault>;
 
-    /// Evaluates the current state on `set`: the logits are left in the
-    /// returned evaluator, to be read with the returned readout.
-    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout);
+    /// Evaluates the current state on `set`; fails when the evaluation
+    /// turned non-finite (§6).
+    fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault>;
+
+    /// The network as the learner computes it now: the shared frozen one
+    /// for the modulation methods, the learner's own copy for retraining.
+    fn network(&self) -> &N;
 
     /// Accuracy on `set` in the current state; fails when the evaluation
     /// turned non-finite (§6).
-    fn accuracy(&mut self, set: &EvalSet) -> Result<f32, Fault> {
-        let (evaluator, readout) = self.evaluate(set);
-        if let Some(fault) = evaluator.fault() {
-            return Err(fault);
-        }
-        Ok(evaluator.accuracy(set.labels(), readout))
+    fn accuracy(&mut self, set: &EvalSet<N>) -> Result<f32, Fault> {
+        let e = self.evaluate(set)?;
+        let correct = e.network.count_correct(e.logits, set.labels(), e.readout);
+        Ok(correct as f32 / set.labels().len() as f32)
     }
 
     /// The validation loss on `set` in the current state (§4): the mean
     /// cross-entropy of the readout, without the L1 term, which is a
     /// penalty on the parameters and not a measure of fit (as the
     /// companion code validates).
-    fn loss(&mut self, set: &EvalSet) -> Result<f64, Fault> {
-        let (evaluator, readout) = self.evaluate(set);
-        if let Some(fault) = evaluator.fault() {
-            return Err(fault);
-        }
-        let loss = evaluator.loss(set.labels(), readout);
+    fn loss(&mut self, set: &EvalSet<N>) -> Result<f64, Fault> {
+        let e = self.evaluate(set)?;
+        let loss = e.network.mean_loss(e.logits, set.labels(), e.readout);
         check_scalar("validation loss", loss)?;
         Ok(loss)
     }
@@ -97,10 +78,6 @@ pub trait Learner {
     /// Puts back a state taken by [`Learner::snapshot`] of this learner.
     fn restore(&mut self, snapshot: &Snapshot);
 
-    /// The network as the learner computes it now: the shared frozen one
-    /// for the modulation methods, the learner's own copy for retraining.
-    fn network(&self) -> &Model<f32>;
-
     /// The current coupling and gain (off for the retraining methods).
     fn modulation(&self) -> &Modulation<f32>;
 
@@ -108,74 +85,72 @@ pub trait Learner {
     fn flops(&self) -> f64;
 }
 
+/// An evaluation's logits, with the network and readout that read them.
+pub struct Evaluation<'a, N: Network> {
+    /// The logits of every example.
+    pub logits: &'a [f32],
+    /// The network evaluated.
+    pub network: &'a N,
+    /// The logits the task reads.
+    pub readout: N::Readout,
+}
+
 /// The learner of `method` for a task read by `readout`, on the shared
 /// `frozen` network, seeded by the run's `seed` (§4, §6). The coupling
 /// starts i.i.d. U[0.9, 1.1] for the modulation methods.
-pub fn learner<'a>(
+pub fn learner<'a, N: Network>(
     method: Method,
-    frozen: &'a FrozenNetwork,
+    frozen: &'a Frozen<N>,
     config: &FinetuneConfig,
-    readout: Readout,
+    readout: N::Readout,
     seed: u64,
-) -> Box<dyn Learner + 'a> {
+) -> Box<dyn Learner<N> + 'a> {
     match method.trains() {
         Depth::Coupling => Box::new(ModulationLearner::new(
             method, frozen, config, readout, seed,
         )),
         Depth::All | Depth::Readout => {
-            Box::new(RetrainLearner::new(method, frozen, config, readout))
+            Box::new(RetrainLearner::new(method, &frozen.net, config, readout))
         }
     }
 }
 
 /// What every learner holds: its optimiser, buffers and settings.
-struct Common {
+struct Common<N: Network> {
     adam: Adam,
-    ws: Workspace<f32>,
-    grads: Grads<f32>,
-    evaluator: Evaluator,
-    readout: Readout,
+    trainer: N::Trainer,
+    evaluator: N::Evaluator,
+    readout: N::Readout,
     lambda: f32,
     m: f32,
-    /// Flops of one training step (forward, weight and input gradients).
+    /// Flops of one training step.
     step_flops: f64,
-    /// Flops of one example's evaluation, from the deepest frozen activity.
+    /// Flops of one example's evaluation.
     evaluation_flops: f64,
     flops: f64,
 }
 
-impl Common {
-    /// For `method` training `trained` values and evaluating from layer
-    /// `evaluated_from` up.
+impl<N: Network> Common<N> {
+    /// For `method` training `trained` values of `net`.
     fn new(
         method: Method,
-        frozen: &FrozenNetwork,
+        net: &N,
         config: &FinetuneConfig,
-        readout: Readout,
-        (trained, evaluated_from): (usize, usize),
+        readout: N::Readout,
+        trained: usize,
     ) -> Self {
-        let model = &frozen.model;
+        let depth = method.trains();
         Common {
             adam: Adam::new(trained, method.learning_rate(&config.lr)),
-            ws: model.workspace(config.batch_size),
-            grads: model.zero_grads(),
-            evaluator: Evaluator::new(model, Body::detect()),
+            trainer: net.trainer(config.batch_size),
+            evaluator: net.evaluator(),
             readout,
             lambda: config.lambda,
             m: config.modulator_mean,
-            step_flops: 6.0 * config.batch_size as f64 * frozen.macs_from(1),
-            evaluation_flops: 2.0 * frozen.macs_from(evaluated_from),
+            step_flops: net.step_flops(config.batch_size, depth),
+            evaluation_flops: net.evaluation_flops(depth),
             flops: 0.0,
         }
-    }
-}
-
-/// The first non-finite tensor of the last forward pass in `ws`, or a
-/// non-finite `loss` (§6).
-fn check_forward(model: &Model<f32>, ws: &Workspace<f32>, loss: f32) -> Result<(), Fault> {
-    match forward_fault(model, ws) {
-        Some(fault) => Err(fault),
-        None => check_scalar("training loss", loss as f64),
     }
 }
 
@@ -192,27 +167,22 @@ fn check_gain(gain: &[f32]) -> Result<(), Fault> {
     Ok(())
 }
 
-/// The weights and biases of the readout layer in the parameter buffer.
-fn readout_range(model: &Model<f32>) -> Range<usize> {
-    let last = model.layer(model.arch().depth());
-    last.weights.start..last.bias.end
-}
-
 /// `stochastic` and `deterministic`: train c of the shared frozen network.
-pub struct ModulationLearner<'a> {
-    frozen: &'a FrozenNetwork,
+pub struct ModulationLearner<'a, N: Network> {
+    frozen: &'a Frozen<N>,
     modulation: Modulation<f32>,
     /// Under `--coupling-param square` (§3): what is trained instead of c.
     root: Option<SquareCoupling>,
     /// The §3 gain (`stochastic` only).
-    gain: Option<GainEstimator>,
-    common: Common,
+    gain: Option<GainEstimator<N>>,
+    /// L1 plus the cross-entropy's gradient of what is trained.
+    grad: Vec<f32>,
+    common: Common<N>,
 }
 
-/// The non-negative coupling c = w² (§3): w is trained, with its gradient.
+/// The non-negative coupling c = w² (§3): w is trained.
 struct SquareCoupling {
     w: Vec<f32>,
-    grad: Vec<f32>,
 }
 
 impl SquareCoupling {
@@ -220,7 +190,6 @@ impl SquareCoupling {
     fn new(coupling: &[f32]) -> SquareCoupling {
         SquareCoupling {
             w: coupling.iter().map(|c| c.sqrt()).collect(),
-            grad: vec![0.0; coupling.len()],
         }
     }
 
@@ -232,24 +201,23 @@ impl SquareCoupling {
     }
 }
 
-impl<'a> ModulationLearner<'a> {
+impl<'a, N: Network> ModulationLearner<'a, N> {
     fn new(
         method: Method,
-        frozen: &'a FrozenNetwork,
+        frozen: &'a Frozen<N>,
         config: &FinetuneConfig,
-        readout: Readout,
+        readout: N::Readout,
         seed: u64,
     ) -> Self {
-        let arch = frozen.model.arch();
-        // Trains c; evaluates from F(a_ℓ), cached per set.
-        let sizes = (arch.size(arch.modulated_layer), arch.modulated_layer + 1);
-        let common = Common::new(method, frozen, config, readout, sizes);
-        let mut modulation = Modulation::off(arch);
+        let net = &frozen.net;
+        let common = Common::new(method, net, config, readout, net.coupling_len());
         let mut rng = rng_for(seed, &["coupling".into()]);
-        modulation
-            .coupling
-            .iter_mut()
-            .for_each(|c| *c = rng.random_range(0.9..1.1));
+        let modulation = Modulation {
+            coupling: (0..net.coupling_len())
+                .map(|_| rng.random_range(0.9..1.1))
+                .collect(),
+            gain: vec![1.0; net.gain_len()],
+        };
         let root = (config.coupling_param == CouplingParam::Square)
             .then(|| SquareCoupling::new(&modulation.coupling));
         let gain = method
@@ -257,6 +225,7 @@ impl<'a> ModulationLearner<'a> {
             .then(|| GainEstimator::new(frozen, config, seed));
         ModulationLearner {
             frozen,
+            grad: vec![0.0; net.coupling_len()],
             modulation,
             root,
             gain,
@@ -273,40 +242,33 @@ impl<'a> ModulationLearner<'a> {
     }
 }
 
-impl Learner for ModulationLearner<'_> {
+impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
     fn begin(&mut self, first: Batch<'_>) -> Result<(), Fault> {
         self.estimate_gain(first)
     }
 
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
-        let model = &self.frozen.model;
-        match batch.activity {
-            Some(activity) => model.forward_from(
-                &mut c.ws,
-                &self.modulation,
-                model.arch().modulated_layer,
-                activity,
-                c.m,
-            ),
-            None => model.forward(&mut c.ws, &self.modulation, batch.images, c.m),
-        }
-        let loss = model.loss(&mut c.ws, batch.labels, c.readout);
-        check_forward(model, &c.ws, loss)?;
-        model.backward(&mut c.ws, Depth::Coupling, &mut c.grads);
+        let grads = self.frozen.net.gradients(
+            &mut c.trainer,
+            batch,
+            Some(&self.modulation),
+            c.m,
+            c.readout,
+            Depth::Coupling,
+        )?;
         match &mut self.root {
             None => {
-                l1_backward(&self.modulation.coupling, c.lambda, &mut c.grads.coupling);
-                c.adam
-                    .step(&mut self.modulation.coupling, &c.grads.coupling);
+                l1_backward(&self.modulation.coupling, c.lambda, &mut grads.coupling);
+                c.adam.step(&mut self.modulation.coupling, &grads.coupling);
             }
             Some(root) => {
                 // c = w²: dL/dw = 2w·dL/dc.
-                for ((g, &w), &dc) in root.grad.iter_mut().zip(&root.w).zip(&c.grads.coupling) {
+                for ((g, &w), &dc) in self.grad.iter_mut().zip(&root.w).zip(&grads.coupling) {
                     *g = 2.0 * w * dc;
                 }
-                l1_backward(&root.w, c.lambda, &mut root.grad);
-                c.adam.step(&mut root.w, &root.grad);
+                l1_backward(&root.w, c.lambda, &mut self.grad);
+                c.adam.step(&mut root.w, &self.grad);
                 root.write_coupling(&mut self.modulation.coupling);
             }
         }
@@ -315,12 +277,26 @@ impl Learner for ModulationLearner<'_> {
         self.estimate_gain(batch)
     }
 
-    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {
+    fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault> {
         let c = &mut self.common;
-        c.evaluator
-            .modulated(self.frozen, &self.modulation, set, c.readout, c.m);
         c.flops += set.len() as f64 * c.evaluation_flops;
-        (&c.evaluator, c.readout)
+        let logits = N::evaluate_modulated(
+            self.frozen,
+            &mut c.evaluator,
+            set,
+            &self.modulation,
+            c.readout,
+            c.m,
+        )?;
+        Ok(Evaluation {
+            logits,
+            network: &self.frozen.net,
+            readout: c.readout,
+        })
+    }
+
+    fn network(&self) -> &N {
+        &self.frozen.net
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -351,10 +327,6 @@ impl Learner for ModulationLearner<'_> {
         }
     }
 
-    fn network(&self) -> &Model<f32> {
-        &self.frozen.model
-    }
-
     fn modulation(&self) -> &Modulation<f32> {
         &self.modulation
     }
@@ -366,101 +338,111 @@ impl Learner for ModulationLearner<'_> {
 
 /// `retrain` and `retrain-last`: train a copy of the network's weights
 /// (c = 0, g = 1).
-pub struct RetrainLearner {
-    model: Model<f32>,
+pub struct RetrainLearner<N: Network> {
+    net: N,
     off: Modulation<f32>,
-    /// The trained part of the parameter buffer.
-    trained: Range<usize>,
-    /// The weights (not biases) under the L1 term, within `trained`.
-    penalised: Vec<Range<usize>>,
-    targets: Depth,
-    start: Start,
-    common: Common,
+    /// What is trained, in parameter order.
+    trained: Vec<ParamRange>,
+    depth: Depth,
+    common: Common<N>,
 }
 
-impl RetrainLearner {
-    fn new(
-        method: Method,
-        frozen: &FrozenNetwork,
-        config: &FinetuneConfig,
-        readout: Readout,
-    ) -> Self {
-        let model = frozen.model.clone();
-        let depth = model.arch().depth();
-        // All layers from the canvases, or the readout from the gated
-        // layer's frozen activity.
-        let (first, trained, start) = match method.trains() {
-            Depth::Readout => (depth, readout_range(&model), Start::GatedActivity),
-            _ => (1, 0..model.params.len(), Start::Canvases),
-        };
-        let common = Common::new(method, frozen, config, readout, (trained.len(), first));
+impl<N: Network> RetrainLearner<N> {
+    fn new(method: Method, frozen: &N, config: &FinetuneConfig, readout: N::Readout) -> Self {
+        let depth = method.trains();
+        let trained = frozen.trained_params(depth, readout);
+        let len = trained.iter().map(|p| p.range.len()).sum();
         RetrainLearner {
-            penalised: (first..=depth)
-                .map(|l| model.layer(l).weights.clone())
-                .collect(),
-            off: Modulation::off(model.arch()),
-            targets: method.trains(),
-            start,
+            common: Common::new(method, frozen, config, readout, len),
+            off: Modulation::off(frozen),
+            net: frozen.clone(),
             trained,
-            model,
-            common,
+            depth,
         }
+    }
+
+    /// The trained values, in parameter order.
+    fn trained_values(&self) -> impl Iterator<Item = &f32> {
+        let params = self.net.params();
+        self.trained
+            .iter()
+            .flat_map(move |p| params[p.range.clone()].iter())
     }
 }
 
-impl Learner for RetrainLearner {
+impl<N: Network> Learner<N> for RetrainLearner<N> {
     fn begin(&mut self, _first: Batch<'_>) -> Result<(), Fault> {
         Ok(())
     }
 
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
-        self.model.forward(&mut c.ws, &self.off, batch.images, c.m);
-        let loss = self.model.loss(&mut c.ws, batch.labels, c.readout);
-        if let Err(fault) = check_forward(&self.model, &c.ws, loss) {
-            // A weight the last update made non-finite is the cause.
-            check_finite(
-                "trained weights and biases",
-                &self.model.params[self.trained.clone()],
-            )?;
-            return Err(fault);
-        }
-        self.model.backward(&mut c.ws, self.targets, &mut c.grads);
-        for range in &self.penalised {
+        let grads =
+            match self
+                .net
+                .gradients(&mut c.trainer, batch, None, c.m, c.readout, self.depth)
+            {
+                Ok(grads) => grads,
+                Err(fault) => {
+                    // A weight the last update made non-finite is the cause.
+                    if let Some((i, &v)) = self
+                        .trained_values()
+                        .enumerate()
+                        .find(|(_, v)| !v.is_finite())
+                    {
+                        return Err(Fault {
+                            tensor: "trained weights and biases".into(),
+                            problem: crate::train::fault::non_finite(v as f64, i),
+                        });
+                    }
+                    return Err(fault);
+                }
+            };
+        let params = self.net.params_mut();
+        for p in self.trained.iter().filter(|p| p.weights) {
             l1_backward(
-                &self.model.params[range.clone()],
+                &params[p.range.clone()],
                 c.lambda,
-                &mut c.grads.params[range.clone()],
+                &mut grads.params[p.range.clone()],
             );
         }
-        c.adam.step(
-            &mut self.model.params[self.trained.clone()],
-            &c.grads.params[self.trained.clone()],
-        );
+        let ranges: Vec<_> = self.trained.iter().map(|p| p.range.clone()).collect();
+        c.adam.step_ranges(params, &grads.params, &ranges);
         c.flops += c.step_flops;
         Ok(())
     }
 
-    fn evaluate(&mut self, set: &EvalSet) -> (&Evaluator, Readout) {
+    fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault> {
         let c = &mut self.common;
-        c.evaluator.unmodulated(&self.model, set, self.start, c.m);
         c.flops += set.len() as f64 * c.evaluation_flops;
-        (&c.evaluator, c.readout)
+        let logits =
+            self.net
+                .evaluate_retrained(&mut c.evaluator, set, self.depth, c.readout, c.m)?;
+        Ok(Evaluation {
+            logits,
+            network: &self.net,
+            readout: c.readout,
+        })
+    }
+
+    fn network(&self) -> &N {
+        &self.net
     }
 
     fn snapshot(&self) -> Snapshot {
         Snapshot {
-            trained: self.model.params[self.trained.clone()].to_vec(),
+            trained: self.trained_values().copied().collect(),
             gain: None,
         }
     }
 
     fn restore(&mut self, snapshot: &Snapshot) {
-        self.model.params[self.trained.clone()].copy_from_slice(&snapshot.trained);
-    }
-
-    fn network(&self) -> &Model<f32> {
-        &self.model
+        let params = self.net.params_mut();
+        let mut at = 0;
+        for p in &self.trained {
+            params[p.range.clone()].copy_from_slice(&snapshot.trained[at..at + p.range.len()]);
+            at += p.range.len();
+        }
     }
 
     fn modulation(&self) -> &Modulation<f32> {

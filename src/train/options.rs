@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::{CompositeSet, Task};
 use crate::error::{Error, Result};
 use crate::named;
-use crate::net::GainRule;
+use crate::net::{GainRule, Readout};
 use crate::train::method::LearningRates;
 
 /// The most examples the `dataset` protocol's largest size may hold (each
@@ -152,6 +153,25 @@ named!(ReadoutKind {
     ReadoutKind::Pair => "pair",
     ReadoutKind::All => "all",
 });
+
+impl ReadoutKind {
+    /// The logits the digit task `task` reads.
+    pub fn of(self, task: Task) -> Readout {
+        match self {
+            ReadoutKind::Pair => Readout::Pair(task.a, task.b),
+            ReadoutKind::All => Readout::All,
+        }
+    }
+
+    /// The labels `set` is read with: 0/1 for the pair, the target
+    /// digit's class for all ten.
+    pub fn labels(self, set: &CompositeSet) -> &[u8] {
+        match self {
+            ReadoutKind::Pair => &set.labels,
+            ReadoutKind::All => &set.targets,
+        }
+    }
+}
 
 /// How the modulated layer's factor treats the modulator's variance (§3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

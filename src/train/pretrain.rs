@@ -9,7 +9,8 @@ use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
 use crate::error::{Error, Result};
 use crate::net::{Adam, Arch, Depth, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::{DEFAULT_SEED, derive_seed};
-use crate::train::evaluate::{EVAL_CHUNK, accuracy, heldout_set};
+use crate::train::evaluate::{accuracy, heldout_set};
+use crate::train::mlp::EVAL_CHUNK;
 
 /// Settings of a pretraining run; defaults are §4's.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,13 +4,12 @@
 
 use rayon::prelude::*;
 
-use crate::data::CANVAS_PIXELS;
 use crate::net::Modulation;
 use crate::net::linalg::serial_products;
 use crate::rng::derive_seed;
-use crate::train::evaluate::EvalSet;
 use crate::train::fault::Failure;
-use crate::train::learner::{Batch, Learner};
+use crate::train::learner::Learner;
+use crate::train::network::{Batch, EvalSet, Examples, Network};
 use crate::train::options::DatasetOptions;
 
 /// A learning curve (§5): test accuracy against the number of training
@@ -31,46 +30,15 @@ impl Curve {
     }
 }
 
-/// Labelled training examples in the order a run sees them: canvases
-/// `[n, 784]` and their labels as the readout reads them.
-#[derive(Clone, Copy, Debug)]
-pub struct TrainingSet<'a> {
-    /// Canvases.
-    pub images: &'a [f32],
-    /// Labels.
-    pub labels: &'a [u8],
-}
-
-impl<'a> TrainingSet<'a> {
-    /// Batch `k` of `size` examples.
-    pub fn batch(&self, k: usize, size: usize) -> Batch<'a> {
-        Batch {
-            images: &self.images[k * size * CANVAS_PIXELS..(k + 1) * size * CANVAS_PIXELS],
-            labels: &self.labels[k * size..(k + 1) * size],
-            activity: None,
-        }
-    }
-
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// True when there are no examples.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
-
 /// The `online` protocol (§4): one pass over the whole batches of `train`,
 /// each seen once, with the accuracy on `test` measured before the first
 /// update (measurement 0) and after every batch. On a numerical fault
 /// (§6) the run stops: the curve holds the measurements before it.
-pub fn online(
-    learner: &mut dyn Learner,
-    train: TrainingSet<'_>,
+pub fn online<N: Network>(
+    learner: &mut dyn Learner<N>,
+    train: &Examples,
     batch_size: usize,
-    test: &EvalSet,
+    test: &EvalSet<N>,
 ) -> (Curve, Option<Failure>) {
     let mut curve = Curve::default();
     let failure = online_into(learner, train, batch_size, test, &mut curve).err();
@@ -78,11 +46,11 @@ pub fn online(
 }
 
 /// [`online`], measuring into `curve`.
-fn online_into(
-    learner: &mut dyn Learner,
-    train: TrainingSet<'_>,
+fn online_into<N: Network>(
+    learner: &mut dyn Learner<N>,
+    train: &Examples,
     batch_size: usize,
-    test: &EvalSet,
+    test: &EvalSet<N>,
     curve: &mut Curve,
 ) -> Result<(), Failure> {
     let batches = train.len() / batch_size;
@@ -223,12 +191,12 @@ pub fn halves(size: usize) -> (Vec<usize>, Vec<usize>) {
 /// state is measured once, on `test`. Sizes run in parallel; the result
 /// does not depend on the thread count. A size with a numerical fault
 /// (§6) gives its failure instead.
-pub fn dataset<'a>(
-    new_learner: &(dyn Fn(u64) -> Box<dyn Learner + 'a> + Sync),
-    sequence: &EvalSet,
+pub fn dataset<'a, N: Network>(
+    new_learner: &(dyn Fn(u64) -> Box<dyn Learner<N> + 'a> + Sync),
+    sequence: &EvalSet<N>,
     options: &DatasetOptions,
     batch_size: usize,
-    test: &EvalSet,
+    test: &EvalSet<N>,
     seed: u64,
 ) -> Vec<Result<SizeOutcome, Failure>> {
     let sizes: Vec<usize> = options.sizes().collect();
@@ -245,13 +213,13 @@ pub fn dataset<'a>(
 }
 
 /// One size of the `dataset` protocol (see [`dataset`]).
-fn train_size(
-    learner: &mut dyn Learner,
-    sequence: &EvalSet,
+fn train_size<N: Network>(
+    learner: &mut dyn Learner<N>,
+    sequence: &EvalSet<N>,
     size: usize,
     options: &DatasetOptions,
     batch_size: usize,
-    test: &EvalSet,
+    test: &EvalSet<N>,
 ) -> Result<SizeOutcome, Failure> {
     let (train_rows, validation_rows) = halves(size);
     let train = sequence.select(&train_rows);

@@ -1,71 +1,25 @@
-//! One fine-tuning run (§4, §6): a task's fixed test set, the run's own
-//! training composites, the method's learner, and the protocol that
-//! drives it.
+//! One fine-tuning run (§4, §6), for any network: a task's fixed test
+//! set, the run's own training examples, the method's learner, and the
+//! protocol that drives it.
 
-use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::error::Result;
 use crate::net::Modulation;
-use crate::rng::derive_seed;
 use crate::train::config::FinetuneConfig;
-use crate::train::evaluate::{EvalSet, task_test_set};
 use crate::train::fault::Failure;
-use crate::train::frozen::FrozenNetwork;
 use crate::train::learner::learner;
 use crate::train::method::Method;
+use crate::train::network::{EvalSet, Examples, Frozen, Network};
 use crate::train::options::Protocol;
-use crate::train::protocol::{Curve, EpochCounts, TrainingSet, dataset, online};
+use crate::train::protocol::{Curve, EpochCounts, dataset, online};
 
-/// A task's fixed test set and what the frozen network makes of it,
-/// computed once and shared by every run of the task.
-pub struct TaskData {
-    /// The task.
-    pub task: Task,
-    /// Test composites (test pool, with distractors), labelled as the
-    /// configuration's readout reads them.
-    pub test: EvalSet,
-}
-
-impl TaskData {
-    /// Builds the test set of `task` (seeded by `master_seed` and the task,
-    /// the same for every method and repeat) and its frozen activities.
-    pub fn new(
-        frozen: &FrozenNetwork,
-        digits: &Digits,
-        task: Task,
-        config: &FinetuneConfig,
-        master_seed: u64,
-    ) -> TaskData {
-        let set = task_test_set(digits, task, true, config.test_composites, master_seed);
-        let labels = config.labels(&set).to_vec();
-        TaskData {
-            task,
-            test: EvalSet::new(&frozen.model, set.images, labels, config.modulator_mean),
-        }
-    }
-}
-
-/// The training composites of the run with `seed` on `task` (§4, §6):
-/// `batches × batch size` of them (`online`) or the largest data set's
-/// (`dataset`), with distractors, from the train pool, drawn from the
-/// run's own seed so each run sees its own sequence (and a longer
-/// sequence extends a shorter one).
-pub fn training_composites(
-    digits: &Digits,
-    task: Task,
-    config: &FinetuneConfig,
-    seed: u64,
-) -> CompositeSet {
-    CompositeSet::generate(
-        digits,
-        CompositeKind::Specific {
-            task,
-            distractors: true,
-        },
-        Pool::Train,
-        config.training_examples(),
-        derive_seed(seed, &["train".into()]),
-        NOISE_STD,
-    )
+/// A task's fixed test set, with what the frozen network makes of it, and
+/// the logits the task reads: computed once and shared by every run of
+/// the task.
+pub struct TaskData<N: Network> {
+    /// The test set, labelled as the readout reads it.
+    pub test: EvalSet<N>,
+    /// The task's readout.
+    pub readout: N::Readout,
 }
 
 /// What a run produced.
@@ -85,29 +39,23 @@ pub struct RunOutcome {
 }
 
 /// One fine-tuning run of `method` on the task of `data` (§4): the run's
-/// training composites are drawn from the train pool with its `seed`, and
-/// its learner is driven by the configured protocol. Fails, naming the
-/// option, when `config` is out of range.
-pub fn finetune(
-    frozen: &FrozenNetwork,
-    digits: &Digits,
-    data: &TaskData,
+/// training examples `train` (in the order it sees them) drive its
+/// learner under the configured protocol. Fails, naming the option, when
+/// `config` is out of range.
+pub fn finetune<N: Network>(
+    frozen: &Frozen<N>,
+    data: &TaskData<N>,
+    train: Examples,
     method: Method,
     config: &FinetuneConfig,
     seed: u64,
 ) -> Result<RunOutcome> {
     config.validate()?;
-    let train = training_composites(digits, data.task, config, seed);
-    let readout = config.readout_of(data.task);
+    let readout = data.readout;
     match config.protocol {
         Protocol::Online => {
-            let training = TrainingSet {
-                images: &train.images,
-                labels: config.labels(&train),
-            };
             let mut learner = learner(method, frozen, config, readout, seed);
-            let (curve, failure) =
-                online(learner.as_mut(), training, config.batch_size, &data.test);
+            let (curve, failure) = online(learner.as_mut(), &train, config.batch_size, &data.test);
             Ok(RunOutcome {
                 curve,
                 modulation: learner.modulation().clone(),
@@ -117,8 +65,7 @@ pub fn finetune(
             })
         }
         Protocol::Dataset(options) => {
-            let labels = config.labels(&train).to_vec();
-            let sequence = EvalSet::new(&frozen.model, train.images, labels, config.modulator_mean);
+            let sequence = EvalSet::new(frozen, train, config.modulator_mean);
             let new_learner = |seed| learner(method, frozen, config, readout, seed);
             let sizes = dataset(
                 &new_learner,
@@ -134,7 +81,7 @@ pub fn finetune(
             let (curve, epochs) = EpochCounts::from_sizes(&sizes);
             // The coupling of the largest size, the one trained on most data.
             let modulation = sizes.last().map_or_else(
-                || Modulation::off(frozen.model.arch()),
+                || Modulation::off(&frozen.net),
                 |last| last.modulation.clone(),
             );
             Ok(RunOutcome {

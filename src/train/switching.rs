@@ -8,19 +8,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::error::{Error, Result};
-use crate::net::Depth;
-use crate::net::{Model, Readout};
+use crate::net::{Depth, Model, Readout};
 use crate::rng::derive_seed;
 use crate::train::config::FinetuneConfig;
-use crate::train::evaluate::{EVAL_CHUNK, general_set_accuracy, heldout_set};
+use crate::train::evaluate::{general_set_accuracy, heldout_set};
 use crate::train::fault::Failure;
-use crate::train::frozen::FrozenNetwork;
-use crate::train::learner::{Batch, learner};
+use crate::train::learner::learner;
 use crate::train::method::Method;
-use crate::train::options::Protocol;
-use crate::train::options::ReadoutKind;
-use crate::train::protocol::{TrainingSet, online};
-use crate::train::run::{TaskData, training_composites};
+use crate::train::mlp::EVAL_CHUNK;
+use crate::train::network::{Batch, Examples, Frozen};
+use crate::train::options::{Protocol, ReadoutKind};
+use crate::train::protocol::online;
+use crate::train::study::{digit_task_data, training_composites};
 
 /// Batches of general composites a retrained network trains on to return.
 pub const SWITCH_BATCHES: usize = 150;
@@ -71,10 +70,10 @@ pub struct GeneralTest {
 impl GeneralTest {
     /// The held-out set of `seed` (as pretraining measures it) and the
     /// accuracy of `frozen` on it.
-    pub fn new(frozen: &FrozenNetwork, digits: &Digits, seed: u64) -> GeneralTest {
+    pub fn new(frozen: &Frozen<Model<f32>>, digits: &Digits, seed: u64) -> GeneralTest {
         let set = heldout_set(digits, seed);
-        let mut ws = frozen.model.workspace(EVAL_CHUNK);
-        let pretrained = general_set_accuracy(&frozen.model, &mut ws, &set);
+        let mut ws = frozen.net.workspace(EVAL_CHUNK);
+        let pretrained = general_set_accuracy(&frozen.net, &mut ws, &set);
         GeneralTest { set, pretrained }
     }
 }
@@ -83,7 +82,7 @@ impl GeneralTest {
 /// `seed`), then returns to the general task, measured on `general`.
 /// A numerical fault (§6) is an error naming the run.
 pub fn switch_back(
-    frozen: &FrozenNetwork,
+    frozen: &Frozen<Model<f32>>,
     digits: &Digits,
     task: Task,
     method: Method,
@@ -99,17 +98,17 @@ pub fn switch_back(
         protocol: Protocol::Online,
         ..*config
     };
-    let mut ws = frozen.model.workspace(EVAL_CHUNK);
+    let mut ws = frozen.net.workspace(EVAL_CHUNK);
     let mut measure = |model: &Model<f32>| general_set_accuracy(model, &mut ws, &general.set);
     let pretrained = general.pretrained;
-    let data = TaskData::new(frozen, digits, task, &config, seed);
-    let train = training_composites(digits, task, &config, seed);
-    let mut specific = learner(method, frozen, &config, config.readout_of(task), seed);
-    let training = TrainingSet {
-        images: &train.images,
-        labels: config.labels(&train),
+    let data = digit_task_data(frozen, digits, task, &config, seed);
+    let set = training_composites(digits, task, &config, seed);
+    let train = Examples {
+        labels: config.readout.labels(&set).to_vec(),
+        inputs: set.images,
     };
-    if let (_, Some(failure)) = online(specific.as_mut(), training, config.batch_size, &data.test) {
+    let mut specific = learner(method, frozen, &config, data.readout, seed);
+    if let (_, Some(failure)) = online(specific.as_mut(), &train, config.batch_size, &data.test) {
         return Err(fault(failure));
     }
     let mut run = SwitchRun {
@@ -127,7 +126,7 @@ pub fn switch_back(
     }
     // The retrained weights go back to the general task the way they left
     // it: the same method and rate, now on 10-way general composites.
-    let back = FrozenNetwork::new(specific.network().clone());
+    let back = Frozen::new(specific.network().clone());
     let general_config = FinetuneConfig {
         readout: ReadoutKind::All,
         ..config
@@ -147,7 +146,7 @@ pub fn switch_back(
         let rows = k * b..(k + 1) * b;
         returning
             .step(Batch {
-                images: &composites.images[rows.start * crate::data::CANVAS_PIXELS
+                inputs: &composites.images[rows.start * crate::data::CANVAS_PIXELS
                     ..rows.end * crate::data::CANVAS_PIXELS],
                 labels: &composites.labels[rows],
                 activity: None,

@@ -68,7 +68,7 @@ pub fn shipped_digits() -> &'static Digits {
 /// A report observer that shows nothing.
 pub struct Quiet;
 
-impl comod::reproduce::Observer for Quiet {
+impl comod::observer::Observer for Quiet {
     fn reused(&self, _: &Path) {}
     fn pretraining_epoch(&self, _: &comod::train::EpochStats, _: usize) {}
     fn pretrained(&self, _: &comod::train::PretrainReport, _: f64, _: &Path) {}
@@ -156,4 +156,22 @@ pub fn bodies() -> Vec<Body> {
         }
     }
     bodies
+}
+
+/// One run of `method` on the digit task `task` of `data` with the
+/// shipped digits, seeded by `seed` (master seed 0), as a sweep runs it.
+pub fn digit_run(
+    frozen: &comod::train::Frozen<comod::net::Model<f32>>,
+    task: comod::data::Task,
+    data: &comod::train::TaskData<comod::net::Model<f32>>,
+    method: comod::train::Method,
+    config: &comod::train::FinetuneConfig,
+    seed: u64,
+) -> comod::Result<comod::train::RunOutcome> {
+    use comod::train::Study;
+    let study = comod::train::DigitTasks {
+        frozen,
+        digits: shipped_digits(),
+    };
+    study.run(task, data, (method, 0, seed), config, 0)
 }

@@ -1,0 +1,211 @@
+//! What the `comod` binary shows (a module of `main.rs`): progress bars
+//! with ETA on stderr, and the lines each command prints.
+
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use comod::analysis::SummaryFiles;
+use comod::bench::{BenchLine, throughput};
+use comod::observer::Observer;
+use comod::report::ReportOutcome;
+use comod::sweep::SweepReport;
+use comod::train::{EpochStats, PretrainOptions, PretrainReport};
+
+/// A progress bar on stderr with `template`.
+pub fn bar(template: &str) -> ProgressBar {
+    ProgressBar::new(0).with_style(ProgressStyle::with_template(template).expect("valid template"))
+}
+
+/// The bar of a pretraining, by epochs up to the cap.
+pub fn pretraining_bar() -> ProgressBar {
+    bar("pretrain {bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}, ETA at the cap {eta}]")
+}
+
+/// The bar of a sweep, by runs.
+pub fn sweep_bar() -> ProgressBar {
+    bar("sweep {bar:30} {pos}/{len} runs, {per_sec}, ETA {eta} [{elapsed_precise}]")
+}
+
+/// A sweep's progress callback: `done` of `total` runs on `bar`.
+pub fn show_runs(bar: &ProgressBar) -> impl Fn(usize, usize) + Sync + '_ {
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+}
+
+/// Shows a finished pretraining epoch on `bar`.
+pub fn show_epoch(bar: &ProgressBar, epoch: usize, max_epochs: usize, message: String) {
+    bar.set_length(max_epochs as u64);
+    bar.set_position(epoch as u64);
+    bar.set_message(message);
+}
+
+/// The MLP pretraining's epoch line.
+pub fn epoch_message(stats: &EpochStats) -> String {
+    format!(
+        "loss {:.4} held-out acc {:.4}",
+        stats.loss, stats.heldout_accuracy
+    )
+}
+
+/// The closing lines of an MLP pretraining.
+pub fn print_pretrained(report: &PretrainReport, seconds: f64, target: f64, out: &Path) {
+    let missed = if report.reached_target {
+        String::new()
+    } else {
+        format!(" (target {target:.2} not reached at the epoch cap)")
+    };
+    println!(
+        "pretrained in {} epochs ({seconds:.1} s): held-out 10-way accuracy {:.4}{missed}",
+        report.epochs, report.heldout_accuracy
+    );
+    println!("wrote {}", out.display());
+}
+
+/// The closing lines of a sweep: what was dropped or left, the failed
+/// runs, and the rate.
+pub fn print_sweep(report: &SweepReport, out: &Path) {
+    if let Some(torn) = &report.dropped_torn_line {
+        eprintln!(
+            "warning: {}: dropped a torn last line ({} bytes) left by an interrupted sweep",
+            out.display(),
+            torn.len()
+        );
+    }
+    if report.outside_plan > 0 {
+        eprintln!(
+            "note: {}: {} runs outside this plan (other tasks, methods, repeats or shards) are kept as they are",
+            out.display(),
+            report.outside_plan
+        );
+    }
+    for failure in &report.failed {
+        eprintln!("warning: run {failure}: recorded as failed, left out of the analyses");
+    }
+    if report.run == 0 {
+        println!(
+            "{} runs, all already in the file: nothing to run",
+            report.planned
+        );
+    } else {
+        let rate = throughput(report.flops, report.seconds);
+        println!(
+            "{} runs ({} already in the file, {} run now) in {:.1} s: {:.2} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.3} s per run",
+            report.planned,
+            report.resumed,
+            report.run,
+            report.seconds,
+            report.flops / 1e12,
+            rate.gflops,
+            100.0 * rate.gflops / rate.peak_gflops,
+            rate.threads,
+            rate.isa,
+            rate.peak_gflops,
+            report.seconds / report.run.max(1) as f64
+        );
+    }
+    println!("wrote {}", out.display());
+}
+
+/// A summary's table and files.
+pub fn print_summary(files: &SummaryFiles) {
+    println!("{}", files.table);
+    for path in &files.written {
+        println!("wrote {}", path.display());
+    }
+}
+
+/// A report's verdicts, one line per claim, and its file.
+pub fn print_report(outcome: &ReportOutcome) {
+    let Some(path) = &outcome.report else {
+        println!(
+            "shard done in {:.0} s; run the report again without --shard once every shard is done",
+            outcome.seconds
+        );
+        return;
+    };
+    for claim in &outcome.claims {
+        println!(
+            "{:<14} {:<62} {:<28} {}",
+            claim.claim,
+            claim.statement,
+            claim.setting,
+            claim.judgement.verdict.word()
+        );
+    }
+    println!(
+        "report in {:.0} s; wrote {}",
+        outcome.seconds,
+        path.display()
+    );
+}
+
+/// One line of `comod bench`'s table.
+pub fn print_bench_line(line: &BenchLine) {
+    println!(
+        "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {:>6.1} % of {:>6.1} ({:<8}) {:>8.1} %",
+        line.workload,
+        line.seconds * 1e3,
+        line.gflops,
+        100.0 * line.ratio(),
+        line.peak_gflops,
+        line.isa,
+        100.0 * line.sgemm_ratio(),
+    );
+}
+
+/// The progress of long jobs (`reproduce`, `report`) as bars and lines.
+pub struct Progress {
+    pretraining: ProgressBar,
+    sweep: ProgressBar,
+}
+
+impl Progress {
+    /// Bars not shown until they move.
+    pub fn new() -> Progress {
+        Progress {
+            pretraining: pretraining_bar(),
+            sweep: sweep_bar(),
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn reused(&self, checkpoint: &Path) {
+        println!("reusing {} (same seed and data)", checkpoint.display());
+    }
+
+    fn pretraining_epoch(&self, stats: &EpochStats, max_epochs: usize) {
+        show_epoch(
+            &self.pretraining,
+            stats.epoch,
+            max_epochs,
+            epoch_message(stats),
+        );
+    }
+
+    fn pretrained(&self, report: &PretrainReport, seconds: f64, checkpoint: &Path) {
+        self.pretraining.finish_and_clear();
+        let target = PretrainOptions::DEFAULT.target_accuracy;
+        print_pretrained(report, seconds, target, checkpoint);
+    }
+
+    fn sweep_progress(&self, done: usize, total: usize) {
+        show_runs(&self.sweep)(done, total);
+    }
+
+    fn sweep_done(&self, report: &SweepReport, results: &Path) {
+        self.sweep.finish_and_clear();
+        print_sweep(report, results);
+    }
+
+    fn summary(&self, files: &SummaryFiles) {
+        print_summary(files);
+    }
+
+    fn stage(&self, what: &str) {
+        println!("== {what}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Pretrained networks on disk (§4, §7, §8): a checkpoint pretrained and
+//! written with its provenance, or the one already at its path reused
+//! when it was pretrained the same way on the same data.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::conv::checkpoint::{ConvProvenance, load_conv_checkpoint, save_conv_checkpoint};
+use crate::conv::{ConvArch, ConvNet};
+use crate::data::Digits;
+use crate::data::digits::idx_files;
+use crate::error::{Error, Result};
+use crate::io::{check_not_input, check_writable, load_checkpoint, save_pretrained};
+use crate::multitask::data::{BenchmarkSource, MultitaskData};
+use crate::multitask::pretrain::{MultitaskEpoch, MultitaskPretrainOptions, pretrain_multitask};
+use crate::net::{Arch, Model};
+use crate::observer::Observer;
+
+use crate::train::pretrain::Provenance;
+use crate::train::{EpochStats, PretrainOptions, PretrainReport, pretrain};
+
+/// The checkpoint at `path` if it holds `arch` pretrained with `seed` on
+/// `digits`; none when there is no file or it was pretrained otherwise. A
+/// file that is not a valid checkpoint is an error, never overwritten.
+fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Option<Model<f32>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let checkpoint = load_checkpoint(path).map_err(|e| {
+        Error::data(
+            path,
+            format!("cannot be reused ({e}); remove it to pretrain again"),
+        )
+    })?;
+    let same = checkpoint.model.arch() == arch
+        && checkpoint
+            .provenance()
+            .is_some_and(|p| p.matches(seed, digits));
+    Ok(same.then_some(checkpoint.model))
+}
+
+/// The network of `arch` pretrained with `options` on `digits`: the one
+/// at `checkpoint` when it was pretrained with the same seed on the same
+/// digits, else pretrained now and saved there.
+pub fn pretrained(
+    checkpoint: &Path,
+    arch: &Arch,
+    options: &PretrainOptions,
+    digits: &Digits,
+    observer: &dyn Observer,
+) -> Result<Model<f32>> {
+    if let Some(model) = reusable(checkpoint, arch, options.seed, digits)? {
+        observer.reused(checkpoint);
+        return Ok(model);
+    }
+    let start = Instant::now();
+    let (model, report) = pretrain(arch, digits, options, |stats| {
+        observer.pretraining_epoch(stats, options.max_epochs)
+    })?;
+    let provenance = Provenance::new(options, &report, digits);
+    save_pretrained(checkpoint, &model, &provenance)?;
+    observer.pretrained(&report, start.elapsed().as_secs_f64(), checkpoint);
+    Ok(model)
+}
+
+/// Pretrains a network of `arch` (resolved from `--arch` as given, a
+/// preset or a JSON file, with `modulated_layer`) on the digits in `data`
+/// with `options` and writes it to `out` with its provenance (§4, §7);
+/// `out` must be writable and none of the inputs. `on_epoch` sees each
+/// epoch as it ends.
+pub fn pretrain_file(
+    (arch, modulated_layer): (&str, Option<usize>),
+    data: &Path,
+    out: &Path,
+    options: &PretrainOptions,
+    on_epoch: impl FnMut(&EpochStats),
+) -> Result<PretrainReport> {
+    let resolved = Arch::resolve(arch, modulated_layer)?;
+    options.validate()?;
+    check_writable(out)?;
+    let digit_files = idx_files(data);
+    let mut inputs = vec![("--arch", Path::new(arch))];
+    inputs.extend(digit_files.iter().map(|p| ("--data", p.as_path())));
+    check_not_input(out, &inputs)?;
+    let digits = Digits::load(data)?;
+    let (model, report) = pretrain(&resolved, &digits, options, on_epoch)?;
+    save_pretrained(out, &model, &Provenance::new(options, &report, &digits))?;
+    Ok(report)
+}
+
+/// A convolutional network pretrained jointly on a benchmark's tasks and
+/// written to its checkpoint (§8).
+pub struct ConvPretrained {
+    /// The network.
+    pub net: ConvNet<f32>,
+    /// How it was pretrained, as its checkpoint keeps it.
+    pub provenance: ConvProvenance,
+    /// Every epoch's numbers.
+    pub epochs: Vec<MultitaskEpoch>,
+}
+
+/// Pretrains a network of `arch` (a preset or a format 2 JSON file, as
+/// `--arch` gives it; `None`: the benchmark's preset) on every task of the
+/// benchmark of `source` with `options` and writes it to `out` with its
+/// provenance (§8); `out` must be writable and none of the inputs.
+pub fn pretrain_conv_file(
+    source: &BenchmarkSource,
+    arch: Option<&str>,
+    out: &Path,
+    options: &MultitaskPretrainOptions,
+    on_epoch: &mut dyn FnMut(&MultitaskEpoch),
+) -> Result<ConvPretrained> {
+    options.validate()?;
+    check_writable(out)?;
+    let dir = source.dir()?;
+    let files = MultitaskData::files(source.benchmark, &dir);
+    let mut inputs: Vec<(&str, &Path)> = files.iter().map(|p| ("--data", p.as_path())).collect();
+    inputs.push(("--data", &dir));
+    if let Some(arch) = arch {
+        inputs.push(("--arch", Path::new(arch)));
+    }
+    check_not_input(out, &inputs)?;
+    let data = source.load()?;
+    let name = arch.unwrap_or(source.benchmark.default_arch());
+    let arch = ConvArch::resolve(name, data.task_count())?;
+    let (net, epochs) = pretrain_multitask(&data, &arch, options, on_epoch)?;
+    let provenance = conv_provenance(&data, options, &epochs);
+    save_conv_checkpoint(out, &net, &provenance)?;
+    Ok(ConvPretrained {
+        net,
+        provenance,
+        epochs,
+    })
+}
+
+/// The network of `data`'s benchmark preset pretrained with `options`:
+/// the one at `checkpoint` when it was pretrained with the same seed on
+/// the same data within the epoch cap, else pretrained now and saved there.
+pub fn pretrained_conv(
+    checkpoint: &Path,
+    data: &MultitaskData,
+    options: &MultitaskPretrainOptions,
+    observer: &dyn Observer,
+) -> Result<(ConvNet<f32>, ConvProvenance)> {
+    let reusable = load_conv_checkpoint(checkpoint).ok().filter(|c| {
+        c.provenance.seed == options.seed
+            && c.provenance.epochs <= options.max_epochs
+            && c.provenance.data_sha256 == data.sha256()
+            && c.provenance.benchmark == data.benchmark.name()
+    });
+    if let Some(found) = reusable {
+        observer.reused(checkpoint);
+        return Ok((found.net, found.provenance));
+    }
+    observer.stage(&format!(
+        "pretrain {} on {}",
+        data.benchmark.default_arch(),
+        data.benchmark.name()
+    ));
+    let arch = ConvArch::preset(data.benchmark.default_arch(), data.task_count())?;
+    let (net, epochs) = pretrain_multitask(data, &arch, options, &mut |_| {})?;
+    let provenance = conv_provenance(data, options, &epochs);
+    save_conv_checkpoint(checkpoint, &net, &provenance)?;
+    Ok((net, provenance))
+}
+
+/// How a network was pretrained on `data` with `options` in `epochs`.
+fn conv_provenance(
+    data: &MultitaskData,
+    options: &MultitaskPretrainOptions,
+    epochs: &[MultitaskEpoch],
+) -> ConvProvenance {
+    ConvProvenance {
+        benchmark: data.benchmark.name().to_string(),
+        tasks: data.tasks.clone(),
+        seed: options.seed,
+        epochs: epochs.len(),
+        heldout_accuracy: epochs.last().map_or(0.0, |e| e.mean_accuracy()),
+        data_sha256: data.sha256().to_string(),
+    }
+}

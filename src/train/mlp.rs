@@ -1,0 +1,465 @@
+//! The MLP of §2 behind the fine-tuning seam ([`Network`]): its training
+//! passes on [`Model`], its frozen caches of a set (F(a_ℓ) and the gated
+//! activity, packed for the kernels), its evaluations on the fused
+//! kernel's tiles (§3, §4) and its batch gain through the trial kernel.
+
+use std::ops::Range;
+
+use crate::data::CANVAS_PIXELS;
+use crate::kernel::dense::{DensePlan, DenseScratch, dense_forward, has_dense_tiles};
+use crate::kernel::{
+    BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
+};
+use crate::net::arch::LOGITS;
+use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
+use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
+use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
+use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
+
+/// Examples per forward pass of an evaluation or a cache.
+pub const EVAL_CHUNK: usize = 500;
+
+/// What the frozen MLP makes of a set (§4): the modulated layer's
+/// activity F(a_ℓ), from which the modulation methods step and evaluate,
+/// and the gated layer's activity with the modulation off, from which
+/// `retrain-last` evaluates; both packed for the kernel's tiles where
+/// they read them.
+#[derive(Clone, Debug)]
+pub struct MlpCache {
+    modulated_activity: Vec<f32>,
+    /// The same, in the kernel's packed layout (for [`forward_rows`]).
+    packed_activity: PackedRows,
+    /// The canvases as layer 1 reads them, packed (for [`dense_forward`]).
+    packed_input: PackedRows,
+    gated_activity: Vec<f32>,
+    /// Neurons of the modulated and the gated layer.
+    widths: (usize, usize),
+}
+
+/// The buffers of the MLP's training passes.
+pub struct MlpTrainer {
+    ws: Workspace<f32>,
+    grads: Grads<f32>,
+    off: Modulation<f32>,
+}
+
+/// The buffers of the MLP's gain estimates: the kernel's batch buffers,
+/// and those of the variance compensation.
+pub struct MlpGainScratch {
+    batch: BatchScratch,
+    workspace: Workspace<f32>,
+    activity: Vec<f32>,
+}
+
+impl Network for Model<f32> {
+    type Readout = Readout;
+    type Plan = KernelPlan;
+    type Cache = MlpCache;
+    type Trainer = MlpTrainer;
+    type Evaluator = MlpEvaluator;
+    type GainScratch = MlpGainScratch;
+
+    fn plan(&self) -> KernelPlan {
+        KernelPlan::new(self)
+    }
+
+    fn input_len(&self) -> usize {
+        CANVAS_PIXELS
+    }
+
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn trained_params(&self, depth: Depth, _readout: Readout) -> Vec<ParamRange> {
+        let last = self.arch().depth();
+        let first = if depth == Depth::Readout { last } else { 1 };
+        (first..=last)
+            .flat_map(|l| {
+                let layer = self.layer(l);
+                [
+                    ParamRange {
+                        range: layer.weights.clone(),
+                        weights: true,
+                    },
+                    ParamRange {
+                        range: layer.bias.clone(),
+                        weights: false,
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    fn trainer(&self, batch: usize) -> MlpTrainer {
+        MlpTrainer {
+            ws: self.workspace(batch),
+            grads: self.zero_grads(),
+            off: Modulation::off(self.arch()),
+        }
+    }
+
+    fn gradients<'t>(
+        &self,
+        trainer: &'t mut MlpTrainer,
+        batch: Batch<'_>,
+        modulation: Option<&Modulation<f32>>,
+        m: f32,
+        readout: Readout,
+        depth: Depth,
+    ) -> Result<&'t mut Grads<f32>, Fault> {
+        let ws = &mut trainer.ws;
+        let modulation = modulation.unwrap_or(&trainer.off);
+        // Only the coupling's steps may start from the frozen F(a_ℓ).
+        match (depth, batch.activity) {
+            (Depth::Coupling, Some(activity)) => {
+                self.forward_from(ws, modulation, self.arch().modulated_layer, activity, m)
+            }
+            _ => self.forward(ws, modulation, batch.inputs, m),
+        }
+        let loss = self.loss(ws, batch.labels, readout);
+        if let Some(fault) = forward_fault(self, ws) {
+            return Err(fault);
+        }
+        check_scalar("training loss", loss as f64)?;
+        self.backward(ws, depth, &mut trainer.grads);
+        Ok(&mut trainer.grads)
+    }
+
+    fn step_flops(&self, batch: usize, _depth: Depth) -> f64 {
+        6.0 * batch as f64 * macs_from(self, 1)
+    }
+
+    fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> MlpCache {
+        let model = &frozen.net;
+        let arch = model.arch();
+        let off = Modulation::off(arch);
+        let mut ws = model.workspace(EVAL_CHUNK);
+        let mut modulated_activity = Vec::new();
+        let mut gated_activity = Vec::new();
+        for chunk in inputs.chunks(EVAL_CHUNK * CANVAS_PIXELS) {
+            modulated_activity.extend_from_slice(model.unmodulated_activity(&mut ws, chunk));
+            gated_activity.extend_from_slice(model.activity_at(
+                &mut ws,
+                &off,
+                chunk,
+                arch.gated_layer(),
+                m,
+            ));
+        }
+        let widths = (arch.coupling_len(), arch.gain_len());
+        MlpCache {
+            packed_input: PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS),
+            packed_activity: PackedRows::new(&modulated_activity, widths.0),
+            modulated_activity,
+            gated_activity,
+            widths,
+        }
+    }
+
+    fn select(cache: &MlpCache, rows: &[usize]) -> MlpCache {
+        fn gather(all: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| &all[r * width..(r + 1) * width])
+                .copied()
+                .collect()
+        }
+        MlpCache {
+            modulated_activity: gather(&cache.modulated_activity, cache.widths.0, rows),
+            packed_activity: cache.packed_activity.select(rows),
+            packed_input: cache.packed_input.select(rows),
+            gated_activity: gather(&cache.gated_activity, cache.widths.1, rows),
+            widths: cache.widths,
+        }
+    }
+
+    fn cached_activity(cache: &MlpCache, rows: Range<usize>) -> Option<&[f32]> {
+        let width = cache.widths.0;
+        Some(&cache.modulated_activity[rows.start * width..rows.end * width])
+    }
+
+    fn evaluator(&self) -> MlpEvaluator {
+        MlpEvaluator::new(self, Body::detect())
+    }
+
+    fn evaluate_modulated<'e>(
+        frozen: &Frozen<Self>,
+        evaluator: &'e mut MlpEvaluator,
+        set: &EvalSet<Self>,
+        modulation: &Modulation<f32>,
+        readout: Readout,
+        m: f32,
+    ) -> Result<&'e [f32], Fault> {
+        evaluator.modulated(frozen, modulation, set, readout, m);
+        evaluator.checked_logits()
+    }
+
+    fn evaluate_retrained<'e>(
+        &self,
+        evaluator: &'e mut MlpEvaluator,
+        set: &EvalSet<Self>,
+        depth: Depth,
+        _readout: Readout,
+        m: f32,
+    ) -> Result<&'e [f32], Fault> {
+        evaluator.unmodulated(self, set, depth, m);
+        evaluator.checked_logits()
+    }
+
+    fn evaluation_flops(&self, depth: Depth) -> f64 {
+        let from = match depth {
+            Depth::Coupling => self.arch().modulated_layer + 1,
+            Depth::All => 1,
+            Depth::Readout => self.arch().depth(),
+        };
+        2.0 * macs_from(self, from)
+    }
+
+    fn count_correct(&self, logits: &[f32], labels: &[u8], readout: Readout) -> usize {
+        correct_count(logits, LOGITS, labels, readout)
+    }
+
+    fn mean_loss(&self, logits: &[f32], labels: &[u8], readout: Readout) -> f64 {
+        mean_cross_entropy(logits, LOGITS, labels, readout)
+    }
+
+    fn gain_scratch(&self, trials: usize) -> MlpGainScratch {
+        MlpGainScratch {
+            batch: BatchScratch::new(self, trials),
+            workspace: self.workspace(trials),
+            activity: Vec::new(),
+        }
+    }
+
+    fn batch_gain<'s>(
+        frozen: &Frozen<Self>,
+        scratch: &'s mut MlpGainScratch,
+        coupling: &[f32],
+        trials: Batch<'_>,
+        modulator: &[f32],
+        variance: f32,
+        rule: GainRule,
+    ) -> &'s [f32] {
+        let model = &frozen.net;
+        let mut start = match trials.activity {
+            Some(activity) => Trials::Activity(activity),
+            None => Trials::Canvases(trials.inputs),
+        };
+        if variance > 0.0 {
+            let activity = match start {
+                Trials::Canvases(canvases) => {
+                    model.unmodulated_activity(&mut scratch.workspace, canvases)
+                }
+                Trials::Activity(activity) => activity,
+            };
+            compensate(activity, coupling, variance, &mut scratch.activity);
+            start = Trials::Activity(&scratch.activity);
+        }
+        crate::kernel::batch_gain(
+            model,
+            &frozen.plan,
+            coupling,
+            start,
+            modulator,
+            rule,
+            &mut scratch.batch,
+        )
+    }
+
+    fn trial_flops(frozen: &Frozen<Self>, samples: usize) -> f64 {
+        frozen.plan.flops_per_trial(samples)
+    }
+}
+
+/// The variance compensation of §3 for the MLP's trials: exp(m·c −
+/// σ²c²/2) = exp(m·c)·exp(−σ²c²/2), so each neuron's F(a_ℓ) (rows of
+/// `activity`) is scaled by its constant factor before the kernel, which
+/// stays unchanged; exact, since the factor does not depend on the sample.
+pub fn compensate(activity: &[f32], coupling: &[f32], variance: f32, out: &mut Vec<f32>) {
+    out.clear();
+    for row in activity.chunks_exact(coupling.len()) {
+        out.extend(
+            row.iter()
+                .zip(coupling)
+                .map(|(&u, &c)| u * (-0.5 * variance * c * c).exp()),
+        );
+    }
+}
+
+/// Multiply-adds of one example through layers `from..=L` (blocks only).
+fn macs_from(model: &Model<f32>, from: usize) -> f64 {
+    (from..=model.arch().depth())
+        .map(|l| model.layer(l).shape.macs())
+        .sum::<usize>() as f64
+}
+
+/// Evaluates MLPs on [`EvalSet`]s with buffers reused across calls (§4):
+/// forward at m = μ_m with the current coupling and gain, starting from
+/// the deepest activity the method leaves frozen, into logits.
+pub struct MlpEvaluator {
+    body: Body,
+    /// exp(m·c − β) per modulated neuron.
+    factor: Vec<f32>,
+    /// Gated activity of the set before the gain, `[n, N_{L−1}]`.
+    gated: Vec<f32>,
+    /// Logits, `[n, 10]` (only the readout's columns are written).
+    logits: Vec<f32>,
+    /// Readout weights with the gain folded in, `[10, N_{L−1}]`.
+    readout: Vec<f32>,
+    off: Modulation<f32>,
+    scratch: KernelScratch,
+    /// The retrained network's layers 1..L−1, packed at each evaluation.
+    dense: DensePlan,
+    dense_scratch: DenseScratch,
+    ws: Workspace<f32>,
+    /// The first non-finite tensor of the last unmodulated evaluation,
+    /// searched for when a chunk's logits are not finite.
+    fault: Option<Fault>,
+}
+
+impl MlpEvaluator {
+    /// An evaluator for networks of `model`'s architecture whose modulated
+    /// path runs on the kernel's `body` ([`Body::detect`] for the fastest).
+    pub fn new(model: &Model<f32>, body: Body) -> MlpEvaluator {
+        let arch = model.arch();
+        MlpEvaluator {
+            body,
+            factor: vec![0.0; arch.coupling_len()],
+            gated: Vec::new(),
+            logits: Vec::new(),
+            readout: model.weights(arch.depth()).to_vec(),
+            off: Modulation::off(arch),
+            scratch: KernelScratch::default(),
+            dense: DensePlan::default(),
+            dense_scratch: DenseScratch::default(),
+            ws: model.workspace(EVAL_CHUNK),
+            fault: None,
+        }
+    }
+
+    /// The frozen network under `modulation` on `set` (the modulation
+    /// methods): the set's packed F(a_ℓ) times exp(m·c − β), through the
+    /// layers ℓ+1..L−1 on the kernel's packed weights, then the readout
+    /// with the gain folded into its weights, for the readout's logits only.
+    pub fn modulated(
+        &mut self,
+        frozen: &Frozen<Model<f32>>,
+        modulation: &Modulation<f32>,
+        set: &EvalSet<Model<f32>>,
+        readout: Readout,
+        m: f32,
+    ) {
+        let model = &frozen.net;
+        let arch = model.arch();
+        let rows = set.len();
+        let n_gated = modulation.gain.len();
+        self.gated.resize(rows * n_gated, 0.0);
+        self.logits.resize(rows * LOGITS, 0.0);
+        modulation_factor(m, &modulation.coupling, arch.beta, &mut self.factor);
+        forward_rows(
+            self.body,
+            &frozen.plan,
+            &set.cache().packed_activity,
+            &self.factor,
+            &mut self.gated,
+            &mut self.scratch,
+        );
+        // logits = (g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b: fold g into the readout.
+        self.readout.copy_from_slice(model.weights(arch.depth()));
+        for row in self.readout.chunks_exact_mut(n_gated) {
+            for (w, &g) in row.iter_mut().zip(&modulation.gain) {
+                *w *= g;
+            }
+        }
+        readout_columns(
+            &self.gated,
+            n_gated,
+            &self.readout,
+            model.bias(arch.depth()),
+            &readout.columns(),
+            &mut self.logits,
+        );
+    }
+
+    /// `model` with the modulation off on `set`, retrained to `depth`, at
+    /// modulator value `m`: from the set's frozen gated activity when only
+    /// the readout changed, else from the canvases, where on a SIMD body
+    /// layers 1..L−1 run on the kernel's dense tiles (the forward pass's
+    /// bits, [`dense_forward`]) and the readout on the network's own code.
+    pub fn unmodulated(
+        &mut self,
+        model: &Model<f32>,
+        set: &EvalSet<Model<f32>>,
+        depth: Depth,
+        m: f32,
+    ) {
+        let arch = model.arch();
+        let n_gated = arch.gain_len();
+        let cache = set.cache();
+        let from_canvases = depth != Depth::Readout;
+        self.logits.resize(set.len() * LOGITS, 0.0);
+        self.fault = None;
+        let dense = from_canvases && has_dense_tiles(self.body);
+        if dense {
+            self.dense.repack(model, m);
+            self.gated.resize(set.len() * n_gated, 0.0);
+            dense_forward(
+                self.body,
+                &self.dense,
+                &cache.packed_input,
+                &mut self.gated,
+                &mut self.dense_scratch,
+            );
+        }
+        for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
+            let rows = chunk * EVAL_CHUNK..chunk * EVAL_CHUNK + logits.len() / LOGITS;
+            let canvases = &set.inputs()[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS];
+            let gated = match (from_canvases, dense) {
+                (true, false) => None,
+                (true, true) => Some(&self.gated),
+                (false, _) => Some(&cache.gated_activity),
+            };
+            match gated {
+                None => model.forward(&mut self.ws, &self.off, canvases, m),
+                Some(gated) => model.forward_from(
+                    &mut self.ws,
+                    &self.off,
+                    arch.gated_layer(),
+                    &gated[rows.start * n_gated..rows.end * n_gated],
+                    m,
+                ),
+            }
+            logits.copy_from_slice(model.logits(&self.ws));
+            // Only the logits are scanned on every chunk; the layers below
+            // are searched for the first culprit once a logit is not finite
+            // (from the canvases, by the network's own forward pass).
+            if self.fault.is_none() && logits.iter().any(|v| !v.is_finite()) {
+                if from_canvases {
+                    model.forward(&mut self.ws, &self.off, canvases, m);
+                }
+                self.fault = forward_fault(model, &self.ws).map(|mut fault| {
+                    fault.tensor += &format!(" (evaluation rows from {})", rows.start);
+                    fault
+                });
+            }
+        }
+    }
+
+    /// The logits of the last evaluation, `[n, 10]` (after
+    /// [`MlpEvaluator::modulated`] only the readout's columns are
+    /// meaningful), or the first tensor that turned non-finite in it
+    /// (§6): the modulation factor, a layer of an unmodulated forward
+    /// pass, or the logits.
+    pub fn checked_logits(&self) -> Result<&[f32], Fault> {
+        check_finite("modulation factor exp(m·c − β)", &self.factor)?;
+        if let Some(fault) = &self.fault {
+            return Err(fault.clone());
+        }
+        check_finite("logits", &self.logits)?;
+        Ok(&self.logits)
+    }
+}
