@@ -7,14 +7,13 @@ use std::path::Path;
 
 use comod::conv::ConvArch;
 use comod::conv::checkpoint::conv_checkpoint_from;
+use comod::data::celeba::{parse_celeba_attributes, parse_celeba_partition};
+use comod::data::cifar::{CIFAR_COARSE, parse_cifar_records};
 use comod::data::idx::{IMAGES_MAGIC, LABELS_MAGIC, decompress_maybe_gzip, parse_idx};
 use comod::data::parse_task_list;
 use comod::io::checkpoint::checkpoint_from;
 use comod::io::tensors::TensorFile;
 use comod::io::trace::parse_trace_inputs;
-use comod::multitask::data::{
-    CIFAR_COARSE, parse_celeba_attributes, parse_celeba_partition, parse_cifar_records,
-};
 use comod::net::Arch;
 use comod::sweep::plan::Shard;
 use comod::sweep::record::{Architecture, Record};

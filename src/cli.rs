@@ -3,6 +3,7 @@
 //! library, which also checks the values.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -10,17 +11,19 @@ use clap::{Parser, Subcommand};
 
 use comod::bench::DEFAULT_SECONDS;
 use comod::data::SHIPPED_DATA_DIR;
+use comod::data::benchmark::{Benchmark, BenchmarkSource};
 use comod::data::task::ALL_TASKS;
-use comod::multitask::data::{Benchmark, BenchmarkSource};
-use comod::multitask::pretrain::MultitaskPretrainOptions;
 use comod::named::Named;
-use comod::net::GainRule;
 use comod::net::arch::DEFAULT_PRESET;
+use comod::net::{Arch, GainRule};
 use comod::report::ReportOptions;
 use comod::report::plan::Scale;
 use comod::reproduce::{DEFAULT_OUT, ReproduceOptions, plan};
 use comod::rng::DEFAULT_SEED;
+use comod::sweep::SweepSpec;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
+use comod::sweep::record::{Architecture, SweepConfig};
+use comod::train::joint::MultitaskPretrainOptions;
 use comod::train::options::{
     Compensation, CouplingParam, GainInput, GainNorm, GainSmoothing, ProtocolKind, Reading,
     ReadoutKind,
@@ -380,6 +383,25 @@ impl RunOptions {
     pub fn finetune_config(&self) -> FinetuneConfig {
         self.reading.with(&self.overrides())
     }
+
+    /// The sweep of `tasks` × these methods × `repeats` (shard `shard`)
+    /// whose records carry `config`.
+    pub fn spec<T, A: Architecture>(
+        &self,
+        tasks: Vec<T>,
+        repeats: usize,
+        shard: Shard,
+        config: SweepConfig<A>,
+    ) -> SweepSpec<T, A> {
+        SweepSpec {
+            tasks,
+            methods: self.methods.clone(),
+            repeats,
+            shard,
+            record_coupling: self.record_coupling,
+            config,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -412,6 +434,22 @@ pub struct SweepArgs {
     pub modulated_layer: Option<usize>,
     #[command(flatten)]
     pub run: RunOptions,
+}
+
+impl SweepArgs {
+    /// The architecture `--arch` (with `--modulated-layer`) names, with
+    /// the flags as given, when given.
+    pub fn expected_arch(&self) -> comod::Result<Option<(String, Arch)>> {
+        let Some(name) = &self.arch else {
+            return Ok(None);
+        };
+        let layer = self.modulated_layer;
+        let given = match layer {
+            Some(l) => format!("{name} --modulated-layer {l}"),
+            None => name.clone(),
+        };
+        Ok(Some((given, Arch::resolve(name, layer)?)))
+    }
 }
 
 #[derive(clap::Args)]
@@ -662,4 +700,22 @@ pub struct EvalArgs {
     /// Seed of the evaluation composites.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+}
+
+/// Parses the command line; usage errors become one line and exit code 2.
+pub fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let rendered = e.render().to_string();
+        let line: Vec<&str> = (rendered.lines().map(str::trim))
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .filter(|l| !l.is_empty())
+            .collect();
+        eprintln!("{}", line.join(" "));
+        ExitCode::from(2)
+    })
 }

@@ -52,7 +52,7 @@ pub enum Error {
         /// The run, e.g. `switching 1-7@0 stochastic`.
         run: String,
         /// Where and in which tensor.
-        failure: crate::train::fault::Failure,
+        failure: String,
     },
     /// A task specification that breaks §1 (`a-b@q`, a < b, q ∈ 0..4).
     #[error("task {spec:?}: {message}")]

@@ -22,7 +22,6 @@ pub mod digest;
 pub mod error;
 pub mod io;
 pub mod kernel;
-pub mod multitask;
 pub mod named;
 pub mod net;
 pub mod observer;

@@ -7,10 +7,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use comod::analysis::SummaryFiles;
 use comod::bench::{BenchLine, throughput};
+use comod::kernel::Body;
+use comod::kernel::workload::SAMPLES;
 use comod::observer::Observer;
+use comod::pretrained::ConvPretrained;
 use comod::report::ReportOutcome;
 use comod::sweep::SweepReport;
-use comod::train::{EpochStats, PretrainOptions, PretrainReport};
+use comod::sweep::record::Record;
+use comod::train::{EpochStats, PairAccuracy, PretrainOptions, PretrainReport};
+use comod::tune::Tuning;
 
 /// A progress bar on stderr with `template`.
 pub fn bar(template: &str) -> ProgressBar {
@@ -140,6 +145,80 @@ pub fn print_report(outcome: &ReportOutcome) {
         outcome.seconds,
         path.display()
     );
+}
+
+/// The pair accuracies of Fig. 2A as a Markdown table, with their means.
+pub fn print_pair_table(rows: &[PairAccuracy]) {
+    println!("\n| task | pair accuracy, no distractors | pair accuracy, with distractors |");
+    println!("|---|---|---|");
+    for row in rows {
+        let (a, b) = (row.without_distractors, row.with_distractors);
+        println!("| {} | {a:.4} | {b:.4} |", row.task);
+    }
+    let n = rows.len() as f64;
+    let mean = |f: fn(&PairAccuracy) -> f64| rows.iter().map(f).sum::<f64>() / n;
+    println!(
+        "| mean of {} | {:.4} | {:.4} |",
+        rows.len(),
+        mean(|r| r.without_distractors),
+        mean(|r| r.with_distractors)
+    );
+}
+
+/// The closing lines of a multi-task pretraining.
+pub fn print_conv_pretrained(done: &ConvPretrained, target: f64, seconds: f64, out: &Path) {
+    let p = &done.provenance;
+    let missed = if p.heldout_accuracy >= target {
+        String::new()
+    } else {
+        format!(" (target {target:.2} not reached at the epoch cap)")
+    };
+    println!(
+        "pretrained on {} in {} epochs ({seconds:.1} s): held-out mean accuracy over {} tasks {:.4}{missed}",
+        p.benchmark,
+        p.epochs,
+        p.tasks.len(),
+        p.heldout_accuracy
+    );
+    if let Some(last) = done.epochs.last() {
+        let per_task: Vec<String> = (p.tasks.iter().zip(&last.accuracy))
+            .map(|(t, a)| format!("{t} {a:.3}"))
+            .collect();
+        println!("per task: {}", per_task.join(", "));
+    }
+    println!("wrote {}", out.display());
+}
+
+/// The header of `comod bench`'s table.
+pub fn print_bench_header() {
+    let (body, threads) = (Body::detect(), rayon::current_num_threads());
+    println!(
+        "{body:?} body ({}), {threads} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count, and beside SGEMM",
+        body.isa()
+    );
+    println!(
+        "{:<24} {:>13} {:>16} {:>26} {:>10}",
+        "workload", "median", "rate", "of FMA peak", "of SGEMM"
+    );
+}
+
+/// How a learning-rate grid's sweeps went.
+pub fn print_tuning(reports: &[SweepReport], records: &[Record], rates: usize) {
+    let run: usize = reports.iter().map(|r| r.run).sum();
+    let seconds: f64 = reports.iter().map(|r| r.seconds).sum();
+    println!(
+        "{} runs over {rates} rates ({run} run now in {seconds:.1} s, the rest resumed)",
+        records.len()
+    );
+}
+
+/// A grid's table, its chosen rates and its files.
+pub fn print_tuned(tuning: &Tuning) {
+    println!("{}", tuning.table);
+    println!("chosen rates, for comod sweep:\n  {}", tuning.flags);
+    for path in &tuning.written {
+        println!("wrote {}", path.display());
+    }
 }
 
 /// One line of `comod bench`'s table.

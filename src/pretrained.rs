@@ -8,13 +8,13 @@ use std::time::Instant;
 use crate::conv::checkpoint::{ConvProvenance, load_conv_checkpoint, save_conv_checkpoint};
 use crate::conv::{ConvArch, ConvNet};
 use crate::data::Digits;
+use crate::data::benchmark::{BenchmarkData, BenchmarkSource};
 use crate::data::digits::idx_files;
 use crate::error::{Error, Result};
 use crate::io::{check_not_input, check_writable, load_checkpoint, save_pretrained};
-use crate::multitask::data::{BenchmarkSource, MultitaskData};
-use crate::multitask::pretrain::{MultitaskEpoch, MultitaskPretrainOptions, pretrain_multitask};
 use crate::net::{Arch, Model};
 use crate::observer::Observer;
+use crate::train::joint::{MultitaskEpoch, MultitaskPretrainOptions, pretrain_multitask};
 
 use crate::train::pretrain::Provenance;
 use crate::train::{EpochStats, PretrainOptions, PretrainReport, pretrain};
@@ -113,7 +113,7 @@ pub fn pretrain_conv_file(
     options.validate()?;
     check_writable(out)?;
     let dir = source.dir()?;
-    let files = MultitaskData::files(source.benchmark, &dir);
+    let files = BenchmarkData::files(source.benchmark, &dir);
     let mut inputs: Vec<(&str, &Path)> = files.iter().map(|p| ("--data", p.as_path())).collect();
     inputs.push(("--data", &dir));
     if let Some(arch) = arch {
@@ -138,7 +138,7 @@ pub fn pretrain_conv_file(
 /// the same data within the epoch cap, else pretrained now and saved there.
 pub fn pretrained_conv(
     checkpoint: &Path,
-    data: &MultitaskData,
+    data: &BenchmarkData,
     options: &MultitaskPretrainOptions,
     observer: &dyn Observer,
 ) -> Result<(ConvNet<f32>, ConvProvenance)> {
@@ -166,7 +166,7 @@ pub fn pretrained_conv(
 
 /// How a network was pretrained on `data` with `options` in `epochs`.
 fn conv_provenance(
-    data: &MultitaskData,
+    data: &BenchmarkData,
     options: &MultitaskPretrainOptions,
     epochs: &[MultitaskEpoch],
 ) -> ConvProvenance {

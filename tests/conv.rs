@@ -5,9 +5,12 @@
 //! differences in f64, on random small architectures.
 
 use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
-use comod::conv::net::{Heads, Modulator, heads_loss};
-use comod::conv::ops::{Shape, col2im, conv_direct, conv_forward, im2col, maxpool_forward};
+use comod::conv::heads::Heads;
+use comod::conv::heads::heads_loss;
+use comod::conv::modulator::Modulator;
+use comod::conv::ops::{col2im, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, Stage};
+use comod::data::Shape;
 use comod::net::Depth;
 use comod::net::simd::Isa;
 use proptest::prelude::*;

@@ -5,10 +5,11 @@
 mod common;
 
 use common::{comod, comod_owned};
-use comod::conv::net::ConvWorkspace;
 use comod::conv::trial::{TrialScratch, trial_gain, trial_gain_reference, unmodulated_features};
-use comod::conv::{ConvArch, ConvNet, Shape, Stage};
-use comod::multitask::data::MultitaskData;
+use comod::conv::workspace::ConvWorkspace;
+use comod::conv::{ConvArch, ConvNet, Stage};
+use comod::data::Shape;
+use comod::data::benchmark::BenchmarkData;
 use comod::net::{GainRule, Modulation};
 use comod::train::learner::learner;
 use comod::train::protocol::online;
@@ -129,7 +130,7 @@ fn accuracy(
 /// back, bit for bit; retraining changes the shared backbone instead.
 #[test]
 fn switching_back_reproduces_a_modulated_task_exactly() {
-    let data = MultitaskData::mnist_attributes(common::shipped_digits().clone());
+    let data = BenchmarkData::mnist_attributes(common::shipped_digits().clone());
     let arch = ConvArch::preset("conv-mnist", data.task_count()).unwrap();
     let frozen = Frozen::new(ConvNet::<f32>::init(&arch, 5));
     let study = BenchmarkTasks {

@@ -7,11 +7,10 @@ mod common;
 
 use std::path::Path;
 
+use comod::data::benchmark::{Benchmark, BenchmarkData};
+use comod::data::celeba::{CELEBA_SIDE, parse_celeba_attributes, parse_celeba_partition};
+use comod::data::cifar::CIFAR_RECORD;
 use comod::data::{CompositeKind, CompositeSet, NOISE_STD, Pool};
-use comod::multitask::data::{
-    Benchmark, CELEBA_SIDE, CIFAR_RECORD, MultitaskData, parse_celeba_attributes,
-    parse_celeba_partition,
-};
 
 /// A CIFAR-100 record: coarse, fine, then the R, G and B planes.
 fn cifar_record(coarse: u8, fine: u8, rgb: [u8; 3]) -> Vec<u8> {
@@ -45,7 +44,7 @@ fn cifar100_loads_channel_last_with_coarse_tasks() {
         &train,
         &[(0, 0, [9, 9, 9]), (3, 1, [50, 60, 70])],
     );
-    let data = MultitaskData::load(Benchmark::Cifar100, dir.path(), None).unwrap();
+    let data = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 20);
     assert_eq!(
         (data.shape.channels, data.shape.height, data.shape.width),
@@ -82,7 +81,7 @@ fn cifar100_loads_channel_last_with_coarse_tasks() {
         assert_eq!(&set.images[i * 3072 + 3..i * 3072 + 6], pixel);
     }
     // --limit keeps the first records.
-    let limited = MultitaskData::load(Benchmark::Cifar100, dir.path(), Some(1)).unwrap();
+    let limited = BenchmarkData::load(Benchmark::Cifar100, dir.path(), Some(1)).unwrap();
     assert!(
         limited.draw_task(19, Pool::Train, 2, 1).is_err(),
         "coarse 19 is not among the first record"
@@ -96,7 +95,7 @@ fn cifar100_format_errors_name_the_file() {
     let mut bytes = std::fs::read(dir.path().join("train.bin")).unwrap();
     bytes.pop();
     std::fs::write(dir.path().join("train.bin"), &bytes).unwrap();
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -104,7 +103,7 @@ fn cifar100_format_errors_name_the_file() {
         "{err}"
     );
     write_cifar(dir.path(), &[(20, 0, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -112,13 +111,13 @@ fn cifar100_format_errors_name_the_file() {
         "{err}"
     );
     write_cifar(dir.path(), &[(0, 100, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("fine 100"), "{err}");
     write_cifar(dir.path(), &[(0, 0, [1, 1, 1])], &[(0, 0, [1, 1, 1])]);
     std::fs::remove_file(dir.path().join("test.bin")).unwrap();
-    let err = MultitaskData::load(Benchmark::Cifar100, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("test.bin"), "{err}");
@@ -164,7 +163,7 @@ fn celeba_loads_resized_images_with_attributes_and_partitions() {
             ("000005.jpg", [240, 240, 20], false, 2),
         ],
     );
-    let data = MultitaskData::load(Benchmark::Celeba, dir.path(), None).unwrap();
+    let data = BenchmarkData::load(Benchmark::Celeba, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 40);
     assert_eq!(data.tasks[20], "Male");
     assert_eq!(
@@ -206,7 +205,7 @@ fn celeba_format_errors_name_the_file_and_line() {
     let attr = dir.path().join("list_attr_celeba.txt");
     let text = std::fs::read_to_string(&attr).unwrap();
     std::fs::write(&attr, text.replacen(" -1", " 0", 1)).unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Celeba, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -219,7 +218,7 @@ fn celeba_format_errors_name_the_file_and_line() {
         "000001.jpg 0\n000002.jpg 3\n",
     )
     .unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Celeba, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -232,13 +231,13 @@ fn celeba_format_errors_name_the_file_and_line() {
         b"not a jpeg",
     )
     .unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Celeba, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("000002.jpg") && err.contains("JPEG"), "{err}");
     write_celeba(dir.path(), &images);
     std::fs::remove_file(dir.path().join("img_align_celeba").join("000001.jpg")).unwrap();
-    let err = MultitaskData::load(Benchmark::Celeba, dir.path(), None)
+    let err = BenchmarkData::load(Benchmark::Celeba, dir.path(), None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("000001.jpg"), "{err}");
@@ -281,7 +280,7 @@ fn celeba_list_parsers_check_counts_and_values() {
 #[test]
 fn mnist_attributes_labels_are_the_quadrant_digits_parity_and_size() {
     let digits = common::shipped_digits();
-    let data = MultitaskData::mnist_attributes(digits.clone());
+    let data = BenchmarkData::mnist_attributes(digits.clone());
     assert_eq!(
         data.tasks,
         [

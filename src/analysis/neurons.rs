@@ -4,9 +4,9 @@
 
 use crate::data::composite::{CANVAS_SIDE, quadrant_origin};
 use crate::data::{CANVAS_PIXELS, Digits, Task};
+use crate::net::model::EVAL_ROWS;
 use crate::net::{Model, Modulation};
 use crate::train::evaluate::task_test_set;
-use crate::train::mlp::EVAL_CHUNK;
 
 /// Composites the |d′| of a task is measured on.
 pub const D_PRIME_COMPOSITES: usize = 1000;
@@ -57,9 +57,9 @@ pub fn task_d_prime(
     let set = task_test_set(digits, task, true, D_PRIME_COMPOSITES, seed);
     let off = Modulation::off(model.arch());
     let neurons = model.arch().size(layer);
-    let mut ws = model.workspace(EVAL_CHUNK);
+    let mut ws = model.workspace(EVAL_ROWS);
     let mut responses = Vec::with_capacity(set.len() * neurons);
-    for chunk in set.images.chunks(EVAL_CHUNK * CANVAS_PIXELS) {
+    for chunk in set.images.chunks(EVAL_ROWS * CANVAS_PIXELS) {
         responses.extend_from_slice(model.activity_at(&mut ws, &off, chunk, layer, 0.0));
     }
     d_prime(&responses, neurons, &set.labels)

@@ -12,12 +12,13 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 use crate::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
-use crate::conv::net::ConvWorkspace;
-use crate::conv::ops::{Shape, conv_backward, conv_forward, im2col};
+use crate::conv::ops::{conv_backward, conv_forward, im2col};
 use crate::conv::trial::{
     TrialScratch, trial_activity, trial_flops, trial_gain, unmodulated_features,
 };
+use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ConvArch, ConvNet};
+use crate::data::Shape;
 use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
 use crate::net::GainRule;
 use crate::net::linalg::serial_products;

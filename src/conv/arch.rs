@@ -10,11 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::conv::ops::Shape;
+use crate::data::Shape;
 use crate::error::{Error, Result};
+use crate::net::arch::CONV_ARCH_FORMAT;
 
-/// The format a convolutional architecture file carries.
-pub const CONV_ARCH_FORMAT: u32 = 2;
 /// Largest kernel side accepted.
 pub const MAX_KERNEL: usize = 11;
 /// Most channels or neurons of one stage.

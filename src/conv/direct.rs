@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::conv::ops::Shape;
+use crate::data::Shape;
 use crate::net::linalg::products_serial;
 use crate::net::simd::Isa;
 

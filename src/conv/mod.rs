@@ -4,10 +4,15 @@
 pub mod arch;
 pub mod checkpoint;
 pub mod direct;
+pub mod heads;
+pub mod modulator;
 pub mod net;
 pub mod ops;
 pub mod trial;
+pub mod workspace;
 
 pub use arch::{ConvArch, Stage};
-pub use net::{ConvNet, ConvWorkspace, Heads, Modulator};
-pub use ops::Shape;
+pub use heads::Heads;
+pub use modulator::Modulator;
+pub use net::ConvNet;
+pub use workspace::ConvWorkspace;

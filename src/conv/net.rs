@@ -12,11 +12,18 @@ use rand::RngExt;
 
 use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
 use crate::conv::direct::{self, ConvWeights};
-use crate::conv::ops::{self, Shape};
+use crate::conv::modulator::{Modulator, channel_factors, scale_channels};
+use crate::conv::ops;
+use crate::conv::workspace::ConvWorkspace;
+use crate::data::Shape;
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
-use crate::net::simd::{Isa, with_avx2};
+use crate::net::simd::Isa;
 use crate::net::{Depth, Grads};
 use crate::rng::rng_for;
+
+/// Rows per forward pass of an evaluation (a cache of a set, a held-out
+/// accuracy): small enough that a pass's maps stay small.
+pub const EVAL_ROWS: usize = 250;
 
 /// Where one stage's (or the heads') parameters sit in the flat vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,84 +32,6 @@ pub struct ParamRange {
     pub weights: Range<usize>,
     /// Biases `[out]`.
     pub bias: Range<usize>,
-}
-
-/// The modulator of one forward pass (§3, §8): per row its m, the
-/// coupling c (one per channel of the modulated stage), β, and the
-/// variance σ² of the compensation (0 without it): the factor of channel
-/// k in row b is exp(m_b·c_k − σ²·c_k²/2 − β).
-#[derive(Clone, Copy, Debug)]
-pub struct Modulator<'a, T> {
-    /// m per row.
-    pub m: &'a [T],
-    /// Coupling c, `[channels]`.
-    pub coupling: &'a [T],
-    /// β.
-    pub beta: T,
-    /// σ² of the variance compensation, or 0.
-    pub variance: T,
-}
-
-/// Activations of one forward pass, kept for the backward pass.
-#[derive(Clone, Debug, Default)]
-pub struct ConvWorkspace<T> {
-    rows: usize,
-    /// `acts[s]`: the input of stage s; `acts[n]`: the gated output g ⊙ z.
-    acts: Vec<Vec<T>>,
-    /// im2col matrices of the conv stages (empty for others), for the
-    /// backward pass (and the f64 forward pass).
-    cols: Vec<Vec<T>>,
-    /// The conv stages' weights as the direct kernel reads them (f32).
-    packed: Vec<ConvWeights>,
-    /// The zero-bordered input of the direct kernel.
-    padded: Vec<f32>,
-    /// The modulated stage's output before its factor.
-    unmodulated: Vec<T>,
-    /// Its factor per (row, channel), when modulated.
-    factors: Vec<T>,
-    /// m per row, c and σ² of the last modulated pass.
-    m: Vec<T>,
-    coupling: Vec<T>,
-    variance: T,
-    /// The gated stage's output z before the gain.
-    gated: Vec<T>,
-    /// The gain of the last pass (empty: g = 1).
-    gain: Vec<T>,
-    /// Logits `[rows, 2·tasks]`.
-    logits: Vec<T>,
-    /// Scratch gradients.
-    grad_a: Vec<T>,
-    grad_b: Vec<T>,
-    grad_cols: Vec<T>,
-}
-
-impl<T: Real> ConvWorkspace<T> {
-    /// Logits of the last forward pass, `[rows, 2·tasks]`.
-    pub fn logits(&self) -> &[T] {
-        &self.logits
-    }
-
-    /// The gated stage's output before the gain, `[rows, N]`.
-    pub fn gated(&self) -> &[T] {
-        &self.gated
-    }
-
-    /// The input of stage `s` (0-based) in the last pass; `s = stages`
-    /// gives the gated output g ⊙ z.
-    pub fn activation(&self, s: usize) -> &[T] {
-        &self.acts[s]
-    }
-
-    /// Rows of the last pass.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// The input buffer of stage `s`, for a caller that fills it in place
-    /// before [`ConvNet::run_stages`] (no copy of a large batch).
-    pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
-        &mut self.acts[s]
-    }
 }
 
 /// A convolutional multi-task network: architecture and parameters.
@@ -333,7 +262,7 @@ impl<T: Real> ConvNet<T> {
                 Stage::Maxpool => ops::maxpool_forward(x, rows, inp, y),
                 Stage::Dense { size } => {
                     let r = self.ranges[s].as_ref().expect("dense has parameters");
-                    dense_forward(
+                    dense_stage_forward(
                         x,
                         &self.params[r.weights.clone()],
                         &self.params[r.bias.clone()],
@@ -361,7 +290,7 @@ impl<T: Real> ConvNet<T> {
         if stages.end == n {
             let h = &ws.acts[n];
             ws.logits.resize(rows * self.arch.logits(), T::ZERO);
-            dense_forward(
+            dense_stage_forward(
                 h,
                 &self.params[self.heads.weights.clone()],
                 &self.params[self.heads.bias.clone()],
@@ -416,7 +345,7 @@ impl<T: Real> ConvNet<T> {
         let logits = self.arch.logits();
         let h = &ws.acts[n];
         let (dw, db) = split_two(&mut grads.params, &self.heads.weights, &self.heads.bias);
-        dense_backward(
+        dense_stage_backward(
             h,
             &self.params[self.heads.weights.clone()],
             dlogits,
@@ -461,7 +390,7 @@ impl<T: Real> ConvNet<T> {
                     let x = &ws.acts[s];
                     if weights_too {
                         let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
-                        dense_backward(
+                        dense_stage_backward(
                             x,
                             &self.params[r.weights.clone()],
                             dy,
@@ -589,41 +518,6 @@ fn split_two<'a, T>(
     (w, &mut rest[..b.len()])
 }
 
-/// Per-(row, channel) factors exp(m_b·c_k − σ²c_k²/2 − β).
-pub fn channel_factors<T: Real>(modulator: &Modulator<'_, T>, rows: usize, out: &mut Vec<T>) {
-    let channels = modulator.coupling.len();
-    assert_eq!(modulator.m.len(), rows, "one m per row");
-    out.resize(rows * channels, T::ZERO);
-    let half = T::from_f64(0.5);
-    for (row, &m) in out.chunks_exact_mut(channels).zip(modulator.m) {
-        for (o, &c) in row.iter_mut().zip(modulator.coupling) {
-            *o = m * c - half * modulator.variance * c * c - modulator.beta;
-        }
-    }
-    T::exp_in_place(out);
-}
-
-/// Multiplies every pixel's channel k of row b by `factors[b, k]`.
-pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
-    let rows = factors.len() / channels;
-    let per_row = maps.len() / rows.max(1);
-    with_avx2(
-        #[inline(always)]
-        || {
-            for (map, f) in maps
-                .chunks_exact_mut(per_row)
-                .zip(factors.chunks_exact(channels))
-            {
-                for pixel in map.chunks_exact_mut(channels) {
-                    for (v, &fk) in pixel.iter_mut().zip(f) {
-                        *v *= fk;
-                    }
-                }
-            }
-        },
-    )
-}
-
 /// `x` as f32 values when T is f32 (the direct kernel's type).
 fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice(x))
@@ -636,7 +530,7 @@ fn relu<T: Real>(x: &mut [T]) {
 }
 
 /// y[rows, out] = x[rows, inp]·Wᵀ + b.
-fn dense_forward<T: Real>(
+fn dense_stage_forward<T: Real>(
     x: &[T],
     w: &[T],
     b: &[T],
@@ -658,7 +552,7 @@ fn dense_forward<T: Real>(
 
 /// dW += dyᵀ·x, db += Σ_rows dy, and (when asked) dx = dy·W.
 #[allow(clippy::too_many_arguments)]
-fn dense_backward<T: Real>(
+fn dense_stage_backward<T: Real>(
     x: &[T],
     w: &[T],
     dy: &[T],
@@ -694,84 +588,4 @@ fn input_grad<T: Real>(w: &[T], dy: &[T], rows: usize, inp: usize, out: usize, d
         false,
         MatMut::row_major(dx, rows, inp),
     );
-}
-
-/// Which heads a loss reads (§8): all of them (joint pretraining) or one
-/// task's (fine-tuning).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Heads {
-    /// Mean cross-entropy over every head; labels `[rows, tasks]`.
-    All,
-    /// Task t's head only; labels `[rows]`, that task's.
-    One(usize),
-}
-
-impl Heads {
-    /// The labels this loss reads, from the labels of every task
-    /// (`[rows, tasks]`).
-    pub fn labels(self, all: &[u8], tasks: usize) -> Vec<u8> {
-        match self {
-            Heads::All => all.to_vec(),
-            Heads::One(t) => all.iter().skip(t).step_by(tasks).copied().collect(),
-        }
-    }
-}
-
-/// Mean cross-entropy of the 2-way softmax of the chosen heads over
-/// `rows` examples, labels 0/1 as [`Heads`] says, and its gradient
-/// w.r.t. all logits (zero for heads not read).
-pub fn heads_loss<T: Real>(
-    logits: &[T],
-    tasks: usize,
-    labels: &[u8],
-    heads: Heads,
-    dlogits: &mut [T],
-) -> T {
-    let width = tasks * HEAD_LOGITS;
-    let rows = logits.len() / width;
-    assert_eq!(dlogits.len(), logits.len(), "dlogits size");
-    let (read, label): (Range<usize>, &dyn Fn(usize, usize) -> u8) = match heads {
-        Heads::All => (0..tasks, &|b, t| labels[b * tasks + t]),
-        Heads::One(t) => (t..t + 1, &|b, _| labels[b]),
-    };
-    assert_eq!(
-        labels.len(),
-        rows * read.len(),
-        "one label per row and head read"
-    );
-    let scale = T::ONE / T::from_f64((rows * read.len()) as f64);
-    dlogits.fill(T::ZERO);
-    let mut total = T::ZERO;
-    for b in 0..rows {
-        for t in read.clone() {
-            let z = &logits[b * width + 2 * t..b * width + 2 * t + 2];
-            let y = label(b, t) as usize;
-            // With d = z_other − z_label: the loss is softplus(d) and the
-            // other logit's probability sigmoid(d), each computed without
-            // cancellation, so that a confident head's small loss and
-            // gradient keep their precision.
-            let other = 1 - y;
-            let d = z[other] - z[y];
-            let e = (if d < T::ZERO { d } else { -d }).exp();
-            total += d.max(T::ZERO) + e.ln_1p();
-            let q = if d >= T::ZERO {
-                T::ONE / (T::ONE + e)
-            } else {
-                e / (T::ONE + e)
-            };
-            dlogits[b * width + 2 * t + other] = q * scale;
-            dlogits[b * width + 2 * t + y] = -q * scale;
-        }
-    }
-    total * scale
-}
-
-/// Examples whose head t picks the label (the first logit wins ties).
-pub fn head_correct<T: Real>(logits: &[T], tasks: usize, labels: &[u8], t: usize) -> usize {
-    let width = tasks * HEAD_LOGITS;
-    logits
-        .chunks_exact(width)
-        .zip(labels.chunks_exact(tasks))
-        .filter(|(z, y)| usize::from(z[2 * t + 1] > z[2 * t]) == y[t] as usize)
-        .count()
 }

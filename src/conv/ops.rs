@@ -7,46 +7,9 @@
 //! two more products and a col2im. [`conv_direct`] is the plain six-loop
 //! convolution that the property tests hold the product form to.
 
+use crate::data::Shape;
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
 use crate::net::simd::with_avx2;
-
-/// Height, width and channels of one feature map (§8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Shape {
-    /// Channels.
-    pub channels: usize,
-    /// Rows.
-    pub height: usize,
-    /// Columns.
-    pub width: usize,
-}
-
-impl Shape {
-    /// Values in one map.
-    pub fn len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
-    /// True for an empty map.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Pixels of one channel.
-    pub fn pixels(&self) -> usize {
-        self.height * self.width
-    }
-
-    /// The shape after a 2×2, stride-2 max-pool (odd edges dropped).
-    pub fn pooled(&self) -> Shape {
-        Shape {
-            channels: self.channels,
-            height: self.height / 2,
-            width: self.width / 2,
-        }
-    }
-}
 
 /// Fills `cols` (`[B·H·W, k·k·C]`) with the zero-padded k×k patches of
 /// `x` (`[B, H, W, C]`), padding k/2 so that the output keeps H×W.

@@ -26,7 +26,10 @@
 
 use crate::conv::arch::{ConvArch, Stage};
 use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
-use crate::conv::net::{ConvNet, ConvWorkspace, Modulator, channel_factors};
+use crate::conv::modulator::Modulator;
+use crate::conv::modulator::channel_factors;
+use crate::conv::net::ConvNet;
+use crate::conv::workspace::ConvWorkspace;
 use crate::net::GainRule;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::{Isa, with_avx2};

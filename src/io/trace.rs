@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::conv::ConvNet;
 use crate::conv::checkpoint::parameter_tensors;
-use crate::conv::net::Heads;
+use crate::conv::heads::Heads;
 use crate::data::CANVAS_PIXELS;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{bias_name, dense_weights, weight_name};

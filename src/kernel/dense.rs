@@ -13,8 +13,9 @@
 //! scalar body has no dense tiles, and such CPUs evaluate through the
 //! network's forward pass).
 
+use crate::kernel::packed::packed_index;
 use crate::kernel::plan::{PANEL, PackedLayer};
-use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows, packed_index};
+use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows};
 use crate::net::layers::modulation_factor;
 use crate::net::{Model, Nonlinearity};
 

@@ -24,12 +24,16 @@ mod avx2;
 mod avx512;
 pub mod batch;
 pub mod dense;
+pub mod packed;
 pub mod plan;
 pub mod reference;
 mod scalar;
 pub mod workload;
 
 pub use batch::{BatchScratch, Trials, batch_gain, trial_gains};
+pub use packed::{PACK, PackedRows};
+
+use packed::{packed_index, unpack_row};
 pub use plan::KernelPlan;
 
 use crate::net::GainRule;
@@ -249,33 +253,6 @@ impl Output {
     }
 }
 
-/// Rows per group of the packed layout of a block's activities: the rows
-/// of a group are stored input by input, `PACK` values per input, so that
-/// a tile reads its rows' inputs from one contiguous stream. Every body's
-/// tile height divides it, and it divides [`BLOCK`].
-pub const PACK: usize = 12;
-
-/// The index of row r, input k of a packed buffer of `width` inputs per row.
-fn packed_index(r: usize, k: usize, width: usize) -> usize {
-    (r / PACK) * width * PACK + k * PACK + r % PACK
-}
-
-/// Writes `row` as row r of the packed buffer `out` (of `row.len()` inputs per row).
-fn pack_row(row: &[f32], r: usize, out: &mut [f32]) {
-    let base = packed_index(r, 0, row.len());
-    for (k, &v) in row.iter().enumerate() {
-        out[base + k * PACK] = v;
-    }
-}
-
-/// Reads row r of the packed buffer `packed` into `row`.
-fn unpack_row(packed: &[f32], r: usize, row: &mut [f32]) {
-    let base = packed_index(r, 0, row.len());
-    for (k, v) in row.iter_mut().enumerate() {
-        *v = packed[base + k * PACK];
-    }
-}
-
 /// The two tile operations a body provides, on tiles of [`Tiles::ROWS`]
 /// rows and up to [`Tiles::PANELS`] panels.
 trait Tiles {
@@ -374,62 +351,6 @@ pub fn trial_gain(
     finish(&scratch.sums, samples, std_modulator, rule, out);
 }
 
-/// Rows of one layer's activity `[R, N]` in the kernel's packed layout
-/// ([`PACK`]; rows padded with zeros to whole groups), built once for a
-/// fixed data set so that evaluating it needs no repacking (§4).
-#[derive(Clone, Debug, Default)]
-pub struct PackedRows {
-    data: Vec<f32>,
-    rows: usize,
-    width: usize,
-}
-
-impl PackedRows {
-    /// Packs the rows of `x`, `width` values each.
-    pub fn new(x: &[f32], width: usize) -> PackedRows {
-        assert!(
-            width > 0 && x.len().is_multiple_of(width),
-            "whole rows of {width} values"
-        );
-        let rows = x.len() / width;
-        let mut data = vec![0.0; rows.next_multiple_of(PACK) * width];
-        for (r, row) in x.chunks_exact(width).enumerate() {
-            pack_row(row, r, &mut data);
-        }
-        PackedRows { data, rows, width }
-    }
-
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Values per row.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// The packed values, whole groups of [`PACK`] rows.
-    pub fn data(&self) -> &[f32] {
-        &self.data
-    }
-
-    /// The rows at `rows`, in that order.
-    pub fn select(&self, rows: &[usize]) -> PackedRows {
-        let mut data = vec![0.0; rows.len().next_multiple_of(PACK) * self.width];
-        let mut row = vec![0.0; self.width];
-        for (to, &from) in rows.iter().enumerate() {
-            unpack_row(&self.data, from, &mut row);
-            pack_row(&row, to, &mut data);
-        }
-        PackedRows {
-            data,
-            rows: rows.len(),
-            width: self.width,
-        }
-    }
-}
-
 /// The rows of `x` (the modulated layer's activity F(a_ℓ)), each scaled
 /// by `factor` (exp(m·c − β) per neuron), through the layers ℓ+1..L−1
 /// (ReLU, before the gain) into `out`, `[R, N_{L−1}]` row-major, computed
@@ -444,24 +365,24 @@ pub fn forward_rows(
     scratch: &mut KernelScratch,
 ) {
     let (n, g) = (plan.modulated_size, plan.gated_size);
-    assert_eq!(x.width, n, "rows of the modulated layer");
+    assert_eq!(x.width(), n, "rows of the modulated layer");
     assert_eq!(factor.len(), n, "one factor per modulated neuron");
-    assert_eq!(out.len(), x.rows * g, "one output row per input row");
+    assert_eq!(out.len(), x.rows() * g, "one output row per input row");
     body.assert_supported();
     if plan.layers.is_empty() {
         for (r, row) in out.chunks_exact_mut(n).enumerate() {
-            unpack_row(&x.data, r, row);
+            unpack_row(x.data(), r, row);
             row.iter_mut().zip(factor).for_each(|(v, &f)| *v *= f);
         }
         return;
     }
     scratch.fit(plan);
     let last = plan.layers.len() - 1;
-    for (start, out_block) in (0..x.rows).step_by(BLOCK).zip(out.chunks_mut(BLOCK * g)) {
+    for (start, out_block) in (0..x.rows()).step_by(BLOCK).zip(out.chunks_mut(BLOCK * g)) {
         let real = out_block.len() / g;
         let rows = real.next_multiple_of(body.rows());
         let groups = rows.div_ceil(PACK) * PACK * n;
-        let source = &x.data[start * n..start * n + groups];
+        let source = &x.data()[start * n..start * n + groups];
         with_avx2(|| {
             let destination = scratch.activity[..groups].chunks_exact_mut(PACK * n);
             for (dst, src) in destination.zip(source.chunks_exact(PACK * n)) {

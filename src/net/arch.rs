@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 
 /// Number of logits of the readout (one per digit class).
 pub const LOGITS: usize = 10;
+/// The `format` of an MLP's architecture JSON (§7).
+pub const ARCH_FORMAT: u32 = 1;
+/// The `format` of a convolutional network's architecture JSON (§7, §8).
+pub const CONV_ARCH_FORMAT: u32 = 2;
 
 /// Nonlinearity of the encoder (dense and local layers are always ReLU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +156,7 @@ impl Arch {
             }
         };
         let arch = Arch {
-            format: 1,
+            format: ARCH_FORMAT,
             input: CANVAS_PIXELS,
             layers,
             modulated_layer,
@@ -188,7 +192,7 @@ impl Arch {
     pub fn from_json(text: &str) -> Result<Arch> {
         if let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
             && value.get("format").and_then(serde_json::Value::as_u64)
-                == Some(u64::from(crate::conv::arch::CONV_ARCH_FORMAT))
+                == Some(u64::from(CONV_ARCH_FORMAT))
         {
             return Err(Error::Arch(
                 "a convolutional architecture (format 2, §8): use it with `comod multitask pretrain --arch`"
@@ -209,7 +213,7 @@ impl Arch {
     /// Checks the rules of §2.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(Error::Arch(m));
-        if self.format != 1 {
+        if self.format != ARCH_FORMAT {
             return fail(format!(
                 "format {} is not supported (expected 1)",
                 self.format

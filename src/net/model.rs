@@ -19,6 +19,10 @@ use crate::net::linalg::Real;
 use crate::net::modulation::Modulation;
 use crate::rng::rng_for;
 
+/// Rows per forward pass of an evaluation (a cache of a set, a held-out
+/// accuracy).
+pub const EVAL_ROWS: usize = 500;
+
 /// Where one layer's weights and biases live in the flat buffer.
 #[derive(Clone, Debug)]
 pub struct LayerLayout {

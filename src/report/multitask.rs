@@ -11,9 +11,9 @@ use crate::analysis::plots::{learning_curves, task_curves};
 use crate::conv::ConvArch;
 use crate::conv::checkpoint::ConvProvenance;
 use crate::data::Digits;
+use crate::data::benchmark::{Benchmark, BenchmarkData};
 use crate::error::Result;
-use crate::multitask::data::{Benchmark, MultitaskData};
-use crate::multitask::pretrain::MultitaskPretrainOptions;
+use crate::train::joint::MultitaskPretrainOptions;
 
 use crate::observer::Observer;
 use crate::pretrained::pretrained_conv;
@@ -36,7 +36,7 @@ pub fn multitask_section(
     observer: &dyn Observer,
     figures: &Path,
 ) -> Result<Option<Section>> {
-    let data = MultitaskData::mnist_attributes(digits.clone());
+    let data = BenchmarkData::mnist_attributes(digits.clone());
     let benchmark = Benchmark::MnistAttributes;
     let checkpoint = options
         .out

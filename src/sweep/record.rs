@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv::ConvArch;
 use crate::data::TaskId;
+use crate::data::benchmark::Benchmark;
 use crate::digest::sha256_hex;
 use crate::error::Result;
 use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
-use crate::multitask::data::Benchmark;
 use crate::net::Arch;
 use crate::sweep::plan::RunKey;
 use crate::train::fault::Failure;

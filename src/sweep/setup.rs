@@ -9,10 +9,10 @@ use crate::conv::ConvArch;
 use crate::conv::ConvNet;
 use crate::conv::checkpoint::load_conv_checkpoint;
 use crate::data::Digits;
+use crate::data::benchmark::{BenchmarkData, BenchmarkSource};
 use crate::data::digits::idx_files;
 use crate::error::{Error, Result};
 use crate::io::{check_not_input, load_checkpoint};
-use crate::multitask::data::{BenchmarkSource, MultitaskData};
 use crate::net::{Arch, Model};
 use crate::sweep::record::SweepConfig;
 use crate::train::presets::Overrides;
@@ -91,7 +91,7 @@ pub struct BenchmarkSweep {
     /// The pretrained network.
     pub frozen: Frozen<ConvNet<f32>>,
     /// The benchmark's data.
-    pub data: MultitaskData,
+    pub data: BenchmarkData,
     /// What every record carries.
     pub config: SweepConfig<ConvArch>,
 }

@@ -15,6 +15,7 @@ use crate::io::atomic::{check_not_input, check_output, write_atomic};
 use crate::io::lock::FileLock;
 use crate::io::read::{MAX_RESULTS_BYTES, read_bounded};
 use crate::net::Arch;
+use crate::net::arch::{ARCH_FORMAT, CONV_ARCH_FORMAT};
 use crate::sweep::plan::RunKey;
 use crate::sweep::record::{Architecture, Record, SweepConfig};
 
@@ -256,8 +257,8 @@ impl RecordKind {
             return Ok(None);
         };
         match value["config"]["architecture"]["format"].as_u64() {
-            Some(1) => Ok(Some(RecordKind::Mlp)),
-            Some(2) => Ok(Some(RecordKind::Conv)),
+            Some(f) if f == u64::from(ARCH_FORMAT) => Ok(Some(RecordKind::Mlp)),
+            Some(f) if f == u64::from(CONV_ARCH_FORMAT) => Ok(Some(RecordKind::Conv)),
             _ => Err(Error::data(
                 path,
                 "line 1: not a result record (no architecture format 1 or 2 in its configuration)",

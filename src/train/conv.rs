@@ -7,15 +7,17 @@
 
 use std::ops::Range;
 
-use crate::conv::net::{Heads, Modulator, channel_factors, heads_loss, scale_channels};
+use crate::conv::heads::Heads;
+use crate::conv::heads::heads_loss;
+use crate::conv::modulator::Modulator;
+use crate::conv::modulator::channel_factors;
+use crate::conv::modulator::scale_channels;
+use crate::conv::net::EVAL_ROWS;
 use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
 use crate::conv::{ConvArch, ConvNet, ConvWorkspace};
 use crate::net::{Depth, GainRule, Grads, Modulated, Modulation};
 use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
 use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
-
-/// Examples per forward pass of an evaluation or a cache.
-pub const EVAL_CHUNK: usize = 250;
 
 impl Modulated for ConvArch {
     fn coupling_len(&self) -> usize {
@@ -202,8 +204,8 @@ impl Network for ConvNet<f32> {
         let rows = inputs.len() / len;
         let mut ws = net.workspace();
         let (mut maps, mut gated) = (Vec::new(), Vec::new());
-        for start in (0..rows).step_by(EVAL_CHUNK) {
-            let chunk = EVAL_CHUNK.min(rows - start);
+        for start in (0..rows).step_by(EVAL_ROWS) {
+            let chunk = EVAL_ROWS.min(rows - start);
             let images = &inputs[start * len..(start + chunk) * len];
             net.forward_stages(&mut ws, images, chunk, 0..scaling, None, None);
             maps.extend_from_slice(ws.activation(scaling));
@@ -262,20 +264,20 @@ impl Network for ConvNet<f32> {
         // positive factor commutes with the max-pools, so the cached maps
         // after them are scaled (§8).
         evaluator.m.clear();
-        evaluator.m.resize(EVAL_CHUNK, m);
+        evaluator.m.resize(EVAL_ROWS, m);
         let modulator = Modulator {
             m: &evaluator.m,
             coupling: &modulation.coupling,
             beta: arch.beta,
             variance: 0.0,
         };
-        channel_factors(&modulator, EVAL_CHUNK, &mut evaluator.factors);
+        channel_factors(&modulator, EVAL_ROWS, &mut evaluator.factors);
         check_finite("modulation factor exp(m·c − β)", &evaluator.factors)?;
         evaluator.logits.clear();
         let rows = set.len();
         let per_row = cache.widths.0;
-        for start in (0..rows).step_by(EVAL_CHUNK) {
-            let chunk = EVAL_CHUNK.min(rows - start);
+        for start in (0..rows).step_by(EVAL_ROWS) {
+            let chunk = EVAL_ROWS.min(rows - start);
             let input = evaluator.ws.stage_input_mut(scaling);
             input.clear();
             input.extend_from_slice(&cache.maps[start * per_row..(start + chunk) * per_row]);
@@ -322,8 +324,8 @@ impl Network for ConvNet<f32> {
             }
         } else {
             let len = arch.input.len();
-            for start in (0..rows).step_by(EVAL_CHUNK) {
-                let chunk = EVAL_CHUNK.min(rows - start);
+            for start in (0..rows).step_by(EVAL_ROWS) {
+                let chunk = EVAL_ROWS.min(rows - start);
                 let images = &set.inputs()[start * len..(start + chunk) * len];
                 self.forward(&mut evaluator.ws, images, chunk, None, None);
                 if let Some(mut fault) = forward_fault(self, &evaluator.ws) {

@@ -4,10 +4,10 @@
 //! [`crate::train::network`].)
 
 use crate::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
+use crate::net::model::EVAL_ROWS;
 use crate::net::{Model, Modulation, Readout, Workspace};
 use crate::rng::derive_seed;
 use crate::train::config::TASK_TEST_COMPOSITES;
-use crate::train::mlp::EVAL_CHUNK;
 use crate::train::options::ReadoutKind;
 
 /// Composites in the general task's held-out set.
@@ -28,8 +28,8 @@ pub fn accuracy(
     let mut correct = 0;
     for (images, labels) in set
         .images
-        .chunks(EVAL_CHUNK * CANVAS_PIXELS)
-        .zip(labels.chunks(EVAL_CHUNK))
+        .chunks(EVAL_ROWS * CANVAS_PIXELS)
+        .zip(labels.chunks(EVAL_ROWS))
     {
         model.forward(ws, modulation, images, m);
         correct += model.correct(ws, labels, readout);
@@ -80,11 +80,11 @@ pub fn task_test_set(
 /// Held-out 10-way accuracy on the general task, modulation off.
 pub fn general_accuracy(model: &Model<f32>, digits: &Digits, seed: u64) -> f64 {
     let set = heldout_set(digits, seed);
-    general_set_accuracy(model, &mut model.workspace(EVAL_CHUNK), &set)
+    general_set_accuracy(model, &mut model.workspace(EVAL_ROWS), &set)
 }
 
 /// 10-way accuracy of `model`, modulation off, on the general-task `set`
-/// (a workspace of [`EVAL_CHUNK`] rows reused across calls).
+/// (a workspace of [`EVAL_ROWS`] rows reused across calls).
 pub fn general_set_accuracy(
     model: &Model<f32>,
     ws: &mut Workspace<f32>,
@@ -115,7 +115,7 @@ pub fn pair_accuracy(
     readout: ReadoutKind,
     seed: u64,
 ) -> PairAccuracy {
-    let mut ws = model.workspace(EVAL_CHUNK);
+    let mut ws = model.workspace(EVAL_ROWS);
     let off = Modulation::off(model.arch());
     let mut measure = |distractors| {
         let set = task_test_set(digits, task, distractors, TASK_TEST_COMPOSITES, seed);

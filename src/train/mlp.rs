@@ -12,12 +12,10 @@ use crate::kernel::{
 };
 use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
+use crate::net::model::EVAL_ROWS;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
 use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
-
-/// Examples per forward pass of an evaluation or a cache.
-pub const EVAL_CHUNK: usize = 500;
 
 /// What the frozen MLP makes of a set (§4): the modulated layer's
 /// activity F(a_ℓ), from which the modulation methods step and evaluate,
@@ -138,10 +136,10 @@ impl Network for Model<f32> {
         let model = &frozen.net;
         let arch = model.arch();
         let off = Modulation::off(arch);
-        let mut ws = model.workspace(EVAL_CHUNK);
+        let mut ws = model.workspace(EVAL_ROWS);
         let mut modulated_activity = Vec::new();
         let mut gated_activity = Vec::new();
-        for chunk in inputs.chunks(EVAL_CHUNK * CANVAS_PIXELS) {
+        for chunk in inputs.chunks(EVAL_ROWS * CANVAS_PIXELS) {
             modulated_activity.extend_from_slice(model.unmodulated_activity(&mut ws, chunk));
             gated_activity.extend_from_slice(model.activity_at(
                 &mut ws,
@@ -336,7 +334,7 @@ impl MlpEvaluator {
             scratch: KernelScratch::default(),
             dense: DensePlan::default(),
             dense_scratch: DenseScratch::default(),
-            ws: model.workspace(EVAL_CHUNK),
+            ws: model.workspace(EVAL_ROWS),
             fault: None,
         }
     }
@@ -415,8 +413,8 @@ impl MlpEvaluator {
                 &mut self.dense_scratch,
             );
         }
-        for (chunk, logits) in self.logits.chunks_mut(EVAL_CHUNK * LOGITS).enumerate() {
-            let rows = chunk * EVAL_CHUNK..chunk * EVAL_CHUNK + logits.len() / LOGITS;
+        for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
+            let rows = chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS;
             let canvases = &set.inputs()[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS];
             let gated = match (from_canvases, dense) {
                 (true, false) => None,

@@ -10,6 +10,7 @@ pub mod conv;
 pub mod evaluate;
 pub mod fault;
 pub mod gain;
+pub mod joint;
 pub mod learner;
 pub mod method;
 pub mod mlp;

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool};
 use crate::error::{Error, Result};
+use crate::net::model::EVAL_ROWS;
 use crate::net::{Adam, Arch, Depth, Grads, Model, Modulation, Readout, Workspace};
 use crate::rng::{DEFAULT_SEED, derive_seed};
 use crate::train::evaluate::{accuracy, heldout_set};
-use crate::train::mlp::EVAL_CHUNK;
 
 /// Settings of a pretraining run; defaults are §4's.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,7 +131,7 @@ impl<'d> Pretrainer<'d> {
             options: options.clone(),
             adam: Adam::new(model.params.len(), options.lr),
             grads: model.zero_grads(),
-            ws: model.workspace(options.batch.max(EVAL_CHUNK)),
+            ws: model.workspace(options.batch.max(EVAL_ROWS)),
             heldout: heldout_set(digits, options.seed),
             off: Modulation::off(arch),
             model,

@@ -12,9 +12,10 @@
 //!   (task, repeat) by those and the repeat, shared by its methods.
 
 use crate::conv::ConvNet;
+use crate::data::benchmark::BenchmarkData;
+use crate::data::images::Images;
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task, TaskId};
 use crate::error::{Error, Result};
-use crate::multitask::data::{Images, MultitaskData};
 use crate::net::Model;
 use crate::rng::derive_seed;
 use crate::train::config::FinetuneConfig;
@@ -172,7 +173,7 @@ pub struct BenchmarkTasks<'a> {
     /// The pretrained network.
     pub frozen: &'a Frozen<ConvNet<f32>>,
     /// The benchmark's data.
-    pub data: &'a MultitaskData,
+    pub data: &'a BenchmarkData,
 }
 
 impl BenchmarkTasks<'_> {
@@ -247,7 +248,7 @@ impl Study for BenchmarkTasks<'_> {
 
 /// Checks that `frozen` is a network of `data`'s benchmark: its input is
 /// the benchmark's images and it has one head per task.
-pub fn check_benchmark(frozen: &Frozen<ConvNet<f32>>, data: &MultitaskData) -> Result<()> {
+pub fn check_benchmark(frozen: &Frozen<ConvNet<f32>>, data: &BenchmarkData) -> Result<()> {
     let arch = frozen.net.arch();
     if arch.input != data.shape || arch.tasks != data.task_count() {
         return Err(Error::Arch(format!(

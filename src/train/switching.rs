@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task};
 use crate::error::{Error, Result};
+use crate::net::model::EVAL_ROWS;
 use crate::net::{Depth, Model, Readout};
 use crate::rng::derive_seed;
 use crate::train::config::FinetuneConfig;
@@ -15,7 +16,6 @@ use crate::train::evaluate::{general_set_accuracy, heldout_set};
 use crate::train::fault::Failure;
 use crate::train::learner::learner;
 use crate::train::method::Method;
-use crate::train::mlp::EVAL_CHUNK;
 use crate::train::network::{Batch, Examples, Frozen};
 use crate::train::options::{Protocol, ReadoutKind};
 use crate::train::protocol::online;
@@ -72,7 +72,7 @@ impl GeneralTest {
     /// accuracy of `frozen` on it.
     pub fn new(frozen: &Frozen<Model<f32>>, digits: &Digits, seed: u64) -> GeneralTest {
         let set = heldout_set(digits, seed);
-        let mut ws = frozen.net.workspace(EVAL_CHUNK);
+        let mut ws = frozen.net.workspace(EVAL_ROWS);
         let pretrained = general_set_accuracy(&frozen.net, &mut ws, &set);
         GeneralTest { set, pretrained }
     }
@@ -92,13 +92,13 @@ pub fn switch_back(
 ) -> Result<SwitchRun> {
     let fault = |failure: Failure| Error::Numerical {
         run: format!("switching {task} {}", method.name()),
-        failure,
+        failure: failure.to_string(),
     };
     let config = FinetuneConfig {
         protocol: Protocol::Online,
         ..*config
     };
-    let mut ws = frozen.net.workspace(EVAL_CHUNK);
+    let mut ws = frozen.net.workspace(EVAL_ROWS);
     let mut measure = |model: &Model<f32>| general_set_accuracy(model, &mut ws, &general.set);
     let pretrained = general.pretrained;
     let data = digit_task_data(frozen, digits, task, &config, seed);

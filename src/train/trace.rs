@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::conv::ConvNet;
 use crate::conv::checkpoint::{CONV_CHECKPOINT_FORMAT, conv_checkpoint_from};
-use crate::conv::net::{Modulator, heads_loss};
+use crate::conv::heads::heads_loss;
+use crate::conv::modulator::Modulator;
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
 use crate::error::Result;
 use crate::io::checkpoint::checkpoint_from;

@@ -1,16 +1,19 @@
-//! Joint pretraining of the shared backbone and all heads (§8): mean
-//! cross-entropy over the heads, fresh training examples every epoch,
-//! until the held-out mean accuracy over tasks reaches a target or the
-//! epochs run out.
+//! Joint pretraining of a multi-task network's shared backbone and all
+//! its heads (§8): mean cross-entropy over the heads, fresh training
+//! examples every epoch, until the held-out mean accuracy over tasks
+//! reaches a target or the epochs run out; and the heads' accuracies.
 
-use crate::conv::net::{Heads, heads_loss};
+use crate::conv::heads::Heads;
+use crate::conv::heads::head_correct;
+use crate::conv::heads::heads_loss;
+use crate::conv::net::EVAL_ROWS;
+use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ConvArch, ConvNet};
 use crate::data::Pool;
+use crate::data::benchmark::BenchmarkData;
+use crate::data::images::Images;
 use crate::error::{Error, Result};
-use crate::multitask::data::MultitaskData;
-use crate::multitask::evaluate::task_accuracies;
-use crate::net::Adam;
-use crate::net::Depth;
+use crate::net::{Adam, Depth};
 use crate::rng::derive_seed;
 
 /// Settings of a multi-task pretraining.
@@ -98,7 +101,7 @@ impl MultitaskEpoch {
 /// `on_epoch` sees each epoch as it ends. Same seed, same network, on any
 /// number of threads (§6).
 pub fn pretrain_multitask(
-    data: &MultitaskData,
+    data: &BenchmarkData,
     arch: &ConvArch,
     options: &MultitaskPretrainOptions,
     on_epoch: &mut dyn FnMut(&MultitaskEpoch),
@@ -160,7 +163,7 @@ pub fn pretrain_multitask(
             net.backward(&mut ws, &dlogits, Depth::All, &mut grads);
             adam.step(&mut net.params, &grads.params);
         }
-        let accuracy = task_accuracies(&net, &heldout, tasks, None);
+        let accuracy = task_accuracies(&net, &heldout, tasks);
         let stats = MultitaskEpoch {
             epoch,
             loss: total / batches as f64,
@@ -174,4 +177,27 @@ pub fn pretrain_multitask(
         }
     }
     Ok((net, epochs))
+}
+
+/// The held-out accuracy of every head of `net` on `set` (modulation
+/// off), in passes of [`EVAL_ROWS`] rows.
+pub fn task_accuracies(net: &ConvNet<f32>, set: &Images, tasks: usize) -> Vec<f64> {
+    let len = net.arch().input.len();
+    let n = set.len(tasks);
+    let mut ws: ConvWorkspace<f32> = net.workspace();
+    let mut logits = Vec::with_capacity(n * net.arch().logits());
+    for start in (0..n).step_by(EVAL_ROWS) {
+        let rows = EVAL_ROWS.min(n - start);
+        net.forward(
+            &mut ws,
+            &set.images[start * len..(start + rows) * len],
+            rows,
+            None,
+            None,
+        );
+        logits.extend_from_slice(ws.logits());
+    }
+    (0..tasks)
+        .map(|t| head_correct(&logits, tasks, &set.labels, t) as f64 / n as f64)
+        .collect()
 }

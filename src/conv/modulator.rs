@@ -1,0 +1,57 @@
+//! The per-channel modulation of a convolutional stage (§3, §8): the
+//! factor exp(m·c_k − σ²c_k²/2 − β) of channel k in each row, applied to
+//! the whole map of the channel.
+
+use crate::net::linalg::Real;
+use crate::net::simd::with_avx2;
+
+/// The modulator of one forward pass (§3, §8): per row its m, the
+/// coupling c (one per channel of the modulated stage), β, and the
+/// variance σ² of the compensation (0 without it): the factor of channel
+/// k in row b is exp(m_b·c_k − σ²·c_k²/2 − β).
+#[derive(Clone, Copy, Debug)]
+pub struct Modulator<'a, T> {
+    /// m per row.
+    pub m: &'a [T],
+    /// Coupling c, `[channels]`.
+    pub coupling: &'a [T],
+    /// β.
+    pub beta: T,
+    /// σ² of the variance compensation, or 0.
+    pub variance: T,
+}
+
+/// Per-(row, channel) factors exp(m_b·c_k − σ²c_k²/2 − β).
+pub fn channel_factors<T: Real>(modulator: &Modulator<'_, T>, rows: usize, out: &mut Vec<T>) {
+    let channels = modulator.coupling.len();
+    assert_eq!(modulator.m.len(), rows, "one m per row");
+    out.resize(rows * channels, T::ZERO);
+    let half = T::from_f64(0.5);
+    for (row, &m) in out.chunks_exact_mut(channels).zip(modulator.m) {
+        for (o, &c) in row.iter_mut().zip(modulator.coupling) {
+            *o = m * c - half * modulator.variance * c * c - modulator.beta;
+        }
+    }
+    T::exp_in_place(out);
+}
+
+/// Multiplies every pixel's channel k of row b by `factors[b, k]`.
+pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
+    let rows = factors.len() / channels;
+    let per_row = maps.len() / rows.max(1);
+    with_avx2(
+        #[inline(always)]
+        || {
+            for (map, f) in maps
+                .chunks_exact_mut(per_row)
+                .zip(factors.chunks_exact(channels))
+            {
+                for pixel in map.chunks_exact_mut(channels) {
+                    for (v, &fk) in pixel.iter_mut().zip(f) {
+                        *v *= fk;
+                    }
+                }
+            }
+        },
+    )
+}

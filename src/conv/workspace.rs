@@ -1,0 +1,68 @@
+//! The buffers of a convolutional network's passes (§8): every stage's
+//! activations kept for the backward pass, the modulated stage's factors,
+//! the gated output before the gain, the logits, and scratch gradients.
+
+use crate::conv::direct::ConvWeights;
+use crate::net::linalg::Real;
+
+/// Activations of one forward pass, kept for the backward pass.
+#[derive(Clone, Debug, Default)]
+pub struct ConvWorkspace<T> {
+    pub(super) rows: usize,
+    /// `acts[s]`: the input of stage s; `acts[n]`: the gated output g ⊙ z.
+    pub(super) acts: Vec<Vec<T>>,
+    /// im2col matrices of the conv stages (empty for others), for the
+    /// backward pass (and the f64 forward pass).
+    pub(super) cols: Vec<Vec<T>>,
+    /// The conv stages' weights as the direct kernel reads them (f32).
+    pub(super) packed: Vec<ConvWeights>,
+    /// The zero-bordered input of the direct kernel.
+    pub(super) padded: Vec<f32>,
+    /// The modulated stage's output before its factor.
+    pub(super) unmodulated: Vec<T>,
+    /// Its factor per (row, channel), when modulated.
+    pub(super) factors: Vec<T>,
+    /// m per row, c and σ² of the last modulated pass.
+    pub(super) m: Vec<T>,
+    pub(super) coupling: Vec<T>,
+    pub(super) variance: T,
+    /// The gated stage's output z before the gain.
+    pub(super) gated: Vec<T>,
+    /// The gain of the last pass (empty: g = 1).
+    pub(super) gain: Vec<T>,
+    /// Logits `[rows, 2·tasks]`.
+    pub(super) logits: Vec<T>,
+    /// Scratch gradients.
+    pub(super) grad_a: Vec<T>,
+    pub(super) grad_b: Vec<T>,
+    pub(super) grad_cols: Vec<T>,
+}
+
+impl<T: Real> ConvWorkspace<T> {
+    /// Logits of the last forward pass, `[rows, 2·tasks]`.
+    pub fn logits(&self) -> &[T] {
+        &self.logits
+    }
+
+    /// The gated stage's output before the gain, `[rows, N]`.
+    pub fn gated(&self) -> &[T] {
+        &self.gated
+    }
+
+    /// The input of stage `s` (0-based) in the last pass; `s = stages`
+    /// gives the gated output g ⊙ z.
+    pub fn activation(&self, s: usize) -> &[T] {
+        &self.acts[s]
+    }
+
+    /// Rows of the last pass.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The input buffer of stage `s`, for a caller that fills it in place
+    /// before [`ConvNet::run_stages`] (no copy of a large batch).
+    pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
+        &mut self.acts[s]
+    }
+}

@@ -1,0 +1,41 @@
+//! The shape of an image or a feature map (§8): channel-last,
+//! `[height, width, channels]`, as the benchmarks hold their images and
+//! the convolutional network its maps.
+
+/// Height, width and channels of one image or feature map (§8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    /// Channels.
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Shape {
+    /// Values in one map.
+    pub fn len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// True for an empty map.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Pixels of one channel.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The shape after a 2×2, stride-2 max-pool (odd edges dropped).
+    pub fn pooled(&self) -> Shape {
+        Shape {
+            channels: self.channels,
+            height: self.height / 2,
+            width: self.width / 2,
+        }
+    }
+}
