@@ -10,10 +10,14 @@ use comod::conv::workspace::ConvWorkspace;
 use comod::conv::{ConvArch, ConvNet, Stage};
 use comod::data::Shape;
 use comod::data::benchmark::BenchmarkData;
-use comod::net::{GainRule, Modulation};
+use comod::conv::heads::{Heads, heads_loss};
+use comod::conv::modulator::Modulator;
+use comod::net::{Depth, GainRule, Modulation};
 use comod::train::learner::learner;
 use comod::train::protocol::online;
-use comod::train::{BenchmarkTasks, FinetuneConfig, Frozen, Method, Network, Study, TaskData};
+use comod::train::{
+    BenchmarkTasks, EvalSet, Examples, FinetuneConfig, Frozen, Method, Network, Study, TaskData,
+};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -91,6 +95,66 @@ proptest! {
             prop_assert!((f - r).abs() <= 2e-4 * scale, "neuron {j}: {f} vs {r} (scale {scale})");
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The conv network behind the seam (§4, §8): its evaluation from the
+    /// cached maps under a modulation equals the plain forward pass bit for
+    /// bit (a positive factor commutes with the max-pools); the retrained
+    /// network's from the images too, and from the frozen gated output its
+    /// head's logits to rounding; the validation loss is the training loss.
+    #[test]
+    fn conv_evaluations_equal_the_forward_pass(seed in any::<u64>(), rows in 1usize..300) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let arch = random_arch(&mut rng);
+        let mut net = ConvNet::<f32>::init(&arch, seed);
+        for p in &mut net.params {
+            *p += rng.random_range(-0.05..0.05);
+        }
+        let frozen = Frozen::new(net.clone());
+        let head = rng.random_range(0..arch.tasks);
+        let inputs: Vec<f32> = (0..rows * arch.input.len()).map(|_| rng.random_range(0.0..1.0)).collect();
+        let labels: Vec<u8> = (0..rows).map(|_| rng.random_range(0..2)).collect();
+        let m = rng.random_range(0.5..1.5);
+        let set = EvalSet::new(&frozen, Examples { inputs: inputs.clone(), labels: labels.clone() }, m);
+        let mut modulation = Modulation::off(&net);
+        modulation.coupling.iter_mut().for_each(|c| *c = rng.random_range(-1.0..1.5));
+        modulation.gain.iter_mut().for_each(|g| *g = rng.random_range(0.0..2.0));
+        let mut ws = net.workspace();
+        let ms = vec![m; rows];
+        let modulator = Modulator { m: &ms, coupling: &modulation.coupling, beta: arch.beta, variance: 0.0 };
+        net.forward(&mut ws, &inputs, rows, Some(&modulator), Some(&modulation.gain));
+        let want = ws.logits().to_vec();
+        let mut evaluator = net.evaluator();
+        let got = ConvNet::evaluate_modulated(&frozen, &mut evaluator, &set, &modulation, head, m).unwrap().to_vec();
+        prop_assert_eq!(&got, &want);
+        let mut dlogits = vec![0.0; want.len()];
+        let loss = heads_loss(&want, arch.tasks, &labels, Heads::One(head), &mut dlogits);
+        let mean = net.mean_loss(&got, &labels, head);
+        prop_assert!((mean - loss as f64).abs() <= 1e-5 * (1.0 + mean), "{} vs {}", mean, loss);
+        net.forward(&mut ws, &inputs, rows, None, None);
+        let plain = ws.logits().to_vec();
+        let all = net.evaluate_retrained(&mut evaluator, &set, Depth::All, head, m).unwrap().to_vec();
+        prop_assert_eq!(&all, &plain);
+        let readout = net.evaluate_retrained(&mut evaluator, &set, Depth::Readout, head, m).unwrap();
+        for (r, (z, w)) in readout.chunks_exact(arch.logits()).zip(plain.chunks_exact(arch.logits())).enumerate() {
+            for c in [2 * head, 2 * head + 1] {
+                prop_assert!((z[c] - w[c]).abs() <= 1e-5 * (1.0 + w[c].abs()), "row {} logit {}: {} vs {}", r, c, z[c], w[c]);
+            }
+        }
+        prop_assert_eq!(net.count_correct(&got, &labels, head), head_correct_of(&want, &labels, arch.tasks, head));
+    }
+}
+
+/// Examples whose head `t` (of `tasks`) picks the label, counted plainly.
+fn head_correct_of(logits: &[f32], labels: &[u8], tasks: usize, t: usize) -> usize {
+    logits
+        .chunks_exact(2 * tasks)
+        .zip(labels)
+        .filter(|(z, y)| (z[2 * t + 1] > z[2 * t]) == (**y == 1))
+        .count()
 }
 
 fn small_config() -> FinetuneConfig {
@@ -324,4 +388,121 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
         "2",
     );
     common::assert_one_line_error(&out, &["--data", "cifar100"]);
+}
+
+/// A multi-task results file is guarded as the MLP runner guards its own
+/// (§6): a record with a wrong x axis, a duplicated run, a run of another
+/// benchmark are refused in one line naming the file and leave it as it
+/// was; a torn last line is dropped and the sweep completes to the file
+/// an uninterrupted sweep writes; a method listed twice runs once; a plan
+/// too large is refused before any work. The `dataset` protocol runs,
+/// resumes and summarises.
+#[test]
+fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let ck = path("ck.safetensors");
+    let pretrain = ["multitask", "pretrain", "--epochs", "1", "--examples", "200"];
+    run_ok(&strings(&[&pretrain[..], &["--out", &ck]].concat()), "2");
+    let sweep_args = |out: &str, extra: &[&str]| {
+        let mut args = strings(&[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            &ck,
+            "--tasks",
+            "even@1,ge5@2",
+            "--batches",
+            "4",
+            "--samples",
+            "16",
+            "--test-composites",
+            "60",
+            "--out",
+            out,
+        ]);
+        args.extend(strings(extra));
+        args
+    };
+    let whole = path("whole.jsonl");
+    run_ok(&sweep_args(&whole, &[]), "2");
+    let text = std::fs::read_to_string(&whole).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8);
+    // Each broken file is refused, naming it, and left as it was.
+    let edit = |line: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+        f(&mut record);
+        record.to_string()
+    };
+    let cut = edit(lines[0], &|r| {
+        r["curve"] = serde_json::json!([0.5, 0.5, 0.5]);
+        r["examples"] = serde_json::json!([0, 2, 4]);
+    });
+    let other_benchmark = edit(lines[1], &|r| r["config"]["benchmark"] = "cifar100".into());
+    let cases: [(&str, String, &[&str]); 3] = [
+        (
+            "cut.jsonl",
+            format!("{cut}\n{}\n", lines[1..].join("\n")),
+            &["3 measurements where this sweep makes 5"],
+        ),
+        (
+            "twice.jsonl",
+            format!("{text}{}\n", lines[0]),
+            &["line 9", "the same run is recorded twice"],
+        ),
+        (
+            "other.jsonl",
+            format!("{}\n{other_benchmark}\n", lines[0]),
+            &["another configuration (benchmark differs"],
+        ),
+    ];
+    for (name, contents, needles) in cases {
+        let file = path(name);
+        std::fs::write(&file, &contents).unwrap();
+        let out = comod_owned(&sweep_args(&file, &[]), "2");
+        let mut expected = vec![name];
+        expected.extend_from_slice(needles);
+        common::assert_one_line_error(&out, &expected);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), contents, "{name}");
+        assert!(!std::path::Path::new(&format!("{file}.lock")).exists());
+    }
+    // The summary refuses a record cut short too.
+    let out = comod(&["multitask", "summary", &path("cut.jsonl")], "2");
+    common::assert_one_line_error(&out, &["cut.jsonl", "3 measurements"]);
+    // A torn last line is dropped; the sweep completes it.
+    let torn = path("torn.jsonl");
+    let half = &lines[7][..lines[7].len() / 2];
+    std::fs::write(&torn, format!("{}\n{half}", lines[..7].join("\n"))).unwrap();
+    let out = comod_owned(&sweep_args(&torn, &[]), "2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dropped a torn last line"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 runs (7 already in the file, 1 run now)"));
+    assert_eq!(
+        common::without_wall_time(std::path::Path::new(&torn)),
+        common::without_wall_time(std::path::Path::new(&whole))
+    );
+    // A method listed twice runs once.
+    let twice = path("methods.jsonl");
+    let printed = run_ok(&sweep_args(&twice, &["--methods", "stochastic,stochastic"]), "2");
+    assert!(printed.contains("2 runs (0 already in the file, 2 run now)"), "{printed}");
+    // A plan too large is refused before any work, leaving no lock.
+    let huge = path("huge.jsonl");
+    let out = comod_owned(&sweep_args(&huge, &["--repeats", "100000000000"]), "2");
+    common::assert_one_line_error(&out, &["--repeats 100000000000", "split it"]);
+    assert!(!std::path::Path::new(&huge).exists());
+    assert!(!std::path::Path::new(&format!("{huge}.lock")).exists());
+    // The dataset protocol: its x axis is the sizes; it resumes and summarises.
+    let dataset = path("dataset.jsonl");
+    let sizes = ["--protocol", "dataset", "--size-step", "6", "--sizes", "2", "--max-epochs", "3"];
+    run_ok(&sweep_args(&dataset, &sizes), "2");
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&dataset).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["examples"], serde_json::json!([6, 12]));
+    assert_eq!(record["epochs"]["trained"].as_array().unwrap().len(), 2);
+    let again = run_ok(&sweep_args(&dataset, &sizes), "2");
+    assert!(again.contains("all already in the file"), "{again}");
+    let summary = run_ok(&strings(&["multitask", "summary", &dataset]), "2");
+    assert!(summary.contains("retrain-last"), "{summary}");
 }

@@ -127,4 +127,27 @@ mod tests {
         }
         assert!(x[0].abs() < 1e-2 && x[1].abs() < 1e-2, "{x:?}");
     }
+
+    #[test]
+    fn stepping_ranges_equals_stepping_their_values_gathered() {
+        let params: Vec<f32> = (0..40_000).map(|i| (i as f32 * 0.37).sin()).collect();
+        let ranges = [3..9, 20..20_000, 30_000..39_999];
+        let gathered = |p: &[f32]| -> Vec<f32> {
+            ranges.iter().flat_map(|r| p[r.clone()].iter().copied()).collect()
+        };
+        let len = ranges.iter().map(|r| r.len()).sum();
+        let (mut by_ranges, mut alone) = (Adam::new(len, 1e-2), Adam::new(len, 1e-2));
+        let mut in_place = params.clone();
+        let mut compact = gathered(&params);
+        for step in 0..3 {
+            let grads: Vec<f32> = (0..params.len())
+                .map(|i| ((i + step) as f32 * 0.11).cos())
+                .collect();
+            by_ranges.step_ranges(&mut in_place, &grads, &ranges);
+            alone.step(&mut compact, &gathered(&grads));
+        }
+        assert_eq!(gathered(&in_place), compact, "the same bits");
+        let untouched = |p: &[f32]| (p[..3].to_vec(), p[9..20].to_vec());
+        assert_eq!(untouched(&in_place), untouched(&params), "outside the ranges");
+    }
 }
