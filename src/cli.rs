@@ -378,10 +378,14 @@ impl RunOptions {
         }
     }
 
-    /// The fine-tuning configuration these flags describe (not yet
-    /// checked): the `--reading` preset with every flag given put over it.
-    pub fn finetune_config(&self) -> FinetuneConfig {
-        self.reading.with(&self.overrides())
+    /// The fine-tuning configuration these flags describe: the
+    /// `--reading` preset with every flag given put over it; a flag of the
+    /// other protocol is refused (its values are checked by the library).
+    pub fn finetune_config(&self) -> comod::Result<FinetuneConfig> {
+        let overrides = self.overrides();
+        let config = self.reading.with(&overrides);
+        overrides.check_protocol(&config)?;
+        Ok(config)
     }
 
     /// The sweep of `tasks` × these methods × `repeats` (shard `shard`)
@@ -535,19 +539,19 @@ pub struct ReproduceArgs {
 
 impl ReproduceArgs {
     /// What the reproduction runs.
-    pub fn options(&self) -> ReproduceOptions {
+    pub fn options(&self) -> comod::Result<ReproduceOptions> {
         let (tasks, repeats) = plan(self.full);
-        ReproduceOptions {
+        Ok(ReproduceOptions {
             out: self.out.clone(),
             data: self.data.clone(),
             tasks,
             repeats,
             methods: self.run.methods.clone(),
             seed: self.run.seed,
-            config: self.run.finetune_config(),
+            config: self.run.finetune_config()?,
             record_coupling: self.run.record_coupling,
             report: !self.no_report,
-        }
+        })
     }
 }
 

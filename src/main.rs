@@ -101,7 +101,7 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let expected = args.expected_arch()?;
     let expected = expected.as_ref().map(|(name, arch)| (name.as_str(), arch));
     let inputs = (args.checkpoint.as_path(), args.data.as_path());
-    let config = args.run.finetune_config();
+    let config = args.run.finetune_config()?;
     let setup = DigitSweep::open(inputs, &args.out, expected, config, args.run.seed)?;
     let spec = args
         .run
@@ -111,7 +111,7 @@ fn run_sweep_command(args: SweepArgs) -> Result<()> {
 
 fn run_multitask_sweep(args: Box<MultitaskSweepArgs>) -> Result<()> {
     BenchmarkSweep::check_overrides(&args.run.overrides())?;
-    let (config, source) = (args.run.finetune_config(), args.benchmark.source());
+    let (config, source) = (args.run.finetune_config()?, args.benchmark.source());
     let setup = BenchmarkSweep::open(&args.checkpoint, &source, &args.out, config, args.run.seed)?;
     let tasks = setup.tasks(&args.tasks)?;
     let spec = args
@@ -125,7 +125,7 @@ fn run_tune(args: TuneArgs) -> Result<()> {
     check_grid(&args.grid)?;
     let tasks = args.tasks().context("--tasks")?;
     let inputs = (args.checkpoint.as_path(), args.data.as_path());
-    let config = args.run.finetune_config();
+    let config = args.run.finetune_config()?;
     let setup = DigitSweep::open(inputs, &args.out, None, config, args.run.seed)?;
     let (methods, grid) = (args.run.methods.clone(), args.grid.clone());
     let (repeats, config) = (args.repeats, setup.config.clone());
@@ -171,7 +171,7 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
 }
 
 fn run_reproduce(args: ReproduceArgs) -> Result<()> {
-    let options = args.options();
+    let options = args.options()?;
     let reproduction = reproduce(&options, &Progress::new())?;
     match &reproduction.report {
         Some(outcome) => print_report(outcome),

@@ -495,6 +495,15 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     // The dataset protocol: its x axis is the sizes; it resumes and summarises.
     let dataset = path("dataset.jsonl");
     let sizes = ["--protocol", "dataset", "--size-step", "6", "--sizes", "2", "--max-epochs", "3"];
+    // `--batches` is the online protocol's: given with `dataset`, refused.
+    let out = comod_owned(&sweep_args(&dataset, &sizes), "2");
+    common::assert_one_line_error(&out, &["--batches", "--protocol online only"]);
+    let sweep_args = |out: &str, extra: &[&str]| {
+        let mut args = sweep_args(out, extra);
+        let at = args.iter().position(|a| a == "--batches").unwrap();
+        args.drain(at..at + 2);
+        args
+    };
     run_ok(&sweep_args(&dataset, &sizes), "2");
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&dataset).unwrap().lines().next().unwrap())

@@ -46,7 +46,7 @@ fn sweep(out: &Path, tasks: &str, repeats: &str, threads: &str, extra: &[&str]) 
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(&SMALL);
-    if !extra.contains(&"--batches") {
+    if !extra.contains(&"--batches") && !extra.contains(&"dataset") {
         args.extend(["--batches", "12"]);
     }
     args.extend_from_slice(extra);
@@ -153,7 +153,7 @@ fn resume_after_sigkill(tasks: &str, extra: &[&str]) {
         args.push(a.into());
     }
     args.extend(SMALL.iter().map(|s| s.to_string()));
-    if !extra.contains(&"--batches") {
+    if !extra.contains(&"--batches") && !extra.contains(&"dataset") {
         args.extend(["--batches".into(), "12".into()]);
     }
     args.extend(extra.iter().map(|s| s.to_string()));

@@ -4,6 +4,7 @@
 //! line, the report and library callers all build their configurations
 //! here, so the rule and each preset's values live once.
 
+use crate::error::{Error, Result};
 use crate::net::GainRule;
 use crate::train::config::FinetuneConfig;
 use crate::train::method::{LearningRates, Method};
@@ -211,6 +212,36 @@ impl Overrides {
         }
     }
 
+    /// Refuses a setting that does not apply to the protocol `config`
+    /// runs: the `dataset` protocol's sizes, epochs and patience under
+    /// `online`, the `online` protocol's batches under `dataset` (given,
+    /// it would be silently ignored).
+    pub fn check_protocol(&self, config: &FinetuneConfig) -> Result<()> {
+        let (given, protocol): (&[(&'static str, bool)], &str) = match config.protocol {
+            Protocol::Online => (
+                &[
+                    ("--size-step", self.size_step.is_some()),
+                    ("--sizes", self.sizes.is_some()),
+                    ("--max-epochs", self.max_epochs.is_some()),
+                    ("--patience", self.patience.is_some()),
+                ],
+                "dataset",
+            ),
+            Protocol::Dataset(_) => (&[("--batches", self.batches.is_some())], "online"),
+        };
+        match given.iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(Error::option(
+                flag,
+                "(given)",
+                format!(
+                    "applies to --protocol {protocol} only; this run's protocol is {}",
+                    config.protocol.name()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The flag of the first learning rate given, if any (`comod tune`
     /// sets the rates itself and refuses them).
     pub fn given_learning_rate(&self) -> Option<&'static str> {
@@ -335,6 +366,36 @@ mod tests {
             })
         );
         assert_eq!(explicit.given_learning_rate(), Some("--lr-retrain"));
+    }
+
+    #[test]
+    fn a_setting_of_the_other_protocol_is_refused() {
+        let sizes = Overrides {
+            sizes: Some(3),
+            ..Overrides::default()
+        };
+        let err = sizes
+            .check_protocol(&Reading::Spec.with(&sizes))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--sizes"), "{err}");
+        assert!(err.contains("protocol is online"), "{err}");
+        let dataset = Overrides {
+            protocol: Some(ProtocolKind::Dataset),
+            ..sizes.clone()
+        };
+        dataset.check_protocol(&Reading::Spec.with(&dataset)).unwrap();
+        let batches = Overrides {
+            batches: Some(10),
+            ..Overrides::default()
+        };
+        assert!(
+            batches
+                .check_protocol(&Reading::CompanionCode.with(&batches))
+                .unwrap_err()
+                .to_string()
+                .starts_with("--batches")
+        );
     }
 
     #[test]
