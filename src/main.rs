@@ -2,6 +2,7 @@
 
 mod cli;
 mod output;
+mod run_options;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -5,13 +5,13 @@
 mod common;
 
 use common::{comod, comod_owned};
+use comod::conv::heads::{Heads, heads_loss};
+use comod::conv::modulator::Modulator;
 use comod::conv::trial::{TrialScratch, trial_gain, trial_gain_reference, unmodulated_features};
 use comod::conv::workspace::ConvWorkspace;
 use comod::conv::{ConvArch, ConvNet, Stage};
 use comod::data::Shape;
 use comod::data::benchmark::BenchmarkData;
-use comod::conv::heads::{Heads, heads_loss};
-use comod::conv::modulator::Modulator;
 use comod::net::{Depth, GainRule, Modulation};
 use comod::train::learner::learner;
 use comod::train::protocol::online;
@@ -402,7 +402,14 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let ck = path("ck.safetensors");
-    let pretrain = ["multitask", "pretrain", "--epochs", "1", "--examples", "200"];
+    let pretrain = [
+        "multitask",
+        "pretrain",
+        "--epochs",
+        "1",
+        "--examples",
+        "200",
+    ];
     run_ok(&strings(&[&pretrain[..], &["--out", &ck]].concat()), "2");
     let sweep_args = |out: &str, extra: &[&str]| {
         let mut args = strings(&[
@@ -475,17 +482,29 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     let half = &lines[7][..lines[7].len() / 2];
     std::fs::write(&torn, format!("{}\n{half}", lines[..7].join("\n"))).unwrap();
     let out = comod_owned(&sweep_args(&torn, &[]), "2");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("dropped a torn last line"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("8 runs (7 already in the file, 1 run now)"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("8 runs (7 already in the file, 1 run now)")
+    );
     assert_eq!(
         common::without_wall_time(std::path::Path::new(&torn)),
         common::without_wall_time(std::path::Path::new(&whole))
     );
     // A method listed twice runs once.
     let twice = path("methods.jsonl");
-    let printed = run_ok(&sweep_args(&twice, &["--methods", "stochastic,stochastic"]), "2");
-    assert!(printed.contains("2 runs (0 already in the file, 2 run now)"), "{printed}");
+    let printed = run_ok(
+        &sweep_args(&twice, &["--methods", "stochastic,stochastic"]),
+        "2",
+    );
+    assert!(
+        printed.contains("2 runs (0 already in the file, 2 run now)"),
+        "{printed}"
+    );
     // A plan too large is refused before any work, leaving no lock.
     let huge = path("huge.jsonl");
     let out = comod_owned(&sweep_args(&huge, &["--repeats", "100000000000"]), "2");
@@ -494,7 +513,16 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     assert!(!std::path::Path::new(&format!("{huge}.lock")).exists());
     // The dataset protocol: its x axis is the sizes; it resumes and summarises.
     let dataset = path("dataset.jsonl");
-    let sizes = ["--protocol", "dataset", "--size-step", "6", "--sizes", "2", "--max-epochs", "3"];
+    let sizes = [
+        "--protocol",
+        "dataset",
+        "--size-step",
+        "6",
+        "--sizes",
+        "2",
+        "--max-epochs",
+        "3",
+    ];
     // `--batches` is the online protocol's: given with `dataset`, refused.
     let out = comod_owned(&sweep_args(&dataset, &sizes), "2");
     common::assert_one_line_error(&out, &["--batches", "--protocol online only"]);
@@ -505,13 +533,48 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
         args
     };
     run_ok(&sweep_args(&dataset, &sizes), "2");
-    let record: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&dataset).unwrap().lines().next().unwrap())
-            .unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&dataset)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(record["examples"], serde_json::json!([6, 12]));
     assert_eq!(record["epochs"]["trained"].as_array().unwrap().len(), 2);
     let again = run_ok(&sweep_args(&dataset, &sizes), "2");
     assert!(again.contains("all already in the file"), "{again}");
     let summary = run_ok(&strings(&["multitask", "summary", &dataset]), "2");
     assert!(summary.contains("retrain-last"), "{summary}");
+}
+
+/// `merge` and `summary` read the records of either network, telling them
+/// apart by their architecture (§7); the two never mix in one file.
+#[test]
+fn merge_and_summary_tell_the_networks_apart_and_never_mix_them() {
+    use comod::analysis::summarize_file;
+    use comod::sweep::store::{RecordKind, merge_files};
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let (mlp, conv) = (
+        golden.join("mlp-online.jsonl"),
+        golden.join("conv-online.jsonl"),
+    );
+    assert_eq!(RecordKind::of_file(&mlp).unwrap(), Some(RecordKind::Mlp));
+    assert_eq!(RecordKind::of_file(&conv).unwrap(), Some(RecordKind::Conv));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("merged.jsonl");
+    let err = merge_files(&out, &[&mlp, &conv]).unwrap_err().to_string();
+    assert!(
+        err.contains("conv-online.jsonl") && err.contains("never mix"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let (runs, kind) = merge_files(&out, &[&conv]).unwrap();
+    assert_eq!((runs, kind), (8, RecordKind::Conv));
+    for (file, kind) in [(&mlp, RecordKind::Mlp), (&conv, RecordKind::Conv)] {
+        let summary = summarize_file(file, Some(dir.path()), None).unwrap();
+        assert_eq!(summary.kind, kind);
+        assert!(summary.files.table.contains("retrain-last"));
+    }
 }

@@ -133,7 +133,10 @@ mod tests {
         let params: Vec<f32> = (0..40_000).map(|i| (i as f32 * 0.37).sin()).collect();
         let ranges = [3..9, 20..20_000, 30_000..39_999];
         let gathered = |p: &[f32]| -> Vec<f32> {
-            ranges.iter().flat_map(|r| p[r.clone()].iter().copied()).collect()
+            ranges
+                .iter()
+                .flat_map(|r| p[r.clone()].iter().copied())
+                .collect()
         };
         let len = ranges.iter().map(|r| r.len()).sum();
         let (mut by_ranges, mut alone) = (Adam::new(len, 1e-2), Adam::new(len, 1e-2));
@@ -148,6 +151,10 @@ mod tests {
         }
         assert_eq!(gathered(&in_place), compact, "the same bits");
         let untouched = |p: &[f32]| (p[..3].to_vec(), p[9..20].to_vec());
-        assert_eq!(untouched(&in_place), untouched(&params), "outside the ranges");
+        assert_eq!(
+            untouched(&in_place),
+            untouched(&params),
+            "outside the ranges"
+        );
     }
 }

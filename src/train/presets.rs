@@ -384,7 +384,9 @@ mod tests {
             protocol: Some(ProtocolKind::Dataset),
             ..sizes.clone()
         };
-        dataset.check_protocol(&Reading::Spec.with(&dataset)).unwrap();
+        dataset
+            .check_protocol(&Reading::Spec.with(&dataset))
+            .unwrap();
         let batches = Overrides {
             batches: Some(10),
             ..Overrides::default()
