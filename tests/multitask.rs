@@ -262,6 +262,29 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// The arguments of a small `comod multitask sweep` of `tasks` from the
+/// checkpoint `ck` into `out`, with `extra`.
+fn small_sweep(ck: &str, tasks: &str, out: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = strings(&[
+        "multitask",
+        "sweep",
+        "--checkpoint",
+        ck,
+        "--tasks",
+        tasks,
+        "--batches",
+        "4",
+        "--samples",
+        "16",
+        "--test-composites",
+        "60",
+        "--out",
+        out,
+    ]);
+    args.extend(strings(extra));
+    args
+}
+
 /// pretrain, then sweep: the same records on 1 and 2 threads; a sweep
 /// resumed over a larger plan runs only what is missing; shards merge into
 /// the whole; the summary covers every method.
@@ -288,24 +311,7 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
         "{printed}"
     );
     let sweep = |tasks: &str, out: &str, extra: &[&str], threads: &str| {
-        let mut args = strings(&[
-            "multitask",
-            "sweep",
-            "--checkpoint",
-            &ck,
-            "--tasks",
-            tasks,
-            "--batches",
-            "4",
-            "--samples",
-            "16",
-            "--test-composites",
-            "60",
-            "--out",
-            out,
-        ]);
-        args.extend(strings(extra));
-        run_ok(&args, threads)
+        run_ok(&small_sweep(&ck, tasks, out, extra), threads)
     };
     let (one, two) = (path("one.jsonl"), path("two.jsonl"));
     sweep("even@1,ge5@2", &one, &[], "1");
@@ -411,26 +417,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
         "200",
     ];
     run_ok(&strings(&[&pretrain[..], &["--out", &ck]].concat()), "2");
-    let sweep_args = |out: &str, extra: &[&str]| {
-        let mut args = strings(&[
-            "multitask",
-            "sweep",
-            "--checkpoint",
-            &ck,
-            "--tasks",
-            "even@1,ge5@2",
-            "--batches",
-            "4",
-            "--samples",
-            "16",
-            "--test-composites",
-            "60",
-            "--out",
-            out,
-        ]);
-        args.extend(strings(extra));
-        args
-    };
+    let sweep_args = |out: &str, extra: &[&str]| small_sweep(&ck, "even@1,ge5@2", out, extra);
     let whole = path("whole.jsonl");
     run_ok(&sweep_args(&whole, &[]), "2");
     let text = std::fs::read_to_string(&whole).unwrap();

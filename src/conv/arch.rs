@@ -233,6 +233,23 @@ impl ConvArch {
         macs + self.logits() * self.gated_size()
     }
 
+    /// Checks that the network takes the images (`shape`) of the benchmark
+    /// called `benchmark` and has one head for each of its `tasks`.
+    pub fn check_fits(&self, benchmark: &str, shape: Shape, tasks: usize) -> Result<()> {
+        if self.input == shape && self.tasks == tasks {
+            return Ok(());
+        }
+        let Shape {
+            channels,
+            height,
+            width,
+        } = self.input;
+        Err(Error::Arch(format!(
+            "the network takes {channels}×{height}×{width} images and has {} heads; {benchmark} has {}×{}×{} images and {tasks} tasks",
+            self.tasks, shape.channels, shape.height, shape.width
+        )))
+    }
+
     /// Checks the rules of §8.
     pub fn validate(&self) -> Result<()> {
         let fail = |m: String| Err(Error::Arch(m));

@@ -16,7 +16,6 @@ use crate::io::{check_not_input, load_checkpoint};
 use crate::net::{Arch, Model};
 use crate::sweep::record::SweepConfig;
 use crate::train::presets::Overrides;
-use crate::train::study::check_benchmark;
 use crate::train::{BenchmarkTasks, DigitTasks, FinetuneConfig, Frozen};
 
 /// A sweep of the MLP on the digit tasks: the network, the digits and the
@@ -143,7 +142,9 @@ impl BenchmarkSweep {
             ));
         }
         let frozen = Frozen::new(loaded.net);
-        check_benchmark(&frozen, &data).map_err(|e| Error::data(checkpoint, e.to_string()))?;
+        (frozen.net.arch())
+            .check_fits(data.benchmark.name(), data.shape, data.task_count())
+            .map_err(|e| Error::data(checkpoint, e.to_string()))?;
         let config = SweepConfig::new(
             checkpoint,
             frozen.net.arch().clone(),

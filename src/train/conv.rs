@@ -17,7 +17,7 @@ use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_feat
 use crate::conv::{ConvArch, ConvNet, ConvWorkspace};
 use crate::net::{Depth, GainRule, Grads, Modulated, Modulation};
 use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
-use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
+use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
 
 impl Modulated for ConvArch {
     fn coupling_len(&self) -> usize {
@@ -221,15 +221,9 @@ impl Network for ConvNet<f32> {
     }
 
     fn select(cache: &ConvCache, rows: &[usize]) -> ConvCache {
-        fn gather(all: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| &all[r * width..(r + 1) * width])
-                .copied()
-                .collect()
-        }
         ConvCache {
-            maps: gather(&cache.maps, cache.widths.0, rows),
-            gated: gather(&cache.gated, cache.widths.1, rows),
+            maps: gather_rows(&cache.maps, cache.widths.0, rows),
+            gated: gather_rows(&cache.gated, cache.widths.1, rows),
             widths: cache.widths,
         }
     }

@@ -107,20 +107,7 @@ pub fn pretrain_multitask(
     on_epoch: &mut dyn FnMut(&MultitaskEpoch),
 ) -> Result<(ConvNet<f32>, Vec<MultitaskEpoch>)> {
     options.validate()?;
-    if arch.tasks != data.task_count() || arch.input != data.shape {
-        return Err(Error::Arch(format!(
-            "the architecture takes {}×{}×{} images and has {} heads; {} has {}×{}×{} images and {} tasks",
-            arch.input.channels,
-            arch.input.height,
-            arch.input.width,
-            arch.tasks,
-            data.benchmark.name(),
-            data.shape.channels,
-            data.shape.height,
-            data.shape.width,
-            data.task_count()
-        )));
-    }
+    arch.check_fits(data.benchmark.name(), data.shape, data.task_count())?;
     let mut net = ConvNet::<f32>::init(arch, options.seed);
     let heldout = data.draw(
         Pool::Test,

@@ -15,7 +15,7 @@ use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, r
 use crate::net::model::EVAL_ROWS;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
-use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange};
+use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
 
 /// What the frozen MLP makes of a set (§4): the modulated layer's
 /// activity F(a_ℓ), from which the modulation methods step and evaluate,
@@ -160,17 +160,11 @@ impl Network for Model<f32> {
     }
 
     fn select(cache: &MlpCache, rows: &[usize]) -> MlpCache {
-        fn gather(all: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| &all[r * width..(r + 1) * width])
-                .copied()
-                .collect()
-        }
         MlpCache {
-            modulated_activity: gather(&cache.modulated_activity, cache.widths.0, rows),
+            modulated_activity: gather_rows(&cache.modulated_activity, cache.widths.0, rows),
             packed_activity: cache.packed_activity.select(rows),
             packed_input: cache.packed_input.select(rows),
-            gated_activity: gather(&cache.gated_activity, cache.widths.1, rows),
+            gated_activity: gather_rows(&cache.gated_activity, cache.widths.1, rows),
             widths: cache.widths,
         }
     }

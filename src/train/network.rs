@@ -193,6 +193,14 @@ impl Examples {
     }
 }
 
+/// The rows `rows` of `all` (rows of `width` values), in that order.
+pub fn gather_rows(all: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| &all[r * width..(r + 1) * width])
+        .copied()
+        .collect()
+}
+
 /// A fixed labelled set with what the frozen network makes of it,
 /// computed once and shared by every run that measures on it (§4).
 pub struct EvalSet<N: Network> {
@@ -211,14 +219,9 @@ impl<N: Network> EvalSet<N> {
     /// The examples at `rows`, in that order, with their activities (no
     /// forward pass: a data set's halves, §4).
     pub fn select(&self, rows: &[usize]) -> EvalSet<N> {
-        let width = self.width();
         EvalSet {
             examples: Examples {
-                inputs: rows
-                    .iter()
-                    .flat_map(|&r| &self.examples.inputs[r * width..(r + 1) * width])
-                    .copied()
-                    .collect(),
+                inputs: gather_rows(&self.examples.inputs, self.width(), rows),
                 labels: rows.iter().map(|&r| self.examples.labels[r]).collect(),
             },
             cache: N::select(&self.cache, rows),

@@ -15,7 +15,7 @@ use crate::conv::ConvNet;
 use crate::data::benchmark::BenchmarkData;
 use crate::data::images::Images;
 use crate::data::{CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Task, TaskId};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::net::Model;
 use crate::rng::derive_seed;
 use crate::train::config::FinetuneConfig;
@@ -244,25 +244,4 @@ impl Study for BenchmarkTasks<'_> {
             .draw_task(t, Pool::Train, config.training_examples(), seed)?;
         Ok(self.examples(images, t))
     }
-}
-
-/// Checks that `frozen` is a network of `data`'s benchmark: its input is
-/// the benchmark's images and it has one head per task.
-pub fn check_benchmark(frozen: &Frozen<ConvNet<f32>>, data: &BenchmarkData) -> Result<()> {
-    let arch = frozen.net.arch();
-    if arch.input != data.shape || arch.tasks != data.task_count() {
-        return Err(Error::Arch(format!(
-            "the network takes {}×{}×{} images with {} heads; {} has {}×{}×{} images and {} tasks",
-            arch.input.channels,
-            arch.input.height,
-            arch.input.width,
-            arch.tasks,
-            data.benchmark.name(),
-            data.shape.channels,
-            data.shape.height,
-            data.shape.width,
-            data.task_count()
-        )));
-    }
-    Ok(())
 }

@@ -29,6 +29,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+import trace_options
 from safetensors.numpy import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -228,10 +230,7 @@ def expected_outputs(net, inputs, meta):
     tasks = net.spec["tasks"]
     # The coupling tensor holds θ: c itself, or w with c = w² (§7).
     theta = inputs["coupling"].astype(np.float64) if "coupling" in inputs else np.zeros(net.channels)
-    square = meta.get("coupling_param", "linear") == "square"
-    coupling = theta ** 2 if square else theta
-    variance = (float(np.float32(meta.get("modulator_var", "0.1")))
-                if meta.get("modulation_compensation", "none") == "variance" else 0.0)
+    coupling, square, variance = trace_options.read(meta, theta)
     gain = inputs["gain"].astype(np.float64) if "gain" in inputs else None
     m0 = float(np.float32(meta.get("m0", "1")))
     lam = float(np.float32(meta.get("lambda", "0")))
@@ -273,9 +272,7 @@ def expected_outputs(net, inputs, meta):
         dlogits[:, 2 * head:2 * head + 2] = p / count
     loss += lam * np.abs(theta).sum()
     grads, dc = net.backward(cache, h_last, dlogits, m, coupling)
-    if square:
-        dc = 2 * theta * dc   # dL/dw = 2w·dL/dc
-    dc += lam * np.sign(theta)
+    dc = trace_options.parameter_gradient(theta, square, lam, dc)
     out = {"trial_gain": trial_gain, "trial_gain.floor": floor, "trial_gain.ill": ill, "logits": logits, "loss": np.array([loss]), "grad.coupling": dc}
     for name, _ in net.names():
         out[f"grad.{name}"] = grads[name]
@@ -306,16 +303,7 @@ def random_inputs(net, rng):
         meta["gain_rule"] = str(rng.choice(["covariance", "correlation"]))
     if rng.integers(2):
         meta["task"] = str(int(rng.integers(net.spec["tasks"])))
-    if rng.integers(3) == 0:
-        meta["modulation_compensation"] = "variance"
-        if rng.integers(2):
-            meta["modulator_var"] = str(rng.choice(["0.01", "0.3"]))
-    if rng.integers(3) == 0:
-        meta["coupling_param"] = "square"
-        if "coupling" in inputs:
-            # w = ±√|c|: the same range of c as the linear coupling's.
-            c = inputs["coupling"]
-            inputs["coupling"] = (np.sign(c) * np.sqrt(np.abs(c))).astype(np.float32)
+    trace_options.draw(rng, inputs, meta)
     return inputs, meta
 
 

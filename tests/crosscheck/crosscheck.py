@@ -24,6 +24,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+import trace_options
 from safetensors.numpy import load_file, save_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -172,10 +174,7 @@ def expected_outputs(net, inputs, meta):
     rule = meta.get("gain_rule", "covariance")
     # The coupling tensor holds θ: c itself, or w with c = w² (§7).
     theta = inputs.get("coupling", np.zeros(net.sizes[net.modulated], np.float32)).astype(np.float64)
-    square = meta.get("coupling_param", "linear") == "square"
-    coupling = theta ** 2 if square else theta
-    variance = (float(np.float32(meta.get("modulator_var", "0.1")))
-                if meta.get("modulation_compensation", "none") == "variance" else 0.0)
+    coupling, square, variance = trace_options.read(meta, theta)
     gain = inputs.get("gain", np.ones(net.sizes[net.gated], np.float32)).astype(np.float64)
     k = len(labels)
     hs, as_, factors, logits = net.forward(stimuli, m0, coupling, gain)
@@ -189,9 +188,7 @@ def expected_outputs(net, inputs, meta):
     dlogits = np.zeros_like(logits)
     dlogits[:, columns] = dz / k
     grads_w, grads_b, grad_c = net.backward(hs, as_, factors, dlogits, m0)
-    if square:
-        grad_c = 2 * theta * grad_c   # dL/dw = 2w·dL/dc
-    grad_c = grad_c + lam * np.sign(theta)
+    grad_c = trace_options.parameter_gradient(theta, square, lam, grad_c)
     gains = [net.trial_gain(stimuli[i], modulator[i], coupling, rule, variance) for i in range(k)]
     out = {
         "trial_gain": np.stack([g for g, _, _ in gains]),
@@ -236,16 +233,7 @@ def random_inputs(net, rng):
         meta["lambda"] = "0.1"
     if rng.integers(3):
         meta["gain_rule"] = str(rng.choice(["covariance", "correlation"]))
-    if rng.integers(3) == 0:
-        meta["modulation_compensation"] = "variance"
-        if rng.integers(2):
-            meta["modulator_var"] = str(rng.choice(["0.01", "0.3"]))
-    if rng.integers(3) == 0:
-        meta["coupling_param"] = "square"
-        if "coupling" in inputs:
-            # w = ±√|c|: the same range of c as the linear coupling's.
-            c = inputs["coupling"]
-            inputs["coupling"] = (np.sign(c) * np.sqrt(np.abs(c))).astype(np.float32)
+    trace_options.draw(rng, inputs, meta)
     return inputs, meta
 
 
