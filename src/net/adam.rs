@@ -76,6 +76,9 @@ impl Adam {
     }
 }
 
+/// A chunk of an update: parameters and gradients, first and second moments.
+type Chunk<'a> = ((&'a mut [f32], &'a [f32]), (&'a mut [f32], &'a mut [f32]));
+
 /// The Adam update of `params` with `grads` and its moments, at step
 /// `steps` with learning rate `lr`, in parallel chunks.
 fn update(
@@ -86,25 +89,34 @@ fn update(
 ) {
     let step_size = lr / (1.0 - BETA1.powi(steps));
     let root_correction = (1.0 - BETA2.powi(steps)).sqrt();
+    let chunk = |((p, g), (m, v)): Chunk<'_>| {
+        with_avx2(
+            #[inline(always)]
+            || {
+                let n = p.len();
+                let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+                for i in 0..n {
+                    m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
+                    v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
+                    p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
+                }
+            },
+        )
+    };
+    // One chunk needs no threads (most steps of fine-tuning: a coupling,
+    // a readout, a bias).
+    if params.len() <= PARALLEL_CHUNK {
+        return chunk(((params, grads), (first, second)));
+    }
     params
         .par_chunks_mut(PARALLEL_CHUNK)
         .zip(grads.par_chunks(PARALLEL_CHUNK))
-        .zip(first.par_chunks_mut(PARALLEL_CHUNK))
-        .zip(second.par_chunks_mut(PARALLEL_CHUNK))
-        .for_each(|(((p, g), m), v)| {
-            with_avx2(
-                #[inline(always)]
-                || {
-                    let n = p.len();
-                    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
-                    for i in 0..n {
-                        m[i] = BETA1 * m[i] + (1.0 - BETA1) * g[i];
-                        v[i] = BETA2 * v[i] + (1.0 - BETA2) * g[i] * g[i];
-                        p[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
-                    }
-                },
-            )
-        });
+        .zip(
+            first
+                .par_chunks_mut(PARALLEL_CHUNK)
+                .zip(second.par_chunks_mut(PARALLEL_CHUNK)),
+        )
+        .for_each(chunk);
 }
 
 /// Parameters per parallel task of [`Adam::step`].
