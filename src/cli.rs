@@ -187,7 +187,9 @@ pub struct MultitaskSweepArgs {
     /// Repeats per task and method.
     #[arg(long, default_value_t = 1)]
     pub repeats: usize,
-    /// Results file (JSON lines); runs it already holds are skipped.
+    /// Results file (JSON lines); runs it already holds are checked
+    /// against the plan and skipped. Locked while the sweep runs: a second
+    /// sweep on it is refused, naming the holder.
     #[arg(long)]
     pub out: PathBuf,
     /// Run only shard i of n (0 ≤ i < n).

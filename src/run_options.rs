@@ -38,7 +38,7 @@ pub struct RunOptions {
     #[arg(long, value_parser = named::<Reading>(), default_value = Reading::Spec.name(), help = reading_help())]
     pub reading: Reading,
     /// Readout of a binary digit task.
-    #[arg(long, value_parser = named::<ReadoutKind>(), help = with_default("Readout of a binary digit task: `all` (10-way, label = the target digit) or `pair` (softmax over the two logits)", "--readout"))]
+    #[arg(long, value_parser = named::<ReadoutKind>(), help = with_default("Readout of a binary digit task: `all` (10-way, label = the target digit) or `pair` (softmax over the two logits); refused by `multitask sweep`, whose heads are binary", "--readout"))]
     pub readout: Option<ReadoutKind>,
     /// Per-trial gain rule.
     #[arg(long, value_parser = named::<GainRule>(), help = with_default("Per-trial gain rule", "--gain-rule"))]
