@@ -10,8 +10,8 @@ use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 
 use comod::bench::DEFAULT_SECONDS;
-use comod::data::SHIPPED_DATA_DIR;
 use comod::data::benchmark::{Benchmark, BenchmarkSource};
+use comod::data::shipped_data_dir;
 use comod::data::task::ALL_TASKS;
 use comod::net::Arch;
 use comod::net::arch::DEFAULT_PRESET;
@@ -189,14 +189,41 @@ pub struct MultitaskSweepArgs {
     pub repeats: usize,
     /// Results file (JSON lines); runs it already holds are checked
     /// against the plan and skipped. Locked while the sweep runs: a second
-    /// sweep on it is refused, naming the holder.
+    /// sweep on it is refused, naming the holder. `{shard}` in it becomes
+    /// the shard's index (e.g. results/shard-{shard}.jsonl); a missing
+    /// folder is made.
     #[arg(long)]
     pub out: PathBuf,
-    /// Run only shard i of n (0 ≤ i < n).
-    #[arg(long, default_value_t = Shard::default())]
-    pub shard: Shard,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[command(flatten)]
     pub run: RunOptions,
+}
+
+/// Which part of a sweep's plan this process runs (§6).
+#[derive(clap::Args)]
+pub struct ShardArgs {
+    /// Run only shard i of n (0 ≤ i < n) [default: the whole plan].
+    #[arg(long, conflicts_with = "shards")]
+    pub shard: Option<Shard>,
+    /// In a SLURM job array: split the plan into N shards and run the one
+    /// of this element, its $SLURM_ARRAY_TASK_ID (0..N-1, or 1..N for a
+    /// 1-based array; strided, listed and single resubmitted elements run
+    /// the shard their id names; any other id is refused).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
+}
+
+impl ShardArgs {
+    /// The shard to run: `--shard`, the job array's with `--shards`, or
+    /// the whole plan.
+    pub fn shard(&self) -> comod::Result<Shard> {
+        match (self.shard, self.shards) {
+            (_, Some(count)) => Shard::of_slurm_array(count),
+            (Some(shard), None) => Ok(shard),
+            (None, None) => Ok(Shard::default()),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -204,8 +231,9 @@ pub struct SweepArgs {
     /// Pretrained checkpoint (safetensors, §7).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Folder with an IDX images/labels pair; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// Tasks: `all` (the 180) or a list like 1-7@0,3-8@2.
     #[arg(long, default_value = ALL_TASKS)]
@@ -215,12 +243,13 @@ pub struct SweepArgs {
     pub repeats: usize,
     /// Results file (JSON lines); runs it already holds are checked against
     /// the plan and skipped. Locked while the sweep runs: a second sweep on
-    /// it is refused, naming the holder.
+    /// it is refused, naming the holder. `{shard}` in it becomes the
+    /// shard's index (e.g. results/shard-{shard}.jsonl); a missing folder
+    /// is made.
     #[arg(long)]
     pub out: PathBuf,
-    /// Run only shard i of n (0 ≤ i < n), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
-    #[arg(long, default_value_t = Shard::default())]
-    pub shard: Shard,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// If given, the checkpoint's architecture must be this preset (or JSON file).
     #[arg(long)]
     pub arch: Option<String>,
@@ -252,8 +281,9 @@ pub struct TuneArgs {
     /// Pretrained checkpoint (safetensors, §7).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Folder with an IDX images/labels pair; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// Tuning tasks, a list like 1-7@0,3-8@2 or `all` [default: eight tasks
     /// that the default reproduction does not report: the `tuning` list]
@@ -306,6 +336,11 @@ pub struct SummaryArgs {
     /// Also write PNG plots into this folder.
     #[arg(long)]
     pub plots: Option<PathBuf>,
+    /// Summarise even when runs of the records' plan are missing (a
+    /// shard not merged, a sweep not finished); without it the summary
+    /// is refused, naming the runs missing and the shards that hold none.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(clap::Args)]
@@ -313,8 +348,9 @@ pub struct ReproduceArgs {
     /// Output folder for checkpoint, results, summary and plots.
     #[arg(long, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// Folder with an IDX images/labels pair; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// The full study: all 180 tasks × 10 repeats (default: the 45 pairs,
     /// quadrants in turn, × 6 repeats).
@@ -352,24 +388,33 @@ pub struct ReportArgs {
     /// (results already there with the same configuration are reused).
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
-    /// Folder with an IDX images/labels pair; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// About ten minutes on 2 cores: 8 tasks × 2 repeats, a small
     /// `dataset` cell (the default).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
     /// The paper's scale: 180 tasks × 10 repeats in every cell (days of
-    /// CPU time; shard it with --shard).
+    /// CPU time; shard it with --shard or --shards).
     #[arg(long)]
     pub full: bool,
-    /// Run only shard i of n of every sweep (no report is written; run
-    /// once more without --shard to join the shards and write it).
-    #[arg(long, default_value_t = Shard::default())]
-    pub shard: Shard,
+    /// The report's machinery on runs cut to a few batches and samples
+    /// (under a minute on 2 cores, in runs/smoke/): to check a set-up,
+    /// such as a cluster's; its numbers measure nothing.
+    #[arg(long, conflicts_with_all = ["full", "quick"])]
+    pub smoke: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Master seed of pretraining, sweeps and analyses.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
+    /// Join shards even when runs of their plan are missing, and run
+    /// those runs in this process; without it such a join is refused,
+    /// naming the runs missing and the shards that hold none.
+    #[arg(long)]
+    pub partial: bool,
     /// Also judge the method claims on these results files (e.g. a
     /// larger sweep's), comma-separated [default: none]
     #[arg(long, value_delimiter = ',')]
@@ -378,15 +423,20 @@ pub struct ReportArgs {
 
 impl ReportArgs {
     /// What the report runs.
-    pub fn options(&self) -> ReportOptions {
-        ReportOptions {
+    pub fn options(&self) -> comod::Result<ReportOptions> {
+        Ok(ReportOptions {
             out: self.out.clone(),
             data: self.data.clone(),
-            scale: if self.full { Scale::Full } else { Scale::Quick },
-            shard: self.shard,
+            scale: match (self.full, self.smoke) {
+                (true, _) => Scale::Full,
+                (_, true) => Scale::Smoke,
+                _ => Scale::Quick,
+            },
+            shard: self.shard.shard()?,
             seed: self.seed,
+            partial: self.partial,
             also: self.also.clone(),
-        }
+        })
     }
 }
 
@@ -398,6 +448,11 @@ pub struct MergeArgs {
     /// Shard results files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Merge even when runs of the records' plan are missing (a shard
+    /// not done); without it such a merge is refused, naming the runs
+    /// missing and the shards that hold none.
+    #[arg(long)]
+    pub partial: bool,
 }
 
 #[derive(clap::Args)]
@@ -441,15 +496,17 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(comod::bench::workload_names()))]
     pub only: Vec<String>,
     /// Folder with an IDX images/labels pair for the `online_*`
-    /// workloads; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// workloads; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
 }
 
 #[derive(clap::Args)]
 pub struct PretrainArgs {
-    /// Folder with an IDX images/labels pair (.gz or raw); default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair (.gz or raw); default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// Architecture: a preset (paper3, deep4, local2, relu-encoder,
     /// relu-deep4, relu-local2) or a path to an architecture JSON file (§7).
@@ -486,8 +543,9 @@ pub struct EvalArgs {
     /// Checkpoint to evaluate (safetensors, §7).
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Folder with an IDX images/labels pair; default: the shipped digits.
-    #[arg(long, default_value = SHIPPED_DATA_DIR)]
+    /// Folder with an IDX images/labels pair; default: ./data, else
+    /// the shipped digits of the clone comod was built from.
+    #[arg(long, default_value_os_t = shipped_data_dir())]
     pub data: PathBuf,
     /// Tasks for the pair-accuracy table: `all` or a list like 1-7@0,3-8@2.
     #[arg(long)]

@@ -30,6 +30,7 @@ pub mod report;
 pub mod reproduce;
 pub mod rng;
 pub mod sweep;
+pub mod threads;
 pub mod train;
 pub mod tune;
 

@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 
 use cli::{
     BenchArgs, Command, EvalArgs, MergeArgs, MultitaskCommand, MultitaskPretrainArgs,
-    MultitaskSweepArgs, PretrainArgs, ReproduceArgs, SummaryArgs, SweepArgs, TraceArgs, TuneArgs,
+    MultitaskSweepArgs, PretrainArgs, ReportArgs, ReproduceArgs, SummaryArgs, SweepArgs, TraceArgs,
+    TuneArgs,
 };
 use comod::analysis::summarize_file;
 use comod::bench::run_bench;
@@ -99,26 +100,30 @@ fn sweep<S: Study, A: Architecture>(
 
 fn run_sweep_command(args: SweepArgs) -> Result<()> {
     let tasks = parse_task_list(&args.tasks).context("--tasks")?;
+    let shard = args.shard.shard()?;
+    let out = shard.fill(&args.out);
     let expected = args.expected_arch()?;
     let expected = expected.as_ref().map(|(name, arch)| (name.as_str(), arch));
     let inputs = (args.checkpoint.as_path(), args.data.as_path());
     let config = args.run.finetune_config()?;
-    let setup = DigitSweep::open(inputs, &args.out, expected, config, args.run.seed)?;
+    let setup = DigitSweep::open(inputs, &out, expected, config, args.run.seed)?;
     let spec = args
         .run
-        .spec(tasks, args.repeats, args.shard, setup.config.clone());
-    sweep(&setup.study(), &spec, &args.out)
+        .spec(tasks, args.repeats, shard, setup.config.clone());
+    sweep(&setup.study(), &spec, &out)
 }
 
 fn run_multitask_sweep(args: Box<MultitaskSweepArgs>) -> Result<()> {
     BenchmarkSweep::check_overrides(&args.run.overrides())?;
+    let shard = args.shard.shard()?;
+    let out = shard.fill(&args.out);
     let (config, source) = (args.run.finetune_config()?, args.benchmark.source());
-    let setup = BenchmarkSweep::open(&args.checkpoint, &source, &args.out, config, args.run.seed)?;
+    let setup = BenchmarkSweep::open(&args.checkpoint, &source, &out, config, args.run.seed)?;
     let tasks = setup.tasks(&args.tasks)?;
     let spec = args
         .run
-        .spec(tasks, args.repeats, args.shard, setup.config.clone());
-    sweep(&setup.study(), &spec, &args.out)
+        .spec(tasks, args.repeats, shard, setup.config.clone());
+    sweep(&setup.study(), &spec, &out)
 }
 
 fn run_tune(args: TuneArgs) -> Result<()> {
@@ -149,9 +154,10 @@ fn run_tune(args: TuneArgs) -> Result<()> {
 
 fn run_merge(args: MergeArgs) -> Result<()> {
     let inputs: Vec<&Path> = args.inputs.iter().map(PathBuf::as_path).collect();
-    let (runs, _) = merge_files(&args.out, &inputs)?;
-    let (files, out) = (inputs.len(), args.out.display());
+    let merged = merge_files(&args.out, &inputs, args.partial)?;
+    let (runs, files, out) = (merged.runs, inputs.len(), args.out.display());
     println!("merged {runs} runs from {files} files into {out}");
+    output::print_completeness(&merged.completeness, &args.out);
     Ok(())
 }
 
@@ -160,7 +166,9 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
         &args.results,
         args.out_dir.as_deref(),
         args.plots.as_deref(),
+        args.partial,
     )?;
+    output::print_completeness(&summary.completeness, &args.results);
     if summary.torn_line {
         eprintln!(
             "warning: {}: ignoring a torn last line",
@@ -181,8 +189,8 @@ fn run_reproduce(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_report(options: &comod::report::ReportOptions) -> Result<()> {
-    print_report(&report(options, &Progress::new())?);
+fn run_report(args: ReportArgs) -> Result<()> {
+    print_report(&report(&args.options()?, &Progress::new())?);
     Ok(())
 }
 
@@ -215,6 +223,7 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
+    comod::threads::configure_threads();
     let result = match cli.command {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
@@ -223,7 +232,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => run_summary(args),
         Command::Reproduce(args) => run_reproduce(args),
         Command::Tune(args) => run_tune(args),
-        Command::Report(args) => run_report(&args.options()),
+        Command::Report(args) => run_report(args),
         Command::Trace(args) => run_trace(args),
         Command::Bench(args) => run_bench_command(args),
         Command::Multitask(MultitaskCommand::Pretrain(args)) => run_multitask_pretrain(args),

@@ -13,6 +13,7 @@ use comod::observer::Observer;
 use comod::pretrained::ConvPretrained;
 use comod::report::ReportOutcome;
 use comod::sweep::SweepReport;
+use comod::sweep::completeness::Completeness;
 use comod::sweep::record::Record;
 use comod::train::{EpochStats, PairAccuracy, PretrainOptions, PretrainReport};
 use comod::tune::Tuning;
@@ -286,5 +287,23 @@ impl Observer for Progress {
 
     fn stage(&self, what: &str) {
         println!("== {what}");
+    }
+}
+
+/// Notes on a result accepted partial, or whose completeness cannot be
+/// told (records of older formats carry no plan).
+pub fn print_completeness(completeness: &Completeness, path: &Path) {
+    let path = path.display();
+    if !completeness.is_complete() {
+        eprintln!(
+            "warning: {path}: a partial result (accepted with --partial): {}",
+            completeness.describe()
+        );
+    }
+    if completeness.unplanned > 0 {
+        eprintln!(
+            "note: {path}: {} runs carry no plan (older record formats): whether the result is whole was not checked for them",
+            completeness.unplanned
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::data::Digits;
 use crate::data::benchmark::{BenchmarkData, BenchmarkSource};
 use crate::data::digits::idx_files;
 use crate::error::{Error, Result};
+use crate::io::lock::FileLock;
 use crate::io::{check_not_input, check_writable, load_checkpoint, save_pretrained};
 use crate::net::{Arch, Model};
 use crate::observer::Observer;
@@ -41,7 +42,9 @@ fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Opti
 
 /// The network of `arch` pretrained with `options` on `digits`: the one
 /// at `checkpoint` when it was pretrained with the same seed on the same
-/// digits, else pretrained now and saved there.
+/// digits, else pretrained now and saved there. The checkpoint is locked
+/// meanwhile, so processes that need it at once (the shards of a report)
+/// pretrain it once.
 pub fn pretrained(
     checkpoint: &Path,
     arch: &Arch,
@@ -49,6 +52,9 @@ pub fn pretrained(
     digits: &Digits,
     observer: &dyn Observer,
 ) -> Result<Model<f32>> {
+    // Shards of one report started at once pretrain it once: the others
+    // wait, then reuse it.
+    let _lock = FileLock::wait(checkpoint)?;
     if let Some(model) = reusable(checkpoint, arch, options.seed, digits)? {
         observer.reused(checkpoint);
         return Ok(model);
@@ -142,6 +148,7 @@ pub fn pretrained_conv(
     options: &MultitaskPretrainOptions,
     observer: &dyn Observer,
 ) -> Result<(ConvNet<f32>, ConvProvenance)> {
+    let _lock = FileLock::wait(checkpoint)?;
     let reusable = load_conv_checkpoint(checkpoint).ok().filter(|c| {
         c.provenance.seed == options.seed
             && c.provenance.epochs <= options.max_epochs

@@ -131,6 +131,7 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
                     scale: Scale::Quick,
                     shard: Shard::default(),
                     seed: options.seed,
+                    partial: false,
                     also: vec![results.clone()],
                 },
                 observer,

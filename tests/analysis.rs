@@ -31,6 +31,7 @@ fn record(task: &str, method: Method, repeat: usize, slope: f64) -> Record {
         epochs: None,
         failure: None,
         wall_s: 0.0,
+        plan: None,
         config: SweepConfig {
             benchmark: None,
             finetune: FinetuneConfig::DEFAULT,

@@ -2,7 +2,6 @@
 //! its tensor.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use comod::io::checkpoint::{ARCH_KEY, model_tensors};
 use comod::io::tensors::{TensorData, write_tensors};
@@ -204,15 +203,15 @@ fn failed_write_leaves_no_file() {
     let arch = Arch::preset("paper3", 1).unwrap();
     let model = Model::<f32>::init(&arch, 1);
     let off = Modulation::off(&arch);
-    let missing = Path::new("/nonexistent-comod-dir/out.safetensors");
-    let err = save_checkpoint(missing, &model, &off, &[])
+    let dir = tempfile::tempdir().unwrap();
+    // A folder that cannot be made (a file stands in its place) is named.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = save_checkpoint(&blocker.join("out.safetensors"), &model, &off, &[])
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("/nonexistent-comod-dir/out.safetensors"),
-        "{err}"
-    );
-    let dir = tempfile::tempdir().unwrap();
+    assert!(err.contains(blocker.to_str().unwrap()), "{err}");
+    std::fs::remove_file(&blocker).unwrap();
     let target = dir.path().join("sub");
     std::fs::create_dir(&target).unwrap();
     assert!(

@@ -143,11 +143,15 @@ fn bad_input_gives_one_line_and_no_output_file() {
     );
     assert!(!out.exists());
 
-    let unwritable = dir.path().join("missing-dir/out.safetensors");
+    // A missing output folder is made; one that cannot be (a file stands
+    // in its place) is named.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
     assert_one_line_error(
-        &pretrain(&unwritable, "2", &[]),
-        &["missing-dir/out.safetensors"],
+        &pretrain(&blocker.join("out.safetensors"), "2", &[]),
+        &["not-a-dir"],
     );
+    std::fs::remove_file(&blocker).unwrap();
     assert_one_line_error(
         &comod(&["eval", "--checkpoint", out_str], "2"),
         &["out.safetensors"],

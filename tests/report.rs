@@ -32,6 +32,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         scale: Scale::Smoke,
         shard: comod::sweep::plan::Shard::default(),
         seed: 0,
+        partial: false,
         also: Vec::new(),
     };
     let outcome = report(&options, &Quiet).unwrap();
@@ -124,6 +125,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     // A results file given with `also` is judged like a cell: the same
     // records as the spec-all-online cell give the same judgements.
     let with_also = ReportOptions {
+        partial: false,
         also: vec![runs.clone()],
         ..options.clone()
     };
@@ -150,13 +152,24 @@ fn shards_of_a_report_join_into_the_report_of_one_process() {
         scale: Scale::Smoke,
         shard: shard.parse().unwrap(),
         seed: 0,
+        partial: false,
         also: Vec::new(),
     };
+    let runs = dir.path().join("runs/smoke");
     for shard in ["0/2", "1/2"] {
         let outcome = report(&options(shard), &Quiet).unwrap();
         assert!(outcome.report.is_none(), "a shard writes no report");
+        if shard == "0/2" {
+            // Joining before every shard is done is refused, naming the
+            // shard that holds none, and joins nothing.
+            let err = report(&options("0/1"), &Quiet).unwrap_err().to_string();
+            assert!(
+                err.contains("partial result") && err.contains("shard 1 of 2 holds none"),
+                "{err}"
+            );
+            assert!(!runs.join("spec-all-online.jsonl").exists());
+        }
     }
-    let runs = dir.path().join("runs/smoke");
     assert!(runs.join("spec-all-online.shard-1-of-2.jsonl").is_file());
     assert!(!runs.join("spec-all-online.jsonl").exists());
     let joined = report(&options("0/1"), &Quiet).unwrap();

@@ -231,6 +231,7 @@ fn smoke_report(out: &Path) {
         scale: Scale::Smoke,
         shard: comod::sweep::plan::Shard::default(),
         seed: 0,
+        partial: false,
         also: Vec::new(),
     };
     report(&options, &Quiet).unwrap();

@@ -94,6 +94,94 @@ fn same_seed_gives_identical_results_at_any_thread_count_and_sharding() {
         "whole sweep vs merged shards"
     );
 
+    // A SLURM array element takes its shard from its task id; a 1-based
+    // array's last id is shard 0, and an id outside the plan is refused.
+    let from_array = |id: &str, out: &Path| {
+        let mut args: Vec<String> = [
+            "sweep",
+            "--checkpoint",
+            checkpoint().to_str().unwrap(),
+            "--tasks",
+            tasks,
+            "--repeats",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--batches",
+            "12",
+            "--shards",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(SMALL.map(String::from));
+        Command::new(env!("CARGO_BIN_EXE_comod"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RAYON_NUM_THREADS", "2")
+            .env("SLURM_ARRAY_TASK_ID", id)
+            .output()
+            .unwrap()
+    };
+    let one_based = dir.path().join("array-3.jsonl");
+    assert_ok(&from_array("3", &one_based));
+    assert_eq!(without_wall_time(&one_based), without_wall_time(&shards[0]));
+    let refused = from_array("4", &dir.path().join("array-4.jsonl"));
+    common::assert_one_line_error(
+        &refused,
+        &["--shards 3", "array task id 4", "outside the plan"],
+    );
+
+    // Without shard 1, a merge and a summary are refused, naming it,
+    // unless --partial accepts the partial result.
+    let partial = dir.path().join("partial.jsonl");
+    let (first, last) = (shards[0].to_str().unwrap(), shards[2].to_str().unwrap());
+    let out = comod(&["merge", partial.to_str().unwrap(), first, last], "2");
+    common::assert_one_line_error(
+        &out,
+        &[
+            "partial result",
+            "8 runs of the plan's 24",
+            "shard 1 of 3 holds none",
+            "--partial",
+        ],
+    );
+    assert!(!partial.exists(), "a refused merge writes nothing");
+    let out = comod(
+        &["merge", "--partial", partial.to_str().unwrap(), first, last],
+        "2",
+    );
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning"));
+    let summary = dir.path().join("summary");
+    let summarise = |extra: &[&str]| {
+        let mut args = vec![
+            "summary",
+            partial.to_str().unwrap(),
+            "--out-dir",
+            summary.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        comod(&args, "2")
+    };
+    common::assert_one_line_error(
+        &summarise(&[]),
+        &["partial result", "shard 1 of 3 holds none"],
+    );
+    assert_ok(&summarise(&["--partial"]));
+    // Its merge with the missing shard is whole again: the single-process file.
+    let whole = dir.path().join("whole.jsonl");
+    assert_ok(&comod(
+        &[
+            "merge",
+            whole.to_str().unwrap(),
+            partial.to_str().unwrap(),
+            shards[1].to_str().unwrap(),
+        ],
+        "2",
+    ));
+    assert_eq!(reference, without_wall_time(&whole));
+
     // Merge rejects a run given twice and a mixed configuration, writing nothing.
     let twice = dir.path().join("twice.jsonl");
     let out = comod(
@@ -396,7 +484,7 @@ fn records_carry_their_x_axis_and_on_request_the_coupling() {
         .collect();
     assert_eq!(records.len(), 4);
     for r in &records {
-        assert_eq!(r["format"], 4);
+        assert_eq!(r["format"], 5);
         let examples: Vec<u64> = serde_json::from_value(r["examples"].clone()).unwrap();
         assert_eq!(examples, (0..=12).map(|n| 3 * n).collect::<Vec<u64>>());
         assert_eq!(r["curve"].as_array().unwrap().len(), 13);
@@ -423,6 +511,7 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
             let o = v.as_object_mut().unwrap();
             o.remove("format");
             o.remove("examples");
+            o.remove("plan");
             o.insert("slope".into(), 0.001.into());
             o.insert("slope_ratio_retrain".into(), serde_json::Value::Null);
             o.insert("examples_to_criterion".into(), 4.into());
@@ -450,49 +539,67 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
         ],
         "2",
     ));
-    assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
+    // Older formats carry no plan: the upgrade writes none.
+    let current_without_plan: Vec<String> = without_wall_time(&current)
+        .iter()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("plan");
+            record.to_string()
+        })
+        .collect();
+    assert_eq!(without_wall_time(&upgraded), current_without_plan);
 
     let newer = dir.path().join("newer.jsonl");
     std::fs::write(
         &newer,
         std::fs::read_to_string(&current)
             .unwrap()
-            .replacen("\"format\":4", "\"format\":5", 1),
+            .replacen("\"format\":5", "\"format\":6", 1),
     )
     .unwrap();
     let out = comod(&["summary", newer.to_str().unwrap()], "2");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success() && stderr.contains("line 1: record format 5 is newer"),
+        !out.status.success() && stderr.contains("line 1: record format 6 is newer"),
         "{stderr}"
     );
 
-    // Formats 2 (online only) and 3 read as they are and are rewritten as
-    // format 4.
-    let format_two = dir.path().join("two.jsonl");
-    std::fs::write(
-        &format_two,
-        std::fs::read_to_string(&current)
+    // Formats 2 (online only), 3 and 4 (no plan) read as they are and
+    // are rewritten as format 5; a summary notes that their completeness
+    // is not checked.
+    for format in [2, 3, 4] {
+        let old = dir.path().join(format!("format{format}.jsonl"));
+        let text: String = std::fs::read_to_string(&current)
             .unwrap()
-            .replace("\"format\":4", "\"format\":2"),
-    )
-    .unwrap();
-    let format_three = dir.path().join("three.jsonl");
-    std::fs::write(
-        &format_three,
-        std::fs::read_to_string(&current)
-            .unwrap()
-            .replace("\"format\":4", "\"format\":3"),
-    )
-    .unwrap();
-    for old in [&format_two, &format_three] {
+            .lines()
+            .map(|line| {
+                let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+                let o = record.as_object_mut().unwrap();
+                o.remove("plan");
+                o.insert("format".into(), format.into());
+                format!("{record}\n")
+            })
+            .collect();
+        std::fs::write(&old, text).unwrap();
         std::fs::remove_file(&upgraded).unwrap();
         assert_ok(&comod(
             &["merge", upgraded.to_str().unwrap(), old.to_str().unwrap()],
             "2",
         ));
-        assert_eq!(without_wall_time(&upgraded), without_wall_time(&current));
+        assert_eq!(without_wall_time(&upgraded), current_without_plan);
     }
+    let out = comod(
+        &[
+            "summary",
+            upgraded.to_str().unwrap(),
+            "--out-dir",
+            dir.path().join("s").to_str().unwrap(),
+        ],
+        "2",
+    );
+    assert_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("carry no plan"));
 }
 
 #[test]

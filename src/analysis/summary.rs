@@ -12,6 +12,7 @@ use crate::conv::ConvArch;
 use crate::error::{Error, Result};
 use crate::io::atomic::{check_not_input, check_output, check_writable, write_atomic};
 use crate::net::Arch;
+use crate::sweep::completeness::{Completeness, completeness};
 use crate::sweep::record::{Architecture, Record};
 use crate::sweep::store::{RecordKind, check_config, read_results};
 use crate::train::Method;
@@ -196,32 +197,38 @@ pub struct FileSummary {
     pub torn_line: bool,
     /// Which network's records it held.
     pub kind: RecordKind,
+    /// How much of its plans it held (partial only when accepted).
+    pub completeness: Completeness,
 }
 
 /// The summary of the results file `results` of either network (§5):
 /// every record must be of one configuration and carry the x axis that
 /// configuration makes (a record cut short would bias the means; a run
 /// that failed numerically keeps the measurements before its fault); a
-/// torn last line is left out. Writes into `out_dir` (default: the
-/// results file's folder) and, with `plots`, the plots.
+/// torn last line is left out. Runs missing from the records' plans (a
+/// shard not merged in, a sweep not finished) refuse the summary unless
+/// `partial` accepts them. Writes into `out_dir` (default: the results
+/// file's folder) and, with `plots`, the plots.
 pub fn summarize_file(
     results: &Path,
     out_dir: Option<&Path>,
     plots: Option<&Path>,
+    partial: bool,
 ) -> Result<FileSummary> {
     let kind = RecordKind::of_file(results)?.unwrap_or(RecordKind::Mlp);
     let out_dir = match out_dir {
         Some(dir) => dir.to_path_buf(),
         None => results.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let (files, torn_line) = match kind {
-        RecordKind::Mlp => summarize_records::<Arch>(results, &out_dir, plots)?,
-        RecordKind::Conv => summarize_records::<ConvArch>(results, &out_dir, plots)?,
+    let (files, torn_line, completeness) = match kind {
+        RecordKind::Mlp => summarize_records::<Arch>(results, &out_dir, plots, partial)?,
+        RecordKind::Conv => summarize_records::<ConvArch>(results, &out_dir, plots, partial)?,
     };
     Ok(FileSummary {
         files,
         torn_line,
         kind,
+        completeness,
     })
 }
 
@@ -230,7 +237,8 @@ fn summarize_records<A: Architecture>(
     results: &Path,
     out_dir: &Path,
     plots: Option<&Path>,
-) -> Result<(SummaryFiles, bool)> {
+    partial: bool,
+) -> Result<(SummaryFiles, bool, Completeness)> {
     let contents = read_results::<A>(results)?;
     let Some(first) = contents.records.values().next() else {
         return Err(Error::data(results, "no runs to summarise"));
@@ -255,7 +263,9 @@ fn summarize_records<A: Architecture>(
             ));
         }
     }
+    let whole = completeness(&contents.records);
+    whole.require(results, "summarise it", partial)?;
     let records: Vec<Record<A>> = contents.records.into_values().collect();
     let files = write_summary(&records, results, out_dir, plots)?;
-    Ok((files, contents.torn.is_some()))
+    Ok((files, contents.torn.is_some(), whole))
 }

@@ -21,7 +21,7 @@ use crate::data::digits::idx_files;
 use crate::data::images::{ByteImages, Images};
 use crate::data::shape::Shape;
 use crate::data::task::QUADRANTS;
-use crate::data::{Digits, Pool, SHIPPED_DATA_DIR};
+use crate::data::{Digits, Pool, shipped_data_dir};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::rng::rng_for;
@@ -73,7 +73,7 @@ impl BenchmarkSource {
     pub fn dir(&self) -> Result<PathBuf> {
         match (&self.data, self.benchmark) {
             (Some(dir), _) => Ok(dir.clone()),
-            (None, Benchmark::MnistAttributes) => Ok(PathBuf::from(SHIPPED_DATA_DIR)),
+            (None, Benchmark::MnistAttributes) => Ok(shipped_data_dir()),
             (None, other) => Err(Error::option(
                 "--data",
                 "(none)",

@@ -16,6 +16,19 @@ pub use digits::{Digits, Pool};
 pub use shape::Shape;
 pub use task::{Task, TaskId, parse_task_list};
 
-/// The folder of the shipped digits, relative to the project (§1): the
-/// default `--data` of every command.
+/// The folder of the shipped data, relative to the project (§1).
 pub const SHIPPED_DATA_DIR: &str = "data";
+
+/// The default `--data` of every command: `./data` when the working
+/// folder has one, else the shipped data of the clone comod was built
+/// from, so that a command (or a cluster job) started in any folder finds
+/// the shipped digits.
+pub fn shipped_data_dir() -> std::path::PathBuf {
+    let here = std::path::Path::new(SHIPPED_DATA_DIR);
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(SHIPPED_DATA_DIR);
+    if here.is_dir() || !built_from.is_dir() {
+        here.to_path_buf()
+    } else {
+        built_from
+    }
+}

@@ -70,26 +70,58 @@ pub fn check_not_input(output: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     }
 }
 
+/// Creates the folder `path` is to be written in, with its parents, when
+/// it does not exist yet (a results file in a new folder, e.g. a cluster
+/// job's `results/shard-3.jsonl`); the error names the folder.
+pub fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks, before long work, that `path` can be written: it may be
-/// replaced ([`check_output`]), its folder exists and accepts a new file
-/// (the probe file is removed again).
+/// replaced ([`check_output`]), its folder exists (created if need be)
+/// and accepts a new file (the probe file is removed again).
 pub fn check_writable(path: &Path) -> Result<()> {
     check_output(path)?;
+    create_parent(path)?;
     let probe = hidden_sibling(path, "probe");
     std::fs::File::create(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| Error::io(path, e))
 }
 
-/// A hidden file name beside `path`, unique to this process and call,
+/// This machine's name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".into())
+}
+
+/// A short tag of this machine in temporary file names: on a file system
+/// that several nodes share, a process id means something only on the
+/// node that wrote it.
+fn host_tag() -> String {
+    crate::digest::sha256_hex(&[host_name().as_bytes()])[..8].to_string()
+}
+
+/// A hidden file name beside `path`, unique to this process (on this
+/// host) and call,
 /// with the target's extension kept last (some writers choose the format
 /// by it); the target's stem is left out where the name would grow past
 /// what file systems accept.
 fn hidden_sibling(path: &Path, tag: &str) -> PathBuf {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let unique = format!(
-        ".{tag}{}-{}",
+        ".{tag}{}.{}-{}",
         std::process::id(),
+        host_tag(),
         CALLS.fetch_add(1, Ordering::Relaxed)
     );
     let stem = path.file_stem().unwrap_or_default();
@@ -109,9 +141,11 @@ fn hidden_sibling(path: &Path, tag: &str) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Removes the temporary files beside `path` that processes no longer
-/// running left behind when they were killed mid-write (where `/proc`
-/// tells which processes run).
+/// Removes the temporary files beside `path` that processes of this host
+/// no longer running left behind when they were killed mid-write (where
+/// `/proc` tells which processes run). Another host's temporaries, or
+/// ones whose name does not say the host, are never touched: their
+/// writer may be running on another node of a shared file system.
 fn remove_stale_temporaries(path: &Path) {
     let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
         return;
@@ -131,13 +165,18 @@ fn remove_stale_temporaries(path: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let this_host = host_tag();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = prefixes.iter().find_map(|p| name.strip_prefix(p.as_str())) else {
             continue;
         };
-        let pid = rest.split('-').next().unwrap_or_default();
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+        let writer = rest.split('-').next().unwrap_or_default();
+        let Some((pid, host)) = writer.split_once('.') else {
+            continue;
+        };
+        if host == this_host && pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists()
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -155,6 +194,7 @@ pub fn write_atomic_with(
         return Err(Error::io(path, std::io::Error::other("not a file path")));
     }
     check_output(path)?;
+    create_parent(path)?;
     remove_stale_temporaries(path);
     let tmp = hidden_sibling(path, "tmp");
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
@@ -199,20 +239,25 @@ mod tests {
     }
 
     #[test]
-    fn temporaries_of_dead_writers_are_removed_and_live_ones_kept() {
+    fn temporaries_of_dead_writers_of_this_host_are_removed_and_others_kept() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("r.jsonl");
         // No process has a pid above the kernel's maximum (2^22).
-        let dead = dir.path().join(".r.tmp4294967-0.jsonl");
+        let host = host_tag();
+        let dead = dir.path().join(format!(".r.tmp4294967.{host}-0.jsonl"));
         let live = dir
             .path()
-            .join(format!(".r.tmp{}-99.jsonl", std::process::id()));
-        let other = dir.path().join(".q.tmp4294967-0.jsonl");
-        for file in [&dead, &live, &other] {
+            .join(format!(".r.tmp{}.{host}-99.jsonl", std::process::id()));
+        let other = dir.path().join(format!(".q.tmp4294967.{host}-0.jsonl"));
+        // Another node's writer, and one whose name does not say its host.
+        let elsewhere = dir.path().join(".r.tmp4294967.0badc0de-0.jsonl");
+        let unknown = dir.path().join(".r.tmp4294967-0.jsonl");
+        for file in [&dead, &live, &other, &elsewhere, &unknown] {
             std::fs::write(file, b"half").unwrap();
         }
         write_atomic(&target, b"whole").unwrap();
-        assert!(!dead.exists() && live.exists() && other.exists());
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists() && elsewhere.exists() && unknown.exists());
     }
 
     #[test]
@@ -223,6 +268,21 @@ mod tests {
             assert!(check_writable(path).is_err());
         }
         assert!(Path::new("/dev/null").exists() && !Path::new("/dev/null").is_file());
+    }
+
+    #[test]
+    fn a_missing_folder_is_created_and_one_that_cannot_be_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("results/deeper/r.jsonl");
+        check_writable(&target).unwrap();
+        write_atomic(&target, b"whole").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"whole");
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = write_atomic(&blocker.join("sub/r.jsonl"), b"x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("file/sub"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::atomic::same_inode;
+use crate::io::atomic::{create_parent, host_name, same_inode};
 
 /// An exclusive lock on a file, held until dropped (the lock file is then
 /// removed). The lock is released by the OS if the process dies.
@@ -27,16 +27,11 @@ pub fn lock_path(target: &Path) -> PathBuf {
 
 /// Who this process is, as the lock file records it.
 fn holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "this host".into());
     let command: Vec<String> = std::env::args().collect();
     format!(
-        "pid {} on {host} ({})",
+        "pid {} on {} ({})",
         std::process::id(),
+        host_name(),
         command.join(" ")
     )
 }
@@ -45,7 +40,19 @@ impl FileLock {
     /// Takes the lock of `target` without waiting; fails, naming the
     /// holder, when another process holds it.
     pub fn acquire(target: &Path) -> Result<FileLock> {
+        FileLock::take(target, false)
+    }
+
+    /// Takes the lock of `target`, waiting while another process holds
+    /// it: for work that many processes may start at once and one should
+    /// do, e.g. the shards of a report pretraining one checkpoint.
+    pub fn wait(target: &Path) -> Result<FileLock> {
+        FileLock::take(target, true)
+    }
+
+    fn take(target: &Path, wait: bool) -> Result<FileLock> {
         let path = lock_path(target);
+        create_parent(target)?;
         loop {
             let mut file = OpenOptions::new()
                 .create(true)
@@ -54,7 +61,11 @@ impl FileLock {
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
-            match file.try_lock() {
+            let taken = match wait {
+                true => file.lock().map_err(std::fs::TryLockError::Error),
+                false => file.try_lock(),
+            };
+            match taken {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut who = String::new();
@@ -124,5 +135,20 @@ mod tests {
                 .contains(&pid)
         );
         drop(again);
+    }
+
+    #[test]
+    fn a_waiting_lock_is_taken_once_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("ck.safetensors");
+        let held = FileLock::acquire(&target).unwrap();
+        let waiter = {
+            let target = target.clone();
+            std::thread::spawn(move || FileLock::wait(&target).map(|_| ()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "waits while the lock is held");
+        drop(held);
+        waiter.join().unwrap().unwrap();
     }
 }

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::data::Digits;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic;
+use crate::io::lock::FileLock;
 use crate::net::Arch;
 use crate::net::Model;
 use crate::net::arch::DEFAULT_PRESET;
@@ -27,10 +28,11 @@ use crate::report::analyses::{Section, Variant, fig2a, fig2efgh, fig3, fig4};
 use crate::report::claims::{ClaimRow, method_claims};
 use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
 use crate::rng::derive_seed;
+use crate::sweep::completeness::{as_unsharded, completeness};
 use crate::sweep::plan::Shard;
 use crate::sweep::record::Architecture;
 use crate::sweep::record::{Record, SweepConfig};
-use crate::sweep::store::{merge, read_results};
+use crate::sweep::store::{Contents, check_config, read_results, write_canonical};
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
 use crate::train::{DigitTasks, Frozen, Method, PretrainOptions, general_accuracy};
@@ -49,6 +51,9 @@ pub struct ReportOptions {
     pub shard: Shard,
     /// Master seed of pretraining, sweeps and analyses.
     pub seed: u64,
+    /// Join shards that lack runs of their plan, and run those runs here,
+    /// instead of refusing.
+    pub partial: bool,
     /// Results files whose method claims are judged beside the cells'
     /// (`comod reproduce` passes its own, larger sweep).
     pub also: Vec<PathBuf>,
@@ -78,12 +83,13 @@ pub(crate) fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -
     }
 }
 
-/// Joins shard files of `path` into it, when it does not exist yet.
-pub(crate) fn join_shards<A: Architecture>(path: &Path) -> Result<()> {
-    if path.exists() {
-        return Ok(());
-    }
+/// The shard files of the results file `path` (`NAME.shard-i-of-n.jsonl`
+/// beside it), sorted.
+fn shard_files(path: &Path) -> Result<Vec<PathBuf>> {
     let dir = path.parent().expect("a results file in a folder");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -95,15 +101,51 @@ pub(crate) fn join_shards<A: Architecture>(path: &Path) -> Result<()> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix))
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jsonl"))
         })
         .collect();
     shards.sort();
-    if !shards.is_empty() {
-        let inputs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
-        merge::<A>(path, &inputs)?;
+    Ok(shards)
+}
+
+/// Joins the shard files of `path` into it whenever any exist (§6): the
+/// runs already in `path` and every shard's, each run once, so that a
+/// shard finishing after an earlier join still counts. A shard with a
+/// torn last line (still running, or killed) refuses the join, and so do
+/// runs missing from the shards' plan unless `partial` accepts them (the
+/// report then runs them itself); nothing is written then.
+pub(crate) fn join_shards<A: Architecture>(path: &Path, partial: bool) -> Result<()> {
+    let shards = shard_files(path)?;
+    if shards.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let _lock = FileLock::acquire(path)?;
+    let mut all = read_results::<A>(path)?.records;
+    for shard in &shards {
+        let contents = read_results::<A>(shard)?;
+        if contents.torn.is_some() {
+            return Err(Error::data(
+                shard,
+                "ends with a torn line: that shard is still running, or was killed (run it again)",
+            ));
+        }
+        for (key, record) in contents.records {
+            all.entry(key).or_insert(record);
+        }
+    }
+    if let Some(first) = all.values().next() {
+        let config = first.config.clone();
+        let joined = Contents {
+            records: all,
+            ..Contents::default()
+        };
+        check_config(path, &joined, &config)?;
+        all = joined.records;
+    }
+    let whole = completeness(&all);
+    whole.require(path, "run the report again", partial)?;
+    as_unsharded(&mut all, &whole);
+    write_canonical(path, &all)
 }
 
 /// What every sweep of a report shares: the digits, the options and
@@ -127,7 +169,7 @@ impl Sweeps<'_> {
         let options = self.options;
         let path = results_path(&options.out, options.scale, name, options.shard);
         if options.shard.count == 1 {
-            join_shards::<Arch>(&path)?;
+            join_shards::<Arch>(&path, options.partial)?;
         }
         self.observer.stage(&format!("sweep {name}"));
         let (tasks, _) = options.scale.tasks();

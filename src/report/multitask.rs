@@ -60,7 +60,7 @@ pub fn multitask_section(
         options.shard,
     );
     if options.shard.count == 1 {
-        join_shards::<ConvArch>(&path)?;
+        join_shards::<ConvArch>(&path, options.partial)?;
     }
     observer.stage("sweep multitask-mnist-attributes");
     let config = SweepConfig::new(

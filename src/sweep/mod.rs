@@ -2,6 +2,7 @@
 //! pretrained network, in parallel, resumable, shardable, each run's record
 //! appended as soon as it completes.
 
+pub mod completeness;
 pub mod plan;
 pub mod record;
 pub mod setup;
@@ -21,7 +22,7 @@ use crate::io::atomic::check_output;
 use crate::io::lock::FileLock;
 use crate::net::Depth;
 use crate::net::linalg::serial_products;
-use crate::sweep::plan::{Group, RunKey, Shard, groups};
+use crate::sweep::plan::{Group, Plan, RunKey, Shard, groups};
 use crate::sweep::record::{Architecture, Record, SweepConfig};
 use crate::sweep::store::{Appender, Contents, check_config, read_results, write_canonical};
 use crate::train::{Method, Study};
@@ -130,7 +131,17 @@ pub fn run_sweep<S: Study, A: Architecture>(
         spec.repeats,
         spec.shard,
     );
-    let outside_plan = check_resumed(out, &contents, &plan_groups, &spec.config)?;
+    let planned_keys: BTreeSet<RunKey> = plan_groups
+        .iter()
+        .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
+        .collect();
+    let outside_plan = check_resumed(out, &contents, &planned_keys, &spec.config)?;
+    let plan = Plan::new(
+        spec.tasks.iter().map(|&t| study.task_id(t)).collect(),
+        &spec.methods,
+        spec.repeats,
+        spec.shard.count,
+    );
     let planned = plan_groups.iter().map(|g| g.methods.len()).sum();
     let resumed = plan_groups
         .iter()
@@ -187,6 +198,7 @@ pub fn run_sweep<S: Study, A: Architecture>(
                     epochs: outcome.epochs,
                     failure: outcome.failure,
                     wall_s: run_start.elapsed().as_secs_f64(),
+                    plan: Some(plan.clone()),
                     config: spec.config.clone(),
                 };
                 appender.append(&record)?;
@@ -223,20 +235,16 @@ pub fn run_sweep<S: Study, A: Architecture>(
     Ok(report)
 }
 
-/// Checks that every run of the file that this plan holds is what this
+/// Checks that every run of the file that the `planned` runs hold is what this
 /// sweep would have written (its seed, its curve's x axis, the epochs of a
 /// `dataset` run), so that no wrong record is taken as done; returns how
 /// many runs of the file lie outside the plan.
-fn check_resumed<T, A: Architecture>(
+fn check_resumed<A: Architecture>(
     out: &Path,
     contents: &Contents<A>,
-    plan: &[Group<T>],
+    planned: &BTreeSet<RunKey>,
     config: &SweepConfig<A>,
 ) -> Result<usize> {
-    let planned: BTreeSet<RunKey> = plan
-        .iter()
-        .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
-        .collect();
     let expected = config.finetune.expected_examples();
     let dataset = config.finetune.protocol != crate::train::options::Protocol::Online;
     for (key, record) in contents.records.iter().filter(|(k, _)| planned.contains(k)) {

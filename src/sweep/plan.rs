@@ -4,7 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::{Task, TaskId};
+use crate::error::{Error, Result};
 use crate::rng::derive_seed;
 use crate::train::Method;
 
@@ -84,7 +87,7 @@ impl Default for Shard {
 impl FromStr for Shard {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Shard, String> {
+    fn from_str(s: &str) -> std::result::Result<Shard, String> {
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not i/n (e.g. 0/8)"))?;
@@ -103,9 +106,144 @@ impl FromStr for Shard {
     }
 }
 
+impl Shard {
+    /// The shard of a job-array element (§6): the plan split into `count`
+    /// shards (as `--shards` gives it), this element's index its array
+    /// task id `id` (SLURM's `SLURM_ARRAY_TASK_ID`). Ids `0..count` are the
+    /// shards and `count` is shard 0, so a 0-based (`--array=0-3`) and a
+    /// 1-based (`--array=1-4`) array both cover the plan, and a strided,
+    /// listed or single resubmitted element (`--array=2`) runs the shard
+    /// its id names, whatever the array's size. Any other id is refused.
+    pub fn of_array_task(count: usize, id: Option<&str>) -> Result<Shard> {
+        let refuse = |problem: String| Err(Error::option("--shards", count, problem));
+        if count == 0 {
+            return refuse("need at least 1 shard".into());
+        }
+        let Some(id) = id else {
+            return refuse(format!(
+                "SLURM_ARRAY_TASK_ID is not set (not an element of a job array); give --shard i/{count} instead"
+            ));
+        };
+        match id.trim().parse::<usize>() {
+            Ok(i) if i < count => Ok(Shard { index: i, count }),
+            Ok(i) if i == count => Ok(Shard { index: 0, count }),
+            Ok(i) => refuse(format!(
+                "array task id {i} is outside the plan of {count} shards (ids 0-{}, or 1-{count} for a 1-based array)",
+                count - 1
+            )),
+            Err(_) => refuse(format!("SLURM_ARRAY_TASK_ID {id:?} is not a whole number")),
+        }
+    }
+
+    /// `path` with every `{shard}` replaced by this shard's index: one
+    /// results file per shard from one command line (e.g.
+    /// `results/shard-{shard}.jsonl`), named by the shard the element
+    /// runs, not by its array task id.
+    pub fn fill(&self, path: &std::path::Path) -> std::path::PathBuf {
+        match path.to_str() {
+            Some(text) if text.contains("{shard}") => {
+                text.replace("{shard}", &self.index.to_string()).into()
+            }
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// [`Shard::of_array_task`] of this process's `SLURM_ARRAY_TASK_ID`.
+    pub fn of_slurm_array(count: usize) -> Result<Shard> {
+        Shard::of_array_task(count, std::env::var("SLURM_ARRAY_TASK_ID").ok().as_deref())
+    }
+}
+
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A sweep's whole plan as each of its records carries it (§6): its
+/// tasks, methods, repeats and shard count, so that a set of records (a
+/// merge of shards, a file to summarise) tells which runs of the plan it
+/// lacks and which shards hold none of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The tasks, in plan order; stored as one comma-separated list, or
+    /// `all` for the 180 digit tasks.
+    #[serde(with = "task_list")]
+    pub tasks: Vec<TaskId>,
+    /// The methods, in report order, each once.
+    pub methods: Vec<Method>,
+    /// Repeats per (task, method).
+    pub repeats: usize,
+    /// The number of shards the plan was split into.
+    pub shards: usize,
+}
+
+impl Plan {
+    /// The plan of `tasks` × `methods` (each once) × `repeats` in
+    /// `shards` shards.
+    pub fn new(tasks: Vec<TaskId>, methods: &[Method], repeats: usize, shards: usize) -> Plan {
+        let mut methods = methods.to_vec();
+        methods.sort();
+        methods.dedup();
+        Plan {
+            tasks,
+            methods,
+            repeats,
+            shards,
+        }
+    }
+
+    /// Its number of runs.
+    pub fn runs(&self) -> usize {
+        self.tasks.len() * self.methods.len() * self.repeats
+    }
+
+    /// Every run of the plan with the shard that runs it (as [`groups`]
+    /// splits the plan).
+    pub fn runs_by_shard(&self) -> impl Iterator<Item = (RunKey, usize)> + '_ {
+        self.tasks.iter().enumerate().flat_map(move |(t, task)| {
+            (0..self.repeats).flat_map(move |repeat| {
+                let shard = (t * self.repeats + repeat) % self.shards.max(1);
+                self.methods.iter().map(move |&method| {
+                    let key = RunKey {
+                        task: task.clone(),
+                        method,
+                        repeat,
+                    };
+                    (key, shard)
+                })
+            })
+        })
+    }
+}
+
+/// A plan's task list as one text: `all` for the digit tasks, else the
+/// identifiers joined by commas (they hold none).
+mod task_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::data::{Task, TaskId};
+
+    fn digit_tasks() -> Vec<TaskId> {
+        Task::all().into_iter().map(TaskId::from).collect()
+    }
+
+    pub fn serialize<S: Serializer>(tasks: &[TaskId], s: S) -> Result<S::Ok, S::Error> {
+        if tasks == digit_tasks().as_slice() {
+            return s.serialize_str("all");
+        }
+        let ids: Vec<&str> = tasks.iter().map(TaskId::as_str).collect();
+        s.serialize_str(&ids.join(","))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskId>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "all" {
+            return Ok(digit_tasks());
+        }
+        text.split(',')
+            .map(|id| TaskId::try_from(id.to_string()).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
@@ -197,6 +335,89 @@ mod tests {
         for bad in ["3/2", "2/2", "1/0", "a/b", "3"] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_plan_assigns_each_run_the_shard_that_runs_it() {
+        let tasks = Task::all();
+        let ids: Vec<TaskId> = tasks[..5].iter().map(|&t| t.into()).collect();
+        let plan = Plan::new(
+            ids,
+            &[Method::Retrain, Method::Stochastic, Method::Retrain],
+            3,
+            4,
+        );
+        assert_eq!(plan.runs(), 30);
+        assert_eq!(plan.runs_by_shard().count(), 30);
+        for index in 0..4 {
+            let shard = Shard { index, count: 4 };
+            let mut from_groups: Vec<RunKey> =
+                groups(&tasks[..5], TaskId::from, &plan.methods, 3, shard)
+                    .iter()
+                    .flat_map(|g| g.methods.iter().map(|&m| g.key(m)))
+                    .collect();
+            let mut from_plan: Vec<RunKey> = plan
+                .runs_by_shard()
+                .filter(|&(_, s)| s == index)
+                .map(|(key, _)| key)
+                .collect();
+            from_groups.sort();
+            from_plan.sort();
+            assert_eq!(from_groups, from_plan);
+        }
+    }
+
+    #[test]
+    fn a_plan_of_every_digit_task_is_stored_as_all() {
+        let all: Vec<TaskId> = Task::all().into_iter().map(TaskId::from).collect();
+        let plan = Plan::new(all, &Method::ALL, 10, 8);
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(json.contains("\"tasks\":\"all\""), "{json}");
+        assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);
+        let some = Plan::new(plan.tasks[3..5].to_vec(), &Method::ALL, 1, 1);
+        let json = serde_json::to_string(&some).unwrap();
+        assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), some);
+        assert!(
+            serde_json::from_str::<Plan>(
+                &json.replace(',', ", ").replace(", \"methods", ",\"methods")
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn array_task_ids_cover_the_plan_whatever_the_array() {
+        let shard = |id: &str| Shard::of_array_task(4, Some(id)).map(|s| s.index);
+        let zero_based: Vec<usize> = ["0", "1", "2", "3"].map(|i| shard(i).unwrap()).to_vec();
+        let one_based: Vec<usize> = ["1", "2", "3", "4"].map(|i| shard(i).unwrap()).to_vec();
+        let mut sorted = one_based.clone();
+        sorted.sort();
+        assert_eq!(zero_based, [0, 1, 2, 3]);
+        assert_eq!(sorted, [0, 1, 2, 3]);
+        assert_eq!(Shard::of_array_task(4, Some("2")).unwrap().count, 4);
+        for (id, problem) in [
+            ("5", "outside the plan of 4 shards"),
+            ("x", "not a whole number"),
+        ] {
+            let err = Shard::of_array_task(4, Some(id)).unwrap_err().to_string();
+            assert!(
+                err.contains(problem) && err.starts_with("--shards 4"),
+                "{err}"
+            );
+        }
+        let err = Shard::of_array_task(4, None).unwrap_err().to_string();
+        assert!(err.contains("SLURM_ARRAY_TASK_ID is not set"), "{err}");
+        assert!(Shard::of_array_task(0, Some("0")).is_err());
+        let one_based_last = Shard::of_array_task(4, Some("4")).unwrap();
+        let path = std::path::Path::new("results/shard-{shard}.jsonl");
+        assert_eq!(
+            one_based_last.fill(path),
+            std::path::Path::new("results/shard-0.jsonl")
+        );
+        assert_eq!(
+            one_based_last.fill(std::path::Path::new("r.jsonl")),
+            std::path::Path::new("r.jsonl")
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::digest::sha256_hex;
 use crate::error::Result;
 use crate::io::read::{MAX_TENSOR_FILE_BYTES, read_bounded};
 use crate::net::Arch;
-use crate::sweep::plan::RunKey;
+use crate::sweep::plan::{Plan, RunKey};
 use crate::train::fault::Failure;
 use crate::train::protocol::EpochCounts;
 use crate::train::{FinetuneConfig, Method};
@@ -42,13 +42,14 @@ pub trait Architecture:
     fn upgrade(record: &mut Record<Self>) -> std::result::Result<(), String>;
 }
 
-/// The MLP's records: format 4 (a run may have ended in a numerical
-/// `failure`; 3: the `dataset` protocol and its `epochs`). Formats 2 and 3
-/// read as they are (format 2's protocol is `online`); format 1 (no
-/// `format` key, no `examples`) is read and upgraded: its x axis is
-/// derived from the batch size, its stored metrics are ignored.
+/// The MLP's records: format 5 (the sweep's `plan`; 4: a run may have
+/// ended in a numerical `failure`; 3: the `dataset` protocol and its
+/// `epochs`). Formats 2 to 4 read as they are (format 2's protocol is
+/// `online`; no plan); format 1 (no `format` key, no `examples`) is read
+/// and upgraded: its x axis is derived from the batch size, its stored
+/// metrics are ignored.
 impl Architecture for Arch {
-    const RECORD_FORMAT: u32 = 4;
+    const RECORD_FORMAT: u32 = 5;
     const BENCHMARK: bool = false;
 
     fn validate(&self) -> Result<()> {
@@ -61,7 +62,7 @@ impl Architecture for Arch {
                 let batch = record.config.finetune.batch_size;
                 record.examples = (0..record.curve.len()).map(|n| n * batch).collect();
             }
-            2 | 3 => {}
+            2..=4 => {}
             other => return Err(format!("record format {other} is not one comod wrote")),
         }
         record.format = Self::RECORD_FORMAT;
@@ -69,9 +70,10 @@ impl Architecture for Arch {
     }
 }
 
-/// The convolutional network's records (§8): format 1.
+/// The convolutional network's records (§8): format 2 (the sweep's
+/// `plan`); format 1 reads as it is, without a plan.
 impl Architecture for ConvArch {
-    const RECORD_FORMAT: u32 = 1;
+    const RECORD_FORMAT: u32 = 2;
     const BENCHMARK: bool = true;
 
     fn validate(&self) -> Result<()> {
@@ -79,11 +81,16 @@ impl Architecture for ConvArch {
     }
 
     fn upgrade(record: &mut Record<ConvArch>) -> std::result::Result<(), String> {
-        Err(format!(
-            "multi-task record format {} (expected {})",
-            record.format,
-            Self::RECORD_FORMAT
-        ))
+        match record.format {
+            1 => {
+                record.format = Self::RECORD_FORMAT;
+                Ok(())
+            }
+            other => Err(format!(
+                "multi-task record format {other} (expected {})",
+                Self::RECORD_FORMAT
+            )),
+        }
     }
 }
 
@@ -169,6 +176,11 @@ pub struct Record<A = Arch> {
     pub failure: Option<Failure>,
     /// Wall time of the run in seconds.
     pub wall_s: f64,
+    /// The whole plan of the sweep that ran it (absent in records of the
+    /// MLP's formats 1 to 4 and the multi-task format 1): what tells a
+    /// partial set of records from a complete one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
     /// The configuration.
     pub config: SweepConfig<A>,
 }
@@ -257,6 +269,32 @@ impl<A: Architecture> Record<A> {
             && let Some(i) = c.iter().position(|v| !v.is_finite())
         {
             return Err(format!("coupling {} at index {i} is not finite", c[i]));
+        }
+        if let Some(plan) = &self.plan {
+            self.check_plan(plan)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the record's run belongs to its `plan` and the plan
+    /// is one a sweep can have.
+    fn check_plan(&self, plan: &Plan) -> std::result::Result<(), String> {
+        let runs = plan
+            .tasks
+            .len()
+            .checked_mul(plan.methods.len())
+            .and_then(|n| n.checked_mul(plan.repeats));
+        if plan.shards == 0 || runs.is_none_or(|n| n > crate::sweep::MAX_PLAN_RUNS) {
+            return Err("plan: not one a sweep can have (no shard, or too many runs)".into());
+        }
+        let inside = plan.tasks.contains(&self.task)
+            && plan.methods.contains(&self.method)
+            && self.repeat < plan.repeats;
+        if !inside {
+            return Err(format!(
+                "plan: does not hold the record's own run {}",
+                self.key()
+            ));
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::io::lock::FileLock;
 use crate::io::read::{MAX_RESULTS_BYTES, read_bounded};
 use crate::net::Arch;
 use crate::net::arch::{ARCH_FORMAT, CONV_ARCH_FORMAT};
+use crate::sweep::completeness::{Completeness, as_unsharded, completeness};
 use crate::sweep::plan::RunKey;
 use crate::sweep::record::{Architecture, Record, SweepConfig};
 
@@ -187,8 +188,15 @@ pub fn write_canonical<A: Architecture>(
 
 /// Joins shard files into `out` (§6): every input must be whole (no
 /// torn line) and of one configuration, and no run may appear twice;
-/// `out` may not be an input, and is locked while it is written.
-pub fn merge<A: Architecture>(out: &Path, inputs: &[&Path]) -> Result<usize> {
+/// `out` may not be an input, and is locked while it is written. Runs
+/// missing from the records' plans refuse the merge (nothing is written)
+/// unless `partial` accepts them. Returns the runs merged and how
+/// complete they are.
+pub fn merge<A: Architecture>(
+    out: &Path,
+    inputs: &[&Path],
+    partial: bool,
+) -> Result<(usize, Completeness)> {
     check_output(out)?;
     let named: Vec<(&str, &Path)> = inputs.iter().map(|&p| ("input", p)).collect();
     check_not_input(out, &named)?;
@@ -232,8 +240,11 @@ pub fn merge<A: Architecture>(out: &Path, inputs: &[&Path]) -> Result<usize> {
             }
         }
     }
+    let whole = completeness(&all);
+    whole.require(out, "merge", partial)?;
+    as_unsharded(&mut all, &whole);
     write_canonical(out, &all)?;
-    Ok(all.len())
+    Ok((all.len(), whole))
 }
 
 /// Which network's records a results file holds (§7: the architecture
@@ -283,10 +294,20 @@ impl RecordKind {
     }
 }
 
+/// What [`merge_files`] did.
+#[derive(Clone, Debug)]
+pub struct Merged {
+    /// Runs written.
+    pub runs: usize,
+    /// Which network's records they are.
+    pub kind: RecordKind,
+    /// How complete they are (partial only when accepted).
+    pub completeness: Completeness,
+}
+
 /// [`merge`] of results files of either network: the kind is the first
-/// input's, and every input must be of it. Returns the runs merged and
-/// their kind.
-pub fn merge_files(out: &Path, inputs: &[&Path]) -> Result<(usize, RecordKind)> {
+/// input's, and every input must be of it.
+pub fn merge_files(out: &Path, inputs: &[&Path], partial: bool) -> Result<Merged> {
     let mut kind = None;
     for &input in inputs {
         match (kind, RecordKind::of_file(input)?) {
@@ -306,9 +327,13 @@ pub fn merge_files(out: &Path, inputs: &[&Path]) -> Result<(usize, RecordKind)> 
         }
     }
     let kind = kind.unwrap_or(RecordKind::Mlp);
-    let runs = match kind {
-        RecordKind::Mlp => merge::<Arch>(out, inputs)?,
-        RecordKind::Conv => merge::<crate::conv::ConvArch>(out, inputs)?,
+    let (runs, completeness) = match kind {
+        RecordKind::Mlp => merge::<Arch>(out, inputs, partial)?,
+        RecordKind::Conv => merge::<crate::conv::ConvArch>(out, inputs, partial)?,
     };
-    Ok((runs, kind))
+    Ok(Merged {
+        runs,
+        kind,
+        completeness,
+    })
 }
