@@ -168,14 +168,7 @@ fn run_summary(args: SummaryArgs) -> Result<()> {
         args.plots.as_deref(),
         args.partial,
     )?;
-    output::print_completeness(&summary.completeness, &args.results);
-    if summary.torn_line {
-        eprintln!(
-            "warning: {}: ignoring a torn last line",
-            args.results.display()
-        );
-    }
-    print_summary(&summary.files);
+    print_summary(&summary, &args.results);
     Ok(())
 }
 
@@ -215,6 +208,7 @@ fn run_bench_command(args: BenchArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    output::end_quietly_on_closed_stdout();
     let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -228,8 +222,10 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => run_pretrain(args),
         Command::Eval(args) => run_eval(args),
         Command::Sweep(args) => run_sweep_command(args),
-        Command::Merge(args) => run_merge(args),
-        Command::Summary(args) => run_summary(args),
+        Command::Merge(args) | Command::Multitask(MultitaskCommand::Merge(args)) => run_merge(args),
+        Command::Summary(args) | Command::Multitask(MultitaskCommand::Summary(args)) => {
+            run_summary(args)
+        }
         Command::Reproduce(args) => run_reproduce(args),
         Command::Tune(args) => run_tune(args),
         Command::Report(args) => run_report(args),
@@ -237,8 +233,6 @@ fn main() -> ExitCode {
         Command::Bench(args) => run_bench_command(args),
         Command::Multitask(MultitaskCommand::Pretrain(args)) => run_multitask_pretrain(args),
         Command::Multitask(MultitaskCommand::Sweep(args)) => run_multitask_sweep(args),
-        Command::Multitask(MultitaskCommand::Merge(args)) => run_merge(args),
-        Command::Multitask(MultitaskCommand::Summary(args)) => run_summary(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

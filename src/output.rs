@@ -5,7 +5,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use comod::analysis::SummaryFiles;
+use comod::analysis::{FileSummary, SummaryFiles};
 use comod::bench::{BenchLine, throughput};
 use comod::kernel::Body;
 use comod::kernel::workload::SAMPLES;
@@ -115,8 +115,18 @@ pub fn print_sweep(report: &SweepReport, out: &Path) {
     println!("wrote {}", out.display());
 }
 
+/// A summary of the results file `results`: what was left out or could
+/// not be checked, the table and the files.
+pub fn print_summary(summary: &FileSummary, results: &Path) {
+    print_completeness(&summary.completeness, results);
+    if summary.torn_line {
+        eprintln!("warning: {}: ignoring a torn last line", results.display());
+    }
+    print_summary_files(&summary.files);
+}
+
 /// A summary's table and files.
-pub fn print_summary(files: &SummaryFiles) {
+pub fn print_summary_files(files: &SummaryFiles) {
     println!("{}", files.table);
     for path in &files.written {
         println!("wrote {}", path.display());
@@ -282,7 +292,7 @@ impl Observer for Progress {
     }
 
     fn summary(&self, files: &SummaryFiles) {
-        print_summary(files);
+        print_summary_files(files);
     }
 
     fn stage(&self, what: &str) {
@@ -305,5 +315,25 @@ pub fn print_completeness(completeness: &Completeness, path: &Path) {
             "note: {path}: {} runs carry no plan (older record formats): whether the result is whole was not checked for them",
             completeness.unplanned
         );
+    }
+}
+
+/// Lets a closed standard output end the process quietly, as Unix tools
+/// do (`comod bench | head -1`), instead of a panic on the failed print:
+/// the default action of SIGPIPE, which Rust programs start without.
+/// Results files stay whole: each record is one write, as under SIGKILL.
+pub fn end_quietly_on_closed_stdout() {
+    #[cfg(unix)]
+    {
+        unsafe extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: restoring a signal's default action, before any thread
+        // starts, has no precondition.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
     }
 }

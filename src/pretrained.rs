@@ -129,6 +129,8 @@ pub fn pretrain_conv_file(
     let data = source.load()?;
     let name = arch.unwrap_or(source.benchmark.default_arch());
     let arch = ConvArch::resolve(name, data.task_count())?;
+    arch.check_fits(data.benchmark.name(), data.shape, data.task_count())
+        .map_err(|e| Error::option("--arch", name, e.to_string()))?;
     let (net, epochs) = pretrain_multitask(&data, &arch, options, on_epoch)?;
     let provenance = conv_provenance(&data, options, &epochs);
     save_conv_checkpoint(out, &net, &provenance)?;

@@ -123,6 +123,30 @@ pub fn runs_dir(out: &Path) -> PathBuf {
     out.with_extension("runs")
 }
 
+/// Checks, before any run, that the grid's three outputs are three
+/// different paths that can be written: the table `out`, its plot (`.png`)
+/// and its runs folder (`.runs/`); `--out x.png` would write the plot
+/// over the table.
+pub fn check_outputs(out: &Path) -> Result<()> {
+    let (plot, runs) = (out.with_extension("png"), runs_dir(out));
+    if plot == out || runs == out {
+        return Err(Error::option(
+            "--out",
+            out.display(),
+            "is the name of the grid's plot (.png) or runs folder (.runs): give the table's name, e.g. tune.md",
+        ));
+    }
+    check_writable(out)?;
+    check_writable(&plot)?;
+    if runs.exists() && !runs.is_dir() {
+        return Err(Error::io(
+            &runs,
+            std::io::Error::other("is not a folder: the grid's runs go there"),
+        ));
+    }
+    Ok(())
+}
+
 /// The results file of grid point `rate` in `dir`.
 pub fn results_path(dir: &Path, rate: f32) -> PathBuf {
     dir.join(format!("lr-{rate:e}.jsonl"))
@@ -139,7 +163,7 @@ pub fn run_grid(
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<(Vec<SweepReport>, Vec<Record>)> {
     spec.validate()?;
-    check_writable(out)?;
+    check_outputs(out)?;
     let dir = runs_dir(out);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let per_point = spec.tasks.len() * spec.methods.len() * spec.repeats;

@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::comod;
+use common::survey::{Case, run_survey};
 use comod::io::tensors::{TensorData, write_tensors};
 
 /// A network small enough that pretraining and sweeps take a moment.
@@ -86,42 +86,6 @@ fn write_trace_inputs(path: &Path, scale: f32) {
         ("labels".to_string(), vec![2], TensorData::I64(vec![1, 7])),
     ];
     write_tensors(path, &tensors, Default::default()).unwrap();
-}
-
-/// Every file under `dir` with its bytes (FIFOs and devices by kind).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let meta = std::fs::symlink_metadata(&path).unwrap();
-        if meta.is_dir() {
-            files.extend(snapshot(&path));
-            files.insert(path, b"<dir>".to_vec());
-        } else if meta.is_file() && meta.len() > 1 << 26 {
-            // A large (sparse) file: its size and modification time.
-            let stamp = format!("{} {:?}", meta.len(), meta.modified().unwrap());
-            files.insert(path, stamp.into_bytes());
-        } else if meta.is_file() {
-            files.insert(path.clone(), std::fs::read(&path).unwrap());
-        } else {
-            files.insert(path, b"<special>".to_vec());
-        }
-    }
-    files
-}
-
-/// One malformed invocation.
-struct Case {
-    /// What is malformed.
-    name: &'static str,
-    /// Prepares the case's folder (a copy of the fixtures).
-    setup: fn(&Path),
-    /// Arguments; `@` starts a path in the case's folder.
-    args: &'static [&'static str],
-    /// Expected exit code (2: a usage error, 1: a failure).
-    code: i32,
-    /// Words the one-line message must contain.
-    needles: &'static [&'static str],
 }
 
 fn nothing(_: &Path) {}
@@ -981,59 +945,13 @@ const CASES: &[Case] = &[
 #[test]
 fn every_malformed_input_fails_in_one_line_and_leaves_the_folder_as_it_was() {
     assert!(CASES.len() >= 40, "{} cases", CASES.len());
-    let fixtures = fixtures();
-    let mut failures = Vec::new();
-    for case in CASES {
-        let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "tiny.json",
-            "ck.safetensors",
-            "good.jsonl",
-            "inputs.safetensors",
-        ] {
-            std::fs::copy(fixtures.join(name), dir.path().join(name)).unwrap();
-        }
-        (case.setup)(dir.path());
-        let before = snapshot(dir.path());
-        let args: Vec<String> = case
-            .args
-            .iter()
-            .map(|a| match a.strip_prefix('@') {
-                Some(name) => dir.path().join(name).to_str().unwrap().to_string(),
-                None => a.to_string(),
-            })
-            .collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = comod(&args, "2");
-        let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
-        let mut problems = Vec::new();
-        if out.status.code() != Some(case.code) {
-            problems.push(format!(
-                "exit {:?}, expected {}",
-                out.status.code(),
-                case.code
-            ));
-        }
-        if stderr.lines().count() != 1 {
-            problems.push("not one line".to_string());
-        }
-        for needle in case.needles {
-            if !stderr.contains(needle) {
-                problems.push(format!("{needle:?} not named"));
-            }
-        }
-        if snapshot(dir.path()) != before {
-            problems.push("the folder changed".to_string());
-        }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{}: {} — stderr: {stderr}",
-                case.name,
-                problems.join(", ")
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    let names = [
+        "tiny.json",
+        "ck.safetensors",
+        "good.jsonl",
+        "inputs.safetensors",
+    ];
+    run_survey(CASES, fixtures(), &names);
 }
 
 #[test]
@@ -1112,6 +1030,27 @@ fn a_results_file_in_use_is_refused_naming_its_holder_and_a_stale_lock_is_taken(
         !results.exists(),
         "nothing written while another holds the lock"
     );
+    // The lock is the file's, however it is spelt: through a link too.
+    std::fs::write(&results, b"").unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&results, &link).unwrap();
+    let via_link: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == results.to_str().unwrap() {
+                link.to_str().unwrap()
+            } else {
+                *a
+            }
+        })
+        .collect();
+    let out = comod(&via_link, "2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1) && stderr.contains(&holder),
+        "{stderr}"
+    );
+    std::fs::remove_file(&results).unwrap();
     drop(held);
     // A lock file left by a killed process holds no lock: it is taken over.
     std::fs::write(comod::io::lock::lock_path(&results), "pid 1 on elsewhere").unwrap();
@@ -1122,4 +1061,17 @@ fn a_results_file_in_use_is_refused_naming_its_holder_and_a_stale_lock_is_taken(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(results.is_file() && !comod::io::lock::lock_path(&results).exists());
+    // A sweep through the link writes the file it points to and keeps the link.
+    let out = comod(&via_link, "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 }

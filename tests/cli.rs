@@ -374,3 +374,30 @@ fn dataset_and_tune_options_out_of_range_are_refused_in_one_line() {
     assert_one_line_error(&tune(&["--tasks", "9-1@0"]), &["--tasks", "9-1@0"]);
     assert!(!table.exists() && !dir.path().join("tune.runs").exists());
 }
+
+/// A closed standard output (`comod … | head -1`) ends the process as
+/// SIGPIPE ends Unix tools, without a panic or an error line.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_comod"))
+        .args(["bench", "--only", "trial_B2", "--seconds", "0.05"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE: {:?}",
+        out.status
+    );
+}

@@ -169,7 +169,7 @@ fn random_arch(rng: &mut Xoshiro256PlusPlus) -> ConvArch {
             kernel: 2 * rng.random_range(0..3usize) + 1,
         });
         if size >= 2 && rng.random_range(0..2) == 1 {
-            stages.push(Stage::Maxpool);
+            stages.push(Stage::Maxpool {});
             size /= 2;
         }
     }

@@ -29,7 +29,7 @@ fn random_arch(rng: &mut Xoshiro256PlusPlus) -> ConvArch {
         kernel: 2 * rng.random_range(0..3usize) + 1,
     }];
     if rng.random_range(0..2) == 1 {
-        stages.push(Stage::Maxpool);
+        stages.push(Stage::Maxpool {});
     }
     if rng.random_range(0..2) == 1 {
         stages.push(Stage::Conv {

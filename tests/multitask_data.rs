@@ -5,31 +5,12 @@
 
 mod common;
 
-use std::path::Path;
+use common::datasets::{NAMES, write_celeba, write_cifar};
 
 use comod::data::benchmark::{Benchmark, BenchmarkData};
 use comod::data::celeba::{CELEBA_SIDE, parse_celeba_attributes, parse_celeba_partition};
 use comod::data::cifar::CIFAR_RECORD;
 use comod::data::{CompositeKind, CompositeSet, NOISE_STD, Pool};
-
-/// A CIFAR-100 record: coarse, fine, then the R, G and B planes.
-fn cifar_record(coarse: u8, fine: u8, rgb: [u8; 3]) -> Vec<u8> {
-    let mut record = vec![coarse, fine];
-    for value in rgb {
-        record.extend(std::iter::repeat_n(value, 1024));
-    }
-    record
-}
-
-fn write_cifar(dir: &Path, train: &[(u8, u8, [u8; 3])], test: &[(u8, u8, [u8; 3])]) {
-    for (name, records) in [("train.bin", train), ("test.bin", test)] {
-        let bytes: Vec<u8> = records
-            .iter()
-            .flat_map(|&(c, f, rgb)| cifar_record(c, f, rgb))
-            .collect();
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
 
 #[test]
 fn cifar100_loads_channel_last_with_coarse_tasks() {
@@ -121,33 +102,6 @@ fn cifar100_format_errors_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("test.bin"), "{err}");
-}
-
-const NAMES: &str = "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young";
-
-/// Writes a CelebA folder of `images` (file, colour, attribute 0 and
-/// 20 set, partition) with 178×218 aligned JPEGs.
-fn write_celeba(dir: &Path, images: &[(&str, [u8; 3], bool, u8)]) {
-    let mut attr = format!("{}\n{NAMES}\n", images.len());
-    let mut partition = String::new();
-    std::fs::create_dir_all(dir.join("img_align_celeba")).unwrap();
-    for &(file, rgb, set, split) in images {
-        let values: Vec<&str> = (0..40)
-            .map(|a| {
-                if set && (a == 0 || a == 20) {
-                    "1"
-                } else {
-                    "-1"
-                }
-            })
-            .collect();
-        attr.push_str(&format!("{file}  {}\n", values.join(" ")));
-        partition.push_str(&format!("{file} {split}\n"));
-        let image = image::RgbImage::from_pixel(178, 218, image::Rgb(rgb));
-        image.save(dir.join("img_align_celeba").join(file)).unwrap();
-    }
-    std::fs::write(dir.join("list_attr_celeba.txt"), attr).unwrap();
-    std::fs::write(dir.join("list_eval_partition.txt"), partition).unwrap();
 }
 
 #[test]

@@ -172,6 +172,12 @@ fn shards_of_a_report_join_into_the_report_of_one_process() {
     }
     assert!(runs.join("spec-all-online.shard-1-of-2.jsonl").is_file());
     assert!(!runs.join("spec-all-online.jsonl").exists());
+    // A lock file a killed shard left behind is not a shard.
+    std::fs::write(
+        runs.join("spec-all-online.shard-1-of-2.jsonl.lock"),
+        b"pid 1 on elsewhere",
+    )
+    .unwrap();
     let joined = report(&options("0/1"), &Quiet).unwrap();
     assert!(joined.report.is_some());
     // The joined file holds every run of the plan: 8 tasks × 4 methods.

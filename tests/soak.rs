@@ -1,8 +1,9 @@
 //! Crash-safety soak (§6), behind a flag: `cargo test --release --test
 //! soak -- --ignored --test-threads 1` (or `bash .ci/run --soak`). A sweep,
-//! a merge and a report are each killed with SIGKILL at 20 random moments
-//! while they run, then run to the end; every run must appear exactly once
-//! with the records of an uninterrupted run, and every output must be whole.
+//! a multi-task sweep, a merge and a report are each killed with SIGKILL at
+//! 20 random moments while they run, then run to the end; every run must
+//! appear exactly once with the records of an uninterrupted run, and every
+//! output must be whole.
 
 mod common;
 
@@ -162,6 +163,83 @@ fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
     );
     eprintln!(
         "sweep soak: {KILLS} SIGKILLs over {starts} starts survived; runs recorded after each kill {progress:?} of {planned}; 0 lost, 0 duplicated"
+    );
+}
+
+fn multitask_sweep_args(ck: &Path, out: &Path) -> Vec<String> {
+    strings(&[
+        "multitask",
+        "sweep",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--repeats",
+        "4",
+        "--batches",
+        "30",
+        "--test-composites",
+        "200",
+        "--samples",
+        "16",
+        "--record-coupling",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+#[ignore = "soak: run with --ignored"]
+fn soak_a_multitask_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("conv.safetensors");
+    let pretrain = strings(&[
+        "multitask",
+        "pretrain",
+        "--epochs",
+        "1",
+        "--examples",
+        "400",
+        "--out",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(comod_owned(&pretrain, "2").status.success());
+    let reference = dir.path().join("reference.jsonl");
+    assert!(
+        comod_owned(&multitask_sweep_args(&ck, &reference), "2")
+            .status
+            .success()
+    );
+    let planned = std::fs::read_to_string(&reference).unwrap().lines().count();
+
+    let soaked = dir.path().join("soaked.jsonl");
+    let mut moments = Moments(3);
+    let mut progress = Vec::new();
+    let starts = kill_repeatedly(
+        || start(&multitask_sweep_args(&ck, &soaked)),
+        &mut moments,
+        200..900,
+        || {
+            let contents = read_results::<comod::conv::ConvArch>(&soaked).unwrap();
+            progress.push(contents.records.len());
+        },
+    );
+    let out = comod_owned(&multitask_sweep_args(&ck, &soaked), "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = read_results::<comod::conv::ConvArch>(&soaked)
+        .unwrap()
+        .records;
+    assert_eq!(records.len(), planned, "every run exactly once");
+    assert_eq!(without_wall_time(&soaked), without_wall_time(&reference));
+    assert!(
+        hidden(dir.path()).is_empty(),
+        "temporaries left: {:?}",
+        hidden(dir.path())
+    );
+    eprintln!(
+        "multitask sweep soak: {KILLS} SIGKILLs over {starts} starts survived; runs recorded after each kill {progress:?} of {planned}; 0 lost, 0 duplicated"
     );
 }
 

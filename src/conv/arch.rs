@@ -22,6 +22,11 @@ pub const MAX_WIDTH: usize = 4096;
 pub const MAX_MAP: usize = 1 << 22;
 /// Most stages.
 pub const MAX_STAGES: usize = 32;
+/// Most parameters of a whole network (64 MiB of f32; Adam and gradients
+/// hold three more copies), and most activation values of one example
+/// over all stages: a network too large to train fails here, not in
+/// allocation.
+pub const MAX_NETWORK_VALUES: usize = 1 << 24;
 /// Most tasks (heads).
 pub const MAX_TASKS: usize = 256;
 /// Logits of one binary head.
@@ -38,8 +43,9 @@ pub enum Stage {
         /// Kernel side k (odd).
         kernel: usize,
     },
-    /// 2×2 max-pool, stride 2.
-    Maxpool,
+    /// 2×2 max-pool, stride 2 (a struct variant, so that a field given
+    /// to it, e.g. a kernel, is refused rather than ignored).
+    Maxpool {},
     /// All-to-all on the flattened input, ReLU; the last one is gated.
     Dense {
         /// Neurons.
@@ -84,9 +90,9 @@ impl ConvArch {
                 (1, 28),
                 vec![
                     conv(8),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     conv(16),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     Stage::Dense { size: 128 },
                 ],
             ),
@@ -94,9 +100,9 @@ impl ConvArch {
                 (3, 32),
                 vec![
                     conv(16),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     conv(32),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     Stage::Dense { size: 128 },
                 ],
             ),
@@ -104,11 +110,11 @@ impl ConvArch {
                 (3, 64),
                 vec![
                     conv(16),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     conv(32),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     conv(32),
-                    Stage::Maxpool,
+                    Stage::Maxpool {},
                     Stage::Dense { size: 128 },
                 ],
             ),
@@ -169,7 +175,7 @@ impl ConvArch {
             let last = *shapes.last().expect("starts with the input");
             shapes.push(match *stage {
                 Stage::Conv { channels, .. } => Shape { channels, ..last },
-                Stage::Maxpool => last.pooled(),
+                Stage::Maxpool {} => last.pooled(),
                 Stage::Dense { size } => Shape {
                     channels: size,
                     height: 1,
@@ -195,7 +201,7 @@ impl ConvArch {
     /// features once and scales the pooled map for each sample.
     pub fn scaling_stage(&self) -> usize {
         let mut s = self.modulated_stage;
-        while matches!(self.stages.get(s), Some(Stage::Maxpool)) {
+        while matches!(self.stages.get(s), Some(Stage::Maxpool {})) {
             s += 1;
         }
         s
@@ -226,7 +232,7 @@ impl ConvArch {
                 Stage::Conv { channels, kernel } => {
                     out.pixels() * channels * kernel * kernel * inp.channels
                 }
-                Stage::Maxpool => 0,
+                Stage::Maxpool {} => 0,
                 Stage::Dense { size } => size * inp.len(),
             };
         }
@@ -268,7 +274,7 @@ impl ConvArch {
             || height == 0
             || width == 0
             || channels > MAX_WIDTH
-            || self.input.len() > MAX_MAP
+            || self.input.checked_len().is_none_or(|n| n > MAX_MAP)
         {
             return fail(format!(
                 "input {channels}×{height}×{width}: every side must be ≥ 1 and the map at most {MAX_MAP} values"
@@ -280,6 +286,9 @@ impl ConvArch {
         }
         let mut shape = self.input;
         let mut dense_seen = false;
+        // Parameters and activation values so far (each stage's are at
+        // most MAX_MAP × 4, so the sums cannot overflow).
+        let (mut params, mut values) = (0usize, shape.len());
         for (i, stage) in self.stages.iter().enumerate() {
             let s = i + 1;
             match *stage {
@@ -304,8 +313,10 @@ impl ConvArch {
                         ));
                     }
                     shape.channels = channels;
+                    params += (patch + 1) * channels;
+                    values += shape.len();
                 }
-                Stage::Maxpool => {
+                Stage::Maxpool {} => {
                     if dense_seen {
                         return fail(format!("stage {s} is maxpool after a dense stage"));
                     }
@@ -316,6 +327,7 @@ impl ConvArch {
                         ));
                     }
                     shape = shape.pooled();
+                    values += shape.len();
                 }
                 Stage::Dense { size } => {
                     if size == 0 || size > MAX_WIDTH || size * shape.len() > MAX_MAP * 4 {
@@ -325,6 +337,8 @@ impl ConvArch {
                         ));
                     }
                     dense_seen = true;
+                    params += (shape.len() + 1) * size;
+                    values += size;
                     shape = Shape {
                         channels: size,
                         height: 1,
@@ -338,6 +352,12 @@ impl ConvArch {
         }
         if self.tasks == 0 || self.tasks > MAX_TASKS {
             return fail(format!("{} tasks: need 1 to {MAX_TASKS}", self.tasks));
+        }
+        params += (shape.len() + 1) * HEAD_LOGITS * self.tasks;
+        if params > MAX_NETWORK_VALUES || values > MAX_NETWORK_VALUES {
+            return fail(format!(
+                "the network is too large: {params} parameters and {values} activation values per example (at most {MAX_NETWORK_VALUES} each)"
+            ));
         }
         let modulated = self.modulated_stage;
         if modulated == 0

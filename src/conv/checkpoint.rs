@@ -58,7 +58,7 @@ pub fn parameter_tensors<T: crate::net::Real>(
         let weight_shape = match *stage {
             Stage::Conv { channels, kernel } => vec![channels, kernel, kernel, shapes[s].channels],
             Stage::Dense { size } => vec![size, shapes[s].len()],
-            Stage::Maxpool => unreachable!("a max-pool has no parameters"),
+            Stage::Maxpool {} => unreachable!("a max-pool has no parameters"),
         };
         out.push((
             format!("stage{}.weight", s + 1),
@@ -132,9 +132,14 @@ pub fn conv_checkpoint_from(file: &TensorFile) -> Result<ConvCheckpoint> {
         )));
     }
     let mut net = ConvNet::<f32>::zeros(&arch);
+    let mut expected = Vec::new();
     for (name, shape, range) in parameter_tensors(&net) {
         let values = file.f32(&name, &shape)?;
         net.params[range].copy_from_slice(&values);
+        expected.push(name);
+    }
+    if let Some(extra) = file.names().into_iter().find(|n| !expected.contains(n)) {
+        return Err(file.error(format!("unexpected tensor {extra} for this architecture")));
     }
     Ok(ConvCheckpoint { net, provenance })
 }

@@ -67,7 +67,7 @@ impl<T: Real> ConvNet<T> {
                     channels * kernel * kernel * shapes[s].channels,
                     channels,
                 )),
-                Stage::Maxpool => None,
+                Stage::Maxpool {} => None,
                 Stage::Dense { size } => Some(take(size * shapes[s].len(), size)),
             })
             .collect();
@@ -259,7 +259,7 @@ impl<T: Real> ConvNet<T> {
                         }
                     }
                 }
-                Stage::Maxpool => ops::maxpool_forward(x, rows, inp, y),
+                Stage::Maxpool {} => ops::maxpool_forward(x, rows, inp, y),
                 Stage::Dense { size } => {
                     let r = self.ranges[s].as_ref().expect("dense has parameters");
                     dense_stage_forward(
@@ -313,7 +313,7 @@ impl<T: Real> ConvNet<T> {
                     format!("output of stage {s} (conv, modulated)")
                 }
                 Stage::Conv { .. } => format!("output of stage {s} (conv)"),
-                Stage::Maxpool => format!("output of stage {s} (maxpool)"),
+                Stage::Maxpool {} => format!("output of stage {s} (maxpool)"),
                 Stage::Dense { .. } if s == n => format!("output of stage {s} (dense, gated)"),
                 Stage::Dense { .. } => format!("output of stage {s} (dense)"),
             };
@@ -412,7 +412,7 @@ impl<T: Real> ConvNet<T> {
                         );
                     }
                 }
-                Stage::Maxpool => {
+                Stage::Maxpool {} => {
                     ws.grad_b.resize(rows * inp.len(), T::ZERO);
                     ops::maxpool_backward(
                         &ws.acts[s],

@@ -185,7 +185,7 @@ fn channel_partials(net: &ConvNet<f32>, s: usize, scratch: &mut TrialScratch) {
                 MatMut::row_major(&mut scratch.partials, channels, outputs),
             );
         }
-        Stage::Maxpool => unreachable!("the scaling stage is not a max-pool"),
+        Stage::Maxpool {} => unreachable!("the scaling stage is not a max-pool"),
     }
 }
 

@@ -2,10 +2,11 @@
 //! evaluation partition, and the aligned JPEGs resized to 64×64; its
 //! attributes are the benchmark's tasks.
 
-use std::path::Path;
+use std::path::{Component, Path};
 
 use rayon::prelude::*;
 
+use crate::data::TaskId;
 use crate::data::images::ByteImages;
 use crate::error::{Error, Result};
 use crate::io::read::read_bounded;
@@ -43,10 +44,17 @@ pub fn parse_celeba_attributes(text: &str) -> std::result::Result<Attributes, St
             names.len()
         ));
     }
+    // The names are the benchmark's task names (records, --tasks).
+    for (i, name) in names.iter().enumerate() {
+        TaskId::try_from(name.clone()).map_err(|e| format!("line 2: attribute name: {e}"))?;
+        if names[..i].contains(name) {
+            return Err(format!("line 2: attribute name {name:?} appears twice"));
+        }
+    }
     let mut rows = Vec::with_capacity(count.min(1 << 20));
     for (number, line) in lines {
         let mut fields = line.split_whitespace();
-        let file = fields.next().expect("non-empty line").to_string();
+        let file = image_name(fields.next().expect("non-empty line"), number)?;
         let mut values = [0u8; CELEBA_ATTRIBUTES];
         let mut seen = 0;
         for field in fields {
@@ -85,6 +93,19 @@ pub fn parse_celeba_attributes(text: &str) -> std::result::Result<Attributes, St
     Ok((names, rows))
 }
 
+/// An image's name from line `number` (0-based) of a list: a file name
+/// inside the image folder, never a path that leads out of it.
+fn image_name(name: &str, number: usize) -> std::result::Result<String, String> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(_)), None) if !name.contains(['/', '\\']) => Ok(name.to_string()),
+        _ => Err(format!(
+            "line {}: {name:?} is not the name of a file in the image folder",
+            number + 1
+        )),
+    }
+}
+
 /// Parses `list_eval_partition.txt`: `<file> 0|1|2` (train, validation, test).
 pub fn parse_celeba_partition(text: &str) -> std::result::Result<Vec<(String, u8)>, String> {
     text.lines()
@@ -94,7 +115,7 @@ pub fn parse_celeba_partition(text: &str) -> std::result::Result<Vec<(String, u8
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
                 [file, split @ ("0" | "1" | "2")] => {
-                    Ok((file.to_string(), split.as_bytes()[0] - b'0'))
+                    Ok((image_name(file, number)?, split.as_bytes()[0] - b'0'))
                 }
                 _ => Err(format!(
                     "line {}: {line:?} is not `<file> 0|1|2`",

@@ -20,6 +20,14 @@ impl Shape {
         self.channels * self.height * self.width
     }
 
+    /// Values in one map, or `None` when the count overflows (a shape
+    /// read from a file is checked with it before [`Shape::len`] is used).
+    pub fn checked_len(&self) -> Option<usize> {
+        self.channels
+            .checked_mul(self.height)
+            .and_then(|n| n.checked_mul(self.width))
+    }
+
     /// True for an empty map.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -70,6 +70,37 @@ pub fn check_not_input(output: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     }
 }
 
+/// The file `path` names, whatever its spelling: the canonical path of
+/// the file (or, when it does not exist yet, of its folder, joined with
+/// its name); `path` itself when neither exists. Two spellings of one file
+/// (a symbolic link, `./`, `..`) give one identity, as a lock needs.
+pub(crate) fn identity(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The file a write to `path` must replace: the target of a symbolic
+/// link (a rename onto the link would replace the link and leave its
+/// target stale), else `path` as given.
+fn write_target(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => identity(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Creates the folder `path` is to be written in, with its parents, when
 /// it does not exist yet (a results file in a new folder, e.g. a cluster
 /// job's `results/shard-3.jsonl`); the error names the folder.
@@ -183,7 +214,8 @@ fn remove_stale_temporaries(path: &Path) {
 }
 
 /// Has `write` create a temporary file beside `path` (the path it is
-/// given), then renames it over `path`; on any failure the temporary file
+/// given), then renames it over `path` (over the file a symbolic link
+/// `path` points to); on any failure the temporary file
 /// is removed and the error names `path`. Temporary files of killed
 /// writers of the same target are removed first.
 pub fn write_atomic_with(
@@ -195,9 +227,11 @@ pub fn write_atomic_with(
     }
     check_output(path)?;
     create_parent(path)?;
-    remove_stale_temporaries(path);
-    let tmp = hidden_sibling(path, "tmp");
-    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    let target = write_target(path);
+    remove_stale_temporaries(&target);
+    let tmp = hidden_sibling(&target, "tmp");
+    let result =
+        write(&tmp).and_then(|()| std::fs::rename(&tmp, &target).map_err(|e| e.to_string()));
     result.map_err(|message| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, std::io::Error::other(message))
@@ -283,6 +317,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("file/sub"), "{err}");
+    }
+
+    #[test]
+    fn a_write_through_a_link_replaces_its_target_and_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (target, link) = (dir.path().join("r.jsonl"), dir.path().join("link.jsonl"));
+        std::fs::write(&target, b"old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(identity(&link), identity(&target));
+        let fresh = dir.path().join("sub/../fresh.jsonl");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert_eq!(identity(&fresh), identity(dir.path()).join("fresh.jsonl"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::atomic::{create_parent, host_name, same_inode};
+use crate::io::atomic::{create_parent, host_name, identity, same_inode};
 
 /// An exclusive lock on a file, held until dropped (the lock file is then
 /// removed). The lock is released by the OS if the process dies.
@@ -51,8 +51,9 @@ impl FileLock {
     }
 
     fn take(target: &Path, wait: bool) -> Result<FileLock> {
-        let path = lock_path(target);
         create_parent(target)?;
+        // One lock per file, however it is spelt (a link, `./`, `..`).
+        let path = lock_path(&identity(target));
         loop {
             let mut file = OpenOptions::new()
                 .create(true)
@@ -150,5 +151,17 @@ mod tests {
         assert!(!waiter.is_finished(), "waits while the lock is held");
         drop(held);
         waiter.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_link_to_a_locked_file_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("r.jsonl");
+        std::fs::write(&target, b"").unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let _held = FileLock::acquire(&target).unwrap();
+        assert!(FileLock::acquire(&link).is_err());
+        assert!(FileLock::acquire(&dir.path().join(".").join("r.jsonl")).is_err());
     }
 }

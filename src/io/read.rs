@@ -21,6 +21,9 @@ pub const MAX_ARCH_JSON_BYTES: u64 = 16 << 20;
 /// than `limit` bytes (checked from its size first, then while reading, in
 /// case it grows).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    // The type is checked before opening: opening a FIFO for reading
+    // waits, forever, for a writer.
+    check_regular(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
@@ -46,6 +49,23 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// Refuses a `path` that is not a regular file (a folder, device, FIFO or
+/// socket), without opening it; a missing file is left to the caller's
+/// open to report.
+pub fn check_regular(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(Error::io(
+            path,
+            std::io::Error::other("is a directory, expected a regular file"),
+        )),
+        Ok(meta) if !meta.is_file() => Err(Error::io(
+            path,
+            std::io::Error::other("is a device, FIFO or socket, expected a regular file"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Reads at most `limit` bytes from `reader`; the error says it had more.

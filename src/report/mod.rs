@@ -32,7 +32,7 @@ use crate::sweep::completeness::{as_unsharded, completeness};
 use crate::sweep::plan::Shard;
 use crate::sweep::record::Architecture;
 use crate::sweep::record::{Record, SweepConfig};
-use crate::sweep::store::{Contents, check_config, read_results, write_canonical};
+use crate::sweep::store::{Contents, RecordKind, check_config, read_results, write_canonical};
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
 use crate::train::{DigitTasks, Frozen, Method, PretrainOptions, general_accuracy};
@@ -148,6 +148,27 @@ pub(crate) fn join_shards<A: Architecture>(path: &Path, partial: bool) -> Result
     write_canonical(path, &all)
 }
 
+/// The records of each `--also` file, read before any work: a file that
+/// is missing, of the other network, or holds no run is an error.
+fn read_also(paths: &[PathBuf]) -> Result<Vec<Vec<Record>>> {
+    paths
+        .iter()
+        .map(|path| {
+            if RecordKind::of_file(path)? == Some(RecordKind::Conv) {
+                return Err(Error::data(
+                    path,
+                    "holds multi-task records: --also takes the MLP's results files",
+                ));
+            }
+            let records: Vec<Record> = read_results(path)?.records.into_values().collect();
+            match records.is_empty() {
+                true => Err(Error::data(path, "holds no runs to judge")),
+                false => Ok(records),
+            }
+        })
+        .collect()
+}
+
 /// What every sweep of a report shares: the digits, the options and
 /// where progress goes.
 struct Sweeps<'a> {
@@ -205,6 +226,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     let start = Instant::now();
     let figures = options.out.join("figures");
     let digits = Digits::load(&options.data)?;
+    let also = read_also(&options.also)?;
     for dir in [
         options.out.join("runs").join(options.scale.name()),
         options.out.join("checkpoints").join(options.scale.name()),
@@ -297,11 +319,8 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             options.seed,
         ));
     }
-    for path in &options.also {
-        let records: Vec<Record> = read_results(path)?.records.into_values().collect();
-        let Some(first) = records.first() else {
-            continue;
-        };
+    for (path, records) in options.also.iter().zip(&also) {
+        let first = &records[0];
         let config = &first.config.finetune;
         let tasks: std::collections::BTreeSet<_> = records.iter().map(|r| &r.task).collect();
         let setting = format!(
@@ -312,7 +331,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             tasks.len(),
             path.display()
         );
-        claims.extend(method_claims(&records, &setting, options.seed));
+        claims.extend(method_claims(records, &setting, options.seed));
     }
     let main_records = &cell_records[0].1;
     let main_setting = markdown::setting(&main_cell);

@@ -154,6 +154,7 @@ pub fn run_sweep<S: Study, A: Architecture>(
     {
         by_task.entry(group.id.clone()).or_default().push(group);
     }
+    let existed = out.exists();
     let appender = Appender::open(out, &contents)?;
     let config = &spec.config.finetune;
     let master_seed = spec.config.master_seed;
@@ -162,7 +163,7 @@ pub fn run_sweep<S: Study, A: Architecture>(
     let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let start = Instant::now();
     let tasks: Vec<Vec<Group<S::Task>>> = by_task.into_values().collect();
-    tasks.par_iter().try_for_each(|task_groups| -> Result<()> {
+    let ran = tasks.par_iter().try_for_each(|task_groups| -> Result<()> {
         let data = study.task_data(task_groups[0].task, config, master_seed)?;
         task_groups.par_iter().try_for_each(|group| -> Result<()> {
             for &method in group.methods.iter().filter(|&&m| !is_done(group, m)) {
@@ -210,10 +211,17 @@ pub fn run_sweep<S: Study, A: Architecture>(
             }
             Ok(())
         })
-    })?;
+    });
     let new_records = new_records
         .into_inner()
         .expect("no panic while holding the lock");
+    if let Err(e) = ran {
+        // A file this sweep created and wrote nothing to is not left behind.
+        if !existed && new_records.is_empty() {
+            let _ = std::fs::remove_file(out);
+        }
+        return Err(e);
+    }
     let report = SweepReport {
         planned,
         resumed,

@@ -129,15 +129,39 @@ impl BenchmarkSweep {
         let loaded = load_conv_checkpoint(checkpoint)?;
         let data = source.load()?;
         let provenance = &loaded.provenance;
-        if provenance.benchmark != data.benchmark.name() || provenance.tasks != data.tasks {
+        if provenance.benchmark != data.benchmark.name() {
             return Err(Error::data(
                 checkpoint,
                 format!(
-                    "pretrained on {} ({} tasks), not on --benchmark {} ({} tasks)",
+                    "pretrained on {}, not on --benchmark {}",
                     provenance.benchmark,
-                    provenance.tasks.len(),
                     data.benchmark.name(),
+                ),
+            ));
+        }
+        if provenance.tasks != data.tasks {
+            let differs = match provenance.tasks.len() == data.task_count() {
+                true => {
+                    let (i, (ours, theirs)) = (provenance.tasks.iter().zip(&data.tasks))
+                        .enumerate()
+                        .find(|(_, (a, b))| a != b)
+                        .expect("equal lengths, different lists");
+                    format!(
+                        "task {} is {ours:?} in the checkpoint and {theirs:?} in the data",
+                        i + 1
+                    )
+                }
+                false => format!(
+                    "the checkpoint has {} tasks, the data {}",
+                    provenance.tasks.len(),
                     data.task_count()
+                ),
+            };
+            return Err(Error::data(
+                checkpoint,
+                format!(
+                    "pretrained on other tasks of {} than --data holds: {differs}",
+                    data.benchmark.name()
                 ),
             ));
         }

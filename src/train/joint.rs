@@ -35,6 +35,11 @@ pub struct MultitaskPretrainOptions {
     pub seed: u64,
 }
 
+/// Most examples per epoch, and most held-out examples, of joint
+/// pretraining: a CIFAR-sized set of 32×32×3 images is 3 KiB each, so a
+/// million is 3 GiB.
+pub const MAX_EXAMPLES: usize = 1_000_000;
+
 impl MultitaskPretrainOptions {
     /// The defaults: up to 30 epochs of 4000 examples in batches of 50 at
     /// learning rate 1e-3, stopping at a held-out mean accuracy of 0.9
@@ -60,6 +65,16 @@ impl MultitaskPretrainOptions {
         for (flag, value) in positive {
             if value == 0 {
                 return Err(Error::option(flag, value, "must be at least 1"));
+            }
+        }
+        // Examples of an epoch and the held-out set are held in memory.
+        for (flag, value) in [("--examples", self.examples), ("--heldout", self.heldout)] {
+            if value > MAX_EXAMPLES {
+                return Err(Error::option(
+                    flag,
+                    value,
+                    format!("is more than {MAX_EXAMPLES} examples (they are held in memory)"),
+                ));
             }
         }
         if self.batch > self.examples {

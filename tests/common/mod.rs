@@ -2,6 +2,9 @@
 //! drawing random architectures. Each test file uses a part of them.
 #![allow(dead_code)]
 
+pub mod datasets;
+pub mod survey;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
