@@ -167,10 +167,7 @@ type Tensor = (String, Vec<usize>, TensorData);
 
 /// Rewrites `ck.safetensors` into `bad.safetensors` with `edit` applied
 /// to its tensors and metadata.
-fn rewrite_checkpoint(
-    dir: &Path,
-    edit: fn(&mut Vec<Tensor>, &mut HashMap<String, String>),
-) {
+fn rewrite_checkpoint(dir: &Path, edit: fn(&mut Vec<Tensor>, &mut HashMap<String, String>)) {
     let file = TensorFile::read(&dir.join("ck.safetensors")).unwrap();
     let mut tensors: Vec<Tensor> = file
         .names()
