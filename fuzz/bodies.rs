@@ -168,11 +168,27 @@ pub fn celeba_lists(data: &[u8]) {
     if pick % 2 == 0 {
         if let Ok((names, rows)) = parse_celeba_attributes(text) {
             assert_eq!(names.len(), 40);
+            // The names are distinct task names; the files stay in the image folder.
+            assert!(
+                names
+                    .iter()
+                    .enumerate()
+                    .all(|(i, n)| !n.contains(',') && !names[..i].contains(n))
+            );
+            assert!(rows.iter().all(|(f, _)| inside_folder(f)));
             assert!(rows.iter().all(|(_, v)| v.iter().all(|&x| x <= 1)));
         }
     } else if let Ok(rows) = parse_celeba_partition(text) {
-        assert!(rows.iter().all(|(_, split)| *split <= 2));
+        assert!(
+            rows.iter()
+                .all(|(f, split)| inside_folder(f) && *split <= 2)
+        );
     }
+}
+
+/// Whether an image name names a file inside its folder.
+fn inside_folder(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && name != ".." && name != "."
 }
 
 /// What a target does with one input.
