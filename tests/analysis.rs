@@ -6,6 +6,8 @@ use comod::analysis::metrics::{Criterion, per_task, ratio_to_retrain};
 use comod::analysis::summarize;
 use comod::data::TaskId;
 use comod::net::Arch;
+use comod::sweep::completeness::completeness;
+use comod::sweep::plan::Plan;
 use comod::sweep::record::{Architecture, Record, SweepConfig};
 use comod::train::method::LearningRates;
 use comod::train::{FinetuneConfig, Method};
@@ -159,4 +161,38 @@ fn the_grid_chooses_the_best_mean_and_breaks_ties_by_the_lower_variance() {
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .unwrap();
     assert_eq!(best_mean.rate, 1e-2);
+}
+
+/// A run counts for every plan that holds it, whichever plan its own
+/// record names (a larger sweep that resumed a smaller one's runs is
+/// whole); a missing run is counted once, for the plans that hold it, with
+/// the shards that hold none of their runs.
+#[test]
+fn completeness_counts_runs_for_every_plan_that_holds_them() {
+    let id = |t: &str| TaskId::try_from(t.to_string()).unwrap();
+    let methods = [Method::Stochastic, Method::Retrain];
+    let small = Plan::new(vec![id("1-7@0")], &methods, 1, 1);
+    let large = Plan::new(vec![id("1-7@0"), id("2-5@3")], &methods, 1, 2);
+    let mut records = std::collections::BTreeMap::new();
+    for (task, plan) in [("1-7@0", &small), ("2-5@3", &large)] {
+        for method in methods {
+            let mut r = record(task, method, 0, 0.001);
+            r.plan = Some(plan.clone());
+            records.insert(r.key(), r);
+        }
+    }
+    let whole = completeness(&records);
+    assert!(whole.is_complete() && whole.unplanned == 0, "{whole:?}");
+    let dropped = records.keys().last().unwrap().clone();
+    records.remove(&dropped);
+    let partial = completeness(&records);
+    assert_eq!(partial.gaps.len(), 1, "{partial:?}");
+    assert_eq!(
+        (partial.gaps[0].missing, partial.gaps[0].plan.tasks.len()),
+        (1, 2)
+    );
+    assert!(partial.gaps[0].empty_shards.is_empty());
+    records.retain(|k, _| k.task.as_str() == "1-7@0");
+    let gap = &completeness(&records).gaps;
+    assert!(gap.is_empty(), "only the small plan is named now: {gap:?}");
 }

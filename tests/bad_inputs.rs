@@ -12,21 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::comod;
-use common::survey::{Case, run_survey};
+use common::survey::{Case, QUICK, edit_first_record, mkfifo, nothing, run_ok, run_survey};
 use comod::io::tensors::{TensorData, write_tensors};
 
 /// A network small enough that pretraining and sweeps take a moment.
 const TINY_ARCH: &str = r#"{"format":1,"input":784,"layers":[{"kind":"encoder","size":4,"nonlinearity":"exp"},{"kind":"dense","size":3},{"kind":"readout","size":10}],"modulated_layer":1,"beta":0.0}"#;
-
-/// Settings that keep a sweep of the tiny network short.
-const QUICK: [&str; 6] = [
-    "--batches",
-    "3",
-    "--test-composites",
-    "20",
-    "--samples",
-    "8",
-];
 
 /// Valid files every case starts from: `tiny.json`, `ck.safetensors`
 /// (pretrained), `good.jsonl` (a sweep of it) and `inputs.safetensors`
@@ -40,15 +30,7 @@ fn fixtures() -> &'static Path {
         std::fs::write(dir.join("tiny.json"), TINY_ARCH).unwrap();
         let arch = path("tiny.json");
         let ck = path("ck.safetensors");
-        let run = |args: &[&str]| {
-            let out = comod(args, "2");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&["pretrain", "--arch", &arch, "--epochs", "1", "--out", &ck]);
+        run_ok(&["pretrain", "--arch", &arch, "--epochs", "1", "--out", &ck]);
         let mut sweep = vec![
             "sweep",
             "--checkpoint",
@@ -63,7 +45,7 @@ fn fixtures() -> &'static Path {
         let good = path("good.jsonl");
         sweep.extend(QUICK);
         sweep.extend(["--out", &good]);
-        run(&sweep);
+        run_ok(&sweep);
         write_trace_inputs(&dir.join("inputs.safetensors"), 1.0);
         dir
     })
@@ -88,17 +70,9 @@ fn write_trace_inputs(path: &Path, scale: f32) {
     write_tensors(path, &tensors, Default::default()).unwrap();
 }
 
-fn nothing(_: &Path) {}
-
 /// Rewrites the first line of `good.jsonl` with `edit` of its JSON.
 fn edit_record(dir: &Path, edit: fn(&mut serde_json::Value)) {
-    let path = dir.join("good.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut record: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-    edit(&mut record);
-    lines[0] = record.to_string();
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    edit_first_record(&dir.join("good.jsonl"), edit);
 }
 
 /// Writes `a.json`: the tiny architecture with `from` replaced by `to`.
@@ -125,14 +99,6 @@ fn digits_with_images(dir: &Path, images: &[u8]) {
     )
     .unwrap();
     std::fs::write(data.join("mnist10k-images-idx3-ubyte"), images).unwrap();
-}
-
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 const CASES: &[Case] = &[

@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::comod;
 use common::datasets::{NAMES, write_celeba, write_cifar};
-use common::survey::{Case, run_survey};
+use common::survey::{Case, QUICK, edit_first_record, mkfifo, nothing, run_ok, run_survey};
 use comod::conv::checkpoint::{load_conv_checkpoint, save_conv_checkpoint};
 use comod::conv::{ConvArch, ConvNet};
 use comod::io::tensors::{TensorData, TensorFile, write_tensors};
@@ -23,16 +22,6 @@ const CONV_ARCH: &str = r#"{"format":2,"input":{"channels":1,"height":28,"width"
 
 /// An MLP small enough for a quick grid.
 const MLP_ARCH: &str = r#"{"format":1,"input":784,"layers":[{"kind":"encoder","size":4,"nonlinearity":"exp"},{"kind":"dense","size":3},{"kind":"readout","size":10}],"modulated_layer":1,"beta":0.0}"#;
-
-/// Settings that keep a sweep short.
-const QUICK: [&str; 6] = [
-    "--batches",
-    "2",
-    "--test-composites",
-    "20",
-    "--samples",
-    "8",
-];
 
 /// The fixtures every case starts from.
 const FIXTURES: [&str; 7] = [
@@ -56,16 +45,8 @@ fn fixtures() -> &'static Path {
         let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
         std::fs::write(dir.join("conv.json"), CONV_ARCH).unwrap();
         std::fs::write(dir.join("mlp.json"), MLP_ARCH).unwrap();
-        let run = |args: &[&str]| {
-            let out = comod(args, "2");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         let (ck, arch) = (path("ck.safetensors"), path("conv.json"));
-        run(&[
+        run_ok(&[
             "multitask",
             "pretrain",
             "--arch",
@@ -93,9 +74,9 @@ fn fixtures() -> &'static Path {
             &mt,
         ];
         sweep.extend(QUICK);
-        run(&sweep);
+        run_ok(&sweep);
         let (mlp, mlp_arch) = (path("mlp.safetensors"), path("mlp.json"));
-        run(&[
+        run_ok(&[
             "pretrain", "--arch", &mlp_arch, "--epochs", "1", "--out", &mlp,
         ]);
         let mlp_results = path("mlp.jsonl");
@@ -113,7 +94,7 @@ fn fixtures() -> &'static Path {
             &mlp_results,
         ];
         sweep.extend(QUICK);
-        run(&sweep);
+        run_ok(&sweep);
         std::fs::create_dir_all(dir.join("cifar")).unwrap();
         let records: Vec<(u8, u8, [u8; 3])> = (0..20)
             .map(|i| (i % 20, i, [i * 10, 0, 255 - i * 10]))
@@ -136,16 +117,6 @@ fn fixtures() -> &'static Path {
         write_celeba(&dir.join("celeba"), &images);
         dir
     })
-}
-
-fn nothing(_: &Path) {}
-
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// Writes `a.json`: the conv architecture with `from` replaced by `to`.
@@ -185,13 +156,7 @@ fn rewrite_checkpoint(dir: &Path, edit: fn(&mut Vec<Tensor>, &mut HashMap<String
 
 /// Rewrites the first line of `mt.jsonl` with `edit` of its JSON.
 fn edit_record(dir: &Path, edit: fn(&mut serde_json::Value)) {
-    let path = dir.join("mt.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut record: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
-    edit(&mut record);
-    lines[0] = record.to_string();
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    edit_first_record(&dir.join("mt.jsonl"), edit);
 }
 
 const CASES: &[Case] = &[
@@ -934,7 +899,7 @@ const CASES: &[Case] = &[
             "--methods",
             "stochastic,retrain-last",
             "--batches",
-            "2",
+            "3",
             "--test-composites",
             "20",
             "--samples",
@@ -958,7 +923,7 @@ const CASES: &[Case] = &[
             "--methods",
             "stochastic,retrain-last",
             "--batches",
-            "2",
+            "3",
             "--test-composites",
             "20",
             "--samples",

@@ -343,16 +343,8 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
     );
     // The runs resumed into `one` keep the plan of the sweep that ran
     // them (two tasks); the shards ran every run under the three-task plan.
-    let without_plan = |path: &str| -> Vec<String> {
-        common::without_wall_time(std::path::Path::new(path))
-            .iter()
-            .map(|line| {
-                let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-                record.as_object_mut().unwrap().remove("plan");
-                record.to_string()
-            })
-            .collect()
-    };
+    let without_plan =
+        |path: &str| common::without_keys(std::path::Path::new(path), &["wall_s", "plan"]);
     assert_eq!(without_plan(&merged), without_plan(&one));
     let summary = run_ok(&strings(&["multitask", "summary", &merged]), "2");
     for method in ["stochastic", "deterministic", "retrain", "retrain-last"] {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Quiet, comod_owned, pretrained_checkpoint, without_wall_time};
+use common::{Quiet, comod_owned, pretrained_checkpoint, start_comod, without_wall_time};
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
 use comod::sweep::store::read_results;
@@ -32,18 +32,6 @@ impl Moments {
             .wrapping_add(1442695040888963407);
         Duration::from_millis(range.start + (self.0 >> 33) % (range.end - range.start))
     }
-}
-
-/// Starts `comod args` quietly.
-fn start(args: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_comod"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Starts `child` again and again, killing it at `moments` in `window`,
@@ -88,7 +76,7 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Sixteen tasks: 512 short runs, about 15 s of work on 2 cores.
+/// Sixteen tasks × 16 repeats: 1024 short runs, about 30 s of work on 2 cores (enough that 20 kills land before the end on an idle machine).
 const SOAK_TASKS: &str = "1-7@0,3-8@2,0-9@1,2-5@3,0-1@0,2-3@1,4-5@2,6-7@3,8-9@0,1-2@1,3-4@2,5-6@3,7-8@0,0-2@1,1-3@2,4-6@3";
 
 fn sweep_args(ck: &Path, out: &Path) -> Vec<String> {
@@ -99,7 +87,7 @@ fn sweep_args(ck: &Path, out: &Path) -> Vec<String> {
         "--tasks",
         SOAK_TASKS,
         "--repeats",
-        "8",
+        "16",
         "--batches",
         "60",
         "--test-composites",
@@ -121,49 +109,64 @@ fn hidden(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-#[ignore = "soak: run with --ignored"]
-fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let ck = pretrained_checkpoint(dir.path(), "2");
-    let reference = dir.path().join("reference.jsonl");
-    assert!(
-        comod_owned(&sweep_args(&ck, &reference), "2")
-            .status
-            .success()
-    );
+/// Runs the sweep `args(ck, out)` of the network `A` uninterrupted, then
+/// again into another file while killing it [`KILLS`] times at moments
+/// from `seed`, and resumes it to the end: the file must hold every run
+/// exactly once, with the uninterrupted records, and no temporary file.
+fn soak_sweep<A: comod::sweep::record::Architecture>(
+    what: &str,
+    dir: &Path,
+    ck: &Path,
+    args: fn(&Path, &Path) -> Vec<String>,
+    seed: u64,
+) {
+    let reference = dir.join("reference.jsonl");
+    assert!(comod_owned(&args(ck, &reference), "2").status.success());
     let planned = std::fs::read_to_string(&reference).unwrap().lines().count();
 
-    let soaked = dir.path().join("soaked.jsonl");
-    let mut moments = Moments(1);
+    let soaked = dir.join("soaked.jsonl");
+    let mut moments = Moments(seed);
     let mut progress = Vec::new();
     let starts = kill_repeatedly(
-        || start(&sweep_args(&ck, &soaked)),
+        || start_comod(&args(ck, &soaked)),
         &mut moments,
         200..900,
         || {
             // Whatever the moment, the file holds whole, distinct runs
             // (read_results refuses a run recorded twice).
-            let contents = read_results::<comod::net::Arch>(&soaked).unwrap();
+            let contents = read_results::<A>(&soaked).unwrap();
             progress.push(contents.records.len());
         },
     );
-    let out = comod_owned(&sweep_args(&ck, &soaked), "2");
+    let out = comod_owned(&args(ck, &soaked), "2");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let records = read_results::<comod::net::Arch>(&soaked).unwrap().records;
+    let records = read_results::<A>(&soaked).unwrap().records;
     assert_eq!(records.len(), planned, "every run exactly once");
     assert_eq!(without_wall_time(&soaked), without_wall_time(&reference));
     assert!(
         progress.last() < Some(&planned),
         "the last kill hit a sweep with runs to go"
     );
-    eprintln!(
-        "sweep soak: {KILLS} SIGKILLs over {starts} starts survived; runs recorded after each kill {progress:?} of {planned}; 0 lost, 0 duplicated"
+    assert!(
+        hidden(dir).is_empty(),
+        "temporaries left: {:?}",
+        hidden(dir)
     );
+    eprintln!(
+        "{what} soak: {KILLS} SIGKILLs over {starts} starts survived; runs recorded after each kill {progress:?} of {planned}; 0 lost, 0 duplicated"
+    );
+}
+
+#[test]
+#[ignore = "soak: run with --ignored"]
+fn soak_a_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = pretrained_checkpoint(dir.path(), "2");
+    soak_sweep::<comod::net::Arch>("sweep", dir.path(), &ck, sweep_args, 1);
 }
 
 fn multitask_sweep_args(ck: &Path, out: &Path) -> Vec<String> {
@@ -202,44 +205,12 @@ fn soak_a_multitask_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
         ck.to_str().unwrap(),
     ]);
     assert!(comod_owned(&pretrain, "2").status.success());
-    let reference = dir.path().join("reference.jsonl");
-    assert!(
-        comod_owned(&multitask_sweep_args(&ck, &reference), "2")
-            .status
-            .success()
-    );
-    let planned = std::fs::read_to_string(&reference).unwrap().lines().count();
-
-    let soaked = dir.path().join("soaked.jsonl");
-    let mut moments = Moments(3);
-    let mut progress = Vec::new();
-    let starts = kill_repeatedly(
-        || start(&multitask_sweep_args(&ck, &soaked)),
-        &mut moments,
-        200..900,
-        || {
-            let contents = read_results::<comod::conv::ConvArch>(&soaked).unwrap();
-            progress.push(contents.records.len());
-        },
-    );
-    let out = comod_owned(&multitask_sweep_args(&ck, &soaked), "2");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = read_results::<comod::conv::ConvArch>(&soaked)
-        .unwrap()
-        .records;
-    assert_eq!(records.len(), planned, "every run exactly once");
-    assert_eq!(without_wall_time(&soaked), without_wall_time(&reference));
-    assert!(
-        hidden(dir.path()).is_empty(),
-        "temporaries left: {:?}",
-        hidden(dir.path())
-    );
-    eprintln!(
-        "multitask sweep soak: {KILLS} SIGKILLs over {starts} starts survived; runs recorded after each kill {progress:?} of {planned}; 0 lost, 0 duplicated"
+    soak_sweep::<comod::conv::ConvArch>(
+        "multitask sweep",
+        dir.path(),
+        &ck,
+        multitask_sweep_args,
+        3,
     );
 }
 
@@ -274,7 +245,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
     let starts = kill_repeatedly(
         || {
             let _ = std::fs::remove_file(&merged);
-            start(&merge_args(&merged))
+            start_comod(&merge_args(&merged))
         },
         &mut moments,
         1..60,

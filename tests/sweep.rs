@@ -496,6 +496,25 @@ fn records_carry_their_x_axis_and_on_request_the_coupling() {
     }
 }
 
+/// Writes the records of `from` to `to`, each with `edit` applied to its
+/// JSON object (to make the files older formats wrote).
+fn rewrite_records(
+    from: &Path,
+    to: &Path,
+    edit: impl Fn(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let text: String = std::fs::read_to_string(from)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+            edit(record.as_object_mut().unwrap());
+            format!("{record}\n")
+        })
+        .collect();
+    std::fs::write(to, text).unwrap();
+}
+
 #[test]
 fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -503,23 +522,15 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
     assert_ok(&sweep(&current, "1-7@0,3-8@2", "1", "2", &[]));
     // The same records as format 1 wrote them: no format or x axis, and
     // the per-run metrics of that format.
-    let legacy_text: String = std::fs::read_to_string(&current)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let o = v.as_object_mut().unwrap();
-            o.remove("format");
-            o.remove("examples");
-            o.remove("plan");
-            o.insert("slope".into(), 0.001.into());
-            o.insert("slope_ratio_retrain".into(), serde_json::Value::Null);
-            o.insert("examples_to_criterion".into(), 4.into());
-            format!("{v}\n")
-        })
-        .collect();
     let legacy = dir.path().join("legacy.jsonl");
-    std::fs::write(&legacy, &legacy_text).unwrap();
+    rewrite_records(&current, &legacy, |o| {
+        o.remove("format");
+        o.remove("examples");
+        o.remove("plan");
+        o.insert("slope".into(), 0.001.into());
+        o.insert("slope_ratio_retrain".into(), serde_json::Value::Null);
+        o.insert("examples_to_criterion".into(), 4.into());
+    });
     let out = comod(
         &[
             "summary",
@@ -540,14 +551,7 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
         "2",
     ));
     // Older formats carry no plan: the upgrade writes none.
-    let current_without_plan: Vec<String> = without_wall_time(&current)
-        .iter()
-        .map(|line| {
-            let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-            record.as_object_mut().unwrap().remove("plan");
-            record.to_string()
-        })
-        .collect();
+    let current_without_plan = common::without_keys(&current, &["wall_s", "plan"]);
     assert_eq!(without_wall_time(&upgraded), current_without_plan);
 
     let newer = dir.path().join("newer.jsonl");
@@ -570,18 +574,10 @@ fn format_one_files_are_read_and_upgraded_and_newer_formats_refused() {
     // is not checked.
     for format in [2, 3, 4] {
         let old = dir.path().join(format!("format{format}.jsonl"));
-        let text: String = std::fs::read_to_string(&current)
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
-                let o = record.as_object_mut().unwrap();
-                o.remove("plan");
-                o.insert("format".into(), format.into());
-                format!("{record}\n")
-            })
-            .collect();
-        std::fs::write(&old, text).unwrap();
+        rewrite_records(&current, &old, |o| {
+            o.remove("plan");
+            o.insert("format".into(), format.into());
+        });
         std::fs::remove_file(&upgraded).unwrap();
         assert_ok(&comod(
             &["merge", upgraded.to_str().unwrap(), old.to_str().unwrap()],

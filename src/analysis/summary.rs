@@ -243,7 +243,7 @@ fn summarize_records<A: Architecture>(
     let Some(first) = contents.records.values().next() else {
         return Err(Error::data(results, "no runs to summarise"));
     };
-    check_config(results, &contents, &first.config.clone())?;
+    check_config(results, &contents.records, &first.config)?;
     let expected = first.config.finetune.expected_examples();
     for record in contents.records.values() {
         let whole = if record.failed() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::io::read::irregular_kind;
 
 /// Longest file name most file systems accept, in bytes.
 const MAX_NAME_BYTES: usize = 255;
@@ -25,10 +26,13 @@ pub fn check_output(path: &Path) -> Result<()> {
             )),
         ))
     };
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => refuse("a directory"),
-        Ok(meta) if !meta.is_file() => refuse("a device, FIFO or socket"),
-        _ => Ok(()),
+    match std::fs::metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(irregular_kind)
+    {
+        Some(what) => refuse(what),
+        None => Ok(()),
     }
 }
 

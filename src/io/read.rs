@@ -26,17 +26,8 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     check_regular(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "a device, FIFO or socket"
-        };
-        return Err(Error::io(
-            path,
-            std::io::Error::other(format!("is {what}, expected a regular file")),
-        ));
-    }
+    // Again on what was opened, in case the path was replaced meanwhile.
+    refuse_irregular(path, &meta)?;
     let too_large = || Error::data(path, format!("larger than {}: refused", human_bytes(limit)));
     if meta.len() > limit {
         return Err(too_large());
@@ -51,20 +42,35 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What a file that is not a regular one is, for messages: `None` for a
+/// regular file.
+pub(crate) fn irregular_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    match (meta.is_dir(), meta.is_file()) {
+        (true, _) => Some("a directory"),
+        (false, false) => Some("a device, FIFO or socket"),
+        (false, true) => None,
+    }
+}
+
+/// Refuses the input `path` whose metadata is `meta` unless it is a
+/// regular file.
+fn refuse_irregular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    match irregular_kind(meta) {
+        Some(what) => Err(Error::io(
+            path,
+            std::io::Error::other(format!("is {what}, expected a regular file")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a `path` that is not a regular file (a folder, device, FIFO or
 /// socket), without opening it; a missing file is left to the caller's
 /// open to report.
 pub fn check_regular(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(Error::io(
-            path,
-            std::io::Error::other("is a directory, expected a regular file"),
-        )),
-        Ok(meta) if !meta.is_file() => Err(Error::io(
-            path,
-            std::io::Error::other("is a device, FIFO or socket, expected a regular file"),
-        )),
-        _ => Ok(()),
+        Ok(meta) => refuse_irregular(path, &meta),
+        Err(_) => Ok(()),
     }
 }
 

@@ -32,7 +32,7 @@ use crate::sweep::completeness::{as_unsharded, completeness};
 use crate::sweep::plan::Shard;
 use crate::sweep::record::Architecture;
 use crate::sweep::record::{Record, SweepConfig};
-use crate::sweep::store::{Contents, RecordKind, check_config, read_results, write_canonical};
+use crate::sweep::store::{RecordKind, check_config, read_results, read_whole, write_canonical};
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::switching::{GeneralTest, SwitchRun, switch_back};
 use crate::train::{DigitTasks, Frozen, Method, PretrainOptions, general_accuracy};
@@ -122,25 +122,13 @@ pub(crate) fn join_shards<A: Architecture>(path: &Path, partial: bool) -> Result
     let _lock = FileLock::acquire(path)?;
     let mut all = read_results::<A>(path)?.records;
     for shard in &shards {
-        let contents = read_results::<A>(shard)?;
-        if contents.torn.is_some() {
-            return Err(Error::data(
-                shard,
-                "ends with a torn line: that shard is still running, or was killed (run it again)",
-            ));
-        }
-        for (key, record) in contents.records {
+        let torn = "that shard is still running, or was killed (run it again)";
+        for (key, record) in read_whole::<A>(shard, torn)? {
             all.entry(key).or_insert(record);
         }
     }
     if let Some(first) = all.values().next() {
-        let config = first.config.clone();
-        let joined = Contents {
-            records: all,
-            ..Contents::default()
-        };
-        check_config(path, &joined, &config)?;
-        all = joined.records;
+        check_config(path, &all, &first.config)?;
     }
     let whole = completeness(&all);
     whole.require(path, "run the report again", partial)?;

@@ -24,8 +24,6 @@ pub struct Gap {
 /// How much of their plans a set of records holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Completeness {
-    /// The distinct plans the records name.
-    pub plans: usize,
     /// The plans with runs missing.
     pub gaps: Vec<Gap>,
     /// Records that carry no plan (older record formats): whether the
@@ -66,11 +64,7 @@ pub fn completeness<A>(records: &BTreeMap<RunKey, Record<A>>) -> Completeness {
             })
         })
         .collect();
-    Completeness {
-        plans: plans.len(),
-        gaps,
-        unplanned,
-    }
+    Completeness { gaps, unplanned }
 }
 
 /// Writes whole `records` (every plan complete) as one unsharded sweep

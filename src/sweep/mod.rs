@@ -121,7 +121,7 @@ pub fn run_sweep<S: Study, A: Architecture>(
     check_output(out)?;
     let _lock = FileLock::acquire(out)?;
     let contents = read_results::<A>(out)?;
-    check_config(out, &contents, &spec.config)?;
+    check_config(out, &contents.records, &spec.config)?;
     let is_done =
         |g: &Group<S::Task>, method: Method| contents.records.contains_key(&g.key(method));
     let plan_groups = groups(

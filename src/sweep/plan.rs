@@ -182,12 +182,9 @@ impl Plan {
     /// The plan of `tasks` × `methods` (each once) × `repeats` in
     /// `shards` shards.
     pub fn new(tasks: Vec<TaskId>, methods: &[Method], repeats: usize, shards: usize) -> Plan {
-        let mut methods = methods.to_vec();
-        methods.sort();
-        methods.dedup();
         Plan {
             tasks,
-            methods,
+            methods: each_once(methods),
             repeats,
             shards,
         }
@@ -224,12 +221,15 @@ mod task_list {
 
     use crate::data::{Task, TaskId};
 
-    fn digit_tasks() -> Vec<TaskId> {
-        Task::all().into_iter().map(TaskId::from).collect()
+    /// The 180 digit tasks' identifiers, made once (every record written
+    /// compares its plan's tasks with them).
+    fn digit_tasks() -> &'static [TaskId] {
+        static ALL: std::sync::OnceLock<Vec<TaskId>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| Task::all().into_iter().map(TaskId::from).collect())
     }
 
     pub fn serialize<S: Serializer>(tasks: &[TaskId], s: S) -> Result<S::Ok, S::Error> {
-        if tasks == digit_tasks().as_slice() {
+        if tasks == digit_tasks() {
             return s.serialize_str("all");
         }
         let ids: Vec<&str> = tasks.iter().map(TaskId::as_str).collect();
@@ -239,7 +239,7 @@ mod task_list {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<TaskId>, D::Error> {
         let text = String::deserialize(d)?;
         if text == "all" {
-            return Ok(digit_tasks());
+            return Ok(digit_tasks().to_vec());
         }
         text.split(',')
             .map(|id| TaskId::try_from(id.to_string()).map_err(serde::de::Error::custom))
@@ -271,6 +271,15 @@ impl<T> Group<T> {
     }
 }
 
+/// `methods` in report order, each once: what a plan runs of a
+/// `--methods` list.
+fn each_once(methods: &[Method]) -> Vec<Method> {
+    let mut ordered = methods.to_vec();
+    ordered.sort();
+    ordered.dedup();
+    ordered
+}
+
 /// The groups of a sweep of `tasks` (named by `id`) that belong to
 /// `shard`, in plan order; the methods in report order, each once.
 pub fn groups<T: Copy>(
@@ -280,9 +289,7 @@ pub fn groups<T: Copy>(
     repeats: usize,
     shard: Shard,
 ) -> Vec<Group<T>> {
-    let mut ordered = methods.to_vec();
-    ordered.sort();
-    ordered.dedup();
+    let ordered = each_once(methods);
     let mut out = Vec::new();
     for (t, &task) in tasks.iter().enumerate() {
         for repeat in 0..repeats {

@@ -103,13 +103,14 @@ fn first_difference<C: serde::Serialize>(a: &C, b: &C) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// Checks that every record was made with `config`.
+/// Checks that every record of the results file `path` was made with
+/// `config`.
 pub fn check_config<A: Architecture>(
     path: &Path,
-    contents: &Contents<A>,
+    records: &BTreeMap<RunKey, Record<A>>,
     config: &SweepConfig<A>,
 ) -> Result<()> {
-    if let Some(other) = contents.records.values().find(|r| &r.config != config) {
+    if let Some(other) = records.values().find(|r| &r.config != config) {
         return Err(Error::data(
             path,
             format!(
@@ -186,6 +187,26 @@ pub fn write_canonical<A: Architecture>(
     write_atomic(path, text.as_bytes())
 }
 
+/// The records of `input`, a file to join into another (a merge's input,
+/// a report's shard): it must exist and end with a whole record; `torn`
+/// says what to do about a torn last line.
+pub fn read_whole<A: Architecture>(
+    input: &Path,
+    torn: &str,
+) -> Result<BTreeMap<RunKey, Record<A>>> {
+    if !input.exists() {
+        return Err(Error::io(
+            input,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    let contents = read_results::<A>(input)?;
+    if contents.torn.is_some() {
+        return Err(Error::data(input, format!("ends with a torn line: {torn}")));
+    }
+    Ok(contents.records)
+}
+
 /// Joins shard files into `out` (§6): every input must be whole (no
 /// torn line) and of one configuration, and no run may appear twice;
 /// `out` may not be an input, and is locked while it is written. Runs
@@ -204,20 +225,7 @@ pub fn merge<A: Architecture>(
     let mut all: BTreeMap<RunKey, Record<A>> = BTreeMap::new();
     let mut config: Option<(SweepConfig<A>, &Path)> = None;
     for &input in inputs {
-        if !input.exists() {
-            return Err(Error::io(
-                input,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
-        let contents = read_results::<A>(input)?;
-        if contents.torn.is_some() {
-            return Err(Error::data(
-                input,
-                "ends with a torn line: resume that sweep first",
-            ));
-        }
-        for (key, record) in contents.records {
+        for (key, record) in read_whole::<A>(input, "resume that sweep first")? {
             match &config {
                 None => config = Some((record.config.clone(), input)),
                 Some((first, first_path)) if first != &record.config => {

@@ -24,6 +24,19 @@ pub fn comod(args: &[&str], threads: &str) -> Output {
         .expect("comod runs")
 }
 
+/// Starts `comod args` from the crate folder on 2 threads, its output
+/// discarded and its stderr piped, without waiting for it.
+pub fn start_comod<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_comod"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RAYON_NUM_THREADS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("comod runs")
+}
+
 /// Asserts failure with one stderr line containing every `needle`.
 pub fn assert_one_line_error(output: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -82,12 +95,22 @@ impl comod::observer::Observer for Quiet {
 /// The lines of a results file with each record's wall time removed (the
 /// one field that differs between identical runs).
 pub fn without_wall_time(path: &std::path::Path) -> Vec<String> {
+    without_keys(path, &["wall_s"])
+}
+
+/// The lines of a results file with the top-level `keys` of each record
+/// removed (e.g. the `plan` of records that older formats or another
+/// sweep wrote).
+pub fn without_keys(path: &std::path::Path, keys: &[&str]) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
         .map(|line| {
             let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-            v.as_object_mut().unwrap().remove("wall_s");
+            let record = v.as_object_mut().unwrap();
+            for key in keys {
+                record.remove(*key);
+            }
             v.to_string()
         })
         .collect()

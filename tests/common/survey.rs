@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// One malformed invocation.
@@ -20,6 +20,46 @@ pub struct Case {
     pub code: i32,
     /// Words the one-line message must contain.
     pub needles: &'static [&'static str],
+}
+
+/// Settings that keep a sweep of a fixture's tiny network short.
+pub const QUICK: [&str; 6] = [
+    "--batches",
+    "3",
+    "--test-composites",
+    "20",
+    "--samples",
+    "8",
+];
+
+/// A case's set-up that changes nothing.
+pub fn nothing(_: &Path) {}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// Runs `comod args` on 2 threads for a fixture; it must succeed.
+pub fn run_ok(args: &[&str]) {
+    let out = super::comod(args, "2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Rewrites the first record of the results file `path` with `edit` of
+/// its JSON.
+pub fn edit_first_record(path: &Path, edit: fn(&mut serde_json::Value)) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut record: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    edit(&mut record);
+    lines[0] = record.to_string();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
 /// Every file under `dir` with its bytes (FIFOs and devices by kind).
@@ -47,14 +87,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// Runs `comod args` from the crate folder on 2 threads; `None` when it
 /// has not ended after a minute (it is then killed).
 fn comod_within_a_minute(args: &[&str]) -> Option<(Option<i32>, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_comod"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("comod runs");
+    let mut child = super::start_comod(args);
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
