@@ -20,10 +20,18 @@ use crate::train::joint::{MultitaskEpoch, MultitaskPretrainOptions, pretrain_mul
 use crate::train::pretrain::Provenance;
 use crate::train::{EpochStats, PretrainOptions, PretrainReport, pretrain};
 
-/// The checkpoint at `path` if it holds `arch` pretrained with `seed` on
-/// `digits`; none when there is no file or it was pretrained otherwise. A
-/// file that is not a valid checkpoint is an error, never overwritten.
-fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Option<Model<f32>>> {
+/// The checkpoint at `path` if it holds `arch` pretrained as `options`
+/// ask on `digits`: the same seed, and either the target reached or at
+/// least `options.max_epochs` epochs run (a network stopped by a lower
+/// epoch cap is pretrained again, §5 (e)); none when there is no file or
+/// it was pretrained otherwise. A file that is not a valid checkpoint is
+/// an error, never overwritten.
+fn reusable(
+    path: &Path,
+    arch: &Arch,
+    options: &PretrainOptions,
+    digits: &Digits,
+) -> Result<Option<Model<f32>>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -34,9 +42,9 @@ fn reusable(path: &Path, arch: &Arch, seed: u64, digits: &Digits) -> Result<Opti
         )
     })?;
     let same = checkpoint.model.arch() == arch
-        && checkpoint
-            .provenance()
-            .is_some_and(|p| p.matches(seed, digits));
+        && checkpoint.provenance().is_some_and(|p| {
+            p.matches(options.seed, digits) && (p.reached_target || p.epochs >= options.max_epochs)
+        });
     Ok(same.then_some(checkpoint.model))
 }
 
@@ -55,7 +63,7 @@ pub fn pretrained(
     // Shards of one report started at once pretrain it once: the others
     // wait, then reuse it.
     let _lock = FileLock::wait(checkpoint)?;
-    if let Some(model) = reusable(checkpoint, arch, options.seed, digits)? {
+    if let Some(model) = reusable(checkpoint, arch, options, digits)? {
         observer.reused(checkpoint);
         return Ok(model);
     }

@@ -128,6 +128,7 @@ pub fn reproduce(options: &ReproduceOptions, observer: &dyn Observer) -> Result<
                 &ReportOptions {
                     out: options.out.clone(),
                     data: options.data.clone(),
+                    fashion: crate::data::shipped_data_dir().join("fashion"),
                     scale: Scale::Quick,
                     shard: Shard::default(),
                     seed: options.seed,

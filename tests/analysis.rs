@@ -99,14 +99,28 @@ fn examples_to_criterion_is_the_per_task_median_with_censoring() {
     let table = per_task(&records);
     let task = &table[&TaskId::try_from("4-5@2".to_string()).unwrap()];
     assert_eq!(task[&Method::Retrain].criterion, Criterion::Reached(100.0));
-    assert_eq!(task[&Method::Deterministic].criterion, Criterion::Censored);
+    // Two of three runs censored: the median is a censored run, at the
+    // restricted value (the run's length plus one measurement step).
+    let restricted = comod::analysis::metrics::restricted_examples(&records[3].examples);
+    assert_eq!(
+        restricted,
+        (2 * records[3].examples.last().unwrap()
+            - records[3].examples[records[3].examples.len() - 2]) as f64
+    );
+    assert_eq!(
+        task[&Method::Deterministic].criterion,
+        Criterion::Censored { restricted }
+    );
     let rows = summarize(&records);
     let deterministic = rows
         .iter()
         .find(|r| r.method == Method::Deterministic)
         .unwrap();
+    // The summary counts the censored task and averages it at its
+    // restricted value, not over the uncensored tasks alone.
     assert_eq!(deterministic.censored_tasks, 1);
-    assert_eq!(deterministic.examples_to_criterion.n, 0);
+    assert_eq!(deterministic.examples_to_criterion.n, 1);
+    assert_eq!(deterministic.examples_to_criterion.mean, restricted);
 }
 
 /// A grid run of `method` at `rate` whose last 25 measurements average

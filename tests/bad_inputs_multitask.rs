@@ -1041,6 +1041,20 @@ const CASES: &[Case] = &[
         needles: &["no-digits"],
     },
     Case {
+        name: "report of a second data set that does not exist",
+        setup: nothing,
+        args: &[
+            "report",
+            "--smoke",
+            "--out",
+            "@rep",
+            "--fashion",
+            "@no-fashion",
+        ],
+        code: 1,
+        needles: &["no-fashion"],
+    },
+    Case {
         name: "report whose folder is a file",
         setup: nothing,
         args: &["report", "--smoke", "--out", "@mt.jsonl"],

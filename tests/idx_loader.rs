@@ -141,3 +141,56 @@ fn missing_files_and_bad_labels_are_reported() {
         .to_string();
     assert!(err.contains("/nonexistent/absent"), "{err}");
 }
+
+/// The shipped Fashion-MNIST (§1) loads as any IDX pair and is what its
+/// PROVENANCE.md says: the files' sha256, the first 20 labels and every
+/// class count of both pools, read from that file.
+#[test]
+fn the_shipped_fashion_mnist_matches_its_provenance() {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion");
+    let provenance = std::fs::read_to_string(dir.join("PROVENANCE.md")).unwrap();
+    for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        let digest = Sha256::digest(std::fs::read(dir.join(name)).unwrap());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            provenance.contains(&format!("{hex}  {name}")),
+            "{name}: {hex}"
+        );
+    }
+    let fashion = Digits::load(&dir).unwrap();
+    assert_eq!((fashion.len(), fashion.test_start()), (10_000, 8_000));
+    let first: Vec<u8> = provenance
+        .split("The first 20 labels are ")
+        .nth(1)
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let loaded: Vec<u8> = (0..20).map(|i| fashion.label(i)).collect();
+    assert_eq!(loaded, first);
+    for (pool, line) in [
+        (comod::data::Pool::Train, "train pool class counts:"),
+        (comod::data::Pool::Test, "test pool class counts:"),
+    ] {
+        let counts = provenance
+            .split(line)
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap();
+        for entry in counts.split_whitespace() {
+            let (class, count) = entry.split_once(':').unwrap();
+            let class: usize = class.parse().unwrap();
+            assert_eq!(
+                fashion.of_class(pool, class).len(),
+                count.parse::<usize>().unwrap(),
+                "{line} {class}"
+            );
+        }
+    }
+}

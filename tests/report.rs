@@ -29,6 +29,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     let options = ReportOptions {
         out: dir.path().to_path_buf(),
         data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        fashion: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion"),
         scale: Scale::Smoke,
         shard: comod::sweep::plan::Shard::default(),
         seed: 0,
@@ -57,9 +58,13 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         .expect("a verdict table");
     let rows: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("| (") || l.starts_with("| headline") || l.starts_with("| §8"))
+        .filter(|l| {
+            ["| (", "| headline", "| §8", "| Fashion"]
+                .iter()
+                .any(|start| l.starts_with(start))
+        })
         .collect();
-    assert!(rows.len() >= 40, "{} rows", rows.len());
+    assert!(rows.len() >= 50, "{} rows", rows.len());
     for row in rows {
         assert_eq!(columns(row), columns(header), "{row}");
     }
@@ -85,7 +90,59 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         .filter(|c| c.claim == "headline")
         .collect();
     assert_eq!(method_rows.len(), 7);
-    assert!(method_rows.iter().all(|c| c.judgement.tasks == 8));
+    assert!(method_rows.iter().all(|c| c.judgement.units == 8));
+    // The vocabulary of §5, and Holm within families only: every row of a
+    // family with a p has Holm's p, no exploratory row has one.
+    let words = [
+        "not applicable",
+        "inconclusive",
+        "negligible",
+        "reproduced",
+        "contradicted",
+    ];
+    for c in &outcome.claims {
+        assert!(words.contains(&c.judgement.verdict.word()));
+        let corrected = c.family.is_some() && c.judgement.p.is_finite();
+        assert_eq!(c.judgement.p_holm.is_some(), corrected, "{c:?}");
+        if let Some(holm) = c.judgement.p_holm {
+            assert!(holm >= c.judgement.p, "{c:?}");
+        }
+    }
+    assert!(text.contains("(Holm; raw ") && text.contains("(uncorrected)"));
+    let primary = |claim: &str| {
+        outcome
+            .claims
+            .iter()
+            .filter(|c| c.claim == claim && c.family.as_deref() == Some("primary"))
+            .count()
+    };
+    // The primary family: the 5 method claims, (a) under `pair`, (d),
+    // the 3 examples-to-criterion rows of (e), (f) for both retrainers.
+    let in_primary = [
+        "(b) Fig. 2C",
+        "(c) Fig. 2D",
+        "headline",
+        "(a) Fig. 2A",
+        "(d) Fig. 2F",
+        "(e) Fig. 3",
+        "(f) Fig. 4",
+    ];
+    let counts: Vec<usize> = in_primary.iter().map(|c| primary(c)).collect();
+    assert_eq!(counts, [2, 2, 1, 2, 1, 3, 2]);
+    // Fashion-MNIST: the headline claims as their own family and section.
+    let fashion: Vec<_> = outcome
+        .claims
+        .iter()
+        .filter(|c| c.claim.starts_with("Fashion "))
+        .collect();
+    assert_eq!(fashion.len(), 5);
+    assert!(
+        fashion
+            .iter()
+            .all(|c| c.family.as_deref() == Some("primary: Fashion-MNIST"))
+    );
+    assert!(text.contains(comod::report::fashion::TITLE));
+    assert!(text.contains("figures/fashion_learning_curves.png"));
     for reading in ["spec", "literal", "companion-code"] {
         assert!(text.contains(&format!("--reading {reading}")), "{reading}");
     }
@@ -97,7 +154,11 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         .filter(|c| c.claim.starts_with("§8 "))
         .collect();
     assert_eq!(multitask.len(), 5, "the five method claims");
-    assert!(multitask.iter().all(|c| c.judgement.tasks == 8));
+    assert!(
+        multitask
+            .iter()
+            .all(|c| c.judgement.units + c.judgement.excluded == 8)
+    );
     assert!(
         multitask
             .iter()
@@ -123,7 +184,8 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     };
     assert_eq!(verdicts(&again.claims), verdicts(&outcome.claims));
     // A results file given with `also` is judged like a cell: the same
-    // records as the spec-all-online cell give the same judgements.
+    // records as the spec-all-online cell give the same judgements (before
+    // Holm: the file is a family of its own).
     let with_also = ReportOptions {
         partial: false,
         also: vec![runs.clone()],
@@ -135,7 +197,13 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
             .claims
             .iter()
             .filter(|c| setting(&c.setting) && !c.claim.starts_with("(d)"))
-            .map(|c| format!("{} {:?}", c.statement, c.judgement))
+            .map(|c| {
+                let j = &c.judgement;
+                format!(
+                    "{} {} {:?} {} {:?} {}",
+                    c.statement, j.units, j.censored, j.effect, j.interval, j.p
+                )
+            })
             .collect()
     };
     let cell = judged(&|s| s == "spec, all, online");
@@ -149,6 +217,7 @@ fn shards_of_a_report_join_into_the_report_of_one_process() {
     let options = |shard: &str| ReportOptions {
         out: dir.path().to_path_buf(),
         data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        fashion: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion"),
         scale: Scale::Smoke,
         shard: shard.parse().unwrap(),
         seed: 0,

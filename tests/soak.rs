@@ -277,6 +277,7 @@ fn smoke_report(out: &Path) {
     let options = ReportOptions {
         out: out.to_path_buf(),
         data: Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        fashion: Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion"),
         scale: Scale::Smoke,
         shard: comod::sweep::plan::Shard::default(),
         seed: 0,

@@ -1,9 +1,10 @@
 //! Learning-curve metrics (§5), one function each, computed from a
-//! record's curve and its x axis; and their per-task aggregation, the unit
-//! every summary, plot and verdict uses: per task, the mean over its
-//! repeats (examples to criterion: the median, censored runs counting as
-//! larger than every observed value), and ratios to `retrain` taken
-//! between these per-task values.
+//! record's curve and its x axis; their per-task aggregation (the mean
+//! over repeats; examples to criterion the median, a censored run counting
+//! as its restricted value, the run's length plus one measurement step);
+//! ratios to `retrain` taken between these per-task values; and the unit
+//! every verdict and band rests on (§5): the digit pair of a digit task,
+//! whose quadrants are not independent, the task itself otherwise.
 
 use std::collections::BTreeMap;
 
@@ -54,43 +55,75 @@ pub fn final_accuracy(curve: &[f32]) -> f64 {
     curve.last().map_or(f64::NAN, |&a| a as f64)
 }
 
+/// The restricted value of a censored run (§5): the examples of its last
+/// measurement plus one measurement step (the last spacing of its x axis;
+/// 1 with a single measurement). Larger than every observed value.
+pub fn restricted_examples(examples: &[usize]) -> f64 {
+    match examples {
+        [] => 1.0,
+        [only] => *only as f64 + 1.0,
+        [.., before, last] => (2 * last - before) as f64,
+    }
+}
+
 /// Examples to criterion of a task: the median over its repeats.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Criterion {
     /// The median is an observed number of examples.
     Reached(f64),
-    /// The median falls on a censored run: the task is censored.
-    Censored,
+    /// The median falls on a censored run; the verdicts use the median of
+    /// the runs' restricted values.
+    Censored {
+        /// The median with censored runs at their restricted value.
+        restricted: f64,
+    },
 }
 
 impl Criterion {
-    /// The number of examples, `None` when censored.
+    /// The number of examples, `None` when censored (tables say so).
     pub fn examples(self) -> Option<f64> {
         match self {
             Criterion::Reached(e) => Some(e),
-            Criterion::Censored => None,
+            Criterion::Censored { .. } => None,
         }
+    }
+
+    /// The value the verdicts use (§5): observed, or restricted.
+    pub fn restricted(self) -> f64 {
+        match self {
+            Criterion::Reached(e) => e,
+            Criterion::Censored { restricted } => restricted,
+        }
+    }
+
+    /// Whether the median rests on a censored run.
+    pub fn censored(self) -> bool {
+        matches!(self, Criterion::Censored { .. })
     }
 }
 
 /// The median of runs' examples to criterion, a censored run (`None`)
-/// counting as larger than every observed value: with an even count the
-/// mean of the two middle values, censored if either is.
-pub fn median_criterion(runs: &[Option<usize>]) -> Criterion {
+/// counting as `restricted` (larger than every observed value): with an
+/// even count the mean of the two middle values, censored if either is.
+/// No runs: censored at `restricted`.
+pub fn median_criterion(runs: &[Option<usize>], restricted: f64) -> Criterion {
     let mut sorted: Vec<Option<usize>> = runs.to_vec();
     sorted.sort_by_key(|e| e.map_or((1, 0), |v| (0, v)));
     let n = sorted.len();
     if n == 0 {
-        return Criterion::Censored;
+        return Criterion::Censored { restricted };
     }
     let middle = if n % 2 == 1 {
         [sorted[n / 2], sorted[n / 2]]
     } else {
         [sorted[n / 2 - 1], sorted[n / 2]]
     };
+    let value = |e: Option<usize>| e.map_or(restricted, |v| v as f64);
     match middle {
         [Some(a), Some(b)] => Criterion::Reached((a + b) as f64 / 2.0),
-        _ => Criterion::Censored,
+        [a, b] => Criterion::Censored {
+            restricted: (value(a) + value(b)) / 2.0,
+        },
     }
 }
 
@@ -131,7 +164,7 @@ pub fn per_task<A: Architecture>(
             repeats: runs.len(),
             start: mean(&|r| starting_accuracy(&r.curve)),
             slope: mean(&|r| initial_slope(&r.examples, &r.curve)),
-            criterion: median_criterion(&criteria),
+            criterion: median_criterion(&criteria, restricted_examples(&runs[0].examples)),
             final_accuracy: mean(&|r| final_accuracy(&r.curve)),
         };
         table.entry(task).or_default().insert(method, metrics);
@@ -154,6 +187,21 @@ pub fn ratio_to_retrain(
             (base != 0.0).then(|| (task.clone(), of / base))
         })
         .collect()
+}
+
+/// The unit of a task in the verdicts and bands (§5): `a-b` for a digit
+/// task `a-b@q` (the four quadrants of a pair share their digits and are
+/// not independent), the task's own name otherwise.
+pub fn unit_of(task: &TaskId) -> String {
+    match task.as_str().parse::<crate::data::Task>() {
+        Ok(t) => pair_unit(t),
+        Err(_) => task.as_str().to_string(),
+    }
+}
+
+/// The unit of digit task `a-b@q`: its pair, `a-b` (§5).
+pub fn pair_unit(task: crate::data::Task) -> String {
+    format!("{}-{}", task.a, task.b)
 }
 
 /// Mean, standard error of the mean and count of some values.
@@ -217,21 +265,38 @@ mod tests {
     }
 
     #[test]
-    fn median_counts_censored_runs_as_largest() {
+    fn median_counts_censored_runs_at_their_restricted_value() {
+        let r = 502.0;
         assert_eq!(
-            median_criterion(&[Some(8), None, Some(2)]),
+            median_criterion(&[Some(8), None, Some(2)], r),
             Criterion::Reached(8.0)
         );
         assert_eq!(
-            median_criterion(&[None, Some(2), None]),
-            Criterion::Censored
+            median_criterion(&[None, Some(2), None], r),
+            Criterion::Censored { restricted: r }
         );
         assert_eq!(
-            median_criterion(&[Some(4), Some(2), Some(10), None]),
+            median_criterion(&[Some(4), Some(2), Some(10), None], r),
             Criterion::Reached(7.0)
         );
-        assert_eq!(median_criterion(&[Some(4), None]), Criterion::Censored);
-        assert_eq!(median_criterion(&[]), Criterion::Censored);
+        let half = median_criterion(&[Some(4), None], r);
+        assert_eq!(half, Criterion::Censored { restricted: 253.0 });
+        assert!(half.censored() && half.examples().is_none() && half.restricted() == 253.0);
+        assert_eq!(
+            median_criterion(&[], r),
+            Criterion::Censored { restricted: r }
+        );
+        assert_eq!(restricted_examples(&every_other(251)), 502.0);
+        assert_eq!(restricted_examples(&[10, 20, 30]), 40.0);
+        assert_eq!(restricted_examples(&[0]), 1.0);
+    }
+
+    #[test]
+    fn digit_tasks_group_by_pair() {
+        let id = |s: &str| TaskId::try_from(s.to_string()).unwrap();
+        assert_eq!(unit_of(&id("1-7@0")), "1-7");
+        assert_eq!(unit_of(&id("1-7@3")), "1-7");
+        assert_eq!(unit_of(&id("even@2")), "even@2");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain};
+use crate::analysis::metrics::{Stat, TaskMetrics, per_task, ratio_to_retrain, unit_of};
 use crate::data::TaskId;
 use crate::error::{Error, Result};
 use crate::io::atomic::write_atomic_with;
@@ -53,21 +53,37 @@ pub(crate) fn draw_png(
     })
 }
 
-/// Per measurement of `method`'s runs: examples seen, and the mean
-/// accuracy with its s.e.m. (measurements shared by every run).
+/// Per measurement of `method`'s runs: examples seen, and the mean over
+/// units (§5: the digit pair of a digit task, else the task) of each
+/// unit's mean over its runs, with the s.e.m. over those per-unit means,
+/// never over runs pooled across tasks and repeats (measurements shared
+/// by every run).
 fn mean_curve<'a, A: Architecture + 'a>(
     records: impl IntoIterator<Item = &'a Record<A>>,
     method: Method,
 ) -> Vec<(f64, Stat)> {
-    let runs: Vec<&Record<A>> = records
+    let mut units: BTreeMap<String, Vec<&Record<A>>> = BTreeMap::new();
+    for r in records
         .into_iter()
         .filter(|r| r.method == method && !r.failed())
-        .collect();
-    let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+    {
+        units.entry(unit_of(&r.task)).or_default().push(r);
+    }
+    let Some(first) = units.values().next().and_then(|runs| runs.first()) else {
+        return Vec::new();
+    };
+    let len = units
+        .values()
+        .flat_map(|runs| runs.iter().map(|r| r.curve.len()))
+        .min()
+        .unwrap_or(0);
     (0..len)
         .map(|i| {
-            let x = runs[0].examples[i] as f64;
-            (x, Stat::of(runs.iter().map(|r| r.curve[i] as f64)))
+            let x = first.examples[i] as f64;
+            let unit_means = units.values().map(|runs| {
+                runs.iter().map(|r| r.curve[i] as f64).sum::<f64>() / runs.len() as f64
+            });
+            (x, Stat::of(unit_means))
         })
         .collect()
 }
@@ -171,7 +187,7 @@ pub fn learning_curves<A: Architecture>(records: &[Record<A>], path: &Path) -> R
     draw_png(path, |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "Learning curves (mean ± s.e.m. over tasks and repeats)",
+                "Learning curves (mean ± s.e.m. over units: digit pairs or tasks)",
                 ("sans-serif", 24),
             )
             .margin(16)
@@ -380,8 +396,8 @@ pub fn write_plots<A: Architecture>(records: &[Record<A>], dir: &Path) -> Result
         records,
         &criterion,
         "Examples to criterion relative to retraining (Fig. 2D)",
-        "examples / examples of retrain (censored tasks left out)",
-        |t| t.criterion.examples(),
+        "examples / examples of retrain (censored at the run's length + one step)",
+        |t| Some(t.criterion.restricted()),
     )?;
     Ok(vec![curves, slope, criterion])
 }

@@ -1,14 +1,8 @@
 //! The statistics of the verdicts (§5): the two-sided Wilcoxon signed-rank
-//! test (exact, by counting sign assignments), the percentile bootstrap
-//! interval of a median, medians and rank correlations. Plain f64 code:
-//! these run on per-task values, tens to hundreds of numbers.
-
-use rand::RngExt;
-
-use crate::rng::rng_for;
-
-/// Bootstrap resamples of an interval.
-pub const BOOTSTRAP_RESAMPLES: usize = 4000;
+//! test (exact, by counting sign assignments), the Hodges–Lehmann estimate
+//! with its exact interval, the distribution-free interval of a median,
+//! Holm's adjustment, medians and rank correlations. Plain f64 code: these
+//! run on per-unit values, tens to hundreds of numbers.
 
 /// The median of `values` (NaN when empty); infinities sort to the ends.
 pub fn median(values: &[f64]) -> f64 {
@@ -101,26 +95,97 @@ pub fn wilcoxon_signed_rank(differences: &[f64]) -> (f64, i8) {
     (p, side)
 }
 
-/// The 95 % percentile bootstrap interval of the median of `values`,
-/// resampling them with replacement [`BOOTSTRAP_RESAMPLES`] times from a
-/// generator seeded by `seed` (so the same values give the same interval).
-pub fn bootstrap_median_interval(values: &[f64], seed: u64) -> (f64, f64) {
-    if values.is_empty() {
+/// The null distribution of the signed-rank statistic W+ of `n`
+/// untied ranks 1..n: `counts[w]` sign assignments out of 2ⁿ give W+ = w.
+fn signed_rank_counts(n: usize) -> Vec<f64> {
+    let total = n * (n + 1) / 2;
+    let mut counts = vec![0.0f64; total + 1];
+    counts[0] = 1.0;
+    for r in 1..=n {
+        for w in (r..=total).rev() {
+            counts[w] += counts[w - r];
+        }
+    }
+    counts
+}
+
+/// The Hodges–Lehmann estimate of `differences` (the median of their
+/// n(n+1)/2 Walsh averages (dᵢ + dⱼ)/2, i ≤ j) and its exact 95 %
+/// interval: the Walsh averages of order k and M + 1 − k, where k − 1 is
+/// the largest lower critical value of the signed-rank statistic at a
+/// two-sided 5 % (the interval of the test `wilcoxon_signed_rank` inverts,
+/// §5). With n ≤ 5 no interval reaches 95 %: (−∞, +∞). Empty: NaNs.
+pub fn hodges_lehmann(differences: &[f64]) -> (f64, (f64, f64)) {
+    let n = differences.len();
+    if n == 0 {
+        return (f64::NAN, (f64::NAN, f64::NAN));
+    }
+    let mut walsh = Vec::with_capacity(n * (n + 1) / 2);
+    for i in 0..n {
+        for j in i..n {
+            walsh.push((differences[i] + differences[j]) / 2.0);
+        }
+    }
+    walsh.sort_by(f64::total_cmp);
+    let estimate = median(&walsh);
+    let counts = signed_rank_counts(n);
+    let all = 2f64.powi(n as i32);
+    // k: the number of W+ values c with P(W+ < c) ≤ 2.5 %, i.e. the
+    // largest k with P(W+ ≤ k − 1) ≤ 0.025.
+    let (mut k, mut below) = (0usize, 0.0);
+    while k < counts.len() && (below + counts[k]) / all <= ALPHA_TWO_SIDED / 2.0 {
+        below += counts[k];
+        k += 1;
+    }
+    let interval = if k == 0 {
+        (f64::NEG_INFINITY, f64::INFINITY)
+    } else {
+        (walsh[k - 1], walsh[walsh.len() - k])
+    };
+    (estimate, interval)
+}
+
+/// The level of the intervals (two-sided 95 %).
+const ALPHA_TWO_SIDED: f64 = 0.05;
+
+/// The distribution-free 95 % interval of the median of `values`: the
+/// order statistics of rank k and n + 1 − k, where k is the largest with
+/// P(Binomial(n, ½) ≤ k − 1) ≤ 2.5 %. Infinities sort to the ends; with
+/// n ≤ 5, (−∞, +∞); empty, NaNs.
+pub fn median_interval(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    if n == 0 {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = rng_for(seed, &["bootstrap".into()]);
-    let mut sample = vec![0.0; values.len()];
-    let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| {
-            for v in sample.iter_mut() {
-                *v = values[rng.random_range(0..values.len())];
-            }
-            median(&sample)
-        })
-        .collect();
-    medians.sort_by(f64::total_cmp);
-    let at = |q: f64| medians[((q * (BOOTSTRAP_RESAMPLES - 1) as f64).round()) as usize];
-    (at(0.025), at(0.975))
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let all = 2f64.powi(n as i32);
+    let (mut k, mut below, mut choose) = (0usize, 0.0, 1.0f64);
+    while k < n && (below + choose) / all <= ALPHA_TWO_SIDED / 2.0 {
+        below += choose;
+        choose = choose * (n - k) as f64 / (k + 1) as f64;
+        k += 1;
+    }
+    match k {
+        0 => (f64::NEG_INFINITY, f64::INFINITY),
+        _ => (sorted[k - 1], sorted[n - k]),
+    }
+}
+
+/// Holm's step-down adjustment of the p-values `p` (same order out):
+/// the i-th smallest multiplied by (m − i + 1), made monotone, capped at
+/// 1. Controls the family-wise error over the family at its level (§5).
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (i, &at) in order.iter().enumerate() {
+        running = running.max(((m - i) as f64 * p[at]).min(1.0));
+        adjusted[at] = running;
+    }
+    adjusted
 }
 
 /// Pearson's correlation of `x` and `y` (NaN when either is constant).
@@ -194,14 +259,96 @@ mod tests {
         assert!((spearman(&x, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
     }
 
+    /// The 95 % interval by brute force: the Walsh averages' order
+    /// statistics at the critical value found by enumerating all 2ⁿ sign
+    /// assignments of ranks 1..n.
+    fn brute_force_hl(d: &[f64]) -> (f64, (f64, f64)) {
+        let n = d.len();
+        let mut walsh = Vec::new();
+        for i in 0..n {
+            for j in i..n {
+                walsh.push((d[i] + d[j]) / 2.0);
+            }
+        }
+        walsh.sort_by(f64::total_cmp);
+        let m = walsh.len();
+        let estimate = if m % 2 == 1 {
+            walsh[m / 2]
+        } else {
+            (walsh[m / 2 - 1] + walsh[m / 2]) / 2.0
+        };
+        let stats: Vec<usize> = (0..1u32 << n)
+            .map(|s| (0..n).filter(|&i| s >> i & 1 == 1).map(|i| i + 1).sum())
+            .collect();
+        let p_le = |c: usize| stats.iter().filter(|&&w| w <= c).count() as f64 / stats.len() as f64;
+        let mut k = 0;
+        while p_le(k) <= 0.025 {
+            k += 1;
+        }
+        // Now P(W+ ≤ k) > 2.5 % ≥ P(W+ ≤ k − 1): k is the count of
+        // critical values below, the interval's order statistic.
+        if k == 0 {
+            return (estimate, (f64::NEG_INFINITY, f64::INFINITY));
+        }
+        (estimate, (walsh[k - 1], walsh[m - k]))
+    }
+
     #[test]
-    fn the_bootstrap_interval_holds_the_median_and_is_reproducible() {
-        let values: Vec<f64> = (0..40).map(|i| (i as f64 * 0.37).sin()).collect();
-        let (lo, hi) = bootstrap_median_interval(&values, 3);
-        let m = median(&values);
-        assert!(lo <= m && m <= hi && lo < hi, "{lo} {m} {hi}");
-        assert_eq!(bootstrap_median_interval(&values, 3), (lo, hi));
-        assert_eq!(bootstrap_median_interval(&[2.0; 9], 1), (2.0, 2.0));
+    fn hodges_lehmann_matches_brute_force_over_walsh_averages() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.3
+        };
+        for n in 1..=14 {
+            let d: Vec<f64> = (0..n).map(|_| next()).collect();
+            assert_eq!(hodges_lehmann(&d), brute_force_hl(&d), "n = {n}");
+        }
+        // n = 6: the smallest with a 95 % interval: its ends are the
+        // extreme Walsh averages (k = 1, P(W+ = 0) = 1/64 ≤ 2.5 %).
+        let d = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(hodges_lehmann(&d), (3.5, (1.0, 6.0)));
+        assert_eq!(
+            hodges_lehmann(&d[..5]).1,
+            (f64::NEG_INFINITY, f64::INFINITY)
+        );
+        // The interval excludes 0 exactly when the test rejects (no ties).
+        for shift in [-0.4, -0.2, 0.0, 0.1, 0.3] {
+            let d: Vec<f64> = (0..12)
+                .map(|i| ((i * 7 % 12) as f64 - 5.5) * 0.1 + shift)
+                .collect();
+            let (_, (lo, hi)) = hodges_lehmann(&d);
+            let (p, _) = wilcoxon_signed_rank(&d);
+            assert_eq!(
+                lo > 0.0 || hi < 0.0,
+                p < 0.05,
+                "shift {shift}: [{lo}, {hi}] p {p}"
+            );
+        }
+    }
+
+    #[test]
+    fn median_interval_and_holm() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        // n = 10: P(B ≤ 1) = 11/1024 ≤ 2.5 % < P(B ≤ 2) = 56/1024: k = 2.
+        assert_eq!(median_interval(&v), (2.0, 9.0));
+        assert_eq!(median_interval(&v[..5]), (f64::NEG_INFINITY, f64::INFINITY));
+        let censored = [
+            1.0,
+            2.0,
+            3.0,
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::INFINITY,
+            4.0,
+            5.0,
+        ];
+        assert_eq!(median_interval(&censored), (1.0, f64::INFINITY));
+        let adjusted = holm(&[0.01, 0.04, 0.03, 0.5]);
+        assert_eq!(adjusted, [0.04, 0.09, 0.09, 0.5]);
+        assert_eq!(holm(&[0.6, 0.6]), [1.0, 1.0]);
         assert_eq!(median(&[1.0, 5.0, 2.0, 4.0]), 3.0);
         assert_eq!(quantile(&[4.0, 1.0, 3.0, 2.0, 5.0], 0.25), 2.0);
         assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);

@@ -34,7 +34,9 @@ pub struct MethodSummary {
     pub slope: Stat,
     /// Per-task slope over retrain's slope, over the tasks where both ran.
     pub slope_ratio: Stat,
-    /// Per-task median examples to criterion, over the tasks not censored.
+    /// Per-task median examples to criterion over every task, a censored
+    /// run at its restricted value (the run's length plus one step, §5):
+    /// a restricted mean, never one over the uncensored tasks alone.
     pub examples_to_criterion: Stat,
     /// Tasks whose median run never reached the criterion.
     pub censored_tasks: usize,
@@ -64,13 +66,8 @@ pub fn summarize<A: Architecture>(records: &[Record<A>]) -> Vec<MethodSummary> {
                         .into_iter()
                         .map(|(_, r)| r),
                 ),
-                examples_to_criterion: Stat::of(
-                    tasks.iter().filter_map(|t| t.criterion.examples()),
-                ),
-                censored_tasks: tasks
-                    .iter()
-                    .filter(|t| t.criterion.examples().is_none())
-                    .count(),
+                examples_to_criterion: Stat::of(tasks.iter().map(|t| t.criterion.restricted())),
+                censored_tasks: tasks.iter().filter(|t| t.criterion.censored()).count(),
                 final_accuracy: over_tasks(|t| t.final_accuracy),
             })
         })
@@ -89,7 +86,7 @@ fn show(stat: Stat, digits: usize) -> String {
 /// The summary as a Markdown table.
 pub fn markdown(rows: &[MethodSummary]) -> String {
     let mut out = String::from(
-        "| method | tasks | runs | failed runs | starting accuracy | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70) | censored tasks | final accuracy |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| method | tasks | runs | failed runs | starting accuracy | initial slope (×10⁻³ per example) | slope / retrain | examples to criterion (0.70; restricted mean) | censored tasks | final accuracy |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let slope = Stat {
@@ -112,7 +109,7 @@ pub fn markdown(rows: &[MethodSummary]) -> String {
         ));
     }
     out.push_str(
-        "\nRuns that failed numerically (non-finite tensors, §6) are left out of every metric.\nPer task: mean over repeats (examples to criterion: median, censored runs counted as the largest); then mean ± s.e.m. over tasks. Ratios are taken per task.\n",
+        "\nRuns that failed numerically (non-finite tensors, §6) are left out of every metric.\nPer task: mean over repeats (examples to criterion: median, a censored run at its restricted value, the run's length plus one measurement step); then mean ± s.e.m. over tasks (examples to criterion: over every task, the censored ones at their restricted value, so a censored task pulls the mean up instead of leaving it). Ratios are taken per task.\n",
     );
     out
 }

@@ -10,9 +10,13 @@ use crate::report::ReportOptions;
 use crate::report::analyses::Section;
 use crate::report::claims::ClaimRow;
 use crate::report::plan::{
-    Cell, QUICK_REPEATS, QUICK_SIZES, QUICK_TASKS, QUICK_VARIANT_EPOCHS, Scale,
+    Cell, QUICK_PRIMARY_TASKS, QUICK_REPEATS, QUICK_SIZES, QUICK_SWITCHING_TASKS, QUICK_TASKS,
+    Scale,
 };
 use crate::sweep::record::Record;
+
+/// The verdict rule as the report states it (§5).
+pub const RULE: &str = "Claims and rule (§5 of docs/model.md). The unit is the task, and at full scale the digit pair (its 4 quadrants are not independent: a pair's value is the mean over them); Fig. 3's unit is (task, pretraining seed). Per unit the mean over repeats of each metric; examples to criterion the median, a censored run counting as its restricted value (the run's length plus one measurement step), with the censored units of X/Y counted. A claim \"X vs Y\" is tested by the exact two-sided Wilcoxon signed-rank test of the per-unit differences; the effect is the Hodges–Lehmann estimate (median of the Walsh averages) with its exact 95 % interval. Equivalence margin: ±0.01 for accuracies, ±10 % of Y's median for slopes and examples, ±0.1 for a rank correlation. Verdicts, in this order: `not applicable` (fewer than 8 units left after a claim's exclusions, or Y's median 0 or not finite under a relative margin); `inconclusive` (fewer than 8 units); `negligible` (the interval inside the margin, whatever p); `reproduced` (p < 0.05 in the claimed direction); `contradicted` (p < 0.05 against it); `inconclusive` otherwise. p is Holm-corrected within the family `primary` (the claims of the primary cell `spec, all, online` and the analyses run in it) and within each separate sample of that cell; every other row is exploratory, its p uncorrected. Fig. 4 is judged by its band: the median examples to recover in [50, 400] (the paper's 100–200 widened by a factor 2) `reproduced`, its 95 % interval outside it `contradicted`.";
 
 /// "reading, readout, protocol" of a cell.
 pub fn setting(cell: &Cell) -> String {
@@ -29,13 +33,14 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-/// A number for the table: ∞ for a censored value, three significant digits.
+/// A number for the table: three significant digits, ∞ for an unbounded
+/// interval end, – for none.
 fn number(v: f64) -> String {
     if v.is_infinite() {
         if v > 0.0 {
-            "censored".into()
+            "∞".into()
         } else {
-            "−censored".into()
+            "−∞".into()
         }
     } else if v.is_nan() {
         "–".into()
@@ -46,20 +51,43 @@ fn number(v: f64) -> String {
     }
 }
 
+/// A p-value as the table shows it: the one the verdict used, Holm's
+/// where the row has a family (with the raw p beside it), "–" for a band
+/// rule.
+fn p_value(j: &Judgement) -> String {
+    let show = |p: f64| match p {
+        p if p < 1e-4 => "<1e-4".to_string(),
+        p => format!("{p:.4}"),
+    };
+    match (j.p.is_nan(), j.p_holm) {
+        (true, _) => "–".into(),
+        (false, Some(holm)) => format!("{} (Holm; raw {})", show(holm), show(j.p)),
+        (false, None) => format!("{} (uncorrected)", show(j.p)),
+    }
+}
+
+/// Units, with the censored on each side and the tasks left out where any.
+fn units(j: &Judgement) -> String {
+    let mut text = j.units.to_string();
+    if j.censored != (0, 0) {
+        let _ = write!(text, "; censored {}/{}", j.censored.0, j.censored.1);
+    }
+    if j.excluded > 0 {
+        let _ = write!(text, "; {} left out", j.excluded);
+    }
+    text
+}
+
 fn judgement_cells(j: &Judgement) -> String {
     format!(
         "{} | {} | {} | {} [{}, {}] | {} | **{}**",
-        j.tasks,
+        units(j),
         number(j.x_median),
         number(j.y_median),
         number(j.effect),
         number(j.interval.0),
         number(j.interval.1),
-        if j.p < 1e-4 {
-            "<1e-4".to_string()
-        } else {
-            format!("{:.4}", j.p)
-        },
+        p_value(j),
         j.verdict.word()
     )
 }
@@ -94,11 +122,11 @@ fn protocols(md: &mut String, cells: &[(Cell, Vec<Record>)], claims: &[ClaimRow]
             {
                 let judged = |j: &Judgement| {
                     format!(
-                        "{} [{}, {}], p {:.3}: **{}**",
+                        "{} [{}, {}], p {}: **{}**",
                         number(j.effect),
                         number(j.interval.0),
                         number(j.interval.1),
-                        j.p,
+                        p_value(j),
                         j.verdict.word()
                     )
                 };
@@ -153,29 +181,28 @@ pub fn report(
     if options.scale == Scale::Quick {
         let _ = writeln!(
             md,
-            "**Quick report:** {QUICK_TASKS} tasks × {QUICK_REPEATS} repeats per `online` cell; one `dataset` cell (`spec`, `all`) with {QUICK_SIZES} sizes and one repeat; the Fig. 3 variants pretrained for at most {QUICK_VARIANT_EPOCHS} epochs. The verdict rule needs at least 8 tasks, so every claim here rests on the minimum: treat verdicts as a first look, and run `comod report --full` for the paper's scale.\n"
+            "**Quick report:** {QUICK_TASKS} tasks (8 digit pairs) × {QUICK_REPEATS} repeats per `online` cell, {QUICK_PRIMARY_TASKS} tasks (16 pairs) in the primary cell, the Fig. 3 variants and Fashion-MNIST (with 8 units no claim of the 15 in the primary family could pass Holm's correction); one `dataset` cell (`spec`, `all`) with {QUICK_SIZES} sizes and one repeat; the Fig. 3 variants from one pretraining seed each; {QUICK_SWITCHING_TASKS} tasks of task switching. The verdict rule needs at least 8 units, so the exploratory cells rest on the minimum: treat verdicts as a first look, and run `comod report --full` for the paper's scale (45 digit pairs, 10 repeats, 3 pretraining seeds per variant).\n"
         );
     }
-    let _ = writeln!(
-        md,
-        "Claims and rule: each claim \"X vs Y\" is judged over tasks (per task the mean over repeats; examples to criterion the median, censored counting as largest) by a two-sided Wilcoxon signed-rank test of the per-task differences, with the median difference (effect) and its 95 % bootstrap interval. `reproduced`: p < 0.05 in the claimed direction; `not reproduced`: p < 0.05 against it, or the interval inside the equivalence margin (accuracy ±0.01, slope and examples ±10 % of Y); `inconclusive` otherwise or with fewer than 8 tasks.\n"
-    );
+    let _ = writeln!(md, "{}\n", RULE);
     let _ = writeln!(md, "## Verdicts\n");
     let _ = writeln!(
         md,
-        "| claim | statement (X vs Y) | setting | repeats | start X / Y | tasks | X (median) | Y (median) | effect [95 % interval] | p | verdict |"
+        "| claim | statement (X vs Y) | setting | family | repeats | start X / Y | units | X (median) | Y (median) | effect [95 % interval] | p | verdict |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for c in claims {
         let starts = c
             .starts
             .map_or_else(|| "–".to_string(), |(x, y)| format!("{x:.3} / {y:.3}"));
+        let family = c.family.as_deref().unwrap_or("exploratory");
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {starts} | {} |",
+            "| {} | {} | {} | {} | {} | {starts} | {} |",
             c.claim,
             cell(&c.statement),
             cell(&c.setting),
+            cell(family),
             c.repeats,
             judgement_cells(&c.judgement)
         );

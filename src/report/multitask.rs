@@ -48,7 +48,7 @@ pub fn multitask_section(
         seed: options.seed,
         max_epochs: options
             .scale
-            .variant_epochs()
+            .pretrain_cap()
             .map_or(defaults.max_epochs, |cap| cap.min(defaults.max_epochs)),
         ..defaults
     };
@@ -98,7 +98,7 @@ pub fn multitask_section(
         data.task_count()
     );
     let mut section = Section::default();
-    for mut row in method_claims(&records, &setting, options.seed) {
+    for mut row in method_claims(&records, &setting, None) {
         row.claim = format!("§8 {}", row.claim);
         section.claims.push(row);
     }
