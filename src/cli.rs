@@ -397,8 +397,8 @@ pub struct ReportArgs {
     /// data/fashion.
     #[arg(long, default_value_os_t = shipped_data_dir().join("fashion"))]
     pub fashion: PathBuf,
-    /// About ten minutes on 2 cores: 8 tasks × 2 repeats, a small
-    /// `dataset` cell (the default).
+    /// About eight minutes on 2 cores: 8 tasks × 2 repeats (16 tasks in
+    /// the primary cell), a small `dataset` cell (the default).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
     /// The paper's scale: 180 tasks × 10 repeats in every cell (days of

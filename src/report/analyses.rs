@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::analysis::figures::{
     HeatMap, Scale as Colours, Scatter, Series, curves, heat_maps, histogram, scatters,
 };
-use crate::analysis::metrics::{TaskMetrics, pair_unit, per_task};
+use crate::analysis::metrics::{TaskMetrics, pair_unit, per_task, restricted_examples};
 use crate::analysis::neurons::{coupling_map, task_d_prime};
 use crate::analysis::plots::colour;
 use crate::analysis::stats::{median, median_interval, quantile, spearman};
@@ -26,7 +26,7 @@ use crate::sweep::record::Record;
 use crate::train::Method;
 use crate::train::evaluate::{PairAccuracy, pair_accuracy};
 use crate::train::options::ReadoutKind;
-use crate::train::switching::{RETURN_EXAMPLES, SWITCH_EVERY, SwitchRun};
+use crate::train::switching::{RETURN_EXAMPLES, SwitchRun};
 
 /// Figures and claim rows of one analysis.
 #[derive(Default)]
@@ -586,14 +586,17 @@ pub const RECOVERY_BAND: (f64, f64) = (50.0, 400.0);
 pub const SWITCH_CRITERION: f64 = 0.70;
 
 /// The band rule of §5 (f) on per-task examples to recover (`None`:
-/// censored at [`RETURN_EXAMPLES`]), `excluded` tasks left out: the median
-/// (censored runs at their restricted value) with its distribution-free
-/// 95 % interval; `reproduced` when the median lies in
+/// censored, entered at `restricted`, the return's length plus one
+/// measurement step), `excluded` tasks left out: the median with its
+/// distribution-free 95 % interval; `reproduced` when the median lies in
 /// [`RECOVERY_BAND`], `contradicted` when the interval lies outside it,
 /// `inconclusive` otherwise; fewer than 8 tasks, `not applicable` when
 /// the exclusion caused it, else `inconclusive`.
-pub fn recovery_judgement(recovered: &[Option<usize>], excluded: usize) -> Judgement {
-    let restricted = (RETURN_EXAMPLES + SWITCH_EVERY * 2) as f64;
+pub fn recovery_judgement(
+    recovered: &[Option<usize>],
+    restricted: f64,
+    excluded: usize,
+) -> Judgement {
     let values: Vec<f64> = recovered
         .iter()
         .map(|r| r.map_or(restricted, |e| e as f64))
@@ -664,7 +667,11 @@ pub fn fig4(runs: &[SwitchRun], setting: &str, dir: &Path) -> Result<Section> {
             .filter(|r| r.method == method && counted.contains(r.task.as_str()))
             .collect();
         let recovered: Vec<Option<usize>> = of.iter().map(|r| r.recovered_at()).collect();
-        let judgement = recovery_judgement(&recovered, excluded);
+        let restricted = of
+            .iter()
+            .map(|r| restricted_examples(&r.examples))
+            .fold(0.0, f64::max);
+        let judgement = recovery_judgement(&recovered, restricted, excluded);
         if matches!(method, Method::Retrain | Method::RetrainLast) {
             section.claims.push(ClaimRow {
                 claim: "(f) Fig. 4".into(),
@@ -739,4 +746,38 @@ pub fn fig4(runs: &[SwitchRun], setting: &str, dir: &Path) -> Result<Section> {
     )?;
     section.figures.push((path, "Fig. 4: general-task accuracy after the specific task, per method (mean over tasks); modulation returns by removing c and g.".into()));
     Ok(section)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(recovered: &[Option<usize>], excluded: usize) -> Verdict {
+        recovery_judgement(recovered, 4010.0, excluded).verdict
+    }
+
+    #[test]
+    fn the_band_rule_of_fig_4() {
+        // Medians inside [50, 400]: the paper's "about 100–200".
+        let inside: Vec<Option<usize>> = (0..10).map(|i| Some(100 + 20 * i)).collect();
+        assert_eq!(verdict(&inside, 0), Verdict::Reproduced);
+        // Every return censored: the median and its whole interval at the
+        // restricted value, far outside the band.
+        let censored = vec![None; 16];
+        let j = recovery_judgement(&censored, 4010.0, 0);
+        assert_eq!(
+            (j.verdict, j.x_median, j.censored.0),
+            (Verdict::Contradicted, 4010.0, 16)
+        );
+        // Quick, but below the band on every task.
+        assert_eq!(verdict(&[Some(10); 12], 0), Verdict::Contradicted);
+        // A median outside the band whose interval reaches into it.
+        let wide: Vec<Option<usize>> = [20, 30, 30, 40, 40, 45, 500, 600, 700, 800]
+            .map(Some)
+            .to_vec();
+        assert_eq!(verdict(&wide, 0), Verdict::Inconclusive);
+        // Too few counted tasks: because some were left out, or not.
+        assert_eq!(verdict(&inside[..7], 3), Verdict::NotApplicable);
+        assert_eq!(verdict(&inside[..7], 0), Verdict::Inconclusive);
+    }
 }

@@ -13,7 +13,8 @@ use crate::train::options::ReadoutKind;
 /// How much a report runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
-    /// About ten minutes on 2 cores: [`QUICK_TASKS`] tasks, few repeats,
+    /// About eight minutes on 2 cores: [`QUICK_TASKS`] tasks
+    /// ([`QUICK_PRIMARY_TASKS`] in the primary cell), few repeats,
     /// small `dataset` runs under `spec` only.
     Quick,
     /// The paper's scale: all 180 tasks × 10 repeats, every cell.
