@@ -24,7 +24,7 @@ use comod::train::PretrainOptions;
 use comod::train::joint::MultitaskPretrainOptions;
 use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
-use crate::run_options::{RunOptions, named};
+use comod::run_options::{RunOptions, named};
 
 /// Learned stochastic co-modulation: fine-tune a frozen network by learning
 /// how a random modulator couples into it (Haimerl, Simoncelli & Savin 2022).

@@ -54,6 +54,15 @@ pub enum Error {
         /// Where and in which tensor.
         failure: String,
     },
+    /// Work stopped on request (Ctrl-C in the Python package) before it
+    /// was done; every run completed before is recorded (§6).
+    #[error("interrupted: {done} of {total} runs recorded; run again to resume")]
+    Interrupted {
+        /// Runs recorded, those resumed included.
+        done: usize,
+        /// Runs of the plan.
+        total: usize,
+    },
     /// A task specification that breaks §1 (`a-b@q`, a < b, q ∈ 0..4).
     #[error("task {spec:?}: {message}")]
     Task {

@@ -29,6 +29,8 @@ pub mod pretrained;
 pub mod report;
 pub mod reproduce;
 pub mod rng;
+#[cfg(feature = "cli")]
+pub mod run_options;
 pub mod sweep;
 pub mod threads;
 pub mod train;

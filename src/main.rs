@@ -2,7 +2,6 @@
 
 mod cli;
 mod output;
-mod run_options;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,25 +1,26 @@
-//! The run options of the `comod` binary (a module of `main.rs`): the
-//! settings of fine-tuning runs shared by `sweep`, `multitask sweep`,
-//! `tune` and `reproduce`, each optional so that the library's rule puts
-//! the ones given over the `--reading` preset; defaults and checks are the
-//! library's.
+//! The run options as command-line flags: the settings of fine-tuning
+//! runs shared by `sweep`, `multitask sweep`, `tune` and `reproduce`, each
+//! optional so that the library's rule puts the ones given over the
+//! `--reading` preset; defaults and checks are the library's. The one owner
+//! of the flags' names and help, so that the binary and the Python package
+//! (whose keyword arguments are these flags) cannot drift apart.
 
 use std::sync::OnceLock;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
-use comod::named::Named;
-use comod::net::GainRule;
-use comod::rng::DEFAULT_SEED;
-use comod::sweep::SweepSpec;
-use comod::sweep::plan::Shard;
-use comod::sweep::record::{Architecture, SweepConfig};
-use comod::train::options::{
+use crate::named::Named;
+use crate::net::GainRule;
+use crate::rng::DEFAULT_SEED;
+use crate::sweep::SweepSpec;
+use crate::sweep::plan::Shard;
+use crate::sweep::record::{Architecture, SweepConfig};
+use crate::train::options::{
     Compensation, CouplingParam, GainInput, GainNorm, GainSmoothing, ProtocolKind, Reading,
     ReadoutKind,
 };
-use comod::train::presets::{Overrides, default_text};
-use comod::train::{FinetuneConfig, Method};
+use crate::train::presets::{Overrides, default_text};
+use crate::train::{FinetuneConfig, Method};
 
 /// The settings of fine-tuning runs (§2–§4), shared by `sweep`, `tune`,
 /// `reproduce` and `multitask sweep`. Every setting is optional here: one
@@ -199,7 +200,7 @@ impl RunOptions {
     /// The fine-tuning configuration these flags describe: the
     /// `--reading` preset with every flag given put over it; a flag of the
     /// other protocol is refused (its values are checked by the library).
-    pub fn finetune_config(&self) -> comod::Result<FinetuneConfig> {
+    pub fn finetune_config(&self) -> crate::Result<FinetuneConfig> {
         let overrides = self.overrides();
         let config = self.reading.with(&overrides);
         overrides.check_protocol(&config)?;

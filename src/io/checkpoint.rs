@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::io::tensors::{TensorData, TensorFile, write_tensors};
+use crate::io::atomic::write_atomic;
+use crate::io::tensors::{TensorData, TensorFile, encode_tensors};
 use crate::net::{Arch, LayerKind, Model, Modulation};
 use crate::train::pretrain::Provenance;
 
@@ -108,12 +109,23 @@ pub fn save_checkpoint(
     modulation: &Modulation<f32>,
     extra: &[(&str, String)],
 ) -> Result<()> {
+    write_atomic(path, &checkpoint_bytes(path, model, modulation, extra)?)
+}
+
+/// The bytes [`save_checkpoint`] writes, for callers that keep a
+/// checkpoint in memory (the Python package); `path` names it in errors.
+pub fn checkpoint_bytes(
+    path: &Path,
+    model: &Model<f32>,
+    modulation: &Modulation<f32>,
+    extra: &[(&str, String)],
+) -> Result<Vec<u8>> {
     let mut metadata: HashMap<String, String> = extra
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
     metadata.insert(ARCH_KEY.into(), model.arch().to_json());
-    write_tensors(path, &model_tensors(model, modulation), metadata)
+    encode_tensors(path, &model_tensors(model, modulation), metadata)
 }
 
 /// Writes a freshly pretrained `model` (modulation off) to `path`

@@ -28,16 +28,14 @@ impl TensorData {
     }
 }
 
-/// Writes `tensors` and `metadata` to `path` atomically. The header is
-/// written with sorted keys and the data in name order, so the same
-/// tensors always give the same bytes (§6); the layout is the
-/// safetensors format: u64 header length, JSON header padded with spaces to
-/// a multiple of 8 bytes, then the tensors' little-endian data back to back.
-pub fn write_tensors(
+/// The safetensors bytes of `tensors` (sorted by name) with `metadata`;
+/// `path` names the file they are for in an error (a shape that does not
+/// match its values).
+pub fn encode_tensors(
     path: &Path,
     tensors: &[(String, Vec<usize>, TensorData)],
     metadata: HashMap<String, String>,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let mut sorted: Vec<&(String, Vec<usize>, TensorData)> = tensors.iter().collect();
     sorted.sort_by(|x, y| x.0.cmp(&y.0));
     let mut header = serde_json::Map::new();
@@ -75,7 +73,20 @@ pub fn write_tensors(
     bytes.extend((json.len() as u64).to_le_bytes());
     bytes.extend(json);
     bytes.extend(data);
-    write_atomic(path, &bytes)
+    Ok(bytes)
+}
+
+/// Writes `tensors` and `metadata` to `path` atomically. The header is
+/// written with sorted keys and the data in name order, so the same
+/// tensors always give the same bytes (§6); the layout is the
+/// safetensors format: u64 header length, JSON header padded with spaces to
+/// a multiple of 8 bytes, then the tensors' little-endian data back to back.
+pub fn write_tensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, TensorData)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    write_atomic(path, &encode_tensors(path, tensors, metadata)?)
 }
 
 /// A safetensors file read into memory, with typed, validated accessors.

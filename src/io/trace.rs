@@ -21,7 +21,7 @@ use crate::conv::heads::Heads;
 use crate::data::CANVAS_PIXELS;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{bias_name, dense_weights, weight_name};
-use crate::io::tensors::{TensorData, TensorFile, write_tensors};
+use crate::io::tensors::{TensorData, TensorFile};
 use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE};
 use crate::named::Named;
 use crate::net::arch::LOGITS;
@@ -357,9 +357,13 @@ fn common_tensors(
     ]
 }
 
-/// Writes `tensors` atomically, refusing (naming the tensor) one that is
-/// not finite: it would be no reference for another framework (§6, §7).
-fn write_finite(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]) -> Result<()> {
+/// Refuses (naming the tensor) outputs of which one is not finite: they
+/// would be no reference for another framework (§6, §7); `path` names
+/// where they were going.
+pub fn check_finite_outputs(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, TensorData)],
+) -> Result<()> {
     for (name, _, data) in tensors {
         if let TensorData::F32(values) = data
             && let Err(fault) = check_finite(name, values)
@@ -373,12 +377,16 @@ fn write_finite(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]) -> Re
             ));
         }
     }
-    write_tensors(path, tensors, Default::default())
+    Ok(())
 }
 
-/// Writes an MLP trace's outputs atomically; weight gradients in the
-/// dense `[out, in]` layout of checkpoints (zero outside receptive fields).
-pub fn write_trace_outputs(path: &Path, model: &Model<f32>, outputs: &TraceOutputs) -> Result<()> {
+/// An MLP trace's output tensors, by their §7 names; weight gradients in
+/// the dense `[out, in]` layout of checkpoints (zero outside receptive
+/// fields).
+pub fn trace_output_tensors(
+    model: &Model<f32>,
+    outputs: &TraceOutputs,
+) -> Vec<(String, Vec<usize>, TensorData)> {
     let arch = model.arch();
     let trials = outputs.logits.len() / LOGITS;
     let mut tensors = common_tensors(outputs, trials, LOGITS);
@@ -396,16 +404,15 @@ pub fn write_trace_outputs(path: &Path, model: &Model<f32>, outputs: &TraceOutpu
             TensorData::F32(outputs.grads.params[layout.bias.clone()].to_vec()),
         ));
     }
-    write_finite(path, &tensors)
+    tensors
 }
 
-/// Writes a convolutional trace's outputs atomically: the gradient of
-/// every parameter tensor of the checkpoint, by its name.
-pub fn write_conv_trace_outputs(
-    path: &Path,
+/// A convolutional trace's output tensors: the common ones and the
+/// gradient of every parameter tensor of the checkpoint, by its name.
+pub fn conv_trace_output_tensors(
     net: &ConvNet<f32>,
     outputs: &TraceOutputs,
-) -> Result<()> {
+) -> Vec<(String, Vec<usize>, TensorData)> {
     let logits = net.arch().logits();
     let mut tensors = common_tensors(outputs, outputs.logits.len() / logits, logits);
     for (name, shape, range) in parameter_tensors(net) {
@@ -415,5 +422,5 @@ pub fn write_conv_trace_outputs(
             TensorData::F32(outputs.grads.params[range].to_vec()),
         ));
     }
-    write_finite(path, &tensors)
+    tensors
 }

@@ -11,7 +11,7 @@ pub mod store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -117,6 +117,19 @@ pub fn run_sweep<S: Study, A: Architecture>(
     out: &Path,
     on_run: impl Fn(usize, usize) + Sync,
 ) -> Result<SweepReport> {
+    run_sweep_until(study, spec, out, on_run, &AtomicBool::new(false))
+}
+
+/// [`run_sweep`] that stops starting runs once `stop` is set: the runs
+/// under way finish and are recorded, then it fails with
+/// [`Error::Interrupted`] (a resumable file, as after a kill).
+pub fn run_sweep_until<S: Study, A: Architecture>(
+    study: &S,
+    spec: &SweepSpec<S::Task, A>,
+    out: &Path,
+    on_run: impl Fn(usize, usize) + Sync,
+    stop: &AtomicBool,
+) -> Result<SweepReport> {
     spec.validate()?;
     check_output(out)?;
     let _lock = FileLock::acquire(out)?;
@@ -163,10 +176,20 @@ pub fn run_sweep<S: Study, A: Architecture>(
     let failed: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let start = Instant::now();
     let tasks: Vec<Vec<Group<S::Task>>> = by_task.into_values().collect();
+    let interrupted = || Error::Interrupted {
+        done: done.load(Ordering::SeqCst),
+        total: planned,
+    };
     let ran = tasks.par_iter().try_for_each(|task_groups| -> Result<()> {
+        if stop.load(Ordering::SeqCst) {
+            return Err(interrupted());
+        }
         let data = study.task_data(task_groups[0].task, config, master_seed)?;
         task_groups.par_iter().try_for_each(|group| -> Result<()> {
             for &method in group.methods.iter().filter(|&&m| !is_done(group, m)) {
+                if stop.load(Ordering::SeqCst) {
+                    return Err(interrupted());
+                }
                 let key = group.key(method);
                 let seed = key.seed(master_seed);
                 let run_start = Instant::now();

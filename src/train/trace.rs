@@ -10,12 +10,15 @@ use crate::conv::checkpoint::{CONV_CHECKPOINT_FORMAT, conv_checkpoint_from};
 use crate::conv::heads::heads_loss;
 use crate::conv::modulator::Modulator;
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
+use crate::error::Error;
 use crate::error::Result;
+use crate::io::atomic::write_atomic;
 use crate::io::checkpoint::checkpoint_from;
 use crate::io::tensors::TensorFile;
+use crate::io::tensors::encode_tensors;
 use crate::io::trace::{
-    ConvTraceInputs, TraceInputs, TraceOptions, TraceOutputs, parse_conv_trace_inputs,
-    parse_trace_inputs, write_conv_trace_outputs, write_trace_outputs,
+    ConvTraceInputs, TraceInputs, TraceOptions, TraceOutputs, check_finite_outputs,
+    conv_trace_output_tensors, parse_conv_trace_inputs, parse_trace_inputs, trace_output_tensors,
 };
 use crate::io::{check_not_input, check_writable};
 use crate::kernel::{BatchScratch, KernelPlan, Trials, trial_gains};
@@ -173,6 +176,40 @@ pub struct Traced {
     pub loss: f32,
 }
 
+/// The name outputs refused in memory carry (see [`trace_in_memory`]).
+const OUTPUTS: &str = "outputs";
+
+/// The trace of the parsed safetensors `inputs` on the parsed checkpoint
+/// `checkpoint` (either network, told apart by its metadata), as
+/// safetensors bytes holding exactly the tensors `comod trace` writes,
+/// for callers that keep their tensors in memory (the Python package).
+/// Every check of [`trace_file`] applies; errors name `checkpoint`'s and
+/// `inputs`' paths as given.
+pub fn trace_in_memory(checkpoint: &TensorFile, inputs: &TensorFile) -> Result<(Vec<u8>, Traced)> {
+    let out = Path::new(OUTPUTS);
+    let (tensors, traced) = if checkpoint.metadata("format") == Some(CONV_CHECKPOINT_FORMAT) {
+        let net = conv_checkpoint_from(checkpoint)?.net;
+        let inputs = parse_conv_trace_inputs(inputs, &net)?;
+        let outputs = conv_trace(&net, &inputs);
+        let traced = Traced {
+            trials: inputs.labels.len() / net.arch().tasks,
+            loss: outputs.loss,
+        };
+        (conv_trace_output_tensors(&net, &outputs), traced)
+    } else {
+        let model = checkpoint_from(checkpoint)?.model;
+        let inputs = parse_trace_inputs(inputs, model.arch())?;
+        let outputs = trace(&model, &inputs);
+        let traced = Traced {
+            trials: inputs.labels.len(),
+            loss: outputs.loss,
+        };
+        (trace_output_tensors(&model, &outputs), traced)
+    };
+    check_finite_outputs(out, &tensors)?;
+    Ok((encode_tensors(out, &tensors, Default::default())?, traced))
+}
+
 /// `comod trace` (§7): reads the checkpoint at `checkpoint` (of either
 /// network, told apart by its metadata) and the inputs at `inputs`,
 /// traces them and writes the outputs to `out` atomically; `out` must be
@@ -182,22 +219,13 @@ pub fn trace_file(checkpoint: &Path, inputs: &Path, out: &Path) -> Result<Traced
     check_not_input(out, &[("--inputs", inputs), ("--checkpoint", checkpoint)])?;
     let file = TensorFile::read(checkpoint)?;
     let input_file = TensorFile::read(inputs)?;
-    if file.metadata("format") == Some(CONV_CHECKPOINT_FORMAT) {
-        let net = conv_checkpoint_from(&file)?.net;
-        let inputs = parse_conv_trace_inputs(&input_file, &net)?;
-        let outputs = conv_trace(&net, &inputs);
-        write_conv_trace_outputs(out, &net, &outputs)?;
-        return Ok(Traced {
-            trials: inputs.labels.len() / net.arch().tasks,
-            loss: outputs.loss,
-        });
-    }
-    let model = checkpoint_from(&file)?.model;
-    let inputs = parse_trace_inputs(&input_file, model.arch())?;
-    let outputs = trace(&model, &inputs);
-    write_trace_outputs(out, &model, &outputs)?;
-    Ok(Traced {
-        trials: inputs.labels.len(),
-        loss: outputs.loss,
-    })
+    let (bytes, traced) = trace_in_memory(&file, &input_file).map_err(|e| match e {
+        // A refused output names the file it was going to.
+        Error::Tensor { path, message } if path == Path::new(OUTPUTS) => {
+            Error::tensor(out, message)
+        }
+        other => other,
+    })?;
+    write_atomic(out, &bytes)?;
+    Ok(traced)
 }
