@@ -48,12 +48,17 @@ fn supervised<T: Send>(
     progress: Option<&Bound<'_, PyAny>>,
     job: impl FnOnce(&AtomicBool, &(dyn Fn(usize, usize) + Sync)) -> comod::Result<T> + Send,
 ) -> PyResult<T> {
+    // Without a count, rayon's pool of all cores (made once, by rayon).
     let pool = match threads {
         Some(0) => return Err(PyValueError::new_err("threads 0: need at least 1")),
-        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build(),
-        None => rayon::ThreadPoolBuilder::new().build(),
-    }
-    .map_err(|e| PyOSError::new_err(format!("cannot start threads: {e}")))?;
+        Some(n) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| PyOSError::new_err(format!("cannot start threads: {e}")))?,
+        ),
+        None => None,
+    };
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<(usize, usize)>();
     // A `Receiver` is not `Sync`; the lock lets the detached wait borrow it.
@@ -65,7 +70,10 @@ fn supervised<T: Send>(
             let report = |done: usize, total: usize| {
                 let _ = tx.lock().map(|tx| tx.send((done, total)));
             };
-            pool.install(|| job(&stop, &report))
+            match &pool {
+                Some(pool) => pool.install(|| job(&stop, &report)),
+                None => job(&stop, &report),
+            }
         });
         loop {
             let message = py.detach(|| {
