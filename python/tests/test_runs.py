@@ -64,9 +64,14 @@ def test_a_sweep_resumes_and_reads_back(checkpoint, tmp_path):
     # Another configuration is refused, naming the file.
     with pytest.raises(ValueError, match="s.jsonl"):
         comod.sweep(checkpoint, out, tasks="1-7@0", repeats=1, progress=False, samples=17, batches=10)
+
+
+def test_results_as_a_data_frame(checkpoint, tmp_path):
     pandas = pytest.importorskip("pandas")
+    out = tmp_path / "f.jsonl"
+    comod.sweep(checkpoint, out, tasks="1-7@0", repeats=2, methods="retrain-last", progress=False, **QUICK)
     frame = comod.read_results_frame(out)
-    assert isinstance(frame, pandas.DataFrame) and len(frame) == 8
+    assert isinstance(frame, pandas.DataFrame) and list(frame["repeat"]) == [0, 1]
 
 
 def test_the_same_seed_gives_the_same_record_at_any_thread_count(checkpoint):
