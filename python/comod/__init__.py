@@ -55,8 +55,8 @@ class Network:
     checkpoint names (``layers.{l}.weight`` [out, in], ``layers.{l}.bias``;
     ``stage{s}.weight`` … for a convolutional one)."""
 
-    def __init__(self, checkpoint: bytes):
-        kind, arch = _comod.inspect(bytes(checkpoint))
+    def __init__(self, checkpoint: bytes, name: Optional[str] = None):
+        kind, arch = _comod.inspect(bytes(checkpoint), name)
         self._bytes = bytes(checkpoint)
         #: ``"mlp"`` or ``"conv"``.
         self.kind: str = kind
@@ -69,10 +69,7 @@ class Network:
         ``comod multitask pretrain`` or :meth:`save`)."""
         with open(path, "rb") as f:
             data = f.read()
-        try:
-            return cls(data)
-        except ValueError as e:
-            raise ValueError(f"{os.fspath(path)}: {e}") from None
+        return cls(data, os.fspath(path))
 
     @classmethod
     def initialise(cls, arch: str, seed: int = 0, modulated_layer: Optional[int] = None) -> "Network":

@@ -127,12 +127,14 @@ fn trace<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// Checks `checkpoint` (safetensors bytes) as `comod` loads one and
-/// returns `(kind, architecture JSON)`, kind `"mlp"` or `"conv"`.
+/// Checks `checkpoint` (safetensors bytes, from the file `name` when it
+/// came from one) as `comod` loads one and returns `(kind, architecture
+/// JSON)`, kind `"mlp"` or `"conv"`; errors name `name`.
 #[pyfunction]
-fn inspect(checkpoint: &[u8]) -> PyResult<(String, String)> {
-    let file =
-        TensorFile::from_bytes(Path::new("checkpoint"), checkpoint.to_vec()).map_err(to_py)?;
+#[pyo3(signature = (checkpoint, name = None))]
+fn inspect(checkpoint: &[u8], name: Option<PathBuf>) -> PyResult<(String, String)> {
+    let name = name.unwrap_or_else(|| PathBuf::from("checkpoint"));
+    let file = TensorFile::from_bytes(&name, checkpoint.to_vec()).map_err(to_py)?;
     if file.metadata("format") == Some(comod::conv::checkpoint::CONV_CHECKPOINT_FORMAT) {
         let net = comod::conv::checkpoint::conv_checkpoint_from(&file)
             .map_err(to_py)?
