@@ -164,7 +164,8 @@ def trace(
     for name, value, dtype in (("pair", pair, "int64"), ("coupling", coupling, "float32"), ("gain", gain, "float32")):
         if value is not None:
             tensors[name] = checked(name, value, dtype)
-    text = {k: (repr(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)) for k, v in metadata.items() if v is not None}
+    numeric = ("m0", "lambda", "modulator_var")
+    text = {k: (repr(float(v)) if k in numeric else str(v)) for k, v in metadata.items() if v is not None}
     out = _comod.trace(net.to_bytes(), encode(tensors, text), threads)
     return decode(out)[0]
 

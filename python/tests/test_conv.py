@@ -35,7 +35,7 @@ def test_a_conv_trace_has_every_gradient_by_its_tensor_name(conv):
         assert np.isfinite(out[f"grad.{name}"]).all(), name
     assert np.abs(out["grad.coupling"]).max() > 0
     # One head only: the loss reads that head.
-    one = comod.loss(conv, stimuli, modulator, labels, coupling=coupling, task="0")
+    one = comod.loss(conv, stimuli, modulator, labels, coupling=coupling, task=0)
     assert np.isfinite(one) and one != pytest.approx(float(out["loss"][0]), rel=1e-6)
     # Replacing the heads' bias shifts the logits by exactly that much.
     bias = tensors["heads.bias"] + np.float32(0.5)
