@@ -122,7 +122,7 @@ fn trace<'py>(
         TensorFile::from_bytes(Path::new("checkpoint"), checkpoint.to_vec()).map_err(to_py)?;
     let inputs = TensorFile::from_bytes(Path::new("inputs"), inputs.to_vec()).map_err(to_py)?;
     let (bytes, _) = supervised(py, threads, None, |_, _| {
-        trace_in_memory(&checkpoint, &inputs)
+        trace_in_memory(&checkpoint, &inputs, Path::new("outputs"))
     })?;
     Ok(PyBytes::new(py, &bytes))
 }

@@ -21,7 +21,9 @@ use crate::data::{Digits, Task, TaskId};
 use crate::error::Result;
 use crate::net::Model;
 use crate::net::linalg::serial_products;
-use crate::report::claims::{ClaimRow, Metric, PRIMARY, Value, repeats, unit_sample};
+use crate::report::claims::{
+    ClaimRow, Metric, PRIMARY, Value, metric_sample, repeats, unit_sample,
+};
 use crate::sweep::record::Record;
 use crate::train::Method;
 use crate::train::evaluate::{PairAccuracy, pair_accuracy};
@@ -53,14 +55,10 @@ pub fn fig2a(model: &Model<f32>, digits: &Digits, seed: u64, dir: &Path) -> Resu
             ReadoutKind::All => 0.1,
         };
         let by_unit = |side: &dyn Fn(&PairAccuracy) -> (f64, f64)| -> Sample {
-            let plain = |value| Value {
-                value,
-                censored: false,
-            };
             unit_sample(
                 accuracies.iter().map(|a| {
                     let (x, y) = side(a);
-                    (pair_unit(a.task), plain(x), plain(y))
+                    (pair_unit(a.task), Value::plain(x), Value::plain(y))
                 }),
                 0,
             )
@@ -199,11 +197,10 @@ pub fn fig2efgh(
         })
         .collect();
     let correlation_sample = |values: &mut dyn Iterator<Item = (Task, f64)>| {
-        let plain = |value| Value {
-            value,
-            censored: false,
-        };
-        unit_sample(values.map(|(t, r)| (pair_unit(t), plain(r), plain(0.0))), 0)
+        unit_sample(
+            values.map(|(t, r)| (pair_unit(t), Value::plain(r), Value::plain(0.0))),
+            0,
+        )
     };
     for (method, values, family) in [
         (
@@ -468,15 +465,9 @@ pub fn fig3(
             ),
             (Metric::Slope, Direction::Greater, None),
         ] {
-            let mut excluded = 0;
-            let mut rows = Vec::new();
-            for (unit, (a, _), (b, _)) in &shared {
-                if metric.leaves_out(a, b) {
-                    excluded += 1;
-                    continue;
-                }
-                rows.push(((*unit).clone(), Value::of(metric, a), Value::of(metric, b)));
-            }
+            let pairs = shared
+                .iter()
+                .map(|(unit, (a, _), (b, _))| ((*unit).clone(), a, b));
             let sign = match direction {
                 Direction::Less => "<",
                 Direction::Greater => ">",
@@ -491,7 +482,7 @@ pub fn fig3(
                     median(&shared.iter().map(|s| s.2.0.start).collect::<Vec<_>>()),
                 )),
                 family,
-                judgement: judge(&unit_sample(rows, excluded), direction, metric.margin()),
+                judgement: judge(&metric_sample(pairs, metric), direction, metric.margin()),
             });
         }
     }

@@ -123,6 +123,14 @@ pub struct Value {
 }
 
 impl Value {
+    /// A value that no censoring touches (an accuracy, a slope, an r).
+    pub fn plain(value: f64) -> Value {
+        Value {
+            value,
+            censored: false,
+        }
+    }
+
     /// `metric` of `m`.
     pub fn of(metric: Metric, m: &TaskMetrics) -> Value {
         Value {
@@ -176,27 +184,33 @@ pub fn method_sample(
     x: Method,
     y: Method,
 ) -> Sample {
+    let pairs = table.iter().filter_map(|(task, by_method)| {
+        Some((unit_of(task), by_method.get(&x)?, by_method.get(&y)?))
+    });
+    metric_sample(pairs, metric)
+}
+
+/// The sample of `metric` over per-task pairs `(unit, X's metrics, Y's
+/// metrics)`: the tasks the metric cannot measure left out and counted
+/// ([`Metric::leaves_out`]), the rest averaged per unit ([`unit_sample`]).
+pub fn metric_sample<'a>(
+    pairs: impl IntoIterator<Item = (String, &'a TaskMetrics, &'a TaskMetrics)>,
+    metric: Metric,
+) -> Sample {
     let mut excluded = 0;
     let mut rows = Vec::new();
-    for (task, by_method) in table {
-        let (Some(a), Some(b)) = (by_method.get(&x), by_method.get(&y)) else {
-            continue;
-        };
-        if metric.leaves_out(a, b) {
-            excluded += 1;
-            continue;
+    for (unit, a, b) in pairs {
+        match metric.leaves_out(a, b) {
+            true => excluded += 1,
+            false => rows.push((unit, Value::of(metric, a), Value::of(metric, b))),
         }
-        rows.push((unit_of(task), Value::of(metric, a), Value::of(metric, b)));
     }
     unit_sample(rows, excluded)
 }
 
 /// The median over units of `method`'s starting accuracy in `table`.
 fn median_start(table: &BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>>, method: Method) -> f64 {
-    let start = |m: &TaskMetrics| Value {
-        value: m.start,
-        censored: false,
-    };
+    let start = |m: &TaskMetrics| Value::plain(m.start);
     let rows = table
         .iter()
         .filter_map(|(task, by)| by.get(&method).map(|m| (unit_of(task), start(m), start(m))));

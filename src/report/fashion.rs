@@ -18,8 +18,8 @@ use crate::report::Sweeps;
 use crate::report::analyses::Section;
 use crate::report::claims::{PRIMARY, method_claims};
 use crate::report::markdown;
-use crate::report::plan::Cell;
-use crate::train::{Frozen, Method, PretrainOptions, general_accuracy};
+use crate::report::plan::{Cell, pretrain_options};
+use crate::train::{Frozen, Method, general_accuracy};
 
 /// The section's title.
 pub const TITLE: &str = "Fashion-MNIST: the headline claims on a second data set";
@@ -52,14 +52,7 @@ pub(crate) fn fashion_section(
         .join("checkpoints")
         .join(options.scale.name())
         .join("fashion-pretrained.safetensors");
-    let defaults = PretrainOptions {
-        seed: options.seed,
-        ..PretrainOptions::DEFAULT
-    };
-    let pretrain_options = PretrainOptions {
-        max_epochs: options.scale.pretrain_cap().unwrap_or(defaults.max_epochs),
-        ..defaults
-    };
+    let pretrain_options = pretrain_options(options.scale, options.seed);
     observer.stage("pretrain fashion");
     let arch = Arch::preset(DEFAULT_PRESET, 1)?;
     let frozen = Frozen::new(pretrained(

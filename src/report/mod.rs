@@ -279,17 +279,11 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
                     .join("checkpoints")
                     .join(options.scale.name())
                     .join(format!("{name}{suffix}.safetensors"));
-                let pretrain_options = PretrainOptions {
-                    seed: match k {
-                        0 => base_options.seed,
-                        _ => derive_seed(options.seed, &["variant seed".into(), (k as u64).into()]),
-                    },
-                    max_epochs: options
-                        .scale
-                        .pretrain_cap()
-                        .unwrap_or(base_options.max_epochs),
-                    ..base_options.clone()
+                let seed = match k {
+                    0 => options.seed,
+                    _ => derive_seed(options.seed, &["variant seed".into(), (k as u64).into()]),
                 };
+                let pretrain_options = plan::pretrain_options(options.scale, seed);
                 observer.stage(&format!("pretrain {name}{suffix}"));
                 let arch = Arch::preset(variant.0, variant.1)?;
                 let model = pretrained(&path, &arch, &pretrain_options, &digits, observer)?;
@@ -353,9 +347,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         );
         // A separate sample of its own setting: its own Holm family when
         // that is the primary cell's (§5), else exploratory.
-        let primary = config.reading == main_cell.reading
-            && config.readout == main_cell.readout
-            && config.protocol.name() == main_cell.protocol.name();
+        let primary = plan::is_primary(config.reading, config.readout, config.protocol);
         let family = primary.then(|| format!("{PRIMARY}: {}", path.display()));
         claims.extend(method_claims(records, &setting, family.as_deref()));
     }

@@ -4,6 +4,7 @@
 
 use crate::data::Task;
 use crate::sweep::plan::{FULL_REPEATS, reproduction_tasks};
+use crate::train::PretrainOptions;
 use crate::train::config::FinetuneConfig;
 use crate::train::options::DatasetOptions;
 use crate::train::options::Protocol;
@@ -115,6 +116,26 @@ impl Scale {
     }
 }
 
+/// Whether runs of `reading`, `readout` and `protocol` are in the primary
+/// setting (§5: `spec`, `all`, `online`, the paper's as the spec reads it).
+pub fn is_primary(reading: Reading, readout: ReadoutKind, protocol: Protocol) -> bool {
+    reading == Reading::Spec && readout == ReadoutKind::All && protocol == Protocol::Online
+}
+
+/// The pretraining of a report's extra networks at `scale` from `seed`
+/// (the Fig. 3 variants, Fashion-MNIST's network): §4's, with the scale's
+/// cap ([`Scale::pretrain_cap`]).
+pub fn pretrain_options(scale: Scale, seed: u64) -> PretrainOptions {
+    let defaults = PretrainOptions {
+        seed,
+        ..PretrainOptions::DEFAULT
+    };
+    PretrainOptions {
+        max_epochs: scale.pretrain_cap().unwrap_or(defaults.max_epochs),
+        ..defaults
+    }
+}
+
 /// One configuration the method claims are judged under.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Cell {
@@ -144,9 +165,7 @@ impl Cell {
     /// Whether it is the primary cell (§5: `spec`, `all`, `online`), whose
     /// claims form the Holm family `primary`.
     pub fn is_primary(&self) -> bool {
-        self.reading == Reading::Spec
-            && self.readout == ReadoutKind::All
-            && self.protocol == Protocol::Online
+        is_primary(self.reading, self.readout, self.protocol)
     }
 
     /// The tasks it runs: its scale's, except that a quick report's

@@ -122,7 +122,8 @@ pub fn run_sweep<S: Study, A: Architecture>(
 
 /// [`run_sweep`] that stops starting runs once `stop` is set: the runs
 /// under way finish and are recorded, then it fails with
-/// [`Error::Interrupted`] (a resumable file, as after a kill).
+/// [`Error::Interrupted`], leaving a file that resumes as after a kill
+/// (§6).
 pub fn run_sweep_until<S: Study, A: Architecture>(
     study: &S,
     spec: &SweepSpec<S::Task, A>,

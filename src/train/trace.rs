@@ -10,7 +10,6 @@ use crate::conv::checkpoint::{CONV_CHECKPOINT_FORMAT, conv_checkpoint_from};
 use crate::conv::heads::heads_loss;
 use crate::conv::modulator::Modulator;
 use crate::conv::trial::{TrialScratch, trial_gain, unmodulated_features};
-use crate::error::Error;
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use crate::io::checkpoint::checkpoint_from;
@@ -176,17 +175,17 @@ pub struct Traced {
     pub loss: f32,
 }
 
-/// The name outputs refused in memory carry (see [`trace_in_memory`]).
-const OUTPUTS: &str = "outputs";
-
 /// The trace of the parsed safetensors `inputs` on the parsed checkpoint
 /// `checkpoint` (either network, told apart by its metadata), as
 /// safetensors bytes holding exactly the tensors `comod trace` writes,
 /// for callers that keep their tensors in memory (the Python package).
 /// Every check of [`trace_file`] applies; errors name `checkpoint`'s and
-/// `inputs`' paths as given.
-pub fn trace_in_memory(checkpoint: &TensorFile, inputs: &TensorFile) -> Result<(Vec<u8>, Traced)> {
-    let out = Path::new(OUTPUTS);
+/// `inputs`' paths as given, and `out` for outputs refused as not finite.
+pub fn trace_in_memory(
+    checkpoint: &TensorFile,
+    inputs: &TensorFile,
+    out: &Path,
+) -> Result<(Vec<u8>, Traced)> {
     let (tensors, traced) = if checkpoint.metadata("format") == Some(CONV_CHECKPOINT_FORMAT) {
         let net = conv_checkpoint_from(checkpoint)?.net;
         let inputs = parse_conv_trace_inputs(inputs, &net)?;
@@ -219,13 +218,7 @@ pub fn trace_file(checkpoint: &Path, inputs: &Path, out: &Path) -> Result<Traced
     check_not_input(out, &[("--inputs", inputs), ("--checkpoint", checkpoint)])?;
     let file = TensorFile::read(checkpoint)?;
     let input_file = TensorFile::read(inputs)?;
-    let (bytes, traced) = trace_in_memory(&file, &input_file).map_err(|e| match e {
-        // A refused output names the file it was going to.
-        Error::Tensor { path, message } if path == Path::new(OUTPUTS) => {
-            Error::tensor(out, message)
-        }
-        other => other,
-    })?;
+    let (bytes, traced) = trace_in_memory(&file, &input_file, out)?;
     write_atomic(out, &bytes)?;
     Ok(traced)
 }
