@@ -21,6 +21,7 @@ use comod::reproduce::{DEFAULT_OUT, ReproduceOptions, plan};
 use comod::rng::DEFAULT_SEED;
 use comod::sweep::plan::{FULL_REPEATS, Shard};
 use comod::train::PretrainOptions;
+use comod::train::Transfer;
 use comod::train::joint::MultitaskPretrainOptions;
 use comod::tune::{DEFAULT_GRID, TUNING_REPEATS, tuning_tasks};
 
@@ -96,14 +97,18 @@ pub enum MultitaskCommand {
 /// Where a benchmark's data come from.
 #[derive(clap::Args, Clone)]
 pub struct BenchmarkArgs {
-    /// The benchmark: `mnist-attributes` (the shipped digits, 8 tasks),
+    /// The benchmark: `mnist-attributes` (the shipped digits, 16 tasks),
+    /// `fashion-attributes` (the shipped Fashion-MNIST, 20 tasks),
     /// `cifar100` (train.bin/test.bin, 20 coarse-class tasks) or `celeba`
     /// (list_attr_celeba.txt, list_eval_partition.txt, img_align_celeba/,
-    /// 40 attribute tasks).
+    /// 40 attribute tasks). Held out under `--transfer held-out`:
+    /// prime@q and loop@q; bag@q and long-sleeve@q; the last 5 coarse
+    /// classes; the last 10 attributes of the file's header.
     #[arg(long, value_parser = named::<Benchmark>(), default_value = Benchmark::MnistAttributes.name())]
     pub benchmark: Benchmark,
     /// The benchmark's folder [default: the shipped digits for
-    /// mnist-attributes; required for cifar100 and celeba].
+    /// mnist-attributes, data/fashion for fashion-attributes; required for
+    /// cifar100 and celeba].
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Keep only the first N images of each split of cifar100 or celeba
@@ -131,11 +136,26 @@ pub struct MultitaskPretrainArgs {
     /// format 2 JSON file [default: the benchmark's preset].
     #[arg(long)]
     pub arch: Option<String>,
+    /// Transfer protocol (§8): `held-out` pretrains on the benchmark's
+    /// pretraining tasks only (the held-out tasks are then learned with a
+    /// fresh head); `joint` pretrains on every task to convergence.
+    #[arg(long, value_parser = named::<Transfer>(), default_value = Transfer::HeldOut.name())]
+    pub transfer: Transfer,
+    /// Channels of every conv stage times this factor (the architecture
+    /// study, §8).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// The modulated conv stage, counted over the conv stages from 1 (the
+    /// architecture study, §8) [default: the architecture's own; the
+    /// presets modulate their first].
+    #[arg(long)]
+    pub modulated_conv: Option<usize>,
     /// Seed of initialisation and training examples.
     #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.seed)]
     pub seed: u64,
     /// Epoch cap; training stops earlier once the held-out mean accuracy
-    /// over tasks reaches --target.
+    /// over the pretraining tasks reaches --target (or, without one, stops
+    /// improving by 0.002 for 3 epochs).
     #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.max_epochs)]
     pub epochs: usize,
     /// Fresh training examples per epoch.
@@ -147,15 +167,29 @@ pub struct MultitaskPretrainArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.lr)]
     pub lr: f32,
-    /// Held-out mean accuracy over tasks at which training stops.
-    #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.target)]
-    pub target: f64,
+    /// Held-out mean accuracy over the pretraining tasks at which training
+    /// stops, or `none`: to convergence [default: none].
+    #[arg(long, value_parser = parse_target)]
+    pub target: Option<Target>,
     /// Held-out examples the stopping rule measures.
     #[arg(long, default_value_t = MultitaskPretrainOptions::DEFAULT.heldout)]
     pub heldout: usize,
     /// Output checkpoint (safetensors, written atomically).
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// `--target`: a held-out accuracy, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Target(Option<f64>);
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    if text == "none" {
+        return Ok(Target(None));
+    }
+    text.parse()
+        .map(|t| Target(Some(t)))
+        .map_err(|_| format!("{text:?} is neither a number nor `none`"))
 }
 
 impl MultitaskPretrainArgs {
@@ -166,9 +200,10 @@ impl MultitaskPretrainArgs {
             examples: self.examples,
             batch: self.batch_size,
             lr: self.lr,
-            target: self.target,
+            target: self.target.and_then(|t| t.0),
             heldout: self.heldout,
             seed: self.seed,
+            transfer: self.transfer,
         }
     }
 }
@@ -180,8 +215,15 @@ pub struct MultitaskSweepArgs {
     /// Pretrained checkpoint of `comod multitask pretrain`.
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// Tasks: `all` or a comma-separated list of task names (e.g.
-    /// even@0,ge5@3; CelebA's attribute names; coarse00..coarse19).
+    /// Transfer protocol (§8), as the checkpoint was pretrained for it:
+    /// `held-out` fine-tunes the held-out tasks, each from a fresh head
+    /// that every method trains; `joint` every task from its pretrained
+    /// head [default: the checkpoint's; given, it must match].
+    #[arg(long, value_parser = named::<Transfer>())]
+    pub transfer: Option<Transfer>,
+    /// Tasks: `all` (the held-out tasks under held-out, every task under
+    /// joint) or a comma-separated list of such task names (e.g.
+    /// prime@0,loop@3; CelebA's attribute names; coarse15..coarse19).
     #[arg(long, default_value = "all")]
     pub tasks: String,
     /// Repeats per task and method.

@@ -54,6 +54,7 @@ fn run_multitask_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
     let done = pretrain_conv_file(
         &source,
         args.arch.as_deref(),
+        (args.width, args.modulated_conv),
         &args.out,
         &options,
         &mut |e| {
@@ -67,7 +68,7 @@ fn run_multitask_pretrain(args: MultitaskPretrainArgs) -> Result<()> {
     )?;
     progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    output::print_conv_pretrained(&done, options.target, seconds, &args.out);
+    output::print_conv_pretrained(&done, seconds, &args.out);
     Ok(())
 }
 
@@ -117,7 +118,8 @@ fn run_multitask_sweep(args: Box<MultitaskSweepArgs>) -> Result<()> {
     let shard = args.shard.shard()?;
     let out = shard.fill(&args.out);
     let (config, source) = (args.run.finetune_config()?, args.benchmark.source());
-    let setup = BenchmarkSweep::open(&args.checkpoint, &source, &out, config, args.run.seed)?;
+    let seeds = (args.run.seed, args.transfer);
+    let setup = BenchmarkSweep::open(&args.checkpoint, &source, &out, config, seeds)?;
     let tasks = setup.tasks(&args.tasks)?;
     let spec = args
         .run

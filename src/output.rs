@@ -177,18 +177,21 @@ pub fn print_pair_table(rows: &[PairAccuracy]) {
 }
 
 /// The closing lines of a multi-task pretraining.
-pub fn print_conv_pretrained(done: &ConvPretrained, target: f64, seconds: f64, out: &Path) {
+pub fn print_conv_pretrained(done: &ConvPretrained, seconds: f64, out: &Path) {
     let p = &done.provenance;
-    let missed = if p.heldout_accuracy >= target {
-        String::new()
-    } else {
-        format!(" (target {target:.2} not reached at the epoch cap)")
+    let missed = match p.target {
+        Some(target) if p.heldout_accuracy < target => {
+            format!(" (target {target:.2} not reached at the epoch cap)")
+        }
+        None if p.epochs == p.max_epochs => " (stopped at the epoch cap)".to_string(),
+        _ => String::new(),
     };
+    let trained = done.pretraining_tasks.len();
     println!(
-        "pretrained on {} in {} epochs ({seconds:.1} s): held-out mean accuracy over {} tasks {:.4}{missed}",
+        "pretrained on {} ({}) in {} epochs ({seconds:.1} s): held-out mean accuracy over its {trained} pretraining tasks {:.4}{missed}",
         p.benchmark,
+        p.transfer.name(),
         p.epochs,
-        p.tasks.len(),
         p.heldout_accuracy
     );
     if let Some(last) = done.epochs.last() {
@@ -196,6 +199,12 @@ pub fn print_conv_pretrained(done: &ConvPretrained, target: f64, seconds: f64, o
             .map(|(t, a)| format!("{t} {a:.3}"))
             .collect();
         println!("per task: {}", per_task.join(", "));
+        if trained < p.tasks.len() {
+            println!(
+                "pretrained on: {} (the other heads are untrained)",
+                done.pretraining_tasks.join(", ")
+            );
+        }
     }
     println!("wrote {}", out.display());
 }

@@ -111,15 +111,20 @@ pub struct ConvPretrained {
     pub provenance: ConvProvenance,
     /// Every epoch's numbers.
     pub epochs: Vec<MultitaskEpoch>,
+    /// The names of the tasks it was pretrained on.
+    pub pretraining_tasks: Vec<String>,
 }
 
 /// Pretrains a network of `arch` (a preset or a format 2 JSON file, as
-/// `--arch` gives it; `None`: the benchmark's preset) on every task of the
-/// benchmark of `source` with `options` and writes it to `out` with its
-/// provenance (§8); `out` must be writable and none of the inputs.
+/// `--arch` gives it; `None`: the benchmark's preset), made `width` times
+/// as wide and modulated at its `modulated_conv`-th conv stage, on the
+/// pretraining tasks of the benchmark of `source` with `options` and
+/// writes it to `out` with its provenance (§8); `out` must be writable and
+/// none of the inputs.
 pub fn pretrain_conv_file(
     source: &BenchmarkSource,
     arch: Option<&str>,
+    (width, modulated_conv): (f64, Option<usize>),
     out: &Path,
     options: &MultitaskPretrainOptions,
     on_epoch: &mut dyn FnMut(&MultitaskEpoch),
@@ -136,46 +141,58 @@ pub fn pretrain_conv_file(
     check_not_input(out, &inputs)?;
     let data = source.load()?;
     let name = arch.unwrap_or(source.benchmark.default_arch());
-    let arch = ConvArch::resolve(name, data.task_count())?;
+    let arch = ConvArch::resolve(name, data.task_count())?.variant(width, modulated_conv)?;
     arch.check_fits(data.benchmark.name(), data.shape, data.task_count())
         .map_err(|e| Error::option("--arch", name, e.to_string()))?;
     let (net, epochs) = pretrain_multitask(&data, &arch, options, on_epoch)?;
     let provenance = conv_provenance(&data, options, &epochs);
     save_conv_checkpoint(out, &net, &provenance)?;
+    let pretraining_tasks = (options.transfer.pretraining_tasks(&data).into_iter())
+        .map(|t| data.tasks[t].clone())
+        .collect();
     Ok(ConvPretrained {
         net,
         provenance,
         epochs,
+        pretraining_tasks,
     })
 }
 
-/// The network of `data`'s benchmark preset pretrained with `options`:
-/// the one at `checkpoint` when it was pretrained with the same seed on
-/// the same data within the epoch cap, else pretrained now and saved there.
+/// A network of `arch` pretrained on `data` with `options`: the one at
+/// `checkpoint` when it was pretrained the same way (seed, data, protocol,
+/// target, epoch cap, architecture), else pretrained now and saved there.
 pub fn pretrained_conv(
     checkpoint: &Path,
+    arch: &ConvArch,
     data: &BenchmarkData,
     options: &MultitaskPretrainOptions,
     observer: &dyn Observer,
 ) -> Result<(ConvNet<f32>, ConvProvenance)> {
     let _lock = FileLock::wait(checkpoint)?;
     let reusable = load_conv_checkpoint(checkpoint).ok().filter(|c| {
-        c.provenance.seed == options.seed
-            && c.provenance.epochs <= options.max_epochs
-            && c.provenance.data_sha256 == data.sha256()
-            && c.provenance.benchmark == data.benchmark.name()
+        let p = &c.provenance;
+        p.seed == options.seed
+            && p.epochs <= options.max_epochs
+            && p.max_epochs == options.max_epochs
+            && p.data_sha256 == data.sha256()
+            && p.benchmark == data.benchmark.name()
+            && p.transfer == options.transfer
+            && p.target == options.target
+            && c.net.arch() == arch
     });
     if let Some(found) = reusable {
         observer.reused(checkpoint);
         return Ok((found.net, found.provenance));
     }
     observer.stage(&format!(
-        "pretrain {} on {}",
-        data.benchmark.default_arch(),
-        data.benchmark.name()
+        "pretrain {} on {} ({})",
+        checkpoint
+            .file_stem()
+            .map_or_else(|| "network".into(), |s| s.to_string_lossy()),
+        data.benchmark.name(),
+        options.transfer.name()
     ));
-    let arch = ConvArch::preset(data.benchmark.default_arch(), data.task_count())?;
-    let (net, epochs) = pretrain_multitask(data, &arch, options, &mut |_| {})?;
+    let (net, epochs) = pretrain_multitask(data, arch, options, &mut |_| {})?;
     let provenance = conv_provenance(data, options, &epochs);
     save_conv_checkpoint(checkpoint, &net, &provenance)?;
     Ok((net, provenance))
@@ -194,5 +211,8 @@ fn conv_provenance(
         epochs: epochs.len(),
         heldout_accuracy: epochs.last().map_or(0.0, |e| e.mean_accuracy()),
         data_sha256: data.sha256().to_string(),
+        transfer: options.transfer,
+        target: options.target,
+        max_epochs: options.max_epochs,
     }
 }

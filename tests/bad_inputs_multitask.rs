@@ -18,7 +18,7 @@ use comod::io::tensors::{TensorData, TensorFile, write_tensors};
 
 /// A convolutional network for `mnist-attributes` small enough that
 /// pretraining and sweeps take a moment.
-const CONV_ARCH: &str = r#"{"format":2,"input":{"channels":1,"height":28,"width":28},"stages":[{"kind":"conv","channels":2,"kernel":3},{"kind":"maxpool"},{"kind":"dense","size":4}],"tasks":8,"modulated_stage":1,"beta":0.0}"#;
+const CONV_ARCH: &str = r#"{"format":2,"input":{"channels":1,"height":28,"width":28},"stages":[{"kind":"conv","channels":2,"kernel":3},{"kind":"maxpool"},{"kind":"dense","size":4}],"tasks":16,"modulated_stage":1,"beta":0.0}"#;
 
 /// An MLP small enough for a quick grid.
 const MLP_ARCH: &str = r#"{"format":1,"input":784,"layers":[{"kind":"encoder","size":4,"nonlinearity":"exp"},{"kind":"dense","size":3},{"kind":"readout","size":10}],"modulated_layer":1,"beta":0.0}"#;
@@ -51,6 +51,8 @@ fn fixtures() -> &'static Path {
             "pretrain",
             "--arch",
             &arch,
+            "--transfer",
+            "joint",
             "--epochs",
             "1",
             "--examples",
@@ -160,6 +162,63 @@ fn edit_record(dir: &Path, edit: fn(&mut serde_json::Value)) {
 }
 
 const CASES: &[Case] = &[
+    // The architecture study's and the protocol's flags (§8).
+    Case {
+        name: "multitask pretrain --modulated-conv beyond the conv stages",
+        setup: nothing,
+        args: &[
+            "multitask",
+            "pretrain",
+            "--modulated-conv",
+            "3",
+            "--out",
+            "@x.safetensors",
+        ],
+        code: 1,
+        needles: &["--modulated-conv", "3", "2 conv stages"],
+    },
+    Case {
+        name: "multitask pretrain --width 0",
+        setup: nothing,
+        args: &[
+            "multitask",
+            "pretrain",
+            "--width",
+            "0",
+            "--out",
+            "@x.safetensors",
+        ],
+        code: 1,
+        needles: &["--width", "positive"],
+    },
+    Case {
+        name: "multitask pretrain --target above 1",
+        setup: nothing,
+        args: &[
+            "multitask",
+            "pretrain",
+            "--target",
+            "1.5",
+            "--out",
+            "@x.safetensors",
+        ],
+        code: 1,
+        needles: &["--target", "1.5", "[0, 1]"],
+    },
+    Case {
+        name: "multitask pretrain --transfer unknown",
+        setup: nothing,
+        args: &[
+            "multitask",
+            "pretrain",
+            "--transfer",
+            "both",
+            "--out",
+            "@x.safetensors",
+        ],
+        code: 2,
+        needles: &["--transfer", "both"],
+    },
     // multitask pretrain: its outputs never replace an input.
     Case {
         name: "multitask pretrain --out = CIFAR's train.bin",
@@ -810,7 +869,7 @@ const CASES: &[Case] = &[
                     r#""channels":1,"height":28,"width":28"#,
                     r#""channels":3,"height":32,"width":32"#,
                 )
-                .replace(r#""tasks":8"#, r#""tasks":20"#);
+                .replace(r#""tasks":16"#, r#""tasks":20"#);
             let net = ConvNet::<f32>::init(&ConvArch::from_json(&json).unwrap(), 1);
             let mut provenance = loaded.provenance;
             provenance.benchmark = "cifar100".into();

@@ -135,6 +135,7 @@ fn each_method_changes_only_what_it_trains() {
                     "only the readout"
                 );
             }
+            Depth::CouplingAndReadout => unreachable!("no method trains to this depth alone"),
         }
         let gain = &learner.modulation().gain;
         assert_eq!(

@@ -31,6 +31,23 @@ const MLP_PRETRAIN: &[&str] = &["pretrain", "--epochs", "3", "--out", "{dir}/ck.
 const CONV_PRETRAIN: &[&str] = &[
     "multitask",
     "pretrain",
+    "--transfer",
+    "joint",
+    "--epochs",
+    "2",
+    "--examples",
+    "400",
+    "--heldout",
+    "100",
+    "--out",
+    "{dir}/ck.safetensors",
+];
+
+/// The `held-out` protocol's network (§8): pretrained on the pretraining
+/// tasks only; its held-out tasks start from a fresh head.
+const CONV_HELD_OUT_PRETRAIN: &[&str] = &[
+    "multitask",
+    "pretrain",
     "--epochs",
     "2",
     "--examples",
@@ -42,6 +59,29 @@ const CONV_PRETRAIN: &[&str] = &[
 ];
 
 const CASES: &[Case] = &[
+    Case {
+        name: "conv-held-out",
+        pretrain: CONV_HELD_OUT_PRETRAIN,
+        sweep: &[
+            "multitask",
+            "sweep",
+            "--checkpoint",
+            "{dir}/ck.safetensors",
+            "--tasks",
+            "prime@0,loop@2",
+            "--repeats",
+            "1",
+            "--batches",
+            "8",
+            "--samples",
+            "16",
+            "--test-composites",
+            "200",
+            "--record-coupling",
+            "--out",
+            "{dir}/results.jsonl",
+        ],
+    },
     Case {
         name: "mlp-online",
         pretrain: MLP_PRETRAIN,

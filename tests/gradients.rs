@@ -140,7 +140,7 @@ proptest! {
         let mut full = model.zero_grads();
         loss(&case, model, &case.modulation, &mut ws);
         model.backward(&mut ws, Depth::All, &mut full);
-        for targets in [Depth::Coupling, Depth::All, Depth::Readout] {
+        for targets in [Depth::Coupling, Depth::All, Depth::Readout, Depth::CouplingAndReadout] {
             let mut part = model.zero_grads();
             loss(&case, model, &case.modulation, &mut ws);
             model.backward(&mut ws, targets, &mut part);
@@ -150,7 +150,7 @@ proptest! {
                 prop_assert!(part.coupling.iter().all(|&g| g == 0.0), "coupling untouched");
             }
             let weights_from = match targets {
-                Depth::Readout => Some(arch.depth()),
+                Depth::Readout | Depth::CouplingAndReadout => Some(arch.depth()),
                 Depth::Coupling => None,
                 Depth::All => Some(1),
             };

@@ -307,22 +307,23 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
         "2",
     );
     assert!(
-        printed.contains("held-out mean accuracy over 8 tasks"),
+        printed.contains("(held-out)")
+            && printed.contains("held-out mean accuracy over its 8 pretraining tasks"),
         "{printed}"
     );
     let sweep = |tasks: &str, out: &str, extra: &[&str], threads: &str| {
         run_ok(&small_sweep(&ck, tasks, out, extra), threads)
     };
     let (one, two) = (path("one.jsonl"), path("two.jsonl"));
-    sweep("even@1,ge5@2", &one, &[], "1");
-    sweep("even@1,ge5@2", &two, &[], "2");
+    sweep("prime@1,loop@2", &one, &[], "1");
+    sweep("prime@1,loop@2", &two, &[], "2");
     let (a, b) = (
         common::without_wall_time(std::path::Path::new(&one)),
         common::without_wall_time(std::path::Path::new(&two)),
     );
     assert_eq!(a.len(), 8);
     assert_eq!(a, b, "records do not depend on the thread count");
-    let resumed = sweep("even@1,ge5@2,ge5@3", &one, &[], "2");
+    let resumed = sweep("prime@1,loop@2,loop@3", &one, &[], "2");
     assert!(
         resumed.contains("12 runs (8 already in the file, 4 run now)"),
         "{resumed}"
@@ -330,7 +331,7 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
     let shards: Vec<String> = (0..2).map(|i| path(&format!("shard{i}.jsonl"))).collect();
     for (i, shard) in shards.iter().enumerate() {
         sweep(
-            "even@1,ge5@2,ge5@3",
+            "prime@1,loop@2,loop@3",
             shard,
             &["--shard", &format!("{i}/2")],
             "2",
@@ -358,7 +359,7 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
             "--checkpoint",
             &ck,
             "--tasks",
-            "even@1",
+            "prime@1",
             "--batches",
             "5",
             "--out",
@@ -367,20 +368,24 @@ fn multitask_commands_resume_shard_merge_and_summarise() {
         "2",
     );
     common::assert_one_line_error(&out, &["one.jsonl", "another configuration"]);
-    let out = comod(
-        &[
-            "multitask",
-            "sweep",
-            "--checkpoint",
-            &ck,
-            "--tasks",
-            "odd@1",
-            "--out",
-            &path("x.jsonl"),
-        ],
-        "2",
+    // A sweep of the checkpoint with `extra` fails in one line naming `needles`.
+    let x = path("x.jsonl");
+    let refused = |extra: &[&str], needles: &[&str]| {
+        let mut args = vec!["multitask", "sweep", "--checkpoint", &ck, "--out", &x];
+        args.extend_from_slice(extra);
+        common::assert_one_line_error(&comod(&args, "2"), needles);
+    };
+    refused(&["--tasks", "odd@1"], &["--tasks", "odd@1", "even@0"]);
+    // Under `held-out` only the held-out tasks are fine-tuned, and the
+    // checkpoint's protocol is the sweep's.
+    refused(
+        &["--tasks", "even@1"],
+        &["--tasks", "even@1", "pretraining task"],
     );
-    common::assert_one_line_error(&out, &["--tasks", "odd@1", "even@0"]);
+    refused(
+        &["--transfer", "joint"],
+        &["ck.safetensors", "held-out", "joint"],
+    );
     let out = comod(
         &[
             "multitask",
@@ -418,7 +423,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
         "200",
     ];
     run_ok(&strings(&[&pretrain[..], &["--out", &ck]].concat()), "2");
-    let sweep_args = |out: &str, extra: &[&str]| small_sweep(&ck, "even@1,ge5@2", out, extra);
+    let sweep_args = |out: &str, extra: &[&str]| small_sweep(&ck, "prime@1,loop@2", out, extra);
     let whole = path("whole.jsonl");
     run_ok(&sweep_args(&whole, &[]), "2");
     let text = std::fs::read_to_string(&whole).unwrap();

@@ -1,7 +1,7 @@
 //! The loaders of §8 on small files written here in exactly the formats
 //! of CIFAR-100 (binary version) and CelebA (attribute list, partition
-//! list, aligned JPEGs), and the `mnist-attributes` labels against the
-//! digits the composites show.
+//! list, aligned JPEGs), the `mnist-attributes` and `fashion-attributes`
+//! labels against the items the composites show, and the held-out splits.
 
 mod common;
 
@@ -11,6 +11,7 @@ use comod::data::benchmark::{Benchmark, BenchmarkData};
 use comod::data::celeba::{CELEBA_SIDE, parse_celeba_attributes, parse_celeba_partition};
 use comod::data::cifar::CIFAR_RECORD;
 use comod::data::{CompositeKind, CompositeSet, NOISE_STD, Pool};
+use comod::train::Transfer;
 
 #[test]
 fn cifar100_loads_channel_last_with_coarse_tasks() {
@@ -27,6 +28,8 @@ fn cifar100_loads_channel_last_with_coarse_tasks() {
     );
     let data = BenchmarkData::load(Benchmark::Cifar100, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 20);
+    // Held out under `held-out`: the last 5 coarse classes (§8).
+    assert_eq!(data.held_out, (15..20).collect::<Vec<_>>());
     assert_eq!(
         (data.shape.channels, data.shape.height, data.shape.width),
         (3, 32, 32)
@@ -120,6 +123,13 @@ fn celeba_loads_resized_images_with_attributes_and_partitions() {
     let data = BenchmarkData::load(Benchmark::Celeba, dir.path(), None).unwrap();
     assert_eq!(data.task_count(), 40);
     assert_eq!(data.tasks[20], "Male");
+    // Held out under `held-out`: the last 10 attributes of the header (§8).
+    let held: Vec<&str> = data
+        .held_out
+        .iter()
+        .map(|&t| data.tasks[t].as_str())
+        .collect();
+    assert_eq!(held, NAMES.split_whitespace().skip(30).collect::<Vec<_>>());
     assert_eq!(
         (data.shape.channels, data.shape.height, data.shape.width),
         (3, CELEBA_SIDE, CELEBA_SIDE)
@@ -231,46 +241,131 @@ fn celeba_list_parsers_check_counts_and_values() {
     );
 }
 
-#[test]
-fn mnist_attributes_labels_are_the_quadrant_digits_parity_and_size() {
-    let digits = common::shipped_digits();
-    let data = BenchmarkData::mnist_attributes(digits.clone());
-    assert_eq!(
-        data.tasks,
-        [
-            "even@0", "even@1", "even@2", "even@3", "ge5@0", "ge5@1", "ge5@2", "ge5@3"
-        ]
-    );
-    let set = data.draw(Pool::Test, 200, 11);
-    assert_eq!(set.images.len(), 200 * 784);
-    // The labels are those of the digits the composites show.
-    let shown = CompositeSet::generate(
-        digits,
-        CompositeKind::Filled,
-        Pool::Test,
-        200,
-        11,
-        NOISE_STD,
-    );
+/// The labels of a composite benchmark are its attributes of the items
+/// the composites show (§8), attribute-major; every (attribute, quadrant)
+/// takes both values.
+fn check_composite_labels(
+    data: &BenchmarkData,
+    items: &comod::data::Digits,
+    attributes: &[(&str, &[u8])],
+) {
+    let tasks = data.task_count();
+    assert_eq!(tasks, 4 * attributes.len());
+    let want: Vec<String> = (attributes.iter())
+        .flat_map(|(name, _)| (0..4).map(move |q| format!("{name}@{q}")))
+        .collect();
+    assert_eq!(data.tasks, want);
+    let set = data.draw(Pool::Test, 400, 11);
+    assert_eq!(set.images.len(), 400 * 784);
+    let shown =
+        CompositeSet::generate(items, CompositeKind::Filled, Pool::Test, 400, 11, NOISE_STD);
     assert_eq!(shown.images, set.images);
-    for (labels, sources) in set.labels.chunks_exact(8).zip(&shown.sources) {
-        for q in 0..4 {
-            let class = digits.label(sources[q]);
-            assert_eq!(labels[q], u8::from(class.is_multiple_of(2)), "even@{q}");
-            assert_eq!(labels[4 + q], u8::from(class >= 5), "ge5@{q}");
-        }
-    }
-    let mut seen = [[0usize; 2]; 2];
-    for labels in set.labels.chunks_exact(8) {
-        for q in 0..4 {
-            seen[labels[q] as usize][labels[4 + q] as usize] += 1;
+    let mut positives = vec![0usize; tasks];
+    for (labels, sources) in set.labels.chunks_exact(tasks).zip(&shown.sources) {
+        for (a, (name, classes)) in attributes.iter().enumerate() {
+            for (q, &source) in sources.iter().enumerate() {
+                let class = items.label(source);
+                let t = a * 4 + q;
+                assert_eq!(
+                    labels[t],
+                    u8::from(classes.contains(&class)),
+                    "{name}@{q}, class {class}"
+                );
+                positives[t] += usize::from(labels[t]);
+            }
         }
     }
     assert!(
-        seen.iter().flatten().all(|&n| n > 50),
-        "every (even, ≥5) pair occurs: {seen:?}"
+        positives.iter().all(|&n| n > 10 && n < 390),
+        "every task takes both labels: {positives:?}"
     );
     // Fresh draws differ, the same seed repeats.
-    assert_eq!(data.draw(Pool::Test, 200, 11), set);
-    assert_ne!(data.draw(Pool::Test, 200, 12).labels, set.labels);
+    assert_eq!(data.draw(Pool::Test, 400, 11), set);
+    assert_ne!(data.draw(Pool::Test, 400, 12).labels, set.labels);
+}
+
+#[test]
+fn mnist_attributes_labels_are_the_quadrant_digits_attributes() {
+    let digits = common::shipped_digits();
+    let data = BenchmarkData::mnist_attributes(digits.clone());
+    let attributes: [(&str, &[u8]); 4] = [
+        ("even", &[0, 2, 4, 6, 8]),
+        ("ge5", &[5, 6, 7, 8, 9]),
+        ("prime", &[2, 3, 5, 7]),
+        ("loop", &[0, 6, 8, 9]),
+    ];
+    check_composite_labels(&data, digits, &attributes);
+}
+
+#[test]
+fn fashion_attributes_labels_are_the_quadrant_items_attributes() {
+    let items = comod::data::Digits::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion"),
+    )
+    .unwrap();
+    let data = BenchmarkData::fashion_attributes(items.clone());
+    // 0 T-shirt, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal, 6 shirt,
+    // 7 sneaker, 8 bag, 9 ankle boot.
+    let attributes: [(&str, &[u8]); 5] = [
+        ("footwear", &[5, 7, 9]),
+        ("top", &[0, 2, 4, 6]),
+        ("bag", &[8]),
+        ("trouser-dress", &[1, 3]),
+        ("long-sleeve", &[2, 4, 6]),
+    ];
+    check_composite_labels(&data, &items, &attributes);
+}
+
+/// The held-out splits of §8 are fixed, documented and disjoint from the
+/// pretraining tasks, and together they cover every task.
+#[test]
+fn held_out_splits_are_fixed_and_disjoint() {
+    let digits = common::shipped_digits();
+    let items = comod::data::Digits::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion"),
+    )
+    .unwrap();
+    let names = |data: &BenchmarkData, tasks: &[usize]| -> Vec<String> {
+        tasks.iter().map(|&t| data.tasks[t].clone()).collect()
+    };
+    let quadrants = |attrs: &[&str]| -> Vec<String> {
+        attrs
+            .iter()
+            .flat_map(|a| (0..4).map(move |q| format!("{a}@{q}")))
+            .collect()
+    };
+    for (data, held) in [
+        (
+            BenchmarkData::mnist_attributes(digits.clone()),
+            quadrants(&["prime", "loop"]),
+        ),
+        (
+            BenchmarkData::fashion_attributes(items),
+            quadrants(&["bag", "long-sleeve"]),
+        ),
+    ] {
+        assert_eq!(
+            names(&data, &data.held_out),
+            held,
+            "{}",
+            data.benchmark.name()
+        );
+        let pretraining = data.pretraining_tasks();
+        assert!(
+            pretraining.iter().all(|t| !data.held_out.contains(t)),
+            "disjoint"
+        );
+        assert_eq!(
+            pretraining.len() + data.held_out.len(),
+            data.task_count(),
+            "cover"
+        );
+        // `held-out` fine-tunes exactly the held-out tasks; `joint` every task.
+        assert_eq!(Transfer::HeldOut.pretraining_tasks(&data), pretraining);
+        assert_eq!(Transfer::HeldOut.finetuned_tasks(&data), data.held_out);
+        assert_eq!(
+            Transfer::Joint.pretraining_tasks(&data),
+            (0..data.task_count()).collect::<Vec<_>>()
+        );
+    }
 }

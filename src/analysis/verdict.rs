@@ -169,6 +169,13 @@ impl Judgement {
         }
     }
 
+    /// The judgement of a claim whose protocol leaves no method room to
+    /// gain (§8, `joint`): `not applicable`, whatever the numbers.
+    pub fn without_headroom(mut self) -> Judgement {
+        self.verdict = Verdict::NotApplicable;
+        self
+    }
+
     /// The judgement with Holm's adjusted p-value `p_holm` (§5), its
     /// verdict decided again on it.
     pub fn with_holm(mut self, p_holm: f64) -> Judgement {

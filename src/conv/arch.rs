@@ -162,6 +162,49 @@ impl ConvArch {
         Ok(arch)
     }
 
+    /// The architecture study's variant (§8): every conv stage's channels
+    /// times `width` (rounded, at least 1), modulated at its
+    /// `modulated_conv`-th conv stage (from 1; `None`: where it is).
+    pub fn variant(&self, width: f64, modulated_conv: Option<usize>) -> Result<ConvArch> {
+        if !(width.is_finite() && width > 0.0) {
+            return Err(Error::option("--width", width, "must be a positive factor"));
+        }
+        let convs: Vec<usize> = (self.stages.iter().enumerate())
+            .filter(|(_, s)| matches!(s, Stage::Conv { .. }))
+            .map(|(i, _)| i + 1)
+            .collect();
+        let modulated_stage = match modulated_conv {
+            None => Some(self.modulated_stage),
+            Some(k) => k.checked_sub(1).and_then(|k| convs.get(k)).copied(),
+        };
+        let Some(modulated_stage) = modulated_stage else {
+            return Err(Error::option(
+                "--modulated-conv",
+                modulated_conv.unwrap_or(0),
+                format!(
+                    "the network has {} conv stages (counted from 1)",
+                    convs.len()
+                ),
+            ));
+        };
+        let stages = (self.stages.iter())
+            .map(|&stage| match stage {
+                Stage::Conv { channels, kernel } => Stage::Conv {
+                    channels: ((channels as f64 * width).round() as usize).max(1),
+                    kernel,
+                },
+                other => other,
+            })
+            .collect();
+        let arch = ConvArch {
+            stages,
+            modulated_stage,
+            ..self.clone()
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+
     /// The format 2 JSON, one line.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an architecture always serialises")

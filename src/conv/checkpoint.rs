@@ -12,6 +12,7 @@ use crate::conv::arch::{ConvArch, Stage};
 use crate::conv::net::ConvNet;
 use crate::error::Result;
 use crate::io::tensors::{TensorData, TensorFile, write_tensors};
+use crate::train::transfer::Transfer;
 
 /// The `format` metadata of a convolutional checkpoint.
 pub const CONV_CHECKPOINT_FORMAT: &str = "comod-conv-1";
@@ -27,10 +28,25 @@ pub struct ConvProvenance {
     pub seed: u64,
     /// Epochs trained.
     pub epochs: usize,
-    /// Mean held-out accuracy over the heads at the end.
+    /// Mean held-out accuracy over the pretraining tasks' heads at the end.
     pub heldout_accuracy: f64,
     /// sha256 of the data.
     pub data_sha256: String,
+    /// The transfer protocol it was pretrained for: which tasks it saw
+    /// (checkpoints written before the protocols existed saw every task).
+    #[serde(default = "joint")]
+    pub transfer: Transfer,
+    /// The stopping target over the pretraining tasks; `None`: to
+    /// convergence (or the target was not recorded).
+    #[serde(default)]
+    pub target: Option<f64>,
+    /// The epoch cap.
+    #[serde(default)]
+    pub max_epochs: usize,
+}
+
+fn joint() -> Transfer {
+    Transfer::Joint
 }
 
 /// A loaded checkpoint.

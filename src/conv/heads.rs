@@ -2,8 +2,6 @@
 //! task, their cross-entropy (all heads in joint pretraining, one when a
 //! task is fine-tuned) and their answers.
 
-use std::ops::Range;
-
 use crate::conv::arch::HEAD_LOGITS;
 use crate::net::linalg::Real;
 
@@ -38,19 +36,60 @@ pub fn heads_loss<T: Real>(
     heads: Heads,
     dlogits: &mut [T],
 ) -> T {
+    match heads {
+        Heads::All => table_loss(logits, tasks, labels, 0..tasks, dlogits),
+        Heads::One(t) => {
+            let rows = logits.len() / (tasks * HEAD_LOGITS);
+            assert_eq!(labels.len(), rows, "one label per row");
+            loss_of(logits, tasks, t..t + 1, |b, _| labels[b], dlogits)
+        }
+    }
+}
+
+/// The loss of [`heads_loss`] over the heads `subset` only (the
+/// pretraining tasks of the `held-out` protocol, §8), labels `[rows,
+/// tasks]` of which only the subset's columns are read.
+pub fn subset_loss<T: Real>(
+    logits: &[T],
+    tasks: usize,
+    labels: &[u8],
+    subset: &[usize],
+    dlogits: &mut [T],
+) -> T {
+    table_loss(logits, tasks, labels, subset.iter().copied(), dlogits)
+}
+
+/// The loss of the heads `read` with labels `[rows, tasks]`.
+fn table_loss<T: Real>(
+    logits: &[T],
+    tasks: usize,
+    labels: &[u8],
+    read: impl Iterator<Item = usize> + Clone,
+    dlogits: &mut [T],
+) -> T {
+    assert_eq!(
+        labels.len() * HEAD_LOGITS,
+        logits.len(),
+        "labels [rows, tasks]"
+    );
+    loss_of(logits, tasks, read, |b, t| labels[b * tasks + t], dlogits)
+}
+
+/// The mean cross-entropy of the heads `read` (the same for every row),
+/// each row's label of head t given by `label(row, t)`.
+fn loss_of<T: Real>(
+    logits: &[T],
+    tasks: usize,
+    read: impl Iterator<Item = usize> + Clone,
+    label: impl Fn(usize, usize) -> u8,
+    dlogits: &mut [T],
+) -> T {
     let width = tasks * HEAD_LOGITS;
     let rows = logits.len() / width;
     assert_eq!(dlogits.len(), logits.len(), "dlogits size");
-    let (read, label): (Range<usize>, &dyn Fn(usize, usize) -> u8) = match heads {
-        Heads::All => (0..tasks, &|b, t| labels[b * tasks + t]),
-        Heads::One(t) => (t..t + 1, &|b, _| labels[b]),
-    };
-    assert_eq!(
-        labels.len(),
-        rows * read.len(),
-        "one label per row and head read"
-    );
-    let scale = T::ONE / T::from_f64((rows * read.len()) as f64);
+    let heads = read.clone().count();
+    assert!(heads > 0, "a loss reads at least one head");
+    let scale = T::ONE / T::from_f64((rows * heads) as f64);
     dlogits.fill(T::ZERO);
     let mut total = T::ZERO;
     for b in 0..rows {

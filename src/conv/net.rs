@@ -109,6 +109,19 @@ impl<T: Real> ConvNet<T> {
         net
     }
 
+    /// Replaces head `t` by a fresh one drawn from `seed` as [`ConvNet::init`]
+    /// draws the heads (weights U(±√(3/N)), biases 0): the start of a
+    /// held-out task under `held-out` (§8), the same for every method.
+    pub fn fresh_head(&mut self, t: usize, seed: u64) {
+        let mut rng = rng_for(seed, &["fresh-head".into()]);
+        let (weights, bias) = self.head_of(t);
+        let bound = (3.0 / self.arch.gated_size() as f64).sqrt();
+        for w in &mut self.params[weights] {
+            *w = T::from_f64(rng.random_range(-bound..bound));
+        }
+        self.params[bias].fill(T::ZERO);
+    }
+
     /// The architecture.
     pub fn arch(&self) -> &ConvArch {
         &self.arch
@@ -437,7 +450,7 @@ impl<T: Real> ConvNet<T> {
                             *d = T::ZERO;
                         }
                     }
-                    if s == modulated && depth == Depth::Coupling {
+                    if s == modulated && depth != Depth::All {
                         break;
                     }
                     let patch = kernel * kernel * inp.channels;

@@ -1,6 +1,7 @@
 //! The multi-task benchmarks of §8: their tasks, where their data come
 //! from, and the draws of examples a pretraining or a run makes.
-//! `mnist-attributes` is built on the shipped digits; CIFAR-100
+//! `mnist-attributes` is built on the shipped digits, `fashion-attributes`
+//! on the shipped Fashion-MNIST; CIFAR-100
 //! ([`crate::data::cifar`]) and CelebA ([`crate::data::celeba`]) are read
 //! from their own files.
 //!
@@ -30,17 +31,25 @@ use crate::rng::rng_for;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Benchmark {
-    /// Composites of four digits, 8 tasks: the digit in quadrant q is
-    /// even (tasks 0–3), is ≥ 5 (tasks 4–7).
+    /// Composites of four digits, 16 tasks: the digit in quadrant q is
+    /// even, is ≥ 5, is prime (2, 3, 5, 7), has a loop (0, 6, 8, 9);
+    /// `prime@q` and `loop@q` held out.
     MnistAttributes,
-    /// CIFAR-100, 20 tasks: the image is of coarse class k.
+    /// Composites of four Fashion-MNIST items, 20 tasks: the item in
+    /// quadrant q is footwear, a top, a bag, a trouser or dress, long
+    /// sleeved; `bag@q` and `long-sleeve@q` held out.
+    FashionAttributes,
+    /// CIFAR-100, 20 tasks: the image is of coarse class k; the last 5
+    /// held out.
     Cifar100,
-    /// CelebA, 40 tasks: its 40 binary attributes.
+    /// CelebA, 40 tasks: its 40 binary attributes; the last 10 of the
+    /// file's header held out.
     Celeba,
 }
 
 crate::named!(Benchmark {
     Benchmark::MnistAttributes => "mnist-attributes",
+    Benchmark::FashionAttributes => "fashion-attributes",
     Benchmark::Cifar100 => "cifar100",
     Benchmark::Celeba => "celeba",
 });
@@ -49,7 +58,7 @@ impl Benchmark {
     /// The built-in architecture that fits its images.
     pub fn default_arch(self) -> &'static str {
         match self {
-            Benchmark::MnistAttributes => "conv-mnist",
+            Benchmark::MnistAttributes | Benchmark::FashionAttributes => "conv-mnist",
             Benchmark::Cifar100 => "conv-cifar",
             Benchmark::Celeba => "conv-celeba",
         }
@@ -69,11 +78,13 @@ pub struct BenchmarkSource {
 
 impl BenchmarkSource {
     /// The benchmark's folder: the one given, or the shipped digits for
-    /// `mnist-attributes`; the others do not ship with comod.
+    /// `mnist-attributes` and Fashion-MNIST for `fashion-attributes`; the
+    /// others do not ship with comod.
     pub fn dir(&self) -> Result<PathBuf> {
         match (&self.data, self.benchmark) {
             (Some(dir), _) => Ok(dir.clone()),
             (None, Benchmark::MnistAttributes) => Ok(shipped_data_dir()),
+            (None, Benchmark::FashionAttributes) => Ok(shipped_data_dir().join("fashion")),
             (None, other) => Err(Error::option(
                 "--data",
                 "(none)",
@@ -117,6 +128,9 @@ pub struct BenchmarkData {
     pub shape: Shape,
     /// Task names, in head order.
     pub tasks: Vec<String>,
+    /// The held-out tasks of the `held-out` transfer protocol (§8), in
+    /// head order; the others are the pretraining tasks.
+    pub held_out: Vec<usize>,
     source: Source,
     sha256: String,
 }
@@ -130,6 +144,9 @@ impl BenchmarkData {
     pub fn load(benchmark: Benchmark, dir: &Path, limit: Option<usize>) -> Result<BenchmarkData> {
         match benchmark {
             Benchmark::MnistAttributes => Ok(BenchmarkData::mnist_attributes(Digits::load(dir)?)),
+            Benchmark::FashionAttributes => {
+                Ok(BenchmarkData::fashion_attributes(Digits::load(dir)?))
+            }
             Benchmark::Cifar100 => {
                 let train = load_cifar(&dir.join("train.bin"), limit)?;
                 let test = load_cifar(&dir.join("test.bin"), limit)?;
@@ -155,7 +172,7 @@ impl BenchmarkData {
     /// what a command writing beside them must not overwrite.
     pub fn files(benchmark: Benchmark, dir: &Path) -> Vec<PathBuf> {
         match benchmark {
-            Benchmark::MnistAttributes => idx_files(dir),
+            Benchmark::MnistAttributes | Benchmark::FashionAttributes => idx_files(dir),
             Benchmark::Cifar100 => vec![dir.join("train.bin"), dir.join("test.bin")],
             Benchmark::Celeba => vec![
                 dir.join("list_attr_celeba.txt"),
@@ -164,22 +181,41 @@ impl BenchmarkData {
         }
     }
 
-    /// The `mnist-attributes` benchmark on `digits`.
+    /// The `mnist-attributes` benchmark on `digits` (§8).
     pub fn mnist_attributes(digits: Digits) -> BenchmarkData {
-        let tasks = (0..QUADRANTS)
-            .map(|q| format!("even@{q}"))
-            .chain((0..QUADRANTS).map(|q| format!("ge5@{q}")))
+        BenchmarkData::composite(Benchmark::MnistAttributes, digits)
+    }
+
+    /// The `fashion-attributes` benchmark on Fashion-MNIST (§8).
+    pub fn fashion_attributes(items: Digits) -> BenchmarkData {
+        BenchmarkData::composite(Benchmark::FashionAttributes, items)
+    }
+
+    /// A benchmark of composites of `items`, one attribute task per
+    /// attribute and quadrant.
+    fn composite(benchmark: Benchmark, items: Digits) -> BenchmarkData {
+        let attributes = attributes(benchmark);
+        let tasks = attributes
+            .iter()
+            .flat_map(|a| (0..QUADRANTS).map(move |q| format!("{}@{q}", a.name)))
+            .collect();
+        let held_out = attributes
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.held_out)
+            .flat_map(|(i, _)| i * QUADRANTS..(i + 1) * QUADRANTS)
             .collect();
         BenchmarkData {
-            benchmark: Benchmark::MnistAttributes,
+            benchmark,
             shape: Shape {
                 channels: 1,
                 height: CANVAS_SIDE,
                 width: CANVAS_SIDE,
             },
             tasks,
-            sha256: digits.sha256().to_string(),
-            source: Source::Digits(Box::new(digits)),
+            held_out,
+            sha256: items.sha256().to_string(),
+            source: Source::Digits(Box::new(items)),
         }
     }
 
@@ -191,8 +227,13 @@ impl BenchmarkData {
         test: ByteImages,
     ) -> BenchmarkData {
         let sha256 = sha256_hex(&[&train.pixels, &train.labels, &test.pixels, &test.labels]);
+        let held = match benchmark {
+            Benchmark::Cifar100 => CIFAR_HELD_OUT,
+            _ => CELEBA_HELD_OUT,
+        };
         BenchmarkData {
             benchmark,
+            held_out: (tasks.len().saturating_sub(held)..tasks.len()).collect(),
             shape: Shape {
                 channels: 3,
                 height: side,
@@ -207,6 +248,14 @@ impl BenchmarkData {
     /// sha256 of the data as loaded (recorded with every result).
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// The pretraining tasks of the `held-out` protocol (§8): every task
+    /// not held out, in head order.
+    pub fn pretraining_tasks(&self) -> Vec<usize> {
+        (0..self.tasks.len())
+            .filter(|t| !self.held_out.contains(t))
+            .collect()
     }
 
     /// Number of tasks.
@@ -233,7 +282,7 @@ impl BenchmarkData {
     /// new composites of the digits, or a seeded draw of the stored split.
     pub fn draw(&self, pool: Pool, n: usize, seed: u64) -> Images {
         match &self.source {
-            Source::Digits(digits) => composites(digits, pool, n, seed),
+            Source::Digits(digits) => composites(self.benchmark, digits, pool, n, seed),
             Source::Fixed { train, test } => {
                 let stored = if pool == Pool::Train { train } else { test };
                 let count = stored.labels.len() / self.tasks.len();
@@ -309,24 +358,75 @@ impl BenchmarkData {
     }
 }
 
-/// `n` `mnist-attributes` composites: a digit in every quadrant, with
-/// the background noise of §1; labels even@q then ≥5@q.
-fn composites(digits: &Digits, pool: Pool, n: usize, seed: u64) -> Images {
-    let set = CompositeSet::generate(digits, CompositeKind::Filled, pool, n, seed, NOISE_STD);
+/// CIFAR-100's held-out tasks: its last 5 coarse classes (§8).
+pub const CIFAR_HELD_OUT: usize = 5;
+/// CelebA's held-out tasks: the last 10 attributes of the file's header (§8).
+pub const CELEBA_HELD_OUT: usize = 10;
+
+/// One attribute of a composite benchmark's items (§8): a task per quadrant.
+#[derive(Clone, Copy, Debug)]
+pub struct Attribute {
+    /// Its name, the task's before `@q`.
+    pub name: &'static str,
+    /// The item classes that have it.
+    pub classes: &'static [u8],
+    /// Held out of pretraining under `held-out`.
+    pub held_out: bool,
+}
+
+const fn attribute(name: &'static str, classes: &'static [u8], held_out: bool) -> Attribute {
+    Attribute {
+        name,
+        classes,
+        held_out,
+    }
+}
+
+/// The attributes of `mnist-attributes`, in task order (§8).
+pub const MNIST_ATTRIBUTES: [Attribute; 4] = [
+    attribute("even", &[0, 2, 4, 6, 8], false),
+    attribute("ge5", &[5, 6, 7, 8, 9], false),
+    attribute("prime", &[2, 3, 5, 7], true),
+    attribute("loop", &[0, 6, 8, 9], true),
+];
+
+/// The attributes of `fashion-attributes`, in task order (§8). Classes:
+/// 0 T-shirt/top, 1 trouser, 2 pullover, 3 dress, 4 coat, 5 sandal,
+/// 6 shirt, 7 sneaker, 8 bag, 9 ankle boot.
+pub const FASHION_ATTRIBUTES: [Attribute; 5] = [
+    attribute("footwear", &[5, 7, 9], false),
+    attribute("top", &[0, 2, 4, 6], false),
+    attribute("bag", &[8], true),
+    attribute("trouser-dress", &[1, 3], false),
+    attribute("long-sleeve", &[2, 4, 6], true),
+];
+
+/// The attributes of a composite benchmark (none for the others).
+pub fn attributes(benchmark: Benchmark) -> &'static [Attribute] {
+    match benchmark {
+        Benchmark::MnistAttributes => &MNIST_ATTRIBUTES,
+        Benchmark::FashionAttributes => &FASHION_ATTRIBUTES,
+        Benchmark::Cifar100 | Benchmark::Celeba => &[],
+    }
+}
+
+/// `n` composites of `benchmark`'s items: an item in every quadrant, with
+/// the background noise of §1; labels `[n, tasks]`, attribute-major (the
+/// first attribute in quadrants 0–3, then the next).
+fn composites(benchmark: Benchmark, items: &Digits, pool: Pool, n: usize, seed: u64) -> Images {
+    let set = CompositeSet::generate(items, CompositeKind::Filled, pool, n, seed, NOISE_STD);
+    let attributes = attributes(benchmark);
     let labels = set
         .sources
         .iter()
         .flat_map(|sources| {
-            let classes: Vec<u8> = sources.iter().map(|&s| digits.label(s)).collect();
-            let even = classes
-                .iter()
-                .map(|c| u8::from(c % 2 == 0))
-                .collect::<Vec<_>>();
-            let high = classes
-                .iter()
-                .map(|&c| u8::from(c >= 5))
-                .collect::<Vec<_>>();
-            even.into_iter().chain(high)
+            let classes: Vec<u8> = sources.iter().map(|&s| items.label(s)).collect();
+            attributes.iter().flat_map(move |a| {
+                classes
+                    .clone()
+                    .into_iter()
+                    .map(move |c| u8::from(a.classes.contains(&c)))
+            })
         })
         .collect();
     Images {

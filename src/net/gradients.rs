@@ -10,6 +10,9 @@ pub enum Depth {
     Readout,
     /// The coupling c of the modulated layer only: the modulation methods.
     Coupling,
+    /// The coupling c and the readout's weights and biases: the
+    /// modulation methods on a held-out task with a fresh head (§8).
+    CouplingAndReadout,
     /// Every weight and bias, and the coupling: pretraining, `retrain`,
     /// and the trace of §7.
     All,

@@ -493,6 +493,7 @@ impl<T: Real> Model<T> {
         let (lowest_weight, coupling) = match targets {
             Depth::Readout => (depth, false),
             Depth::Coupling => (depth + 1, true),
+            Depth::CouplingAndReadout => (depth, true),
             Depth::All => (1, true),
         };
         // dA_l is needed down to the lowest trained layer, or to ℓ + 1 for dc;

@@ -223,61 +223,85 @@ fn median_start(table: &BTreeMap<TaskId, BTreeMap<Method, TaskMetrics>>, method:
     )
 }
 
-/// The method claims (§5 (b), (c), and the headline on final accuracy)
-/// judged on one cell's `records`, in Holm family `family` (`None`:
-/// exploratory).
+/// One method claim: its label, the metric, X, Y and the direction of
+/// "X beats Y".
+pub type MethodClaim = (&'static str, Metric, Method, Method, Direction);
+
+/// The paper's method claims (§5 (b), (c), and the headline on final
+/// accuracy).
+pub const PAPER_CLAIMS: [MethodClaim; 5] = [
+    (
+        "(b) Fig. 2C",
+        Metric::Slope,
+        Method::Stochastic,
+        Method::Deterministic,
+        Direction::Greater,
+    ),
+    (
+        "(b) Fig. 2C",
+        Metric::Slope,
+        Method::Deterministic,
+        Method::Retrain,
+        Direction::Greater,
+    ),
+    (
+        "(c) Fig. 2D",
+        Metric::Criterion,
+        Method::Stochastic,
+        Method::Deterministic,
+        Direction::Less,
+    ),
+    (
+        "(c) Fig. 2D",
+        Metric::Criterion,
+        Method::Deterministic,
+        Method::Retrain,
+        Direction::Less,
+    ),
+    (
+        "headline",
+        Metric::Final,
+        Method::Stochastic,
+        Method::Deterministic,
+        Direction::Greater,
+    ),
+];
+
+/// The head-only baseline of a held-out task (§8): does learning the
+/// coupling add to learning the fresh head alone?
+pub const HEAD_ONLY_CLAIMS: [MethodClaim; 2] = [
+    (
+        "head-only",
+        Metric::Final,
+        Method::Stochastic,
+        Method::RetrainLast,
+        Direction::Greater,
+    ),
+    (
+        "head-only",
+        Metric::Final,
+        Method::Deterministic,
+        Method::RetrainLast,
+        Direction::Greater,
+    ),
+];
+
+/// `claims` judged on one cell's `records`, in Holm family `family`
+/// (`None`: exploratory).
 pub fn method_claims<A: Architecture>(
     records: &[Record<A>],
     setting: &str,
     family: Option<&str>,
+    claims: &[MethodClaim],
 ) -> Vec<ClaimRow> {
-    use Direction::*;
-    use Method::*;
     let table = per_task(records);
     let repeats = repeats(records);
-    let claims = [
-        (
-            "(b) Fig. 2C",
-            Metric::Slope,
-            Stochastic,
-            Deterministic,
-            Greater,
-        ),
-        (
-            "(b) Fig. 2C",
-            Metric::Slope,
-            Deterministic,
-            Retrain,
-            Greater,
-        ),
-        (
-            "(c) Fig. 2D",
-            Metric::Criterion,
-            Stochastic,
-            Deterministic,
-            Less,
-        ),
-        (
-            "(c) Fig. 2D",
-            Metric::Criterion,
-            Deterministic,
-            Retrain,
-            Less,
-        ),
-        (
-            "headline",
-            Metric::Final,
-            Stochastic,
-            Deterministic,
-            Greater,
-        ),
-    ];
     claims
-        .into_iter()
-        .map(|(claim, metric, x, y, direction)| {
+        .iter()
+        .map(|&(claim, metric, x, y, direction)| {
             let sign = match direction {
-                Greater => ">",
-                Less => "<",
+                Direction::Greater => ">",
+                Direction::Less => "<",
             };
             ClaimRow {
                 starts: Some((median_start(&table, x), median_start(&table, y))),

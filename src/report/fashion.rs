@@ -16,7 +16,7 @@ use crate::net::arch::DEFAULT_PRESET;
 use crate::pretrained::pretrained;
 use crate::report::Sweeps;
 use crate::report::analyses::Section;
-use crate::report::claims::{PRIMARY, method_claims};
+use crate::report::claims::{PAPER_CLAIMS, PRIMARY, method_claims};
 use crate::report::markdown;
 use crate::report::plan::{Cell, pretrain_options};
 use crate::train::{Frozen, Method, general_accuracy};
@@ -78,7 +78,7 @@ pub(crate) fn fashion_section(
     let setting = format!("{}; Fashion-MNIST", markdown::setting(cell));
     let family = format!("{PRIMARY}: Fashion-MNIST");
     let mut section = Section::default();
-    for mut row in method_claims(&records, &setting, Some(&family)) {
+    for mut row in method_claims(&records, &setting, Some(&family), &PAPER_CLAIMS) {
         row.claim = format!("Fashion {}", row.claim);
         section.claims.push(row);
     }

@@ -4,8 +4,10 @@
 //! protocol, and writes `report.md` with its figures beside it.
 
 pub mod analyses;
+pub mod architecture;
 pub mod claims;
 pub mod fashion;
+pub mod headroom;
 pub mod markdown;
 pub mod multitask;
 pub mod plan;
@@ -27,7 +29,7 @@ use crate::net::linalg::serial_products;
 use crate::observer::Observer;
 use crate::pretrained::pretrained;
 use crate::report::analyses::{Section, Variant, VariantSeed, fig2a, fig2efgh, fig3, fig4};
-use crate::report::claims::{ClaimRow, PRIMARY, correct_families, method_claims};
+use crate::report::claims::{ClaimRow, PAPER_CLAIMS, PRIMARY, correct_families, method_claims};
 use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
 use crate::rng::derive_seed;
 use crate::sweep::completeness::{as_unsharded, completeness};
@@ -331,7 +333,12 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     let mut sections: Vec<(String, Section)> = Vec::new();
     for (cell, records) in &cell_records {
         let family = cell.is_primary().then_some(PRIMARY);
-        claims.extend(method_claims(records, &markdown::setting(cell), family));
+        claims.extend(method_claims(
+            records,
+            &markdown::setting(cell),
+            family,
+            &PAPER_CLAIMS,
+        ));
     }
     for (path, records) in options.also.iter().zip(&also) {
         let first = &records[0];
@@ -349,7 +356,12 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
         // that is the primary cell's (§5), else exploratory.
         let primary = plan::is_primary(config.reading, config.readout, config.protocol);
         let family = primary.then(|| format!("{PRIMARY}: {}", path.display()));
-        claims.extend(method_claims(records, &setting, family.as_deref()));
+        claims.extend(method_claims(
+            records,
+            &setting,
+            family.as_deref(),
+            &PAPER_CLAIMS,
+        ));
     }
     let main_records = &cell_records[0].1;
     let main_setting = markdown::setting(&main_cell);

@@ -3,6 +3,7 @@
 //! repeats of each scale.
 
 use crate::data::Task;
+use crate::data::benchmark::Benchmark;
 use crate::sweep::plan::{FULL_REPEATS, reproduction_tasks};
 use crate::train::PretrainOptions;
 use crate::train::config::FinetuneConfig;
@@ -89,6 +90,32 @@ impl Scale {
     pub fn variant_seeds(self) -> usize {
         match self {
             Scale::Full => FULL_VARIANT_SEEDS,
+            Scale::Quick | Scale::Smoke => 1,
+        }
+    }
+
+    /// The protocols of the §8 cells: `online`, and at full scale
+    /// `dataset` as well.
+    pub fn multitask_protocols(self) -> Vec<Protocol> {
+        match self {
+            Scale::Full => vec![Protocol::Online, Protocol::Dataset(DatasetOptions::DEFAULT)],
+            Scale::Quick | Scale::Smoke => vec![Protocol::Online],
+        }
+    }
+
+    /// The benchmarks of the §8 architecture study: both shipped ones at
+    /// full scale, `mnist-attributes` otherwise.
+    pub fn architecture_benchmarks(self) -> &'static [Benchmark] {
+        match self {
+            Scale::Full => &crate::report::multitask::BENCHMARKS,
+            Scale::Quick | Scale::Smoke => &[Benchmark::MnistAttributes],
+        }
+    }
+
+    /// Repeats per task of each §8 architecture variant.
+    pub fn architecture_repeats(self) -> usize {
+        match self {
+            Scale::Full => FULL_REPEATS,
             Scale::Quick | Scale::Smoke => 1,
         }
     }

@@ -3,6 +3,7 @@
 //! checked against each other, and the configuration every record carries.
 //! The command line, the report and library callers set sweeps up here.
 
+use crate::train::Transfer;
 use std::path::Path;
 
 use crate::conv::ConvArch;
@@ -93,6 +94,8 @@ pub struct BenchmarkSweep {
     pub data: BenchmarkData,
     /// What every record carries.
     pub config: SweepConfig<ConvArch>,
+    /// The protocol the checkpoint was pretrained for (§8).
+    pub transfer: Transfer,
 }
 
 impl BenchmarkSweep {
@@ -112,13 +115,15 @@ impl BenchmarkSweep {
     /// Reads the checkpoint at `checkpoint` (of `comod multitask
     /// pretrain`) and the benchmark of `source` for a sweep with
     /// `finetune` and `master_seed` into `out`, which may be neither; the
-    /// checkpoint must have been pretrained on that benchmark's tasks.
+    /// checkpoint must have been pretrained on that benchmark's tasks, for
+    /// `transfer` when given. Its protocol decides the runs (§8): under
+    /// `held-out` each starts from a fresh head that every method trains.
     pub fn open(
         checkpoint: &Path,
         source: &BenchmarkSource,
         out: &Path,
-        finetune: FinetuneConfig,
-        master_seed: u64,
+        mut finetune: FinetuneConfig,
+        (master_seed, transfer): (u64, Option<Transfer>),
     ) -> Result<BenchmarkSweep> {
         finetune.validate()?;
         let dir = source.dir()?;
@@ -165,6 +170,20 @@ impl BenchmarkSweep {
                 ),
             ));
         }
+        if let Some(transfer) = transfer
+            && transfer != provenance.transfer
+        {
+            return Err(Error::data(
+                checkpoint,
+                format!(
+                    "was pretrained for --transfer {}, not {}",
+                    provenance.transfer.name(),
+                    transfer.name()
+                ),
+            ));
+        }
+        let transfer = provenance.transfer;
+        finetune.fresh_readout = transfer.fresh_head();
         let frozen = Frozen::new(loaded.net);
         (frozen.net.arch())
             .check_fits(data.benchmark.name(), data.shape, data.task_count())
@@ -180,20 +199,30 @@ impl BenchmarkSweep {
             frozen,
             data,
             config,
+            transfer,
         })
     }
 
-    /// The tasks `list` names: `all`, or comma-separated task names of the
-    /// benchmark, each once.
+    /// The tasks `list` names: `all` (the tasks the protocol fine-tunes:
+    /// the held-out ones under `held-out`), or comma-separated names of
+    /// such tasks, each once.
     pub fn tasks(&self, list: &str) -> Result<Vec<usize>> {
+        let finetuned = self.transfer.finetuned_tasks(&self.data);
         if list.trim() == "all" {
-            return Ok((0..self.data.task_count()).collect());
+            return Ok(finetuned);
         }
         let mut tasks = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let t = self.data.task_index(name)?;
             if tasks.contains(&t) {
                 return Err(Error::option("--tasks", name, "is listed twice"));
+            }
+            if !finetuned.contains(&t) {
+                return Err(Error::option(
+                    "--tasks",
+                    name,
+                    "is a pretraining task of this held-out checkpoint; only the held-out tasks are fine-tuned",
+                ));
             }
             tasks.push(t);
         }

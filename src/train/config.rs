@@ -61,6 +61,11 @@ pub struct FinetuneConfig {
     /// What is learned for the coupling (§3).
     #[serde(default)]
     pub coupling_param: CouplingParam,
+    /// Every run starts from a fresh readout that every method trains (§8,
+    /// `held-out`; the multi-task benchmarks only): the modulation methods
+    /// train it beside c, at `retrain-last`'s rate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh_readout: bool,
 }
 
 impl FinetuneConfig {
@@ -81,6 +86,7 @@ impl FinetuneConfig {
         gain_modulator_mean: None,
         compensation: Compensation::None,
         coupling_param: CouplingParam::Linear,
+        fresh_readout: false,
     };
 
     /// μ of the samples drawn for a gain estimate (§3).

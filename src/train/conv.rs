@@ -190,7 +190,8 @@ impl Network for ConvNet<f32> {
         let arch = self.arch();
         let forward = arch.forward_macs();
         let backward = match depth {
-            Depth::Coupling => 2 * arch.macs_from(arch.modulated_stage),
+            // The head's weight gradient is computed on every pass.
+            Depth::Coupling | Depth::CouplingAndReadout => 2 * arch.macs_from(arch.modulated_stage),
             Depth::All => 2 * forward,
             Depth::Readout => 2 * arch.logits() * arch.gated_size(),
         };
@@ -336,7 +337,9 @@ impl Network for ConvNet<f32> {
     fn evaluation_flops(&self, depth: Depth) -> f64 {
         let arch = self.arch();
         match depth {
-            Depth::Coupling => 2.0 * arch.macs_from(arch.scaling_stage()) as f64,
+            Depth::Coupling | Depth::CouplingAndReadout => {
+                2.0 * arch.macs_from(arch.scaling_stage()) as f64
+            }
             Depth::Readout => 4.0 * arch.gated_size() as f64,
             Depth::All => 2.0 * arch.forward_macs() as f64,
         }

@@ -1,11 +1,11 @@
-//! Joint pretraining of a multi-task network's shared backbone and all
-//! its heads (§8): mean cross-entropy over the heads, fresh training
-//! examples every epoch, until the held-out mean accuracy over tasks
-//! reaches a target or the epochs run out; and the heads' accuracies.
+//! Pretraining of a multi-task network's shared backbone and heads (§8):
+//! mean cross-entropy over the heads of the pretraining tasks (every task
+//! under `joint`, the ones not held out under `held-out`), fresh training
+//! examples every epoch, until the held-out mean accuracy over those tasks
+//! reaches a target, or (no target) stops improving, or the epochs run
+//! out; and the heads' accuracies.
 
-use crate::conv::heads::Heads;
-use crate::conv::heads::head_correct;
-use crate::conv::heads::heads_loss;
+use crate::conv::heads::{head_correct, subset_loss};
 use crate::conv::net::EVAL_ROWS;
 use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ConvArch, ConvNet};
@@ -15,6 +15,7 @@ use crate::data::images::Images;
 use crate::error::{Error, Result};
 use crate::net::{Adam, Depth};
 use crate::rng::derive_seed;
+use crate::train::transfer::Transfer;
 
 /// Settings of a multi-task pretraining.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,13 +28,23 @@ pub struct MultitaskPretrainOptions {
     pub batch: usize,
     /// Adam's learning rate.
     pub lr: f32,
-    /// Stop once the held-out mean accuracy over tasks reaches this.
-    pub target: f64,
+    /// Stop once the held-out mean accuracy over the pretraining tasks
+    /// reaches this; `None`: train to convergence ([`PLATEAU_EPOCHS`]).
+    pub target: Option<f64>,
     /// Held-out examples.
     pub heldout: usize,
     /// Seed of the initialisation and the data.
     pub seed: u64,
+    /// Which tasks are pretrained (§8).
+    pub transfer: Transfer,
 }
+
+/// Convergence without a target (§8, `joint`): training stops once the
+/// held-out mean accuracy has not exceeded its best by [`PLATEAU_GAIN`]
+/// for this many epochs.
+pub const PLATEAU_EPOCHS: usize = 3;
+/// The smallest gain in held-out mean accuracy that counts as progress.
+pub const PLATEAU_GAIN: f64 = 0.002;
 
 /// Most examples per epoch, and most held-out examples, of joint
 /// pretraining: a CIFAR-sized set of 32×32×3 images is 3 KiB each, so a
@@ -41,17 +52,18 @@ pub struct MultitaskPretrainOptions {
 pub const MAX_EXAMPLES: usize = 1_000_000;
 
 impl MultitaskPretrainOptions {
-    /// The defaults: up to 30 epochs of 4000 examples in batches of 50 at
-    /// learning rate 1e-3, stopping at a held-out mean accuracy of 0.9
-    /// on 1000 examples.
+    /// The defaults: `held-out`, to convergence ([`PLATEAU_EPOCHS`]) on
+    /// 1000 held-out examples, up to 30 epochs of 4000 examples in batches
+    /// of 50 at learning rate 1e-3.
     pub const DEFAULT: MultitaskPretrainOptions = MultitaskPretrainOptions {
         max_epochs: 30,
         examples: 4000,
         batch: 50,
         lr: 1e-3,
-        target: 0.9,
+        target: None,
         heldout: 1000,
         seed: 0,
+        transfer: Transfer::HeldOut,
     };
 
     /// Checks the settings, naming the flag at fault.
@@ -87,8 +99,10 @@ impl MultitaskPretrainOptions {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::option("--lr", self.lr, "must be a positive number"));
         }
-        if !(0.0..=1.0).contains(&self.target) {
-            return Err(Error::option("--target", self.target, "must lie in [0, 1]"));
+        if let Some(target) = self.target
+            && !(0.0..=1.0).contains(&target)
+        {
+            return Err(Error::option("--target", target, "must lie in [0, 1]"));
         }
         Ok(())
     }
@@ -101,27 +115,47 @@ pub struct MultitaskEpoch {
     pub epoch: usize,
     /// Mean training loss.
     pub loss: f64,
-    /// Held-out accuracy per task.
+    /// Held-out accuracy per task (every head, trained or not).
     pub accuracy: Vec<f64>,
+    /// Mean held-out accuracy over the pretraining tasks.
+    pub mean: f64,
 }
 
 impl MultitaskEpoch {
-    /// Mean held-out accuracy over tasks.
+    /// Mean held-out accuracy over the pretraining tasks.
     pub fn mean_accuracy(&self) -> f64 {
-        self.accuracy.iter().sum::<f64>() / self.accuracy.len() as f64
+        self.mean
     }
 }
 
-/// Pretrains a fresh network of `arch` on all of `data`'s tasks jointly;
-/// `on_epoch` sees each epoch as it ends. Same seed, same network, on any
-/// number of threads (§6).
+/// Pretrains a fresh network of `arch` on `data`'s pretraining tasks of
+/// `options.transfer` (§8): the loss reads only their labels, so a
+/// held-out task's labels never reach the network. `on_epoch` sees each
+/// epoch as it ends. Same seed, same network, on any number of threads
+/// (§6).
 pub fn pretrain_multitask(
     data: &BenchmarkData,
     arch: &ConvArch,
     options: &MultitaskPretrainOptions,
     on_epoch: &mut dyn FnMut(&MultitaskEpoch),
 ) -> Result<(ConvNet<f32>, Vec<MultitaskEpoch>)> {
+    let tasks = options.transfer.pretraining_tasks(data);
+    pretrain_on(data, arch, &tasks, options, on_epoch)
+}
+
+/// Pretrains a fresh network of `arch` on `data`'s tasks `pretrained`
+/// only (their labels alone reach the loss; a single task: the
+/// single-task network of the `joint` headroom, §8), stopping by the
+/// mean held-out accuracy over them as `options` says.
+pub fn pretrain_on(
+    data: &BenchmarkData,
+    arch: &ConvArch,
+    pretrained: &[usize],
+    options: &MultitaskPretrainOptions,
+    on_epoch: &mut dyn FnMut(&MultitaskEpoch),
+) -> Result<(ConvNet<f32>, Vec<MultitaskEpoch>)> {
     options.validate()?;
+    assert!(!pretrained.is_empty(), "at least one task is pretrained");
     arch.check_fits(data.benchmark.name(), data.shape, data.task_count())?;
     let mut net = ConvNet::<f32>::init(arch, options.seed);
     let heldout = data.draw(
@@ -134,7 +168,7 @@ pub fn pretrain_multitask(
     let mut grads = net.zero_grads();
     let mut dlogits = Vec::new();
     let (tasks, len) = (arch.tasks, arch.input.len());
-    let mut epochs = Vec::new();
+    let mut epochs: Vec<MultitaskEpoch> = Vec::new();
     for epoch in 1..=options.max_epochs {
         let set = data.draw(
             Pool::Train,
@@ -149,7 +183,7 @@ pub fn pretrain_multitask(
             let labels = &set.labels[rows.start * tasks..rows.end * tasks];
             net.forward(&mut ws, images, options.batch, None, None);
             dlogits.resize(ws.logits().len(), 0.0);
-            let loss = heads_loss(ws.logits(), tasks, labels, Heads::All, &mut dlogits);
+            let loss = subset_loss(ws.logits(), tasks, labels, pretrained, &mut dlogits);
             if !loss.is_finite() {
                 return Err(Error::option(
                     "--lr",
@@ -166,19 +200,38 @@ pub fn pretrain_multitask(
             adam.step(&mut net.params, &grads.params);
         }
         let accuracy = task_accuracies(&net, &heldout, tasks);
+        let mean = pretrained.iter().map(|&t| accuracy[t]).sum::<f64>() / pretrained.len() as f64;
         let stats = MultitaskEpoch {
             epoch,
             loss: total / batches as f64,
             accuracy,
+            mean,
         };
         on_epoch(&stats);
-        let done = stats.mean_accuracy() >= options.target;
+        let done = match options.target {
+            Some(target) => mean >= target,
+            None => plateaued(&epochs, mean),
+        };
         epochs.push(stats);
         if done {
             break;
         }
     }
     Ok((net, epochs))
+}
+
+/// Whether an epoch reaching `mean` ends a pretraining without a target:
+/// the best of the last [`PLATEAU_EPOCHS`] epochs (this one included)
+/// gains less than [`PLATEAU_GAIN`] over the best before them.
+fn plateaued(before: &[MultitaskEpoch], mean: f64) -> bool {
+    let recent = PLATEAU_EPOCHS - 1;
+    if before.len() < PLATEAU_EPOCHS {
+        return false;
+    }
+    let (earlier, last) = before.split_at(before.len() - recent);
+    let best_before = earlier.iter().map(|e| e.mean).fold(f64::MIN, f64::max);
+    let best_recent = last.iter().map(|e| e.mean).fold(mean, f64::max);
+    best_recent < best_before + PLATEAU_GAIN
 }
 
 /// The held-out accuracy of every head of `net` on `set` (modulation

@@ -106,7 +106,7 @@ pub fn learner<'a, N: Network>(
     seed: u64,
 ) -> Box<dyn Learner<N> + 'a> {
     match method.trains() {
-        Depth::Coupling => Box::new(ModulationLearner::new(
+        Depth::Coupling | Depth::CouplingAndReadout => Box::new(ModulationLearner::new(
             method, frozen, config, readout, seed,
         )),
         Depth::All | Depth::Readout => {
@@ -167,9 +167,12 @@ fn check_gain(gain: &[f32]) -> Result<(), Fault> {
     Ok(())
 }
 
-/// `stochastic` and `deterministic`: train c of the shared frozen network.
+/// `stochastic` and `deterministic`: train c of the shared frozen network
+/// (and, for a task with a fresh head, that head, §8).
 pub struct ModulationLearner<'a, N: Network> {
     frozen: &'a Frozen<N>,
+    /// Under a fresh readout (§8, `held-out`): the readout trained beside c.
+    readout: Option<ReadoutTraining<N>>,
     modulation: Modulation<f32>,
     /// Under `--coupling-param square` (§3): what is trained instead of c.
     root: Option<SquareCoupling>,
@@ -178,6 +181,62 @@ pub struct ModulationLearner<'a, N: Network> {
     /// L1 plus the cross-entropy's gradient of what is trained.
     grad: Vec<f32>,
     common: Common<N>,
+}
+
+/// The readout a modulation method trains beside c (§8, `held-out`): a
+/// copy of the frozen network whose readout changes, what of it is
+/// trained, and its own optimiser at the readout's rate (`retrain-last`'s,
+/// so that every method trains the head alike).
+struct ReadoutTraining<N: Network> {
+    frozen: Frozen<N>,
+    ranges: Vec<ParamRange>,
+    adam: Adam,
+}
+
+impl<N: Network> ReadoutTraining<N> {
+    fn new(frozen: &Frozen<N>, config: &FinetuneConfig, readout: N::Readout) -> Self {
+        let ranges = frozen.net.trained_params(Depth::Readout, readout);
+        let len = ranges.iter().map(|p| p.range.len()).sum();
+        ReadoutTraining {
+            frozen: Frozen::new(frozen.net.clone()),
+            adam: Adam::new(len, Method::RetrainLast.learning_rate(&config.lr)),
+            ranges,
+        }
+    }
+
+    /// λ‖w‖₁ on the readout's weights, then one Adam step of its values.
+    fn step(&mut self, grads: &mut [f32], lambda: f32) {
+        let params = self.frozen.net.params_mut();
+        for p in self.ranges.iter().filter(|p| p.weights) {
+            l1_backward(
+                &params[p.range.clone()],
+                lambda,
+                &mut grads[p.range.clone()],
+            );
+        }
+        let ranges: Vec<_> = self.ranges.iter().map(|p| p.range.clone()).collect();
+        self.adam.step_ranges(params, grads, &ranges);
+        self.frozen.plan = self.frozen.net.plan();
+    }
+
+    /// The readout's values, in parameter order.
+    fn values(&self) -> impl Iterator<Item = &f32> {
+        let params = self.frozen.net.params();
+        self.ranges
+            .iter()
+            .flat_map(move |p| params[p.range.clone()].iter())
+    }
+
+    /// Puts back values taken by [`ReadoutTraining::values`].
+    fn restore(&mut self, values: &[f32]) {
+        let params = self.frozen.net.params_mut();
+        let mut at = 0;
+        for p in &self.ranges {
+            params[p.range.clone()].copy_from_slice(&values[at..at + p.range.len()]);
+            at += p.range.len();
+        }
+        self.frozen.plan = self.frozen.net.plan();
+    }
 }
 
 /// The non-negative coupling c = w² (§3): w is trained.
@@ -210,7 +269,13 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
         seed: u64,
     ) -> Self {
         let net = &frozen.net;
-        let common = Common::new(method, net, config, readout, net.coupling_len());
+        let mut common = Common::new(method, net, config, readout, net.coupling_len());
+        let readout_training = config
+            .fresh_readout
+            .then(|| ReadoutTraining::new(frozen, config, readout));
+        if readout_training.is_some() {
+            common.step_flops = net.step_flops(config.batch_size, Depth::CouplingAndReadout);
+        }
         let mut rng = rng_for(seed, &["coupling".into()]);
         let modulation = Modulation {
             coupling: (0..net.coupling_len())
@@ -225,12 +290,19 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
             .then(|| GainEstimator::new(frozen, config, seed));
         ModulationLearner {
             frozen,
+            readout: readout_training,
             grad: vec![0.0; net.coupling_len()],
             modulation,
             root,
             gain,
             common,
         }
+    }
+
+    /// The network as evaluated: the frozen one, or its copy with the
+    /// readout being trained.
+    fn evaluated(&self) -> &Frozen<N> {
+        self.readout.as_ref().map_or(self.frozen, |r| &r.frozen)
     }
 
     fn estimate_gain(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
@@ -249,14 +321,21 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
 
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
-        let grads = self.frozen.net.gradients(
+        let (net, depth) = match &self.readout {
+            None => (&self.frozen.net, Depth::Coupling),
+            Some(r) => (&r.frozen.net, Depth::CouplingAndReadout),
+        };
+        let grads = net.gradients(
             &mut c.trainer,
             batch,
             Some(&self.modulation),
             c.m,
             c.readout,
-            Depth::Coupling,
+            depth,
         )?;
+        if let Some(readout) = &mut self.readout {
+            readout.step(&mut grads.params, c.lambda);
+        }
         match &mut self.root {
             None => {
                 l1_backward(&self.modulation.coupling, c.lambda, &mut grads.coupling);
@@ -280,8 +359,9 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
     fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault> {
         let c = &mut self.common;
         c.flops += set.len() as f64 * c.evaluation_flops;
+        let evaluated = self.readout.as_ref().map_or(self.frozen, |r| &r.frozen);
         let logits = N::evaluate_modulated(
-            self.frozen,
+            evaluated,
             &mut c.evaluator,
             set,
             &self.modulation,
@@ -290,22 +370,23 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
         )?;
         Ok(Evaluation {
             logits,
-            network: &self.frozen.net,
+            network: &evaluated.net,
             readout: c.readout,
         })
     }
 
     fn network(&self) -> &N {
-        &self.frozen.net
+        &self.evaluated().net
     }
 
     fn snapshot(&self) -> Snapshot {
+        let coupling = self
+            .root
+            .as_ref()
+            .map_or(&self.modulation.coupling, |root| &root.w);
+        let readout = self.readout.iter().flat_map(|r| r.values());
         Snapshot {
-            trained: self
-                .root
-                .as_ref()
-                .map_or(&self.modulation.coupling, |root| &root.w)
-                .clone(),
+            trained: coupling.iter().chain(readout).copied().collect(),
             gain: self
                 .gain
                 .as_ref()
@@ -314,10 +395,14 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) {
+        let (coupling, readout) = snapshot.trained.split_at(self.modulation.coupling.len());
+        if let Some(r) = &mut self.readout {
+            r.restore(readout);
+        }
         match &mut self.root {
-            None => self.modulation.coupling.copy_from_slice(&snapshot.trained),
+            None => self.modulation.coupling.copy_from_slice(coupling),
             Some(root) => {
-                root.w.copy_from_slice(&snapshot.trained);
+                root.w.copy_from_slice(coupling);
                 root.write_coupling(&mut self.modulation.coupling);
             }
         }

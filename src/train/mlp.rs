@@ -114,7 +114,7 @@ impl Network for Model<f32> {
         let modulation = modulation.unwrap_or(&trainer.off);
         // Only the coupling's steps may start from the frozen F(a_ℓ).
         match (depth, batch.activity) {
-            (Depth::Coupling, Some(activity)) => {
+            (Depth::Coupling | Depth::CouplingAndReadout, Some(activity)) => {
                 self.forward_from(ws, modulation, self.arch().modulated_layer, activity, m)
             }
             _ => self.forward(ws, modulation, batch.inputs, m),
@@ -204,7 +204,7 @@ impl Network for Model<f32> {
 
     fn evaluation_flops(&self, depth: Depth) -> f64 {
         let from = match depth {
-            Depth::Coupling => self.arch().modulated_layer + 1,
+            Depth::Coupling | Depth::CouplingAndReadout => self.arch().modulated_layer + 1,
             Depth::All => 1,
             Depth::Readout => self.arch().depth(),
         };

@@ -23,6 +23,7 @@ pub mod run;
 pub mod study;
 pub mod switching;
 pub mod trace;
+pub mod transfer;
 
 pub use config::FinetuneConfig;
 pub use evaluate::{PairAccuracy, general_accuracy, pair_accuracy};
@@ -32,3 +33,4 @@ pub use options::{Reading, ReadoutKind};
 pub use pretrain::{EpochStats, PretrainOptions, PretrainReport, Pretrainer, pretrain};
 pub use run::{RunOutcome, TaskData, finetune};
 pub use study::{BenchmarkTasks, DigitTasks, Study};
+pub use transfer::Transfer;

@@ -142,6 +142,7 @@ impl Reading {
             gain_modulator_mean: explicit.gain_modulator_mean.or(preset.gain_modulator_mean),
             compensation: explicit.compensation.unwrap_or(preset.compensation),
             coupling_param: explicit.coupling_param.unwrap_or(preset.coupling_param),
+            fresh_readout: preset.fresh_readout,
         }
     }
 }

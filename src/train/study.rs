@@ -57,8 +57,21 @@ pub trait Study: Sync {
         master_seed: u64,
     ) -> Result<Examples>;
 
-    /// One run: its training examples, then [`finetune`].
-    #[allow(clippy::too_many_arguments)]
+    /// The network the runs of `task`, `repeat` start from when it is not
+    /// the frozen one: a fresh readout under `config` (§8, `held-out`).
+    /// The test set's cache holds the activity below the readout only, so
+    /// it serves such a start too.
+    fn fresh_start(
+        &self,
+        _task: Self::Task,
+        _repeat: usize,
+        _config: &FinetuneConfig,
+        _master_seed: u64,
+    ) -> Option<Self::Net> {
+        None
+    }
+
+    /// One run: its training examples and start, then [`finetune`].
     fn run(
         &self,
         task: Self::Task,
@@ -69,7 +82,10 @@ pub trait Study: Sync {
     ) -> Result<RunOutcome> {
         config.validate()?;
         let train = self.training(task, repeat, seed, config, master_seed)?;
-        finetune(self.frozen(), data, train, method, config, seed)
+        match self.fresh_start(task, repeat, config, master_seed) {
+            Some(net) => finetune(&Frozen::new(net), data, train, method, config, seed),
+            None => finetune(self.frozen(), data, train, method, config, seed),
+        }
     }
 }
 
@@ -196,6 +212,20 @@ impl BenchmarkTasks<'_> {
     fn name(&self, t: usize) -> &str {
         &self.data.tasks[t]
     }
+
+    /// The pretrained network with a fresh head for task `t`, as the runs
+    /// of `t`, `repeat` start from it under a fresh readout (§8,
+    /// `held-out`): seeded by the master seed, the task and the repeat, so
+    /// every method starts from the same head.
+    pub fn fresh_head(&self, t: usize, repeat: usize, master_seed: u64) -> ConvNet<f32> {
+        let mut net = self.frozen.net.clone();
+        let seed = derive_seed(
+            master_seed,
+            &[self.name(t).into(), repeat.into(), "head".into()],
+        );
+        net.fresh_head(t, seed);
+        net
+    }
 }
 
 impl Study for BenchmarkTasks<'_> {
@@ -243,5 +273,17 @@ impl Study for BenchmarkTasks<'_> {
             .data
             .draw_task(t, Pool::Train, config.training_examples(), seed)?;
         Ok(self.examples(images, t))
+    }
+
+    fn fresh_start(
+        &self,
+        t: usize,
+        repeat: usize,
+        config: &FinetuneConfig,
+        master_seed: u64,
+    ) -> Option<ConvNet<f32>> {
+        config
+            .fresh_readout
+            .then(|| self.fresh_head(t, repeat, master_seed))
     }
 }

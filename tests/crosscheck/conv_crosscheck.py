@@ -36,9 +36,13 @@ from safetensors.numpy import load_file, save_file
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WINDOW = [(0, 0), (0, 1), (1, 0), (1, 1)]
 
-# The built-in architecture of mnist-attributes first, then random ones.
+# The built-in architecture of mnist-attributes first, then the report's
+# architecture-study variant modulated at its second conv stage (widths x2),
+# then random ones.
 FIXED = [dict(input=[1, 28, 28], stages=[("conv", 8, 3), ("maxpool",), ("conv", 16, 3), ("maxpool",), ("dense", 128)],
-              tasks=8, modulated=1)]
+              tasks=16, modulated=1),
+         dict(input=[1, 28, 28], stages=[("conv", 16, 3), ("maxpool",), ("conv", 32, 3), ("maxpool",), ("dense", 128)],
+              tasks=16, modulated=3)]
 
 
 def random_spec(rng):
