@@ -143,7 +143,7 @@ done
 
 echo "5. a multi-task sweep as an array"
 comod multitask pretrain --out "$work/mt/ck.safetensors" --epochs 2 >/dev/null
-mt="multitask sweep --checkpoint $work/mt/ck.safetensors --tasks even@0,ge5@3 --repeats 2 $small"
+mt="multitask sweep --checkpoint $work/mt/ck.safetensors --tasks prime@0,loop@3 --repeats 2 $small"
 sbatch --wait --array=0-1 --cpus-per-task=1 --output="$work/mt-%a.out" \
   --wrap "comod $mt --shards 2 --out '$work/mt/shard-{shard}.jsonl'" >/dev/null
 comod merge "$work/mt/merged.jsonl" "$work"/mt/shard-*.jsonl
