@@ -6,6 +6,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use comod::analysis::{FileSummary, SummaryFiles};
+use comod::bench::peak::BURSTS;
 use comod::bench::{BenchLine, throughput};
 use comod::kernel::Body;
 use comod::kernel::workload::SAMPLES;
@@ -97,18 +98,22 @@ pub fn print_sweep(report: &SweepReport, out: &Path) {
         );
     } else {
         let rate = throughput(report.flops, report.seconds);
+        let peak = format!(
+            "the FMA peak ({} threads, {}: {:.1} GFLOP/s, the highest of {} readings this process took, at sweep starts and ends, each the fastest of {BURSTS} bursts)",
+            rate.threads, rate.isa, rate.peak_gflops, rate.readings
+        );
+        let versus = match rate.ratio() {
+            Some(ratio) => format!("= {:.0} % of {peak}", 100.0 * ratio),
+            None => format!("above {peak}: every peak reading was disturbed, no ratio is quoted"),
+        };
         println!(
-            "{} runs ({} already in the file, {} run now) in {:.1} s: {:.2} TFLOP, {:.1} GFLOP/s = {:.0} % of the FMA peak measured now ({} threads, {}: {:.1} GFLOP/s); {:.3} s per run",
+            "{} runs ({} already in the file, {} run now) in {:.1} s: {:.2} TFLOP, {:.1} GFLOP/s {versus}; {:.3} s per run",
             report.planned,
             report.resumed,
             report.run,
             report.seconds,
             report.flops / 1e12,
             rate.gflops,
-            100.0 * rate.gflops / rate.peak_gflops,
-            rate.threads,
-            rate.isa,
-            rate.peak_gflops,
             report.seconds / report.run.max(1) as f64
         );
     }

@@ -17,7 +17,7 @@ use crate::kernel::workload::WORKLOADS;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::Isa;
 use crate::train::Method;
-use peak::fma_peak;
+use peak::{PeakReading, fma_peak, peak_reading};
 /// Side of the square matrices of the SGEMM peak.
 pub const PEAK_SIDE: usize = 1024;
 /// Most seconds of timed runs per workload `comod bench` accepts.
@@ -315,29 +315,49 @@ pub fn run_bench(
 }
 
 /// A measured rate beside the FMA peak of the instruction set the kernel
-/// runs, at the pool's thread count, measured now (for the closing line
-/// of a sweep).
+/// runs, at the pool's thread count: the highest reading this process
+/// took, at the sweep's start and end among them (for the closing line of
+/// a sweep).
 #[derive(Clone, Copy, Debug)]
 pub struct Throughput {
     /// GFLOP/s achieved.
     pub gflops: f64,
     /// The FMA peak, GFLOP/s.
     pub peak_gflops: f64,
+    /// Readings the peak is the highest of.
+    pub readings: usize,
     /// The instruction set of the peak (the one the kernel runs).
     pub isa: Isa,
     /// Threads of the pool.
     pub threads: usize,
 }
 
-/// The rate of `flops` done in `seconds` beside the FMA peak.
+/// Takes an FMA-peak reading of the kernel's instruction set at the
+/// pool's thread count (a sweep does when it starts; [`throughput`] when
+/// it ends).
+pub fn read_peak() -> PeakReading {
+    peak_reading(Body::detect().isa(), rayon::current_num_threads())
+}
+
+/// The rate of `flops` done in `seconds` beside the FMA peak: one more
+/// reading now, and the highest of this process's readings.
 pub fn throughput(flops: f64, seconds: f64) -> Throughput {
-    let threads = rayon::current_num_threads();
-    let isa = Body::detect().isa();
+    let peak = read_peak();
     Throughput {
         gflops: flops / seconds.max(1e-9) / 1e9,
-        peak_gflops: fma_peak(isa, threads).gflops,
-        isa,
-        threads,
+        peak_gflops: peak.gflops,
+        readings: peak.readings,
+        isa: Body::detect().isa(),
+        threads: rayon::current_num_threads(),
+    }
+}
+
+impl Throughput {
+    /// The rate as a fraction of the peak, or `None` when it exceeds it:
+    /// then every peak reading was disturbed, and no ratio is quoted.
+    pub fn ratio(&self) -> Option<f64> {
+        let ratio = self.gflops / self.peak_gflops;
+        (ratio <= 1.0).then_some(ratio)
     }
 }
 
