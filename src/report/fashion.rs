@@ -14,11 +14,11 @@ use crate::error::Result;
 use crate::net::Arch;
 use crate::net::arch::DEFAULT_PRESET;
 use crate::pretrained::pretrained;
-use crate::report::Sweeps;
 use crate::report::analyses::Section;
 use crate::report::claims::{PAPER_CLAIMS, PRIMARY, method_claims};
 use crate::report::markdown;
 use crate::report::plan::{Cell, pretrain_options};
+use crate::report::{Sweeps, checkpoint_path};
 use crate::train::{Frozen, Method, general_accuracy};
 
 /// The section's title.
@@ -47,11 +47,11 @@ pub(crate) fn fashion_section(
     figures: &Path,
 ) -> Result<Option<Section>> {
     let (options, observer) = (sweeps.options, sweeps.observer);
-    let checkpoint = options
-        .out
-        .join("checkpoints")
-        .join(options.scale.name())
-        .join("fashion-pretrained.safetensors");
+    let checkpoint = checkpoint_path(
+        &options.out,
+        options.scale,
+        "fashion-pretrained.safetensors",
+    );
     let pretrain_options = pretrain_options(options.scale, options.seed);
     observer.stage("pretrain fashion");
     let arch = Arch::preset(DEFAULT_PRESET, 1)?;

@@ -21,9 +21,9 @@ use crate::data::{Pool, TaskId};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
 use crate::observer::Observer;
-use crate::report::ReportOptions;
 use crate::report::claims::ClaimRow;
 use crate::report::multitask::{pretrain_options, task_id};
+use crate::report::{ReportOptions, checkpoint_path};
 use crate::rng::derive_seed;
 use crate::sweep::record::{Architecture, Record};
 use crate::train::joint::{pretrain_on, task_accuracies};
@@ -198,9 +198,8 @@ pub fn headroom(
 ) -> Result<Headroom> {
     let pretrain = pretrain_options(options, Transfer::Joint);
     let key = (options.seed, data.sha256().to_string(), pretrain.max_epochs);
-    let path = (options.out.join("checkpoints"))
-        .join(options.scale.name())
-        .join(format!("headroom-{}.json", data.benchmark.name()));
+    let file = format!("headroom-{}.json", data.benchmark.name());
+    let path = checkpoint_path(&options.out, options.scale, &file);
     let wanted: Vec<TaskId> = tasks.iter().map(|&t| task_id(data, t)).collect();
     if let Some(found) = std::fs::read(&path)
         .ok()

@@ -79,6 +79,12 @@ pub struct ReportOutcome {
     pub seconds: f64,
 }
 
+/// The report's file `file` of the networks it pretrains (checkpoints,
+/// the headroom table) at `scale` in `out`.
+pub(crate) fn checkpoint_path(out: &Path, scale: Scale, file: &str) -> PathBuf {
+    out.join("checkpoints").join(scale.name()).join(file)
+}
+
 /// The results file of sweep `name` at `scale` in `out`, for `shard`.
 pub(crate) fn results_path(out: &Path, scale: Scale, name: &str, shard: Shard) -> PathBuf {
     let dir = out.join("runs").join(scale.name());
@@ -231,7 +237,7 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     let also = read_also(&options.also)?;
     for dir in [
         options.out.join("runs").join(options.scale.name()),
-        options.out.join("checkpoints").join(options.scale.name()),
+        checkpoint_path(&options.out, options.scale, ""),
         figures.clone(),
     ] {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -276,11 +282,8 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
             let (frozen, path) = if variant == ("paper3", 1) && k == 0 {
                 (Frozen::new(base.net.clone()), checkpoint.clone())
             } else {
-                let path = options
-                    .out
-                    .join("checkpoints")
-                    .join(options.scale.name())
-                    .join(format!("{name}{suffix}.safetensors"));
+                let file = format!("{name}{suffix}.safetensors");
+                let path = checkpoint_path(&options.out, options.scale, &file);
                 let seed = match k {
                     0 => options.seed,
                     _ => derive_seed(options.seed, &["variant seed".into(), (k as u64).into()]),

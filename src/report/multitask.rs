@@ -24,13 +24,13 @@ use crate::report::architecture::architecture_study;
 use crate::report::claims::{ClaimRow, HEAD_ONLY_CLAIMS, PAPER_CLAIMS, method_claims};
 use crate::report::headroom::{Gain, Headroom, headroom};
 use crate::report::plan::Scale;
-use crate::report::{ReportOptions, join_shards, results_path};
+use crate::report::{ReportOptions, checkpoint_path, join_shards, results_path};
 use crate::sweep::record::{Record, SweepConfig};
 use crate::sweep::store::read_results;
 use crate::sweep::{SweepSpec, run_sweep};
 use crate::train::joint::MultitaskPretrainOptions;
 use crate::train::options::Protocol;
-use crate::train::{BenchmarkTasks, FinetuneConfig, Frozen, Method, Reading, Transfer};
+use crate::train::{BenchmarkTasks, Frozen, Method, Reading, Transfer};
 
 /// The section's title.
 pub const TITLE: &str = "§8: multi-task transfer (mnist-attributes, fashion-attributes)";
@@ -61,9 +61,8 @@ pub fn pretrain(
     transfer: Transfer,
     observer: &dyn Observer,
 ) -> Result<Pretrained> {
-    let checkpoint = (options.out.join("checkpoints"))
-        .join(options.scale.name())
-        .join(format!("{name}.safetensors"));
+    let file = format!("{name}.safetensors");
+    let checkpoint = checkpoint_path(&options.out, options.scale, &file);
     let pretrain_options = pretrain_options(options, transfer);
     let (net, provenance) = pretrained_conv(&checkpoint, arch, data, &pretrain_options, observer)?;
     Ok(Pretrained {
@@ -103,10 +102,7 @@ pub fn sweep_cell(
         join_shards::<ConvArch>(&path, options.partial)?;
     }
     observer.stage(&format!("sweep {name}"));
-    let finetune = FinetuneConfig {
-        fresh_readout: transfer.fresh_head(),
-        ..options.scale.trim(Reading::Spec.under(protocol))
-    };
+    let finetune = transfer.finetune(options.scale.trim(Reading::Spec.under(protocol)));
     let config = SweepConfig::new(
         &pretrained.checkpoint,
         pretrained.net.arch().clone(),
@@ -249,13 +245,13 @@ fn repeats_of(protocol: Protocol, repeats: usize) -> usize {
 /// The claims of `transfer` on `records`, the rows marked §8, in Holm
 /// family `family`: the five method claims, and under `held-out` the
 /// head-only ones; under `joint` all `not applicable` when no method has
-/// room to gain ([`Gain`]).
+/// room to gain, with that [`Gain`].
 fn protocol_claims(
     records: &[Record<ConvArch>],
     setting: &str,
     transfer: Transfer,
     family: Option<&str>,
-) -> Vec<ClaimRow> {
+) -> (Vec<ClaimRow>, Option<Gain>) {
     let tasks: BTreeSet<_> = records.iter().map(|r| &r.task).collect();
     let setting = format!("{setting}, {} tasks", tasks.len());
     let claims: Vec<_> = match transfer {
@@ -265,13 +261,14 @@ fn protocol_claims(
         Transfer::Joint => PAPER_CLAIMS.to_vec(),
     };
     let mut rows = method_claims(records, &setting, family, &claims);
-    if transfer == Transfer::Joint {
-        Gain::of(records).apply(&mut rows);
+    let gain = (transfer == Transfer::Joint).then(|| Gain::of(records));
+    if let Some(gain) = &gain {
+        gain.apply(&mut rows);
     }
     for row in &mut rows {
         row.claim = format!("§8 {}", row.claim);
     }
-    rows
+    (rows, gain)
 }
 
 /// Each protocol's primary sample (§8): its `online` runs on both shipped
@@ -283,15 +280,14 @@ fn pooled_claims(section: &mut Section, pooled: &BTreeMap<Transfer, Vec<Record<C
     for (&transfer, records) in pooled {
         let family = format!("§8 {}", transfer.name());
         let setting = format!("§8 {} online, both shipped benchmarks", transfer.name());
-        section
-            .claims
-            .extend(protocol_claims(records, &setting, transfer, Some(&family)));
-        if transfer == Transfer::Joint {
+        let (rows, gain) = protocol_claims(records, &setting, transfer, Some(&family));
+        section.claims.extend(rows);
+        if let Some(gain) = gain {
             let _ = write!(
                 section.text,
                 "\n**Both benchmarks, `joint` (the protocol's primary sample).**"
             );
-            section.text += &Gain::of(records).sentence();
+            section.text += &gain.sentence();
         }
     }
 }
@@ -314,9 +310,8 @@ fn cell_part(
     );
     // Exploratory: each protocol's primary sample pools both benchmarks
     // ([`pooled_claims`]).
-    let rows = protocol_claims(records, &format!("§8 {name}"), transfer, None);
+    let (rows, gain) = protocol_claims(records, &format!("§8 {name}"), transfer, None);
     section.claims.extend(rows);
-    let gain = (transfer == Transfer::Joint).then(|| Gain::of(records));
     let file = format!(
         "multitask_{}_{}_{}.png",
         data.benchmark.name(),

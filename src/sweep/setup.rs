@@ -122,7 +122,7 @@ impl BenchmarkSweep {
         checkpoint: &Path,
         source: &BenchmarkSource,
         out: &Path,
-        mut finetune: FinetuneConfig,
+        finetune: FinetuneConfig,
         (master_seed, transfer): (u64, Option<Transfer>),
     ) -> Result<BenchmarkSweep> {
         finetune.validate()?;
@@ -183,7 +183,7 @@ impl BenchmarkSweep {
             ));
         }
         let transfer = provenance.transfer;
-        finetune.fresh_readout = transfer.fresh_head();
+        let finetune = transfer.finetune(finetune);
         let frozen = Frozen::new(loaded.net);
         (frozen.net.arch())
             .check_fits(data.benchmark.name(), data.shape, data.task_count())

@@ -9,6 +9,8 @@
 //! `stochastic`), [`RetrainLearner`] trains a copy of the network's weights
 //! (all of them, or the readout's).
 
+use std::ops::Range;
+
 use rand::RngExt;
 
 use crate::net::layers::l1_backward;
@@ -183,30 +185,27 @@ pub struct ModulationLearner<'a, N: Network> {
     common: Common<N>,
 }
 
-/// The readout a modulation method trains beside c (§8, `held-out`): a
-/// copy of the frozen network whose readout changes, what of it is
-/// trained, and its own optimiser at the readout's rate (`retrain-last`'s,
-/// so that every method trains the head alike).
-struct ReadoutTraining<N: Network> {
-    frozen: Frozen<N>,
+/// What a learner trains of a network's flat parameters (§4): the ranges,
+/// each marked when it holds weights (under the L1 term), with their
+/// spans prepared once for Adam.
+struct TrainedParams {
     ranges: Vec<ParamRange>,
-    adam: Adam,
+    spans: Vec<Range<usize>>,
 }
 
-impl<N: Network> ReadoutTraining<N> {
-    fn new(frozen: &Frozen<N>, config: &FinetuneConfig, readout: N::Readout) -> Self {
-        let ranges = frozen.net.trained_params(Depth::Readout, readout);
-        let len = ranges.iter().map(|p| p.range.len()).sum();
-        ReadoutTraining {
-            frozen: Frozen::new(frozen.net.clone()),
-            adam: Adam::new(len, Method::RetrainLast.learning_rate(&config.lr)),
-            ranges,
-        }
+impl TrainedParams {
+    fn new(ranges: Vec<ParamRange>) -> TrainedParams {
+        let spans = ranges.iter().map(|p| p.range.clone()).collect();
+        TrainedParams { ranges, spans }
     }
 
-    /// λ‖w‖₁ on the readout's weights, then one Adam step of its values.
-    fn step(&mut self, grads: &mut [f32], lambda: f32) {
-        let params = self.frozen.net.params_mut();
+    /// Values trained.
+    fn len(&self) -> usize {
+        self.spans.iter().map(Range::len).sum()
+    }
+
+    /// λ‖w‖₁ on the weights, then one Adam step of every trained value.
+    fn step(&self, adam: &mut Adam, params: &mut [f32], grads: &mut [f32], lambda: f32) {
         for p in self.ranges.iter().filter(|p| p.weights) {
             l1_backward(
                 &params[p.range.clone()],
@@ -214,27 +213,62 @@ impl<N: Network> ReadoutTraining<N> {
                 &mut grads[p.range.clone()],
             );
         }
-        let ranges: Vec<_> = self.ranges.iter().map(|p| p.range.clone()).collect();
-        self.adam.step_ranges(params, grads, &ranges);
+        adam.step_ranges(params, grads, &self.spans);
+    }
+
+    /// The trained values of `params`, in parameter order.
+    fn values<'p>(&'p self, params: &'p [f32]) -> impl Iterator<Item = &'p f32> {
+        self.spans
+            .iter()
+            .flat_map(move |r| params[r.clone()].iter())
+    }
+
+    /// Puts back values taken by [`TrainedParams::values`].
+    fn restore(&self, params: &mut [f32], values: &[f32]) {
+        let mut at = 0;
+        for r in &self.spans {
+            params[r.clone()].copy_from_slice(&values[at..at + r.len()]);
+            at += r.len();
+        }
+    }
+}
+
+/// The readout a modulation method trains beside c (§8, `held-out`): a
+/// copy of the frozen network whose readout changes, and its own
+/// optimiser at the readout's rate (`retrain-last`'s, so that every method
+/// trains the head alike).
+struct ReadoutTraining<N: Network> {
+    frozen: Frozen<N>,
+    trained: TrainedParams,
+    adam: Adam,
+}
+
+impl<N: Network> ReadoutTraining<N> {
+    fn new(frozen: &Frozen<N>, config: &FinetuneConfig, readout: N::Readout) -> Self {
+        let trained = TrainedParams::new(frozen.net.trained_params(Depth::Readout, readout));
+        ReadoutTraining {
+            frozen: Frozen::new(frozen.net.clone()),
+            adam: Adam::new(trained.len(), Method::RetrainLast.learning_rate(&config.lr)),
+            trained,
+        }
+    }
+
+    /// One step of the readout; its network's fast paths are prepared
+    /// again (free for the convolutional network, whose plan is empty).
+    fn step(&mut self, grads: &mut [f32], lambda: f32) {
+        let params = self.frozen.net.params_mut();
+        self.trained.step(&mut self.adam, params, grads, lambda);
         self.frozen.plan = self.frozen.net.plan();
     }
 
     /// The readout's values, in parameter order.
     fn values(&self) -> impl Iterator<Item = &f32> {
-        let params = self.frozen.net.params();
-        self.ranges
-            .iter()
-            .flat_map(move |p| params[p.range.clone()].iter())
+        self.trained.values(self.frozen.net.params())
     }
 
     /// Puts back values taken by [`ReadoutTraining::values`].
     fn restore(&mut self, values: &[f32]) {
-        let params = self.frozen.net.params_mut();
-        let mut at = 0;
-        for p in &self.ranges {
-            params[p.range.clone()].copy_from_slice(&values[at..at + p.range.len()]);
-            at += p.range.len();
-        }
+        self.trained.restore(self.frozen.net.params_mut(), values);
         self.frozen.plan = self.frozen.net.plan();
     }
 }
@@ -427,7 +461,7 @@ pub struct RetrainLearner<N: Network> {
     net: N,
     off: Modulation<f32>,
     /// What is trained, in parameter order.
-    trained: Vec<ParamRange>,
+    trained: TrainedParams,
     depth: Depth,
     common: Common<N>,
 }
@@ -435,10 +469,9 @@ pub struct RetrainLearner<N: Network> {
 impl<N: Network> RetrainLearner<N> {
     fn new(method: Method, frozen: &N, config: &FinetuneConfig, readout: N::Readout) -> Self {
         let depth = method.trains();
-        let trained = frozen.trained_params(depth, readout);
-        let len = trained.iter().map(|p| p.range.len()).sum();
+        let trained = TrainedParams::new(frozen.trained_params(depth, readout));
         RetrainLearner {
-            common: Common::new(method, frozen, config, readout, len),
+            common: Common::new(method, frozen, config, readout, trained.len()),
             off: Modulation::off(frozen),
             net: frozen.clone(),
             trained,
@@ -448,10 +481,7 @@ impl<N: Network> RetrainLearner<N> {
 
     /// The trained values, in parameter order.
     fn trained_values(&self) -> impl Iterator<Item = &f32> {
-        let params = self.net.params();
-        self.trained
-            .iter()
-            .flat_map(move |p| params[p.range.clone()].iter())
+        self.trained.values(self.net.params())
     }
 }
 
@@ -484,15 +514,7 @@ impl<N: Network> Learner<N> for RetrainLearner<N> {
                 }
             };
         let params = self.net.params_mut();
-        for p in self.trained.iter().filter(|p| p.weights) {
-            l1_backward(
-                &params[p.range.clone()],
-                c.lambda,
-                &mut grads.params[p.range.clone()],
-            );
-        }
-        let ranges: Vec<_> = self.trained.iter().map(|p| p.range.clone()).collect();
-        c.adam.step_ranges(params, &grads.params, &ranges);
+        (self.trained).step(&mut c.adam, params, &mut grads.params, c.lambda);
         c.flops += c.step_flops;
         Ok(())
     }
@@ -522,12 +544,7 @@ impl<N: Network> Learner<N> for RetrainLearner<N> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) {
-        let params = self.net.params_mut();
-        let mut at = 0;
-        for p in &self.trained {
-            params[p.range.clone()].copy_from_slice(&snapshot.trained[at..at + p.range.len()]);
-            at += p.range.len();
-        }
+        (self.trained).restore(self.net.params_mut(), &snapshot.trained);
     }
 
     fn modulation(&self) -> &Modulation<f32> {

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::data::benchmark::BenchmarkData;
+use crate::train::config::FinetuneConfig;
 
 /// How a multi-task network is pretrained and then fine-tuned (§8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -45,5 +46,14 @@ impl Transfer {
     /// Whether each run starts from a fresh head that every method trains.
     pub fn fresh_head(self) -> bool {
         self == Transfer::HeldOut
+    }
+
+    /// `config` as this protocol fine-tunes: with a fresh readout under
+    /// `held-out`.
+    pub fn finetune(self, config: FinetuneConfig) -> FinetuneConfig {
+        FinetuneConfig {
+            fresh_readout: self.fresh_head(),
+            ..config
+        }
     }
 }
