@@ -2,6 +2,7 @@
 //! layer forward/backward pairs, the modulation of a task, Adam.
 
 pub mod adam;
+pub mod few_rows;
 pub mod arch;
 pub mod gradients;
 pub mod layers;
