@@ -225,6 +225,7 @@ unsafe fn add_squares_f64(
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
     let k = tile.k;
     tile.check(ROWS);
+    assert_eq!(tile.panels, 1, "the AVX2 body's dense tiles have one panel");
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     let mut c = [[0.0f32; PANEL]; ROWS];
     for row in c.iter_mut() {

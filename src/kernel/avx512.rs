@@ -288,44 +288,85 @@ pub(super) unsafe fn modulated_group(
     }
 }
 
-/// One tile of [`super::dense::dense_forward`]: 12 rows × 16 neurons,
-/// out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
+/// One tile of [`super::dense::dense_forward`]: 12 rows × 16 neurons per
+/// panel (one or two panels), out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
 /// chain of FMAs from zero, as `matrixmultiply` computes it (see there).
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+    // SAFETY: AVX-512F guaranteed by the caller.
+    unsafe {
+        match tile.panels {
+            2 => dense_tile_panels::<2>(tile, out, layout),
+            _ => dense_tile_panels::<1>(tile, out, layout),
+        }
+    }
+}
+
+/// [`dense_tile`] on `P` panels: 12 rows × 16·P neurons, the sums of the
+/// chunks kept in memory between chunks (the registers hold one chunk's
+/// 12·P chains).
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn dense_tile_panels<const P: usize>(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
     let k = tile.k;
     tile.check(ROWS);
+    assert_eq!(tile.panels, P, "the tile's panel count");
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
-    // SAFETY (loads): bounds checked above.
-    let mut c = [unsafe { _mm512_loadu_ps(tile.bias.as_ptr()) }; ROWS];
+    let mut c = [[[0.0f32; PANEL]; P]; ROWS];
+    for row in c.iter_mut() {
+        for (h, lanes) in row.iter_mut().enumerate() {
+            lanes.copy_from_slice(&tile.bias[h * PANEL..(h + 1) * PANEL]);
+        }
+    }
     for start in (0..k).step_by(CHUNK) {
-        let mut acc = [[_mm512_setzero_ps(); 1]; ROWS];
-        // SAFETY: inputs start..end < k of the 12 rows and of the panel are in bounds (checked).
-        unsafe { chain::<1>(a, panel, 0, start..k.min(start + CHUNK), &mut acc) };
-        for (c, [acc]) in c.iter_mut().zip(acc) {
-            *c = _mm512_add_ps(*c, acc);
+        let mut acc = [[_mm512_setzero_ps(); P]; ROWS];
+        // SAFETY: inputs start..end < k of the 12 rows and of the P panels
+        // (each k·16 apart) are in bounds (checked).
+        unsafe { chain::<P>(a, panel, k * PANEL, start..k.min(start + CHUNK), &mut acc) };
+        for (row, acc) in c.iter_mut().zip(&acc) {
+            for (lanes, &acc) in row.iter_mut().zip(acc) {
+                // SAFETY: `lanes` holds 16 floats.
+                unsafe {
+                    let p = lanes.as_mut_ptr();
+                    _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), acc));
+                }
+            }
         }
     }
     let zero = _mm512_setzero_ps();
-    // SAFETY: 16 factors asserted above.
-    let scale = tile.scale.map(|s| unsafe { _mm512_loadu_ps(s.as_ptr()) });
-    let mut rows = [[0.0f32; PANEL]; ROWS];
-    for (row, &c) in rows.iter_mut().zip(&c) {
-        let mut h = if tile.exp {
-            exp16(c)
-        } else {
-            _mm512_max_ps(c, zero)
-        };
-        if let Some(scale) = scale {
-            h = _mm512_mul_ps(h, scale);
+    for h in 0..P {
+        // SAFETY: 16·P factors checked above.
+        let scale = tile
+            .scale
+            .map(|s| unsafe { _mm512_loadu_ps(s.as_ptr().add(h * PANEL)) });
+        let mut rows = [[0.0f32; PANEL]; ROWS];
+        for (row, c) in rows.iter_mut().zip(&c) {
+            // SAFETY: `c[h]` and `row` hold 16 floats.
+            unsafe {
+                let c = _mm512_loadu_ps(c[h].as_ptr());
+                let mut v = if tile.exp {
+                    exp16(c)
+                } else {
+                    _mm512_max_ps(c, zero)
+                };
+                if let Some(scale) = scale {
+                    v = _mm512_mul_ps(v, scale);
+                }
+                _mm512_storeu_ps(row.as_mut_ptr(), v);
+            }
         }
-        // SAFETY: `row` holds 16 floats.
-        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), h) };
+        let width = (tile.width - h * PANEL).min(PANEL);
+        let offset = match layout {
+            Output::Packed => h * PANEL * PACK,
+            Output::Rows(_) => h * PANEL,
+        };
+        layout.write(&rows, width, &mut out[offset..]);
     }
-    layout.write(&rows, tile.width, out);
 }
 
 impl Tiles for Avx512 {

@@ -109,13 +109,15 @@ pub(super) struct DenseTile<'a> {
     pub a: &'a [f32],
     /// Inputs per row.
     pub k: usize,
-    /// One panel, `[k][16]`.
+    /// The tile's panels one after the other, each `[k][16]`.
     pub panel: &'a [f32],
-    /// Its 16 biases.
+    /// Panels of the tile (the AVX-512 body takes two, the AVX2 body one).
+    pub panels: usize,
+    /// Their 16 biases each.
     pub bias: &'a [f32],
-    /// Its 16 factors, if any.
+    /// Their 16 factors each, if any.
     pub scale: Option<&'a [f32]>,
-    /// Neurons of the panel that exist.
+    /// Neurons of the panels that exist.
     pub width: usize,
     /// e^x, else ReLU.
     pub exp: bool,
@@ -130,13 +132,18 @@ impl DenseTile<'_> {
             k > 0 && rows <= PACK && (k - 1) * PACK + rows <= self.a.len(),
             "tile rows out of bounds"
         );
+        let lanes = self.panels * PANEL;
         assert!(
-            k * PANEL <= self.panel.len() && self.bias.len() >= PANEL,
+            self.panels >= 1 && k * lanes <= self.panel.len() && self.bias.len() >= lanes,
             "panel out of bounds"
         );
         assert!(
-            self.scale.is_none_or(|s| s.len() >= PANEL),
+            self.scale.is_none_or(|s| s.len() >= lanes),
             "factors out of bounds"
+        );
+        assert!(
+            self.width > (self.panels - 1) * PANEL && self.width <= lanes,
+            "width outside the tile's panels"
         );
     }
 }
@@ -168,7 +175,12 @@ pub fn dense_forward(
     for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
         buffer.resize(BLOCK * layer.packed.outputs, 0.0);
     }
-    let rows_per_tile = if body == Body::Avx512 { 12 } else { 6 };
+    // The AVX-512 body's tiles: 12 rows × 2 panels; the AVX2 body's: 6 × 1.
+    let (rows_per_tile, panels_per_tile) = if body == Body::Avx512 {
+        (12, 2)
+    } else {
+        (6, 1)
+    };
     for (start, out_block) in (0..x.rows())
         .step_by(BLOCK)
         .zip(out.chunks_mut(BLOCK * n_out))
@@ -186,17 +198,19 @@ pub fn dense_forward(
             let (ni, no) = (packed.group_inputs(), packed.group_outputs());
             for g in 0..packed.groups {
                 for q in (0..rows).step_by(rows_per_tile) {
-                    for p in 0..packed.panels_per_group() {
+                    for p in (0..packed.panels_per_group()).step_by(panels_per_tile) {
+                        let count = panels_per_tile.min(packed.panels_per_group() - p);
                         let column = g * no + p * PANEL;
                         let scale_at = (g * packed.panels_per_group() + p) * PANEL;
                         let tile = DenseTile {
                             a: &input[packed_index(q, g * ni, width)..],
                             k: ni,
-                            panel: packed.panels(g, p, 1),
-                            bias: packed.panels_bias(g, p, 1),
+                            panel: packed.panels(g, p, count),
+                            panels: count,
+                            bias: packed.panels_bias(g, p, count),
                             scale: (!layer.scale.is_empty())
-                                .then(|| &layer.scale[scale_at..scale_at + PANEL]),
-                            width: packed.panels_width(p, 1),
+                                .then(|| &layer.scale[scale_at..scale_at + count * PANEL]),
+                            width: packed.panels_width(p, count),
                             exp: layer.activation == Nonlinearity::Exp,
                         };
                         let (at, layout) = if li == last {
