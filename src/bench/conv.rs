@@ -12,10 +12,11 @@ use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
 use crate::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
-use crate::conv::ops::{conv_backward, conv_forward, im2col};
+use crate::conv::ops::{bias_grad, conv_backward, conv_forward, im2col};
 use crate::conv::trial::{
     TrialScratch, trial_activity, trial_flops, trial_gain, unmodulated_features,
 };
+use crate::conv::weight_grad::{Geometry, try_weight_grad};
 use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ConvArch, ConvNet};
 use crate::data::Shape;
@@ -188,12 +189,24 @@ impl ConvWorkload {
                         b.iter_mut().for_each(|v| *v = v.max(0.0));
                     }
                     StageKind::Backward => {
-                        // As a network's f32 backward pass: dW and db by
-                        // im2col + GEMM, dx by the direct kernel.
-                        a.resize(rows * patch, 0.0);
-                        im2col(x, CONV_BATCH, STAGE_SHAPE, KERNEL, a);
+                        // As a network's f32 backward pass: dW from the
+                        // bordered map (on a SIMD body; else im2col + GEMM),
+                        // db, and dx by the direct kernel.
                         let (mut dw, mut db) = (vec![0.0; weights.len()], vec![0.0; STAGE_OUT]);
-                        conv_backward(a, weights, dy, &mut dw, &mut db, None);
+                        pad_input(x, CONV_BATCH, STAGE_SHAPE, KERNEL, a);
+                        let geometry = Geometry {
+                            batch: CONV_BATCH,
+                            shape: STAGE_SHAPE,
+                            kernel: KERNEL,
+                            c_out: STAGE_OUT,
+                        };
+                        if try_weight_grad(Isa::selected(), geometry, a, dy, &mut dw) {
+                            bias_grad(dy, &mut db);
+                        } else {
+                            a.resize(rows * patch, 0.0);
+                            im2col(x, CONV_BATCH, STAGE_SHAPE, KERNEL, a);
+                            conv_backward(a, weights, dy, &mut dw, &mut db, None);
+                        }
                         c.resize(x.len(), 0.0);
                         conv_input_grad(
                             Isa::selected(),

@@ -9,6 +9,7 @@ pub mod modulator;
 pub mod net;
 pub mod ops;
 pub mod trial;
+pub mod weight_grad;
 pub mod workspace;
 
 pub use arch::{ConvArch, Stage};

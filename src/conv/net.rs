@@ -13,8 +13,8 @@ use rand::RngExt;
 use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
 use crate::conv::direct::{self, ConvWeights};
 use crate::conv::modulator::{Modulator, channel_factors, scale_channels};
-use crate::conv::ops;
 use crate::conv::workspace::ConvWorkspace;
+use crate::conv::{ops, weight_grad};
 use crate::data::Shape;
 use crate::net::linalg::{Mat, MatMut, Real, gemm};
 use crate::net::simd::Isa;
@@ -478,11 +478,38 @@ impl<T: Real> ConvNet<T> {
                     } else {
                         None
                     };
-                    let cols = &mut ws.cols[s];
-                    cols.resize(rows * inp.pixels() * patch, T::ZERO);
-                    ops::im2col(&ws.acts[s], rows, inp, kernel, cols);
                     let (dw, db) = split_two(&mut grads.params, &r.weights, &r.bias);
-                    ops::conv_backward(cols, &self.params[r.weights.clone()], dy, dw, db, dcols);
+                    // f32 on a SIMD body: dW from the bordered map, no im2col
+                    // (the same bits); else, and for f64, the product form.
+                    let geometry = weight_grad::Geometry {
+                        batch: rows,
+                        shape: inp,
+                        kernel,
+                        c_out: out.channels,
+                    };
+                    let from_map = dcols.is_none()
+                        && match (as_f32(&ws.acts[s]), as_f32(dy), as_f32_mut(dw)) {
+                            (Some(x), Some(dy), Some(dw)) => {
+                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                                weight_grad::try_weight_grad(
+                                    Isa::selected(),
+                                    geometry,
+                                    &ws.padded,
+                                    dy,
+                                    dw,
+                                )
+                            }
+                            _ => false,
+                        };
+                    if from_map {
+                        ops::bias_grad(dy, db);
+                    } else {
+                        let cols = &mut ws.cols[s];
+                        cols.resize(rows * inp.pixels() * patch, T::ZERO);
+                        ops::im2col(&ws.acts[s], rows, inp, kernel, cols);
+                        let weights = &self.params[r.weights.clone()];
+                        ops::conv_backward(cols, weights, dy, dw, db, dcols);
+                    }
                     if need_input_grad && !direct {
                         ws.grad_b.resize(rows * inp.len(), T::ZERO);
                         ops::col2im(&ws.grad_cols, rows, inp, kernel, &mut ws.grad_b);
@@ -534,6 +561,12 @@ fn split_two<'a, T>(
 /// `x` as f32 values when T is f32 (the direct kernel's type).
 fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice(x))
+}
+
+/// `x` as mutable f32 values when T is f32.
+fn as_f32_mut<T: Real>(x: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| bytemuck::cast_slice_mut(x))
 }
 
 fn relu<T: Real>(x: &mut [T]) {

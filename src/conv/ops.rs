@@ -108,11 +108,7 @@ pub fn conv_backward<T: Real>(
         true,
         MatMut::row_major(dweights, c_out, patch),
     );
-    for row in dpre.chunks_exact(c_out) {
-        for (d, &g) in dbias.iter_mut().zip(row) {
-            *d += g;
-        }
-    }
+    bias_grad(dpre, dbias);
     if let Some(dcols) = dcols {
         gemm(
             Mat::row_major(dpre, rows, c_out),
@@ -120,6 +116,15 @@ pub fn conv_backward<T: Real>(
             false,
             MatMut::row_major(dcols, rows, patch),
         );
+    }
+}
+
+/// db += the column sums of `dpre` (`[B·H·W, C_out]`), row by row.
+pub fn bias_grad<T: Real>(dpre: &[T], dbias: &mut [T]) {
+    for row in dpre.chunks_exact(dbias.len().max(1)) {
+        for (d, &g) in dbias.iter_mut().zip(row) {
+            *d += g;
+        }
     }
 }
 
