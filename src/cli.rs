@@ -542,7 +542,9 @@ pub struct BenchArgs {
     /// Only these comma-separated workloads (default: all). `trial_*`
     /// and `deep4_*` time one batch gain of the trial kernel (§3);
     /// `online_METHOD` times whole `online` runs (§4), one per thread at
-    /// once as a sweep runs them, and reports seconds per run.
+    /// once as a sweep runs them, and reports seconds per run; `sweep32`
+    /// times a 32-run sweep (every method × 8 repeats, scheduled as
+    /// `comod sweep` does) and reports seconds per sweep.
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(comod::bench::workload_names()))]
     pub only: Vec<String>,
     /// Folder with an IDX images/labels pair for the `online_*`

@@ -28,12 +28,16 @@ struct Case {
 }
 
 impl Case {
-    fn new(shape: (usize, usize, usize), layouts: (bool, bool), accumulate: bool, seed: u64) -> Case {
+    fn new(
+        shape: (usize, usize, usize),
+        layouts: (bool, bool),
+        accumulate: bool,
+        seed: u64,
+    ) -> Case {
         let (m, k, n) = shape;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        let mut values = |len: usize| -> Vec<f32> {
-            (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-        };
+        let mut values =
+            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
         Case {
             m,
             k,
@@ -151,15 +155,23 @@ fn larger_products_and_other_strides_are_declined() {
     let case = Case::new((MAX_ROWS + 1, 8, 8), (false, false), false, 1);
     assert!(case.fast().is_none(), "more rows than the path takes");
     let mut c = vec![0.0f32; 4];
-    let a = vec![1.0f32; 4];
-    let b = vec![1.0f32; 16];
+    let a = [1.0f32; 4];
+    let b = [1.0f32; 16];
     // B with neither stride 1 (every other element of a [4, 4] buffer).
     let product = Product {
         m: 2,
         k: 2,
         n: 2,
-        a: View { ptr: a.as_ptr(), rs: 2, cs: 1 },
-        b: View { ptr: b.as_ptr(), rs: 8, cs: 2 },
+        a: View {
+            ptr: a.as_ptr(),
+            rs: 2,
+            cs: 1,
+        },
+        b: View {
+            ptr: b.as_ptr(),
+            rs: 8,
+            cs: 2,
+        },
         accumulate: false,
         c: c.as_mut_ptr(),
         rsc: 2,

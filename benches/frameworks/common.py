@@ -20,7 +20,10 @@ TRIALS = [
     ("deep4_mod2_trial_B256", "deep4", 2, 256),
 ]
 METHODS = ["stochastic", "deterministic", "retrain", "retrain-last"]
-WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS]
+# The sweep workload: every method × SWEEP_REPEATS repeats of an online run on one task (32 runs).
+SWEEP = "sweep32"
+SWEEP_REPEATS = 8
+WORKLOADS = [t[0] for t in TRIALS] + [f"online_{m}" for m in METHODS] + [SWEEP]
 # The convolutional workloads (§8) a framework script may also time: the
 # second conv stage of conv-mnist (8 → 16 channels, 14×14, 3×3, batch 256)
 # forward (comod's direct kernel) and backward, and trials of the gain.
@@ -41,14 +44,35 @@ def median_seconds(run, seconds, min_runs):
     return statistics.median(times)
 
 
-def main(doc, framework, version, workload, threads_help=None, set_threads=None, threads=None, known=None):
+def close_curves(name, got, want, tolerance=0.003):
+    """Checks two learning curves (accuracies at the same measurements) agree within float
+    tolerance: at most `tolerance` apart at every measurement (a few of 1000 test answers
+    flipped by a different summation order). Returns a line saying so; raises if not."""
+    got, want = [float(x) for x in got], [float(x) for x in want]
+    if len(got) != len(want):
+        raise SystemExit(f"{name}: {len(got)} measurements, expected {len(want)}")
+    worst = max(abs(a - b) for a, b in zip(got, want))
+    if worst > tolerance:
+        raise SystemExit(f"{name}: curves differ by up to {worst:.4f} (tolerance {tolerance})")
+    return f"{name}: {len(got)} measurements agree within {worst:.4f} (tolerance {tolerance})"
+
+
+def main(doc, framework, version, workload, threads_help=None, set_threads=None, threads=None, known=None,
+         check=None, options=()):
     """The command line of a framework script: times `workload(name)` for each selected workload
     (`known`: the names it has, default WORKLOADS).
 
     With `threads_help`, the script takes `--threads` and passes it to `set_threads`; else it reports
-    `threads` (the CPUs it may use).
+    `threads` (the CPUs it may use). `check(args)`, if given, runs under `--check` instead of the
+    timing: it checks that the script's fast forms compute what its plain ones do. `options`: extra
+    (flag, help) switches, passed to `workload(name, args)`.
     """
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for flag, help_text in options:
+        parser.add_argument(flag, action="store_true", help=help_text)
+    if check:
+        parser.add_argument("--check", action="store_true",
+                            help="check the fast forms against the plain ones on a few runs, then exit")
     if threads_help:
         parser.add_argument("--threads", type=int, default=2, help=threads_help)
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum timed seconds per workload (default 2)")
@@ -63,8 +87,12 @@ def main(doc, framework, version, workload, threads_help=None, set_threads=None,
     if threads_help:
         threads = args.threads
         set_threads(threads)
+    if check and args.check:
+        check(args)
+        return
     for name in names:
-        seconds = median_seconds(workload(name), args.seconds, 3 if name.startswith("online") else 5)
+        whole = name.startswith("online") or name == SWEEP
+        seconds = median_seconds(workload(name, args), args.seconds, 3 if whole else 5)
         if args.json:
             print(json.dumps({"framework": framework, "version": version, "threads": threads,
                               "workload": name, "seconds": seconds}), flush=True)

@@ -17,6 +17,16 @@ count). Every process is pinned to the first `--threads` CPUs with
 The `online_*` rows are one whole fine-tuning run: comod runs `--threads`
 runs at once, one per thread, as its sweeps do, and reports wall time per
 run; PyTorch and JAX run one at a time on all the threads.
+`sweep32` is the same 32-run sweep (every method × 8 repeats of an
+`online` run) for every framework, in seconds per sweep: comod schedules
+it as `comod sweep` does (repeats over the threads), JAX at its
+strongest (per method one jitted program `vmap`ped over the repeats),
+PyTorch one run after another. `torch.compile` is PyTorch with the online
+runs' evaluation and training step compiled (the trial and conv
+workloads stay eager there, so that framework times only the online
+rows and the sweep). Before timing, `--check` (default on) has the JAX
+script check its vmapped sweep against its single runs and the PyTorch
+script its compiled runs against its eager ones, curve by curve.
 A framework that is not installed is left out with a note.
 """
 
@@ -33,14 +43,23 @@ import common
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-FRAMEWORKS = ["comod", "torch", "jax"]
+FRAMEWORKS = ["comod", "torch", "torch.compile", "jax"]
 
 
 def known(framework):
     """The workloads a framework's script has (comod: all)."""
     if framework == "torch":
         return common.WORKLOADS + common.CONV_WORKLOADS
+    if framework == "torch.compile":
+        return [f"online_{m}" for m in common.METHODS] + [common.SWEEP]
     return common.WORKLOADS
+
+
+def script(framework):
+    """The framework's script and its extra arguments."""
+    if framework == "jax":
+        return [str(HERE / "jax_workloads.py")]
+    return [str(HERE / "torch_workloads.py")] + (["--compile"] if framework == "torch.compile" else [])
 
 
 def command(framework, args, workloads):
@@ -48,16 +67,30 @@ def command(framework, args, workloads):
     if framework == "comod":
         return [str(args.comod), "bench", "--json", "--seconds", str(args.seconds), "--only", only,
                 "--data", str(ROOT / "data")]
-    script = HERE / ("torch_workloads.py" if framework == "torch" else "jax_workloads.py")
-    cmd = [sys.executable, str(script), "--json", "--seconds", str(args.seconds), "--only", only]
-    return cmd + (["--threads", str(args.threads)] if framework == "torch" else [])
+    cmd = [sys.executable] + script(framework) + ["--json", "--seconds", str(args.seconds), "--only", only]
+    return cmd + (["--threads", str(args.threads)] if framework.startswith("torch") else [])
+
+
+def pinned(args, cmd):
+    """`cmd` pinned to the first `--threads` CPUs, with the thread-count variables set."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+    cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[: args.threads])
+    return ["taskset", "-c", cpus] + cmd, env
+
+
+def check(framework, args):
+    """The framework script's own check of its fast forms (vmapped sweep, torch.compile)."""
+    extra = ["--threads", str(args.threads)] if framework.startswith("torch") else []
+    cmd, env = pinned(args, [sys.executable, script(framework)[0], "--check"] + extra)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{framework}: {' '.join(cmd)} failed its check:\n{(done.stderr + done.stdout).strip()}")
+    print(done.stdout.strip(), file=sys.stderr)
 
 
 def run(framework, args, workloads):
     """One process of `framework` over `workloads`: its JSON lines."""
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
-    cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[: args.threads])
-    cmd = ["taskset", "-c", cpus] + command(framework, args, workloads)
+    cmd, env = pinned(args, command(framework, args, workloads))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{framework}: {' '.join(cmd)} failed:\n{done.stderr.strip()}")
@@ -67,7 +100,7 @@ def run(framework, args, workloads):
 def available(framework):
     if framework == "comod":
         return True
-    module = "torch" if framework == "torch" else "jax"
+    module = "torch" if framework.startswith("torch") else "jax"
     return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
@@ -89,12 +122,14 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0,
                         help="minimum timed seconds per workload and round (default 1)")
     parser.add_argument("--only", default="trial_B2,trial_B256,deep4_trial_B2,deep4_trial_B256,online_stochastic,"
-                        "online_deterministic,online_retrain,online_retrain-last",
+                        "online_deterministic,online_retrain,online_retrain-last,sweep32",
                         help="comma-separated workloads of `comod bench` (default: %(default)s)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="default: %(default)s")
     parser.add_argument("--comod", type=Path, default=ROOT / "target" / "release" / "comod",
                         help="the comod binary (default: %(default)s)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the scripts' checks of their vmapped sweep and compiled runs (default: check)")
     args = parser.parse_args()
     if not args.comod.exists():
         sys.exit(f"--comod {args.comod}: no such file (run `cargo build --release` first)")
@@ -111,6 +146,10 @@ def main():
             print(f"note: {framework} is not installed here: left out", file=sys.stderr)
     if "comod" not in frameworks:
         frameworks.insert(0, "comod")
+    if not args.no_check:
+        for framework in ["jax", "torch"]:
+            if framework in frameworks or (framework == "torch" and "torch.compile" in frameworks):
+                check(framework, args)
 
     seconds = {}                       # (framework, workload) → per-round medians
     flops, peaks, versions, isa = {}, [], {}, None
@@ -134,7 +173,7 @@ def main():
             else:
                 for line in lines:
                     seconds.setdefault((framework, line["workload"]), []).append(line["seconds"])
-                    versions[framework] = f"{framework} {line['version']}"
+                    versions[framework] = f"{line['framework']} {line['version']}"
 
     peak = statistics.median(peaks)
     header = ["workload", "framework", "median", "GFLOP/s", "of FMA peak", "vs comod"]
@@ -147,6 +186,8 @@ def main():
             median = statistics.median(seconds[(framework, w)])
             gflops = flops[w] / median / 1e9
             unit = f"{median:.3f} s" if median >= 1 else f"{median * 1e3:.2f} ms"
+            if w == common.SWEEP:
+                unit += " /sweep"
             rows.append([w, versions[framework], unit, f"{gflops:.1f}", f"{100 * gflops / peak:.1f} %",
                          f"{median / comod_time:.2f}×"])
     print(f"{cpu_model()}; comod's body: {isa}; {args.threads} threads; FMA peak ({isa}, {args.threads} threads, "

@@ -2,10 +2,15 @@
 way: jit-compiled, vmap over trials, a whole `online` run as one
 `lax.scan` over its updates. The same workloads as `torch_workloads.py`
 (see there for what each one does); compilation happens in the untimed
-warm-up run.
+warm-up run. The sweep (`sweep32`: every method × 8 repeats) is JAX at
+its strongest: per method one jitted program that `vmap`s the run over
+the repeats (each its own key and training examples), so the
+evaluation's products are batched over the repeats. `--check` runs the
+vmapped sweep on two repeats and checks each curve against the same run
+jitted on its own.
 
     pip install "jax[cpu]"
-    python benches/frameworks/jax_workloads.py [--only trial_B2,online_stochastic] [--json]
+    python benches/frameworks/jax_workloads.py [--only trial_B2,online_stochastic,sweep32] [--json] [--check]
 
 XLA sizes its CPU thread pool from the CPUs the process may use: run it
 under `taskset` to give it fewer (`compare.py` does).
@@ -97,23 +102,65 @@ def mean1(g):
     return jnp.where(g.mean() > 0, g / jnp.where(g.mean() > 0, g.mean(), 1), jnp.ones_like(g))
 
 
-def online_workload(method):
+def online_data(repeats=None):
+    """(network, test set, training examples, initial coupling) of an online run; with `repeats`,
+    the training examples of that many runs, stacked on a leading axis."""
     rng = np.random.default_rng(1)
     encoder, layers = network("paper3", rng)
-    data = (
+    lead = () if repeats is None else (repeats,)
+    return (
         encoder,
         layers,
         jnp.asarray(rng.random((TEST, 784), dtype=np.float32)),
         jnp.asarray(rng.integers(0, 10, TEST)),
-        jnp.asarray(rng.random((BATCHES, BATCH, 784), dtype=np.float32)),
-        jnp.asarray(rng.integers(0, 10, (BATCHES, BATCH))),
+        jnp.asarray(rng.random(lead + (BATCHES, BATCH, 784), dtype=np.float32)),
+        jnp.asarray(rng.integers(0, 10, lead + (BATCHES, BATCH))),
         jnp.asarray(0.9 + 0.2 * rng.random(400, dtype=np.float32)),
     )
+
+
+# The axes vmap maps in (key, data): the key and the training examples per repeat.
+SWEEP_AXES = (0, (None, None, None, None, 0, 0, None))
+
+
+def online_workload(method):
+    data = online_data()
     # Every array is an argument of the jitted run: a captured one would be
     # a constant that XLA may fold away at compile time.
     run = jax.jit(online_run(method))
     key = jax.random.key(0)
     return lambda: run(key, data).block_until_ready()
+
+
+def sweep_programs(repeats):
+    """Per method, the run vmapped over `repeats` repeats and jitted: method → program(keys, data)."""
+    return {method: jax.jit(jax.vmap(online_run(method), in_axes=SWEEP_AXES)) for method in common.METHODS}
+
+
+def sweep_workload():
+    data = online_data(common.SWEEP_REPEATS)
+    keys = jax.random.split(jax.random.key(0), common.SWEEP_REPEATS)
+    programs = sweep_programs(common.SWEEP_REPEATS)
+
+    def run():
+        for program in programs.values():
+            program(keys, data).block_until_ready()
+
+    return run
+
+
+def check(args):
+    """The vmapped sweep on two repeats against each repeat's run jitted on its own."""
+    repeats = 2
+    data = online_data(repeats)
+    keys = jax.random.split(jax.random.key(0), repeats)
+    for method, program in sweep_programs(repeats).items():
+        curves = program(keys, data)
+        single = jax.jit(online_run(method))
+        for r in range(repeats):
+            own = data[:4] + (data[4][r], data[5][r], data[6])
+            print(common.close_curves(f"jax {method} repeat {r}: vmapped sweep vs own run",
+                                      curves[r], single(keys[r], own)))
 
 
 def online_run(method):
@@ -207,7 +254,9 @@ def online_run(method):
     return run
 
 
-def workload(name):
+def workload(name, _args=None):
+    if name == common.SWEEP:
+        return sweep_workload()
     for trial_name, arch, modulated, trials in TRIALS:
         if name == trial_name:
             return trial_workload(arch, modulated, trials)
@@ -215,7 +264,7 @@ def workload(name):
 
 
 def main():
-    common.main(__doc__, "jax", jax.__version__, workload, threads=len(os.sched_getaffinity(0)))
+    common.main(__doc__, "jax", jax.__version__, workload, threads=len(os.sched_getaffinity(0)), check=check)
 
 
 if __name__ == "__main__":

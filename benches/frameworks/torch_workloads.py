@@ -15,8 +15,17 @@ encoder's output, cached once per run; `retrain` from the canvases;
 method re-estimates its gain after every update from T = 200 modulator
 samples per trial. Canvases and labels are random: the work does not
 depend on them. FLOP counts are comod's (`compare.py` takes them from
-`comod bench`). Prints the median seconds per workload.
+`comod bench`). Prints the median seconds per workload. `sweep32` runs
+every method × 8 repeats, one run after another.
+
+With `--compile`, the online runs' evaluation and training step (forward,
+loss; autograd through the compiled graph) go through `torch.compile`
+(compiled in the untimed warm-up run); the framework reports itself as
+`torch.compile`. `--check` runs each method once eager and once compiled
+on the same inputs and checks that the curves agree.
 """
+
+import sys
 
 import torch
 
@@ -78,7 +87,10 @@ def mean1(g):
     return g / g.mean() if g.mean() > 0 else torch.ones_like(g)
 
 
-def online_workload(method):
+def online_workload(method, compiled=False, repeat=0):
+    """The online run of `method` (with `compiled`, its evaluation and training step through
+    torch.compile), on the training examples of `repeat`: a function returning its curve."""
+    fast = torch.compile if compiled else (lambda f: f)
     gen = torch.Generator().manual_seed(1)
     encoder, layers = network("paper3", gen)
     test_x = torch.rand(TEST, 784, generator=gen)
@@ -86,6 +98,10 @@ def online_workload(method):
     train_x = torch.rand(BATCHES * BATCH, 784, generator=gen)
     train_y = torch.randint(0, 10, (BATCHES * BATCH,), generator=gen)
     c0 = 0.9 + 0.2 * torch.rand(400, generator=gen)
+    if repeat:
+        stream = torch.Generator().manual_seed(1000 + repeat)
+        train_x = torch.rand(BATCHES * BATCH, 784, generator=stream)
+        train_y = torch.randint(0, 10, (BATCHES * BATCH,), generator=stream)
 
     def modulation_run():
         (w2, b2), (w3, b3) = layers
@@ -105,10 +121,18 @@ def online_workload(method):
                     state["gain"] = mean1((state["tau"] * state["gain"] + fresh) / (state["tau"] + 1))
                     state["tau"] = min(state["tau"] + 1, TAU_MAX)
 
+        @fast
+        def modulated_logits(u, c, gain):
+            z = torch.relu((u * torch.exp(MU * c)) @ w2.T + b2)
+            return (z * gain) @ w3.T + b3
+
+        @fast
+        def loss_of(u, c, gain, y):
+            return torch.nn.functional.cross_entropy(modulated_logits(u, c, gain), y) + LAMBDA * c.abs().sum()
+
         def evaluate():
             with torch.no_grad():
-                z = torch.relu((test_u * torch.exp(MU * c)) @ w2.T + b2)
-                logits = (z * state["gain"]) @ w3.T + b3
+                logits = modulated_logits(test_u, c, state["gain"])
                 return (logits.argmax(dim=1) == test_y).float().mean().item()
 
         stochastic = method == "stochastic"
@@ -119,9 +143,7 @@ def online_workload(method):
             x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
             with torch.no_grad():
                 u = encode(encoder, x)
-            z = torch.relu((u * torch.exp(MU * c)) @ w2.T + b2)
-            logits = (z * state["gain"]) @ w3.T + b3
-            loss = torch.nn.functional.cross_entropy(logits, y) + LAMBDA * c.abs().sum()
+            loss = loss_of(u, c, state["gain"], y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -137,10 +159,15 @@ def online_workload(method):
         opt = torch.optim.Adam(params, lr=LR[method])
         weights = [enc[0]] + [layer[0] for layer in net]
 
+        @fast
         def forward(x):
             h = encode(enc, x)
             (w2, b2), (w3, b3) = net
             return torch.relu(h @ w2.T + b2) @ w3.T + b3
+
+        @fast
+        def loss_of(x, y):
+            return torch.nn.functional.cross_entropy(forward(x), y) + LAMBDA * sum(w.abs().sum() for w in weights)
 
         def evaluate():
             with torch.no_grad():
@@ -149,7 +176,7 @@ def online_workload(method):
         curve = [evaluate()]
         for k in range(BATCHES):
             x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
-            loss = torch.nn.functional.cross_entropy(forward(x), y) + LAMBDA * sum(w.abs().sum() for w in weights)
+            loss = loss_of(x, y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -163,16 +190,24 @@ def online_workload(method):
         w, b = w3.clone().requires_grad_(), b3.clone().requires_grad_()
         opt = torch.optim.Adam([w, b], lr=LR[method])
 
+        @fast
+        def logits_of(z, w, b):
+            return z @ w.T + b
+
+        @fast
+        def loss_of(z, w, b, y):
+            return torch.nn.functional.cross_entropy(logits_of(z, w, b), y) + LAMBDA * w.abs().sum()
+
         def evaluate():
             with torch.no_grad():
-                return ((test_z @ w.T + b).argmax(dim=1) == test_y).float().mean().item()
+                return (logits_of(test_z, w, b).argmax(dim=1) == test_y).float().mean().item()
 
         curve = [evaluate()]
         for k in range(BATCHES):
             x, y = train_x[k * BATCH:(k + 1) * BATCH], train_y[k * BATCH:(k + 1) * BATCH]
             with torch.no_grad():
                 z = torch.relu(encode(encoder, x) @ w2.T + b2)
-            loss = torch.nn.functional.cross_entropy(z @ w.T + b, y) + LAMBDA * w.abs().sum()
+            loss = loss_of(z, w, b, y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -237,7 +272,30 @@ def conv_trial_workload(trials):
     return run
 
 
-def workload(name):
+def sweep_workload(compiled):
+    """Every method × SWEEP_REPEATS repeats, one run after another."""
+    runs = [online_workload(m, compiled, r) for r in range(common.SWEEP_REPEATS) for m in common.METHODS]
+
+    def run():
+        for one in runs:
+            one()
+
+    return run
+
+
+def check(args):
+    """Each method's run eager and compiled, on the same inputs (and the same modulator draws)."""
+    for method in common.METHODS:
+        eager, compiled = online_workload(method)(), online_workload(method, compiled=True)()
+        print(common.close_curves(f"torch {method}: torch.compile vs eager", compiled, eager))
+
+
+def workload(name, args=None):
+    compiled = bool(args and args.compile)
+    if name == common.SWEEP:
+        return sweep_workload(compiled)
+    if name.startswith("online_"):
+        return online_workload(common.online_method(name), compiled)
     if name in ("conv_forward_direct", "conv_backward"):
         return conv_stage_workload(name == "conv_backward")
     if name.startswith("conv_trial_B"):
@@ -245,13 +303,15 @@ def workload(name):
     for trial_name, arch, modulated, trials in TRIALS:
         if name == trial_name:
             return trial_workload(arch, modulated, trials)
-    return online_workload(common.online_method(name))
+    raise ValueError(f"no workload {name}")
 
 
 def main():
-    common.main(__doc__, "torch", torch.__version__, workload,
+    framework = "torch.compile" if "--compile" in sys.argv else "torch"
+    common.main(__doc__, framework, torch.__version__, workload,
                 threads_help="torch intra-op threads (default 2)", set_threads=torch.set_num_threads,
-                known=common.WORKLOADS + common.CONV_WORKLOADS)
+                known=common.WORKLOADS + common.CONV_WORKLOADS, check=check,
+                options=[("--compile", "the online runs through torch.compile")])
 
 
 if __name__ == "__main__":

@@ -101,7 +101,8 @@ pub enum LineKind {
     Sgemm,
     /// A kernel workload ([`WORKLOADS`]).
     Workload,
-    /// A whole `online` run of a method ([`online`]), seconds per run.
+    /// A whole `online` run of a method ([`online`]), seconds per run; or
+    /// the sweep workload, seconds per sweep.
     Run,
 }
 
@@ -118,7 +119,7 @@ pub struct BenchLine {
     pub isa: Isa,
     /// Threads it ran on.
     pub threads: usize,
-    /// Median seconds per run.
+    /// Median seconds per run (the sweep workload: per sweep).
     pub seconds: f64,
     /// Rate, GFLOP/s.
     pub gflops: f64,
@@ -306,6 +307,21 @@ pub fn run_bench(
             isa: body_isa,
             threads: pool_threads,
             seconds: median / pool_threads as f64,
+            gflops: flops / median / 1e9,
+            peak_gflops: body_peak,
+            sgemm_gflops: sgemm_at(pool_threads),
+        });
+    }
+    if selected(online::SWEEP_WORKLOAD) {
+        let runs = runs.as_ref().expect("prepared when the sweep is selected");
+        let mut flops = 0.0;
+        let median = median_seconds(3, seconds, || flops = runs.sweep());
+        on_line(&BenchLine {
+            kind: LineKind::Run,
+            workload: online::SWEEP_WORKLOAD.to_string(),
+            isa: body_isa,
+            threads: pool_threads,
+            seconds: median,
             gflops: flops / median / 1e9,
             peak_gflops: body_peak,
             sgemm_gflops: sgemm_at(pool_threads),

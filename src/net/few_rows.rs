@@ -216,7 +216,9 @@ mod avx2 {
                     for (v, &chain) in acc.iter().enumerate().take(vectors) {
                         let lanes = (width - v * LANES).min(LANES);
                         // SAFETY: row i, columns j0 + 8v.. of C are in bounds.
-                        unsafe { store(p.c.add(i * p.rsc + j0 + v * LANES), chain, replace, lanes) };
+                        unsafe {
+                            store(p.c.add(i * p.rsc + j0 + v * LANES), chain, replace, lanes)
+                        };
                     }
                 }
             }

@@ -2,8 +2,8 @@
 //! layer forward/backward pairs, the modulation of a task, Adam.
 
 pub mod adam;
-pub mod few_rows;
 pub mod arch;
+pub mod few_rows;
 pub mod gradients;
 pub mod layers;
 pub mod linalg;
