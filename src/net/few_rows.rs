@@ -5,10 +5,11 @@
 //! `matrixmultiply` (on a CPU with FMA, which it detects on its own) splits
 //! the inputs into chunks of [`CHUNK`], runs one chain of fused
 //! multiply-adds per output and chunk from zero, and adds each chunk's sum
-//! to C (the first one replaces C when β = 0). The bodies here do exactly
-//! that, so a step's results do not depend on which code multiplied; the
-//! property tests in `tests/few_rows.rs` hold both bodies to
-//! [`reference`] and to `matrixmultiply` bit for bit.
+//! to C (the first one replaces C when β = 0). The AVX2+FMA body here does
+//! exactly that (on AVX-512 machines too: no AVX-512 body was written for
+//! these small products), so a step's results do not depend on which code
+//! multiplied; the property test in `tests/few_rows.rs` holds it to the
+//! scalar statement [`reference`] and to `matrixmultiply` bit for bit.
 //!
 //! Two layouts of B are served: rows contiguous (B = W, the backward pass's
 //! dX = dZ·W) and columns contiguous (B = Wᵀ, the forward pass's X·Wᵀ),

@@ -3,7 +3,10 @@
 //! The network code is generic over [`Real`] so that the very same layer
 //! code runs in f32 (training, checkpoints) and in f64 (the gradient checks
 //! against finite differences). Products go through `matrixmultiply`; large
-//! ones are split over row blocks of the output, one per thread. With α = 1
+//! ones are split over row blocks of the output, one per thread; f32
+//! products of at most four rows (a training step's batch) take the
+//! few-rows path ([`crate::net::few_rows`]), which gives `matrixmultiply`'s
+//! bits without its packing. With α = 1
 //! and β ∈ {0, 1} (the only forms offered), `matrixmultiply` computes every
 //! output element by the same sequence of operations whether it falls in a
 //! full or an edge tile, so the split never changes a bit of the result
