@@ -264,68 +264,63 @@ pub fn run_bench(
         });
     }
     let body_peak = peak_at(body_isa, pool_threads);
-    // A kernel workload: the median of at least 5 timed runs.
-    let mut time_workload = |name: &str, flops: f64, run: &mut dyn FnMut()| {
-        let median = median_seconds(5, seconds, run);
+    // One workload's line: `seconds` as reported, the rate from `flops`
+    // done in `median` seconds of wall time.
+    let mut report = |kind, name: &str, seconds: f64, flops: f64, median: f64| {
         on_line(&BenchLine {
-            kind: LineKind::Workload,
+            kind,
             workload: name.to_string(),
             isa: body_isa,
             threads: pool_threads,
-            seconds: median,
+            seconds,
             gflops: flops / median / 1e9,
             peak_gflops: body_peak,
             sgemm_gflops: sgemm_at(pool_threads),
         });
     };
+    // A kernel workload: the median of at least 5 timed runs.
     for workload in WORKLOADS.iter().filter(|w| selected(w.name)) {
         let mut prepared = workload.prepare();
         let flops = prepared.flops();
-        time_workload(workload.name, flops, &mut || {
+        let median = median_seconds(5, seconds, || {
             prepared.run();
         });
+        report(LineKind::Workload, workload.name, median, flops, median);
     }
     for name in conv::CONV_WORKLOADS.into_iter().filter(|n| selected(n)) {
         let mut prepared = conv::ConvWorkload::prepare(name);
         let flops = prepared.flops();
-        time_workload(name, flops, &mut || prepared.run());
+        let median = median_seconds(5, seconds, || prepared.run());
+        report(LineKind::Workload, name, median, flops, median);
     }
+    // Whole runs: the median of at least 3 timed rounds, and the
+    // floating-point operations of a round.
+    let time_runs = |run: &mut dyn FnMut() -> f64| {
+        let mut flops = 0.0;
+        let median = median_seconds(3, seconds, || flops = run());
+        (median, flops)
+    };
+    let runs = || {
+        runs.as_ref()
+            .expect("prepared when a whole run is selected")
+    };
     for method in Method::ALL
         .into_iter()
         .filter(|&m| selected(online::workload_name(m)))
     {
-        let runs = runs
-            .as_ref()
-            .expect("prepared when a whole run is selected");
-        let mut flops = 0.0;
-        let median = median_seconds(3, seconds, || {
-            flops = runs.run(method, pool_threads);
-        });
-        on_line(&BenchLine {
-            kind: LineKind::Run,
-            workload: online::workload_name(method).to_string(),
-            isa: body_isa,
-            threads: pool_threads,
-            seconds: median / pool_threads as f64,
-            gflops: flops / median / 1e9,
-            peak_gflops: body_peak,
-            sgemm_gflops: sgemm_at(pool_threads),
-        });
+        let (median, flops) = time_runs(&mut || runs().run(method, pool_threads));
+        let per_run = median / pool_threads as f64;
+        report(
+            LineKind::Run,
+            online::workload_name(method),
+            per_run,
+            flops,
+            median,
+        );
     }
     if selected(online::SWEEP_WORKLOAD) {
-        let runs = runs.as_ref().expect("prepared when the sweep is selected");
-        let mut flops = 0.0;
-        let median = median_seconds(3, seconds, || flops = runs.sweep());
-        on_line(&BenchLine {
-            kind: LineKind::Run,
-            workload: online::SWEEP_WORKLOAD.to_string(),
-            isa: body_isa,
-            threads: pool_threads,
-            seconds: median,
-            gflops: flops / median / 1e9,
-            peak_gflops: body_peak,
-            sgemm_gflops: sgemm_at(pool_threads),
-        });
+        let (median, flops) = time_runs(&mut || runs().sweep());
+        report(LineKind::Run, online::SWEEP_WORKLOAD, median, flops, median);
     }
     Ok(())
 }

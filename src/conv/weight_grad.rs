@@ -60,14 +60,24 @@ impl Geometry {
         (dy * self.padded_width() + dx) * c_in + i
     }
 
-    /// Offsets in the bordered map of each output pixel's window, in
-    /// pixel order (b, y, x).
-    fn window_starts(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The starts in the bordered map of the windows of output pixels p,
+    /// p + 1, … (pixel order b, y, x), stepped without a division per
+    /// pixel.
+    fn windows_from(&self, p: usize) -> Windows {
         let (h, w, c_in) = (self.shape.height, self.shape.width, self.shape.channels);
-        let (hp, wp) = (h + 2 * (self.kernel / 2), self.padded_width());
-        (0..self.batch).flat_map(move |b| {
-            (0..h).flat_map(move |y| (0..w).map(move |x| ((b * hp + y) * wp + x) * c_in))
-        })
+        let border = 2 * (self.kernel / 2);
+        let (hp, wp) = (h + border, self.padded_width());
+        let (b, y, x) = (p / (h * w), (p / w) % h, p % w);
+        Windows {
+            start: ((b * hp + y) * wp + x) * c_in,
+            x,
+            y,
+            width: w,
+            height: h,
+            c_in,
+            row_skip: border * c_in,
+            image_skip: border * wp * c_in,
+        }
     }
 
     /// Panics unless the buffers have the geometry's sizes.
@@ -88,6 +98,39 @@ impl Geometry {
             self.c_out * self.columns(),
             "weight gradient size"
         );
+    }
+}
+
+/// [`Geometry::windows_from`]: an endless walk over the output pixels.
+struct Windows {
+    start: usize,
+    x: usize,
+    y: usize,
+    width: usize,
+    height: usize,
+    c_in: usize,
+    /// The border between two rows of the bordered map.
+    row_skip: usize,
+    /// The border rows between two images.
+    image_skip: usize,
+}
+
+impl Iterator for Windows {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        let start = self.start;
+        self.start += self.c_in;
+        self.x += 1;
+        if self.x == self.width {
+            (self.x, self.start) = (0, self.start + self.row_skip);
+            self.y += 1;
+            if self.y == self.height {
+                (self.y, self.start) = (0, self.start + self.image_skip);
+            }
+        }
+        Some(start)
     }
 }
 
@@ -121,14 +164,13 @@ pub fn try_weight_grad(isa: Isa, g: Geometry, padded: &[f32], dy: &[f32], dw: &m
 /// pixels, a chain of fused multiply-adds from zero, added to dW.
 pub fn reference(g: Geometry, padded: &[f32], dy: &[f32], dw: &mut [f32]) {
     g.check(padded, dy, dw);
-    let starts: Vec<usize> = g.window_starts().collect();
     for o in 0..g.c_out {
         for col in 0..g.columns() {
             let offset = g.column_offset(col);
-            for (chunk, windows) in starts.chunks(CHUNK).enumerate() {
+            for first in (0..g.pixels()).step_by(CHUNK) {
                 let mut chain = 0.0f32;
-                for (q, &start) in windows.iter().enumerate() {
-                    let p = chunk * CHUNK + q;
+                let pixels = first..g.pixels().min(first + CHUNK);
+                for (p, start) in pixels.zip(g.windows_from(first)) {
                     chain = dy[p * g.c_out + o].mul_add(padded[start + offset], chain);
                 }
                 dw[o * g.columns() + col] += chain;
@@ -156,26 +198,25 @@ macro_rules! weight_grad_body {
             #[target_feature(enable = $features)]
             pub unsafe fn weight_grad(g: Geometry, padded: &[f32], dy: &[f32], dw: &mut [f32]) {
                 let columns = g.columns();
-                let starts: Vec<usize> = g.window_starts().collect();
                 // Tiles (a vector of output channels × COLUMNS columns) are
                 // independent: each runs every chunk in order from its
                 // weights' current values, on its own thread unless the
                 // caller keeps every core busy.
-                let tiles: Vec<(usize, usize)> = (0..g.c_out)
-                    .step_by($lanes)
-                    .flat_map(|o0| (0..columns).step_by(COLUMNS).map(move |col0| (o0, col0)))
-                    .collect();
+                let column_tiles = columns.div_ceil(COLUMNS);
+                let corner = |t: usize| (t / column_tiles * $lanes, t % column_tiles * COLUMNS);
+                let tiles = g.c_out.div_ceil($lanes) * column_tiles;
                 let dw_now: &[f32] = dw;
-                let tile = |&(o0, col0): &(usize, usize)| -> Vec<f32> {
+                let tile = |t: usize| -> Vec<f32> {
                     // SAFETY: the body's features are those the caller checked.
-                    unsafe { weight_tile(g, padded, dy, &starts, (o0, col0), dw_now) }
+                    unsafe { weight_tile(g, padded, dy, corner(t), dw_now) }
                 };
                 let results: Vec<Vec<f32>> = if products_serial() {
-                    tiles.iter().map(tile).collect()
+                    (0..tiles).map(tile).collect()
                 } else {
-                    tiles.par_iter().map(tile).collect()
+                    (0..tiles).into_par_iter().map(tile).collect()
                 };
-                for (&(o0, col0), values) in tiles.iter().zip(results) {
+                for (t, values) in results.into_iter().enumerate() {
+                    let (o0, col0) = corner(t);
                     let width = (columns - col0).min(COLUMNS);
                     for (i, value) in values.into_iter().enumerate() {
                         dw[(o0 + i / width) * columns + col0 + i % width] = value;
@@ -194,7 +235,6 @@ macro_rules! weight_grad_body {
                 g: Geometry,
                 padded: &[f32],
                 dy: &[f32],
-                starts: &[usize],
                 (o0, col0): (usize, usize),
                 dw: &[f32],
             ) -> Vec<f32> {
@@ -207,10 +247,17 @@ macro_rules! weight_grad_body {
                 // Columns past `width` repeat the first: computed, not stored.
                 let offsets: [usize; COLUMNS] =
                     std::array::from_fn(|j| g.column_offset(col0 + if j < width { j } else { 0 }));
-                for (chunk, windows) in starts.chunks(CHUNK).enumerate() {
+                // The chunk's window starts, walked once per chunk so that
+                // the pixel loop only reads them.
+                let mut starts = [0usize; CHUNK];
+                for first in (0..g.pixels()).step_by(CHUNK) {
+                    let len = (g.pixels() - first).min(CHUNK);
+                    for (slot, start) in starts[..len].iter_mut().zip(g.windows_from(first)) {
+                        *slot = start;
+                    }
                     let mut acc: [$vector; COLUMNS] = [$zero(); COLUMNS];
-                    for (q, &start) in windows.iter().enumerate() {
-                        let at = (chunk * CHUNK + q) * g.c_out + o0;
+                    for (q, &start) in starts[..len].iter().enumerate() {
+                        let at = (first + q) * g.c_out + o0;
                         // SAFETY: dy[at..at + lanes] is in bounds (its size
                         // checked by the caller), the other lanes masked
                         // off; every window + offset is inside the

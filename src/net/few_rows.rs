@@ -128,6 +128,19 @@ mod avx2 {
 
     /// f32 lanes of a register.
     const LANES: usize = 8;
+
+    /// Calls `$body::<M>(p)` for M = `p.m` (1 to [`MAX_ROWS`]), so that
+    /// each row count gets its own register allocation.
+    macro_rules! for_rows {
+        ($body:ident, $p:expr) => {
+            match $p.m {
+                1 => $body::<1>($p),
+                2 => $body::<2>($p),
+                3 => $body::<3>($p),
+                _ => $body::<4>($p),
+            }
+        };
+    }
     /// Registers of C per row in the row-contiguous body.
     const WIDE: usize = 4;
 
@@ -174,12 +187,8 @@ mod avx2 {
     /// AVX2+FMA; bounds as [`super::try_product`].
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn rows_contiguous(p: &Product) {
-        match p.m {
-            1 => unsafe { rows_contiguous_m::<1>(p) },
-            2 => unsafe { rows_contiguous_m::<2>(p) },
-            3 => unsafe { rows_contiguous_m::<3>(p) },
-            _ => unsafe { rows_contiguous_m::<4>(p) },
-        }
+        // SAFETY: by the caller's contract.
+        unsafe { for_rows!(rows_contiguous_m, p) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -267,12 +276,8 @@ mod avx2 {
     /// AVX2+FMA; bounds as [`super::try_product`].
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn columns_contiguous(p: &Product) {
-        match p.m {
-            1 => unsafe { columns_contiguous_m::<1>(p) },
-            2 => unsafe { columns_contiguous_m::<2>(p) },
-            3 => unsafe { columns_contiguous_m::<3>(p) },
-            _ => unsafe { columns_contiguous_m::<4>(p) },
-        }
+        // SAFETY: by the caller's contract.
+        unsafe { for_rows!(columns_contiguous_m, p) }
     }
 
     #[target_feature(enable = "avx2,fma")]

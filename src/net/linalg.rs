@@ -6,11 +6,11 @@
 //! ones are split over row blocks of the output, one per thread; f32
 //! products of at most four rows (a training step's batch) take the
 //! few-rows path ([`crate::net::few_rows`]), which gives `matrixmultiply`'s
-//! bits without its packing. With α = 1
-//! and β ∈ {0, 1} (the only forms offered), `matrixmultiply` computes every
-//! output element by the same sequence of operations whether it falls in a
-//! full or an edge tile, so the split never changes a bit of the result
-//! and results do not depend on the thread count (§6); a test checks it.
+//! bits without its packing. With α = 1 and β ∈ {0, 1} (the only forms
+//! offered), `matrixmultiply` computes every output element by the same
+//! sequence of operations whether it falls in a full or an edge tile, so
+//! the split never changes a bit of the result and results do not depend
+//! on the thread count (§6); a test checks it.
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -75,27 +75,10 @@ pub trait Real:
         rsc: isize,
         csc: isize,
     );
-    /// C = A·B + β·C (β ∈ {0, 1}, C row-major with row stride `rsc`) by
-    /// the few-rows path ([`crate::net::few_rows`]) when it serves the
-    /// product, with `matrixmultiply`'s bits; false when it does not.
-    ///
-    /// # Safety
-    /// As [`Real::gemm_raw`].
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn few_rows_product(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: *mut Self,
-        rsc: usize,
-    ) -> bool;
 }
 
 macro_rules! impl_real {
-    ($t:ty, $gemm:path, $exp_in_place:expr, $few_rows:expr) => {
+    ($t:ty, $gemm:path, $exp_in_place:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -139,85 +122,14 @@ macro_rules! impl_real {
                 // SAFETY: the caller guarantees the bounds and no aliasing.
                 unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
             }
-            unsafe fn few_rows_product(
-                m: usize,
-                k: usize,
-                n: usize,
-                a: (*const Self, isize, isize),
-                b: (*const Self, isize, isize),
-                beta: Self,
-                c: *mut Self,
-                rsc: usize,
-            ) -> bool {
-                // SAFETY: the caller guarantees the bounds and no aliasing.
-                unsafe { $few_rows(m, k, n, a, b, beta, c, rsc) }
-            }
         }
     };
 }
 
-impl_real!(
-    f32,
-    matrixmultiply::sgemm,
-    crate::net::vexp::exp_in_place,
-    few_rows_f32
-);
-impl_real!(
-    f64,
-    matrixmultiply::dgemm,
-    |xs: &mut [f64]| xs.iter_mut().for_each(|x| *x = x.exp()),
-    few_rows_f64
-);
-
-/// [`Real::few_rows_product`] of f64 (the gradient checks): always
-/// `matrixmultiply`.
-///
-/// # Safety
-/// None needed; unsafe to fit the trait's signature.
-#[allow(clippy::too_many_arguments)]
-unsafe fn few_rows_f64(
-    _: usize,
-    _: usize,
-    _: usize,
-    _: (*const f64, isize, isize),
-    _: (*const f64, isize, isize),
-    _: f64,
-    _: *mut f64,
-    _: usize,
-) -> bool {
-    false
-}
-
-/// [`Real::few_rows_product`] of f32: [`crate::net::few_rows`].
-///
-/// # Safety
-/// As [`Real::gemm_raw`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn few_rows_f32(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: (*const f32, isize, isize),
-    b: (*const f32, isize, isize),
-    beta: f32,
-    c: *mut f32,
-    rsc: usize,
-) -> bool {
-    use crate::net::few_rows::{Product, View, try_product};
-    let view = |(ptr, rs, cs)| View { ptr, rs, cs };
-    let product = Product {
-        m,
-        k,
-        n,
-        a: view(a),
-        b: view(b),
-        accumulate: beta == 1.0,
-        c,
-        rsc,
-    };
-    // SAFETY: the caller guarantees the bounds and no aliasing.
-    (beta == 0.0 || beta == 1.0) && unsafe { try_product(&product) }
-}
+impl_real!(f32, matrixmultiply::sgemm, crate::net::vexp::exp_in_place);
+impl_real!(f64, matrixmultiply::dgemm, |xs: &mut [f64]| xs
+    .iter_mut()
+    .for_each(|x| *x = x.exp()));
 
 /// A read-only strided matrix view into a slice.
 #[derive(Clone, Copy, Debug)]
@@ -452,21 +364,15 @@ fn gemm_serial<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: &mut [T], rsc:
     unsafe { product_raw(a, b, beta, c.as_mut_ptr(), rsc) }
 }
 
-/// C = A·B + β·C through `matrixmultiply`, C row-major at `c` with row stride `rsc`.
+/// C = A·B + β·C through `matrixmultiply` (f32 products of a few rows:
+/// [`few_rows_product`]), C row-major at `c` with row stride `rsc`.
 ///
 /// # Safety
 /// The `a.rows × b.cols` elements of C must be in bounds, writable and not
 /// aliased by `a` or `b`.
 unsafe fn product_raw<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: *mut T, rsc: usize) {
-    let a_ptr = a.data.as_ptr().wrapping_add(a.offset);
-    let b_ptr = b.data.as_ptr().wrapping_add(b.offset);
-    let strides = |m: Mat<'_, T>| (m.row_stride as isize, m.col_stride as isize);
-    let (a_view, b_view) = (
-        (a_ptr, strides(a).0, strides(a).1),
-        (b_ptr, strides(b).0, strides(b).1),
-    );
     // SAFETY: `Mat::strided` checked the bounds of `a` and `b`; the caller those of `c`.
-    if unsafe { T::few_rows_product(a.rows, a.cols, b.cols, a_view, b_view, beta, c, rsc) } {
+    if unsafe { few_rows_product(a, b, beta, c, rsc) } {
         return;
     }
     // SAFETY: as above.
@@ -488,6 +394,44 @@ unsafe fn product_raw<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, beta: T, c: *mut T,
             1,
         )
     }
+}
+
+/// The product by [`crate::net::few_rows`] when T is f32, β ∈ {0, 1} and
+/// that path serves it (with `matrixmultiply`'s bits); false otherwise
+/// (f64, the gradient checks, always goes to `matrixmultiply`).
+///
+/// # Safety
+/// As [`product_raw`].
+unsafe fn few_rows_product<T: Real>(
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    beta: T,
+    c: *mut T,
+    rsc: usize,
+) -> bool {
+    use crate::net::few_rows::{Product, View, try_product};
+    let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+    if !is_f32 || !(beta == T::ZERO || beta == T::ONE) {
+        return false;
+    }
+    // T is f32: the casts below only rename the type.
+    let view = |m: Mat<'_, T>| View {
+        ptr: m.data.as_ptr().wrapping_add(m.offset).cast::<f32>(),
+        rs: m.row_stride as isize,
+        cs: m.col_stride as isize,
+    };
+    let product = Product {
+        m: a.rows,
+        k: a.cols,
+        n: b.cols,
+        a: view(a),
+        b: view(b),
+        accumulate: beta == T::ONE,
+        c: c.cast::<f32>(),
+        rsc,
+    };
+    // SAFETY: the caller guarantees the bounds and no aliasing.
+    unsafe { try_product(&product) }
 }
 
 #[cfg(test)]
