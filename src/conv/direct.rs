@@ -6,11 +6,15 @@
 //! is in bounds. A tile holds up to [`PIXELS_512`] (or [`PIXELS_256`])
 //! adjacent output pixels × one vector of output channels in registers:
 //! per tap and input channel it loads one weight vector and broadcasts
-//! each pixel's input value into a fused multiply-add. Each output is
-//! the bias, then one FMA per (dy, dx, c_in) in that order: the zero
-//! border adds exact zeros, so the result does not depend on the body or
-//! the tile shape. im2col + GEMM ([`super::ops`]) is measured against it
-//! in `comod bench` and stays for the backward pass and f64.
+//! each pixel's input value into a fused multiply-add. With one input
+//! channel and at most 8 output channels, an AVX-512 tile holds pairs of
+//! pixels instead ([`pair512`]). Each output is the bias, then one FMA per
+//! (dy, dx, c_in) in that order: the zero border adds exact zeros, so the
+//! result does not depend on the body or the tile shape. The bodies test
+//! what they store for infinities and NaNs, so that the fault checks of
+//! §6 need not read a map again. im2col + GEMM ([`super::ops`]) is
+//! measured against it in `comod bench` and stays for f64 networks and
+//! the scalar body's weight gradient.
 
 use rayon::prelude::*;
 
@@ -105,7 +109,9 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
 }
 
 /// `out` (`[B, H, W, C_out]`) = ReLU(conv(x) + b) from the padded input
-/// ([`pad_input`]), with the body of `isa`.
+/// ([`pad_input`]), with the body of `isa`. Returns whether every output
+/// written is finite: the bodies test their outputs as they store them,
+/// so the fault checks of §6 need not read the map again.
 pub fn conv_relu(
     isa: Isa,
     padded: &[f32],
@@ -113,7 +119,7 @@ pub fn conv_relu(
     shape: Shape,
     weights: &ConvWeights,
     out: &mut [f32],
-) {
+) -> bool {
     let (h, w) = (shape.height, shape.width);
     let k = weights.kernel;
     assert!(isa.supported(), "{} does not run on this CPU", isa.name());
@@ -144,17 +150,20 @@ pub fn conv_relu(
     };
     // Each output row is computed alone, so splitting the rows over
     // threads changes no bit (§6).
+    // Every row runs: the flags are and-ed, never short-circuited.
     if products_serial()
         || rayon::current_num_threads() == 1
         || batch * h * row_len * weights.kernel * weights.kernel * weights.c_in < PARALLEL_MIN_MACS
     {
         out.chunks_exact_mut(row_len.max(1))
             .enumerate()
-            .for_each(run);
+            .map(run)
+            .fold(true, |a, b| a & b)
     } else {
         out.par_chunks_exact_mut(row_len.max(1))
             .enumerate()
-            .for_each(run);
+            .map(run)
+            .reduce(|| true, |a, b| a & b)
     }
 }
 
@@ -214,7 +223,8 @@ impl Rows<'_> {
     }
 
     /// The scalar body: the same FMA chain per output as the SIMD bodies.
-    fn scalar(&self, b: usize, y: usize, out: &mut [f32]) {
+    /// Returns whether every output it wrote is finite (as all bodies).
+    fn scalar(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
         let wt = self.weights;
         let (k, c_in, c_out) = (wt.kernel, wt.c_in, wt.c_out);
         for x in 0..self.shape.width {
@@ -232,97 +242,161 @@ impl Rows<'_> {
                 out[x * c_out + o] = if wt.relu { acc.max(0.0) } else { acc };
             }
         }
+        out.iter().all(|v| v.is_finite())
     }
 
     /// # Safety
     /// AVX-512F must be available.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn avx512(&self, b: usize, y: usize, out: &mut [f32]) {
-        let w = self.shape.width;
-        let mut x0 = 0;
-        while x0 < w {
-            let p = PIXELS_512.min(w - x0);
-            let mut block = 0;
-            while block < self.weights.c_out {
-                let lanes = self.weights.c_out - block;
-                // SAFETY: AVX-512F is available; the tile stays in bounds
-                // (asserted by `conv_relu`, lanes past C_out masked).
-                unsafe {
-                    if lanes > 8 {
-                        dispatch!(p, PIXELS_512, tile512, self, b, y, x0, block, out);
-                        block += 16;
-                    } else {
-                        dispatch!(p, PIXELS_512, tile256, self, b, y, x0, block, out);
-                        block += 8;
-                    }
+    unsafe fn avx512(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
+        let (c_in, c_out, w) = (self.weights.c_in, self.weights.c_out, self.shape.width);
+        let mut finite = true;
+        let mut block = 0;
+        // SAFETY (every tile below): AVX-512F is available; the tile stays
+        // in bounds (asserted by `conv_relu`, lanes past C_out masked).
+        while block < c_out {
+            if c_out - block > 8 {
+                for (x0, p) in tiles(w, PIXELS_512) {
+                    finite &= unsafe {
+                        dispatch!(c_in, p, PIXELS_512, tile512, self, b, y, x0, block, out)
+                    };
+                }
+                block += 16;
+                continue;
+            }
+            if c_in == 1 {
+                // Pixel pairs fill the 16 lanes; an odd last pixel alone.
+                for (pair, p) in tiles(w / 2, PIXELS_512) {
+                    finite &= unsafe { pair_dispatch!(p, self, b, y, 2 * pair, block, out) };
+                }
+                if w % 2 == 1 {
+                    finite &= unsafe { tile256::<1, 1>(self, b, y, w - 1, block, out) };
+                }
+            } else {
+                for (x0, p) in tiles(w, PIXELS_512) {
+                    finite &= unsafe {
+                        dispatch!(c_in, p, PIXELS_512, tile256, self, b, y, x0, block, out)
+                    };
                 }
             }
-            x0 += p;
+            block += 8;
         }
+        finite
     }
 
     /// # Safety
     /// AVX2 and FMA must be available.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(&self, b: usize, y: usize, out: &mut [f32]) {
-        let w = self.shape.width;
-        let mut x0 = 0;
-        while x0 < w {
-            let p = PIXELS_256.min(w - x0);
+    unsafe fn avx2(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
+        let (c_in, mut finite) = (self.weights.c_in, true);
+        for (x0, p) in tiles(self.shape.width, PIXELS_256) {
             let mut block = 0;
             while block < self.weights.c_out {
                 // SAFETY: AVX2+FMA are available; in bounds as above.
-                unsafe { dispatch!(p, PIXELS_256, tile256, self, b, y, x0, block, out) };
+                finite &=
+                    unsafe { dispatch!(c_in, p, PIXELS_256, tile256, self, b, y, x0, block, out) };
                 block += 8;
             }
-            x0 += p;
         }
+        finite
     }
 }
 
-/// Calls `$tile::<P>` for the run-time pixel count `$p` (1..=`$max`).
+/// The tiles of an output row of `width` pixels, as (first pixel, pixels):
+/// as few as `max` pixels per tile allow, their sizes differing by at most
+/// one (a 32-pixel row is 11 + 11 + 10, not 14 + 14 + 4).
+fn tiles(width: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = width.div_ceil(max);
+    (0..count).map(move |i| {
+        let (base, extra) = (width / count, width % count);
+        (i * base + i.min(extra), base + usize::from(i < extra))
+    })
+}
+
+/// Calls `$tile::<P, C>` for the run-time pixel count `$p` (1..=`$max`)
+/// and input channel count `$c`: C is `$c` for the common counts, so that
+/// every input read is a fixed offset from the tap's first pixel, and 0
+/// (read at run time) for the others.
 macro_rules! dispatch {
-    ($p:expr, $max:expr, $tile:ident, $($arg:expr),*) => {
+    ($c:expr, $p:expr, $max:expr, $tile:ident, $($arg:expr),*) => {
+        match $c {
+            1 => pixels!($p, $max, $tile, 1, $($arg),*),
+            3 => pixels!($p, $max, $tile, 3, $($arg),*),
+            8 => pixels!($p, $max, $tile, 8, $($arg),*),
+            16 => pixels!($p, $max, $tile, 16, $($arg),*),
+            32 => pixels!($p, $max, $tile, 32, $($arg),*),
+            _ => pixels!($p, $max, $tile, 0, $($arg),*),
+        }
+    };
+}
+
+/// The pixel count's half of [`dispatch`].
+macro_rules! pixels {
+    ($p:expr, $max:expr, $tile:ident, $c:literal, $($arg:expr),*) => {
         match $p {
-            1 => $tile::<1>($($arg),*),
-            2 => $tile::<2>($($arg),*),
-            3 => $tile::<3>($($arg),*),
-            4 => $tile::<4>($($arg),*),
-            5 => $tile::<5>($($arg),*),
-            6 => $tile::<6>($($arg),*),
-            7 => $tile::<7>($($arg),*),
-            8 => $tile::<8>($($arg),*),
-            9 => $tile::<9>($($arg),*),
-            10 => $tile::<10>($($arg),*),
-            11 => $tile::<11>($($arg),*),
-            12 => $tile::<12>($($arg),*),
-            13 if $max >= 13 => $tile::<13>($($arg),*),
-            14 if $max >= 14 => $tile::<14>($($arg),*),
+            1 => $tile::<1, $c>($($arg),*),
+            2 => $tile::<2, $c>($($arg),*),
+            3 => $tile::<3, $c>($($arg),*),
+            4 => $tile::<4, $c>($($arg),*),
+            5 => $tile::<5, $c>($($arg),*),
+            6 => $tile::<6, $c>($($arg),*),
+            7 => $tile::<7, $c>($($arg),*),
+            8 => $tile::<8, $c>($($arg),*),
+            9 => $tile::<9, $c>($($arg),*),
+            10 => $tile::<10, $c>($($arg),*),
+            11 => $tile::<11, $c>($($arg),*),
+            12 => $tile::<12, $c>($($arg),*),
+            13 if $max >= 13 => $tile::<13, $c>($($arg),*),
+            14 if $max >= 14 => $tile::<14, $c>($($arg),*),
             _ => unreachable!("at most {} pixels per tile", $max),
         }
     };
 }
-use dispatch;
+/// Calls `pair512::<P>` for the run-time pair count `$p` (1..=14).
+macro_rules! pair_dispatch {
+    ($p:expr, $($arg:expr),*) => {
+        match $p {
+            1 => pair512::<1>($($arg),*),
+            2 => pair512::<2>($($arg),*),
+            3 => pair512::<3>($($arg),*),
+            4 => pair512::<4>($($arg),*),
+            5 => pair512::<5>($($arg),*),
+            6 => pair512::<6>($($arg),*),
+            7 => pair512::<7>($($arg),*),
+            8 => pair512::<8>($($arg),*),
+            9 => pair512::<9>($($arg),*),
+            10 => pair512::<10>($($arg),*),
+            11 => pair512::<11>($($arg),*),
+            12 => pair512::<12>($($arg),*),
+            13 => pair512::<13>($($arg),*),
+            14 => pair512::<14>($($arg),*),
+            _ => unreachable!("at most {} pairs per tile", PIXELS_512),
+        }
+    };
+}
+use {dispatch, pair_dispatch, pixels};
 
-/// P pixels × 16 output channels from `block`.
+/// P pixels × 16 output channels from `block`; C input channels (0: the
+/// weights' count).
 ///
 /// # Safety
 /// AVX-512F must be available; pixels x0..x0+P of row y and the padded
 /// input they read must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile512<const P: usize>(
+unsafe fn tile512<const P: usize, const C: usize>(
     rows: &Rows<'_>,
     b: usize,
     y: usize,
     x0: usize,
     block: usize,
     out: &mut [f32],
-) {
+) -> bool {
     let wt = rows.weights;
-    let (k, c_in, c_out) = (wt.kernel, wt.c_in, wt.c_out);
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let mut acc = [_mm512_loadu_ps(wt.bias.as_ptr().add(block)); P];
@@ -347,36 +421,108 @@ unsafe fn tile512<const P: usize>(
             (1u16 << (c_out - block)) - 1
         };
         let zero = _mm512_setzero_ps();
+        // v − v is NaN exactly where v is infinite or NaN.
+        let mut non_finite: __mmask16 = 0;
         for (j, acc) in acc.iter().enumerate() {
-            _mm512_mask_storeu_ps(
-                out.as_mut_ptr().add((x0 + j) * c_out + block),
-                mask,
-                if wt.relu {
-                    _mm512_max_ps(*acc, zero)
-                } else {
-                    *acc
-                },
-            );
+            let v = if wt.relu {
+                _mm512_max_ps(*acc, zero)
+            } else {
+                *acc
+            };
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add((x0 + j) * c_out + block), mask, v);
+            non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(mask, _mm512_sub_ps(v, v), zero);
         }
+        non_finite == 0
     }
 }
 
-/// P pixels × 8 output channels from `block`.
+/// P pairs of adjacent pixels from `x0` × up to 8 output channels from
+/// `block`, for a single input channel (a network's first stage): lane
+/// 2o + q holds channel o of pixel x0 + 2j + q, so both halves of the
+/// vector work. Per tap, the weights are loaded once, each duplicated
+/// into two adjacent lanes, and each pair's two input values are one
+/// 64-bit broadcast. The chain per output is [`tile512`]'s.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; in bounds as [`tile512`].
+/// AVX-512F must be available; the input must have one channel, and
+/// pixels x0..x0+2P of row y and the padded input they read must be in
+/// bounds.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile256<const P: usize>(
+#[target_feature(enable = "avx512f")]
+unsafe fn pair512<const P: usize>(
     rows: &Rows<'_>,
     b: usize,
     y: usize,
     x0: usize,
     block: usize,
     out: &mut [f32],
-) {
+) -> bool {
     let wt = rows.weights;
-    let (k, c_in, c_out) = (wt.kernel, wt.c_in, wt.c_out);
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let lanes = (c_out - block).min(8);
+    // SAFETY: in bounds by the caller's contract; the padded weights and
+    // bias hold 8 values from `block`.
+    unsafe {
+        let duplicate = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        let widen = |at: *const f32| {
+            _mm512_permutexvar_ps(duplicate, _mm512_castps256_ps512(_mm256_loadu_ps(at)))
+        };
+        let mut acc = [widen(wt.bias.as_ptr().add(block)); P];
+        for dy in 0..k {
+            for dx in 0..k {
+                let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
+                let wv = widen(wt.weights.as_ptr().add((dy * k + dx) * wt.stride + block));
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let pair = (input.add(2 * j) as *const i64).read_unaligned();
+                    let x = _mm512_castsi512_ps(_mm512_set1_epi64(pair));
+                    *acc = _mm512_fmadd_ps(x, wv, *acc);
+                }
+            }
+        }
+        let zero = _mm512_setzero_ps();
+        let separate = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
+        let half = ((1u32 << lanes) - 1) as __mmask16;
+        let mut non_finite: __mmask16 = 0;
+        for (j, acc) in acc.iter().enumerate() {
+            let v = if wt.relu {
+                _mm512_max_ps(*acc, zero)
+            } else {
+                *acc
+            };
+            non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(valid, _mm512_sub_ps(v, v), zero);
+            // [pixel 2j: channels 0..8 | pixel 2j + 1: channels 0..8].
+            let v = _mm512_permutexvar_ps(separate, v);
+            let first = out.as_mut_ptr().add((x0 + 2 * j) * c_out + block);
+            if c_out == 8 {
+                _mm512_storeu_ps(first, v);
+            } else {
+                _mm512_mask_storeu_ps(first, half, v);
+                let second = _mm512_shuffle_f32x4::<0x4E>(v, v);
+                _mm512_mask_storeu_ps(first.add(c_out), half, second);
+            }
+        }
+        non_finite == 0
+    }
+}
+
+/// P pixels × 8 output channels from `block`; C as [`tile512`].
+///
+/// # Safety
+/// AVX2 and FMA must be available; in bounds as [`tile512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile256<const P: usize, const C: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) -> bool {
+    let wt = rows.weights;
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let mut acc = [_mm256_loadu_ps(wt.bias.as_ptr().add(block)); P];
@@ -405,16 +551,20 @@ unsafe fn tile256<const P: usize>(
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
         );
         let zero = _mm256_setzero_ps();
+        // v − v is NaN exactly where v is infinite or NaN.
+        let mut non_finite = zero;
         for (j, acc) in acc.iter().enumerate() {
-            _mm256_maskstore_ps(
-                out.as_mut_ptr().add((x0 + j) * c_out + block),
-                mask,
-                if wt.relu {
-                    _mm256_max_ps(*acc, zero)
-                } else {
-                    *acc
-                },
+            let v = if wt.relu {
+                _mm256_max_ps(*acc, zero)
+            } else {
+                *acc
+            };
+            _mm256_maskstore_ps(out.as_mut_ptr().add((x0 + j) * c_out + block), mask, v);
+            non_finite = _mm256_or_ps(
+                non_finite,
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(_mm256_sub_ps(v, v), zero),
             );
         }
+        _mm256_movemask_ps(_mm256_and_ps(non_finite, _mm256_castsi256_ps(mask))) == 0
     }
 }

@@ -11,6 +11,11 @@ pub struct ConvWorkspace<T> {
     pub(super) rows: usize,
     /// `acts[s]`: the input of stage s; `acts[n]`: the gated output g ⊙ z.
     pub(super) acts: Vec<Vec<T>>,
+    /// `proven_finite[s]`: `acts[s]` was written by the last pass and is
+    /// known to be finite (the direct conv kernel tests what it stores,
+    /// and a max-pool of finite maps is finite), so the fault search of
+    /// §6 skips it.
+    pub(super) proven_finite: Vec<bool>,
     /// im2col matrices of the conv stages (empty for others), for the
     /// backward pass (and the f64 forward pass).
     pub(super) cols: Vec<Vec<T>>,
@@ -63,6 +68,9 @@ impl<T: Real> ConvWorkspace<T> {
     /// The input buffer of stage `s`, for a caller that fills it in place
     /// before [`ConvNet::run_stages`] (no copy of a large batch).
     pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
+        if let Some(proven) = self.proven_finite.get_mut(s) {
+            *proven = false;
+        }
         &mut self.acts[s]
     }
 }

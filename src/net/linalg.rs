@@ -131,6 +131,19 @@ impl_real!(f64, matrixmultiply::dgemm, |xs: &mut [f64]| xs
     .iter_mut()
     .for_each(|x| *x = x.exp()));
 
+/// The index of the first non-finite value of `values`, for the fault
+/// checks of §6. Blocks are tested branch-free (the test vectorises), and
+/// only a block that holds one is searched, so a clean tensor costs one
+/// streaming pass.
+pub fn first_non_finite<T: Real>(values: &[T]) -> Option<usize> {
+    const BLOCK: usize = 1024;
+    let bad = |v: &T| !v.to_f64().is_finite();
+    values.chunks(BLOCK).enumerate().find_map(|(b, block)| {
+        let any = block.iter().fold(false, |any, v| any | bad(v));
+        any.then(|| b * BLOCK + block.iter().position(bad).unwrap_or(0))
+    })
+}
+
 /// A read-only strided matrix view into a slice.
 #[derive(Clone, Copy, Debug)]
 pub struct Mat<'a, T> {

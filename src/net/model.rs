@@ -15,7 +15,7 @@ use crate::net::layers::{
     LinearShape, Readout, activation_backward, activation_forward, correct_count,
     coupling_backward, cross_entropy, linear_backward, linear_forward, modulation_factor,
 };
-use crate::net::linalg::Real;
+use crate::net::linalg::{Real, first_non_finite};
 use crate::net::modulation::Modulation;
 use crate::rng::rng_for;
 
@@ -407,12 +407,7 @@ impl<T: Real> Model<T> {
     /// holds a non-finite value, by name, with that value's index and value.
     pub fn first_non_finite(&self, ws: &Workspace<T>) -> Option<(String, usize, f64)> {
         let depth = self.arch.depth();
-        let find = |values: &[T]| {
-            values
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| (!v.to_f64().is_finite()).then_some((i, v.to_f64())))
-        };
+        let find = |values: &[T]| first_non_finite(values).map(|i| (i, values[i].to_f64()));
         for l in 1..=depth {
             let n = ws.batch * self.arch.size(l);
             // 0: pre-activation, 1: per-neuron factor, 2: activity.

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::net::linalg::first_non_finite;
 use crate::net::{Model, Workspace};
 
 /// What went wrong in one tensor.
@@ -53,7 +54,7 @@ pub fn non_finite(value: f64, index: usize) -> String {
 
 /// Fails when `values` of `tensor` hold a non-finite number.
 pub fn check_finite(tensor: &str, values: &[f32]) -> Result<(), Fault> {
-    match values.iter().position(|v| !v.is_finite()) {
+    match first_non_finite(values) {
         None => Ok(()),
         Some(i) => Err(Fault {
             tensor: tensor.to_string(),
