@@ -4,7 +4,7 @@
 //! gain and the variance compensation) against central finite
 //! differences in f64, on random small architectures.
 
-use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, pad_input};
+use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input};
 use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
 use comod::conv::modulator::Modulator;
@@ -176,10 +176,68 @@ proptest! {
         }
     }
 
+    /// The conv stage and its max-pool in one pass give, on every body,
+    /// the bits of the conv stage then the max-pool, and say whether the
+    /// conv outputs (never written) were finite.
+    #[test]
+    fn pooled_conv_equals_conv_then_pool(
+        batch in 1usize..3, c_in in prop_oneof![1usize..4, Just(8)], half_h in 1usize..5,
+        half_w in 1usize..17, c_out in 1usize..20, half in 0usize..3, seed in any::<u64>(),
+        poison in any::<bool>(),
+    ) {
+        let (k, h, w) = (2 * half + 1, 2 * half_h, 2 * half_w);
+        let shape = Shape { channels: c_in, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let mut x = f(random(&mut rng, batch * shape.len()));
+        if poison {
+            let at = rng.random_range(0..x.len());
+            x[at] = f32::INFINITY;
+        }
+        let packed = ConvWeights::new(&f(random(&mut rng, c_out * k * k * c_in)), &f(random(&mut rng, c_out)), k, c_in);
+        let mut padded = Vec::new();
+        pad_input(&x, batch, shape, k, &mut padded);
+        let out_shape = Shape { channels: c_out, ..shape };
+        for isa in [Isa::Scalar].into_iter().chain(Isa::available()) {
+            let mut conv = vec![f32::NAN; batch * out_shape.len()];
+            conv_relu(isa, &padded, batch, shape, &packed, &mut conv);
+            let mut expected = vec![f32::NAN; batch * out_shape.pooled().len()];
+            maxpool_forward(&conv, batch, out_shape, &mut expected);
+            let mut pooled = vec![f32::NAN; expected.len()];
+            let finite = conv_relu_pool(isa, &padded, batch, shape, &packed, &mut pooled);
+            prop_assert!(pooled.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{} differs", isa.name());
+            prop_assert_eq!(finite, conv.iter().all(|v| v.is_finite()), "{} misreports finiteness", isa.name());
+        }
+    }
+
+    /// A network's evaluation workspace (conv stages and their max-pools
+    /// as one) gives the logits of the plain workspace bit for bit, and
+    /// the same fault (the first non-finite stage output) when an input
+    /// is infinite.
+    #[test]
+    fn evaluation_workspace_equals_plain_one(seed in any::<u64>(), rows in 1usize..4, poison in any::<bool>()) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let arch = random_arch(&mut rng);
+        let net = ConvNet::<f32>::init(&arch, seed);
+        let mut images: Vec<f32> = (0..rows * arch.input.len()).map(|_| rng.random_range(0.0..1.0)).collect();
+        if poison {
+            let at = rng.random_range(0..images.len());
+            images[at] = f32::INFINITY;
+        }
+        let run = |mut ws| {
+            net.forward(&mut ws, &images, rows, None, None);
+            let bits: Vec<u32> = ws.logits().iter().map(|v: &f32| v.to_bits()).collect();
+            let fault = net.first_non_finite(&ws).map(|(name, i, v)| (name, i, v.to_bits()));
+            (bits, fault)
+        };
+        prop_assert_eq!(run(net.evaluation_workspace()), run(net.workspace()));
+    }
+
     /// Each pooled value is the largest of its 2×2 window.
     #[test]
     fn maxpool_takes_each_windows_maximum(
-        batch in 1usize..3, c in 1usize..4, h in 2usize..9, w in 2usize..9, seed in any::<u64>(),
+        batch in 1usize..3, c in prop_oneof![1usize..4, Just(8), Just(16), Just(32), 9usize..12],
+        h in 2usize..9, w in 2usize..9, seed in any::<u64>(),
     ) {
         let shape = Shape { channels: c, height: h, width: w };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -18,9 +18,10 @@
 
 use rayon::prelude::*;
 
+use crate::conv::ops::maxpool_row;
 use crate::data::Shape;
 use crate::net::linalg::products_serial;
-use crate::net::simd::Isa;
+use crate::net::simd::{Isa, with_avx2};
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -136,18 +137,7 @@ pub fn conv_relu(
         weights,
     };
     let row_len = w * weights.c_out;
-    let run = |(i, out_row): (usize, &mut [f32])| {
-        let (b, y) = (i / h, i % h);
-        match isa {
-            // SAFETY: the CPU runs the instruction set `isa` names
-            // (`Isa::selected` or a test's `Isa::available`).
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { rows.avx512(b, y, out_row) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => unsafe { rows.avx2(b, y, out_row) },
-            _ => rows.scalar(b, y, out_row),
-        }
-    };
+    let run = |(i, out_row): (usize, &mut [f32])| rows.row(isa, i / h, i % h, out_row);
     // Each output row is computed alone, so splitting the rows over
     // threads changes no bit (§6).
     // Every row runs: the flags are and-ed, never short-circuited.
@@ -163,6 +153,66 @@ pub fn conv_relu(
         out.par_chunks_exact_mut(row_len.max(1))
             .enumerate()
             .map(run)
+            .reduce(|| true, |a, b| a & b)
+    }
+}
+
+/// `out` (`[B, H/2, W/2, C_out]`) = the 2×2 max-pool of [`conv_relu`]'s
+/// output, without writing that map: each pair of output rows goes to a
+/// scratch pair of rows and is pooled while it is in the cache, with
+/// [`maxpool_row`], so `out` is bit for bit [`conv_relu`] then
+/// [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
+/// output is in a window). Returns whether every conv output was finite.
+pub fn conv_relu_pool(
+    isa: Isa,
+    padded: &[f32],
+    batch: usize,
+    shape: Shape,
+    weights: &ConvWeights,
+    out: &mut [f32],
+) -> bool {
+    let (h, w, c_out) = (shape.height, shape.width, weights.c_out);
+    let k = weights.kernel;
+    assert!(isa.supported(), "{} does not run on this CPU", isa.name());
+    assert_eq!(shape.channels, weights.c_in, "input channels");
+    assert!(h % 2 == 0 && w % 2 == 0, "pooled conv of odd size {h}×{w}");
+    assert_eq!(
+        padded.len(),
+        batch * (h + k - 1) * (w + k - 1) * weights.c_in,
+        "padded input size"
+    );
+    assert_eq!(out.len(), batch * h * w * c_out / 4, "pooled output size");
+    let rows = Rows {
+        padded,
+        shape,
+        weights,
+    };
+    let row_len = w * c_out;
+    let run = |pair: &mut Vec<f32>, (i, out_row): (usize, &mut [f32])| {
+        let (b, y) = (i / (h / 2), 2 * (i % (h / 2)));
+        pair.resize(2 * row_len, 0.0);
+        let (top, bottom) = pair.split_at_mut(row_len);
+        let finite = rows.row(isa, b, y, top) & rows.row(isa, b, y + 1, bottom);
+        with_avx2(
+            #[inline(always)]
+            || maxpool_row(top, bottom, c_out, out_row),
+        );
+        finite
+    };
+    let pooled_row = (row_len / 2).max(1);
+    if products_serial()
+        || rayon::current_num_threads() == 1
+        || batch * h * row_len * k * k * weights.c_in < PARALLEL_MIN_MACS
+    {
+        let mut pair = Vec::new();
+        out.chunks_exact_mut(pooled_row)
+            .enumerate()
+            .map(|row| run(&mut pair, row))
+            .fold(true, |a, b| a & b)
+    } else {
+        out.par_chunks_exact_mut(pooled_row)
+            .enumerate()
+            .map_init(Vec::new, run)
             .reduce(|| true, |a, b| a & b)
     }
 }
@@ -215,6 +265,20 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
+    /// Output row y of image b by the body of `isa` (which the caller has
+    /// checked the CPU runs); whether every output is finite.
+    fn row(&self, isa: Isa, b: usize, y: usize, out: &mut [f32]) -> bool {
+        match isa {
+            // SAFETY: the CPU runs the instruction set `isa` names.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { self.avx512(b, y, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { self.avx2(b, y, out) },
+            _ => self.scalar(b, y, out),
+        }
+    }
+
     /// Index in the padded input of pixel (b, y + dy, x + dx), channel 0.
     fn input_at(&self, b: usize, y: usize, x: usize) -> usize {
         let k = self.weights.kernel;

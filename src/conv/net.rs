@@ -172,6 +172,17 @@ impl<T: Real> ConvNet<T> {
         }
     }
 
+    /// A workspace for passes that no backward pass follows and that
+    /// read no conv map followed by a max-pool (evaluations, caches): such
+    /// a conv stage and its max-pool run as one and write only the pooled
+    /// map, with the same bits.
+    pub fn evaluation_workspace(&self) -> ConvWorkspace<T> {
+        ConvWorkspace {
+            pooled_only: true,
+            ..self.workspace()
+        }
+    }
+
     /// The whole forward pass of `rows` images (`[rows, H, W, C]`), with
     /// the modulator (none: factor 1) and the gain g (none: 1).
     pub fn forward(
@@ -223,7 +234,18 @@ impl<T: Real> ConvNet<T> {
         let modulated = self.arch.modulated_stage - 1;
         ws.proven_finite.resize(n + 1, false);
         ws.proven_finite[stages.start] = false;
+        let mut pooled_already = false;
         for s in stages.clone() {
+            if std::mem::take(&mut pooled_already) {
+                continue;
+            }
+            let pool_next = s + 1 < stages.end
+                && matches!(self.arch.stages[s + 1], Stage::Maxpool {})
+                && !(s == modulated && modulator.is_some());
+            if ws.pooled_only && pool_next && self.conv_pooled(ws, rows, s) {
+                pooled_already = true;
+                continue;
+            }
             let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
             let (below, above) = ws.acts.split_at_mut(s + 1);
             let (x, y) = (&below[s], &mut above[0]);
@@ -323,6 +345,51 @@ impl<T: Real> ConvNet<T> {
                 &mut ws.logits,
             );
         }
+    }
+
+    /// Conv stage `s` and the max-pool after it in one pass that writes
+    /// only the pooled map ([`direct::conv_relu_pool`]; the conv map is
+    /// left empty), for a workspace of [`ConvNet::evaluation_workspace`].
+    /// False, and nothing to use, when the stage does not qualify (not a
+    /// conv stage, not f32, an odd map) or an output of the conv stage is
+    /// not finite: the caller then runs both stages as usual, so that the
+    /// fault search finds that output where it is (§6).
+    fn conv_pooled(&self, ws: &mut ConvWorkspace<T>, rows: usize, s: usize) -> bool {
+        let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
+        let Stage::Conv { kernel, .. } = self.arch.stages[s] else {
+            return false;
+        };
+        if out.height % 2 == 1 || out.width % 2 == 1 {
+            return false;
+        }
+        let r = self.ranges[s].as_ref().expect("conv has parameters");
+        let (weights, bias) = (
+            &self.params[r.weights.clone()],
+            &self.params[r.bias.clone()],
+        );
+        let (Some(x), Some(weights), Some(bias)) =
+            (as_f32(&ws.acts[s]), as_f32(weights), as_f32(bias))
+        else {
+            return false;
+        };
+        ws.packed[s].repack(weights, bias, kernel, inp.channels);
+        direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+        let pooled = &mut ws.acts[s + 2];
+        pooled.resize(rows * self.shapes[s + 2].len(), T::ZERO);
+        let finite = direct::conv_relu_pool(
+            Isa::selected(),
+            &ws.padded,
+            rows,
+            inp,
+            &ws.packed[s],
+            bytemuck::cast_slice_mut(pooled),
+        );
+        if finite {
+            ws.acts[s + 1].clear();
+            ws.proven_finite[s + 1] = true;
+            ws.proven_finite[s + 2] = true;
+        }
+        finite
     }
 
     /// The first output of the last forward pass (stage by stage, then

@@ -188,29 +188,47 @@ pub fn maxpool_forward<T: Real>(x: &[T], batch: usize, shape: Shape, out: &mut [
                     let top = &x[((b * h + 2 * y) * w) * c..((b * h + 2 * y) * w + w) * c];
                     let bottom =
                         &x[((b * h + 2 * y + 1) * w) * c..((b * h + 2 * y + 1) * w + w) * c];
-                    for (xx, o) in out_row.chunks_exact_mut(c).enumerate() {
-                        let at = 2 * xx * c;
-                        let (a, bb) = (&top[at..at + c], &top[at + c..at + 2 * c]);
-                        let (cc, d) = (&bottom[at..at + c], &bottom[at + c..at + 2 * c]);
-                        // Whole groups of 8 channels vectorise without a remainder.
-                        let whole = c - c % 8;
-                        let groups = o[..whole]
-                            .chunks_exact_mut(8)
-                            .zip(a.chunks_exact(8).zip(bb.chunks_exact(8)))
-                            .zip(cc.chunks_exact(8).zip(d.chunks_exact(8)));
-                        for ((o, (a, bb)), (cc, d)) in groups {
-                            for i in 0..8 {
-                                o[i] = larger(larger(a[i], bb[i]), larger(cc[i], d[i]));
-                            }
-                        }
-                        for i in whole..c {
-                            o[i] = larger(larger(a[i], bb[i]), larger(cc[i], d[i]));
-                        }
-                    }
+                    maxpool_row(top, bottom, c, out_row);
                 }
             }
         },
     )
+}
+
+/// One output row of [`maxpool_forward`] from input rows `top` and
+/// `bottom` (`[W, C]` each) of `c` channels; inlined into callers compiled
+/// for AVX2 (see [`with_avx2`]). The common channel counts are constants,
+/// so that each pooled pixel is a few whole vectors.
+#[inline(always)]
+pub fn maxpool_row<T: Real>(top: &[T], bottom: &[T], c: usize, out_row: &mut [T]) {
+    match c {
+        8 => pool_pixels::<T, 8>(top, bottom, out_row),
+        16 => pool_pixels::<T, 16>(top, bottom, out_row),
+        32 => pool_pixels::<T, 32>(top, bottom, out_row),
+        _ => {
+            for (xx, o) in out_row.chunks_exact_mut(c).enumerate() {
+                let at = 2 * xx * c;
+                let (a, bb) = (&top[at..at + c], &top[at + c..at + 2 * c]);
+                let (cc, d) = (&bottom[at..at + c], &bottom[at + c..at + 2 * c]);
+                for i in 0..c {
+                    o[i] = larger(larger(a[i], bb[i]), larger(cc[i], d[i]));
+                }
+            }
+        }
+    }
+}
+
+/// [`maxpool_row`] for C channels.
+#[inline(always)]
+fn pool_pixels<T: Real, const C: usize>(top: &[T], bottom: &[T], out_row: &mut [T]) {
+    let windows = (out_row.chunks_exact_mut(C))
+        .zip(top.chunks_exact(2 * C))
+        .zip(bottom.chunks_exact(2 * C));
+    for ((o, t), b) in windows {
+        for i in 0..C {
+            o[i] = larger(larger(t[i], t[C + i]), larger(b[i], b[C + i]));
+        }
+    }
 }
 
 /// The larger of `a` and `b` (`a` on ties and NaN): one `maxps` when

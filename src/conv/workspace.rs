@@ -16,6 +16,9 @@ pub struct ConvWorkspace<T> {
     /// and a max-pool of finite maps is finite), so the fault search of
     /// §6 skips it.
     pub(super) proven_finite: Vec<bool>,
+    /// A conv stage followed by a max-pool writes only the pooled map
+    /// ([`super::ConvNet::evaluation_workspace`]).
+    pub(super) pooled_only: bool,
     /// im2col matrices of the conv stages (empty for others), for the
     /// backward pass (and the f64 forward pass).
     pub(super) cols: Vec<Vec<T>>,

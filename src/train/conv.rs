@@ -203,14 +203,13 @@ impl Network for ConvNet<f32> {
         let arch = net.arch();
         let (len, n, scaling) = (arch.input.len(), arch.stages.len(), arch.scaling_stage());
         let rows = inputs.len() / len;
-        let mut ws = net.workspace();
+        let mut ws = net.evaluation_workspace();
         let (mut maps, mut gated) = (Vec::new(), Vec::new());
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
             let images = &inputs[start * len..(start + chunk) * len];
-            net.forward_stages(&mut ws, images, chunk, 0..scaling, None, None);
-            maps.extend_from_slice(ws.activation(scaling));
             net.forward_stages(&mut ws, images, chunk, 0..n, None, None);
+            maps.extend_from_slice(ws.activation(scaling));
             gated.extend_from_slice(ws.activation(n));
         }
         let widths = (maps.len().checked_div(rows).unwrap_or(0), arch.gated_size());
@@ -235,7 +234,7 @@ impl Network for ConvNet<f32> {
 
     fn evaluator(&self) -> ConvEvaluator {
         ConvEvaluator {
-            ws: self.workspace(),
+            ws: self.evaluation_workspace(),
             logits: Vec::new(),
             m: Vec::new(),
             factors: Vec::new(),

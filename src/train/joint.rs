@@ -239,7 +239,7 @@ fn plateaued(before: &[MultitaskEpoch], mean: f64) -> bool {
 pub fn task_accuracies(net: &ConvNet<f32>, set: &Images, tasks: usize) -> Vec<f64> {
     let len = net.arch().input.len();
     let n = set.len(tasks);
-    let mut ws: ConvWorkspace<f32> = net.workspace();
+    let mut ws: ConvWorkspace<f32> = net.evaluation_workspace();
     let mut logits = Vec::with_capacity(n * net.arch().logits());
     for start in (0..n).step_by(EVAL_ROWS) {
         let rows = EVAL_ROWS.min(n - start);
