@@ -7,7 +7,7 @@
 use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input};
 use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
-use comod::conv::modulator::Modulator;
+use comod::conv::modulator::{Modulator, scale_channels, scaled_channels};
 use comod::conv::ops::{col2im, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, Stage};
 use comod::data::Shape;
@@ -44,7 +44,9 @@ fn check_direct_kernel(
     let bias = f(random(&mut rng, c_out));
     let reference = conv_direct(&x, batch, shape, k, &weights, &bias);
     let packed = ConvWeights::new(&weights, &bias, k, c_in);
-    let mut padded = Vec::new();
+    // A reused buffer of the right size holding garbage: pad_input must
+    // write every value of it.
+    let mut padded = vec![1e30; batch * (shape.height + k - 1) * (shape.width + k - 1) * c_in];
     pad_input(&x, batch, shape, k, &mut padded);
     let run = |isa: Isa| {
         let mut out = vec![f32::NAN; reference.len()];
@@ -182,8 +184,8 @@ proptest! {
     #[test]
     fn pooled_conv_equals_conv_then_pool(
         batch in 1usize..3, c_in in prop_oneof![1usize..4, Just(8)], half_h in 1usize..5,
-        half_w in 1usize..17, c_out in 1usize..20, half in 0usize..3, seed in any::<u64>(),
-        poison in any::<bool>(),
+        half_w in 1usize..17, c_out in prop_oneof![1usize..20, Just(8), Just(16)],
+        half in 0usize..3, seed in any::<u64>(), poison in any::<bool>(),
     ) {
         let (k, h, w) = (2 * half + 1, 2 * half_h, 2 * half_w);
         let shape = Shape { channels: c_in, height: h, width: w };
@@ -231,6 +233,23 @@ proptest! {
             (bits, fault)
         };
         prop_assert_eq!(run(net.evaluation_workspace()), run(net.workspace()));
+    }
+
+    /// Scaling channels while copying gives the in-place scaling's bits.
+    #[test]
+    fn scaled_copy_equals_scaling_in_place(
+        rows in 1usize..4, pixels in 1usize..10,
+        channels in prop_oneof![1usize..6, Just(8), Just(16), Just(32)], seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let maps = f(random(&mut rng, rows * pixels * channels));
+        let factors = f(random(&mut rng, rows * channels));
+        let mut expected = maps.clone();
+        scale_channels(&mut expected, &factors, channels);
+        let mut out = vec![f32::NAN; 3];
+        scaled_channels(&maps, &factors, channels, &mut out);
+        prop_assert!(out.len() == expected.len() && out.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     /// Each pooled value is the largest of its 2×2 window.

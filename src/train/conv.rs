@@ -11,7 +11,7 @@ use crate::conv::heads::Heads;
 use crate::conv::heads::heads_loss;
 use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
-use crate::conv::modulator::scale_channels;
+use crate::conv::modulator::scaled_channels;
 use crate::conv::net::EVAL_ROWS;
 use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
 use crate::conv::{ConvArch, ConvNet, ConvWorkspace};
@@ -272,10 +272,12 @@ impl Network for ConvNet<f32> {
         let per_row = cache.widths.0;
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
-            let input = evaluator.ws.stage_input_mut(scaling);
-            input.clear();
-            input.extend_from_slice(&cache.maps[start * per_row..(start + chunk) * per_row]);
-            scale_channels(input, &evaluator.factors[..chunk * channels], channels);
+            scaled_channels(
+                &cache.maps[start * per_row..(start + chunk) * per_row],
+                &evaluator.factors[..chunk * channels],
+                channels,
+                evaluator.ws.stage_input_mut(scaling),
+            );
             net.run_stages(
                 &mut evaluator.ws,
                 chunk,
