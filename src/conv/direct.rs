@@ -384,9 +384,13 @@ impl Rows<'_> {
                     finite &= unsafe { tile256::<1, 1>(self, b, y, w - 1, block, out) };
                 }
             } else {
-                for (x0, p) in tiles(w, PIXELS_512) {
+                // 8-lane tiles hold PIXELS_256 pixels here too: with AVX2
+                // encodings there are 16 vector registers, and 14 pixels
+                // spill (conv-mnist's second input gradient: 54 against 93
+                // GFLOP/s on one thread).
+                for (x0, p) in tiles(w, PIXELS_256) {
                     finite &= unsafe {
-                        dispatch!(c_in, p, PIXELS_512, tile256, self, b, y, x0, block, out)
+                        dispatch!(c_in, p, PIXELS_256, tile256, self, b, y, x0, block, out)
                     };
                 }
             }
