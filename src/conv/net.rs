@@ -243,6 +243,10 @@ impl<T: Real> ConvNet<T> {
                 && matches!(self.arch.stages[s + 1], Stage::Maxpool {})
                 && !(s == modulated && modulator.is_some());
             if ws.pooled_only && pool_next && self.conv_pooled(ws, rows, s) {
+                if s == modulated {
+                    // Unmodulated, as the pass below would record it.
+                    ws.factors.clear();
+                }
                 pooled_already = true;
                 continue;
             }
