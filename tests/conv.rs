@@ -21,6 +21,20 @@ fn random(rng: &mut Xoshiro256PlusPlus, n: usize) -> Vec<f64> {
     (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
+/// Random f32 maps of `batch` × `shape`; `poison` puts an infinity at a
+/// random place.
+fn input_maps(rng: &mut Xoshiro256PlusPlus, batch: usize, shape: Shape, poison: bool) -> Vec<f32> {
+    let mut x: Vec<f32> = random(rng, batch * shape.len())
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    if poison {
+        let at = rng.random_range(0..x.len());
+        x[at] = f32::INFINITY;
+    }
+    x
+}
+
 /// [`conv_relu`] on every body against the direct convolution's ReLU,
 /// bit for bit against the scalar body, and its finiteness flag against
 /// the outputs; `poison` puts an infinity into the input.
@@ -35,11 +49,7 @@ fn check_direct_kernel(
     let c_in = shape.channels;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-    let mut x = f(random(&mut rng, batch * shape.len()));
-    if poison {
-        let at = rng.random_range(0..x.len());
-        x[at] = f32::INFINITY;
-    }
+    let x = input_maps(&mut rng, batch, shape, poison);
     let weights = f(random(&mut rng, c_out * k * k * c_in));
     let bias = f(random(&mut rng, c_out));
     let reference = conv_direct(&x, batch, shape, k, &weights, &bias);
@@ -191,11 +201,7 @@ proptest! {
         let shape = Shape { channels: c_in, height: h, width: w };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-        let mut x = f(random(&mut rng, batch * shape.len()));
-        if poison {
-            let at = rng.random_range(0..x.len());
-            x[at] = f32::INFINITY;
-        }
+        let x = input_maps(&mut rng, batch, shape, poison);
         let packed = ConvWeights::new(&f(random(&mut rng, c_out * k * k * c_in)), &f(random(&mut rng, c_out)), k, c_in);
         let mut padded = Vec::new();
         pad_input(&x, batch, shape, k, &mut padded);

@@ -134,29 +134,14 @@ pub fn conv_relu(
     out: &mut [f32],
 ) -> bool {
     let (h, w) = (shape.height, shape.width);
-    let k = weights.kernel;
-    assert!(isa.supported(), "{} does not run on this CPU", isa.name());
-    assert_eq!(shape.channels, weights.c_in, "input channels");
-    assert_eq!(
-        padded.len(),
-        batch * (h + k - 1) * (w + k - 1) * weights.c_in,
-        "padded input size"
-    );
     assert_eq!(out.len(), batch * h * w * weights.c_out, "output size");
-    let rows = Rows {
-        padded,
-        shape,
-        weights,
-    };
+    let rows = Rows::checked(isa, padded, batch, shape, weights);
     let row_len = w * weights.c_out;
     let run = |(i, out_row): (usize, &mut [f32])| rows.row(isa, i / h, i % h, out_row);
     // Each output row is computed alone, so splitting the rows over
     // threads changes no bit (§6).
     // Every row runs: the flags are and-ed, never short-circuited.
-    if products_serial()
-        || rayon::current_num_threads() == 1
-        || batch * h * row_len * weights.kernel * weights.kernel * weights.c_in < PARALLEL_MIN_MACS
-    {
+    if rows.serial(batch) {
         out.chunks_exact_mut(row_len.max(1))
             .enumerate()
             .map(run)
@@ -184,21 +169,9 @@ pub fn conv_relu_pool(
     out: &mut [f32],
 ) -> bool {
     let (h, w, c_out) = (shape.height, shape.width, weights.c_out);
-    let k = weights.kernel;
-    assert!(isa.supported(), "{} does not run on this CPU", isa.name());
-    assert_eq!(shape.channels, weights.c_in, "input channels");
     assert!(h % 2 == 0 && w % 2 == 0, "pooled conv of odd size {h}×{w}");
-    assert_eq!(
-        padded.len(),
-        batch * (h + k - 1) * (w + k - 1) * weights.c_in,
-        "padded input size"
-    );
     assert_eq!(out.len(), batch * h * w * c_out / 4, "pooled output size");
-    let rows = Rows {
-        padded,
-        shape,
-        weights,
-    };
+    let rows = Rows::checked(isa, padded, batch, shape, weights);
     let row_len = w * c_out;
     let run = |pair: &mut Vec<f32>, (i, out_row): (usize, &mut [f32])| {
         let (b, y) = (i / (h / 2), 2 * (i % (h / 2)));
@@ -219,10 +192,7 @@ pub fn conv_relu_pool(
         finite
     };
     let pooled_row = (row_len / 2).max(1);
-    if products_serial()
-        || rayon::current_num_threads() == 1
-        || batch * h * row_len * k * k * weights.c_in < PARALLEL_MIN_MACS
-    {
+    if rows.serial(batch) {
         let mut pair = Vec::new();
         out.chunks_exact_mut(pooled_row)
             .enumerate()
@@ -310,7 +280,40 @@ struct Rows<'a> {
     weights: &'a ConvWeights,
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// The operands of a convolution of `batch` maps of `shape` on the
+    /// body of `isa`, checked: the CPU runs `isa`, and the bordered input
+    /// and the weights fit the shape (the SIMD bodies rely on it).
+    fn checked(
+        isa: Isa,
+        padded: &'a [f32],
+        batch: usize,
+        shape: Shape,
+        weights: &'a ConvWeights,
+    ) -> Rows<'a> {
+        let k = weights.kernel;
+        assert!(isa.supported(), "{} does not run on this CPU", isa.name());
+        assert_eq!(shape.channels, weights.c_in, "input channels");
+        assert_eq!(
+            padded.len(),
+            batch * (shape.height + k - 1) * (shape.width + k - 1) * weights.c_in,
+            "padded input size"
+        );
+        Rows {
+            padded,
+            shape,
+            weights,
+        }
+    }
+
+    /// Whether a convolution of `batch` maps stays on the calling thread
+    /// (too small to split, or products kept serial).
+    fn serial(&self, batch: usize) -> bool {
+        let wt = self.weights;
+        let macs = batch * self.shape.pixels() * wt.c_out * wt.kernel * wt.kernel * wt.c_in;
+        products_serial() || rayon::current_num_threads() == 1 || macs < PARALLEL_MIN_MACS
+    }
+
     /// Output row y of image b by the body of `isa` (which the caller has
     /// checked the CPU runs); whether every output is finite.
     fn row(&self, isa: Isa, b: usize, y: usize, out: &mut [f32]) -> bool {
