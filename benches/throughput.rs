@@ -13,12 +13,19 @@ use std::path::Path;
 use comod::bench::SgemmProblem;
 use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
+use comod::conv::net::EVAL_ROWS;
 use comod::data::Digits;
+use comod::kernel::Body;
+use comod::kernel::dense::{RowsScratch, dense_relu_rows, has_dense_tiles};
+use comod::kernel::plan::PackedLayer;
 use comod::kernel::workload::WORKLOADS;
 use comod::net::Arch;
+use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::{RngExt, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// The FMA chains of each instruction set on one thread.
 fn fma_peak(c: &mut Criterion) {
@@ -95,5 +102,52 @@ fn pretrain_epoch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fma_peak, sgemm, trial_kernel, conv, pretrain_epoch);
+/// The dense stage of conv-mnist's evaluations (§8), one pass of
+/// [`EVAL_ROWS`] rows on one thread: the kernel's dense tiles on weights
+/// packed once, against `matrixmultiply`, which packs them at every call
+/// (the same bits).
+fn conv_dense_stage(c: &mut Criterion) {
+    let (rows, inputs, outputs) = (EVAL_ROWS, 7 * 7 * 16, 128);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let (x, w, bias) = (draw(rows * inputs), draw(outputs * inputs), draw(outputs));
+    let layer = PackedLayer::dense(&w, &bias, inputs, outputs);
+    let mut out = vec![0.0f32; rows * outputs];
+    let mut scratch = RowsScratch::default();
+    let mut group = c.benchmark_group("conv_dense_stage");
+    group.throughput(Throughput::Elements((2 * rows * inputs * outputs) as u64));
+    for body in Body::available()
+        .into_iter()
+        .filter(|&b| has_dense_tiles(b))
+    {
+        group.bench_function(format!("tiles_{}", body.isa().name()), |b| {
+            b.iter(|| dense_relu_rows(body, &layer, &x, rows, &mut out, &mut scratch))
+        });
+    }
+    group.bench_function("matrixmultiply", |b| {
+        b.iter(|| {
+            for row in out.chunks_exact_mut(outputs) {
+                row.copy_from_slice(&bias);
+            }
+            gemm(
+                Mat::row_major(&x, rows, inputs),
+                Mat::row_major(&w, outputs, inputs).t(),
+                true,
+                MatMut::row_major(&mut out, rows, outputs),
+            );
+            out.iter_mut().for_each(|v| *v = v.max(0.0));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    fma_peak,
+    sgemm,
+    trial_kernel,
+    conv,
+    conv_dense_stage,
+    pretrain_epoch
+);
 criterion_main!(benches);

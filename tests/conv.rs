@@ -9,8 +9,9 @@ use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
 use comod::conv::modulator::{Modulator, scale_channels, scaled_channels};
 use comod::conv::ops::{col2im, conv_direct, conv_forward, im2col, maxpool_forward};
-use comod::conv::{ConvArch, ConvNet, Stage};
+use comod::conv::{ConvArch, ConvNet, ConvWorkspace, Evaluation, Stage};
 use comod::data::Shape;
+use comod::kernel::Body;
 use comod::net::Depth;
 use comod::net::simd::Isa;
 use proptest::prelude::*;
@@ -218,27 +219,38 @@ proptest! {
         }
     }
 
-    /// A network's evaluation workspace (conv stages and their max-pools
-    /// as one) gives the logits of the plain workspace bit for bit, and
-    /// the same fault (the first non-finite stage output) when an input
-    /// is infinite.
+    /// An evaluation's passes (conv stages and their max-pools as one,
+    /// dense stages on packed weights, on every body) give the logits of
+    /// the plain pass bit for bit, and the same fault (the first
+    /// non-finite stage output) when an input is infinite.
     #[test]
-    fn evaluation_workspace_equals_plain_one(seed in any::<u64>(), rows in 1usize..4, poison in any::<bool>()) {
+    fn evaluation_pass_equals_plain_one(seed in any::<u64>(), rows in 1usize..15, poison in any::<bool>()) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let arch = random_arch(&mut rng);
-        let net = ConvNet::<f32>::init(&arch, seed);
+        let mut net = ConvNet::<f32>::init(&arch, seed);
+        // Random biases too (the initialisation may zero them).
+        for v in net.params.iter_mut() {
+            *v += rng.random_range(-0.1..0.1);
+        }
         let mut images: Vec<f32> = (0..rows * arch.input.len()).map(|_| rng.random_range(0.0..1.0)).collect();
         if poison {
             let at = rng.random_range(0..images.len());
             images[at] = f32::INFINITY;
         }
-        let run = |mut ws| {
-            net.forward(&mut ws, &images, rows, None, None);
-            let bits: Vec<u32> = ws.logits().iter().map(|v: &f32| v.to_bits()).collect();
-            let fault = net.first_non_finite(&ws).map(|(name, i, v)| (name, i, v.to_bits()));
+        let outcome = |ws: &ConvWorkspace<f32>| {
+            let bits: Vec<u32> = ws.logits().iter().map(|v| v.to_bits()).collect();
+            let fault = net.first_non_finite(ws).map(|(name, i, v)| (name, i, v.to_bits()));
             (bits, fault)
         };
-        prop_assert_eq!(run(net.evaluation_workspace()), run(net.workspace()));
+        let mut plain = net.workspace();
+        net.forward(&mut plain, &images, rows, None, None);
+        let want = outcome(&plain);
+        // One workspace for every body, holding the previous pass.
+        let mut ws = net.workspace();
+        for body in Body::available() {
+            Evaluation::on(&net, body).forward(&mut ws, &images, rows);
+            prop_assert_eq!(&outcome(&ws), &want, "{:?}", body);
+        }
     }
 
     /// Scaling channels while copying gives the in-place scaling's bits.

@@ -1,15 +1,21 @@
 //! The dense forward of the retraining methods' evaluation (§4) against
 //! the network's own forward pass: the same bits, on random architectures
 //! (beside sizes above the 256-input chunk of the products), random
-//! weights, any row count and any β, for both SIMD bodies. A body the CPU
-//! lacks is skipped with a message.
+//! weights, any row count and any β, for both SIMD bodies; and the dense
+//! stage of a convolutional network's evaluations (§8) against the same
+//! product through `matrixmultiply`. A body the CPU lacks is skipped with
+//! a message.
 
 mod common;
 
 use common::arch_strategy;
 use comod::data::CANVAS_PIXELS;
-use comod::kernel::dense::{DensePlan, DenseScratch, dense_forward, has_dense_tiles};
+use comod::kernel::dense::{
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_relu_rows, has_dense_tiles,
+};
+use comod::kernel::plan::PackedLayer;
 use comod::kernel::{Body, PackedRows};
+use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::{Arch, Model, Modulation};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -76,6 +82,55 @@ proptest! {
         m in 0.5f32..1.5,
     ) {
         agrees(&arch, seed, rows, m);
+    }
+}
+
+/// ReLU(x·Wᵀ + b) as a convolutional network's plain pass computes it:
+/// the bias, then `matrixmultiply`'s product added, then ReLU.
+fn dense_stage_by_matrixmultiply(x: &[f32], w: &[f32], b: &[f32], rows: usize) -> Vec<f32> {
+    let (outputs, inputs) = (b.len(), w.len() / b.len());
+    let mut y: Vec<f32> = b.iter().copied().cycle().take(rows * outputs).collect();
+    gemm(
+        Mat::row_major(x, rows, inputs),
+        Mat::row_major(w, outputs, inputs).t(),
+        true,
+        MatMut::row_major(&mut y, rows, outputs),
+    );
+    y.iter().map(|v| v.max(0.0)).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The tiles reading rows where they are (whole tiles, then the last
+    /// rows padded into one) give `matrixmultiply`'s bits, also across
+    /// several 256-input chunks, short panels and non-finite inputs.
+    #[test]
+    fn dense_stage_gives_matrixmultiply_bits(
+        rows in 1usize..40,
+        inputs in prop_oneof![1usize..40, 250usize..700],
+        outputs in 1usize..70,
+        infinite in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let (mut x, w, b) = (draw(rows * inputs), draw(outputs * inputs), draw(outputs));
+        if infinite {
+            let at = (seed as usize) % x.len();
+            x[at] = f32::INFINITY;
+        }
+        let want = dense_stage_by_matrixmultiply(&x, &w, &b, rows);
+        let layer = PackedLayer::dense(&w, &b, inputs, outputs);
+        // One scratch for every body, full of another call's values.
+        let mut scratch = RowsScratch::default();
+        for body in Body::available().into_iter().filter(|&b| has_dense_tiles(b)) {
+            let mut got = vec![f32::NAN; rows * outputs];
+            dense_relu_rows(body, &layer, &x, rows, &mut got, &mut scratch);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} value {}: {:e} against {:e}", body, i, g, w);
+            }
+        }
     }
 }
 

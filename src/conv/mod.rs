@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod checkpoint;
 pub mod direct;
+pub mod evaluation;
 pub mod heads;
 pub mod modulator;
 pub mod net;
@@ -13,6 +14,7 @@ pub mod weight_grad;
 pub mod workspace;
 
 pub use arch::{ConvArch, Stage};
+pub use evaluation::Evaluation;
 pub use heads::Heads;
 pub use modulator::Modulator;
 pub use net::ConvNet;

@@ -12,10 +12,12 @@ use rand::RngExt;
 
 use crate::conv::arch::{ConvArch, HEAD_LOGITS, Stage};
 use crate::conv::direct::{self, ConvWeights};
+use crate::conv::evaluation::{Evaluation, EvaluationPlan};
 use crate::conv::modulator::{Modulator, channel_factors, scale_channels};
 use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ops, weight_grad};
 use crate::data::Shape;
+use crate::kernel::dense::dense_relu_rows;
 use crate::net::linalg::{Mat, MatMut, Real, first_non_finite, gemm};
 use crate::net::simd::Isa;
 use crate::net::{Depth, Grads};
@@ -23,9 +25,10 @@ use crate::rng::rng_for;
 
 /// Rows per forward pass of an evaluation (a cache of a set, a held-out
 /// accuracy): small enough that a pass's maps stay in the caches (a
-/// conv-mnist pass of 64 rows holds about 3 MB; 250 rows were slower).
-/// The results do not depend on it.
-pub const EVAL_ROWS: usize = 64;
+/// conv-mnist pass of 60 rows holds about 3 MB; 250 rows were slower),
+/// and a multiple of the dense tiles' 12 rows (64 rows left a tile of 4,
+/// as costly as a whole one). The results do not depend on it.
+pub const EVAL_ROWS: usize = 60;
 
 /// Where one stage's (or the heads') parameters sit in the flat vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,15 +175,10 @@ impl<T: Real> ConvNet<T> {
         }
     }
 
-    /// A workspace for passes that no backward pass follows and that
-    /// read no conv map followed by a max-pool (evaluations, caches): such
-    /// a conv stage and its max-pool run as one and write only the pooled
-    /// map, with the same bits.
-    pub fn evaluation_workspace(&self) -> ConvWorkspace<T> {
-        ConvWorkspace {
-            pooled_only: true,
-            ..self.workspace()
-        }
+    /// The forward passes of one evaluation, with the same bits as
+    /// [`ConvNet::forward`] ([`Evaluation`]).
+    pub fn evaluation(&self) -> Evaluation<'_, T> {
+        Evaluation::new(self)
     }
 
     /// The whole forward pass of `rows` images (`[rows, H, W, C]`), with
@@ -224,6 +222,21 @@ impl<T: Real> ConvNet<T> {
         modulator: Option<&Modulator<'_, T>>,
         gain: Option<&[T]>,
     ) {
+        self.pass(ws, rows, stages, modulator, gain, None);
+    }
+
+    /// [`ConvNet::run_stages`]; with `evaluation` (an [`Evaluation`]'s
+    /// pass), a conv stage and the max-pool after it run as one and the
+    /// dense stages on the packed weights, with the same bits.
+    pub(super) fn pass(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        rows: usize,
+        stages: Range<usize>,
+        modulator: Option<&Modulator<'_, T>>,
+        gain: Option<&[T]>,
+        evaluation: Option<&EvaluationPlan>,
+    ) {
         let n = self.arch.stages.len();
         assert_eq!(
             ws.acts[stages.start].len(),
@@ -242,7 +255,7 @@ impl<T: Real> ConvNet<T> {
             let pool_next = s + 1 < stages.end
                 && matches!(self.arch.stages[s + 1], Stage::Maxpool {})
                 && !(s == modulated && modulator.is_some());
-            if ws.pooled_only && pool_next && self.conv_pooled(ws, rows, s) {
+            if evaluation.is_some() && pool_next && self.conv_pooled(ws, rows, s) {
                 if s == modulated {
                     // Unmodulated, as the pass below would record it.
                     ws.factors.clear();
@@ -310,17 +323,25 @@ impl<T: Real> ConvNet<T> {
                 }
                 Stage::Dense { size } => {
                     ws.proven_finite[s + 1] = false;
-                    let r = self.ranges[s].as_ref().expect("dense has parameters");
-                    dense_stage_forward(
-                        x,
-                        &self.params[r.weights.clone()],
-                        &self.params[r.bias.clone()],
-                        rows,
-                        inp.len(),
-                        size,
-                        y,
-                    );
-                    relu(y);
+                    let packed = evaluation.and_then(|e| Some((e.body, e.dense[s].as_ref()?)));
+                    match (packed, as_f32(x), as_f32_mut(y)) {
+                        (Some((body, layer)), Some(x), Some(y)) => {
+                            dense_relu_rows(body, layer, x, rows, y, &mut ws.dense_rows);
+                        }
+                        _ => {
+                            let r = self.ranges[s].as_ref().expect("dense has parameters");
+                            dense_stage_forward(
+                                x,
+                                &self.params[r.weights.clone()],
+                                &self.params[r.bias.clone()],
+                                rows,
+                                inp.len(),
+                                size,
+                                y,
+                            );
+                            relu(y);
+                        }
+                    }
                     if s == n - 1 {
                         ws.gated.clone_from(y);
                         ws.gain.clear();
@@ -353,7 +374,7 @@ impl<T: Real> ConvNet<T> {
 
     /// Conv stage `s` and the max-pool after it in one pass that writes
     /// only the pooled map ([`direct::conv_relu_pool`]; the conv map is
-    /// left empty), for a workspace of [`ConvNet::evaluation_workspace`].
+    /// left empty), for an evaluation pass ([`Evaluation`]).
     /// False, and nothing to use, when the stage does not qualify (not a
     /// conv stage, not f32, an odd map) or an output of the conv stage is
     /// not finite: the caller then runs both stages as usual, so that the
@@ -637,7 +658,7 @@ fn split_two<'a, T>(
 }
 
 /// `x` as f32 values when T is f32 (the direct kernel's type).
-fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
+pub(super) fn as_f32<T: Real>(x: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice(x))
 }
 

@@ -3,6 +3,7 @@
 //! the gated output before the gain, the logits, and scratch gradients.
 
 use crate::conv::direct::ConvWeights;
+use crate::kernel::dense::RowsScratch;
 use crate::net::linalg::Real;
 
 /// Activations of one forward pass, kept for the backward pass.
@@ -16,14 +17,14 @@ pub struct ConvWorkspace<T> {
     /// and a max-pool of finite maps is finite), so the fault search of
     /// §6 skips it.
     pub(super) proven_finite: Vec<bool>,
-    /// A conv stage followed by a max-pool writes only the pooled map
-    /// ([`super::ConvNet::evaluation_workspace`]).
-    pub(super) pooled_only: bool,
     /// im2col matrices of the conv stages (empty for others), for the
     /// backward pass (and the f64 forward pass).
     pub(super) cols: Vec<Vec<T>>,
     /// The conv stages' weights as the direct kernel reads them (f32).
     pub(super) packed: Vec<ConvWeights>,
+    /// Scratch of the dense stages in an evaluation pass
+    /// ([`super::evaluation`]).
+    pub(super) dense_rows: RowsScratch,
     /// The zero-bordered input of the direct kernel.
     pub(super) padded: Vec<f32>,
     /// The modulated stage's output before its factor.

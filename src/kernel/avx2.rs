@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile};
+use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::vexp::exp8;
@@ -17,15 +17,16 @@ const ROWS: usize = 6;
 pub struct Avx2Fma;
 
 /// acc[2r + h] += Σ_{k in inputs} a[r, k]·panel[k, 8h..8h+8], one FMA
-/// per input in order, for rows r < 6.
+/// per input in order, for rows r < 6; input k of row r at
+/// `a[r·row_step + k·input_step]` (the packed rows: 1 and [`PACK`]).
 ///
 /// # Safety
 /// AVX2 and FMA must be available; inputs `inputs` of rows 0..6 of `a`
-/// (input k of row r at `a[k·PACK + r]`) and of `panel` must be in bounds.
+/// and of `panel` must be in bounds.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn chain(
-    a: *const f32,
+    (a, row_step, input_step): (*const f32, usize, usize),
     panel: *const f32,
     inputs: std::ops::Range<usize>,
     acc: &mut [__m256; 2 * ROWS],
@@ -35,9 +36,9 @@ unsafe fn chain(
         unsafe {
             let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
             let w1 = _mm256_loadu_ps(panel.add(kk * PANEL + 8));
-            let x = a.add(kk * PACK);
+            let x = a.add(kk * input_step);
             for r in 0..ROWS {
-                let x = _mm256_broadcast_ss(&*x.add(r));
+                let x = _mm256_broadcast_ss(&*x.add(r * row_step));
                 acc[2 * r] = _mm256_fmadd_ps(x, w0, acc[2 * r]);
                 acc[2 * r + 1] = _mm256_fmadd_ps(x, w1, acc[2 * r + 1]);
             }
@@ -59,7 +60,12 @@ unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
     unsafe {
         let (b0, b1) = (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)));
         let mut acc = [b0, b1, b0, b1, b0, b1, b0, b1, b0, b1, b0, b1];
-        chain(tile.a.as_ptr(), tile.panel.as_ptr(), 0..tile.k, &mut acc);
+        chain(
+            (tile.a.as_ptr(), 1, PACK),
+            tile.panel.as_ptr(),
+            0..tile.k,
+            &mut acc,
+        );
         acc
     }
 }
@@ -223,10 +229,36 @@ unsafe fn add_squares_f64(
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+    // SAFETY: AVX2 and FMA guaranteed by the caller.
+    unsafe {
+        match tile.rows {
+            RowLayout::Packed => dense_tile_rows::<false>(tile, out, layout),
+            RowLayout::Strided(_) => dense_tile_rows::<true>(tile, out, layout),
+        }
+    }
+}
+
+/// [`dense_tile`]; `STRIDED`: the rows are [`RowLayout::Strided`] (a constant,
+/// so that the packed rows' offsets are too).
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dense_tile_rows<const STRIDED: bool>(
+    tile: DenseTile<'_>,
+    out: &mut [f32],
+    layout: Output,
+) {
     let k = tile.k;
     tile.check(ROWS);
     assert_eq!(tile.panels, 1, "the AVX2 body's dense tiles have one panel");
+    assert_eq!(STRIDED, tile.rows != RowLayout::Packed, "the tile's rows");
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let a = if STRIDED {
+        (a, tile.rows.step(), 1)
+    } else {
+        (a, 1, PACK)
+    };
     let mut c = [[0.0f32; PANEL]; ROWS];
     for row in c.iter_mut() {
         row.copy_from_slice(&tile.bias[..PANEL]);

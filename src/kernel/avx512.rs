@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile};
+use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::vexp::exp16;
@@ -27,15 +27,16 @@ pub struct Avx512;
 
 /// acc[r][h] += Σ_{k in inputs} a[r, k]·panel h[k, ..16], one FMA per
 /// input in order, for rows r < 12 and the `P` panels (panel h at
-/// `panel + h·stride`).
+/// `panel + h·stride`); input k of row r at `a[r·row_step + k·input_step]`
+/// (the packed rows: 1 and [`PACK`]).
 ///
 /// # Safety
-/// AVX-512F must be available; inputs `inputs` of rows 0..12 of `a`
-/// (input k of row r at `a[k·PACK + r]`) and of the P panels must be in bounds.
+/// AVX-512F must be available; inputs `inputs` of rows 0..12 of `a` and
+/// of the P panels must be in bounds.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn chain<const P: usize>(
-    a: *const f32,
+    (a, row_step, input_step): (*const f32, usize, usize),
     panel: *const f32,
     stride: usize,
     inputs: std::ops::Range<usize>,
@@ -46,9 +47,9 @@ unsafe fn chain<const P: usize>(
         unsafe {
             let w: [__m512; P] =
                 std::array::from_fn(|h| _mm512_loadu_ps(panel.add(h * stride + kk * PANEL)));
-            let x = a.add(kk * PACK);
+            let x = a.add(kk * input_step);
             for (r, acc) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(*x.add(r));
+                let x = _mm512_set1_ps(*x.add(r * row_step));
                 for h in 0..P {
                     acc[h] = _mm512_fmadd_ps(x, w[h], acc[h]);
                 }
@@ -75,7 +76,7 @@ unsafe fn product<const P: usize>(tile: Tile<'_>) -> [[__m512; P]; ROWS] {
         let mut acc = [b; ROWS];
         let stride = tile.k * PANEL;
         chain::<P>(
-            tile.a.as_ptr(),
+            (tile.a.as_ptr(), 1, PACK),
             tile.panel.as_ptr(),
             stride,
             0..tile.k,
@@ -298,25 +299,38 @@ pub(super) unsafe fn modulated_group(
 pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
     // SAFETY: AVX-512F guaranteed by the caller.
     unsafe {
-        match tile.panels {
-            2 => dense_tile_panels::<2>(tile, out, layout),
-            _ => dense_tile_panels::<1>(tile, out, layout),
+        match (tile.panels, tile.rows) {
+            (2, RowLayout::Packed) => dense_tile_panels::<2, false>(tile, out, layout),
+            (2, RowLayout::Strided(_)) => dense_tile_panels::<2, true>(tile, out, layout),
+            (_, RowLayout::Packed) => dense_tile_panels::<1, false>(tile, out, layout),
+            (_, RowLayout::Strided(_)) => dense_tile_panels::<1, true>(tile, out, layout),
         }
     }
 }
 
 /// [`dense_tile`] on `P` panels: 12 rows × 16·P neurons, the sums of the
 /// chunks kept in memory between chunks (the registers hold one chunk's
-/// 12·P chains).
+/// 12·P chains). `STRIDED`: the rows are [`RowLayout::Strided`] (a
+/// constant, so that the packed rows' offsets are too).
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-unsafe fn dense_tile_panels<const P: usize>(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
+    tile: DenseTile<'_>,
+    out: &mut [f32],
+    layout: Output,
+) {
     let k = tile.k;
     tile.check(ROWS);
     assert_eq!(tile.panels, P, "the tile's panel count");
+    assert_eq!(STRIDED, tile.rows != RowLayout::Packed, "the tile's rows");
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let a = if STRIDED {
+        (a, tile.rows.step(), 1)
+    } else {
+        (a, 1, PACK)
+    };
     let mut c = [[[0.0f32; PANEL]; P]; ROWS];
     for row in c.iter_mut() {
         for (h, lanes) in row.iter_mut().enumerate() {

@@ -1,7 +1,9 @@
 //! A whole network's layers 1..L−1 on the kernel's tiles, for evaluating
 //! the retraining methods on a fixed test set (§4): their weights change
 //! at every update, so they are packed again for each evaluation (a few
-//! hundred thousand values against a hundred million multiply-adds).
+//! hundred thousand values against a hundred million multiply-adds). The
+//! dense stages of a convolutional network's evaluations (§8) run on the
+//! same tiles ([`dense_relu_rows`]).
 //!
 //! The results are bit for bit those of the network's own forward pass
 //! ([`crate::net::Model::forward`]) on this CPU: `matrixmultiply`'s
@@ -103,10 +105,31 @@ pub struct DenseScratch {
     hidden: Vec<Vec<f32>>,
 }
 
+/// Where a dense tile's rows hold their inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RowLayout {
+    /// Input k of row r at `a[k·PACK + r]`: the kernel's packed rows.
+    Packed,
+    /// Input k of row r at `a[r·stride + k]`: rows as a caller holds them.
+    Strided(usize),
+}
+
+impl RowLayout {
+    /// The distance from one row's input to the next row's (1 when packed).
+    pub(super) fn step(self) -> usize {
+        match self {
+            RowLayout::Packed => 1,
+            RowLayout::Strided(stride) => stride,
+        }
+    }
+}
+
 /// One tile of the dense forward: inputs, panel, bias, factor and output.
 pub(super) struct DenseTile<'a> {
-    /// Input k of row r at `a[k·PACK + r]`.
+    /// The rows' inputs, laid out as `rows` says.
     pub a: &'a [f32],
+    /// How `a` holds them.
+    pub rows: RowLayout,
     /// Inputs per row.
     pub k: usize,
     /// The tile's panels one after the other, each `[k][16]`.
@@ -128,8 +151,13 @@ impl DenseTile<'_> {
     /// slices (the SIMD bodies rely on it).
     pub(super) fn check(&self, rows: usize) {
         let k = self.k;
+        assert!(k > 0, "a tile has inputs");
+        let last = match self.rows {
+            RowLayout::Packed => (k - 1) * PACK + rows,
+            RowLayout::Strided(stride) => (rows - 1) * stride + k,
+        };
         assert!(
-            k > 0 && rows <= PACK && (k - 1) * PACK + rows <= self.a.len(),
+            rows <= PACK && last <= self.a.len(),
             "tile rows out of bounds"
         );
         let lanes = self.panels * PANEL;
@@ -175,12 +203,7 @@ pub fn dense_forward(
     for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
         buffer.resize(BLOCK * layer.packed.outputs, 0.0);
     }
-    // The AVX-512 body's tiles: 12 rows × 2 panels; the AVX2 body's: 6 × 1.
-    let (rows_per_tile, panels_per_tile) = if body == Body::Avx512 {
-        (12, 2)
-    } else {
-        (6, 1)
-    };
+    let rows_per_tile = tile_shape(body).0;
     for (start, out_block) in (0..x.rows())
         .step_by(BLOCK)
         .zip(out.chunks_mut(BLOCK * n_out))
@@ -189,50 +212,152 @@ pub fn dense_forward(
         let rows = real.next_multiple_of(rows_per_tile);
         for (li, layer) in plan.layers.iter().enumerate() {
             let (before, after) = scratch.hidden.split_at_mut(li);
-            let (input, width): (&[f32], usize) = if li == 0 {
-                (&x.data()[start * n_in..], n_in)
+            let input: &[f32] = if li == 0 {
+                &x.data()[start * n_in..]
             } else {
-                (&before[li - 1], plan.layers[li - 1].packed.outputs)
+                &before[li - 1]
             };
-            let packed = &layer.packed;
-            let (ni, no) = (packed.group_inputs(), packed.group_outputs());
-            for g in 0..packed.groups {
-                for q in (0..rows).step_by(rows_per_tile) {
-                    for p in (0..packed.panels_per_group()).step_by(panels_per_tile) {
-                        let count = panels_per_tile.min(packed.panels_per_group() - p);
-                        let column = g * no + p * PANEL;
-                        let scale_at = (g * packed.panels_per_group() + p) * PANEL;
-                        let tile = DenseTile {
-                            a: &input[packed_index(q, g * ni, width)..],
-                            k: ni,
-                            panel: packed.panels(g, p, count),
-                            panels: count,
-                            bias: packed.panels_bias(g, p, count),
-                            scale: (!layer.scale.is_empty())
-                                .then(|| &layer.scale[scale_at..scale_at + count * PANEL]),
-                            width: packed.panels_width(p, count),
-                            exp: layer.activation == Nonlinearity::Exp,
-                        };
-                        let (at, layout) = if li == last {
-                            (q * packed.outputs + column, Output::Rows(packed.outputs))
-                        } else {
-                            (packed_index(q, column, packed.outputs), Output::Packed)
-                        };
-                        let out = &mut after[0][at..];
-                        // SAFETY: the body is a SIMD one whose support was asserted.
-                        #[cfg(target_arch = "x86_64")]
-                        unsafe {
-                            match body {
-                                Body::Avx512 => super::avx512::dense_tile(tile, out, layout),
-                                _ => super::avx2::dense_tile(tile, out, layout),
-                            }
-                        };
-                        #[cfg(not(target_arch = "x86_64"))]
-                        unreachable!("{:?}", (tile.k, out.len(), layout));
-                    }
-                }
-            }
+            let epilogue = Epilogue {
+                scale: (!layer.scale.is_empty()).then_some(&layer.scale[..]),
+                exp: layer.activation == Nonlinearity::Exp,
+                rows_out: li == last,
+            };
+            let input = (input, RowLayout::Packed);
+            layer_tiles(body, &layer.packed, epilogue, input, rows, &mut after[0]);
         }
         out_block.copy_from_slice(&scratch.hidden[last][..real * n_out]);
+    }
+}
+
+/// Buffers of [`dense_relu_rows`], reused across calls.
+#[derive(Clone, Debug, Default)]
+pub struct RowsScratch {
+    /// The last rows that fill no whole tile, padded with zero rows.
+    tail: Vec<f32>,
+    /// Their outputs.
+    out: Vec<f32>,
+}
+
+/// ReLU(x·Wᵀ + b) of the `rows` rows of `x` (`[rows, inputs]`) into
+/// `out` (`[rows, outputs]`) for a one-group `layer`, on the tiles of
+/// `body` (a SIMD one, [`has_dense_tiles`]), which read the rows where
+/// they are. The bits are those of the same product through
+/// `matrixmultiply` followed by ReLU (see the module's note), without
+/// packing the weights or the rows at every call: the dense stages of §8
+/// in evaluations.
+pub fn dense_relu_rows(
+    body: Body,
+    layer: &PackedLayer,
+    x: &[f32],
+    rows: usize,
+    out: &mut [f32],
+    scratch: &mut RowsScratch,
+) {
+    assert!(
+        has_dense_tiles(body),
+        "the {body:?} body has no dense tiles"
+    );
+    body.assert_supported();
+    assert_eq!(layer.groups, 1, "a dense layer has one group");
+    let (ni, no) = (layer.inputs, layer.outputs);
+    assert_eq!(x.len(), rows * ni, "rows of the layer's input");
+    assert_eq!(out.len(), rows * no, "rows of the layer's output");
+    let epilogue = Epilogue {
+        scale: None,
+        exp: false,
+        rows_out: true,
+    };
+    let height = tile_shape(body).0;
+    let whole = rows - rows % height;
+    let input = (x, RowLayout::Strided(ni));
+    layer_tiles(body, layer, epilogue, input, whole, out);
+    if whole < rows {
+        // The last rows and zero rows below them, as one tile.
+        scratch.tail.clear();
+        scratch.tail.extend_from_slice(&x[whole * ni..]);
+        scratch.tail.resize(height * ni, 0.0);
+        scratch.out.resize(height * no, 0.0);
+        let input = (&scratch.tail[..], RowLayout::Strided(ni));
+        layer_tiles(body, layer, epilogue, input, height, &mut scratch.out);
+        out[whole * no..].copy_from_slice(&scratch.out[..(rows - whole) * no]);
+    }
+}
+
+/// Rows and panels of one tile of `body`: the AVX-512 body's tiles are
+/// 12 rows × 2 panels, the AVX2 body's 6 × 1.
+fn tile_shape(body: Body) -> (usize, usize) {
+    if body == Body::Avx512 {
+        (12, 2)
+    } else {
+        (6, 1)
+    }
+}
+
+/// What follows a layer's product in [`layer_tiles`].
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    /// The layer's factors, 16 per panel, if any.
+    scale: Option<&'a [f32]>,
+    /// e^x, else ReLU.
+    exp: bool,
+    /// Rows for the caller (`[rows, outputs]`), else the packed input of
+    /// the next layer.
+    rows_out: bool,
+}
+
+/// One layer on the tiles of `body` (a SIMD one whose support the caller
+/// asserted): `rows` rows (a multiple of the tile height) of `input`,
+/// laid out as `layout` says, into `out`.
+fn layer_tiles(
+    body: Body,
+    packed: &PackedLayer,
+    epilogue: Epilogue<'_>,
+    (input, layout): (&[f32], RowLayout),
+    rows: usize,
+    out: &mut [f32],
+) {
+    let (rows_per_tile, panels_per_tile) = tile_shape(body);
+    let (ni, no) = (packed.group_inputs(), packed.group_outputs());
+    for g in 0..packed.groups {
+        for q in (0..rows).step_by(rows_per_tile) {
+            for p in (0..packed.panels_per_group()).step_by(panels_per_tile) {
+                let count = panels_per_tile.min(packed.panels_per_group() - p);
+                let column = g * no + p * PANEL;
+                let scale_at = (g * packed.panels_per_group() + p) * PANEL;
+                let first = match layout {
+                    RowLayout::Packed => packed_index(q, g * ni, packed.inputs),
+                    RowLayout::Strided(stride) => q * stride + g * ni,
+                };
+                let tile = DenseTile {
+                    a: &input[first..],
+                    rows: layout,
+                    k: ni,
+                    panel: packed.panels(g, p, count),
+                    panels: count,
+                    bias: packed.panels_bias(g, p, count),
+                    scale: epilogue
+                        .scale
+                        .map(|s| &s[scale_at..scale_at + count * PANEL]),
+                    width: packed.panels_width(p, count),
+                    exp: epilogue.exp,
+                };
+                let (at, layout) = if epilogue.rows_out {
+                    (q * packed.outputs + column, Output::Rows(packed.outputs))
+                } else {
+                    (packed_index(q, column, packed.outputs), Output::Packed)
+                };
+                let out = &mut out[at..];
+                // SAFETY: the body is a SIMD one whose support the caller asserted.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    match body {
+                        Body::Avx512 => super::avx512::dense_tile(tile, out, layout),
+                        _ => super::avx2::dense_tile(tile, out, layout),
+                    }
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("{:?}", (tile.k, out.len(), layout));
+            }
+        }
     }
 }

@@ -45,17 +45,55 @@ impl PackedLayer {
     /// for each evaluation).
     pub fn repack(&mut self, model: &Model<f32>, l: usize) {
         let shape = model.layer(l).shape;
-        let (ni, no) = (shape.group_inputs(), shape.group_outputs());
+        self.fill(
+            shape.groups,
+            shape.inputs,
+            shape.outputs,
+            model.weights(l),
+            model.bias(l),
+        );
+    }
+
+    /// A dense layer of `outputs` neurons given by its weights `[outputs,
+    /// inputs]` (row-major) and biases, packed into one group of panels:
+    /// a layer that is not part of a [`Model`] (the dense stages of §8).
+    pub fn dense(weights: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> PackedLayer {
+        let mut packed = PackedLayer {
+            groups: 1,
+            inputs: 0,
+            outputs: 0,
+            panels: Vec::new(),
+            bias: Vec::new(),
+        };
+        packed.fill(1, inputs, outputs, weights, bias);
+        packed
+    }
+
+    /// Packs `groups` blocks of `weights` (`[outputs, inputs / groups]`,
+    /// block-diagonal) and `biases`.
+    fn fill(
+        &mut self,
+        groups: usize,
+        inputs: usize,
+        outputs: usize,
+        weights: &[f32],
+        biases: &[f32],
+    ) {
+        let (ni, no) = (inputs / groups, outputs / groups);
+        assert_eq!(
+            weights.len(),
+            outputs * ni,
+            "weights [outputs, group inputs]"
+        );
+        assert_eq!(biases.len(), outputs, "one bias per neuron");
         let panels_per_group = no.div_ceil(PANEL);
         // Zero first: the panels' lanes past a block's last neuron stay 0.
         self.panels.clear();
         self.panels
-            .resize(shape.groups * panels_per_group * ni * PANEL, 0.0);
+            .resize(groups * panels_per_group * ni * PANEL, 0.0);
         self.bias.clear();
-        self.bias
-            .resize(shape.groups * panels_per_group * PANEL, 0.0);
-        let (weights, biases) = (model.weights(l), model.bias(l));
-        for g in 0..shape.groups {
+        self.bias.resize(groups * panels_per_group * PANEL, 0.0);
+        for g in 0..groups {
             for j in 0..no {
                 let (p, c) = (j / PANEL, j % PANEL);
                 let panel = (g * panels_per_group + p) * ni * PANEL;
@@ -65,7 +103,7 @@ impl PackedLayer {
                 self.bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
             }
         }
-        (self.groups, self.inputs, self.outputs) = (shape.groups, shape.inputs, shape.outputs);
+        (self.groups, self.inputs, self.outputs) = (groups, inputs, outputs);
     }
 
     /// Inputs seen by one neuron.

@@ -203,12 +203,12 @@ impl Network for ConvNet<f32> {
         let arch = net.arch();
         let (len, n, scaling) = (arch.input.len(), arch.stages.len(), arch.scaling_stage());
         let rows = inputs.len() / len;
-        let mut ws = net.evaluation_workspace();
+        let (mut ws, pass) = (net.workspace(), net.evaluation());
         let (mut maps, mut gated) = (Vec::new(), Vec::new());
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
             let images = &inputs[start * len..(start + chunk) * len];
-            net.forward_stages(&mut ws, images, chunk, 0..n, None, None);
+            pass.forward_stages(&mut ws, images, chunk, 0..n);
             maps.extend_from_slice(ws.activation(scaling));
             gated.extend_from_slice(ws.activation(n));
         }
@@ -234,7 +234,7 @@ impl Network for ConvNet<f32> {
 
     fn evaluator(&self) -> ConvEvaluator {
         ConvEvaluator {
-            ws: self.evaluation_workspace(),
+            ws: self.workspace(),
             logits: Vec::new(),
             m: Vec::new(),
             factors: Vec::new(),
@@ -268,7 +268,7 @@ impl Network for ConvNet<f32> {
         channel_factors(&modulator, EVAL_ROWS, &mut evaluator.factors);
         check_finite("modulation factor exp(m·c − β)", &evaluator.factors)?;
         evaluator.logits.clear();
-        let rows = set.len();
+        let (rows, pass) = (set.len(), net.evaluation());
         let per_row = cache.widths.0;
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
@@ -278,13 +278,7 @@ impl Network for ConvNet<f32> {
                 channels,
                 evaluator.ws.stage_input_mut(scaling),
             );
-            net.run_stages(
-                &mut evaluator.ws,
-                chunk,
-                scaling..n,
-                None,
-                Some(&modulation.gain),
-            );
+            pass.run_stages(&mut evaluator.ws, chunk, scaling..n, Some(&modulation.gain));
             evaluator.logits.extend_from_slice(evaluator.ws.logits());
         }
         check_finite("logits", &evaluator.logits)?;
@@ -319,11 +313,11 @@ impl Network for ConvNet<f32> {
                 z[2 * head + 1] = b[1] + h.iter().zip(&w[width..]).map(|(a, b)| a * b).sum::<f32>();
             }
         } else {
-            let len = arch.input.len();
+            let (len, pass) = (arch.input.len(), self.evaluation());
             for start in (0..rows).step_by(EVAL_ROWS) {
                 let chunk = EVAL_ROWS.min(rows - start);
                 let images = &set.inputs()[start * len..(start + chunk) * len];
-                self.forward(&mut evaluator.ws, images, chunk, None, None);
+                pass.forward(&mut evaluator.ws, images, chunk);
                 if let Some(mut fault) = forward_fault(self, &evaluator.ws) {
                     fault.tensor += &format!(" (evaluation rows from {start})");
                     return Err(fault);

@@ -239,16 +239,14 @@ fn plateaued(before: &[MultitaskEpoch], mean: f64) -> bool {
 pub fn task_accuracies(net: &ConvNet<f32>, set: &Images, tasks: usize) -> Vec<f64> {
     let len = net.arch().input.len();
     let n = set.len(tasks);
-    let mut ws: ConvWorkspace<f32> = net.evaluation_workspace();
+    let (mut ws, pass): (ConvWorkspace<f32>, _) = (net.workspace(), net.evaluation());
     let mut logits = Vec::with_capacity(n * net.arch().logits());
     for start in (0..n).step_by(EVAL_ROWS) {
         let rows = EVAL_ROWS.min(n - start);
-        net.forward(
+        pass.forward(
             &mut ws,
             &set.images[start * len..(start + rows) * len],
             rows,
-            None,
-            None,
         );
         logits.extend_from_slice(ws.logits());
     }

@@ -1,0 +1,114 @@
+//! The forward passes of an evaluation (§8): the cache of a set, the
+//! held-out accuracies, the measurements of a run. No backward pass
+//! follows them, so
+//! - a conv stage followed by a max-pool runs as one pass that writes
+//!   only the pooled map ([`crate::conv::direct::conv_relu_pool`]);
+//! - the dense stages run on the kernel's dense tiles, their weights
+//!   packed once for the whole evaluation
+//!   ([`crate::kernel::dense::dense_relu_rows`]), where `matrixmultiply`
+//!   packs them again for every pass of
+//!   [`EVAL_ROWS`](crate::conv::net::EVAL_ROWS) rows.
+//!
+//! Both give the bits of the network's plain forward pass, and the same
+//! fault (§6) when a value is not finite.
+
+use std::ops::Range;
+
+use crate::conv::arch::Stage;
+use crate::conv::net::{ConvNet, as_f32};
+use crate::conv::workspace::ConvWorkspace;
+use crate::kernel::Body;
+use crate::kernel::dense::has_dense_tiles;
+use crate::kernel::plan::PackedLayer;
+use crate::net::linalg::Real;
+
+/// The dense stages' weights packed for the kernel's tiles, and the body
+/// that runs them: what an evaluation pass adds to a plain one.
+#[derive(Clone, Debug)]
+pub(super) struct EvaluationPlan {
+    /// The body of the dense tiles.
+    pub(super) body: Body,
+    /// Per stage: a dense stage's packed weights (f32 networks on a SIMD
+    /// body), else none (the stage runs as in a plain pass).
+    pub(super) dense: Vec<Option<PackedLayer>>,
+}
+
+/// Forward passes of one evaluation of `net`. It borrows the network, so
+/// its parameters cannot change while the packed weights are in use:
+/// create one for each evaluation.
+pub struct Evaluation<'n, T> {
+    net: &'n ConvNet<T>,
+    plan: EvaluationPlan,
+}
+
+impl<'n, T: Real> Evaluation<'n, T> {
+    /// Packs the dense stages of `net` for the fastest body this process
+    /// may use ([`Body::detect`]).
+    pub fn new(net: &'n ConvNet<T>) -> Evaluation<'n, T> {
+        Evaluation::on(net, Body::detect())
+    }
+
+    /// Packs the dense stages of `net` for `body` (on a body without
+    /// dense tiles, they run as in a plain pass).
+    pub fn on(net: &'n ConvNet<T>, body: Body) -> Evaluation<'n, T> {
+        let arch = net.arch();
+        let dense = (0..arch.stages.len())
+            .map(|s| {
+                let Stage::Dense { size } = arch.stages[s] else {
+                    return None;
+                };
+                if !has_dense_tiles(body) {
+                    return None;
+                }
+                let range = net.stage_params(s).expect("dense has parameters");
+                let weights = as_f32(&net.params[range.weights.clone()])?;
+                let bias = as_f32(&net.params[range.bias.clone()])?;
+                Some(PackedLayer::dense(
+                    weights,
+                    bias,
+                    net.shapes()[s].len(),
+                    size,
+                ))
+            })
+            .collect();
+        Evaluation {
+            net,
+            plan: EvaluationPlan { body, dense },
+        }
+    }
+
+    /// The whole forward pass of `rows` images (`[rows, H, W, C]`), the
+    /// modulation off and the gain 1 ([`ConvNet::forward`]).
+    pub fn forward(&self, ws: &mut ConvWorkspace<T>, images: &[T], rows: usize) {
+        self.forward_stages(ws, images, rows, 0..self.net.arch().stages.len());
+    }
+
+    /// Stages `stages` on `input` ([`ConvNet::forward_stages`]), the
+    /// modulation off and the gain 1.
+    pub fn forward_stages(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        input: &[T],
+        rows: usize,
+        stages: Range<usize>,
+    ) {
+        let input_buffer = ws.stage_input_mut(stages.start);
+        input_buffer.clear();
+        input_buffer.extend_from_slice(input);
+        self.run_stages(ws, rows, stages, None);
+    }
+
+    /// Stages `stages` on the input already in
+    /// [`ConvWorkspace::stage_input_mut`] ([`ConvNet::run_stages`]), the
+    /// modulation off, with the gain g (none: 1).
+    pub fn run_stages(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        rows: usize,
+        stages: Range<usize>,
+        gain: Option<&[T]>,
+    ) {
+        self.net
+            .pass(ws, rows, stages, None, gain, Some(&self.plan));
+    }
+}
