@@ -93,14 +93,21 @@ impl PackedLayer {
             .resize(groups * panels_per_group * ni * PANEL, 0.0);
         self.bias.clear();
         self.bias.resize(groups * panels_per_group * PANEL, 0.0);
+        // Panel by panel, input by input: the writes run front to back
+        // (neuron by neuron, each write landed on another cache line).
         for g in 0..groups {
-            for j in 0..no {
-                let (p, c) = (j / PANEL, j % PANEL);
-                let panel = (g * panels_per_group + p) * ni * PANEL;
-                for k in 0..ni {
-                    self.panels[panel + k * PANEL + c] = weights[(g * no + j) * ni + k];
+            for p in 0..panels_per_group {
+                let first = g * no + p * PANEL;
+                let width = (no - p * PANEL).min(PANEL);
+                let at = (g * panels_per_group + p) * ni * PANEL;
+                let panel = &mut self.panels[at..at + ni * PANEL];
+                for (k, lanes) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    for (c, lane) in lanes[..width].iter_mut().enumerate() {
+                        *lane = weights[(first + c) * ni + k];
+                    }
                 }
-                self.bias[(g * panels_per_group + p) * PANEL + c] = biases[g * no + j];
+                let at = (g * panels_per_group + p) * PANEL;
+                self.bias[at..at + width].copy_from_slice(&biases[first..first + width]);
             }
         }
         (self.groups, self.inputs, self.outputs) = (groups, inputs, outputs);
