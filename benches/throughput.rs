@@ -1,5 +1,7 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
-//! (§3), the convolutional workloads (§8) and a pretraining epoch (§4), with the FMA chains of every
+//! (§3), the convolutional workloads (§8), the dense stage of a conv
+//! evaluation on the dense tiles and on `matrixmultiply`, and a
+//! pretraining epoch (§4), with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
