@@ -449,6 +449,51 @@ fn matches_finite_differences(analytic: f64, loss_at: impl Fn(f64) -> f64) -> Re
     }
 }
 
+/// Bordering a batch large enough to be split over threads (and small
+/// ones on the calling thread) writes every map where a plain index-by-
+/// index copy puts it, into a reused buffer full of garbage.
+#[test]
+fn padding_a_large_batch_over_threads() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+    for (batch, channels, kernel) in [(300, 8, 3), (7, 3, 5), (1000, 1, 3)] {
+        let shape = Shape {
+            channels,
+            height: 14,
+            width: 13,
+        };
+        let x: Vec<f32> = random(&mut rng, batch * shape.len())
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let pad = kernel / 2;
+        let (hp, wp) = (shape.height + 2 * pad, shape.width + 2 * pad);
+        let mut want = vec![0.0; batch * hp * wp * channels];
+        for b in 0..batch {
+            for y in 0..shape.height {
+                for xx in 0..shape.width {
+                    for ch in 0..channels {
+                        want[((b * hp + y + pad) * wp + xx + pad) * channels + ch] =
+                            x[((b * shape.height + y) * shape.width + xx) * channels + ch];
+                    }
+                }
+            }
+        }
+        let mut padded = vec![f32::NAN; want.len()];
+        pool.install(|| pad_input(&x, batch, shape, kernel, &mut padded));
+        assert!(
+            padded
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "batch {batch}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

@@ -103,10 +103,7 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
     // reused buffer is not cleared first.
     padded.resize(batch * hp * wp * c, 0.0);
     let (row, side) = (wp * c, pad * c);
-    for (map, src) in padded
-        .chunks_exact_mut(hp * row)
-        .zip(x.chunks_exact(shape.len().max(1)))
-    {
+    let one_map = |(map, src): (&mut [f32], &[f32])| {
         let (top, rest) = map.split_at_mut(pad * row);
         let (inner, bottom) = rest.split_at_mut(h * row);
         top.fill(0.0);
@@ -121,8 +118,22 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
             copy_short(middle, src);
             zero_short(right);
         }
+    };
+    let (map_len, src_len) = ((hp * row).max(1), shape.len().max(1));
+    // Large batches are split over maps (pure copies: no bit depends on it).
+    let serial = products_serial() || rayon::current_num_threads() == 1;
+    if serial || padded.len() < PARALLEL_MIN_COPY {
+        let maps = padded.chunks_exact_mut(map_len);
+        maps.zip(x.chunks_exact(src_len)).for_each(one_map);
+    } else {
+        let maps = padded.par_chunks_exact_mut(map_len);
+        maps.zip(x.par_chunks_exact(src_len)).for_each(one_map);
     }
 }
+
+/// Values of a bordered batch below which [`pad_input`] stays on the
+/// calling thread.
+const PARALLEL_MIN_COPY: usize = 1 << 17;
 
 /// `dst` ← `src` for the short rows of a map: whole groups of 8 values
 /// as fixed-size moves, inlined (a call to `memcpy` for each row of a
