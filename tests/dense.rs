@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::arch_strategy;
+use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
     DensePlan, DenseScratch, RowsScratch, dense_forward, dense_relu_rows, has_dense_tiles,
@@ -21,21 +21,19 @@ use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// The SIMD bodies this CPU runs, the ones with dense tiles (a message
+/// names each one that cannot be tested here).
+fn dense_bodies() -> Vec<Body> {
+    bodies()
+        .into_iter()
+        .filter(|&b| has_dense_tiles(b))
+        .collect()
+}
+
 /// Checks one network on `rows` random canvases on every SIMD body this
 /// CPU runs; `None` when it runs neither.
 fn agrees(arch: &Arch, seed: u64, rows: usize, m: f32) -> Option<()> {
-    let bodies: Vec<Body> = Body::available()
-        .into_iter()
-        .filter(|&b| has_dense_tiles(b))
-        .collect();
-    for missing in [Body::Avx2Fma, Body::Avx512] {
-        if !bodies.contains(&missing) {
-            eprintln!(
-                "this CPU has no {}: its dense tiles are not tested",
-                missing.isa()
-            );
-        }
-    }
+    let bodies = dense_bodies();
     if bodies.is_empty() {
         return None;
     }
@@ -124,7 +122,7 @@ proptest! {
         let layer = PackedLayer::dense(&w, &b, inputs, outputs);
         // One scratch for every body, full of another call's values.
         let mut scratch = RowsScratch::default();
-        for body in Body::available().into_iter().filter(|&b| has_dense_tiles(b)) {
+        for body in dense_bodies() {
             let mut got = vec![f32::NAN; rows * outputs];
             dense_relu_rows(body, &layer, &x, rows, &mut got, &mut scratch);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -155,11 +153,7 @@ fn a_repacked_plan_equals_a_fresh_one() {
     // One plan reused across networks of other shapes, weights and β (as
     // an evaluator repacks it at every evaluation) computes what a fresh
     // plan computes.
-    let Some(&body) = Body::available()
-        .iter()
-        .rev()
-        .find(|&&b| has_dense_tiles(b))
-    else {
+    let Some(&body) = dense_bodies().last() else {
         eprintln!("this CPU has no SIMD body: the dense tiles are not tested");
         return;
     };

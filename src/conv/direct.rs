@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::conv::ops::maxpool_row;
 use crate::data::Shape;
-use crate::net::linalg::products_serial;
+use crate::net::linalg::stays_on_this_thread;
 use crate::net::simd::{Isa, with_avx2};
 
 #[cfg(target_arch = "x86_64")]
@@ -120,9 +120,9 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
         }
     };
     let (map_len, src_len) = ((hp * row).max(1), shape.len().max(1));
-    // Large batches are split over maps (pure copies: no bit depends on it).
-    let serial = products_serial() || rayon::current_num_threads() == 1;
-    if serial || padded.len() < PARALLEL_MIN_COPY {
+    // Large batches are split over maps (pure copies: no bit depends on
+    // the thread count, §6).
+    if stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY {
         let maps = padded.chunks_exact_mut(map_len);
         maps.zip(x.chunks_exact(src_len)).for_each(one_map);
     } else {
@@ -350,7 +350,7 @@ impl<'a> Rows<'a> {
     fn serial(&self, batch: usize) -> bool {
         let wt = self.weights;
         let macs = batch * self.shape.pixels() * wt.c_out * wt.kernel * wt.kernel * wt.c_in;
-        products_serial() || rayon::current_num_threads() == 1 || macs < PARALLEL_MIN_MACS
+        stays_on_this_thread() || macs < PARALLEL_MIN_MACS
     }
 
     /// Output row y of image b by the body of `isa` (which the caller has

@@ -92,9 +92,7 @@ impl<'n, T: Real> Evaluation<'n, T> {
         rows: usize,
         stages: Range<usize>,
     ) {
-        let input_buffer = ws.stage_input_mut(stages.start);
-        input_buffer.clear();
-        input_buffer.extend_from_slice(input);
+        ws.set_stage_input(stages.start, input);
         self.run_stages(ws, rows, stages, None);
     }
 

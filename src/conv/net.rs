@@ -207,8 +207,7 @@ impl<T: Real> ConvNet<T> {
         modulator: Option<&Modulator<'_, T>>,
         gain: Option<&[T]>,
     ) {
-        ws.acts[stages.start].clear();
-        ws.acts[stages.start].extend_from_slice(input);
+        ws.set_stage_input(stages.start, input);
         self.run_stages(ws, rows, stages, modulator, gain);
     }
 

@@ -69,6 +69,14 @@ impl<T: Real> ConvWorkspace<T> {
         self.rows
     }
 
+    /// Copies `input` into the input buffer of stage `s` (a forward pass
+    /// from that stage).
+    pub(super) fn set_stage_input(&mut self, s: usize, input: &[T]) {
+        let buffer = self.stage_input_mut(s);
+        buffer.clear();
+        buffer.extend_from_slice(input);
+    }
+
     /// The input buffer of stage `s`, for a caller that fills it in place
     /// before [`ConvNet::run_stages`] (no copy of a large batch).
     pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {

@@ -99,6 +99,16 @@ pub fn has_dense_tiles(body: Body) -> bool {
     matches!(body, Body::Avx2Fma | Body::Avx512)
 }
 
+/// Panics unless `body` has dense tiles and this CPU runs it (the entry
+/// points' contract with the SIMD bodies).
+fn assert_dense_tiles(body: Body) {
+    assert!(
+        has_dense_tiles(body),
+        "the {body:?} body has no dense tiles"
+    );
+    body.assert_supported();
+}
+
 /// Buffers of [`dense_forward`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct DenseScratch {
@@ -187,11 +197,7 @@ pub fn dense_forward(
     out: &mut [f32],
     scratch: &mut DenseScratch,
 ) {
-    assert!(
-        has_dense_tiles(body),
-        "the {body:?} body has no dense tiles"
-    );
-    body.assert_supported();
+    assert_dense_tiles(body);
     let last = plan.layers.len() - 1;
     let (n_in, n_out) = (
         plan.layers[0].packed.inputs,
@@ -253,11 +259,7 @@ pub fn dense_relu_rows(
     out: &mut [f32],
     scratch: &mut RowsScratch,
 ) {
-    assert!(
-        has_dense_tiles(body),
-        "the {body:?} body has no dense tiles"
-    );
-    body.assert_supported();
+    assert_dense_tiles(body);
     assert_eq!(layer.groups, 1, "a dense layer has one group");
     let (ni, no) = (layer.inputs, layer.outputs);
     assert_eq!(x.len(), rows * ni, "rows of the layer's input");

@@ -12,7 +12,7 @@ use crate::net::Model;
 pub const PANEL: usize = 16;
 
 /// One packed layer (dense: one group; local: four).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PackedLayer {
     /// Number of blocks.
     pub groups: usize,
@@ -29,13 +29,7 @@ pub struct PackedLayer {
 impl PackedLayer {
     /// Layer `l` of `model`, its blocks packed into panels.
     pub fn pack(model: &Model<f32>, l: usize) -> PackedLayer {
-        let mut packed = PackedLayer {
-            groups: 1,
-            inputs: 0,
-            outputs: 0,
-            panels: Vec::new(),
-            bias: Vec::new(),
-        };
+        let mut packed = PackedLayer::default();
         packed.repack(model, l);
         packed
     }
@@ -58,13 +52,7 @@ impl PackedLayer {
     /// inputs]` (row-major) and biases, packed into one group of panels:
     /// a layer that is not part of a [`Model`] (the dense stages of §8).
     pub fn dense(weights: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> PackedLayer {
-        let mut packed = PackedLayer {
-            groups: 1,
-            inputs: 0,
-            outputs: 0,
-            panels: Vec::new(),
-            bias: Vec::new(),
-        };
+        let mut packed = PackedLayer::default();
         packed.fill(1, inputs, outputs, weights, bias);
         packed
     }

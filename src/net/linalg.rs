@@ -267,6 +267,12 @@ pub fn products_serial() -> bool {
     SERIAL.with(|s| s.get())
 }
 
+/// True when work split over threads would run on one anyway: inside
+/// [`serial_products`], or in a pool of one thread.
+pub fn stays_on_this_thread() -> bool {
+    products_serial() || rayon::current_num_threads() == 1
+}
+
 /// Multiply-adds (m·n·k) below which a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// Row blocks are multiples of this (the largest micro-kernel height).
@@ -285,7 +291,7 @@ pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'
     let rs = c.row_stride;
     let body = &mut c.data[c.offset..];
     let threads = rayon::current_num_threads();
-    if threads == 1 || products_serial() || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
+    if stays_on_this_thread() || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
         gemm_serial(a, b, beta, body, rs, n);
         return;
     }
