@@ -18,12 +18,12 @@ use comod::bench::peak::{chain_flops, chains};
 use comod::conv::net::EVAL_ROWS;
 use comod::data::Digits;
 use comod::kernel::Body;
-use comod::kernel::dense::{RowsScratch, dense_relu_rows, has_dense_tiles};
+use comod::kernel::dense::{RowsScratch, dense_rows, has_dense_tiles};
 use comod::kernel::plan::PackedLayer;
 use comod::kernel::workload::WORKLOADS;
-use comod::net::Arch;
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
+use comod::net::{Arch, Nonlinearity};
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
@@ -123,7 +123,17 @@ fn conv_dense_stage(c: &mut Criterion) {
         .filter(|&b| has_dense_tiles(b))
     {
         group.bench_function(format!("tiles_{}", body.isa().name()), |b| {
-            b.iter(|| dense_relu_rows(body, &layer, &x, rows, &mut out, &mut scratch))
+            b.iter(|| {
+                dense_rows(
+                    body,
+                    &layer,
+                    Some(Nonlinearity::Relu),
+                    &x,
+                    rows,
+                    &mut out,
+                    &mut scratch,
+                )
+            })
         });
     }
     group.bench_function("matrixmultiply", |b| {

@@ -11,12 +11,12 @@ mod common;
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_relu_rows, has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
 };
 use comod::kernel::plan::PackedLayer;
 use comod::kernel::{Body, PackedRows};
 use comod::net::linalg::{Mat, MatMut, gemm};
-use comod::net::{Arch, Model, Modulation};
+use comod::net::{Arch, Model, Modulation, Nonlinearity};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -83,9 +83,16 @@ proptest! {
     }
 }
 
-/// ReLU(x·Wᵀ + b) as a convolutional network's plain pass computes it:
-/// the bias, then `matrixmultiply`'s product added, then ReLU.
-fn dense_stage_by_matrixmultiply(x: &[f32], w: &[f32], b: &[f32], rows: usize) -> Vec<f32> {
+/// x·Wᵀ + b, then ReLU when `relu`, as a convolutional network's plain
+/// pass computes a dense stage and the MLP's forward pass its readout:
+/// the bias, then `matrixmultiply`'s product added.
+fn dense_rows_by_matrixmultiply(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    rows: usize,
+    relu: bool,
+) -> Vec<f32> {
     let (outputs, inputs) = (b.len(), w.len() / b.len());
     let mut y: Vec<f32> = b.iter().copied().cycle().take(rows * outputs).collect();
     gemm(
@@ -94,20 +101,25 @@ fn dense_stage_by_matrixmultiply(x: &[f32], w: &[f32], b: &[f32], rows: usize) -
         true,
         MatMut::row_major(&mut y, rows, outputs),
     );
-    y.iter().map(|v| v.max(0.0)).collect()
+    if relu {
+        y.iter_mut().for_each(|v| *v = v.max(0.0));
+    }
+    y
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// The tiles reading rows where they are (whole tiles, then the last
-    /// rows padded into one) give `matrixmultiply`'s bits, also across
-    /// several 256-input chunks, short panels and non-finite inputs.
+    /// rows padded into one) give `matrixmultiply`'s bits, with ReLU (a
+    /// dense stage) or without (a readout), also across several 256-input
+    /// chunks, short panels and non-finite inputs.
     #[test]
-    fn dense_stage_gives_matrixmultiply_bits(
+    fn dense_rows_give_matrixmultiply_bits(
         rows in 1usize..40,
         inputs in prop_oneof![1usize..40, 250usize..700],
         outputs in 1usize..70,
+        relu in any::<bool>(),
         infinite in any::<bool>(),
         seed in any::<u64>(),
     ) {
@@ -118,13 +130,14 @@ proptest! {
             let at = (seed as usize) % x.len();
             x[at] = f32::INFINITY;
         }
-        let want = dense_stage_by_matrixmultiply(&x, &w, &b, rows);
+        let want = dense_rows_by_matrixmultiply(&x, &w, &b, rows, relu);
+        let activation = relu.then_some(Nonlinearity::Relu);
         let layer = PackedLayer::dense(&w, &b, inputs, outputs);
         // One scratch for every body, full of another call's values.
         let mut scratch = RowsScratch::default();
         for body in dense_bodies() {
             let mut got = vec![f32::NAN; rows * outputs];
-            dense_relu_rows(body, &layer, &x, rows, &mut got, &mut scratch);
+            dense_rows(body, &layer, activation, &x, rows, &mut got, &mut scratch);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} value {}: {:e} against {:e}", body, i, g, w);
             }

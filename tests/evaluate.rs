@@ -118,10 +118,14 @@ proptest! {
         let case = build_case(&arch, seed, rows, pair);
         let model = &case.frozen.net;
         let want = forward_logits(&case, model, &Modulation::off(&arch));
-        let mut evaluator = MlpEvaluator::new(model, comod::kernel::Body::detect());
-        for depth in [Depth::All, Depth::Readout] {
-            evaluator.unmodulated(model, &case.set, depth, case.m);
-            prop_assert_eq!(evaluator.checked_logits().unwrap(), &want[..], "{:?}", depth);
+        for body in bodies() {
+            let mut evaluator = MlpEvaluator::new(model, body);
+            for depth in [Depth::All, Depth::Readout] {
+                evaluator.unmodulated(model, &case.set, depth, case.m);
+                let got = evaluator.checked_logits().unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(got), bits(&want), "{:?} {:?}", body, depth);
+            }
         }
     }
 }

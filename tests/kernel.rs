@@ -152,15 +152,19 @@ fn simd_bodies_agree(trial: &Trial, rows: usize) -> Option<()> {
     let x = PackedRows::new(&x, plan.modulated_size);
     let factor: Vec<f32> = trial.coupling.iter().map(|c| (0.5 * c).exp()).collect();
     let run = |body| {
-        let mut out = vec![f32::NAN; rows * plan.gated_size];
+        let mut out = Vec::new();
         forward_rows(
             body,
             &plan,
             &x,
             &factor,
-            &mut out,
             &mut KernelScratch::default(),
+            |start, block| {
+                assert_eq!(start * plan.gated_size, out.len(), "blocks in row order");
+                out.extend_from_slice(block);
+            },
         );
+        assert_eq!(out.len(), rows * plan.gated_size, "every row handed out");
         out
     };
     assert_eq!(

@@ -5,7 +5,7 @@
 //!   only the pooled map ([`crate::conv::direct::conv_relu_pool`]);
 //! - the dense stages run on the kernel's dense tiles, their weights
 //!   packed once for the whole evaluation
-//!   ([`crate::kernel::dense::dense_relu_rows`]), where `matrixmultiply`
+//!   ([`crate::kernel::dense::dense_rows`]), where `matrixmultiply`
 //!   packs them again for every pass of
 //!   [`EVAL_ROWS`](crate::conv::net::EVAL_ROWS) rows.
 //!

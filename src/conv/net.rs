@@ -17,10 +17,10 @@ use crate::conv::modulator::{Modulator, channel_factors, scale_channels};
 use crate::conv::workspace::ConvWorkspace;
 use crate::conv::{ops, weight_grad};
 use crate::data::Shape;
-use crate::kernel::dense::dense_relu_rows;
+use crate::kernel::dense::dense_rows;
 use crate::net::linalg::{Mat, MatMut, Real, first_non_finite, gemm};
 use crate::net::simd::Isa;
-use crate::net::{Depth, Grads};
+use crate::net::{Depth, Grads, Nonlinearity};
 use crate::rng::rng_for;
 
 /// Rows per forward pass of an evaluation (a cache of a set, a held-out
@@ -325,7 +325,15 @@ impl<T: Real> ConvNet<T> {
                     let packed = evaluation.and_then(|e| Some((e.body, e.dense[s].as_ref()?)));
                     match (packed, as_f32(x), as_f32_mut(y)) {
                         (Some((body, layer)), Some(x), Some(y)) => {
-                            dense_relu_rows(body, layer, x, rows, y, &mut ws.dense_rows);
+                            dense_rows(
+                                body,
+                                layer,
+                                Some(Nonlinearity::Relu),
+                                x,
+                                rows,
+                                y,
+                                &mut ws.dense_rows,
+                            );
                         }
                         _ => {
                             let r = self.ranges[s].as_ref().expect("dense has parameters");

@@ -7,6 +7,7 @@ use std::arch::x86_64::*;
 use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+use crate::net::Nonlinearity;
 use crate::net::vexp::exp8;
 
 /// Rows of a tile of this body.
@@ -284,10 +285,10 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
             unsafe {
                 let p = row.as_mut_ptr().add(8 * h);
                 let v = _mm256_loadu_ps(p);
-                let mut v = if tile.exp {
-                    exp8(v)
-                } else {
-                    _mm256_max_ps(v, zero)
+                let mut v = match tile.activation {
+                    Some(Nonlinearity::Exp) => exp8(v),
+                    Some(Nonlinearity::Relu) => _mm256_max_ps(v, zero),
+                    None => v,
                 };
                 if let Some(scale) = tile.scale {
                     v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(8 * h)));

@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+use crate::net::Nonlinearity;
 use crate::net::vexp::exp16;
 
 /// Rows of a tile of this body.
@@ -118,6 +119,57 @@ unsafe fn add_f64(x: __m512, width: usize, sums: &mut [f64]) {
     }
 }
 
+/// Writes lanes c < `width` (≤ 16) of the tile's rows `v[r]` straight
+/// from the registers, as `layout` lays them out: masked stores of each
+/// row for [`Output::Rows`], and for [`Output::Packed`] (lane c of row r
+/// at `out[c·PACK + r]`) one masked scatter per row, where a transposition
+/// through memory took a load and a store per value.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_lanes(v: &[__m512; ROWS], width: usize, out: &mut [f32], layout: Output) {
+    assert!((1..=PANEL).contains(&width), "1 to 16 lanes");
+    let mask = lane_mask(width, 0);
+    match layout {
+        Output::Rows(stride) => {
+            assert!(
+                (ROWS - 1) * stride + width <= out.len(),
+                "output out of bounds"
+            );
+            for (r, &v) in v.iter().enumerate() {
+                // SAFETY: the masked lanes c < width of row r are inside
+                // `out` (asserted).
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(r * stride), mask, v) };
+            }
+        }
+        Output::Packed => {
+            assert!(
+                (width - 1) * PACK + ROWS <= out.len(),
+                "output out of bounds"
+            );
+            let index = _mm512_mullo_epi32(
+                _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                _mm512_set1_epi32(PACK as i32),
+            );
+            for (r, &v) in v.iter().enumerate() {
+                // SAFETY: the masked lanes c < width land on c·PACK + r <
+                // (width − 1)·PACK + ROWS ≤ out.len() (asserted).
+                unsafe { _mm512_mask_i32scatter_ps::<4>(out.as_mut_ptr().add(r), mask, index, v) };
+            }
+        }
+    }
+}
+
+/// The offset in a tile's output of panel `h`'s first neuron.
+fn panel_offset(layout: Output, h: usize) -> usize {
+    match layout {
+        Output::Packed => h * PANEL * PACK,
+        Output::Rows(_) => h * PANEL,
+    }
+}
+
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
@@ -125,36 +177,12 @@ unsafe fn hidden_tile<const P: usize>(tile: Tile<'_>, out: &mut [f32], layout: O
     // SAFETY: AVX-512F guaranteed by the caller.
     let acc = unsafe { product::<P>(tile) };
     let zero = _mm512_setzero_ps();
-    let width = tile.width;
-    if let Output::Rows(stride) = layout {
-        // Straight from the registers: masked stores of each row's lanes.
-        assert!(
-            width >= 1 && (ROWS - 1) * stride + width <= out.len(),
-            "output out of bounds"
-        );
-        for (r, acc) in acc.iter().enumerate() {
-            for (h, &z) in acc.iter().enumerate() {
-                // SAFETY: the masked lanes are neurons 16h + c < width of
-                // row r, inside `out` (asserted).
-                unsafe {
-                    _mm512_mask_storeu_ps(
-                        out.as_mut_ptr().add(r * stride + PANEL * h),
-                        lane_mask(width, h),
-                        _mm512_max_ps(z, zero),
-                    )
-                };
-            }
-        }
-        return;
+    for h in 0..P.min(tile.width.div_ceil(PANEL)) {
+        let v = std::array::from_fn(|r| _mm512_max_ps(acc[r][h], zero));
+        let width = (tile.width - h * PANEL).min(PANEL);
+        // SAFETY: AVX-512F guaranteed by the caller.
+        unsafe { store_lanes(&v, width, &mut out[panel_offset(layout, h)..], layout) };
     }
-    let mut rows = [[0.0f32; 2 * PANEL]; ROWS];
-    for (row, acc) in rows.iter_mut().zip(&acc) {
-        for (h, &z) in acc.iter().enumerate() {
-            // SAFETY: `row` holds 32 floats.
-            unsafe { _mm512_storeu_ps(row.as_mut_ptr().add(PANEL * h), _mm512_max_ps(z, zero)) };
-        }
-    }
-    layout.write(&rows, width, out);
 }
 
 /// # Safety
@@ -358,28 +386,22 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
         let scale = tile
             .scale
             .map(|s| unsafe { _mm512_loadu_ps(s.as_ptr().add(h * PANEL)) });
-        let mut rows = [[0.0f32; PANEL]; ROWS];
-        for (row, c) in rows.iter_mut().zip(&c) {
-            // SAFETY: `c[h]` and `row` hold 16 floats.
-            unsafe {
-                let c = _mm512_loadu_ps(c[h].as_ptr());
-                let mut v = if tile.exp {
-                    exp16(c)
-                } else {
-                    _mm512_max_ps(c, zero)
-                };
-                if let Some(scale) = scale {
-                    v = _mm512_mul_ps(v, scale);
-                }
-                _mm512_storeu_ps(row.as_mut_ptr(), v);
+        let v = std::array::from_fn(|r| {
+            // SAFETY: `c[r][h]` holds 16 floats.
+            let c = unsafe { _mm512_loadu_ps(c[r][h].as_ptr()) };
+            let v = match tile.activation {
+                Some(Nonlinearity::Exp) => exp16(c),
+                Some(Nonlinearity::Relu) => _mm512_max_ps(c, zero),
+                None => c,
+            };
+            match scale {
+                Some(scale) => _mm512_mul_ps(v, scale),
+                None => v,
             }
-        }
+        });
         let width = (tile.width - h * PANEL).min(PANEL);
-        let offset = match layout {
-            Output::Packed => h * PANEL * PACK,
-            Output::Rows(_) => h * PANEL,
-        };
-        layout.write(&rows, width, &mut out[offset..]);
+        // SAFETY: AVX-512F guaranteed by the caller.
+        unsafe { store_lanes(&v, width, &mut out[panel_offset(layout, h)..], layout) };
     }
 }
 

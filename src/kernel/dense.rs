@@ -3,7 +3,8 @@
 //! at every update, so they are packed again for each evaluation (a few
 //! hundred thousand values against a hundred million multiply-adds). The
 //! dense stages of a convolutional network's evaluations (§8) run on the
-//! same tiles ([`dense_relu_rows`]).
+//! same tiles ([`dense_rows`]), and so does the MLP's readout in the
+//! retraining methods' evaluations.
 //!
 //! The results are bit for bit those of the network's own forward pass
 //! ([`crate::net::Model::forward`]) on this CPU: `matrixmultiply`'s
@@ -152,8 +153,8 @@ pub(super) struct DenseTile<'a> {
     pub scale: Option<&'a [f32]>,
     /// Neurons of the panels that exist.
     pub width: usize,
-    /// e^x, else ReLU.
-    pub exp: bool,
+    /// The nonlinearity after the product; none for a readout.
+    pub activation: Option<Nonlinearity>,
 }
 
 impl DenseTile<'_> {
@@ -225,7 +226,7 @@ pub fn dense_forward(
             };
             let epilogue = Epilogue {
                 scale: (!layer.scale.is_empty()).then_some(&layer.scale[..]),
-                exp: layer.activation == Nonlinearity::Exp,
+                activation: Some(layer.activation),
                 rows_out: li == last,
             };
             let input = (input, RowLayout::Packed);
@@ -235,7 +236,7 @@ pub fn dense_forward(
     }
 }
 
-/// Buffers of [`dense_relu_rows`], reused across calls.
+/// Buffers of [`dense_rows`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct RowsScratch {
     /// The last rows that fill no whole tile, padded with zero rows.
@@ -244,16 +245,18 @@ pub struct RowsScratch {
     out: Vec<f32>,
 }
 
-/// ReLU(x·Wᵀ + b) of the `rows` rows of `x` (`[rows, inputs]`) into
-/// `out` (`[rows, outputs]`) for a one-group `layer`, on the tiles of
-/// `body` (a SIMD one, [`has_dense_tiles`]), which read the rows where
+/// `activation`(x·Wᵀ + b) of the `rows` rows of `x` (`[rows, inputs]`)
+/// into `out` (`[rows, outputs]`) for a one-group `layer`, on the tiles
+/// of `body` (a SIMD one, [`has_dense_tiles`]), which read the rows where
 /// they are. The bits are those of the same product through
-/// `matrixmultiply` followed by ReLU (see the module's note), without
-/// packing the weights or the rows at every call: the dense stages of §8
-/// in evaluations.
-pub fn dense_relu_rows(
+/// `matrixmultiply` followed by the activation (see the module's note),
+/// without packing the weights or the rows at every call: the dense
+/// stages of §8 in evaluations (ReLU), and the MLP's readout (none) in
+/// the retraining methods' evaluations (§4).
+pub fn dense_rows(
     body: Body,
     layer: &PackedLayer,
+    activation: Option<Nonlinearity>,
     x: &[f32],
     rows: usize,
     out: &mut [f32],
@@ -266,7 +269,7 @@ pub fn dense_relu_rows(
     assert_eq!(out.len(), rows * no, "rows of the layer's output");
     let epilogue = Epilogue {
         scale: None,
-        exp: false,
+        activation,
         rows_out: true,
     };
     let height = tile_shape(body).0;
@@ -300,8 +303,8 @@ fn tile_shape(body: Body) -> (usize, usize) {
 struct Epilogue<'a> {
     /// The layer's factors, 16 per panel, if any.
     scale: Option<&'a [f32]>,
-    /// e^x, else ReLU.
-    exp: bool,
+    /// The nonlinearity after the product, if any.
+    activation: Option<Nonlinearity>,
     /// Rows for the caller (`[rows, outputs]`), else the packed input of
     /// the next layer.
     rows_out: bool,
@@ -341,7 +344,7 @@ fn layer_tiles(
                         .scale
                         .map(|s| &s[scale_at..scale_at + count * PANEL]),
                     width: packed.panels_width(p, count),
-                    exp: epilogue.exp,
+                    activation: epilogue.activation,
                 };
                 let (at, layout) = if epilogue.rows_out {
                     (q * packed.outputs + column, Output::Rows(packed.outputs))

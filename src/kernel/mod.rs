@@ -134,6 +134,9 @@ impl Body {
 pub struct KernelScratch {
     /// Modulated activity of a block, `[BLOCK, N_ℓ]`, packed ([`PACK`]).
     activity: Vec<f32>,
+    /// exp(m·c − β) of the modulated neurons in the packed layout,
+    /// `[N_ℓ, PACK]` ([`forward_rows`]).
+    packed_factor: Vec<f32>,
     /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]`, packed
     /// (the last one only when rows are stored rather than folded into the gain).
     hidden: Vec<Vec<f32>>,
@@ -353,47 +356,56 @@ pub fn trial_gain(
 
 /// The rows of `x` (the modulated layer's activity F(a_ℓ)), each scaled
 /// by `factor` (exp(m·c − β) per neuron), through the layers ℓ+1..L−1
-/// (ReLU, before the gain) into `out`, `[R, N_{L−1}]` row-major, computed
-/// by `body`: the same tiles as the trial kernel, on the weights packed
-/// once (§4 evaluation of the modulation methods).
+/// (ReLU, before the gain), computed by `body`: the same tiles as the
+/// trial kernel, on the weights packed once (§4 evaluation of the
+/// modulation methods). Hands each block of rows to `each_block` as it is
+/// done, with the index of its first row and its outputs `[rows, N_{L−1}]`
+/// row-major, while they are still in cache: the caller reads them out
+/// there instead of from a whole set's buffer.
 pub fn forward_rows(
     body: Body,
     plan: &KernelPlan,
     x: &PackedRows,
     factor: &[f32],
-    out: &mut [f32],
     scratch: &mut KernelScratch,
+    mut each_block: impl FnMut(usize, &[f32]),
 ) {
     let (n, g) = (plan.modulated_size, plan.gated_size);
     assert_eq!(x.width(), n, "rows of the modulated layer");
     assert_eq!(factor.len(), n, "one factor per modulated neuron");
-    assert_eq!(out.len(), x.rows() * g, "one output row per input row");
     body.assert_supported();
-    if plan.layers.is_empty() {
-        for (r, row) in out.chunks_exact_mut(n).enumerate() {
-            unpack_row(x.data(), r, row);
-            row.iter_mut().zip(factor).for_each(|(v, &f)| *v *= f);
-        }
-        return;
-    }
     scratch.fit(plan);
-    let last = plan.layers.len() - 1;
-    for (start, out_block) in (0..x.rows()).step_by(BLOCK).zip(out.chunks_mut(BLOCK * g)) {
-        let real = out_block.len() / g;
+    // factor[k] beside every row of a packed group, so that scaling a
+    // group is one element-wise product of two contiguous runs.
+    scratch.packed_factor.clear();
+    scratch
+        .packed_factor
+        .extend(factor.iter().flat_map(|&f| [f; PACK]));
+    for start in (0..x.rows()).step_by(BLOCK) {
+        let real = BLOCK.min(x.rows() - start);
+        if plan.layers.is_empty() {
+            let rows = &mut scratch.activity[..real * n];
+            for (r, row) in rows.chunks_exact_mut(n).enumerate() {
+                unpack_row(x.data(), start + r, row);
+                row.iter_mut().zip(factor).for_each(|(v, &f)| *v *= f);
+            }
+            each_block(start, rows);
+            continue;
+        }
         let rows = real.next_multiple_of(body.rows());
         let groups = rows.div_ceil(PACK) * PACK * n;
         let source = &x.data()[start * n..start * n + groups];
+        let factor = &scratch.packed_factor;
         with_avx2(|| {
             let destination = scratch.activity[..groups].chunks_exact_mut(PACK * n);
             for (dst, src) in destination.zip(source.chunks_exact(PACK * n)) {
-                let (dst, src) = (dst.as_chunks_mut::<PACK>().0, src.as_chunks::<PACK>().0);
-                for ((d, u), &f) in dst.iter_mut().zip(src).zip(factor) {
-                    *d = u.map(|u| u * f);
+                for ((d, &u), &f) in dst.iter_mut().zip(src).zip(factor) {
+                    *d = u * f;
                 }
             }
         });
         body.run_block(plan, scratch, rows, Sink::Store);
-        out_block.copy_from_slice(&scratch.hidden[last][..real * g]);
+        each_block(start, &scratch.hidden[plan.layers.len() - 1][..real * g]);
     }
 }
 

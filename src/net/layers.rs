@@ -232,29 +232,87 @@ pub fn l1_backward<T: Real>(theta: &[T], lambda: T, grad: &mut [T]) {
     )
 }
 
-/// Σ_k a[k]·b[k] in eight interleaved partial sums (vectorisable).
+/// Rows of `h` whose logits [`readout_columns`] computes at once: eight
+/// independent chains of additions keep the adder busy where one row's
+/// chain waits on each addition.
+const READOUT_ROWS: usize = 8;
+
+/// Σ_k a_r[k]·b[k] for the `R` rows a_r = `a[r·n..(r+1)·n]`, each summed
+/// in eight interleaved partial sums (lane k mod 8, k in order; a
+/// multiplication, then an addition), the lanes added in order, then the
+/// products of the last n mod 8 inputs. The rows' chains are independent,
+/// so the AVX2 body runs them side by side, one 8-lane register per row;
+/// each row's bits are those of `dots::<1>` on that row alone, on every body.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
+fn dots<const R: usize>(a: &[f32], n: usize, b: &[f32]) -> [f32; R] {
+    assert!(a.len() >= R * n && b.len() == n);
+    let whole = n / 8 * 8;
+    let mut lanes = [[0.0f32; 8]; R];
+    #[cfg(target_arch = "x86_64")]
+    if crate::net::simd::Isa::selected() >= crate::net::simd::Isa::Avx2Fma {
+        // SAFETY: AVX2 is available (checked); the reads stay below
+        // `R·n` of `a` and `whole` of `b` (asserted).
+        unsafe { lanes_avx2(a, n, b, &mut lanes) };
+    } else {
+        lanes_scalar(a, n, b, &mut lanes);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    lanes_scalar(a, n, b, &mut lanes);
+    std::array::from_fn(|r| {
+        let tail: f32 = a[r * n + whole..(r + 1) * n]
+            .iter()
+            .zip(&b[whole..])
+            .map(|(x, y)| x * y)
+            .sum();
+        lanes[r].iter().sum::<f32>() + tail
+    })
+}
+
+/// The partial sums of [`dots`], one input group of 8 at a time.
+fn lanes_scalar<const R: usize>(a: &[f32], n: usize, b: &[f32], lanes: &mut [[f32; 8]; R]) {
+    for (q, w) in b.chunks_exact(8).enumerate() {
+        for (r, lanes) in lanes.iter_mut().enumerate() {
+            let x = &a[r * n + 8 * q..r * n + 8 * q + 8];
+            for i in 0..8 {
+                lanes[i] += x[i] * w[i];
+            }
         }
     }
-    lanes.iter().sum::<f32>() + tail
+}
+
+/// The partial sums of [`dots`] in AVX2 registers: per group of 8
+/// inputs, one multiplication and one addition per row, as
+/// [`lanes_scalar`] rounds them.
+///
+/// # Safety
+/// AVX2 must be available; `a` must hold `R·n` values and `b` `n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lanes_avx2<const R: usize>(a: &[f32], n: usize, b: &[f32], lanes: &mut [[f32; 8]; R]) {
+    use std::arch::x86_64::*;
+    assert!(a.len() >= R * n && b.len() >= n);
+    let mut sums = [_mm256_setzero_ps(); R];
+    for q in 0..n / 8 {
+        // SAFETY: 8q + 8 ≤ n, so every read is inside the rows (asserted).
+        unsafe {
+            let w = _mm256_loadu_ps(b.as_ptr().add(8 * q));
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(a.as_ptr().add(r * n + 8 * q));
+                *sum = _mm256_add_ps(*sum, _mm256_mul_ps(x, w));
+            }
+        }
+    }
+    for (lanes, sum) in lanes.iter_mut().zip(sums) {
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+    }
 }
 
 /// Only the readout's `columns` of the logits, for rows `h` `[R, n]` with
 /// readout weights `w` `[classes, n]` and biases `b`:
-/// out[r·classes + c] = b[c] + Σ_k h[r, k]·w[c, k]; other entries untouched.
-/// (A pair readout needs 2 of the 10 logits.)
+/// out[r·classes + c] = b[c] + Σ_k h[r, k]·w[c, k], the sum as [`dots`]
+/// forms it; other entries untouched. (A pair readout needs 2 of the 10
+/// logits.) The bits do not depend on how many rows are taken at once.
 pub fn readout_columns(
     h: &[f32],
     n: usize,
@@ -263,17 +321,30 @@ pub fn readout_columns(
     columns: &[usize],
     out: &mut [f32],
 ) {
-    let classes = b.len();
-    crate::net::simd::with_avx2(
-        #[inline(always)]
-        || {
-            for (row, logits) in h.chunks_exact(n).zip(out.chunks_exact_mut(classes)) {
-                for &c in columns {
-                    logits[c] = b[c] + dot(row, &w[c * n..(c + 1) * n]);
-                }
+    let (classes, rows) = (b.len(), h.len() / n);
+    assert_eq!(rows, out.len() / classes, "one logit row per row of h");
+    let grouped = rows / READOUT_ROWS * READOUT_ROWS;
+    let (h_groups, h_rest) = h.split_at(grouped * n);
+    let (out_groups, out_rest) = out.split_at_mut(grouped * classes);
+    for (h, logits) in h_groups
+        .chunks_exact(READOUT_ROWS * n)
+        .zip(out_groups.chunks_exact_mut(READOUT_ROWS * classes))
+    {
+        for &c in columns {
+            let sums = dots::<READOUT_ROWS>(h, n, &w[c * n..(c + 1) * n]);
+            for (logits, sum) in logits.chunks_exact_mut(classes).zip(sums) {
+                logits[c] = b[c] + sum;
             }
-        },
-    )
+        }
+    }
+    for (row, logits) in h_rest
+        .chunks_exact(n)
+        .zip(out_rest.chunks_exact_mut(classes))
+    {
+        for &c in columns {
+            logits[c] = b[c] + dots::<1>(row, n, &w[c * n..(c + 1) * n])[0];
+        }
+    }
 }
 
 /// Which logits a task reads (§2).
@@ -387,11 +458,14 @@ pub fn correct_count<T: Real>(
         .chunks_exact(classes)
         .zip(labels)
         .filter(|(z, y)| {
-            let mut best = 0;
-            for k in 1..cols.len() {
-                if z[cols[k]] > z[cols[best]] {
-                    best = k;
-                }
+            // The best value rides beside its index, and both are chosen
+            // by selects, not branches: the labels' logits are data, and
+            // a branch on them is mispredicted half the time.
+            let (mut best, mut best_value) = (0, z[cols[0]]);
+            for (k, &c) in cols.iter().enumerate().skip(1) {
+                let better = z[c] > best_value;
+                best = if better { k } else { best };
+                best_value = if better { z[c] } else { best_value };
             }
             best == **y as usize
         })

@@ -348,6 +348,15 @@ impl<T: Real> Model<T> {
         }
         let modulation =
             modulation.expect("a layer with a factor is scaled only with a modulation");
+        self.layer_factor(l, modulation, m, scale);
+        true
+    }
+
+    /// Layer `l`'s per-neuron factor under `modulation` at modulator value
+    /// `m` into `scale` (`[N_l]`): exp(m·c − β) at ℓ, times g at L−1, 1 on
+    /// other layers. The forward pass multiplies F(a_l) by it.
+    pub fn layer_factor(&self, l: usize, modulation: &Modulation<T>, m: T, scale: &mut [T]) {
+        assert_eq!(scale.len(), self.arch.size(l), "one factor per neuron");
         scale.fill(T::ONE);
         if l == self.arch.modulated_layer {
             let beta = T::from_f64(self.arch.beta as f64);
@@ -358,7 +367,6 @@ impl<T: Real> Model<T> {
                 *s *= g;
             }
         }
-        true
     }
 
     /// Layer `l` from the output of layer l−1 (or the reordered input):

@@ -6,7 +6,10 @@
 use std::ops::Range;
 
 use crate::data::CANVAS_PIXELS;
-use crate::kernel::dense::{DensePlan, DenseScratch, dense_forward, has_dense_tiles};
+use crate::kernel::dense::{
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
+};
+use crate::kernel::plan::PackedLayer;
 use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
@@ -296,7 +299,8 @@ pub struct MlpEvaluator {
     body: Body,
     /// exp(m·c − β) per modulated neuron.
     factor: Vec<f32>,
-    /// Gated activity of the set before the gain, `[n, N_{L−1}]`.
+    /// The gated activity of an unmodulated evaluation on the tiles,
+    /// `[n, N_{L−1}]` (times the gated layer's factor where it is not 1).
     gated: Vec<f32>,
     /// Logits, `[n, 10]` (only the readout's columns are written).
     logits: Vec<f32>,
@@ -307,6 +311,11 @@ pub struct MlpEvaluator {
     /// The retrained network's layers 1..L−1, packed at each evaluation.
     dense: DensePlan,
     dense_scratch: DenseScratch,
+    /// The gated layer's factor with the modulation off, `[N_{L−1}]`.
+    gated_factor: Vec<f32>,
+    /// The retrained network's readout, packed at each evaluation.
+    readout_layer: PackedLayer,
+    rows_scratch: RowsScratch,
     ws: Workspace<f32>,
     /// The first non-finite tensor of the last unmodulated evaluation,
     /// searched for when a chunk's logits are not finite.
@@ -328,6 +337,9 @@ impl MlpEvaluator {
             scratch: KernelScratch::default(),
             dense: DensePlan::default(),
             dense_scratch: DenseScratch::default(),
+            gated_factor: Vec::new(),
+            readout_layer: PackedLayer::default(),
+            rows_scratch: RowsScratch::default(),
             ws: model.workspace(EVAL_ROWS),
             fault: None,
         }
@@ -347,19 +359,9 @@ impl MlpEvaluator {
     ) {
         let model = &frozen.net;
         let arch = model.arch();
-        let rows = set.len();
         let n_gated = modulation.gain.len();
-        self.gated.resize(rows * n_gated, 0.0);
-        self.logits.resize(rows * LOGITS, 0.0);
+        self.logits.resize(set.len() * LOGITS, 0.0);
         modulation_factor(m, &modulation.coupling, arch.beta, &mut self.factor);
-        forward_rows(
-            self.body,
-            &frozen.plan,
-            &set.cache().packed_activity,
-            &self.factor,
-            &mut self.gated,
-            &mut self.scratch,
-        );
         // logits = (g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b: fold g into the readout.
         self.readout.copy_from_slice(model.weights(arch.depth()));
         for row in self.readout.chunks_exact_mut(n_gated) {
@@ -367,21 +369,28 @@ impl MlpEvaluator {
                 *w *= g;
             }
         }
-        readout_columns(
-            &self.gated,
-            n_gated,
-            &self.readout,
-            model.bias(arch.depth()),
-            &readout.columns(),
-            &mut self.logits,
+        let (weights, bias, columns) = (&self.readout, model.bias(arch.depth()), readout.columns());
+        let logits = &mut self.logits;
+        forward_rows(
+            self.body,
+            &frozen.plan,
+            &set.cache().packed_activity,
+            &self.factor,
+            &mut self.scratch,
+            |start, gated| {
+                let rows = start..start + gated.len() / n_gated;
+                let logits = &mut logits[rows.start * LOGITS..rows.end * LOGITS];
+                readout_columns(gated, n_gated, weights, bias, &columns, logits);
+            },
         );
     }
 
     /// `model` with the modulation off on `set`, retrained to `depth`, at
     /// modulator value `m`: from the set's frozen gated activity when only
-    /// the readout changed, else from the canvases, where on a SIMD body
-    /// layers 1..L−1 run on the kernel's dense tiles (the forward pass's
-    /// bits, [`dense_forward`]) and the readout on the network's own code.
+    /// the readout changed, else from the canvases. On a SIMD body the
+    /// layers run on the kernel's dense tiles ([`dense_forward`] for
+    /// layers 1..L−1, [`dense_rows`] for the readout, both with the forward
+    /// pass's bits), elsewhere on the network's forward pass.
     pub fn unmodulated(
         &mut self,
         model: &Model<f32>,
@@ -389,16 +398,54 @@ impl MlpEvaluator {
         depth: Depth,
         m: f32,
     ) {
-        let arch = model.arch();
-        let n_gated = arch.gain_len();
-        let cache = set.cache();
         let from_canvases = depth != Depth::Readout;
         self.logits.resize(set.len() * LOGITS, 0.0);
         self.fault = None;
-        let dense = from_canvases && has_dense_tiles(self.body);
-        if dense {
+        if has_dense_tiles(self.body) {
+            self.unmodulated_on_tiles(model, set, from_canvases, m);
+        } else {
+            for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
+                let rows = chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS;
+                unmodulated_pass(model, &self.off, &mut self.ws, set, from_canvases, rows, m);
+                logits.copy_from_slice(model.logits(&self.ws));
+            }
+        }
+        // Only the logits are scanned; the layers below are searched for
+        // the first culprit, by the network's own forward pass of the
+        // chunk of rows, once a logit is not finite.
+        let chunks = self.logits.chunks(EVAL_ROWS * LOGITS).enumerate();
+        let faulty = chunks
+            .filter(|(_, logits)| logits.iter().any(|v| !v.is_finite()))
+            .map(|(chunk, logits)| chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS)
+            .next();
+        if let Some(rows) = faulty {
+            let start = rows.start;
+            unmodulated_pass(model, &self.off, &mut self.ws, set, from_canvases, rows, m);
+            self.fault = forward_fault(model, &self.ws).map(|mut fault| {
+                fault.tensor += &format!(" (evaluation rows from {start})");
+                fault
+            });
+        }
+    }
+
+    /// [`MlpEvaluator::unmodulated`] on the dense tiles: the gated
+    /// activity F(a_{L−1}) (from the canvases, or the set's cache), times
+    /// the gated layer's factor with the modulation off where it is not 1
+    /// (exp(−β) when the gated layer is the modulated one), through the
+    /// readout.
+    fn unmodulated_on_tiles(
+        &mut self,
+        model: &Model<f32>,
+        set: &EvalSet<Model<f32>>,
+        from_canvases: bool,
+        m: f32,
+    ) {
+        let arch = model.arch();
+        let (n_gated, rows) = (arch.gain_len(), set.len());
+        let cache = set.cache();
+        if from_canvases {
             self.dense.repack(model, m);
-            self.gated.resize(set.len() * n_gated, 0.0);
+            self.gated.resize(rows * n_gated, 0.0);
             dense_forward(
                 self.body,
                 &self.dense,
@@ -407,38 +454,36 @@ impl MlpEvaluator {
                 &mut self.dense_scratch,
             );
         }
-        for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
-            let rows = chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS;
-            let canvases = &set.inputs()[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS];
-            let gated = match (from_canvases, dense) {
-                (true, false) => None,
-                (true, true) => Some(&self.gated),
-                (false, _) => Some(&cache.gated_activity),
-            };
-            match gated {
-                None => model.forward(&mut self.ws, &self.off, canvases, m),
-                Some(gated) => model.forward_from(
-                    &mut self.ws,
-                    &self.off,
-                    arch.gated_layer(),
-                    &gated[rows.start * n_gated..rows.end * n_gated],
-                    m,
-                ),
+        self.gated_factor.resize(n_gated, 0.0);
+        model.layer_factor(arch.gated_layer(), &self.off, m, &mut self.gated_factor);
+        let gated = if self.gated_factor.iter().all(|&s| s == 1.0) {
+            if from_canvases {
+                &self.gated
+            } else {
+                &cache.gated_activity
             }
-            logits.copy_from_slice(model.logits(&self.ws));
-            // Only the logits are scanned on every chunk; the layers below
-            // are searched for the first culprit once a logit is not finite
-            // (from the canvases, by the network's own forward pass).
-            if self.fault.is_none() && logits.iter().any(|v| !v.is_finite()) {
-                if from_canvases {
-                    model.forward(&mut self.ws, &self.off, canvases, m);
+        } else {
+            if !from_canvases {
+                self.gated.clear();
+                self.gated.extend_from_slice(&cache.gated_activity);
+            }
+            for row in self.gated.chunks_exact_mut(n_gated) {
+                for (h, &s) in row.iter_mut().zip(&self.gated_factor) {
+                    *h *= s;
                 }
-                self.fault = forward_fault(model, &self.ws).map(|mut fault| {
-                    fault.tensor += &format!(" (evaluation rows from {})", rows.start);
-                    fault
-                });
             }
-        }
+            &self.gated
+        };
+        self.readout_layer.repack(model, arch.depth());
+        dense_rows(
+            self.body,
+            &self.readout_layer,
+            None,
+            gated,
+            rows,
+            &mut self.logits,
+            &mut self.rows_scratch,
+        );
     }
 
     /// The logits of the last evaluation, `[n, 10]` (after
@@ -453,5 +498,26 @@ impl MlpEvaluator {
         }
         check_finite("logits", &self.logits)?;
         Ok(&self.logits)
+    }
+}
+
+/// The network's own forward pass, modulation `off`, of `rows` of `set`
+/// into `ws`: from the canvases, or from the set's cached gated activity.
+fn unmodulated_pass(
+    model: &Model<f32>,
+    off: &Modulation<f32>,
+    ws: &mut Workspace<f32>,
+    set: &EvalSet<Model<f32>>,
+    from_canvases: bool,
+    rows: Range<usize>,
+    m: f32,
+) {
+    if from_canvases {
+        let canvases = &set.inputs()[rows.start * CANVAS_PIXELS..rows.end * CANVAS_PIXELS];
+        model.forward(ws, off, canvases, m);
+    } else {
+        let (gated, n) = (&set.cache().gated_activity, model.arch().gain_len());
+        let layer = model.arch().gated_layer();
+        model.forward_from(ws, off, layer, &gated[rows.start * n..rows.end * n], m);
     }
 }
