@@ -13,9 +13,10 @@ use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
     DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
 };
-use comod::kernel::plan::PackedLayer;
+use comod::kernel::plan::{PANEL, PackedLayer, fill_panel};
 use comod::kernel::{Body, PackedRows};
 use comod::net::linalg::{Mat, MatMut, gemm};
+use comod::net::simd::Isa;
 use comod::net::{Arch, Model, Modulation, Nonlinearity};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -196,5 +197,51 @@ fn a_repacked_plan_equals_a_fresh_one() {
             run(&DensePlan::new(&model, 1.0)),
             "{name} β {beta}"
         );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A panel holds its neurons' weights transposed, zero past the last
+    /// neuron, by every instruction set's code, over a buffer full of
+    /// other values.
+    #[test]
+    fn a_panel_holds_the_transposed_weights(
+        width in 0usize..=PANEL,
+        inputs in 1usize..300,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let rows: Vec<f32> = (0..width * inputs).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for isa in Isa::available() {
+            let mut panel = vec![f32::NAN; inputs * PANEL];
+            fill_panel(isa, &rows, inputs, width, &mut panel);
+            for k in 0..inputs {
+                for c in 0..PANEL {
+                    let want = if c < width { rows[c * inputs + k] } else { 0.0 };
+                    let got = panel[k * PANEL + c];
+                    prop_assert_eq!(got.to_bits(), want.to_bits(), "{:?} input {} lane {}", isa, k, c);
+                }
+            }
+        }
+    }
+
+    /// A packed layer's buffers reused for the layers of a network, of
+    /// every shape, up and down, hold what a fresh packing holds.
+    #[test]
+    fn repacking_leaves_nothing_of_the_last_layer(arch in arch_strategy(30, 3), seed in any::<u64>()) {
+        let model = Model::<f32>::init(&arch, seed);
+        let depth = arch.depth();
+        let mut reused = PackedLayer::default();
+        for l in (1..=depth).chain((1..depth).rev()) {
+            reused.repack(&model, l);
+            let fresh = PackedLayer::pack(&model, l);
+            for g in 0..fresh.groups {
+                let panels = fresh.panels_per_group();
+                prop_assert_eq!(reused.panels(g, 0, panels), fresh.panels(g, 0, panels), "layer {}", l);
+                prop_assert_eq!(reused.panels_bias(g, 0, panels), fresh.panels_bias(g, 0, panels), "layer {}", l);
+            }
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! The few-rows products of the training steps (§4) against their plain
 //! statement ([`few_rows::reference`]) and against `matrixmultiply`, bit
 //! for bit: random row counts up to [`few_rows::MAX_ROWS`], inputs beside
-//! and above the 256-input chunk, widths off the register width, both
+//! and above the 256-input chunk, and many rows with up to
+//! [`few_rows::MAX_INPUTS`] inputs; widths off the register width, both
 //! layouts of B, strided A, C with a row stride and with β = 0 and 1. On a
 //! CPU without AVX2+FMA the path declines every product, which is checked
 //! instead.
 
-use comod::net::few_rows::{self, MAX_ROWS, Product, View, try_product};
+use comod::net::few_rows::{self, MAX_INPUTS, MAX_ROWS, Product, View, try_product};
 use comod::net::simd::Isa;
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -126,8 +127,10 @@ proptest! {
 
     #[test]
     fn fast_path_reference_and_matrixmultiply_agree_bit_for_bit(
-        m in 1usize..=MAX_ROWS,
-        k in prop_oneof![1usize..40, 250usize..530],
+        (m, k) in prop_oneof![
+            (1usize..=MAX_ROWS, prop_oneof![1usize..40, 250usize..530]),
+            (MAX_ROWS + 1..90, 1usize..=MAX_INPUTS),
+        ],
         n in 1usize..70,
         a_transposed in any::<bool>(),
         b_transposed in any::<bool>(),
@@ -143,17 +146,26 @@ proptest! {
         if Isa::selected() >= Isa::Avx2Fma {
             prop_assert_eq!(bits(&case.matrixmultiply()), bits(&reference), "matrixmultiply");
         }
+        // Many rows are served only with B's rows contiguous (unit column
+        // stride: B row-major, or a transposed B of one input).
+        let served = m <= MAX_ROWS || !b_transposed || k == 1;
         match case.fast() {
-            Some(fast) => prop_assert_eq!(bits(&fast), bits(&reference), "fast path"),
-            None => prop_assert!(!fast_path_runs(), "declined a product it serves"),
+            Some(fast) => {
+                prop_assert!(served, "took a product it does not serve");
+                prop_assert_eq!(bits(&fast), bits(&reference), "fast path");
+            }
+            None => prop_assert!(!(served && fast_path_runs()), "declined a product it serves"),
         }
     }
 }
 
 #[test]
 fn larger_products_and_other_strides_are_declined() {
-    let case = Case::new((MAX_ROWS + 1, 8, 8), (false, false), false, 1);
-    assert!(case.fast().is_none(), "more rows than the path takes");
+    let case = Case::new((MAX_ROWS + 1, MAX_INPUTS + 1, 8), (false, false), false, 1);
+    assert!(
+        case.fast().is_none(),
+        "more rows and inputs than the path takes"
+    );
     let mut c = vec![0.0f32; 4];
     let a = [1.0f32; 4];
     let b = [1.0f32; 16];

@@ -317,6 +317,35 @@ pub(super) unsafe fn modulated_group(
     }
 }
 
+/// [`super::plan`]'s panel fill: for every input k, lanes c < `width` of
+/// `panel[k·16..]` gathered from `rows[c·inputs + k]`, the other lanes 0.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
+    assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
+    assert!(
+        rows.len() <= i32::MAX as usize,
+        "gather offsets fit in 32 bits"
+    );
+    let mask = lane_mask(width, 0);
+    let index = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(inputs as i32),
+    );
+    for k in 0..inputs {
+        // SAFETY: lane c < width reads rows[c·inputs + k] < width·inputs
+        // = rows.len(), and the store covers panel[k·16..k·16 + 16]
+        // (asserted).
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            let v = _mm512_mask_i32gather_ps::<4>(zero, mask, index, rows.as_ptr().add(k));
+            _mm512_storeu_ps(panel.as_mut_ptr().add(k * PANEL), v);
+        }
+    }
+}
+
 /// One tile of [`super::dense::dense_forward`]: 12 rows × 16 neurons per
 /// panel (one or two panels), out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
 /// chain of FMAs from zero, as `matrixmultiply` computes it (see there).

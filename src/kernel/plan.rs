@@ -7,6 +7,7 @@
 //! micro-kernel reads one panel front to back.
 
 use crate::net::Model;
+use crate::net::simd::Isa;
 
 /// Neurons per weight panel: the width of a micro-kernel tile.
 pub const PANEL: usize = 16;
@@ -75,11 +76,10 @@ impl PackedLayer {
         );
         assert_eq!(biases.len(), outputs, "one bias per neuron");
         let panels_per_group = no.div_ceil(PANEL);
-        // Zero first: the panels' lanes past a block's last neuron stay 0.
-        self.panels.clear();
+        // Every lane is written below (zero past a block's last neuron):
+        // no need to clear the buffers first.
         self.panels
             .resize(groups * panels_per_group * ni * PANEL, 0.0);
-        self.bias.clear();
         self.bias.resize(groups * panels_per_group * PANEL, 0.0);
         // Panel by panel, input by input: the writes run front to back
         // (neuron by neuron, each write landed on another cache line).
@@ -89,13 +89,12 @@ impl PackedLayer {
                 let width = (no - p * PANEL).min(PANEL);
                 let at = (g * panels_per_group + p) * ni * PANEL;
                 let panel = &mut self.panels[at..at + ni * PANEL];
-                for (k, lanes) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    for (c, lane) in lanes[..width].iter_mut().enumerate() {
-                        *lane = weights[(first + c) * ni + k];
-                    }
-                }
+                let rows = &weights[first * ni..(first + width) * ni];
+                fill_panel(Isa::selected(), rows, ni, width, panel);
                 let at = (g * panels_per_group + p) * PANEL;
-                self.bias[at..at + width].copy_from_slice(&biases[first..first + width]);
+                let bias = &mut self.bias[at..at + PANEL];
+                bias[..width].copy_from_slice(&biases[first..first + width]);
+                bias[width..].fill(0.0);
             }
         }
         (self.groups, self.inputs, self.outputs) = (groups, inputs, outputs);
@@ -142,6 +141,29 @@ impl PackedLayer {
     /// block may be short).
     pub fn panels_width(&self, p: usize, count: usize) -> usize {
         (self.group_outputs() - p * PANEL).min(count * PANEL)
+    }
+}
+
+/// panel[k·16 + c] ← rows[c·inputs + k] for the `width` ≤ 16 neurons c
+/// of `rows` (`[width, inputs]`) and every input k, and 0 in the lanes
+/// past `width`: one panel, the transpose of its weights, by the code of
+/// `isa` (which the CPU must run): with AVX-512F one gather per input
+/// instead of sixteen loads.
+pub fn fill_panel(isa: Isa, rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
+    assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        assert!(isa.supported(), "this CPU has no AVX-512F");
+        // SAFETY: AVX-512F is available (asserted), and so are the sizes.
+        unsafe { super::avx512::fill_panel(rows, inputs, width, panel) };
+        return;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    for (k, lanes) in panel.chunks_exact_mut(PANEL).enumerate() {
+        for (c, lane) in lanes.iter_mut().enumerate() {
+            *lane = if c < width { rows[c * inputs + k] } else { 0.0 };
+        }
     }
 }
 

@@ -1,6 +1,9 @@
 //! Products with a few rows: the training steps' C = A·B with A a batch of
 //! two examples (§4), without `matrixmultiply`'s packing of B and its
-//! 16-row micro-tiles (which pad two rows to sixteen), and with its bits.
+//! 16-row micro-tiles (which pad two rows to sixteen), and with its bits;
+//! and products with a few inputs, the steps' weight gradients dZᵀ·X over
+//! a batch of two, where `matrixmultiply` packed both operands to run two
+//! multiply-adds per output.
 //!
 //! `matrixmultiply` (on a CPU with FMA, which it detects on its own) splits
 //! the inputs into chunks of [`CHUNK`], runs one chain of fused
@@ -12,14 +15,19 @@
 //! scalar statement [`reference`] and to `matrixmultiply` bit for bit.
 //!
 //! Two layouts of B are served: rows contiguous (B = W, the backward pass's
-//! dX = dZ·W) and columns contiguous (B = Wᵀ, the forward pass's X·Wᵀ),
-//! the second by transposing 8×8 blocks of W in registers.
+//! dX = dZ·W, and B = X of a weight gradient) and columns contiguous
+//! (B = Wᵀ, the forward pass's X·Wᵀ), the second by transposing 8×8
+//! blocks of W in registers.
 
 use crate::kernel::dense::CHUNK;
 use crate::net::simd::Isa;
 
-/// The most rows of A this path takes; larger products go to `matrixmultiply`.
+/// The most rows of A this path takes with any number of inputs; larger
+/// products go to `matrixmultiply` unless they have few inputs.
 pub const MAX_ROWS: usize = 4;
+/// The most inputs (columns of A) of a product of more rows that this
+/// path takes.
+pub const MAX_INPUTS: usize = 4;
 
 /// A strided f32 matrix: element (i, j) at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy, Debug)]
@@ -66,21 +74,45 @@ pub struct Product {
     pub rsc: usize,
 }
 
-/// Computes `p` when this path serves it (at most [`MAX_ROWS`] rows, one
-/// of B's strides 1, a CPU with AVX2+FMA that `COMOD_ISA` does not cap
-/// below it) and returns true; else returns false and touches nothing.
+/// Computes `p` when this path serves it and returns true; else returns
+/// false and touches nothing. It serves, on a CPU with AVX2+FMA that
+/// `COMOD_ISA` does not cap below it, products of at most [`MAX_ROWS`]
+/// rows with one of B's strides 1, and products of any number of rows
+/// with at most [`MAX_INPUTS`] inputs and B's rows contiguous (a weight
+/// gradient dW = dZᵀ·X of a batch of a few examples), four rows at a time.
 ///
 /// # Safety
 /// Every element the shape and strides describe must be in bounds, and C
 /// must be writable and alias neither A nor B.
 pub unsafe fn try_product(p: &Product) -> bool {
-    if p.m == 0 || p.m > MAX_ROWS || p.k == 0 || p.n == 0 || Isa::selected() < Isa::Avx2Fma {
+    if p.m == 0 || p.k == 0 || p.n == 0 || Isa::selected() < Isa::Avx2Fma {
+        return false;
+    }
+    let few_inputs = p.k <= MAX_INPUTS && p.b.cs == 1;
+    if p.m > MAX_ROWS && !few_inputs {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: AVX2+FMA checked above; bounds by the caller's contract.
         unsafe {
+            if p.m > MAX_ROWS {
+                // Each output's chain is the same whichever rows share a
+                // pass, so the rows go MAX_ROWS at a time.
+                for first in (0..p.m).step_by(MAX_ROWS) {
+                    let rows = Product {
+                        m: MAX_ROWS.min(p.m - first),
+                        a: View {
+                            ptr: p.a.ptr.wrapping_offset(first as isize * p.a.rs),
+                            ..p.a
+                        },
+                        c: p.c.wrapping_add(first * p.rsc),
+                        ..*p
+                    };
+                    avx2::rows_contiguous(&rows);
+                }
+                return true;
+            }
             if p.b.cs == 1 {
                 avx2::rows_contiguous(p);
                 return true;
