@@ -471,3 +471,77 @@ pub fn correct_count<T: Real>(
         })
         .count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The readout's order stated plainly: lane k mod 8 accumulates
+    /// x·w (a multiplication, then an addition) for k in order over the
+    /// whole groups of 8; the lanes are added in order from −0 (as `Sum`
+    /// starts), then the remaining products, then the bias.
+    fn logit_by_statement(row: &[f32], w: &[f32], bias: f32) -> f32 {
+        let whole = row.len() / 8 * 8;
+        let mut lanes = [0.0f32; 8];
+        for k in 0..whole {
+            lanes[k % 8] += row[k] * w[k];
+        }
+        let mut tail = -0.0f32;
+        for k in whole..row.len() {
+            tail += row[k] * w[k];
+        }
+        let mut sum = -0.0f32;
+        for lane in lanes {
+            sum += lane;
+        }
+        bias + (sum + tail)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every row count (whole groups of eight rows and the rest) and
+        /// width gives the statement's bits, and the AVX2 partial sums
+        /// agree with the scalar ones lane for lane.
+        #[test]
+        fn readout_columns_follow_the_statement(
+            rows in 1usize..30,
+            n in 1usize..70,
+            all in any::<bool>(),
+            seed in any::<u64>(),
+        ) {
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut draw = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+            };
+            let (h, w, b) = (draw(rows * n), draw(10 * n), draw(10));
+            let readout = if all { Readout::All } else { Readout::Pair(7, 2) };
+            let columns = readout.columns();
+            let mut out = vec![f32::NAN; rows * 10];
+            readout_columns(&h, n, &w, &b, &columns, &mut out);
+            for r in 0..rows {
+                for c in 0..10 {
+                    let got = out[r * 10 + c];
+                    if columns.contains(&c) {
+                        let row = &h[r * n..(r + 1) * n];
+                        let want = logit_by_statement(row, &w[c * n..(c + 1) * n], b[c]);
+                        prop_assert_eq!(got.to_bits(), want.to_bits(), "row {} logit {}", r, c);
+                    } else {
+                        prop_assert!(got.is_nan(), "logit {} of row {} written", c, r);
+                    }
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            if crate::net::simd::Isa::Avx2Fma.supported() {
+                let (mut scalar, mut wide) = ([[0.0f32; 8]; 3], [[0.0f32; 8]; 3]);
+                let three = draw(3 * n);
+                lanes_scalar(&three, n, &w[..n], &mut scalar);
+                // SAFETY: AVX2 is available (checked); 3 rows of n values.
+                unsafe { lanes_avx2(&three, n, &w[..n], &mut wide) };
+                prop_assert_eq!(scalar, wide);
+            }
+        }
+    }
+}
