@@ -219,17 +219,17 @@ pub fn dense_forward(
         let rows = real.next_multiple_of(rows_per_tile);
         for (li, layer) in plan.layers.iter().enumerate() {
             let (before, after) = scratch.hidden.split_at_mut(li);
-            let input: &[f32] = if li == 0 {
-                &x.data()[start * n_in..]
+            // Each layer writes rows, which the next reads where they are.
+            let input = if li == 0 {
+                (&x.data()[start * n_in..], RowLayout::Packed)
             } else {
-                &before[li - 1]
+                let width = plan.layers[li - 1].packed.outputs;
+                (&before[li - 1][..], RowLayout::Strided(width))
             };
             let epilogue = Epilogue {
                 scale: (!layer.scale.is_empty()).then_some(&layer.scale[..]),
                 activation: Some(layer.activation),
-                rows_out: li == last,
             };
-            let input = (input, RowLayout::Packed);
             layer_tiles(body, &layer.packed, epilogue, input, rows, &mut after[0]);
         }
         out_block.copy_from_slice(&scratch.hidden[last][..real * n_out]);
@@ -270,7 +270,6 @@ pub fn dense_rows(
     let epilogue = Epilogue {
         scale: None,
         activation,
-        rows_out: true,
     };
     let height = tile_shape(body).0;
     let whole = rows - rows % height;
@@ -305,14 +304,13 @@ struct Epilogue<'a> {
     scale: Option<&'a [f32]>,
     /// The nonlinearity after the product, if any.
     activation: Option<Nonlinearity>,
-    /// Rows for the caller (`[rows, outputs]`), else the packed input of
-    /// the next layer.
-    rows_out: bool,
 }
 
 /// One layer on the tiles of `body` (a SIMD one whose support the caller
 /// asserted): `rows` rows (a multiple of the tile height) of `input`,
-/// laid out as `layout` says, into `out`.
+/// laid out as `layout` says, into `out` as rows (`[rows, outputs]`),
+/// which the next layer reads where they are: a packed output cost a
+/// transposition per tile.
 fn layer_tiles(
     body: Body,
     packed: &PackedLayer,
@@ -346,11 +344,7 @@ fn layer_tiles(
                     width: packed.panels_width(p, count),
                     activation: epilogue.activation,
                 };
-                let (at, layout) = if epilogue.rows_out {
-                    (q * packed.outputs + column, Output::Rows(packed.outputs))
-                } else {
-                    (packed_index(q, column, packed.outputs), Output::Packed)
-                };
+                let (at, layout) = (q * packed.outputs + column, Output::Rows(packed.outputs));
                 let out = &mut out[at..];
                 // SAFETY: the body is a SIMD one whose support the caller asserted.
                 #[cfg(target_arch = "x86_64")]
