@@ -119,8 +119,8 @@ unsafe fn add_f64(x: __m512, width: usize, sums: &mut [f64]) {
     }
 }
 
-/// Writes lanes c < `width` (≤ 16) of the tile's rows `v[r]` straight
-/// from the registers, as `layout` lays them out: masked stores of each
+/// Writes lanes c < `width` (≤ 16) of the tile's rows `v[r]` (§3's tile
+/// outputs) straight from the registers, as `layout` lays them out: masked stores of each
 /// row for [`Output::Rows`], and for [`Output::Packed`] (lane c of row r
 /// at `out[c·PACK + r]`) one masked scatter per row, where a transposition
 /// through memory took a load and a store per value.

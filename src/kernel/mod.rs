@@ -37,6 +37,7 @@ use packed::{packed_index, unpack_row};
 pub use plan::KernelPlan;
 
 use crate::net::GainRule;
+use crate::net::layers::scale_rows;
 use crate::net::simd::{Isa, with_avx2};
 use crate::net::vexp::exp_in_place;
 
@@ -375,6 +376,19 @@ pub fn forward_rows(
     assert_eq!(factor.len(), n, "one factor per modulated neuron");
     body.assert_supported();
     scratch.fit(plan);
+    if plan.layers.is_empty() {
+        // The modulated layer is the gated one: its scaled rows are the output.
+        for start in (0..x.rows()).step_by(BLOCK) {
+            let real = BLOCK.min(x.rows() - start);
+            let rows = &mut scratch.activity[..real * n];
+            for (r, row) in rows.chunks_exact_mut(n).enumerate() {
+                unpack_row(x.data(), start + r, row);
+            }
+            scale_rows(rows, factor);
+            each_block(start, rows);
+        }
+        return;
+    }
     // factor[k] beside every row of a packed group, so that scaling a
     // group is one element-wise product of two contiguous runs.
     scratch.packed_factor.clear();
@@ -383,15 +397,6 @@ pub fn forward_rows(
         .extend(factor.iter().flat_map(|&f| [f; PACK]));
     for start in (0..x.rows()).step_by(BLOCK) {
         let real = BLOCK.min(x.rows() - start);
-        if plan.layers.is_empty() {
-            let rows = &mut scratch.activity[..real * n];
-            for (r, row) in rows.chunks_exact_mut(n).enumerate() {
-                unpack_row(x.data(), start + r, row);
-                row.iter_mut().zip(factor).for_each(|(v, &f)| *v *= f);
-            }
-            each_block(start, rows);
-            continue;
-        }
         let rows = real.next_multiple_of(body.rows());
         let groups = rows.div_ceil(PACK) * PACK * n;
         let source = &x.data()[start * n..start * n + groups];

@@ -146,9 +146,9 @@ impl PackedLayer {
 
 /// panel[k·16 + c] ← rows[c·inputs + k] for the `width` ≤ 16 neurons c
 /// of `rows` (`[width, inputs]`) and every input k, and 0 in the lanes
-/// past `width`: one panel, the transpose of its weights, by the code of
-/// `isa` (which the CPU must run): with AVX-512F one gather per input
-/// instead of sixteen loads.
+/// past `width`: one panel (§3's packed weights), the transpose of its
+/// weights, by the code of `isa` (which the CPU must run): with AVX-512F
+/// one gather per input instead of sixteen loads.
 pub fn fill_panel(isa: Isa, rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
     assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
     #[cfg(target_arch = "x86_64")]

@@ -151,10 +151,21 @@ pub fn activation_forward<T: Real>(
         }
     }
     if let Some(s) = scale {
-        for h_row in h.chunks_exact_mut(n) {
-            for (hj, &sj) in h_row.iter_mut().zip(s) {
-                *hj *= sj;
-            }
+        scale_rows(h, s);
+    }
+}
+
+/// Multiplies each row of `rows` (`[R, factor.len()]`) by `factor`,
+/// element by element: a layer's per-neuron factor (§2), exp(m·c − β) on
+/// the modulated layer and the gain g on the gated one.
+pub fn scale_rows<T: Real>(rows: &mut [T], factor: &[T]) {
+    assert!(
+        !factor.is_empty() && rows.len().is_multiple_of(factor.len()),
+        "whole rows of one factor per neuron"
+    );
+    for row in rows.chunks_exact_mut(factor.len()) {
+        for (h, &f) in row.iter_mut().zip(factor) {
+            *h *= f;
         }
     }
 }
@@ -243,21 +254,25 @@ const READOUT_ROWS: usize = 8;
 /// products of the last n mod 8 inputs. The rows' chains are independent,
 /// so the AVX2 body runs them side by side, one 8-lane register per row;
 /// each row's bits are those of `dots::<1>` on that row alone, on every body.
+/// `wide`: the AVX2 body, which the caller checked this CPU runs.
 #[inline(always)]
-fn dots<const R: usize>(a: &[f32], n: usize, b: &[f32]) -> [f32; R] {
+fn dots<const R: usize>(a: &[f32], n: usize, b: &[f32], wide: bool) -> [f32; R] {
     assert!(a.len() >= R * n && b.len() == n);
     let whole = n / 8 * 8;
     let mut lanes = [[0.0f32; 8]; R];
     #[cfg(target_arch = "x86_64")]
-    if crate::net::simd::Isa::selected() >= crate::net::simd::Isa::Avx2Fma {
-        // SAFETY: AVX2 is available (checked); the reads stay below
-        // `R·n` of `a` and `whole` of `b` (asserted).
+    if wide {
+        // SAFETY: AVX2 is available (the caller's check); the reads stay
+        // below `R·n` of `a` and `whole` of `b` (asserted).
         unsafe { lanes_avx2(a, n, b, &mut lanes) };
     } else {
         lanes_scalar(a, n, b, &mut lanes);
     }
     #[cfg(not(target_arch = "x86_64"))]
-    lanes_scalar(a, n, b, &mut lanes);
+    {
+        let _ = wide;
+        lanes_scalar(a, n, b, &mut lanes);
+    }
     std::array::from_fn(|r| {
         let tail: f32 = a[r * n + whole..(r + 1) * n]
             .iter()
@@ -312,7 +327,9 @@ unsafe fn lanes_avx2<const R: usize>(a: &[f32], n: usize, b: &[f32], lanes: &mut
 /// readout weights `w` `[classes, n]` and biases `b`:
 /// out[r·classes + c] = b[c] + Σ_k h[r, k]·w[c, k], the sum as [`dots`]
 /// forms it; other entries untouched. (A pair readout needs 2 of the 10
-/// logits.) The bits do not depend on how many rows are taken at once.
+/// logits, §2.) The modulation methods' evaluations (§4) read their logits
+/// here; the bits do not depend on how many rows are taken at once, nor
+/// on the instruction set.
 pub fn readout_columns(
     h: &[f32],
     n: usize,
@@ -323,6 +340,7 @@ pub fn readout_columns(
 ) {
     let (classes, rows) = (b.len(), h.len() / n);
     assert_eq!(rows, out.len() / classes, "one logit row per row of h");
+    let wide = crate::net::simd::Isa::selected() >= crate::net::simd::Isa::Avx2Fma;
     let grouped = rows / READOUT_ROWS * READOUT_ROWS;
     let (h_groups, h_rest) = h.split_at(grouped * n);
     let (out_groups, out_rest) = out.split_at_mut(grouped * classes);
@@ -331,7 +349,7 @@ pub fn readout_columns(
         .zip(out_groups.chunks_exact_mut(READOUT_ROWS * classes))
     {
         for &c in columns {
-            let sums = dots::<READOUT_ROWS>(h, n, &w[c * n..(c + 1) * n]);
+            let sums = dots::<READOUT_ROWS>(h, n, &w[c * n..(c + 1) * n], wide);
             for (logits, sum) in logits.chunks_exact_mut(classes).zip(sums) {
                 logits[c] = b[c] + sum;
             }
@@ -342,7 +360,7 @@ pub fn readout_columns(
         .zip(out_rest.chunks_exact_mut(classes))
     {
         for &c in columns {
-            logits[c] = b[c] + dots::<1>(row, n, &w[c * n..(c + 1) * n])[0];
+            logits[c] = b[c] + dots::<1>(row, n, &w[c * n..(c + 1) * n], wide)[0];
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::net::gradients::{Depth, Grads};
 use crate::net::layers::{
     LinearShape, Readout, activation_backward, activation_forward, correct_count,
     coupling_backward, cross_entropy, linear_backward, linear_forward, modulation_factor,
+    scale_rows,
 };
 use crate::net::linalg::{Real, first_non_finite};
 use crate::net::modulation::Modulation;
@@ -321,11 +322,7 @@ impl<T: Real> Model<T> {
         let post = &mut ws.post[l - 1][..batch * n];
         post.copy_from_slice(activity);
         if scaled {
-            for row in post.chunks_exact_mut(n) {
-                for (h, &s) in row.iter_mut().zip(&ws.scale[l - 1]) {
-                    *h *= s;
-                }
-            }
+            scale_rows(post, &ws.scale[l - 1]);
         }
         for above in l + 1..=self.arch.depth() {
             self.layer_forward(ws, above, Some(modulation), m, true);
@@ -354,7 +351,7 @@ impl<T: Real> Model<T> {
 
     /// Layer `l`'s per-neuron factor under `modulation` at modulator value
     /// `m` into `scale` (`[N_l]`): exp(m·c − β) at ℓ, times g at L−1, 1 on
-    /// other layers. The forward pass multiplies F(a_l) by it.
+    /// other layers (§2). The forward pass multiplies F(a_l) by it.
     pub fn layer_factor(&self, l: usize, modulation: &Modulation<T>, m: T, scale: &mut [T]) {
         assert_eq!(scale.len(), self.arch.size(l), "one factor per neuron");
         scale.fill(T::ONE);

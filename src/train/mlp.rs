@@ -14,7 +14,9 @@ use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
 use crate::net::arch::LOGITS;
-use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, readout_columns};
+use crate::net::layers::{
+    correct_count, mean_cross_entropy, modulation_factor, readout_columns, scale_rows,
+};
 use crate::net::model::EVAL_ROWS;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
@@ -405,7 +407,7 @@ impl MlpEvaluator {
             self.unmodulated_on_tiles(model, set, from_canvases, m);
         } else {
             for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
-                let rows = chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS;
+                let rows = chunk_rows(chunk, logits);
                 unmodulated_pass(model, &self.off, &mut self.ws, set, from_canvases, rows, m);
                 logits.copy_from_slice(model.logits(&self.ws));
             }
@@ -416,7 +418,7 @@ impl MlpEvaluator {
         let chunks = self.logits.chunks(EVAL_ROWS * LOGITS).enumerate();
         let faulty = chunks
             .filter(|(_, logits)| logits.iter().any(|v| !v.is_finite()))
-            .map(|(chunk, logits)| chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS)
+            .map(|(chunk, logits)| chunk_rows(chunk, logits))
             .next();
         if let Some(rows) = faulty {
             let start = rows.start;
@@ -467,11 +469,7 @@ impl MlpEvaluator {
                 self.gated.clear();
                 self.gated.extend_from_slice(&cache.gated_activity);
             }
-            for row in self.gated.chunks_exact_mut(n_gated) {
-                for (h, &s) in row.iter_mut().zip(&self.gated_factor) {
-                    *h *= s;
-                }
-            }
+            scale_rows(&mut self.gated, &self.gated_factor);
             &self.gated
         };
         self.readout_layer.repack(model, arch.depth());
@@ -520,4 +518,10 @@ fn unmodulated_pass(
         let layer = model.arch().gated_layer();
         model.forward_from(ws, off, layer, &gated[rows.start * n..rows.end * n], m);
     }
+}
+
+/// The rows of a set whose logits are `logits`, chunk `chunk` of
+/// [`EVAL_ROWS`] rows.
+fn chunk_rows(chunk: usize, logits: &[f32]) -> Range<usize> {
+    chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS
 }
