@@ -244,4 +244,32 @@ proptest! {
             }
         }
     }
+
+    /// A layer with its inputs scaled (the modulated evaluation's layer
+    /// ℓ+1, §4) holds each packed weight times its input's factor, the
+    /// biases as they are, for dense and local layers, in one buffer
+    /// reused up and down a network's layers.
+    #[test]
+    fn scaled_inputs_hold_each_weight_times_its_factor(arch in arch_strategy(30, 3), seed in any::<u64>()) {
+        let model = Model::<f32>::init(&arch, seed);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 1);
+        let mut scaled = PackedLayer::default();
+        for l in (1..=arch.depth()).chain((1..arch.depth()).rev()) {
+            let layer = PackedLayer::pack(&model, l);
+            let factor: Vec<f32> = (0..layer.inputs).map(|_| rng.random_range(0.1..3.0)).collect();
+            scaled.scale_inputs(&layer, &factor);
+            let (ni, panels) = (layer.group_inputs(), layer.panels_per_group());
+            prop_assert_eq!((scaled.groups, scaled.inputs, scaled.outputs), (layer.groups, layer.inputs, layer.outputs));
+            for g in 0..layer.groups {
+                prop_assert_eq!(scaled.panels_bias(g, 0, panels), layer.panels_bias(g, 0, panels), "layer {}", l);
+                for p in 0..panels {
+                    let (got, packed) = (scaled.panels(g, p, 1), layer.panels(g, p, 1));
+                    for (i, (&got, &w)) in got.iter().zip(packed).enumerate() {
+                        let want = w * factor[g * ni + i / PANEL];
+                        prop_assert_eq!(got.to_bits(), want.to_bits(), "layer {} group {} panel {} entry {}", l, g, p, i);
+                    }
+                }
+            }
+        }
+    }
 }

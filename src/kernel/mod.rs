@@ -35,6 +35,7 @@ pub use packed::{PACK, PackedRows};
 
 use packed::{packed_index, unpack_row};
 pub use plan::KernelPlan;
+use plan::PackedLayer;
 
 use crate::net::GainRule;
 use crate::net::layers::scale_rows;
@@ -116,13 +117,20 @@ impl Body {
     }
 
     /// [`run_block`] with this body's tiles.
-    fn run_block(self, plan: &KernelPlan, scratch: &mut KernelScratch, rows: usize, sink: Sink) {
+    fn run_block(
+        self,
+        plan: &KernelPlan,
+        source: Source<'_>,
+        scratch: &mut KernelScratch,
+        rows: usize,
+        sink: Sink,
+    ) {
         match self {
-            Body::Scalar => run_block::<scalar::Scalar>(plan, scratch, rows, sink),
+            Body::Scalar => run_block::<scalar::Scalar>(plan, source, scratch, rows, sink),
             #[cfg(target_arch = "x86_64")]
-            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, scratch, rows, sink),
+            Body::Avx2Fma => run_block::<avx2::Avx2Fma>(plan, source, scratch, rows, sink),
             #[cfg(target_arch = "x86_64")]
-            Body::Avx512 => run_block::<avx512::Avx512>(plan, scratch, rows, sink),
+            Body::Avx512 => run_block::<avx512::Avx512>(plan, source, scratch, rows, sink),
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("only the scalar body runs here"),
         }
@@ -135,9 +143,9 @@ impl Body {
 pub struct KernelScratch {
     /// Modulated activity of a block, `[BLOCK, N_ℓ]`, packed ([`PACK`]).
     activity: Vec<f32>,
-    /// exp(m·c − β) of the modulated neurons in the packed layout,
-    /// `[N_ℓ, PACK]` ([`forward_rows`]).
-    packed_factor: Vec<f32>,
+    /// Layer ℓ+1 with its weights scaled by exp(m·c − β) of its inputs
+    /// ([`forward_rows`]).
+    scaled: PackedLayer,
     /// Outputs of the layers between ℓ and L−1, `[BLOCK, N_l]`, packed
     /// (the last one only when rows are stored rather than folded into the gain).
     hidden: Vec<Vec<f32>>,
@@ -344,7 +352,7 @@ pub fn trial_gain(
             };
             scratch.valid[r] = if inside { 1.0 } else { 0.0 };
         }
-        body.run_block(plan, scratch, rows, sink(start == 0));
+        body.run_block(plan, Source::Modulated, scratch, rows, sink(start == 0));
     }
     let std_modulator = (modulator
         .iter()
@@ -358,11 +366,15 @@ pub fn trial_gain(
 /// The rows of `x` (the modulated layer's activity F(a_ℓ)), each scaled
 /// by `factor` (exp(m·c − β) per neuron), through the layers ℓ+1..L−1
 /// (ReLU, before the gain), computed by `body`: the same tiles as the
-/// trial kernel, on the weights packed once (§4 evaluation of the
-/// modulation methods). Hands each block of rows to `each_block` as it is
-/// done, with the index of its first row and its outputs `[rows, N_{L−1}]`
-/// row-major, while they are still in cache: the caller reads them out
-/// there instead of from a whole set's buffer.
+/// trial kernel (§4 evaluation of the modulation methods). The scaling is
+/// folded into layer ℓ+1's packed weights, (x ⊙ f)·W = x·(diag(f)·W), so
+/// that the tiles read the rows of `x` where they are; the product of
+/// each weight and factor is rounded once, where scaling each row rounded
+/// every x·f. (When the modulated layer is the gated one, the rows are
+/// scaled.) Hands each block of rows to `each_block` as it is done, with
+/// the index of its first row and its outputs `[rows, N_{L−1}]` row-major,
+/// while they are still in cache: the caller reads them out there instead
+/// of from a whole set's buffer.
 pub fn forward_rows(
     body: Body,
     plan: &KernelPlan,
@@ -389,27 +401,14 @@ pub fn forward_rows(
         }
         return;
     }
-    // factor[k] beside every row of a packed group, so that scaling a
-    // group is one element-wise product of two contiguous runs.
-    scratch.packed_factor.clear();
-    scratch
-        .packed_factor
-        .extend(factor.iter().flat_map(|&f| [f; PACK]));
+    // x ⊙ f through W is x through W·diag(f): the weights are scaled once
+    // per call, and the tiles read the set's rows where they are.
+    scratch.scaled.scale_inputs(&plan.layers[0], factor);
     for start in (0..x.rows()).step_by(BLOCK) {
         let real = BLOCK.min(x.rows() - start);
         let rows = real.next_multiple_of(body.rows());
-        let groups = rows.div_ceil(PACK) * PACK * n;
-        let source = &x.data()[start * n..start * n + groups];
-        let factor = &scratch.packed_factor;
-        with_avx2(|| {
-            let destination = scratch.activity[..groups].chunks_exact_mut(PACK * n);
-            for (dst, src) in destination.zip(source.chunks_exact(PACK * n)) {
-                for ((d, &u), &f) in dst.iter_mut().zip(src).zip(factor) {
-                    *d = u * f;
-                }
-            }
-        });
-        body.run_block(plan, scratch, rows, Sink::Store);
+        let source = Source::Scaled(&x.data()[start * n..]);
+        body.run_block(plan, source, scratch, rows, Sink::Store);
         each_block(start, &scratch.hidden[plan.layers.len() - 1][..real * g]);
     }
 }
@@ -476,10 +475,28 @@ enum Sink {
     Store,
 }
 
+/// Where a block's first layer (ℓ+1) finds its input and its weights.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The modulated activity in the scratch, through the plan's weights
+    /// (the trial kernel).
+    Modulated,
+    /// The packed rows from the block's first one on, through the
+    /// scratch's scaled weights ([`forward_rows`]).
+    Scaled(&'a [f32]),
+}
+
 /// One block through the layers between ℓ and L−1, tile by tile.
-fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usize, sink: Sink) {
+fn run_block<B: Tiles>(
+    plan: &KernelPlan,
+    source: Source<'_>,
+    scratch: &mut KernelScratch,
+    rows: usize,
+    sink: Sink,
+) {
     let KernelScratch {
         activity,
+        scaled,
         hidden,
         weight,
         valid,
@@ -508,10 +525,10 @@ fn run_block<B: Tiles>(plan: &KernelPlan, scratch: &mut KernelScratch, rows: usi
     let last = plan.layers.len() - 1;
     for (li, layer) in plan.layers.iter().enumerate() {
         let (before, after) = hidden.split_at_mut(li);
-        let (input, n_in): (&[f32], usize) = if li == 0 {
-            (activity, plan.modulated_size)
-        } else {
-            (&before[li - 1], plan.layers[li - 1].outputs)
+        let (input, n_in, layer): (&[f32], usize, &PackedLayer) = match (li, source) {
+            (0, Source::Modulated) => (activity, plan.modulated_size, layer),
+            (0, Source::Scaled(rows)) => (rows, plan.modulated_size, scaled),
+            _ => (&before[li - 1], plan.layers[li - 1].outputs, layer),
         };
         let (ni, no) = (layer.group_inputs(), layer.group_outputs());
         // Row tiles outside, panels inside: a tile's rows stay in L1 while

@@ -7,7 +7,7 @@
 //! micro-kernel reads one panel front to back.
 
 use crate::net::Model;
-use crate::net::simd::Isa;
+use crate::net::simd::{Isa, with_avx2};
 
 /// Neurons per weight panel: the width of a micro-kernel tile.
 pub const PANEL: usize = 16;
@@ -141,6 +141,34 @@ impl PackedLayer {
     /// block may be short).
     pub fn panels_width(&self, p: usize, count: usize) -> usize {
         (self.group_outputs() - p * PANEL).min(count * PANEL)
+    }
+
+    /// This layer ← `source` with the weights of input k multiplied by
+    /// `factor[k]` (each product rounded once), biases as they are: W·diag(f)
+    /// for an input scaled by f, so that x ⊙ f need not be formed row by
+    /// row (§4's modulated evaluation: f = exp(m·c − β)). Reuses this
+    /// layer's allocations.
+    pub fn scale_inputs(&mut self, source: &PackedLayer, factor: &[f32]) {
+        assert_eq!(factor.len(), source.inputs, "one factor per input");
+        let ni = source.group_inputs();
+        (self.groups, self.inputs, self.outputs) = (source.groups, source.inputs, source.outputs);
+        self.bias.clone_from(&source.bias);
+        self.panels.resize(source.panels.len(), 0.0);
+        let panel_len = ni * PANEL;
+        let per_group = source.panels_per_group();
+        let panels = self.panels.chunks_exact_mut(panel_len);
+        let sources = source.panels.chunks_exact(panel_len);
+        with_avx2(|| {
+            for (p, (panel, from)) in panels.zip(sources).enumerate() {
+                let factor = &factor[p / per_group * ni..(p / per_group + 1) * ni];
+                let lanes = panel.as_chunks_mut::<PANEL>().0.iter_mut();
+                for ((lanes, from), &f) in lanes.zip(from.as_chunks::<PANEL>().0).zip(factor) {
+                    for (w, &v) in lanes.iter_mut().zip(from) {
+                        *w = v * f;
+                    }
+                }
+            }
+        });
     }
 }
 

@@ -9,6 +9,7 @@ pub mod layers;
 pub mod linalg;
 pub mod model;
 pub mod modulation;
+pub mod readout;
 pub mod simd;
 pub mod vexp;
 

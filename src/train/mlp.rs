@@ -14,10 +14,9 @@ use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
 use crate::net::arch::LOGITS;
-use crate::net::layers::{
-    correct_count, mean_cross_entropy, modulation_factor, readout_columns, scale_rows,
-};
+use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, scale_rows};
 use crate::net::model::EVAL_ROWS;
+use crate::net::readout::PairedReadout;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
 use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
@@ -306,8 +305,8 @@ pub struct MlpEvaluator {
     gated: Vec<f32>,
     /// Logits, `[n, 10]` (only the readout's columns are written).
     logits: Vec<f32>,
-    /// Readout weights with the gain folded in, `[10, N_{L−1}]`.
-    readout: Vec<f32>,
+    /// The readout's columns with the gain folded in.
+    readout: PairedReadout,
     off: Modulation<f32>,
     scratch: KernelScratch,
     /// The retrained network's layers 1..L−1, packed at each evaluation.
@@ -334,7 +333,7 @@ impl MlpEvaluator {
             factor: vec![0.0; arch.coupling_len()],
             gated: Vec::new(),
             logits: Vec::new(),
-            readout: model.weights(arch.depth()).to_vec(),
+            readout: PairedReadout::default(),
             off: Modulation::off(arch),
             scratch: KernelScratch::default(),
             dense: DensePlan::default(),
@@ -364,15 +363,11 @@ impl MlpEvaluator {
         let n_gated = modulation.gain.len();
         self.logits.resize(set.len() * LOGITS, 0.0);
         modulation_factor(m, &modulation.coupling, arch.beta, &mut self.factor);
-        // logits = (g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b: fold g into the readout.
-        self.readout.copy_from_slice(model.weights(arch.depth()));
-        for row in self.readout.chunks_exact_mut(n_gated) {
-            for (w, &g) in row.iter_mut().zip(&modulation.gain) {
-                *w *= g;
-            }
-        }
-        let (weights, bias, columns) = (&self.readout, model.bias(arch.depth()), readout.columns());
-        let logits = &mut self.logits;
+        let depth = arch.depth();
+        let columns = readout.columns();
+        let (weights, bias) = (model.weights(depth), model.bias(depth));
+        self.readout.pack(weights, &modulation.gain, bias, &columns);
+        let (readout, isa, logits) = (&self.readout, self.body.isa(), &mut self.logits);
         forward_rows(
             self.body,
             &frozen.plan,
@@ -382,7 +377,7 @@ impl MlpEvaluator {
             |start, gated| {
                 let rows = start..start + gated.len() / n_gated;
                 let logits = &mut logits[rows.start * LOGITS..rows.end * LOGITS];
-                readout_columns(gated, n_gated, weights, bias, &columns, logits);
+                readout.logits(isa, gated, logits);
             },
         );
     }

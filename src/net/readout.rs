@@ -1,0 +1,375 @@
+//! The modulation methods' readout (§2, §4): the logits a task reads, for
+//! rows of the gated activity z, with the gain g folded into the weights
+//! ((g ⊙ z)·Wᵀ + b = z·(W ⊙ g)ᵀ + b).
+//!
+//! Each logit is summed in a fixed order, the same on every instruction
+//! set and whatever the number of rows taken at once:
+//! - eight lanes start at +0; for each group q of eight inputs, in order,
+//!   lane i ← fma(z[8q + i], w[8q + i], lane i), with z and w taken as 0
+//!   past the last input;
+//! - the lanes are added as a tree, t_i = lane_i + lane_{i+4},
+//!   u_i = t_i + t_{i+2}, s = u_0 + u_1;
+//! - the logit is b + s.
+//!
+//! Two columns share a 16-lane register on AVX-512F (one per half, the
+//! rows' eight inputs broadcast to both), or a pair of 8-lane registers on
+//! AVX2: a pair readout (§2) costs one pass over its rows, and every row
+//! is loaded once per pair of columns.
+
+use crate::net::simd::Isa;
+
+/// Inputs summed side by side: one lane each.
+const LANES: usize = 8;
+
+/// The weights of the columns a task reads, times the gain, laid out for
+/// the lanes: for each pair of columns, for each group of eight inputs,
+/// the first column's eight weights, then the second's (zero past the
+/// last input, and for a missing second column).
+#[derive(Clone, Debug, Default)]
+pub struct PairedReadout {
+    inputs: usize,
+    classes: usize,
+    columns: Vec<usize>,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PairedReadout {
+    /// Packs the `columns` of the readout `weights` (`[classes, n]`, with
+    /// n = `gain.len()`), each weight times the gain of its input, and
+    /// their `bias` (`[classes]`); reuses this readout's allocations.
+    pub fn pack(&mut self, weights: &[f32], gain: &[f32], bias: &[f32], columns: &[usize]) {
+        let (n, classes) = (gain.len(), bias.len());
+        assert_eq!(weights.len(), classes * n, "readout weights [classes, n]");
+        assert!(
+            columns.iter().all(|&c| c < classes),
+            "a column past the classes"
+        );
+        let groups = n.div_ceil(LANES);
+        (self.inputs, self.classes) = (n, classes);
+        self.columns.clear();
+        self.columns.extend_from_slice(columns);
+        self.bias.clear();
+        self.bias.extend(columns.iter().map(|&c| bias[c]));
+        self.weights.clear();
+        for pair in columns.chunks(2) {
+            for q in 0..groups {
+                for half in 0..2 {
+                    let lanes = (0..LANES).map(|i| match pair.get(half) {
+                        Some(&c) if LANES * q + i < n => {
+                            weights[c * n + LANES * q + i] * gain[LANES * q + i]
+                        }
+                        _ => 0.0,
+                    });
+                    self.weights.extend(lanes);
+                }
+            }
+        }
+    }
+
+    /// out[r·classes + c] ← the logit of column c for row r of `h`
+    /// (`[rows, n]`), for the packed columns, in the module's order, by
+    /// the code of `isa` (which the CPU must run); other entries of `out`
+    /// (`[rows, classes]`) untouched.
+    pub fn logits(&self, isa: Isa, h: &[f32], out: &mut [f32]) {
+        let (n, classes) = (self.inputs, self.classes);
+        assert!(
+            n > 0 && h.len().is_multiple_of(n),
+            "whole rows of the gated activity"
+        );
+        let rows = h.len() / n;
+        assert_eq!(out.len(), rows * classes, "one logit row per row of h");
+        assert!(isa.supported(), "this CPU does not run {isa}");
+        match isa {
+            // SAFETY: the CPU runs `isa` (asserted); the bodies assert
+            // their bounds.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::logits_avx512(self, h, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => unsafe { x86::logits_avx2(self, h, out) },
+            _ => {
+                for (row, out) in h.chunks_exact(n).zip(out.chunks_exact_mut(classes)) {
+                    self.row_scalar(row, out);
+                }
+            }
+        }
+    }
+
+    /// One row in plain code: the module's statement, lane by lane.
+    fn row_scalar(&self, row: &[f32], out: &mut [f32]) {
+        let groups = self.inputs.div_ceil(LANES);
+        for (p, pair) in self.columns.chunks(2).enumerate() {
+            let mut lanes = [[0.0f32; LANES]; 2];
+            for q in 0..groups {
+                let x = group_of(row, q);
+                let at = (p * groups + q) * 2 * LANES;
+                for (half, lanes) in lanes.iter_mut().enumerate() {
+                    let w = &self.weights[at + half * LANES..at + (half + 1) * LANES];
+                    for ((lane, &x), &w) in lanes.iter_mut().zip(&x).zip(w) {
+                        *lane = x.mul_add(w, *lane);
+                    }
+                }
+            }
+            for (half, &c) in pair.iter().enumerate() {
+                out[c] = self.bias[2 * p + half] + tree_sum(&lanes[half]);
+            }
+        }
+    }
+}
+
+/// Inputs 8q..8q + 8 of `row`, zero past its end.
+fn group_of(row: &[f32], q: usize) -> [f32; LANES] {
+    let mut x = [0.0f32; LANES];
+    let part = &row[LANES * q..row.len().min(LANES * (q + 1))];
+    x[..part.len()].copy_from_slice(part);
+    x
+}
+
+/// The lanes added as the module's tree.
+fn tree_sum(lanes: &[f32; LANES]) -> f32 {
+    let t: [f32; 4] = std::array::from_fn(|i| lanes[i] + lanes[i + 4]);
+    let u = [t[0] + t[2], t[1] + t[3]];
+    u[0] + u[1]
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{LANES, PairedReadout, group_of};
+
+    /// The tree of the module's statement on the eight lanes of `v`, in
+    /// lane 0.
+    ///
+    /// # Safety
+    /// AVX2 must be available.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tree_avx2(v: __m256) -> f32 {
+        let t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
+        _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<1>(u, u)))
+    }
+
+    /// Where inputs 8q..8q + 8 of each of the `R` rows of `h` (`[R, n]`)
+    /// start: in `h` for the `whole` groups of eight, else in `tail`, the
+    /// row's last inputs copied with zeros past its end.
+    fn group_starts<const R: usize>(
+        h: &[f32],
+        n: usize,
+        q: usize,
+        whole: usize,
+        tail: &mut [[f32; LANES]; R],
+    ) -> [*const f32; R] {
+        assert!(h.len() == R * n && q <= whole && LANES * q < n);
+        if q < whole {
+            std::array::from_fn(|r| h[r * n + q * LANES..r * n + (q + 1) * LANES].as_ptr())
+        } else {
+            for (r, tail) in tail.iter_mut().enumerate() {
+                *tail = group_of(&h[r * n..(r + 1) * n], q);
+            }
+            std::array::from_fn(|r| tail[r].as_ptr())
+        }
+    }
+
+    /// Every row of `h` by [`rows_avx2`], four at a time, then one at a time.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn logits_avx2(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
+        let (n, classes) = (readout.inputs, readout.classes);
+        let mut at = 0;
+        while at < h.len() / n {
+            let (h, out) = (&h[at * n..], &mut out[at * classes..]);
+            // SAFETY: AVX2 and FMA are available (this function's contract).
+            at += unsafe {
+                if h.len() >= 4 * n {
+                    rows_avx2::<4>(readout, &h[..4 * n], &mut out[..4 * classes]);
+                    4
+                } else {
+                    rows_avx2::<1>(readout, &h[..n], &mut out[..classes]);
+                    1
+                }
+            };
+        }
+    }
+
+    /// Every row of `h` by [`rows_avx512`], eight at a time, then one at a time.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn logits_avx512(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
+        let (n, classes) = (readout.inputs, readout.classes);
+        let mut at = 0;
+        while at < h.len() / n {
+            let (h, out) = (&h[at * n..], &mut out[at * classes..]);
+            // SAFETY: AVX-512F is available (this function's contract).
+            at += unsafe {
+                if h.len() >= 8 * n {
+                    rows_avx512::<8>(readout, &h[..8 * n], &mut out[..8 * classes]);
+                    8
+                } else {
+                    rows_avx512::<1>(readout, &h[..n], &mut out[..classes]);
+                    1
+                }
+            };
+        }
+    }
+
+    /// `R` rows of `h` (`[R, n]`) into `out` (`[R, classes]`), two 8-lane
+    /// registers per row and pair of columns.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn rows_avx2<const R: usize>(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
+        let (n, classes) = (readout.inputs, readout.classes);
+        assert!(h.len() == R * n && out.len() == R * classes);
+        let (whole, groups) = (n / LANES, n.div_ceil(LANES));
+        for (p, pair) in readout.columns.chunks(2).enumerate() {
+            let weights = &readout.weights[p * groups * 2 * LANES..(p + 1) * groups * 2 * LANES];
+            let mut acc = [[_mm256_setzero_ps(); 2]; R];
+            let mut tail = [[0.0f32; LANES]; R];
+            for q in 0..groups {
+                let x = group_starts::<R>(h, n, q, whole, &mut tail);
+                // SAFETY: the pair's weights hold `groups` groups of 16.
+                let (w0, w1) = unsafe {
+                    let w = weights.as_ptr().add(q * 2 * LANES);
+                    (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(LANES)))
+                };
+                for (acc, &x) in acc.iter_mut().zip(&x) {
+                    // SAFETY: eight inputs start at `x` (`group_starts`).
+                    let x = unsafe { _mm256_loadu_ps(x) };
+                    acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (half, &c) in pair.iter().enumerate() {
+                    // SAFETY: AVX2 is available (this function's contract).
+                    let s = unsafe { tree_avx2(acc[half]) };
+                    out[r * classes + c] = readout.bias[2 * p + half] + s;
+                }
+            }
+        }
+    }
+
+    /// `R` rows of `h` into `out`, one 16-lane register per row and pair
+    /// of columns (the first column in lanes 0..8, the second in 8..16).
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn rows_avx512<const R: usize>(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
+        let (n, classes) = (readout.inputs, readout.classes);
+        assert!(h.len() == R * n && out.len() == R * classes);
+        let (whole, groups) = (n / LANES, n.div_ceil(LANES));
+        for (p, pair) in readout.columns.chunks(2).enumerate() {
+            let weights = &readout.weights[p * groups * 2 * LANES..(p + 1) * groups * 2 * LANES];
+            let mut acc = [_mm512_setzero_ps(); R];
+            let mut tail = [[0.0f32; LANES]; R];
+            for q in 0..groups {
+                let x = group_starts::<R>(h, n, q, whole, &mut tail);
+                // SAFETY: the pair's weights hold `groups` groups of 16.
+                let w = unsafe { _mm512_loadu_ps(weights.as_ptr().add(q * 2 * LANES)) };
+                for (acc, &x) in acc.iter_mut().zip(&x) {
+                    // The eight inputs in both halves (a 256-bit broadcast
+                    // that needs only AVX-512F). SAFETY: eight inputs
+                    // start at `x` (`group_starts`).
+                    let x = unsafe { _mm256_loadu_pd(x.cast::<f64>()) };
+                    let x = _mm512_castpd_ps(_mm512_broadcast_f64x4(x));
+                    *acc = _mm512_fmadd_ps(x, w, *acc);
+                }
+            }
+            for (r, &acc) in acc.iter().enumerate() {
+                // The tree in each half: t (blocks of four swapped), u
+                // (pairs swapped), s (neighbours swapped); lanes 0 and 8.
+                let t = _mm512_add_ps(acc, _mm512_shuffle_f32x4::<0b1011_0001>(acc, acc));
+                let u = _mm512_add_ps(t, _mm512_permute_ps::<0b0100_1110>(t));
+                let s = _mm512_add_ps(u, _mm512_permute_ps::<0b1011_0001>(u));
+                let sums = [
+                    _mm512_cvtss_f32(s),
+                    _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(s)),
+                ];
+                for (half, &c) in pair.iter().enumerate() {
+                    out[r * classes + c] = readout.bias[2 * p + half] + sums[half];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The module's statement for one logit, written out with no lanes
+    /// in memory: lane i sums the inputs k ≡ i (mod 8) by FMA from +0.
+    fn logit_by_statement(row: &[f32], w: &[f32], g: &[f32], bias: f32) -> f32 {
+        let mut lanes = [0.0f32; LANES];
+        for k in 0..row.len().next_multiple_of(LANES) {
+            let (x, wg) = if k < row.len() {
+                (row[k], w[k] * g[k])
+            } else {
+                (0.0, 0.0)
+            };
+            lanes[k % LANES] = x.mul_add(wg, lanes[k % LANES]);
+        }
+        let t = [
+            lanes[0] + lanes[4],
+            lanes[1] + lanes[5],
+            lanes[2] + lanes[6],
+            lanes[3] + lanes[7],
+        ];
+        bias + ((t[0] + t[2]) + (t[1] + t[3]))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Every instruction set, row count (whole groups of rows and the
+        /// rest), width and choice of columns gives the statement's bits,
+        /// and leaves the other logits alone.
+        #[test]
+        fn logits_follow_the_statement(
+            rows in 1usize..30,
+            n in 1usize..70,
+            columns in prop_oneof![
+                Just(vec![7usize, 2]),
+                Just((0..10).collect::<Vec<usize>>()),
+                proptest::collection::vec(0usize..10, 1..10),
+            ],
+            seed in any::<u64>(),
+        ) {
+            use rand::{RngExt, SeedableRng};
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut draw = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+            };
+            let (h, w, g, b) = (draw(rows * n), draw(10 * n), draw(n), draw(10));
+            let mut readout = PairedReadout::default();
+            readout.pack(&w, &g, &b, &columns);
+            for isa in Isa::available() {
+                let mut out = vec![f32::NAN; rows * 10];
+                readout.logits(isa, &h, &mut out);
+                for r in 0..rows {
+                    for c in 0..10 {
+                        let got = out[r * 10 + c];
+                        if columns.contains(&c) {
+                            let row = &h[r * n..(r + 1) * n];
+                            let want = logit_by_statement(row, &w[c * n..(c + 1) * n], &g, b[c]);
+                            prop_assert_eq!(got.to_bits(), want.to_bits(), "{} row {} logit {}", isa, r, c);
+                        } else {
+                            prop_assert!(got.is_nan(), "{}: logit {} of row {} written", isa, c, r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
