@@ -22,7 +22,7 @@ use crate::net::simd::Isa;
 const LANES: usize = 8;
 
 /// The weights of the columns a task reads, times the gain, laid out for
-/// the lanes: for each pair of columns, for each group of eight inputs,
+/// the lanes: for each group of eight inputs, for each pair of columns,
 /// the first column's eight weights, then the second's (zero past the
 /// last input, and for a missing second column).
 #[derive(Clone, Debug, Default)]
@@ -52,8 +52,8 @@ impl PairedReadout {
         self.bias.clear();
         self.bias.extend(columns.iter().map(|&c| bias[c]));
         self.weights.clear();
-        for pair in columns.chunks(2) {
-            for q in 0..groups {
+        for q in 0..groups {
+            for pair in columns.chunks(2) {
                 for half in 0..2 {
                     let lanes = (0..LANES).map(|i| match pair.get(half) {
                         Some(&c) if LANES * q + i < n => {
@@ -65,6 +65,17 @@ impl PairedReadout {
                 }
             }
         }
+    }
+
+    /// Pairs of columns packed.
+    fn pairs(&self) -> usize {
+        self.columns.len().div_ceil(2)
+    }
+
+    /// The 16 weights of pair `p` for inputs 8q..8q + 8.
+    fn pair_weights(&self, q: usize, p: usize) -> &[f32] {
+        let at = (q * self.pairs() + p) * 2 * LANES;
+        &self.weights[at..at + 2 * LANES]
     }
 
     /// out[r·classes + c] ← the logit of column c for row r of `h`
@@ -102,9 +113,9 @@ impl PairedReadout {
             let mut lanes = [[0.0f32; LANES]; 2];
             for q in 0..groups {
                 let x = group_of(row, q);
-                let at = (p * groups + q) * 2 * LANES;
+                let weights = self.pair_weights(q, p);
                 for (half, lanes) in lanes.iter_mut().enumerate() {
-                    let w = &self.weights[at + half * LANES..at + (half + 1) * LANES];
+                    let w = &weights[half * LANES..(half + 1) * LANES];
                     for ((lane, &x), &w) in lanes.iter_mut().zip(&x).zip(w) {
                         *lane = x.mul_add(w, *lane);
                     }
@@ -151,24 +162,25 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<1>(u, u)))
     }
 
-    /// Where inputs 8q..8q + 8 of each of the `R` rows of `h` (`[R, n]`)
-    /// start: in `h` for the `whole` groups of eight, else in `tail`, the
-    /// row's last inputs copied with zeros past its end.
-    fn group_starts<const R: usize>(
+    /// Where inputs 8q..8q + 8 of the `R` rows of `h` (`[R, n]`) start,
+    /// and how far apart the rows are: in `h` for the `whole` groups of
+    /// eight, else in `tail`, each row's last inputs copied with zeros
+    /// past its end.
+    fn group_start<const R: usize>(
         h: &[f32],
         n: usize,
         q: usize,
         whole: usize,
         tail: &mut [[f32; LANES]; R],
-    ) -> [*const f32; R] {
+    ) -> (*const f32, usize) {
         assert!(h.len() == R * n && q <= whole && LANES * q < n);
         if q < whole {
-            std::array::from_fn(|r| h[r * n + q * LANES..r * n + (q + 1) * LANES].as_ptr())
+            (h[q * LANES..].as_ptr(), n)
         } else {
             for (r, tail) in tail.iter_mut().enumerate() {
                 *tail = group_of(&h[r * n..(r + 1) * n], q);
             }
-            std::array::from_fn(|r| tail[r].as_ptr())
+            (tail.as_ptr().cast::<f32>(), LANES)
         }
     }
 
@@ -195,7 +207,12 @@ mod x86 {
         }
     }
 
-    /// Every row of `h` by [`rows_avx512`], eight at a time, then one at a time.
+    /// Pairs of columns whose sums one call of [`rows_avx512`] keeps in
+    /// registers (4 rows × 5 pairs: 20 of the 32).
+    const MAX_PAIRS: usize = 5;
+
+    /// Every row of `h` by [`all_pairs_avx512`], four at a time, then one
+    /// at a time.
     ///
     /// # Safety
     /// AVX-512F must be available.
@@ -207,11 +224,11 @@ mod x86 {
             let (h, out) = (&h[at * n..], &mut out[at * classes..]);
             // SAFETY: AVX-512F is available (this function's contract).
             at += unsafe {
-                if h.len() >= 8 * n {
-                    rows_avx512::<8>(readout, &h[..8 * n], &mut out[..8 * classes]);
-                    8
+                if h.len() >= 4 * n {
+                    all_pairs_avx512::<4>(readout, &h[..4 * n], &mut out[..4 * classes]);
+                    4
                 } else {
-                    rows_avx512::<1>(readout, &h[..n], &mut out[..classes]);
+                    all_pairs_avx512::<1>(readout, &h[..n], &mut out[..classes]);
                     1
                 }
             };
@@ -228,23 +245,24 @@ mod x86 {
     unsafe fn rows_avx2<const R: usize>(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
         let (n, classes) = (readout.inputs, readout.classes);
         assert!(h.len() == R * n && out.len() == R * classes);
-        let (whole, groups) = (n / LANES, n.div_ceil(LANES));
+        let (whole, groups, pairs) = (n / LANES, n.div_ceil(LANES), readout.pairs());
+        assert_eq!(readout.weights.len(), groups * pairs * 2 * LANES);
         for (p, pair) in readout.columns.chunks(2).enumerate() {
-            let weights = &readout.weights[p * groups * 2 * LANES..(p + 1) * groups * 2 * LANES];
             let mut acc = [[_mm256_setzero_ps(); 2]; R];
             let mut tail = [[0.0f32; LANES]; R];
             for q in 0..groups {
-                let x = group_starts::<R>(h, n, q, whole, &mut tail);
-                // SAFETY: the pair's weights hold `groups` groups of 16.
-                let (w0, w1) = unsafe {
-                    let w = weights.as_ptr().add(q * 2 * LANES);
-                    (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(LANES)))
-                };
-                for (acc, &x) in acc.iter_mut().zip(&x) {
-                    // SAFETY: eight inputs start at `x` (`group_starts`).
-                    let x = unsafe { _mm256_loadu_ps(x) };
-                    acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+                let (x, stride) = group_start::<R>(h, n, q, whole, &mut tail);
+                // SAFETY: the weights hold `groups` groups of `pairs`
+                // pairs of 16 (asserted); eight inputs of row r start at
+                // x + r·stride (`group_start`).
+                unsafe {
+                    let w = readout.weights.as_ptr().add((q * pairs + p) * 2 * LANES);
+                    let (w0, w1) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(LANES)));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm256_loadu_ps(x.add(r * stride));
+                        acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+                        acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
+                    }
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
@@ -257,35 +275,52 @@ mod x86 {
         }
     }
 
-    /// `R` rows of `h` into `out`, one 16-lane register per row and pair
-    /// of columns (the first column in lanes 0..8, the second in 8..16).
+    /// `R` rows of `h` into `out` for the `P` pairs of columns from pair
+    /// `first`, one 16-lane register per row and pair (the first column
+    /// in lanes 0..8, the second in 8..16): each row's eight inputs are
+    /// loaded once for the P pairs.
     ///
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn rows_avx512<const R: usize>(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
+    unsafe fn rows_avx512<const R: usize, const P: usize>(
+        readout: &PairedReadout,
+        first: usize,
+        h: &[f32],
+        out: &mut [f32],
+    ) {
         let (n, classes) = (readout.inputs, readout.classes);
         assert!(h.len() == R * n && out.len() == R * classes);
-        let (whole, groups) = (n / LANES, n.div_ceil(LANES));
-        for (p, pair) in readout.columns.chunks(2).enumerate() {
-            let weights = &readout.weights[p * groups * 2 * LANES..(p + 1) * groups * 2 * LANES];
-            let mut acc = [_mm512_setzero_ps(); R];
-            let mut tail = [[0.0f32; LANES]; R];
-            for q in 0..groups {
-                let x = group_starts::<R>(h, n, q, whole, &mut tail);
-                // SAFETY: the pair's weights hold `groups` groups of 16.
-                let w = unsafe { _mm512_loadu_ps(weights.as_ptr().add(q * 2 * LANES)) };
-                for (acc, &x) in acc.iter_mut().zip(&x) {
-                    // The eight inputs in both halves (a 256-bit broadcast
-                    // that needs only AVX-512F). SAFETY: eight inputs
-                    // start at `x` (`group_starts`).
-                    let x = unsafe { _mm256_loadu_pd(x.cast::<f64>()) };
+        let (whole, groups, pairs) = (n / LANES, n.div_ceil(LANES), readout.pairs());
+        assert!(first + P <= pairs && readout.weights.len() == groups * pairs * 2 * LANES);
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        let mut tail = [[0.0f32; LANES]; R];
+        for q in 0..groups {
+            let (x, stride) = group_start::<R>(h, n, q, whole, &mut tail);
+            // SAFETY: the weights hold `groups` groups of `pairs` pairs of
+            // 16 (asserted), and first + P ≤ pairs; eight inputs of row r
+            // start at x + r·stride (`group_start`).
+            unsafe {
+                let at = readout
+                    .weights
+                    .as_ptr()
+                    .add((q * pairs + first) * 2 * LANES);
+                let w: [__m512; P] =
+                    std::array::from_fn(|p| _mm512_loadu_ps(at.add(p * 2 * LANES)));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    // The eight inputs in both halves (a 256-bit
+                    // broadcast that needs only AVX-512F).
+                    let x = _mm256_loadu_pd(x.add(r * stride).cast::<f64>());
                     let x = _mm512_castpd_ps(_mm512_broadcast_f64x4(x));
-                    *acc = _mm512_fmadd_ps(x, w, *acc);
+                    for (acc, &w) in acc.iter_mut().zip(&w) {
+                        *acc = _mm512_fmadd_ps(x, w, *acc);
+                    }
                 }
             }
-            for (r, &acc) in acc.iter().enumerate() {
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (p, &acc) in acc.iter().enumerate() {
                 // The tree in each half: t (blocks of four swapped), u
                 // (pairs swapped), s (neighbours swapped); lanes 0 and 8.
                 let t = _mm512_add_ps(acc, _mm512_shuffle_f32x4::<0b1011_0001>(acc, acc));
@@ -295,10 +330,40 @@ mod x86 {
                     _mm512_cvtss_f32(s),
                     _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(s)),
                 ];
-                for (half, &c) in pair.iter().enumerate() {
-                    out[r * classes + c] = readout.bias[2 * p + half] + sums[half];
+                let pair = 2 * (first + p);
+                let columns = &readout.columns[pair..readout.columns.len().min(pair + 2)];
+                for (half, &c) in columns.iter().enumerate() {
+                    out[r * classes + c] = readout.bias[pair + half] + sums[half];
                 }
             }
+        }
+    }
+
+    /// [`rows_avx512`] for every pair, up to [`MAX_PAIRS`] at once.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn all_pairs_avx512<const R: usize>(
+        readout: &PairedReadout,
+        h: &[f32],
+        out: &mut [f32],
+    ) {
+        let mut first = 0;
+        while first < readout.pairs() {
+            let count = MAX_PAIRS.min(readout.pairs() - first);
+            // SAFETY: AVX-512F is available (this function's contract).
+            unsafe {
+                match count {
+                    1 => rows_avx512::<R, 1>(readout, first, h, out),
+                    2 => rows_avx512::<R, 2>(readout, first, h, out),
+                    3 => rows_avx512::<R, 3>(readout, first, h, out),
+                    4 => rows_avx512::<R, 4>(readout, first, h, out),
+                    _ => rows_avx512::<R, MAX_PAIRS>(readout, first, h, out),
+                }
+            }
+            first += count;
         }
     }
 }
