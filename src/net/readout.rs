@@ -166,6 +166,7 @@ mod x86 {
     /// and how far apart the rows are: in `h` for the `whole` groups of
     /// eight, else in `tail`, each row's last inputs copied with zeros
     /// past its end.
+    #[inline(always)]
     fn group_start<const R: usize>(
         h: &[f32],
         n: usize,
@@ -184,55 +185,69 @@ mod x86 {
         }
     }
 
-    /// Every row of `h` by [`rows_avx2`], four at a time, then one at a time.
+    /// Rows taken at once by the SIMD bodies.
+    const ROWS: usize = 4;
+
+    /// `group` on the rows of `h` and their logits `out`, [`ROWS`] at a
+    /// time, then `one` on each row left.
+    #[inline(always)]
+    fn in_groups(
+        readout: &PairedReadout,
+        h: &[f32],
+        out: &mut [f32],
+        mut group: impl FnMut(&[f32], &mut [f32]),
+        mut one: impl FnMut(&[f32], &mut [f32]),
+    ) {
+        let (n, classes) = (readout.inputs, readout.classes);
+        let grouped = h.len() / n / ROWS * ROWS;
+        let (h_groups, h_rest) = h.split_at(grouped * n);
+        let (out_groups, out_rest) = out.split_at_mut(grouped * classes);
+        let groups = h_groups.chunks_exact(ROWS * n);
+        for (h, out) in groups.zip(out_groups.chunks_exact_mut(ROWS * classes)) {
+            group(h, out);
+        }
+        for (h, out) in h_rest
+            .chunks_exact(n)
+            .zip(out_rest.chunks_exact_mut(classes))
+        {
+            one(h, out);
+        }
+    }
+
+    /// Every row of `h` by [`rows_avx2`].
     ///
     /// # Safety
     /// AVX2 and FMA must be available.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn logits_avx2(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
-        let (n, classes) = (readout.inputs, readout.classes);
-        let mut at = 0;
-        while at < h.len() / n {
-            let (h, out) = (&h[at * n..], &mut out[at * classes..]);
-            // SAFETY: AVX2 and FMA are available (this function's contract).
-            at += unsafe {
-                if h.len() >= 4 * n {
-                    rows_avx2::<4>(readout, &h[..4 * n], &mut out[..4 * classes]);
-                    4
-                } else {
-                    rows_avx2::<1>(readout, &h[..n], &mut out[..classes]);
-                    1
-                }
-            };
-        }
+        // SAFETY (both): AVX2 and FMA are available (this function's contract).
+        in_groups(
+            readout,
+            h,
+            out,
+            |h, out| unsafe { rows_avx2::<ROWS>(readout, h, out) },
+            |h, out| unsafe { rows_avx2::<1>(readout, h, out) },
+        );
     }
 
     /// Pairs of columns whose sums one call of [`rows_avx512`] keeps in
-    /// registers (4 rows × 5 pairs: 20 of the 32).
+    /// registers ([`ROWS`] rows × 5 pairs: 20 of the 32).
     const MAX_PAIRS: usize = 5;
 
-    /// Every row of `h` by [`all_pairs_avx512`], four at a time, then one
-    /// at a time.
+    /// Every row of `h` by [`all_pairs_avx512`].
     ///
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn logits_avx512(readout: &PairedReadout, h: &[f32], out: &mut [f32]) {
-        let (n, classes) = (readout.inputs, readout.classes);
-        let mut at = 0;
-        while at < h.len() / n {
-            let (h, out) = (&h[at * n..], &mut out[at * classes..]);
-            // SAFETY: AVX-512F is available (this function's contract).
-            at += unsafe {
-                if h.len() >= 4 * n {
-                    all_pairs_avx512::<4>(readout, &h[..4 * n], &mut out[..4 * classes]);
-                    4
-                } else {
-                    all_pairs_avx512::<1>(readout, &h[..n], &mut out[..classes]);
-                    1
-                }
-            };
-        }
+        // SAFETY (both): AVX-512F is available (this function's contract).
+        in_groups(
+            readout,
+            h,
+            out,
+            |h, out| unsafe { all_pairs_avx512::<ROWS>(readout, h, out) },
+            |h, out| unsafe { all_pairs_avx512::<1>(readout, h, out) },
+        );
     }
 
     /// `R` rows of `h` (`[R, n]`) into `out` (`[R, classes]`), two 8-lane
