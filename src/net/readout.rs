@@ -13,8 +13,12 @@
 //!
 //! Two columns share a 16-lane register on AVX-512F (one per half, the
 //! rows' eight inputs broadcast to both), or a pair of 8-lane registers on
-//! AVX2: a pair readout (§2) costs one pass over its rows, and every row
-//! is loaded once per pair of columns.
+//! AVX2: a pair readout (§2) costs one pass over its rows. The AVX-512F
+//! body loads each row's inputs once for up to five pairs (all ten
+//! logits), the AVX2 body once per pair. The scalar body runs the
+//! statement lane by lane with `f32::mul_add`, compiled to the FMA
+//! instruction where the CPU has it (a software fused multiply-add, with
+//! the same bits, elsewhere).
 
 use crate::net::simd::Isa;
 
@@ -169,6 +173,24 @@ mod x86 {
         let t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
         let u = _mm_add_ps(t, _mm_movehl_ps(t, t));
         _mm_cvtss_f32(_mm_add_ss(u, _mm_shuffle_ps::<1>(u, u)))
+    }
+
+    /// The tree of the module's statement in each half of `v`: t (blocks
+    /// of four swapped), u (pairs swapped), s (neighbours swapped); the
+    /// first column's sum is lane 0, the second's lane 8.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tree_avx512(v: __m512) -> [f32; 2] {
+        let t = _mm512_add_ps(v, _mm512_shuffle_f32x4::<0b1011_0001>(v, v));
+        let u = _mm512_add_ps(t, _mm512_permute_ps::<0b0100_1110>(t));
+        let s = _mm512_add_ps(u, _mm512_permute_ps::<0b1011_0001>(u));
+        [
+            _mm512_cvtss_f32(s),
+            _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(s)),
+        ]
     }
 
     /// Where inputs 8q..8q + 8 of the `R` rows of `h` (`[R, n]`) start,
@@ -361,15 +383,8 @@ mod x86 {
         }
         for (r, acc) in acc.iter().enumerate() {
             for (p, &acc) in acc.iter().enumerate() {
-                // The tree in each half: t (blocks of four swapped), u
-                // (pairs swapped), s (neighbours swapped); lanes 0 and 8.
-                let t = _mm512_add_ps(acc, _mm512_shuffle_f32x4::<0b1011_0001>(acc, acc));
-                let u = _mm512_add_ps(t, _mm512_permute_ps::<0b0100_1110>(t));
-                let s = _mm512_add_ps(u, _mm512_permute_ps::<0b1011_0001>(u));
-                let sums = [
-                    _mm512_cvtss_f32(s),
-                    _mm_cvtss_f32(_mm512_extractf32x4_ps::<2>(s)),
-                ];
+                // SAFETY: AVX-512F is available (this function's contract).
+                let sums = unsafe { tree_avx512(acc) };
                 let pair = 2 * (first + p);
                 let columns = &readout.columns[pair..readout.columns.len().min(pair + 2)];
                 for (half, &c) in columns.iter().enumerate() {
@@ -447,7 +462,9 @@ mod tests {
             columns in prop_oneof![
                 Just(vec![7usize, 2]),
                 Just((0..10).collect::<Vec<usize>>()),
-                proptest::collection::vec(0usize..10, 1..10),
+                // Up to seven pairs (columns may repeat): past the
+                // AVX-512F body's five pairs at once.
+                proptest::collection::vec(0usize..10, 1..15),
             ],
             seed in any::<u64>(),
         ) {
@@ -459,9 +476,19 @@ mod tests {
             let (h, w, g, b) = (draw(rows * n), draw(10 * n), draw(n), draw(10));
             let mut readout = PairedReadout::default();
             readout.pack(&w, &g, &b, &columns);
-            for isa in Isa::available() {
+            // The scalar body's plain code, compiled without FMA (the
+            // software fused multiply-add a CPU without FMA runs), beside
+            // every instruction set's own.
+            let mut plain = vec![f32::NAN; rows * 10];
+            for (row, out) in h.chunks_exact(n).zip(plain.chunks_exact_mut(10)) {
+                readout.row_scalar(row, out);
+            }
+            let runs = Isa::available().into_iter().map(|isa| {
                 let mut out = vec![f32::NAN; rows * 10];
                 readout.logits(isa, &h, &mut out);
+                (isa.name(), out)
+            });
+            for (isa, out) in std::iter::once(("plain scalar", plain)).chain(runs) {
                 for r in 0..rows {
                     for c in 0..10 {
                         let got = out[r * 10 + c];
