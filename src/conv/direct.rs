@@ -6,11 +6,14 @@
 //! is in bounds. A tile holds up to [`PIXELS_512`] (or [`PIXELS_256`])
 //! adjacent output pixels × one vector of output channels in registers:
 //! per tap and input channel it loads one weight vector and broadcasts
-//! each pixel's input value into a fused multiply-add. With one input
-//! channel and at most 8 output channels, an AVX-512 tile holds pairs of
-//! pixels instead ([`pair512`]). Each output is the bias, then one FMA per
-//! (dy, dx, c_in) in that order: the zero border adds exact zeros, so the
-//! result does not depend on the body or the tile shape. The bodies test
+//! each pixel's input value into a fused multiply-add. With at most 8
+//! output channels, an AVX-512 tile holds pairs of pixels instead
+//! ([`pair512`]): with one input channel straight from the bordered map,
+//! and for the input gradient of a stage with at most 8 input channels
+//! from a copy of each image laid out in pairs ([`pair_up_image`]). Each
+//! output is the bias, then one FMA per (dy, dx, c_in) in that order: the
+//! zero border adds exact zeros, so the result does not depend on the
+//! body or the tile shape. The bodies test
 //! what they store for infinities and NaNs, so that the fault checks of
 //! §6 need not read a map again. im2col + GEMM ([`super::ops`]) is
 //! measured against it in `comod bench` and stays for f64 networks and
@@ -44,6 +47,10 @@ pub struct ConvWeights {
     stride: usize,
     weights: Vec<f32>,
     bias: Vec<f32>,
+    /// `weights` and `bias` with every value twice in a row, for
+    /// [`pair512`]'s lanes (2o + q: channel o of the pair's pixel q).
+    paired_weights: Vec<f32>,
+    paired_bias: Vec<f32>,
     /// ReLU on the outputs (a conv stage); off for a linear partial.
     relu: bool,
 }
@@ -61,6 +68,7 @@ impl ConvWeights {
         self.fill(weights, bias.len(), kernel, c_in);
         self.bias[..bias.len()].copy_from_slice(bias);
         self.relu = true;
+        self.pair_up();
     }
 
     /// The linear map of `weights` (`[c_out, k, k, C_in]`): no bias, no
@@ -69,6 +77,17 @@ impl ConvWeights {
     pub fn repack_linear(&mut self, weights: &[f32], c_out: usize, kernel: usize, c_in: usize) {
         self.fill(weights, c_out, kernel, c_in);
         self.relu = false;
+        self.pair_up();
+    }
+
+    /// Fills the paired copies of the weights and bias.
+    fn pair_up(&mut self) {
+        let twice = |from: &[f32], to: &mut Vec<f32>| {
+            to.clear();
+            to.extend(from.iter().flat_map(|&v| [v, v]));
+        };
+        twice(&self.weights, &mut self.paired_weights);
+        twice(&self.bias, &mut self.paired_bias);
     }
 
     /// Lays out `weights` and zeroes the padded bias.
@@ -193,6 +212,161 @@ pub fn conv_relu(
     }
 }
 
+/// [`conv_relu`] of the unbordered maps `x` on the AVX-512 body, for at
+/// most 8 output channels and more than one input channel (the input
+/// gradient of a stage with at most 8 input channels): image by image,
+/// the map is laid out bordered and in pairs of adjacent pixels
+/// ([`pair_up_image`]), so that [`pair512`] fills the 16 lanes. Every
+/// output's chain is the other bodies'. Whether every output is finite.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn conv_relu_paired(
+    x: &[f32],
+    batch: usize,
+    shape: Shape,
+    weights: &ConvWeights,
+    out: &mut [f32],
+) -> bool {
+    let (h, w, c_out) = (shape.height, shape.width, weights.c_out);
+    assert!(
+        c_out <= 8 && weights.c_in > 1 && weights.c_in == shape.channels,
+        "paired conv shapes"
+    );
+    assert_eq!(x.len(), batch * shape.len(), "input maps [B, H, W, C]");
+    assert_eq!(out.len(), batch * h * w * c_out, "output size");
+    let (image_len, row_len) = ((h * w * c_out).max(1), (w * c_out).max(1));
+    let run = |pairs: &mut Vec<f32>, (b, image): (usize, &mut [f32])| {
+        // SAFETY: AVX-512F is available (the caller's contract); every
+        // tile reads pairs of the image's bordered rows (one pair past
+        // the map's last pixel) and writes its own pixels of `image`.
+        unsafe {
+            let source = pair_up_image(
+                &x[b * shape.len()..][..shape.len()],
+                shape,
+                weights.kernel,
+                pairs,
+            );
+            let mut finite = true;
+            for (y, out_row) in image.chunks_exact_mut(row_len).enumerate() {
+                for (pair, p) in tiles(w.div_ceil(2), PIXELS_512) {
+                    finite &= pair_dispatch!(
+                        shape.channels,
+                        p,
+                        weights,
+                        &source,
+                        0,
+                        y,
+                        2 * pair,
+                        0,
+                        out_row
+                    );
+                }
+            }
+            finite
+        }
+    };
+    let macs = batch * shape.pixels() * c_out * weights.kernel * weights.kernel * weights.c_in;
+    if stays_on_this_thread() || macs < PARALLEL_MIN_MACS {
+        let mut pairs = Vec::new();
+        out.chunks_exact_mut(image_len)
+            .enumerate()
+            .map(|image| run(&mut pairs, image))
+            .fold(true, |a, b| a & b)
+    } else {
+        out.par_chunks_exact_mut(image_len)
+            .enumerate()
+            .map_init(Vec::new, run)
+            .reduce(|| true, |a, b| a & b)
+    }
+}
+
+/// Where [`pair512`] reads pairs: the pair of pixels (x, x + 1) of row r
+/// of image b, input channel i, is the two floats at `b·image + r·row +
+/// x·pixel(C) + 2i`.
+struct PairSource<'a> {
+    data: &'a [f32],
+    image: usize,
+    row: usize,
+}
+
+impl PairSource<'_> {
+    /// Floats from one pixel's pairs to the next's for C input channels:
+    /// with one channel the bordered map holds the pairs as they are,
+    /// otherwise [`pair_up_image`] lays them out, two floats per channel.
+    #[inline(always)]
+    fn pixel(c_in: usize) -> usize {
+        if c_in == 1 { 1 } else { 2 * c_in }
+    }
+
+    /// The first float of pixel pair (x, x + 1) of row r of image b, for
+    /// C input channels.
+    #[inline(always)]
+    fn at(&self, b: usize, r: usize, x: usize, c_in: usize) -> usize {
+        b * self.image + r * self.row + x * Self::pixel(c_in)
+    }
+}
+
+/// One unbordered map `x` (`[H, W, C]`), bordered with k/2 zeros, laid
+/// out in pairs into `pairs`: for each bordered row and pixel x of it,
+/// channel i holds the values of pixels x and x + 1 side by side (zero
+/// outside the map, and past the bordered row: the partner of an odd
+/// last pixel's last tap). The source reads it as image 0.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pair_up_image<'a>(
+    x: &[f32],
+    shape: Shape,
+    kernel: usize,
+    pairs: &'a mut Vec<f32>,
+) -> PairSource<'a> {
+    let (h, w, c) = (shape.height, shape.width, shape.channels);
+    let pad = kernel / 2;
+    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    let row = wp * 2 * c;
+    pairs.resize(hp * row, 0.0);
+    // One bordered row, with a zero pixel past its end for the last pair.
+    let mut line = vec![0.0f32; (wp + 1) * c];
+    let interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let groups = c / 8;
+    for (r, target) in pairs.chunks_exact_mut(row).enumerate() {
+        if r < pad || r >= h + pad {
+            target.fill(0.0);
+            continue;
+        }
+        line[pad * c..(pad + w) * c].copy_from_slice(&x[(r - pad) * w * c..][..w * c]);
+        for p in 0..wp {
+            let (left, right) = (p * c, (p + 1) * c);
+            let target = &mut target[2 * p * c..2 * (p + 1) * c];
+            // SAFETY: 8 values from 8g < c in both pixels of `line`, 16
+            // in the target.
+            unsafe {
+                let (from, to) = (line.as_ptr(), target.as_mut_ptr());
+                for g in 0..groups {
+                    let l = _mm512_castps256_ps512(_mm256_loadu_ps(from.add(left + 8 * g)));
+                    let r = _mm512_castps256_ps512(_mm256_loadu_ps(from.add(right + 8 * g)));
+                    let v = _mm512_permutex2var_ps(l, interleave, r);
+                    _mm512_storeu_ps(to.add(16 * g), v);
+                }
+            }
+            for i in 8 * groups..c {
+                target[2 * i] = line[left + i];
+                target[2 * i + 1] = line[right + i];
+            }
+        }
+    }
+    PairSource {
+        data: pairs,
+        image: 0,
+        row,
+    }
+}
+
 /// `out` (`[B, H/2, W/2, C_out]`) = the 2×2 max-pool of [`conv_relu`]'s
 /// output, without writing that map: each pair of output rows goes to a
 /// scratch pair of rows and is pooled while it is in the cache, with
@@ -305,6 +479,13 @@ pub fn conv_input_grad(
         channels: c_out,
         ..shape
     };
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && c_in <= 8 && c_out > 1 {
+        assert!(isa.supported(), "{} does not run on this CPU", isa.name());
+        // SAFETY: AVX-512F is available (asserted).
+        unsafe { conv_relu_paired(dy, batch, out_shape, packed, dx) };
+        return;
+    }
     pad_input(dy, batch, out_shape, kernel, padded);
     conv_relu(isa, padded, batch, out_shape, packed, dx);
 }
@@ -403,6 +584,7 @@ impl<'a> Rows<'a> {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn avx512(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
         let (c_in, c_out, w) = (self.weights.c_in, self.weights.c_out, self.shape.width);
+        let k = self.weights.kernel;
         let mut finite = true;
         let mut block = 0;
         // SAFETY (every tile below): AVX-512F is available; the tile stays
@@ -418,10 +600,21 @@ impl<'a> Rows<'a> {
                 continue;
             }
             if c_in == 1 {
-                // Pixel pairs fill the 16 lanes; an odd last pixel alone.
+                // Pixel pairs fill the 16 lanes: with one input channel,
+                // adjacent pixels are adjacent in the bordered map.
+                let (hp, wp) = (self.shape.height + k - 1, self.shape.width + k - 1);
+                let source = PairSource {
+                    data: self.padded,
+                    image: hp * wp,
+                    row: wp,
+                };
                 for (pair, p) in tiles(w / 2, PIXELS_512) {
-                    finite &= unsafe { pair_dispatch!(p, self, b, y, 2 * pair, block, out) };
+                    finite &= unsafe {
+                        pair_dispatch!(c_in, p, self.weights, &source, b, y, 2 * pair, block, out)
+                    };
                 }
+                // An odd last pixel alone: its partner would be past the
+                // bordered row.
                 if w % 2 == 1 {
                     finite &= unsafe { tile256::<1, 1>(self, b, y, w - 1, block, out) };
                 }
@@ -522,29 +715,52 @@ macro_rules! pixels {
         }
     };
 }
-/// Calls `pair512::<P>` for the run-time pair count `$p` (1..=14).
+/// Calls `pair512::<P, C>` for the run-time pair count `$p` (1..=14) and
+/// input channel count `$c`, as [`dispatch`].
+#[cfg(not(fuzzing))]
 macro_rules! pair_dispatch {
-    ($p:expr, $($arg:expr),*) => {
+    ($c:expr, $p:expr, $($arg:expr),*) => {
+        match $c {
+            1 => pair_count!($p, 1, $($arg),*),
+            16 => pair_count!($p, 16, $($arg),*),
+            32 => pair_count!($p, 32, $($arg),*),
+            _ => pair_count!($p, 0, $($arg),*),
+        }
+    };
+}
+
+/// Fuzz builds: as [`dispatch`]'s.
+#[cfg(fuzzing)]
+macro_rules! pair_dispatch {
+    ($c:expr, $p:expr, $($arg:expr),*) => {{
+        let _ = $c;
+        pair_count!($p, 0, $($arg),*)
+    }};
+}
+
+/// The pair count's half of [`pair_dispatch`].
+macro_rules! pair_count {
+    ($p:expr, $c:literal, $($arg:expr),*) => {
         match $p {
-            1 => pair512::<1>($($arg),*),
-            2 => pair512::<2>($($arg),*),
-            3 => pair512::<3>($($arg),*),
-            4 => pair512::<4>($($arg),*),
-            5 => pair512::<5>($($arg),*),
-            6 => pair512::<6>($($arg),*),
-            7 => pair512::<7>($($arg),*),
-            8 => pair512::<8>($($arg),*),
-            9 => pair512::<9>($($arg),*),
-            10 => pair512::<10>($($arg),*),
-            11 => pair512::<11>($($arg),*),
-            12 => pair512::<12>($($arg),*),
-            13 => pair512::<13>($($arg),*),
-            14 => pair512::<14>($($arg),*),
+            1 => pair512::<1, $c>($($arg),*),
+            2 => pair512::<2, $c>($($arg),*),
+            3 => pair512::<3, $c>($($arg),*),
+            4 => pair512::<4, $c>($($arg),*),
+            5 => pair512::<5, $c>($($arg),*),
+            6 => pair512::<6, $c>($($arg),*),
+            7 => pair512::<7, $c>($($arg),*),
+            8 => pair512::<8, $c>($($arg),*),
+            9 => pair512::<9, $c>($($arg),*),
+            10 => pair512::<10, $c>($($arg),*),
+            11 => pair512::<11, $c>($($arg),*),
+            12 => pair512::<12, $c>($($arg),*),
+            13 => pair512::<13, $c>($($arg),*),
+            14 => pair512::<14, $c>($($arg),*),
             _ => unreachable!("at most {} pairs per tile", PIXELS_512),
         }
     };
 }
-use {dispatch, pair_dispatch, pixels};
+use {dispatch, pair_count, pair_dispatch, pixels};
 
 /// P pixels × 16 output channels from `block`; C input channels (0: the
 /// weights' count).
@@ -612,45 +828,56 @@ unsafe fn tile512<const P: usize, const C: usize>(
 }
 
 /// P pairs of adjacent pixels from `x0` × up to 8 output channels from
-/// `block`, for a single input channel (a network's first stage): lane
-/// 2o + q holds channel o of pixel x0 + 2j + q, so both halves of the
-/// vector work. Per tap, the weights are loaded once, each duplicated
-/// into two adjacent lanes, and each pair's two input values are one
-/// 64-bit broadcast. The chain per output is [`tile512`]'s.
+/// `block`, read from `source`; C input channels (0: the weights' count):
+/// lane 2o + q holds channel o of pixel x0 + 2j + q, so both halves of
+/// the vector work. Per tap and input channel, the paired weights (each
+/// twice in a row) are loaded once, and each pair's two input values are
+/// one 64-bit broadcast. The chain per output is [`tile512`]'s.
 ///
 /// # Safety
-/// AVX-512F must be available; the input must have one channel, and
-/// pixels x0..x0+2P of row y and the padded input they read must be in
-/// bounds.
+/// AVX-512F must be available; pixels x0..x0+2P of row y and the pairs
+/// they read must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pair512<const P: usize>(
-    rows: &Rows<'_>,
+#[allow(clippy::too_many_arguments)]
+unsafe fn pair512<const P: usize, const C: usize>(
+    wt: &ConvWeights,
+    source: &PairSource<'_>,
     b: usize,
     y: usize,
     x0: usize,
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let wt = rows.weights;
     let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
     let lanes = (c_out - block).min(8);
-    // SAFETY: in bounds by the caller's contract; the padded weights and
-    // bias hold 8 values from `block`.
+    // A constant for the specialised channel counts, so that every read
+    // is a fixed offset from the tap's first pair.
+    let pixel = PairSource::pixel(c_in);
+    // SAFETY: in bounds by the caller's contract; the paired weights and
+    // bias hold 16 values from 2·block.
     unsafe {
-        let duplicate = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-        let widen = |at: *const f32| {
-            _mm512_permutexvar_ps(duplicate, _mm512_castps256_ps512(_mm256_loadu_ps(at)))
-        };
-        let mut acc = [widen(wt.bias.as_ptr().add(block)); P];
+        let mut acc = [_mm512_loadu_ps(wt.paired_bias.as_ptr().add(2 * block)); P];
         for dy in 0..k {
             for dx in 0..k {
-                let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let wv = widen(wt.weights.as_ptr().add((dy * k + dx) * wt.stride + block));
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    let pair = (input.add(2 * j) as *const i64).read_unaligned();
-                    let x = _mm512_castsi512_ps(_mm512_set1_epi64(pair));
-                    *acc = _mm512_fmadd_ps(x, wv, *acc);
+                let input = source
+                    .data
+                    .as_ptr()
+                    .add(source.at(b, y + dy, x0 + dx, c_in));
+                let weights = wt
+                    .paired_weights
+                    .as_ptr()
+                    .add(2 * ((dy * k + dx) * c_in * wt.stride + block));
+                for ci in 0..c_in {
+                    let wv = _mm512_loadu_ps(weights.add(2 * ci * wt.stride));
+                    for (j, acc) in acc.iter_mut().enumerate() {
+                        let at = input.add(2 * j * pixel + 2 * ci);
+                        let x = _mm512_castsi512_ps(_mm512_set1_epi64(
+                            (at as *const i64).read_unaligned(),
+                        ));
+                        *acc = _mm512_fmadd_ps(x, wv, *acc);
+                    }
                 }
             }
         }
@@ -658,23 +885,30 @@ unsafe fn pair512<const P: usize>(
         let separate = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
         let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
         let half = ((1u32 << lanes) - 1) as __mmask16;
+        let width = out.len() / c_out;
         let mut non_finite: __mmask16 = 0;
         for (j, acc) in acc.iter().enumerate() {
+            // An odd last pixel's partner is past the row: computed (from
+            // the zeros a paired map holds there), not stored.
+            let alone = x0 + 2 * j + 1 == width;
             let v = if wt.relu {
                 _mm512_max_ps(*acc, zero)
             } else {
                 *acc
             };
+            let valid = if alone { valid & 0x5555 } else { valid };
             non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(valid, _mm512_sub_ps(v, v), zero);
             // [pixel 2j: channels 0..8 | pixel 2j + 1: channels 0..8].
             let v = _mm512_permutexvar_ps(separate, v);
             let first = out.as_mut_ptr().add((x0 + 2 * j) * c_out + block);
-            if c_out == 8 {
+            if c_out == 8 && !alone {
                 _mm512_storeu_ps(first, v);
             } else {
                 _mm512_mask_storeu_ps(first, half, v);
-                let second = _mm512_shuffle_f32x4::<0x4E>(v, v);
-                _mm512_mask_storeu_ps(first.add(c_out), half, second);
+                if !alone {
+                    let second = _mm512_shuffle_f32x4::<0x4E>(v, v);
+                    _mm512_mask_storeu_ps(first.add(c_out), half, second);
+                }
             }
         }
         non_finite == 0

@@ -9,17 +9,20 @@
 //! bodies here do exactly that (a tap outside the map reads the border's
 //! zero, as im2col's zero entry), so a training step's results do not
 //! depend on which code ran; `tests/conv_weight_grad.rs` holds both
-//! bodies to [`reference`] and to the product form bit for bit. A tile is
-//! one vector of output channels × [`COLUMNS`] (tap, input channel)
-//! columns in registers: per pixel, one load of dy and one broadcast per
-//! column.
+//! bodies to [`reference`] and to the product form bit for bit.
+//!
+//! A tile is one vector of output channels × up to 24 (AVX-512; 12 on
+//! AVX2) (tap, input channel) columns in registers: per pixel, one load
+//! of dy and one broadcast per column. Each chunk runs through every tile
+//! while its pixels are in cache. Across threads, the pixels are split
+//! (each thread its own run of chunks, the sums of the later runs kept
+//! and added in chunk order), so each thread reads its part of the maps
+//! once; only where those sums would take too much memory do the threads
+//! split the tiles instead.
 
 use crate::data::Shape;
 use crate::kernel::dense::CHUNK;
 use crate::net::simd::Isa;
-
-/// (tap, input channel) columns of dW per tile.
-pub const COLUMNS: usize = 12;
 
 /// The shapes of one weight gradient: `batch` maps of `shape` (the
 /// stage's input), a k×k kernel, `c_out` output channels.
@@ -179,107 +182,212 @@ pub fn reference(g: Geometry, padded: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
-/// One SIMD body: `$lanes` output channels per vector.
+/// Bytes of chunk sums a split of the pixels over threads may keep for
+/// the chunks past the first thread's (beyond it, the threads split the
+/// tiles instead).
+const KEPT_SUMS_MAX: usize = 8 << 20;
+
+/// One SIMD body: `$lanes` output channels per vector, `$columns` columns
+/// per tile.
 #[cfg(target_arch = "x86_64")]
 macro_rules! weight_grad_body {
-    ($name:ident, $features:literal, $lanes:literal, $vector:ty, $zero:path, $set1:path,
-     $fma:path, $load_lanes:path, $store:path) => {
+    ($name:ident, $features:literal, $lanes:literal, $columns:literal, $vector:ty, $zero:path,
+     $set1:path, $fma:path, $load_lanes:path, $loadu:path, $storeu:path, $add:path) => {
         mod $name {
             use std::arch::x86_64::*;
+            use std::ops::Range;
 
             use rayon::prelude::*;
 
-            use super::{CHUNK, COLUMNS, Geometry, $load_lanes};
+            use super::{CHUNK, Geometry, KEPT_SUMS_MAX, $load_lanes};
             use crate::net::linalg::products_serial;
+
+            /// Output channels per vector.
+            const LANES: usize = $lanes;
+            /// (tap, input channel) columns per tile.
+            const COLUMNS: usize = $columns;
+            /// Floats of one tile: a vector of output channels per column.
+            const TILE: usize = LANES * COLUMNS;
 
             /// # Safety
             /// The CPU must have the body's features; the sizes are
             /// checked by the caller ([`Geometry::check`]).
             #[target_feature(enable = $features)]
             pub unsafe fn weight_grad(g: Geometry, padded: &[f32], dy: &[f32], dw: &mut [f32]) {
-                let columns = g.columns();
-                // Tiles (a vector of output channels × COLUMNS columns) are
-                // independent: each runs every chunk in order from its
-                // weights' current values, on its own thread unless the
-                // caller keeps every core busy.
-                let column_tiles = columns.div_ceil(COLUMNS);
-                let corner = |t: usize| (t / column_tiles * $lanes, t % column_tiles * COLUMNS);
-                let tiles = g.c_out.div_ceil($lanes) * column_tiles;
-                let dw_now: &[f32] = dw;
-                let tile = |t: usize| -> Vec<f32> {
-                    // SAFETY: the body's features are those the caller checked.
-                    unsafe { weight_tile(g, padded, dy, corner(t), dw_now) }
-                };
-                let results: Vec<Vec<f32>> = if products_serial() {
-                    (0..tiles).map(tile).collect()
+                let threads = if products_serial() {
+                    1
                 } else {
-                    (0..tiles).into_par_iter().map(tile).collect()
+                    rayon::current_num_threads()
                 };
-                for (t, values) in results.into_iter().enumerate() {
-                    let (o0, col0) = corner(t);
-                    let width = (columns - col0).min(COLUMNS);
-                    for (i, value) in values.into_iter().enumerate() {
-                        dw[(o0 + i / width) * columns + col0 + i % width] = value;
-                    }
-                }
+                // SAFETY: as this function's.
+                unsafe { split_weight_grad(g, padded, dy, dw, threads, KEPT_SUMS_MAX) }
             }
 
-            /// One tile's weights (row by row: output channel, then
-            /// column) after adding every chunk's sum to their values in
-            /// `dw`, in chunk order.
+            /// [`weight_grad`] on up to `threads` threads: split over the
+            /// pixels while the sums kept take at most `kept_max` bytes,
+            /// else over the tiles.
             ///
             /// # Safety
             /// As [`weight_grad`].
             #[target_feature(enable = $features)]
-            unsafe fn weight_tile(
+            pub(in crate::conv::weight_grad) unsafe fn split_weight_grad(
                 g: Geometry,
                 padded: &[f32],
                 dy: &[f32],
-                (o0, col0): (usize, usize),
-                dw: &[f32],
-            ) -> Vec<f32> {
+                dw: &mut [f32],
+                threads: usize,
+                kept_max: usize,
+            ) {
                 let columns = g.columns();
-                let lanes = (g.c_out - o0).min($lanes);
-                let width = (columns - col0).min(COLUMNS);
-                let mut values: Vec<f32> = (0..lanes * width)
-                    .map(|i| dw[(o0 + i / width) * columns + col0 + i % width])
+                let column_tiles = columns.div_ceil(COLUMNS);
+                let corners: Vec<(usize, usize)> = (0..g.c_out.div_ceil(LANES) * column_tiles)
+                    .map(|t| (t / column_tiles * LANES, t % column_tiles * COLUMNS))
                     .collect();
-                // Columns past `width` repeat the first: computed, not stored.
-                let offsets: [usize; COLUMNS] =
-                    std::array::from_fn(|j| g.column_offset(col0 + if j < width { j } else { 0 }));
+                // dW in tile layout (per tile, per column, a vector of
+                // output channels); lanes and columns past dW's stay 0.
+                let to_dw = |at: usize| {
+                    let (t, j, l) = (at / TILE, at % TILE / LANES, at % LANES);
+                    let (o, col) = (corners[t].0 + l, corners[t].1 + j);
+                    (o < g.c_out && col < columns).then_some(o * columns + col)
+                };
+                let mut values: Vec<f32> = (0..corners.len() * TILE)
+                    .map(|at| to_dw(at).map_or(0.0, |w| dw[w]))
+                    .collect();
+                let chunks = g.pixels().div_ceil(CHUNK);
+                let threads = threads.min(chunks).max(1);
+                let kept = (chunks - chunks / threads) * values.len() * size_of::<f32>();
+                let part = |k: usize, parts: usize, n: usize| k * n / parts..(k + 1) * n / parts;
+                if threads == 1 {
+                    // SAFETY (here and below): the body's features are
+                    // those the caller checked.
+                    unsafe { chunk_sums(g, padded, dy, &corners, 0..chunks, &mut values, false) };
+                } else if kept <= kept_max {
+                    // The threads take consecutive chunks: the first adds
+                    // its sums to dW as it goes, the others keep theirs,
+                    // added after it in chunk order.
+                    let parts: Vec<Vec<f32>> = (0..threads)
+                        .into_par_iter()
+                        .map(|k| {
+                            let range = part(k, threads, chunks);
+                            let mut out = if k == 0 {
+                                values.clone()
+                            } else {
+                                vec![0.0; range.len() * values.len()]
+                            };
+                            unsafe { chunk_sums(g, padded, dy, &corners, range, &mut out, k > 0) };
+                            out
+                        })
+                        .collect();
+                    let mut parts = parts.into_iter();
+                    values = parts.next().expect("a first part");
+                    for kept in parts {
+                        for sums in kept.chunks_exact(values.len()) {
+                            values.iter_mut().zip(sums).for_each(|(v, s)| *v += s);
+                        }
+                    }
+                } else {
+                    // Each thread takes some tiles through every chunk.
+                    let tiles = corners.len();
+                    let groups = threads.min(tiles);
+                    let mut rest = values.as_mut_slice();
+                    let mut jobs = Vec::with_capacity(groups);
+                    for k in 0..groups {
+                        let range = part(k, groups, tiles);
+                        let (mine, others) = rest.split_at_mut(range.len() * TILE);
+                        jobs.push((range, mine));
+                        rest = others;
+                    }
+                    jobs.into_par_iter().for_each(|(range, mine)| unsafe {
+                        chunk_sums(g, padded, dy, &corners[range], 0..chunks, mine, false)
+                    });
+                }
+                for (at, &value) in values.iter().enumerate() {
+                    if let Some(w) = to_dw(at) {
+                        dw[w] = value;
+                    }
+                }
+            }
+
+            /// Each chunk of `chunks`, in order, through the tiles with
+            /// top-left `corners`: its sums added to the tiles' values in
+            /// `out` (`keep` false; one tile after another), or stored
+            /// (`keep` true; one set of tiles per chunk).
+            ///
+            /// # Safety
+            /// As [`weight_grad`].
+            #[target_feature(enable = $features)]
+            unsafe fn chunk_sums(
+                g: Geometry,
+                padded: &[f32],
+                dy: &[f32],
+                corners: &[(usize, usize)],
+                chunks: Range<usize>,
+                out: &mut [f32],
+                keep: bool,
+            ) {
+                let columns = g.columns();
+                // Columns past dW's repeat the tile's first: computed, not
+                // read back. Columns within one tap row lie side by side
+                // in the bordered map: read at fixed distances from the
+                // first (no offset held in a register each).
+                let offsets: Vec<([usize; COLUMNS], bool)> = corners
+                    .iter()
+                    .map(|&(_, col0)| {
+                        let width = (columns - col0).min(COLUMNS);
+                        let offsets: [usize; COLUMNS] = std::array::from_fn(|j| {
+                            g.column_offset(col0 + if j < width { j } else { 0 })
+                        });
+                        let side_by_side =
+                            offsets.iter().enumerate().all(|(j, &o)| o == offsets[0] + j);
+                        (offsets, side_by_side)
+                    })
+                    .collect();
                 // The chunk's window starts, walked once per chunk so that
-                // the pixel loop only reads them.
+                // the pixel loops only read them.
                 let mut starts = [0usize; CHUNK];
-                for first in (0..g.pixels()).step_by(CHUNK) {
+                for (n, chunk) in chunks.enumerate() {
+                    let first = chunk * CHUNK;
                     let len = (g.pixels() - first).min(CHUNK);
                     for (slot, start) in starts[..len].iter_mut().zip(g.windows_from(first)) {
                         *slot = start;
                     }
-                    let mut acc: [$vector; COLUMNS] = [$zero(); COLUMNS];
-                    for (q, &start) in starts[..len].iter().enumerate() {
-                        let at = (first + q) * g.c_out + o0;
-                        // SAFETY: dy[at..at + lanes] is in bounds (its size
-                        // checked by the caller), the other lanes masked
-                        // off; every window + offset is inside the
-                        // bordered map.
-                        unsafe {
-                            let gv = $load_lanes(dy.as_ptr().add(at), lanes);
-                            let x = padded.as_ptr().add(start);
-                            for (acc, &offset) in acc.iter_mut().zip(&offsets) {
-                                *acc = $fma(gv, $set1(*x.add(offset)), *acc);
+                    for (t, (&(o0, _), (offsets, side_by_side))) in
+                        corners.iter().zip(&offsets).enumerate()
+                    {
+                        let lanes = (g.c_out - o0).min(LANES);
+                        let mut acc: [$vector; COLUMNS] = [$zero(); COLUMNS];
+                        for (q, &start) in starts[..len].iter().enumerate() {
+                            let at = (first + q) * g.c_out + o0;
+                            // SAFETY: dy[at..at + lanes] is in bounds (its
+                            // size checked by the caller), the other lanes
+                            // masked off; every window + offset is inside
+                            // the bordered map.
+                            unsafe {
+                                let gv = $load_lanes(dy.as_ptr().add(at), lanes);
+                                let x = padded.as_ptr().add(start);
+                                if *side_by_side {
+                                    let x = x.add(offsets[0]);
+                                    for (j, acc) in acc.iter_mut().enumerate() {
+                                        *acc = $fma(gv, $set1(*x.add(j)), *acc);
+                                    }
+                                } else {
+                                    for (acc, &offset) in acc.iter_mut().zip(offsets.iter()) {
+                                        *acc = $fma(gv, $set1(*x.add(offset)), *acc);
+                                    }
+                                }
+                            }
+                        }
+                        let slot = if keep { (n * corners.len() + t) * TILE } else { t * TILE };
+                        let slot = &mut out[slot..slot + TILE];
+                        for (acc, at) in acc.iter().zip(slot.chunks_exact_mut(LANES)) {
+                            // SAFETY: `at` holds a vector.
+                            unsafe {
+                                let sum = if keep { *acc } else { $add($loadu(at.as_ptr()), *acc) };
+                                $storeu(at.as_mut_ptr(), sum);
                             }
                         }
                     }
-                    for (j, acc) in acc.iter().enumerate().take(width) {
-                        let mut sums = [0.0f32; $lanes];
-                        // SAFETY: `sums` holds a vector.
-                        unsafe { $store(sums.as_mut_ptr(), *acc) };
-                        for (l, &sum) in sums.iter().enumerate().take(lanes) {
-                            values[l * width + j] += sum;
-                        }
-                    }
                 }
-                values
             }
         }
     };
@@ -319,22 +427,81 @@ weight_grad_body!(
     avx2,
     "avx2,fma",
     8,
+    12,
     __m256,
     _mm256_setzero_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps,
     load_lanes_avx2,
-    _mm256_storeu_ps
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_add_ps
 );
 #[cfg(target_arch = "x86_64")]
 weight_grad_body!(
     avx512,
     "avx512f",
     16,
+    24,
     __m512,
     _mm512_setzero_ps,
     _mm512_set1_ps,
     _mm512_fmadd_ps,
     load_lanes_avx512,
-    _mm512_storeu_ps
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_add_ps
 );
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::conv::direct::pad_input;
+    use proptest::prelude::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Every way of splitting the work over threads (one thread; the
+        /// pixels, the later runs' sums kept; the tiles, where the sums
+        /// would take too much memory) gives the statement's bits, on
+        /// every SIMD body this CPU runs.
+        #[test]
+        fn every_split_gives_the_statements_bits(
+            batch in 1usize..9, c_in in prop_oneof![1usize..4, Just(8), Just(16)],
+            side in 5usize..13, c_out in 1usize..34, half in 0usize..3,
+            threads in 1usize..5, seed in any::<u64>(),
+        ) {
+            let shape = Shape { channels: c_in, height: side, width: side + 1 };
+            let g = Geometry { batch, shape, kernel: 2 * half + 1, c_out };
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mut values = |len: usize| -> Vec<f32> {
+                (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+            };
+            let x = values(batch * shape.len());
+            let dy = values(g.pixels() * c_out);
+            let start = values(c_out * g.columns());
+            let mut padded = Vec::new();
+            pad_input(&x, batch, shape, g.kernel, &mut padded);
+            let mut expected = start.clone();
+            reference(g, &padded, &dy, &mut expected);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for kept_max in [usize::MAX, 0] {
+                let mut dw = start.clone();
+                if Isa::Avx512.supported() {
+                    // SAFETY: AVX-512F is available.
+                    unsafe { avx512::split_weight_grad(g, &padded, &dy, &mut dw, threads, kept_max) };
+                    prop_assert_eq!(bits(&dw), bits(&expected), "AVX-512, {} threads, {}", threads, kept_max);
+                }
+                if Isa::Avx2Fma.supported() {
+                    let mut dw = start.clone();
+                    // SAFETY: AVX2 and FMA are available.
+                    unsafe { avx2::split_weight_grad(g, &padded, &dy, &mut dw, threads, kept_max) };
+                    prop_assert_eq!(bits(&dw), bits(&expected), "AVX2, {} threads, {}", threads, kept_max);
+                }
+            }
+        }
+    }
+}
