@@ -330,8 +330,9 @@ unsafe fn pair_up_image<'a>(
     let (hp, wp) = (h + 2 * pad, w + 2 * pad);
     let row = wp * 2 * c;
     pairs.resize(hp * row, 0.0);
-    // One bordered row, with a zero pixel past its end for the last pair.
-    let mut line = vec![0.0f32; (wp + 1) * c];
+    // Pixels outside the map (the border, and past the bordered row: the
+    // partner of an odd last pixel's last tap) read these zeros.
+    let zeros = vec![0.0f32; c];
     let interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let groups = c / 8;
     for (r, target) in pairs.chunks_exact_mut(row).enumerate() {
@@ -339,24 +340,31 @@ unsafe fn pair_up_image<'a>(
             target.fill(0.0);
             continue;
         }
-        line[pad * c..(pad + w) * c].copy_from_slice(&x[(r - pad) * w * c..][..w * c]);
+        let line = &x[(r - pad) * w * c..][..w * c];
+        let pixel = |p: usize| {
+            if (pad..pad + w).contains(&p) {
+                // SAFETY: pixel p − pad < W of the row.
+                unsafe { line.as_ptr().add((p - pad) * c) }
+            } else {
+                zeros.as_ptr()
+            }
+        };
         for p in 0..wp {
-            let (left, right) = (p * c, (p + 1) * c);
-            let target = &mut target[2 * p * c..2 * (p + 1) * c];
-            // SAFETY: 8 values from 8g < c in both pixels of `line`, 16
-            // in the target.
+            let (left, right) = (pixel(p), pixel(p + 1));
+            // SAFETY: C values at `left` and at `right`, 2C in the
+            // target's pixel p (of wp).
             unsafe {
-                let (from, to) = (line.as_ptr(), target.as_mut_ptr());
+                let to = target.as_mut_ptr().add(2 * p * c);
                 for g in 0..groups {
-                    let l = _mm512_castps256_ps512(_mm256_loadu_ps(from.add(left + 8 * g)));
-                    let r = _mm512_castps256_ps512(_mm256_loadu_ps(from.add(right + 8 * g)));
+                    let l = _mm512_castps256_ps512(_mm256_loadu_ps(left.add(8 * g)));
+                    let r = _mm512_castps256_ps512(_mm256_loadu_ps(right.add(8 * g)));
                     let v = _mm512_permutex2var_ps(l, interleave, r);
                     _mm512_storeu_ps(to.add(16 * g), v);
                 }
-            }
-            for i in 8 * groups..c {
-                target[2 * i] = line[left + i];
-                target[2 * i + 1] = line[right + i];
+                for i in 8 * groups..c {
+                    *to.add(2 * i) = *left.add(i);
+                    *to.add(2 * i + 1) = *right.add(i);
+                }
             }
         }
     }
