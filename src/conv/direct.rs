@@ -269,14 +269,28 @@ unsafe fn conv_relu_paired(
         }
     };
     let macs = batch * shape.pixels() * c_out * weights.kernel * weights.kernel * weights.c_in;
-    if stays_on_this_thread() || macs < PARALLEL_MIN_MACS {
-        let mut pairs = Vec::new();
-        out.chunks_exact_mut(image_len)
+    let serial = stays_on_this_thread() || macs < PARALLEL_MIN_MACS;
+    all_parts(out, image_len, serial, run)
+}
+
+/// Calls `run` on every part of `len` values of `out` (with its index and
+/// a scratch buffer per thread), on the calling thread if `serial`, else
+/// split over threads; whether every call returned true (every part
+/// runs: the results are and-ed, never short-circuited).
+fn all_parts(
+    out: &mut [f32],
+    len: usize,
+    serial: bool,
+    run: impl Fn(&mut Vec<f32>, (usize, &mut [f32])) -> bool + Sync + Send,
+) -> bool {
+    if serial {
+        let mut scratch = Vec::new();
+        out.chunks_exact_mut(len)
             .enumerate()
-            .map(|image| run(&mut pairs, image))
+            .map(|part| run(&mut scratch, part))
             .fold(true, |a, b| a & b)
     } else {
-        out.par_chunks_exact_mut(image_len)
+        out.par_chunks_exact_mut(len)
             .enumerate()
             .map_init(Vec::new, run)
             .reduce(|| true, |a, b| a & b)
@@ -412,19 +426,7 @@ pub fn conv_relu_pool(
         }
         finite
     };
-    let pooled_row = (row_len / 2).max(1);
-    if rows.serial(batch) {
-        let mut pair = Vec::new();
-        out.chunks_exact_mut(pooled_row)
-            .enumerate()
-            .map(|row| run(&mut pair, row))
-            .fold(true, |a, b| a & b)
-    } else {
-        out.par_chunks_exact_mut(pooled_row)
-            .enumerate()
-            .map_init(Vec::new, run)
-            .reduce(|| true, |a, b| a & b)
-    }
+    all_parts(out, (row_len / 2).max(1), rows.serial(batch), run)
 }
 
 /// [`maxpool_row`] for a multiple of 8 channels, one AVX vector per 8
