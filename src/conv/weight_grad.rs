@@ -326,20 +326,21 @@ macro_rules! weight_grad_body {
                 keep: bool,
             ) {
                 let columns = g.columns();
-                // Columns past dW's repeat the tile's first: computed, not
-                // read back. Columns within one tap row lie side by side
-                // in the bordered map: read at fixed distances from the
+                // Per tile: its columns' offsets, and whether they lie side
+                // by side in the bordered map (the columns of one tap
+                // row): then they are read at fixed distances from the
                 // first (no offset held in a register each).
-                let offsets: Vec<([usize; COLUMNS], bool)> = corners
+                let tiles: Vec<([usize; COLUMNS], bool, usize)> = corners
                     .iter()
                     .map(|&(_, col0)| {
                         let width = (columns - col0).min(COLUMNS);
-                        let offsets: [usize; COLUMNS] = std::array::from_fn(|j| {
-                            g.column_offset(col0 + if j < width { j } else { 0 })
-                        });
-                        let side_by_side =
-                            offsets.iter().enumerate().all(|(j, &o)| o == offsets[0] + j);
-                        (offsets, side_by_side)
+                        let offsets: [usize; COLUMNS] =
+                            std::array::from_fn(|j| g.column_offset(col0 + j.min(width - 1)));
+                        // Only for whole vectors of 4 columns: then N is the
+                        // width, and no read passes the tile's last column.
+                        let side_by_side = width % 4 == 0
+                            && (0..width).all(|j| offsets[j] == offsets[0] + j);
+                        (offsets, side_by_side, width)
                     })
                     .collect();
                 // The chunk's window starts, walked once per chunk so that
@@ -351,40 +352,93 @@ macro_rules! weight_grad_body {
                     for (slot, start) in starts[..len].iter_mut().zip(g.windows_from(first)) {
                         *slot = start;
                     }
-                    for (t, (&(o0, _), (offsets, side_by_side))) in
-                        corners.iter().zip(&offsets).enumerate()
-                    {
-                        let lanes = (g.c_out - o0).min(LANES);
-                        let mut acc: [$vector; COLUMNS] = [$zero(); COLUMNS];
-                        for (q, &start) in starts[..len].iter().enumerate() {
-                            let at = (first + q) * g.c_out + o0;
-                            // SAFETY: dy[at..at + lanes] is in bounds (its
-                            // size checked by the caller), the other lanes
-                            // masked off; every window + offset is inside
-                            // the bordered map.
-                            unsafe {
-                                let gv = $load_lanes(dy.as_ptr().add(at), lanes);
-                                let x = padded.as_ptr().add(start);
-                                if *side_by_side {
-                                    let x = x.add(offsets[0]);
-                                    for (j, acc) in acc.iter_mut().enumerate() {
-                                        *acc = $fma(gv, $set1(*x.add(j)), *acc);
-                                    }
-                                } else {
-                                    for (acc, &offset) in acc.iter_mut().zip(offsets.iter()) {
-                                        *acc = $fma(gv, $set1(*x.add(offset)), *acc);
-                                    }
+                    for (t, (&(o0, _), tile)) in corners.iter().zip(&tiles).enumerate() {
+                        let slot = if keep { (n * corners.len() + t) * TILE } else { t * TILE };
+                        let pixels = Pixels {
+                            g: &g,
+                            padded,
+                            dy,
+                            starts: &starts[..len],
+                            first,
+                            o0,
+                        };
+                        let slot = &mut out[slot..slot + TILE];
+                        // Whole vectors of 4 columns: a last tile of fewer
+                        // columns (9 for a first stage's 3×3 taps) computes
+                        // the next multiple of 4, not COLUMNS.
+                        // SAFETY: the body's features are those the caller
+                        // checked.
+                        unsafe {
+                            match tile.2.div_ceil(4) {
+                                1 => pixels.sums::<4>(tile, slot, keep),
+                                2 => pixels.sums::<8>(tile, slot, keep),
+                                3 => pixels.sums::<12>(tile, slot, keep),
+                                4 => pixels.sums::<16>(tile, slot, keep),
+                                5 => pixels.sums::<20>(tile, slot, keep),
+                                _ => pixels.sums::<COLUMNS>(tile, slot, keep),
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// One chunk's pixels for one tile: the tile's first output
+            /// channel `o0`, the pixels from `first` with their windows'
+            /// `starts`.
+            struct Pixels<'a> {
+                g: &'a Geometry,
+                padded: &'a [f32],
+                dy: &'a [f32],
+                starts: &'a [usize],
+                first: usize,
+                o0: usize,
+            }
+
+            impl Pixels<'_> {
+                /// The chunk's sums of the tile's first N columns (N at
+                /// most COLUMNS, at least the tile's width; the columns
+                /// past the width repeat its last, computed and never read
+                /// back), added to `slot` (`keep` false) or stored in it.
+                ///
+                /// # Safety
+                /// As [`weight_grad`].
+                #[target_feature(enable = $features)]
+                #[inline]
+                unsafe fn sums<const N: usize>(
+                    &self,
+                    &(offsets, side_by_side, _): &([usize; COLUMNS], bool, usize),
+                    slot: &mut [f32],
+                    keep: bool,
+                ) {
+                    let g = self.g;
+                    let lanes = (g.c_out - self.o0).min(LANES);
+                    let mut acc: [$vector; N] = [$zero(); N];
+                    for (q, &start) in self.starts.iter().enumerate() {
+                        let at = (self.first + q) * g.c_out + self.o0;
+                        // SAFETY: dy[at..at + lanes] is in bounds (its size
+                        // checked by the caller), the other lanes masked
+                        // off; every window + offset is inside the
+                        // bordered map.
+                        unsafe {
+                            let gv = $load_lanes(self.dy.as_ptr().add(at), lanes);
+                            let x = self.padded.as_ptr().add(start);
+                            if side_by_side {
+                                let x = x.add(offsets[0]);
+                                for (j, acc) in acc.iter_mut().enumerate() {
+                                    *acc = $fma(gv, $set1(*x.add(j)), *acc);
+                                }
+                            } else {
+                                for (acc, &offset) in acc.iter_mut().zip(&offsets) {
+                                    *acc = $fma(gv, $set1(*x.add(offset)), *acc);
                                 }
                             }
                         }
-                        let slot = if keep { (n * corners.len() + t) * TILE } else { t * TILE };
-                        let slot = &mut out[slot..slot + TILE];
-                        for (acc, at) in acc.iter().zip(slot.chunks_exact_mut(LANES)) {
-                            // SAFETY: `at` holds a vector.
-                            unsafe {
-                                let sum = if keep { *acc } else { $add($loadu(at.as_ptr()), *acc) };
-                                $storeu(at.as_mut_ptr(), sum);
-                            }
+                    }
+                    for (acc, at) in acc.iter().zip(slot.chunks_exact_mut(LANES)) {
+                        // SAFETY: `at` holds a vector.
+                        unsafe {
+                            let sum = if keep { *acc } else { $add($loadu(at.as_ptr()), *acc) };
+                            $storeu(at.as_mut_ptr(), sum);
                         }
                     }
                 }
