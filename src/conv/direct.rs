@@ -47,8 +47,10 @@ pub struct ConvWeights {
     stride: usize,
     weights: Vec<f32>,
     bias: Vec<f32>,
-    /// `weights` and `bias` with every value twice in a row, for
-    /// [`pair512`]'s lanes (2o + q: channel o of the pair's pixel q).
+    /// The weights and bias of the channels of [`ConvWeights::pair_block`]
+    /// (8 per tap and input channel, then the bias), each value twice in
+    /// a row for [`pair512`]'s lanes (2o + q: channel o of the pair's
+    /// pixel q); empty when no block runs on pairs.
     paired_weights: Vec<f32>,
     paired_bias: Vec<f32>,
     /// ReLU on the outputs (a conv stage); off for a linear partial.
@@ -80,13 +82,27 @@ impl ConvWeights {
         self.pair_up();
     }
 
-    /// Fills the paired copies of the weights and bias.
+    /// The first channel of the last block of output channels, when the
+    /// AVX-512 body runs it on pixel pairs: blocks of 16 channels cover
+    /// the outputs until at most 8 are left.
+    fn pair_block(&self) -> Option<usize> {
+        let block = self.c_out.saturating_sub(1) / 16 * 16;
+        (self.c_out - block <= 8).then_some(block)
+    }
+
+    /// Fills the paired copies of the pair block's weights and bias.
     fn pair_up(&mut self) {
-        let twice = |from: &[f32], to: &mut Vec<f32>| {
-            to.clear();
-            to.extend(from.iter().flat_map(|&v| [v, v]));
+        self.paired_weights.clear();
+        self.paired_bias.clear();
+        let Some(block) = self.pair_block() else {
+            return;
         };
-        twice(&self.weights, &mut self.paired_weights);
+        let twice = |from: &[f32], to: &mut Vec<f32>| {
+            to.extend(from[block..block + 8].iter().flat_map(|&v| [v, v]));
+        };
+        for row in self.weights.chunks_exact(self.stride) {
+            twice(row, &mut self.paired_weights);
+        }
         twice(&self.bias, &mut self.paired_bias);
     }
 
@@ -268,9 +284,7 @@ unsafe fn conv_relu_paired(
             finite
         }
     };
-    let macs = batch * shape.pixels() * c_out * weights.kernel * weights.kernel * weights.c_in;
-    let serial = stays_on_this_thread() || macs < PARALLEL_MIN_MACS;
-    all_parts(out, image_len, serial, run)
+    all_parts(out, image_len, serial_conv(batch, shape, weights), run)
 }
 
 /// Calls `run` on every part of `len` values of `out` (with its index and
@@ -343,10 +357,13 @@ unsafe fn pair_up_image<'a>(
     let pad = kernel / 2;
     let (hp, wp) = (h + 2 * pad, w + 2 * pad);
     let row = wp * 2 * c;
-    pairs.resize(hp * row, 0.0);
-    // Pixels outside the map (the border, and past the bordered row: the
-    // partner of an odd last pixel's last tap) read these zeros.
-    let zeros = vec![0.0f32; c];
+    // The pairs, then C zeros that pixels outside the map (the border,
+    // and past the bordered row: the partner of an odd last pixel's last
+    // tap) read; a reused buffer's tail is cleared.
+    pairs.resize(hp * row + c, 0.0);
+    let (pairs, zeros) = pairs.split_at_mut(hp * row);
+    zeros.fill(0.0);
+    let zeros: &[f32] = zeros;
     let interleave = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let groups = c / 8;
     for (r, target) in pairs.chunks_exact_mut(row).enumerate() {
@@ -503,6 +520,14 @@ pub fn conv_input_grad(
 /// Multiply-adds below which a convolution stays on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 20;
 
+/// Whether a convolution by `weights` of `batch` maps of `shape` stays on
+/// the calling thread (too small to split, or products kept serial).
+fn serial_conv(batch: usize, shape: Shape, weights: &ConvWeights) -> bool {
+    let wt = weights;
+    let macs = batch * shape.pixels() * wt.c_out * wt.kernel * wt.kernel * wt.c_in;
+    stays_on_this_thread() || macs < PARALLEL_MIN_MACS
+}
+
 /// One output row's operands.
 struct Rows<'a> {
     padded: &'a [f32],
@@ -536,12 +561,9 @@ impl<'a> Rows<'a> {
         }
     }
 
-    /// Whether a convolution of `batch` maps stays on the calling thread
-    /// (too small to split, or products kept serial).
+    /// Whether a convolution of `batch` maps stays on the calling thread.
     fn serial(&self, batch: usize) -> bool {
-        let wt = self.weights;
-        let macs = batch * self.shape.pixels() * wt.c_out * wt.kernel * wt.kernel * wt.c_in;
-        stays_on_this_thread() || macs < PARALLEL_MIN_MACS
+        serial_conv(batch, self.shape, self.weights)
     }
 
     /// Output row y of image b by the body of `isa` (which the caller has
@@ -865,22 +887,21 @@ unsafe fn pair512<const P: usize, const C: usize>(
     // A constant for the specialised channel counts, so that every read
     // is a fixed offset from the tap's first pair.
     let pixel = PairSource::pixel(c_in);
-    // SAFETY: in bounds by the caller's contract; the paired weights and
-    // bias hold 16 values from 2·block.
+    // SAFETY: in bounds by the caller's contract; `block` is the pair
+    // block, whose paired weights hold 16 values per tap and input
+    // channel, and its paired bias 16.
     unsafe {
-        let mut acc = [_mm512_loadu_ps(wt.paired_bias.as_ptr().add(2 * block)); P];
+        debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
+        let mut acc = [_mm512_loadu_ps(wt.paired_bias.as_ptr()); P];
         for dy in 0..k {
             for dx in 0..k {
                 let input = source
                     .data
                     .as_ptr()
                     .add(source.at(b, y + dy, x0 + dx, c_in));
-                let weights = wt
-                    .paired_weights
-                    .as_ptr()
-                    .add(2 * ((dy * k + dx) * c_in * wt.stride + block));
+                let weights = wt.paired_weights.as_ptr().add(16 * (dy * k + dx) * c_in);
                 for ci in 0..c_in {
-                    let wv = _mm512_loadu_ps(weights.add(2 * ci * wt.stride));
+                    let wv = _mm512_loadu_ps(weights.add(16 * ci));
                     for (j, acc) in acc.iter_mut().enumerate() {
                         let at = input.add(2 * j * pixel + 2 * ci);
                         let x = _mm512_castsi512_ps(_mm512_set1_epi64(

@@ -264,7 +264,8 @@ macro_rules! weight_grad_body {
                 } else if kept <= kept_max {
                     // The threads take consecutive chunks: the first adds
                     // its sums to dW as it goes, the others keep theirs,
-                    // added after it in chunk order.
+                    // added after it in chunk order, so every weight's
+                    // chain is the one-thread chain (§6).
                     let parts: Vec<Vec<f32>> = (0..threads)
                         .into_par_iter()
                         .map(|k| {
