@@ -2,13 +2,14 @@
 //! ([`exp16`]) or eight with AVX2+FMA ([`exp8`]) when the selected
 //! instruction set has them ([`Isa::selected`]), else the standard
 //! library's `f32::exp`. The two vector versions run the same operations
-//! lane by lane, so they give the same bits.
+//! lane by lane but for the last scaling, so they give the same bits.
 //!
 //! The vector version reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in
 //! two for an exact product), evaluates Cephes' degree-7 polynomial for
-//! e^r with FMAs, and scales by 2^n as two powers of two so that n may
-//! reach 128. Accuracy, measured by the tests against f64 `exp` where e^x
-//! is a normal f32 (x ∈ [−87.33, 88.72]): relative error ≤
+//! e^r with FMAs, and scales by 2^n: the AVX2 version as two powers of two
+//! (so that n may reach 128), the AVX-512F one by `vscalefps`; either is
+//! exact until its one rounding. Accuracy, measured by the tests against
+//! f64 `exp` where e^x is a normal f32 (x ∈ [−87.33, 88.72]): relative error ≤
 //! [`MAX_RELATIVE_ERROR`]. Above 88.72 the result is +∞, below −87.33 it is
 //! 0 (subnormal results are flushed), NaN stays NaN.
 
@@ -65,7 +66,9 @@ fn exp_in_place_avx512(xs: &mut [f32]) {
     }
 }
 
-/// e^x of sixteen lanes: [`exp8`]'s operations at twice the width.
+/// e^x of sixteen lanes: [`exp8`]'s operations at twice the width, but
+/// for the scaling by 2^n, one `vscalefps` (a product by a power of two
+/// is exact until its one rounding, so the bits are the same).
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
@@ -97,18 +100,9 @@ pub fn exp16(x: __m512) -> __m512 {
         _mm512_mul_ps(r, r),
         _mm512_add_ps(r, _mm512_set1_ps(1.0)),
     );
-    let ni = _mm512_cvtps_epi32(n);
-    let half = _mm512_srai_epi32::<1>(ni);
-    let pow2 = |e: __m512i| {
-        _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-            e,
-            _mm512_set1_epi32(127),
-        )))
-    };
-    let y = _mm512_mul_ps(
-        _mm512_mul_ps(y, pow2(half)),
-        pow2(_mm512_sub_epi32(ni, half)),
-    );
+    // y·2^n in one instruction, rounded once: exp8's two exact products
+    // by powers of two and its last rounding give the same bits.
+    let y = _mm512_scalef_ps(y, n);
     let above = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_set1_ps(EXP_MAX));
     let y = _mm512_mask_blend_ps(above, y, _mm512_set1_ps(f32::INFINITY));
     let below = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(EXP_MIN));
