@@ -24,8 +24,7 @@ const TINY_ARCH: &str = r#"{"format":1,"input":784,"layers":[{"kind":"encoder","
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("comod-bad-inputs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::shared_folder("comod-bad-inputs-").to_path_buf();
         let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
         std::fs::write(dir.join("tiny.json"), TINY_ARCH).unwrap();
         let arch = path("tiny.json");

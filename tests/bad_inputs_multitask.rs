@@ -40,8 +40,7 @@ const FIXTURES: [&str; 7] = [
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("comod-bad-multitask-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::shared_folder("comod-bad-multitask-").to_path_buf();
         let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
         std::fs::write(dir.join("conv.json"), CONV_ARCH).unwrap();
         std::fs::write(dir.join("mlp.json"), MLP_ARCH).unwrap();

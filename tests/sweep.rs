@@ -14,8 +14,7 @@ use std::sync::OnceLock;
 fn checkpoint() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("comod-sweep-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::shared_folder("comod-sweep-test-").to_path_buf();
         let path = dir.join("ck.safetensors");
         let out = comod(
             &["pretrain", "--epochs", "3", "--out", path.to_str().unwrap()],

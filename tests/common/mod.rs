@@ -14,6 +14,30 @@ use comod::kernel::Body;
 use comod::net::{Arch, LayerKind, LayerSpec, Nonlinearity};
 use proptest::prelude::*;
 
+/// A folder for the files a test binary's tests share (`prefix`, then a
+/// random part, in the temporary folder), made by the first caller and
+/// removed when the process exits. A static is never dropped, so the
+/// removal is registered with the C library's `atexit`, which runs when
+/// the test harness returns from `main` or calls `exit`.
+pub fn shared_folder(prefix: &str) -> &'static Path {
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_folder() {
+        if let Some(dir) = FOLDER.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    unsafe extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
+    FOLDER.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        // SAFETY: `atexit` takes any function of no arguments; this one
+        // reads only the folder's path, if it is set by then.
+        assert_eq!(unsafe { atexit(remove_folder) }, 0, "atexit refused");
+        dir.keep()
+    })
+}
+
 /// Runs `comod args` from the crate folder with `RAYON_NUM_THREADS = threads`.
 pub fn comod(args: &[&str], threads: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_comod"))
