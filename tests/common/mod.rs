@@ -14,9 +14,9 @@ use comod::kernel::Body;
 use comod::net::{Arch, LayerKind, LayerSpec, Nonlinearity};
 use proptest::prelude::*;
 
-/// A folder for the files a test binary's tests share (`prefix`, then a
-/// random part, in the temporary folder), made by the first caller and
-/// removed when the process exits. A static is never dropped, so the
+/// The folder for the files a test binary's tests share, one per process
+/// (the first caller's `prefix`, then a random part, in the temporary
+/// folder), made by that caller and removed when the process exits. A static is never dropped, so the
 /// removal is registered with the C library's `atexit`, which runs when
 /// the test harness returns from `main` or calls `exit`.
 pub fn shared_folder(prefix: &str) -> &'static Path {
