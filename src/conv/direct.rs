@@ -248,7 +248,7 @@ unsafe fn conv_relu_paired(
 ) -> bool {
     let (h, w, c_out) = (shape.height, shape.width, weights.c_out);
     assert!(
-        c_out <= 8 && weights.c_in > 1 && weights.c_in == shape.channels,
+        weights.pair_block() == Some(0) && weights.c_in > 1 && weights.c_in == shape.channels,
         "paired conv shapes"
     );
     assert_eq!(x.len(), batch * shape.len(), "input maps [B, H, W, C]");
@@ -507,7 +507,7 @@ pub fn conv_input_grad(
         ..shape
     };
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && c_in <= 8 && c_out > 1 {
+    if isa == Isa::Avx512 && packed.pair_block() == Some(0) && c_out > 1 {
         assert!(isa.supported(), "{} does not run on this CPU", isa.name());
         // SAFETY: AVX-512F is available (asserted).
         unsafe { conv_relu_paired(dy, batch, out_shape, packed, dx) };
@@ -622,7 +622,7 @@ impl<'a> Rows<'a> {
         // SAFETY (every tile below): AVX-512F is available; the tile stays
         // in bounds (asserted by `conv_relu`, lanes past C_out masked).
         while block < c_out {
-            if c_out - block > 8 {
+            if self.weights.pair_block() != Some(block) {
                 for (x0, p) in tiles(w, PIXELS_512) {
                     finite &= unsafe {
                         dispatch!(c_in, p, PIXELS_512, tile512, self, b, y, x0, block, out)

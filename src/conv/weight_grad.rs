@@ -331,7 +331,7 @@ macro_rules! weight_grad_body {
                 // by side in the bordered map (the columns of one tap
                 // row): then they are read at fixed distances from the
                 // first (no offset held in a register each).
-                let tiles: Vec<([usize; COLUMNS], bool, usize)> = corners
+                let tiles: Vec<TileColumns> = corners
                     .iter()
                     .map(|&(_, col0)| {
                         let width = (columns - col0).min(COLUMNS);
@@ -341,7 +341,11 @@ macro_rules! weight_grad_body {
                         // width, and no read passes the tile's last column.
                         let side_by_side = width % 4 == 0
                             && (0..width).all(|j| offsets[j] == offsets[0] + j);
-                        (offsets, side_by_side, width)
+                        TileColumns {
+                            offsets,
+                            side_by_side,
+                            width,
+                        }
                     })
                     .collect();
                 // The chunk's window starts, walked once per chunk so that
@@ -370,7 +374,7 @@ macro_rules! weight_grad_body {
                         // SAFETY: the body's features are those the caller
                         // checked.
                         unsafe {
-                            match tile.2.div_ceil(4) {
+                            match tile.width.div_ceil(4) {
                                 1 => pixels.sums::<4>(tile, slot, keep),
                                 2 => pixels.sums::<8>(tile, slot, keep),
                                 3 => pixels.sums::<12>(tile, slot, keep),
@@ -381,6 +385,15 @@ macro_rules! weight_grad_body {
                         }
                     }
                 }
+            }
+
+            /// A tile's columns: each one's offset in a window of the
+            /// bordered map (columns past `width` repeat the last), and
+            /// whether they lie side by side there.
+            struct TileColumns {
+                offsets: [usize; COLUMNS],
+                side_by_side: bool,
+                width: usize,
             }
 
             /// One chunk's pixels for one tile: the tile's first output
@@ -407,11 +420,12 @@ macro_rules! weight_grad_body {
                 #[inline]
                 unsafe fn sums<const N: usize>(
                     &self,
-                    &(offsets, side_by_side, _): &([usize; COLUMNS], bool, usize),
+                    tile: &TileColumns,
                     slot: &mut [f32],
                     keep: bool,
                 ) {
-                    let g = self.g;
+                    debug_assert!(tile.width <= N && N <= COLUMNS, "N covers the tile");
+                    let (g, offsets, side_by_side) = (self.g, tile.offsets, tile.side_by_side);
                     let lanes = (g.c_out - self.o0).min(LANES);
                     let mut acc: [$vector; N] = [$zero(); N];
                     for (q, &start) in self.starts.iter().enumerate() {

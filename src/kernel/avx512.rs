@@ -297,8 +297,8 @@ unsafe fn add_squares_f64(vz: __m512, z: __m512, width: usize, sums: &mut [f64])
 /// one pass with the operations, in order, of the portable version (so
 /// the same bits). Four inputs' 48 values fill three whole registers
 /// (lane l of register i: row (16i + l) mod 12 of input 4q + (16i + l)
-/// div 12), so no exp is spent on empty lanes; the inputs past the last
-/// four take one register each, twelve rows in its lanes.
+/// div 12), so no exp is spent on empty lanes; the last quad may be short,
+/// its missing inputs' lanes neither read nor stored.
 ///
 /// # Safety
 /// AVX-512F must be available.
@@ -318,44 +318,42 @@ pub(super) unsafe fn modulated_group(
         activity.len() == n && x.len() >= n * PACK,
         "a whole packed group"
     );
-    let mask = ((1u32 << PACK) - 1) as __mmask16;
     let lanes = |i: usize, of: fn(usize) -> usize| {
         let index: [i32; PANEL] = std::array::from_fn(|l| of(PANEL * i + l) as i32);
         // SAFETY: `index` holds 16 values.
         unsafe { _mm512_loadu_si512(index.as_ptr().cast()) }
     };
-    // SAFETY: the masked lanes r < 12 are inside `m`, `keep` and each
-    // input's 12 values of `x`; a quad's 4 inputs are inside `coupling`
-    // and `activity`, and its 48 values inside `x` (asserted).
+    let mask = |count: usize| ((1u32 << count) - 1) as u16;
+    // SAFETY: the masked lanes r < 12 are inside `m` and `keep`; a quad's
+    // `inputs` ≤ 4 inputs are inside `coupling` and `activity`, and its
+    // 12·inputs values inside `x` (asserted).
     unsafe {
         let (m, keep) = (
-            _mm512_maskz_loadu_ps(mask, m.as_ptr()),
-            _mm512_maskz_loadu_ps(mask, keep.as_ptr()),
+            _mm512_maskz_loadu_ps(mask(PACK), m.as_ptr()),
+            _mm512_maskz_loadu_ps(mask(PACK), keep.as_ptr()),
         );
         let beta = _mm512_set1_ps(beta);
         let rows: [__m512i; REGISTERS] = std::array::from_fn(|i| lanes(i, |f| f % PACK));
-        let inputs: [__m512i; REGISTERS] = std::array::from_fn(|i| lanes(i, |f| f / PACK));
+        let of_input: [__m512i; REGISTERS] = std::array::from_fn(|i| lanes(i, |f| f / PACK));
         let m_of = rows.map(|i| _mm512_permutexvar_ps(i, m));
         let keep_of = rows.map(|i| _mm512_permutexvar_ps(i, keep));
-        let quads = n / QUAD;
-        for q in 0..quads {
-            let c = _mm512_castps128_ps512(_mm_loadu_ps(coupling.as_ptr().add(QUAD * q)));
-            let u = _mm512_castps128_ps512(_mm_loadu_ps(activity.as_ptr().add(QUAD * q)));
-            for i in 0..REGISTERS {
+        for first in (0..n).step_by(QUAD) {
+            let inputs = (n - first).min(QUAD);
+            let (c, u) = (
+                _mm512_maskz_loadu_ps(mask(inputs), coupling.as_ptr().add(first)),
+                _mm512_maskz_loadu_ps(mask(inputs), activity.as_ptr().add(first)),
+            );
+            let values = inputs * PACK;
+            for i in 0..values.div_ceil(PANEL) {
                 let (c, u) = (
-                    _mm512_permutexvar_ps(inputs[i], c),
-                    _mm512_permutexvar_ps(inputs[i], u),
+                    _mm512_permutexvar_ps(of_input[i], c),
+                    _mm512_permutexvar_ps(of_input[i], u),
                 );
                 let e = exp16(_mm512_sub_ps(_mm512_mul_ps(m_of[i], c), beta));
                 let v = _mm512_mul_ps(_mm512_mul_ps(e, u), keep_of[i]);
-                _mm512_storeu_ps(x.as_mut_ptr().add((QUAD * q * PACK) + PANEL * i), v);
+                let stored = mask((values - PANEL * i).min(PANEL));
+                _mm512_mask_storeu_ps(x.as_mut_ptr().add(first * PACK + PANEL * i), stored, v);
             }
-        }
-        for k in QUAD * quads..n {
-            let (c, u) = (coupling[k], activity[k]);
-            let e = exp16(_mm512_sub_ps(_mm512_mul_ps(m, _mm512_set1_ps(c)), beta));
-            let v = _mm512_mul_ps(_mm512_mul_ps(e, _mm512_set1_ps(u)), keep);
-            _mm512_mask_storeu_ps(x.as_mut_ptr().add(k * PACK), mask, v);
         }
     }
 }

@@ -238,8 +238,17 @@ mod tests {
     #[test]
     fn every_vector_version_gives_the_same_bits() {
         // Every 97th float (all signs, magnitudes, infinities and NaNs),
-        // at lengths that leave every remainder.
-        let xs: Vec<f32> = (0..=u32::MAX).step_by(97).map(f32::from_bits).collect();
+        // at lengths that leave every remainder; and every float within 1
+        // of the range's ends, where 2^n is scaled to its extremes (the
+        // AVX-512F version scales by `vscalefps`, the AVX2 one by two
+        // powers of two).
+        let every_float = |from: f32, to: f32| (from.to_bits()..=to.to_bits()).map(f32::from_bits);
+        let xs: Vec<f32> = (0..=u32::MAX)
+            .step_by(97)
+            .map(f32::from_bits)
+            .chain(every_float(EXP_MAX - 1.0, EXP_MAX + 1.0))
+            .chain(every_float(-(EXP_MIN + 1.0), -(EXP_MIN - 1.0)).map(|x| -x))
+            .collect();
         let vector: Vec<Isa> = Isa::available()
             .into_iter()
             .filter(|&isa| isa != Isa::Scalar)
