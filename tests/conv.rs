@@ -4,7 +4,9 @@
 //! gain and the variance compensation) against central finite
 //! differences in f64, on random small architectures.
 
-use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input};
+use comod::conv::direct::{
+    ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input, pad_scaled,
+};
 use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
 use comod::conv::modulator::{Modulator, scale_channels, scaled_channels};
@@ -190,13 +192,14 @@ proptest! {
     }
 
     /// The conv stage and its max-pool in one pass give, on every body,
-    /// the bits of the conv stage then the max-pool, and say whether the
-    /// conv outputs (never written) were finite.
+    /// the bits of the conv stage then the max-pool (bordered as
+    /// `pad_input` lays out a next stage's input, if asked), and say
+    /// whether the conv outputs (never written) were finite.
     #[test]
     fn pooled_conv_equals_conv_then_pool(
         batch in 1usize..3, c_in in prop_oneof![1usize..4, Just(8)], half_h in 1usize..5,
         half_w in 1usize..17, c_out in prop_oneof![1usize..20, Just(8), Just(16)],
-        half in 0usize..3, seed in any::<u64>(), poison in any::<bool>(),
+        half in 0usize..3, border in 0usize..3, seed in any::<u64>(), poison in any::<bool>(),
     ) {
         let (k, h, w) = (2 * half + 1, 2 * half_h, 2 * half_w);
         let shape = Shape { channels: c_in, height: h, width: w };
@@ -210,10 +213,12 @@ proptest! {
         for isa in [Isa::Scalar].into_iter().chain(Isa::available()) {
             let mut conv = vec![f32::NAN; batch * out_shape.len()];
             conv_relu(isa, &padded, batch, shape, &packed, &mut conv);
-            let mut expected = vec![f32::NAN; batch * out_shape.pooled().len()];
-            maxpool_forward(&conv, batch, out_shape, &mut expected);
+            let mut pool = vec![f32::NAN; batch * out_shape.pooled().len()];
+            maxpool_forward(&conv, batch, out_shape, &mut pool);
+            let mut expected = Vec::new();
+            pad_input(&pool, batch, out_shape.pooled(), 2 * border + 1, &mut expected);
             let mut pooled = vec![f32::NAN; expected.len()];
-            let finite = conv_relu_pool(isa, &padded, batch, shape, &packed, &mut pooled);
+            let finite = conv_relu_pool(isa, &padded, batch, shape, &packed, border, &mut pooled);
             prop_assert!(pooled.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{} differs", isa.name());
             prop_assert_eq!(finite, conv.iter().all(|v| v.is_finite()), "{} misreports finiteness", isa.name());
         }
@@ -251,6 +256,44 @@ proptest! {
             Evaluation::on(&net, body).forward(&mut ws, &images, rows);
             prop_assert_eq!(&outcome(&ws), &want, "{:?}", body);
         }
+        // From a later stage's input with its channels scaled (as the
+        // modulated network's evaluation runs), against the scaled copy
+        // through the plain pass.
+        let n = arch.stages.len();
+        let s = rng.random_range(0..n);
+        if !matches!(arch.stages[s], Stage::Maxpool {}) && !poison {
+            let maps = plain.activation(s).to_vec();
+            let channels = net.shapes()[s].channels;
+            let factors: Vec<f32> = (0..rows * channels).map(|_| rng.random_range(0.5..2.0)).collect();
+            scaled_channels(&maps, &factors, channels, plain.stage_input_mut(s));
+            net.run_stages(&mut plain, rows, s..n, None, None);
+            let want = outcome(&plain);
+            for body in Body::available() {
+                Evaluation::on(&net, body).run_scaled(&mut ws, (&maps, &factors), rows, s..n, None);
+                prop_assert_eq!(&outcome(&ws), &want, "{:?} from stage {}", body, s);
+            }
+        }
+    }
+
+    /// Scaling channels while bordering a map gives the bits of the
+    /// scaled copy, bordered.
+    #[test]
+    fn scaled_border_equals_scaling_then_border(
+        batch in 1usize..4, h in 1usize..6, w in 1usize..17, half in 0usize..3,
+        channels in prop_oneof![1usize..6, Just(8), Just(16), Just(32)], seed in any::<u64>(),
+    ) {
+        let shape = Shape { channels, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let maps = f(random(&mut rng, batch * shape.len()));
+        let factors = f(random(&mut rng, batch * channels));
+        let mut scaled = Vec::new();
+        scaled_channels(&maps, &factors, channels, &mut scaled);
+        let mut expected = Vec::new();
+        pad_input(&scaled, batch, shape, 2 * half + 1, &mut expected);
+        let mut out = vec![f32::NAN; 5];
+        pad_scaled(&maps, &factors, batch, shape, 2 * half + 1, &mut out);
+        prop_assert!(out.len() == expected.len() && out.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
     /// Scaling channels while copying gives the in-place scaling's bits.

@@ -21,6 +21,7 @@
 
 use rayon::prelude::*;
 
+use crate::conv::modulator::RowFactors;
 use crate::conv::ops::maxpool_row;
 use crate::data::Shape;
 use crate::net::linalg::stays_on_this_thread;
@@ -130,6 +131,34 @@ impl ConvWeights {
 
 /// Copies `x` (`[B, H, W, C]`) into `padded` with a zero border of k/2.
 pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &mut Vec<f32>) {
+    bordered_copy(x, None, batch, shape, kernel, padded);
+}
+
+/// [`pad_input`] of `x` with every pixel's channel c of image b multiplied
+/// by `factors[b, c]` on the way: the products of
+/// [`crate::conv::modulator::scaled_channels`], without a scaled map to
+/// copy again (an evaluation of the modulated network, §8).
+pub fn pad_scaled(
+    x: &[f32],
+    factors: &[f32],
+    batch: usize,
+    shape: Shape,
+    kernel: usize,
+    padded: &mut Vec<f32>,
+) {
+    assert_eq!(factors.len(), batch * shape.channels, "factors [B, C]");
+    bordered_copy(x, Some(factors), batch, shape, kernel, padded);
+}
+
+/// [`pad_input`], each image's channels scaled by its `factors` if any.
+fn bordered_copy(
+    x: &[f32],
+    factors: Option<&[f32]>,
+    batch: usize,
+    shape: Shape,
+    kernel: usize,
+    padded: &mut Vec<f32>,
+) {
     let pad = kernel / 2;
     let (h, w, c) = (shape.height, shape.width, shape.channels);
     let (hp, wp) = (h + 2 * pad, w + 2 * pad);
@@ -138,20 +167,29 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
     // reused buffer is not cleared first.
     padded.resize(batch * hp * wp * c, 0.0);
     let (row, side) = (wp * c, pad * c);
-    let one_map = |(map, src): (&mut [f32], &[f32])| {
+    let one_map = |(b, (map, src)): (usize, (&mut [f32], &[f32]))| {
         let (top, rest) = map.split_at_mut(pad * row);
         let (inner, bottom) = rest.split_at_mut(h * row);
         top.fill(0.0);
         bottom.fill(0.0);
-        for (line, src) in inner
+        let lines = inner
             .chunks_exact_mut(row)
-            .zip(src.chunks_exact((w * c).max(1)))
-        {
-            let (left, rest) = line.split_at_mut(side);
-            let (middle, right) = rest.split_at_mut(w * c);
-            zero_short(left);
-            copy_short(middle, src);
-            zero_short(right);
+            .zip(src.chunks_exact((w * c).max(1)));
+        match factors {
+            None => {
+                for (line, src) in lines {
+                    copy_short(interior(line, side), src);
+                }
+            }
+            Some(factors) => with_avx2(
+                #[inline(always)]
+                || {
+                    let f = RowFactors::new(&factors[b * c..(b + 1) * c]);
+                    for (line, src) in lines {
+                        f.scale_pixels(interior(line, side), src);
+                    }
+                },
+            ),
         }
     };
     let (map_len, src_len) = ((hp * row).max(1), shape.len().max(1));
@@ -159,11 +197,25 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
     // the thread count, §6).
     if stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY {
         let maps = padded.chunks_exact_mut(map_len);
-        maps.zip(x.chunks_exact(src_len)).for_each(one_map);
+        maps.zip(x.chunks_exact(src_len))
+            .enumerate()
+            .for_each(one_map);
     } else {
         let maps = padded.par_chunks_exact_mut(map_len);
-        maps.zip(x.par_chunks_exact(src_len)).for_each(one_map);
+        maps.zip(x.par_chunks_exact(src_len))
+            .enumerate()
+            .for_each(one_map);
     }
+}
+
+/// The interior of a bordered map's line, its `side` values at each end
+/// zeroed.
+#[inline(always)]
+fn interior(line: &mut [f32], side: usize) -> &mut [f32] {
+    let end = line.len() - side;
+    zero_short(&mut line[..side]);
+    zero_short(&mut line[end..]);
+    &mut line[side..end]
 }
 
 /// Values of a bordered batch below which [`pad_input`] stays on the
@@ -411,22 +463,32 @@ unsafe fn pair_up_image<'a>(
 /// scratch pair of rows and is pooled while it is in the cache, with
 /// [`maxpool_row`], so `out` is bit for bit [`conv_relu`] then
 /// [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
-/// output is in a window). Returns whether every conv output was finite.
+/// output is in a window). With `border` > 0, `out` is the pooled map
+/// with a zero border of that width, as [`pad_input`] lays out the input
+/// of a k×k convolution with k/2 = `border`: a next conv stage reads it
+/// as it is. Returns whether every conv output was finite.
 pub fn conv_relu_pool(
     isa: Isa,
     padded: &[f32],
     batch: usize,
     shape: Shape,
     weights: &ConvWeights,
+    border: usize,
     out: &mut [f32],
 ) -> bool {
     let (h, w, c_out) = (shape.height, shape.width, weights.c_out);
     assert!(h % 2 == 0 && w % 2 == 0, "pooled conv of odd size {h}×{w}");
-    assert_eq!(out.len(), batch * h * w * c_out / 4, "pooled output size");
+    let (lines, line_len) = (h / 2 + 2 * border, (w / 2 + 2 * border) * c_out);
+    assert_eq!(out.len(), batch * lines * line_len, "pooled output size");
     let rows = Rows::checked(isa, padded, batch, shape, weights);
     let row_len = w * c_out;
-    let run = |pair: &mut Vec<f32>, (i, out_row): (usize, &mut [f32])| {
-        let (b, y) = (i / (h / 2), 2 * (i % (h / 2)));
+    let run = |pair: &mut Vec<f32>, (i, line): (usize, &mut [f32])| {
+        let (b, r) = (i / lines, i % lines);
+        if r < border || r >= lines - border {
+            line.fill(0.0);
+            return true;
+        }
+        let (out_row, y) = (interior(line, border * c_out), 2 * (r - border));
         pair.resize(2 * row_len, 0.0);
         let (top, bottom) = pair.split_at_mut(row_len);
         let finite = rows.row(isa, b, y, top) & rows.row(isa, b, y + 1, bottom);
@@ -443,7 +505,7 @@ pub fn conv_relu_pool(
         }
         finite
     };
-    all_parts(out, (row_len / 2).max(1), rows.serial(batch), run)
+    all_parts(out, line_len.max(1), rows.serial(batch), run)
 }
 
 /// [`maxpool_row`] for a multiple of 8 channels, one AVX vector per 8

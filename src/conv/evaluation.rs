@@ -3,6 +3,9 @@
 //! follows them, so
 //! - a conv stage followed by a max-pool runs as one pass that writes
 //!   only the pooled map ([`crate::conv::direct::conv_relu_pool`]);
+//! - a conv stage's input is written once, bordered as the direct kernel
+//!   reads it: by the pooled conv stage before it, or by the caller's
+//!   copy (scaled, for the modulated network: [`Evaluation::run_scaled`]);
 //! - the dense stages run on the kernel's dense tiles, their weights
 //!   packed once for the whole evaluation
 //!   ([`crate::kernel::dense::dense_rows`]), where `matrixmultiply`
@@ -15,8 +18,11 @@
 use std::ops::Range;
 
 use crate::conv::arch::Stage;
+use crate::conv::direct;
+use crate::conv::modulator::scaled_channels;
 use crate::conv::net::{ConvNet, as_f32};
 use crate::conv::workspace::ConvWorkspace;
+use crate::data::Shape;
 use crate::kernel::Body;
 use crate::kernel::dense::has_dense_tiles;
 use crate::kernel::plan::PackedLayer;
@@ -92,8 +98,55 @@ impl<'n, T: Real> Evaluation<'n, T> {
         rows: usize,
         stages: Range<usize>,
     ) {
-        ws.set_stage_input(stages.start, input);
+        match self.bordered_conv(stages.start) {
+            Some((shape, kernel)) => {
+                let input = as_f32(input).expect("an f32 network");
+                direct::pad_input(input, rows, shape, kernel, &mut ws.padded);
+                ws.acts[stages.start].clear();
+                ws.bordered = Some(stages.start);
+            }
+            None => ws.set_stage_input(stages.start, input),
+        }
         self.run_stages(ws, rows, stages, None);
+    }
+
+    /// Stages `stages` on `maps` (`[rows, H, W, C]`, the input of the
+    /// first) with channel c of row b multiplied by `factors[b, c]`, the
+    /// modulation off, with the gain g (none: 1): the scaled maps as
+    /// [`scaled_channels`] writes them, laid out for the direct kernel in
+    /// the same pass when the first stage is a conv stage.
+    pub fn run_scaled(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        (maps, factors): (&[T], &[T]),
+        rows: usize,
+        stages: Range<usize>,
+        gain: Option<&[T]>,
+    ) {
+        match self.bordered_conv(stages.start) {
+            Some((shape, kernel)) => {
+                let (maps, factors) = (as_f32(maps), as_f32(factors));
+                let (maps, factors) = maps.zip(factors).expect("an f32 network");
+                direct::pad_scaled(maps, factors, rows, shape, kernel, &mut ws.padded);
+                ws.acts[stages.start].clear();
+                ws.bordered = Some(stages.start);
+            }
+            None => {
+                let channels = self.net.shapes()[stages.start].channels;
+                scaled_channels(maps, factors, channels, ws.stage_input_mut(stages.start));
+            }
+        }
+        self.run_stages(ws, rows, stages, gain);
+    }
+
+    /// The input shape and kernel of stage `s` when it is a conv stage
+    /// that reads its input bordered (an f32 network), else none.
+    fn bordered_conv(&self, s: usize) -> Option<(Shape, usize)> {
+        let Stage::Conv { kernel, .. } = self.net.arch().stages.get(s)? else {
+            return None;
+        };
+        let f32_network = as_f32(&self.net.params).is_some();
+        f32_network.then(|| (self.net.shapes()[s], *kernel))
     }
 
     /// Stages `stages` on the input already in

@@ -58,9 +58,7 @@ pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
 
 /// `out` = `maps` with every pixel's channel k of row b multiplied by
 /// `factors[b, k]`: a copy and [`scale_channels`] in one pass, with the
-/// same products. With a channel count that divides [`PERIOD`], a row is
-/// multiplied by its factors repeated over [`PERIOD`] values, a flat loop
-/// of whole vectors.
+/// same products ([`RowFactors::scale_pixels`]).
 pub fn scaled_channels<T: Real>(maps: &[T], factors: &[T], channels: usize, out: &mut Vec<T>) {
     let rows = factors.len() / channels;
     let per_row = maps.len() / rows.max(1);
@@ -72,33 +70,65 @@ pub fn scaled_channels<T: Real>(maps: &[T], factors: &[T], channels: usize, out:
                 .zip(out.chunks_exact_mut(per_row))
                 .zip(factors.chunks_exact(channels));
             for ((map, row), f) in rows {
-                if PERIOD.is_multiple_of(channels) {
-                    let repeated: [T; PERIOD] = std::array::from_fn(|i| f[i % channels]);
-                    let mut blocks = row.chunks_exact_mut(PERIOD);
-                    for (o, x) in (&mut blocks).zip(map.chunks_exact(PERIOD)) {
-                        for i in 0..PERIOD {
-                            o[i] = x[i] * repeated[i];
-                        }
-                    }
-                    let done = per_row - blocks.into_remainder().len();
-                    for (i, (o, &x)) in row[done..].iter_mut().zip(&map[done..]).enumerate() {
-                        *o = x * f[i % channels];
-                    }
-                } else {
-                    for (pixel, o) in map
-                        .chunks_exact(channels)
-                        .zip(row.chunks_exact_mut(channels))
-                    {
-                        for ((o, &v), &fk) in o.iter_mut().zip(pixel).zip(f) {
-                            *o = v * fk;
-                        }
-                    }
-                }
+                RowFactors::new(f).scale_pixels(row, map);
             }
         },
     )
 }
 
-/// Values per block of [`scaled_channels`]' flat loop (two AVX-512
+/// One row's factors (one per channel) as [`RowFactors::scale_pixels`]
+/// applies them: with a channel count that divides [`PERIOD`], also
+/// repeated over [`PERIOD`] values, so that a run of whole pixels is a
+/// flat loop of whole vectors. Made once per row, used for each run of
+/// its pixels.
+pub(crate) struct RowFactors<'a, T> {
+    factors: &'a [T],
+    repeated: Option<[T; PERIOD]>,
+}
+
+impl<'a, T: Real> RowFactors<'a, T> {
+    /// The factors `f`, `[channels]`.
+    pub(crate) fn new(f: &'a [T]) -> RowFactors<'a, T> {
+        let channels = f.len();
+        RowFactors {
+            factors: f,
+            repeated: PERIOD
+                .is_multiple_of(channels)
+                .then(|| std::array::from_fn(|i| f[i % channels])),
+        }
+    }
+
+    /// `dst` = `src` (whole pixels) with every pixel's channel k
+    /// multiplied by factor k. Inlined, so that it is vector code inside
+    /// a caller's [`with_avx2`].
+    #[inline(always)]
+    pub(crate) fn scale_pixels(&self, dst: &mut [T], src: &[T]) {
+        let (f, channels) = (self.factors, self.factors.len());
+        let Some(repeated) = &self.repeated else {
+            for (pixel, o) in src
+                .chunks_exact(channels)
+                .zip(dst.chunks_exact_mut(channels))
+            {
+                for ((o, &v), &fk) in o.iter_mut().zip(pixel).zip(f) {
+                    *o = v * fk;
+                }
+            }
+            return;
+        };
+        let mut blocks = dst.chunks_exact_mut(PERIOD);
+        for (o, x) in (&mut blocks).zip(src.chunks_exact(PERIOD)) {
+            for i in 0..PERIOD {
+                o[i] = x[i] * repeated[i];
+            }
+        }
+        let done = src.len() - blocks.into_remainder().len();
+        // `done` is a multiple of PERIOD, so of the channel count.
+        for (i, (o, &x)) in dst[done..].iter_mut().zip(&src[done..]).enumerate() {
+            *o = x * f[i % channels];
+        }
+    }
+}
+
+/// Values per block of [`RowFactors::scale_pixels`]' flat loop (two AVX-512
 /// vectors of f32).
 const PERIOD: usize = 32;

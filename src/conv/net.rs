@@ -237,11 +237,16 @@ impl<T: Real> ConvNet<T> {
         evaluation: Option<&EvaluationPlan>,
     ) {
         let n = self.arch.stages.len();
-        assert_eq!(
-            ws.acts[stages.start].len(),
-            rows * self.shapes[stages.start].len(),
-            "input size"
-        );
+        // Which conv stage's input is in `ws.padded` already (laid out by
+        // the caller, or by the pooled conv stage before it).
+        let mut bordered = ws.bordered.take().filter(|&s| s == stages.start);
+        if bordered.is_none() {
+            assert_eq!(
+                ws.acts[stages.start].len(),
+                rows * self.shapes[stages.start].len(),
+                "input size"
+            );
+        }
         ws.rows = rows;
         let modulated = self.arch.modulated_stage - 1;
         ws.proven_finite.resize(n + 1, false);
@@ -254,13 +259,23 @@ impl<T: Real> ConvNet<T> {
             let pool_next = s + 1 < stages.end
                 && matches!(self.arch.stages[s + 1], Stage::Maxpool {})
                 && !(s == modulated && modulator.is_some());
-            if evaluation.is_some() && pool_next && self.conv_pooled(ws, rows, s) {
-                if s == modulated {
-                    // Unmodulated, as the pass below would record it.
-                    ws.factors.clear();
+            if evaluation.is_some() && pool_next {
+                // The next conv stage's input bordered as it reads it,
+                // when the pooled map is its input.
+                let next = s + 2;
+                let border = match self.arch.stages.get(next) {
+                    Some(&Stage::Conv { kernel, .. }) if next < stages.end => Some(kernel / 2),
+                    _ => None,
+                };
+                if self.conv_pooled(ws, rows, s, bordered == Some(s), border) {
+                    if s == modulated {
+                        // Unmodulated, as the pass below would record it.
+                        ws.factors.clear();
+                    }
+                    bordered = border.map(|_| next);
+                    pooled_already = true;
+                    continue;
                 }
-                pooled_already = true;
-                continue;
             }
             let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
             let (below, above) = ws.acts.split_at_mut(s + 1);
@@ -278,7 +293,9 @@ impl<T: Real> ConvNet<T> {
                             // f32: the direct SIMD kernel (ReLU included).
                             let packed = &mut ws.packed[s];
                             packed.repack(weights, bias, kernel, inp.channels);
-                            direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                            if bordered != Some(s) {
+                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                            }
                             ws.proven_finite[s + 1] = direct::conv_relu(
                                 Isa::selected(),
                                 &ws.padded,
@@ -381,12 +398,22 @@ impl<T: Real> ConvNet<T> {
 
     /// Conv stage `s` and the max-pool after it in one pass that writes
     /// only the pooled map ([`direct::conv_relu_pool`]; the conv map is
-    /// left empty), for an evaluation pass ([`Evaluation`]).
+    /// left empty), for an evaluation pass ([`Evaluation`]). Its input is
+    /// `ws.padded` if `bordered`, else `acts[s]`. With `border`, the
+    /// pooled map goes to `ws.padded` with that zero border, the input of
+    /// the conv stage after the pool (`acts[s + 2]` is left empty).
     /// False, and nothing to use, when the stage does not qualify (not a
     /// conv stage, not f32, an odd map) or an output of the conv stage is
     /// not finite: the caller then runs both stages as usual, so that the
     /// fault search finds that output where it is (§6).
-    fn conv_pooled(&self, ws: &mut ConvWorkspace<T>, rows: usize, s: usize) -> bool {
+    fn conv_pooled(
+        &self,
+        ws: &mut ConvWorkspace<T>,
+        rows: usize,
+        s: usize,
+        bordered: bool,
+        border: Option<usize>,
+    ) -> bool {
         let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
         let Stage::Conv { kernel, .. } = self.arch.stages[s] else {
             return false;
@@ -405,17 +432,43 @@ impl<T: Real> ConvNet<T> {
             return false;
         };
         ws.packed[s].repack(weights, bias, kernel, inp.channels);
-        direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
-        let pooled = &mut ws.acts[s + 2];
-        pooled.resize(rows * self.shapes[s + 2].len(), T::ZERO);
-        let finite = direct::conv_relu_pool(
-            Isa::selected(),
-            &ws.padded,
-            rows,
-            inp,
-            &ws.packed[s],
-            bytemuck::cast_slice_mut(pooled),
-        );
+        if !bordered {
+            direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+        }
+        let pooled = self.shapes[s + 2];
+        let finite = match border {
+            Some(border) => {
+                let (h, w) = (pooled.height + 2 * border, pooled.width + 2 * border);
+                ws.next_padded.resize(rows * h * w * pooled.channels, 0.0);
+                let finite = direct::conv_relu_pool(
+                    Isa::selected(),
+                    &ws.padded,
+                    rows,
+                    inp,
+                    &ws.packed[s],
+                    border,
+                    &mut ws.next_padded,
+                );
+                if finite {
+                    std::mem::swap(&mut ws.padded, &mut ws.next_padded);
+                    ws.acts[s + 2].clear();
+                }
+                finite
+            }
+            None => {
+                let pooled_map = &mut ws.acts[s + 2];
+                pooled_map.resize(rows * pooled.len(), T::ZERO);
+                direct::conv_relu_pool(
+                    Isa::selected(),
+                    &ws.padded,
+                    rows,
+                    inp,
+                    &ws.packed[s],
+                    0,
+                    bytemuck::cast_slice_mut(pooled_map),
+                )
+            }
+        };
         if finite {
             ws.acts[s + 1].clear();
             ws.proven_finite[s + 1] = true;

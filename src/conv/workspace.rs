@@ -27,6 +27,13 @@ pub struct ConvWorkspace<T> {
     pub(super) dense_rows: RowsScratch,
     /// The zero-bordered input of the direct kernel.
     pub(super) padded: Vec<f32>,
+    /// `Some(s)`: `padded` already holds the input of conv stage s, laid
+    /// out by the caller of an evaluation pass, which then leaves
+    /// `acts[s]` empty ([`super::Evaluation`]). The next pass takes it.
+    pub(super) bordered: Option<usize>,
+    /// The bordered input of the next conv stage, as an evaluation pass's
+    /// pooled conv stage writes it (then swapped with `padded`).
+    pub(super) next_padded: Vec<f32>,
     /// The modulated stage's output before its factor.
     pub(super) unmodulated: Vec<T>,
     /// Its factor per (row, channel), when modulated.
@@ -59,7 +66,10 @@ impl<T: Real> ConvWorkspace<T> {
     }
 
     /// The input of stage `s` (0-based) in the last pass; `s = stages`
-    /// gives the gated output g ⊙ z.
+    /// gives the gated output g ⊙ z. After an evaluation pass
+    /// ([`super::Evaluation`]) it is empty for a pooled conv stage's map
+    /// and for a conv stage's input that was only laid out bordered; the
+    /// last stage's input and output are always kept.
     pub fn activation(&self, s: usize) -> &[T] {
         &self.acts[s]
     }
@@ -83,6 +93,7 @@ impl<T: Real> ConvWorkspace<T> {
         if let Some(proven) = self.proven_finite.get_mut(s) {
             *proven = false;
         }
+        self.bordered = None;
         &mut self.acts[s]
     }
 }

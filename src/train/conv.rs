@@ -11,7 +11,6 @@ use crate::conv::heads::Heads;
 use crate::conv::heads::heads_loss;
 use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
-use crate::conv::modulator::scaled_channels;
 use crate::conv::net::EVAL_ROWS;
 use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
 use crate::conv::{ConvArch, ConvNet, ConvWorkspace};
@@ -208,8 +207,12 @@ impl Network for ConvNet<f32> {
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
             let images = &inputs[start * len..(start + chunk) * len];
-            pass.forward_stages(&mut ws, images, chunk, 0..n);
+            // Two passes: the first ends at the scaling stage, so that
+            // its input is kept as a map, not only bordered for the next
+            // conv stage.
+            pass.forward_stages(&mut ws, images, chunk, 0..scaling);
             maps.extend_from_slice(ws.activation(scaling));
+            pass.run_stages(&mut ws, chunk, scaling..n, None);
             gated.extend_from_slice(ws.activation(n));
         }
         let widths = (maps.len().checked_div(rows).unwrap_or(0), arch.gated_size());
@@ -272,13 +275,15 @@ impl Network for ConvNet<f32> {
         let per_row = cache.widths.0;
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
-            scaled_channels(
-                &cache.maps[start * per_row..(start + chunk) * per_row],
-                &evaluator.factors[..chunk * channels],
-                channels,
-                evaluator.ws.stage_input_mut(scaling),
+            let maps = &cache.maps[start * per_row..(start + chunk) * per_row];
+            let factors = &evaluator.factors[..chunk * channels];
+            pass.run_scaled(
+                &mut evaluator.ws,
+                (maps, factors),
+                chunk,
+                scaling..n,
+                Some(&modulation.gain),
             );
-            pass.run_stages(&mut evaluator.ws, chunk, scaling..n, Some(&modulation.gain));
             evaluator.logits.extend_from_slice(evaluator.ws.logits());
         }
         check_finite("logits", &evaluator.logits)?;
