@@ -122,9 +122,9 @@ impl<'a, T: Real> RowFactors<'a, T> {
             }
         }
         let done = src.len() - blocks.into_remainder().len();
-        // `done` is a multiple of PERIOD, so of the channel count.
-        for (i, (o, &x)) in dst[done..].iter_mut().zip(&src[done..]).enumerate() {
-            *o = x * f[i % channels];
+        // `done` is a multiple of PERIOD, so the pattern starts again.
+        for ((o, &x), &fk) in dst[done..].iter_mut().zip(&src[done..]).zip(repeated) {
+            *o = x * fk;
         }
     }
 }
