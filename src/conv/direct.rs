@@ -170,8 +170,8 @@ fn bordered_copy(
     let one_map = |(b, (map, src)): (usize, (&mut [f32], &[f32]))| {
         let (top, rest) = map.split_at_mut(pad * row);
         let (inner, bottom) = rest.split_at_mut(h * row);
-        top.fill(0.0);
-        bottom.fill(0.0);
+        zero_short(top);
+        zero_short(bottom);
         let lines = inner
             .chunks_exact_mut(row)
             .zip(src.chunks_exact((w * c).max(1)));
@@ -485,7 +485,7 @@ pub fn conv_relu_pool(
     let run = |pair: &mut Vec<f32>, (i, line): (usize, &mut [f32])| {
         let (b, r) = (i / lines, i % lines);
         if r < border || r >= lines - border {
-            line.fill(0.0);
+            zero_short(line);
             return true;
         }
         let (out_row, y) = (interior(line, border * c_out), 2 * (r - border));

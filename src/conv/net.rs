@@ -171,6 +171,7 @@ impl<T: Real> ConvNet<T> {
             acts: vec![Vec::new(); n + 1],
             cols: vec![Vec::new(); n],
             packed: vec![ConvWeights::default(); n],
+            padded: vec![Vec::new(); n],
             ..ConvWorkspace::default()
         }
     }
@@ -237,8 +238,8 @@ impl<T: Real> ConvNet<T> {
         evaluation: Option<&EvaluationPlan>,
     ) {
         let n = self.arch.stages.len();
-        // Which conv stage's input is in `ws.padded` already (laid out by
-        // the caller, or by the pooled conv stage before it).
+        // Which conv stage's input is in its `ws.padded` already (laid out
+        // by the caller, or by the pooled conv stage before it).
         let mut bordered = ws.bordered.take().filter(|&s| s == stages.start);
         if bordered.is_none() {
             assert_eq!(
@@ -294,11 +295,11 @@ impl<T: Real> ConvNet<T> {
                             let packed = &mut ws.packed[s];
                             packed.repack(weights, bias, kernel, inp.channels);
                             if bordered != Some(s) {
-                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
                             }
                             ws.proven_finite[s + 1] = direct::conv_relu(
                                 Isa::selected(),
-                                &ws.padded,
+                                &ws.padded[s],
                                 rows,
                                 inp,
                                 packed,
@@ -399,9 +400,10 @@ impl<T: Real> ConvNet<T> {
     /// Conv stage `s` and the max-pool after it in one pass that writes
     /// only the pooled map ([`direct::conv_relu_pool`]; the conv map is
     /// left empty), for an evaluation pass ([`Evaluation`]). Its input is
-    /// `ws.padded` if `bordered`, else `acts[s]`. With `border`, the
-    /// pooled map goes to `ws.padded` with that zero border, the input of
-    /// the conv stage after the pool (`acts[s + 2]` is left empty).
+    /// `ws.padded[s]` if `bordered`, else `acts[s]`. With `border`, the
+    /// pooled map goes to `ws.padded[s + 2]` with that zero border, the
+    /// input of the conv stage after the pool (`acts[s + 2]` is left
+    /// empty).
     /// False, and nothing to use, when the stage does not qualify (not a
     /// conv stage, not f32, an odd map) or an output of the conv stage is
     /// not finite: the caller then runs both stages as usual, so that the
@@ -433,24 +435,25 @@ impl<T: Real> ConvNet<T> {
         };
         ws.packed[s].repack(weights, bias, kernel, inp.channels);
         if !bordered {
-            direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+            direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
         }
         let pooled = self.shapes[s + 2];
         let finite = match border {
             Some(border) => {
                 let (h, w) = (pooled.height + 2 * border, pooled.width + 2 * border);
-                ws.next_padded.resize(rows * h * w * pooled.channels, 0.0);
+                let (below, above) = ws.padded.split_at_mut(s + 2);
+                let next = &mut above[0];
+                next.resize(rows * h * w * pooled.channels, 0.0);
                 let finite = direct::conv_relu_pool(
                     Isa::selected(),
-                    &ws.padded,
+                    &below[s],
                     rows,
                     inp,
                     &ws.packed[s],
                     border,
-                    &mut ws.next_padded,
+                    next,
                 );
                 if finite {
-                    std::mem::swap(&mut ws.padded, &mut ws.next_padded);
                     ws.acts[s + 2].clear();
                 }
                 finite
@@ -460,7 +463,7 @@ impl<T: Real> ConvNet<T> {
                 pooled_map.resize(rows * pooled.len(), T::ZERO);
                 direct::conv_relu_pool(
                     Isa::selected(),
-                    &ws.padded,
+                    &ws.padded[s],
                     rows,
                     inp,
                     &ws.packed[s],
@@ -627,7 +630,7 @@ impl<T: Real> ConvNet<T> {
                             as_f32(weights).expect("f32"),
                             kernel,
                             out.channels,
-                            (&mut ws.packed[s], &mut ws.padded),
+                            (&mut ws.packed[s], &mut ws.padded[s]),
                             bytemuck::cast_slice_mut(&mut ws.grad_b),
                         );
                     }
@@ -649,11 +652,11 @@ impl<T: Real> ConvNet<T> {
                     let from_map = dcols.is_none()
                         && match (as_f32(&ws.acts[s]), as_f32(dy), as_f32_mut(dw)) {
                             (Some(x), Some(dy), Some(dw)) => {
-                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded);
+                                direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
                                 weight_grad::try_weight_grad(
                                     Isa::selected(),
                                     geometry,
-                                    &ws.padded,
+                                    &ws.padded[s],
                                     dy,
                                     dw,
                                 )

@@ -25,15 +25,13 @@ pub struct ConvWorkspace<T> {
     /// Scratch of the dense stages in an evaluation pass
     /// ([`super::evaluation`]).
     pub(super) dense_rows: RowsScratch,
-    /// The zero-bordered input of the direct kernel.
-    pub(super) padded: Vec<f32>,
-    /// `Some(s)`: `padded` already holds the input of conv stage s, laid
-    /// out by the caller of an evaluation pass, which then leaves
+    /// Per conv stage, its input with a zero border as the direct kernel
+    /// reads it (and scratch of its backward pass).
+    pub(super) padded: Vec<Vec<f32>>,
+    /// `Some(s)`: `padded[s]` already holds the input of conv stage s,
+    /// laid out by the caller of an evaluation pass, which then leaves
     /// `acts[s]` empty ([`super::Evaluation`]). The next pass takes it.
     pub(super) bordered: Option<usize>,
-    /// The bordered input of the next conv stage, as an evaluation pass's
-    /// pooled conv stage writes it (then swapped with `padded`).
-    pub(super) next_padded: Vec<f32>,
     /// The modulated stage's output before its factor.
     pub(super) unmodulated: Vec<T>,
     /// Its factor per (row, channel), when modulated.
