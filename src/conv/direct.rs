@@ -34,6 +34,9 @@ use std::arch::x86_64::*;
 pub const PIXELS_512: usize = 14;
 /// Output pixels per AVX2 tile.
 pub const PIXELS_256: usize = 12;
+/// Pairs of pixels per AVX-512 pooled tile ([`pooled512`]): two rows of
+/// 14 pixels, 28 accumulators of the 32 vector registers.
+const PAIRS_512: usize = 7;
 /// Output channels are padded to a multiple of this in [`ConvWeights`].
 const CHANNEL_PAD: usize = 8;
 
@@ -459,10 +462,11 @@ unsafe fn pair_up_image<'a>(
 }
 
 /// `out` (`[B, H/2, W/2, C_out]`) = the 2×2 max-pool of [`conv_relu`]'s
-/// output, without writing that map: each pair of output rows goes to a
-/// scratch pair of rows and is pooled while it is in the cache, with
-/// [`maxpool_row`], so `out` is bit for bit [`conv_relu`] then
-/// [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
+/// output, without writing that map: on the AVX-512 body with blocks of
+/// 16 channels, each pair of output rows is pooled in registers
+/// ([`pooled512`]); else it goes to a scratch pair of rows and is pooled
+/// while it is in the cache, with [`maxpool_row`]. So `out` is bit for
+/// bit [`conv_relu`] then [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
 /// output is in a window). With `border` > 0, `out` is the pooled map
 /// with a zero border of that width, as [`pad_input`] lays out the input
 /// of a k×k convolution with k/2 = `border`: a next conv stage reads it
@@ -489,6 +493,11 @@ pub fn conv_relu_pool(
             return true;
         }
         let (out_row, y) = (interior(line, border * c_out), 2 * (r - border));
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && weights.pair_block().is_none() {
+            // SAFETY: the CPU runs AVX-512F (checked by `Rows::checked`).
+            return unsafe { rows.pooled_avx512(b, y, out_row) };
+        }
         pair.resize(2 * row_len, 0.0);
         let (top, bottom) = pair.split_at_mut(row_len);
         let finite = rows.row(isa, b, y, top) & rows.row(isa, b, y + 1, bottom);
@@ -728,6 +737,34 @@ impl<'a> Rows<'a> {
         finite
     }
 
+    /// Output rows y and y + 1 of image b, 2×2 max-pooled into `out` (a
+    /// pooled row, `[W/2, C_out]`), by [`pooled512`] tiles: for blocks of
+    /// 16 channels (no pair block). Whether every conv output is finite.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pooled_avx512(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
+        let (c_in, c_out, w) = (self.weights.c_in, self.weights.c_out, self.shape.width);
+        debug_assert!(self.weights.pair_block().is_none(), "blocks of 16 channels");
+        assert!(
+            y + 2 <= self.shape.height && out.len() == w / 2 * c_out,
+            "a pooled row"
+        );
+        let mut finite = true;
+        for block in (0..c_out).step_by(16) {
+            for (first, pairs) in tiles(w / 2, PAIRS_512) {
+                // SAFETY: AVX-512F is available; rows y, y + 1 and the
+                // tile's pixels are in bounds (asserted here and by
+                // `conv_relu_pool`), lanes past C_out masked.
+                finite &=
+                    unsafe { pooled_dispatch!(c_in, pairs, self, b, y, 2 * first, block, out) };
+            }
+        }
+        finite
+    }
+
     /// # Safety
     /// AVX2 and FMA must be available.
     #[cfg(target_arch = "x86_64")]
@@ -854,7 +891,133 @@ macro_rules! pair_count {
         }
     };
 }
-use {dispatch, pair_count, pair_dispatch, pixels};
+
+/// Calls `pooled512::<Q, C>` for the run-time pair count `$q`
+/// (1..=[`PAIRS_512`]) and input channel count `$c`, as [`dispatch`].
+#[cfg(not(fuzzing))]
+macro_rules! pooled_dispatch {
+    ($c:expr, $q:expr, $($arg:expr),*) => {
+        match $c {
+            1 => pooled_pairs!($q, 1, $($arg),*),
+            3 => pooled_pairs!($q, 3, $($arg),*),
+            8 => pooled_pairs!($q, 8, $($arg),*),
+            16 => pooled_pairs!($q, 16, $($arg),*),
+            32 => pooled_pairs!($q, 32, $($arg),*),
+            _ => pooled_pairs!($q, 0, $($arg),*),
+        }
+    };
+}
+
+/// [`pooled_dispatch`] of fuzz builds, as theirs of [`dispatch`].
+#[cfg(fuzzing)]
+macro_rules! pooled_dispatch {
+    ($c:expr, $q:expr, $($arg:expr),*) => {{
+        let _ = $c;
+        pooled_pairs!($q, 0, $($arg),*)
+    }};
+}
+
+/// The pair count's half of [`pooled_dispatch`].
+macro_rules! pooled_pairs {
+    ($q:expr, $c:literal, $($arg:expr),*) => {
+        match $q {
+            1 => pooled512::<1, $c>($($arg),*),
+            2 => pooled512::<2, $c>($($arg),*),
+            3 => pooled512::<3, $c>($($arg),*),
+            4 => pooled512::<4, $c>($($arg),*),
+            5 => pooled512::<5, $c>($($arg),*),
+            6 => pooled512::<6, $c>($($arg),*),
+            7 => pooled512::<7, $c>($($arg),*),
+            _ => unreachable!("at most {} pairs per pooled tile", PAIRS_512),
+        }
+    };
+}
+use {dispatch, pair_count, pair_dispatch, pixels, pooled_dispatch, pooled_pairs};
+
+/// Q pairs of pixels from `x0` in output rows y and y + 1 × 16 output
+/// channels from `block`, 2×2 max-pooled in registers: Q pooled pixels
+/// from x0 / 2 of the pooled row `out`. Each conv output's chain is
+/// [`tile512`]'s, and the pool is [`pool_row_avx2`]'s max(max(d, c),
+/// max(b', a)) of a window's top pixels a, b' and bottom pixels c, d, so
+/// the bits are [`tile512`]'s then the max-pool's. Two rows of 14 pixels
+/// read each weight vector for 28 multiply-adds, and no conv map is
+/// stored. C as [`tile512`]. Whether every conv output is finite.
+///
+/// # Safety
+/// AVX-512F must be available; pixels x0..x0+2Q of rows y, y + 1 and the
+/// padded input they read must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pooled512<const Q: usize, const C: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) -> bool {
+    let wt = rows.weights;
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
+    // SAFETY: in bounds by the caller's contract.
+    unsafe {
+        let bias = _mm512_loadu_ps(wt.bias.as_ptr().add(block));
+        // [row][pair][pixel of the pair]
+        let mut acc = [[[bias; 2]; Q]; 2];
+        for dy in 0..k {
+            for dx in 0..k {
+                let top = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
+                let bottom = rows
+                    .padded
+                    .as_ptr()
+                    .add(rows.input_at(b, y + 1 + dy, x0 + dx));
+                let weights = wt
+                    .weights
+                    .as_ptr()
+                    .add((dy * k + dx) * c_in * wt.stride + block);
+                for ci in 0..c_in {
+                    let wv = _mm512_loadu_ps(weights.add(ci * wt.stride));
+                    for (input, acc) in [top, bottom].into_iter().zip(&mut acc) {
+                        for (j, pair) in acc.iter_mut().enumerate() {
+                            for (q, acc) in pair.iter_mut().enumerate() {
+                                let x = *input.add((2 * j + q) * c_in + ci);
+                                *acc = _mm512_fmadd_ps(_mm512_set1_ps(x), wv, *acc);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mask: __mmask16 = if c_out - block >= 16 {
+            0xffff
+        } else {
+            (1u16 << (c_out - block)) - 1
+        };
+        let zero = _mm512_setzero_ps();
+        let mut non_finite: __mmask16 = 0;
+        let [top, bottom] = acc;
+        for (j, ([a, b_], [c, d])) in top.into_iter().zip(bottom).enumerate() {
+            let mut window = [a, b_, c, d];
+            for v in &mut window {
+                if wt.relu {
+                    *v = _mm512_max_ps(*v, zero);
+                }
+                // v − v is NaN exactly where v is infinite or NaN.
+                non_finite |=
+                    _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(mask, _mm512_sub_ps(*v, *v), zero);
+            }
+            let [a, b_, c, d] = window;
+            let v = _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b_, a));
+            let at = out.as_mut_ptr().add((x0 / 2 + j) * c_out + block);
+            if mask == 0xffff {
+                _mm512_storeu_ps(at, v);
+            } else {
+                _mm512_mask_storeu_ps(at, mask, v);
+            }
+        }
+        non_finite == 0
+    }
+}
 
 /// P pixels × 16 output channels from `block`; C input channels (0: the
 /// weights' count).
