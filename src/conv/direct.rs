@@ -462,9 +462,9 @@ unsafe fn pair_up_image<'a>(
 }
 
 /// `out` (`[B, H/2, W/2, C_out]`) = the 2×2 max-pool of [`conv_relu`]'s
-/// output, without writing that map: on the AVX-512 body with blocks of
-/// 16 channels, each pair of output rows is pooled in registers
-/// ([`pooled512`]); else it goes to a scratch pair of rows and is pooled
+/// output, without writing that map: on the AVX-512 body, each pair of
+/// output rows is pooled in registers ([`Rows::pooled_avx512`]) where
+/// its tiles allow; else it goes to a scratch pair of rows and is pooled
 /// while it is in the cache, with [`maxpool_row`]. So `out` is bit for
 /// bit [`conv_relu`] then [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
 /// output is in a window). With `border` > 0, `out` is the pooled map
@@ -494,7 +494,7 @@ pub fn conv_relu_pool(
         }
         let (out_row, y) = (interior(line, border * c_out), 2 * (r - border));
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Avx512 && weights.pair_block().is_none() {
+        if isa == Isa::Avx512 && rows.pools_in_registers() {
             // SAFETY: the CPU runs AVX-512F (checked by `Rows::checked`).
             return unsafe { rows.pooled_avx512(b, y, out_row) };
         }
@@ -737,9 +737,18 @@ impl<'a> Rows<'a> {
         finite
     }
 
+    /// Whether [`Rows::pooled_avx512`] takes this convolution: its blocks
+    /// are of 16 channels, or its pair block reads one input channel and
+    /// a ReLU follows ([`pooled_pair512`]).
+    fn pools_in_registers(&self) -> bool {
+        let wt = self.weights;
+        wt.pair_block().is_none() || (wt.c_in == 1 && wt.relu)
+    }
+
     /// Output rows y and y + 1 of image b, 2×2 max-pooled into `out` (a
-    /// pooled row, `[W/2, C_out]`), by [`pooled512`] tiles: for blocks of
-    /// 16 channels (no pair block). Whether every conv output is finite.
+    /// pooled row, `[W/2, C_out]`), by [`pooled512`] tiles, and
+    /// [`pooled_pair512`] tiles for a pair block on one input channel.
+    /// Whether every conv output is finite.
     ///
     /// # Safety
     /// AVX-512F must be available.
@@ -747,13 +756,45 @@ impl<'a> Rows<'a> {
     #[target_feature(enable = "avx512f")]
     unsafe fn pooled_avx512(&self, b: usize, y: usize, out: &mut [f32]) -> bool {
         let (c_in, c_out, w) = (self.weights.c_in, self.weights.c_out, self.shape.width);
-        debug_assert!(self.weights.pair_block().is_none(), "blocks of 16 channels");
+        let k = self.weights.kernel;
+        assert!(
+            self.pools_in_registers(),
+            "blocks of 16 channels, or one input channel"
+        );
         assert!(
             y + 2 <= self.shape.height && out.len() == w / 2 * c_out,
             "a pooled row"
         );
         let mut finite = true;
         for block in (0..c_out).step_by(16) {
+            if self.weights.pair_block() == Some(block) {
+                // One input channel: the bordered map holds the pairs.
+                let (hp, wp) = (self.shape.height + k - 1, self.shape.width + k - 1);
+                let source = PairSource {
+                    data: self.padded,
+                    image: hp * wp,
+                    row: wp,
+                };
+                for (pair, p) in tiles(w / 2, PIXELS_512) {
+                    // SAFETY: as below; the pairs of a map with one input
+                    // channel are its adjacent values.
+                    finite &= unsafe {
+                        pair_count!(
+                            p,
+                            pooled_pair512,
+                            1,
+                            self.weights,
+                            &source,
+                            b,
+                            y,
+                            2 * pair,
+                            block,
+                            out
+                        )
+                    };
+                }
+                continue;
+            }
             for (first, pairs) in tiles(w / 2, PAIRS_512) {
                 // SAFETY: AVX-512F is available; rows y, y + 1 and the
                 // tile's pixels are in bounds (asserted here and by
@@ -852,10 +893,10 @@ macro_rules! pixels {
 macro_rules! pair_dispatch {
     ($c:expr, $p:expr, $($arg:expr),*) => {
         match $c {
-            1 => pair_count!($p, 1, $($arg),*),
-            16 => pair_count!($p, 16, $($arg),*),
-            32 => pair_count!($p, 32, $($arg),*),
-            _ => pair_count!($p, 0, $($arg),*),
+            1 => pair_count!($p, pair512, 1, $($arg),*),
+            16 => pair_count!($p, pair512, 16, $($arg),*),
+            32 => pair_count!($p, pair512, 32, $($arg),*),
+            _ => pair_count!($p, pair512, 0, $($arg),*),
         }
     };
 }
@@ -865,28 +906,29 @@ macro_rules! pair_dispatch {
 macro_rules! pair_dispatch {
     ($c:expr, $p:expr, $($arg:expr),*) => {{
         let _ = $c;
-        pair_count!($p, 0, $($arg),*)
+        pair_count!($p, pair512, 0, $($arg),*)
     }};
 }
 
-/// The pair count's half of [`pair_dispatch`].
+/// The pair count's half of [`pair_dispatch`]: calls `$tile::<P, C>`
+/// (P = `$p`, 1..=14).
 macro_rules! pair_count {
-    ($p:expr, $c:literal, $($arg:expr),*) => {
+    ($p:expr, $tile:ident, $c:literal, $($arg:expr),*) => {
         match $p {
-            1 => pair512::<1, $c>($($arg),*),
-            2 => pair512::<2, $c>($($arg),*),
-            3 => pair512::<3, $c>($($arg),*),
-            4 => pair512::<4, $c>($($arg),*),
-            5 => pair512::<5, $c>($($arg),*),
-            6 => pair512::<6, $c>($($arg),*),
-            7 => pair512::<7, $c>($($arg),*),
-            8 => pair512::<8, $c>($($arg),*),
-            9 => pair512::<9, $c>($($arg),*),
-            10 => pair512::<10, $c>($($arg),*),
-            11 => pair512::<11, $c>($($arg),*),
-            12 => pair512::<12, $c>($($arg),*),
-            13 => pair512::<13, $c>($($arg),*),
-            14 => pair512::<14, $c>($($arg),*),
+            1 => $tile::<1, $c>($($arg),*),
+            2 => $tile::<2, $c>($($arg),*),
+            3 => $tile::<3, $c>($($arg),*),
+            4 => $tile::<4, $c>($($arg),*),
+            5 => $tile::<5, $c>($($arg),*),
+            6 => $tile::<6, $c>($($arg),*),
+            7 => $tile::<7, $c>($($arg),*),
+            8 => $tile::<8, $c>($($arg),*),
+            9 => $tile::<9, $c>($($arg),*),
+            10 => $tile::<10, $c>($($arg),*),
+            11 => $tile::<11, $c>($($arg),*),
+            12 => $tile::<12, $c>($($arg),*),
+            13 => $tile::<13, $c>($($arg),*),
+            14 => $tile::<14, $c>($($arg),*),
             _ => unreachable!("at most {} pairs per tile", PIXELS_512),
         }
     };
@@ -1166,6 +1208,89 @@ unsafe fn pair512<const P: usize, const C: usize>(
                     _mm512_mask_storeu_ps(first.add(c_out), half, second);
                 }
             }
+        }
+        non_finite == 0
+    }
+}
+
+/// P pairs of adjacent pixels from `x0` in output rows y and y + 1 × up
+/// to 8 output channels from `block` ([`pair512`]'s lanes and chains),
+/// 2×2 max-pooled in registers into P pooled pixels from x0 / 2 of the
+/// pooled row `out`: the larger of the two rows, then of each lane pair.
+/// After the ReLU no value is NaN or −0, so the order of the maxima does
+/// not change a bit: the bits of [`pair512`] then the max-pool. Whether
+/// every conv output is finite.
+///
+/// # Safety
+/// AVX-512F must be available; x0 even, and pixels x0..x0+2P of rows y,
+/// y + 1 and the pairs they read must be in bounds.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pooled_pair512<const P: usize, const C: usize>(
+    wt: &ConvWeights,
+    source: &PairSource<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) -> bool {
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
+    let lanes = (c_out - block).min(8);
+    let pixel = PairSource::pixel(c_in);
+    // SAFETY: in bounds by the caller's contract; `block` is the pair
+    // block (paired weights: 16 values per tap and input channel).
+    unsafe {
+        debug_assert!(
+            wt.relu && x0.is_multiple_of(2),
+            "a ReLU stage, windows from x0"
+        );
+        debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
+        let mut acc = [[_mm512_loadu_ps(wt.paired_bias.as_ptr()); P]; 2];
+        for dy in 0..k {
+            for dx in 0..k {
+                let rows = [y, y + 1].map(|r| {
+                    let at = source.at(b, r + dy, x0 + dx, c_in);
+                    source.data.as_ptr().add(at)
+                });
+                let weights = wt.paired_weights.as_ptr().add(16 * (dy * k + dx) * c_in);
+                for ci in 0..c_in {
+                    let wv = _mm512_loadu_ps(weights.add(16 * ci));
+                    for (input, acc) in rows.into_iter().zip(&mut acc) {
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            let at = input.add(2 * j * pixel + 2 * ci);
+                            let x = _mm512_castsi512_ps(_mm512_set1_epi64(
+                                (at as *const i64).read_unaligned(),
+                            ));
+                            *acc = _mm512_fmadd_ps(x, wv, *acc);
+                        }
+                    }
+                }
+            }
+        }
+        let zero = _mm512_setzero_ps();
+        // Lane 2o (channel o) to lane o.
+        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
+        let half = ((1u32 << lanes) - 1) as __mmask16;
+        let mut non_finite: __mmask16 = 0;
+        let [top, bottom] = acc;
+        for (j, (top, bottom)) in top.into_iter().zip(bottom).enumerate() {
+            let mut window_rows = [top, bottom];
+            for v in &mut window_rows {
+                *v = _mm512_max_ps(*v, zero);
+                // v − v is NaN exactly where v is infinite or NaN.
+                non_finite |=
+                    _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(valid, _mm512_sub_ps(*v, *v), zero);
+            }
+            let v = _mm512_max_ps(window_rows[1], window_rows[0]);
+            // Within each lane pair: pixels x0 + 2j and x0 + 2j + 1.
+            let v = _mm512_max_ps(_mm512_permute_ps::<0b1011_0001>(v), v);
+            let v = _mm512_permutexvar_ps(evens, v);
+            let at = out.as_mut_ptr().add((x0 / 2 + j) * c_out + block);
+            _mm512_mask_storeu_ps(at, half, v);
         }
         non_finite == 0
     }
