@@ -85,7 +85,7 @@ proptest! {
         let mut scratch = TrialScratch::new(&net32);
         let mut fast = vec![0.0; arch.gated_size()];
         let variance = if compensate { rng.random_range(0.01..0.3) } else { 0.0 };
-        trial_gain(&net32, &u, &m, &c, variance, rule, &mut scratch, &mut fast);
+        trial_gain(&net32.evaluation(), &u, &m, &c, variance, rule, &mut scratch, &mut fast);
         let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let reference = trial_gain_reference(&net64, &wide(&image), &wide(&m), &wide(&c), variance as f64, rule);
         let scale = reference.iter().fold(1e-3f64, |s, g| s.max(g.abs()));

@@ -18,9 +18,9 @@ use crate::conv::trial::{
 };
 use crate::conv::weight_grad::{Geometry, try_weight_grad};
 use crate::conv::workspace::ConvWorkspace;
-use crate::conv::{ConvArch, ConvNet};
+use crate::conv::{ConvArch, ConvNet, Evaluation, EvaluationPlan};
 use crate::data::Shape;
-use crate::kernel::{MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
+use crate::kernel::{Body, MODULATOR_MEAN, MODULATOR_VARIANCE, SAMPLES};
 use crate::net::GainRule;
 use crate::net::linalg::serial_products;
 use crate::net::simd::Isa;
@@ -62,6 +62,8 @@ pub enum ConvWorkload {
     Trials {
         /// The network.
         net: ConvNet<f32>,
+        /// Its dense stages packed, as a frozen network keeps them.
+        plan: EvaluationPlan,
         /// Stimuli `[B, 28, 28, 1]`.
         images: Vec<f32>,
         /// Samples `[B, T]`.
@@ -129,6 +131,7 @@ impl ConvWorkload {
                         .map(|_| rng.random_range(0.9..1.1))
                         .collect(),
                     fold: name != "conv_trial_products_B2",
+                    plan: EvaluationPlan::new(&net, Body::detect()),
                     net,
                 }
             }
@@ -224,6 +227,7 @@ impl ConvWorkload {
             }
             ConvWorkload::Trials {
                 net,
+                plan,
                 images,
                 m,
                 coupling,
@@ -232,6 +236,7 @@ impl ConvWorkload {
                 let len = net.arch().input.len();
                 let trials = m.len() / SAMPLES;
                 let (net, fold, coupling) = (&*net, *fold, &*coupling);
+                let pass = &Evaluation::planned(net, plan);
                 (0..trials).into_par_iter().for_each_init(
                     || {
                         (
@@ -247,7 +252,7 @@ impl ConvWorkload {
                             let samples = &m[k * SAMPLES..(k + 1) * SAMPLES];
                             if fold {
                                 trial_gain(
-                                    net,
+                                    pass,
                                     &u,
                                     samples,
                                     coupling,
@@ -257,7 +262,7 @@ impl ConvWorkload {
                                     out,
                                 );
                             } else {
-                                trial_activity(net, &u, samples, coupling, 0.0, scratch);
+                                trial_activity(pass, &u, samples, coupling, 0.0, scratch);
                             }
                         })
                     },

@@ -15,6 +15,7 @@
 //! Both give the bits of the network's plain forward pass, and the same
 //! fault (§6) when a value is not finite.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::conv::arch::Stage;
@@ -29,9 +30,10 @@ use crate::kernel::plan::PackedLayer;
 use crate::net::linalg::Real;
 
 /// The dense stages' weights packed for the kernel's tiles, and the body
-/// that runs them: what an evaluation pass adds to a plain one.
+/// that runs them: what an evaluation pass adds to a plain one. A frozen
+/// network keeps one for all of its evaluations and trials (§4).
 #[derive(Clone, Debug)]
-pub(super) struct EvaluationPlan {
+pub struct EvaluationPlan {
     /// The body of the dense tiles.
     pub(super) body: Body,
     /// Per stage: a dense stage's packed weights (f32 networks on a SIMD
@@ -39,24 +41,10 @@ pub(super) struct EvaluationPlan {
     pub(super) dense: Vec<Option<PackedLayer>>,
 }
 
-/// Forward passes of one evaluation of `net`. It borrows the network, so
-/// its parameters cannot change while the packed weights are in use:
-/// create one for each evaluation.
-pub struct Evaluation<'n, T> {
-    net: &'n ConvNet<T>,
-    plan: EvaluationPlan,
-}
-
-impl<'n, T: Real> Evaluation<'n, T> {
-    /// Packs the dense stages of `net` for the fastest body this process
-    /// may use ([`Body::detect`]).
-    pub fn new(net: &'n ConvNet<T>) -> Evaluation<'n, T> {
-        Evaluation::on(net, Body::detect())
-    }
-
+impl EvaluationPlan {
     /// Packs the dense stages of `net` for `body` (on a body without
     /// dense tiles, they run as in a plain pass).
-    pub fn on(net: &'n ConvNet<T>, body: Body) -> Evaluation<'n, T> {
+    pub fn new<T: Real>(net: &ConvNet<T>, body: Body) -> EvaluationPlan {
         let arch = net.arch();
         let dense = (0..arch.stages.len())
             .map(|s| {
@@ -77,10 +65,47 @@ impl<'n, T: Real> Evaluation<'n, T> {
                 ))
             })
             .collect();
+        EvaluationPlan { body, dense }
+    }
+}
+
+/// Forward passes of one evaluation of `net`. It borrows the network, so
+/// its parameters cannot change while the packed weights are in use:
+/// create one for each evaluation, or keep the plan beside a network
+/// that does not change ([`Evaluation::planned`]).
+pub struct Evaluation<'n, T> {
+    net: &'n ConvNet<T>,
+    plan: Cow<'n, EvaluationPlan>,
+}
+
+impl<'n, T: Real> Evaluation<'n, T> {
+    /// Packs the dense stages of `net` for the fastest body this process
+    /// may use ([`Body::detect`]).
+    pub fn new(net: &'n ConvNet<T>) -> Evaluation<'n, T> {
+        Evaluation::on(net, Body::detect())
+    }
+
+    /// Packs the dense stages of `net` for `body` (on a body without
+    /// dense tiles, they run as in a plain pass).
+    pub fn on(net: &'n ConvNet<T>, body: Body) -> Evaluation<'n, T> {
         Evaluation {
             net,
-            plan: EvaluationPlan { body, dense },
+            plan: Cow::Owned(EvaluationPlan::new(net, body)),
         }
+    }
+
+    /// The passes of `net` on `plan`, which must have been made for it
+    /// and it not changed since: a frozen network's, kept beside it.
+    pub(crate) fn planned(net: &'n ConvNet<T>, plan: &'n EvaluationPlan) -> Evaluation<'n, T> {
+        Evaluation {
+            net,
+            plan: Cow::Borrowed(plan),
+        }
+    }
+
+    /// The network.
+    pub fn net(&self) -> &'n ConvNet<T> {
+        self.net
     }
 
     /// The whole forward pass of `rows` images (`[rows, H, W, C]`), the
@@ -167,6 +192,6 @@ impl<'n, T: Real> Evaluation<'n, T> {
         gain: Option<&[T]>,
     ) {
         self.net
-            .pass(ws, rows, stages, None, gain, Some(&self.plan));
+            .pass(ws, rows, stages, None, gain, Some(&*self.plan));
     }
 }

@@ -14,7 +14,7 @@ pub mod weight_grad;
 pub mod workspace;
 
 pub use arch::{ConvArch, Stage};
-pub use evaluation::Evaluation;
+pub use evaluation::{Evaluation, EvaluationPlan};
 pub use heads::Heads;
 pub use modulator::Modulator;
 pub use net::ConvNet;

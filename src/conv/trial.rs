@@ -26,6 +26,7 @@
 
 use crate::conv::arch::{ConvArch, Stage};
 use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
+use crate::conv::evaluation::Evaluation;
 use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
 use crate::conv::net::ConvNet;
@@ -75,13 +76,14 @@ pub fn unmodulated_features(
 /// `m`: the products of a trial, without the covariance fold. `variance`
 /// is the σ² of the compensated factor exp(m·c − σ²c²/2 − β) (§3; 0: none).
 pub fn trial_activity<'s>(
-    net: &ConvNet<f32>,
+    pass: &Evaluation<'_, f32>,
     u: &[f32],
     m: &[f32],
     coupling: &[f32],
     variance: f32,
     scratch: &'s mut TrialScratch,
 ) -> &'s [f32] {
+    let net = pass.net();
     let arch = net.arch();
     let (t_count, channels) = (m.len(), coupling.len());
     let modulator = Modulator {
@@ -134,7 +136,9 @@ pub fn trial_activity<'s>(
     if start + 1 == n {
         return &scratch.gated;
     }
-    net.run_stages(&mut scratch.ws, t_count, start + 1..n, None, None);
+    // The stages above on the plan's packed dense weights (no backward
+    // pass follows).
+    pass.run_stages(&mut scratch.ws, t_count, start + 1..n, None);
     scratch.ws.gated()
 }
 
@@ -217,7 +221,7 @@ pub fn trial_flops(arch: &ConvArch, samples: usize) -> f64 {
 /// `variance`: the σ² of the compensated factor (§3; 0: none).
 #[allow(clippy::too_many_arguments)]
 pub fn trial_gain(
-    net: &ConvNet<f32>,
+    pass: &Evaluation<'_, f32>,
     u: &[f32],
     m: &[f32],
     coupling: &[f32],
@@ -226,7 +230,7 @@ pub fn trial_gain(
     scratch: &mut TrialScratch,
     out: &mut [f64],
 ) {
-    let z = trial_activity(net, u, m, coupling, variance, scratch);
+    let z = trial_activity(pass, u, m, coupling, variance, scratch);
     fold_gain(z, m, rule, out);
 }
 

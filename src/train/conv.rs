@@ -13,7 +13,8 @@ use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
 use crate::conv::net::EVAL_ROWS;
 use crate::conv::trial::{TrialScratch, trial_flops, trial_gain, unmodulated_features};
-use crate::conv::{ConvArch, ConvNet, ConvWorkspace};
+use crate::conv::{ConvArch, ConvNet, ConvWorkspace, Evaluation, EvaluationPlan};
+use crate::kernel::Body;
 use crate::net::{Depth, GainRule, Grads, Modulated, Modulation};
 use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
 use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
@@ -89,13 +90,17 @@ fn forward_fault(net: &ConvNet<f32>, ws: &ConvWorkspace<f32>) -> Option<Fault> {
 impl Network for ConvNet<f32> {
     /// The task's head.
     type Readout = usize;
-    type Plan = ();
+    type Plan = EvaluationPlan;
     type Cache = ConvCache;
     type Trainer = ConvTrainer;
     type Evaluator = ConvEvaluator;
     type GainScratch = ConvGainScratch;
 
-    fn plan(&self) {}
+    /// The dense stages packed once for the frozen network's evaluations
+    /// and trials.
+    fn plan(&self) -> EvaluationPlan {
+        EvaluationPlan::new(self, Body::detect())
+    }
 
     fn input_len(&self) -> usize {
         self.arch().input.len()
@@ -271,7 +276,7 @@ impl Network for ConvNet<f32> {
         channel_factors(&modulator, EVAL_ROWS, &mut evaluator.factors);
         check_finite("modulation factor exp(m·c − β)", &evaluator.factors)?;
         evaluator.logits.clear();
-        let (rows, pass) = (set.len(), net.evaluation());
+        let (rows, pass) = (set.len(), Evaluation::planned(net, &frozen.plan));
         let per_row = cache.widths.0;
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
@@ -387,6 +392,7 @@ impl Network for ConvNet<f32> {
         rule: GainRule,
     ) -> &'s [f32] {
         let net = &frozen.net;
+        let pass = Evaluation::planned(net, &frozen.plan);
         let count = trials.inputs.len() / net.arch().input.len();
         let samples = modulator.len() / count;
         let features = unmodulated_features(net, &mut scratch.ws, trials.inputs, count);
@@ -397,7 +403,7 @@ impl Network for ConvNet<f32> {
             .zip(modulator.chunks_exact(samples))
         {
             trial_gain(
-                net,
+                &pass,
                 u,
                 m,
                 coupling,

@@ -113,7 +113,7 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs) -> TraceOutputs 
     let mut ws = net.workspace();
     let features = unmodulated_features(net, &mut ws, &inputs.stimuli, trials);
     let per_trial = features.len() / trials;
-    let mut scratch = TrialScratch::new(net);
+    let (mut scratch, pass) = (TrialScratch::new(net), net.evaluation());
     let mut trial_gains = Vec::with_capacity(trials * arch.gain_len());
     let mut one = vec![0.0f64; arch.gain_len()];
     for (u, m) in features
@@ -121,7 +121,7 @@ pub fn conv_trace(net: &ConvNet<f32>, inputs: &ConvTraceInputs) -> TraceOutputs 
         .zip(inputs.modulator.chunks_exact(samples))
     {
         trial_gain(
-            net,
+            &pass,
             u,
             m,
             &coupling,
