@@ -1,15 +1,15 @@
 //! The forward passes of an evaluation (§8): the cache of a set, the
-//! held-out accuracies, the measurements of a run. No backward pass
-//! follows them, so
+//! held-out accuracies, the measurements of a run, and a trial's stages
+//! above its mixed partials. No backward pass follows them, so
 //! - a conv stage followed by a max-pool runs as one pass that writes
 //!   only the pooled map ([`crate::conv::direct::conv_relu_pool`]);
 //! - a conv stage's input is written once, bordered as the direct kernel
 //!   reads it: by the pooled conv stage before it, or by the caller's
 //!   copy (scaled, for the modulated network: [`Evaluation::run_scaled`]);
-//! - the dense stages run on the kernel's dense tiles, their weights
-//!   packed once for the whole evaluation
-//!   ([`crate::kernel::dense::dense_rows`]), where `matrixmultiply`
-//!   packs them again for every pass of
+//! - the dense stages run on the kernel's dense tiles
+//!   ([`crate::kernel::dense::dense_rows`]), their weights packed once
+//!   ([`EvaluationPlan`]: per evaluation, or once for a frozen network),
+//!   where `matrixmultiply` packs them again for every pass of
 //!   [`EVAL_ROWS`](crate::conv::net::EVAL_ROWS) rows.
 //!
 //! Both give the bits of the network's plain forward pass, and the same
