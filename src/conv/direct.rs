@@ -463,8 +463,8 @@ unsafe fn pair_up_image<'a>(
 
 /// `out` (`[B, H/2, W/2, C_out]`) = the 2×2 max-pool of [`conv_relu`]'s
 /// output, without writing that map: on the AVX-512 body, each pair of
-/// output rows is pooled in registers ([`Rows::pooled_avx512`]) where
-/// its tiles allow; else it goes to a scratch pair of rows and is pooled
+/// output rows is pooled in registers where its tiles allow (two conv
+/// rows per tile); else it goes to a scratch pair of rows and is pooled
 /// while it is in the cache, with [`maxpool_row`]. So `out` is bit for
 /// bit [`conv_relu`] then [`crate::conv::ops::maxpool_forward`]. H and W must be even (every
 /// output is in a window). With `border` > 0, `out` is the pooled map
@@ -934,7 +934,7 @@ macro_rules! pair_count {
     };
 }
 
-/// Calls `pooled512::<Q, C>` for the run-time pair count `$q`
+/// Calls `pooled512::<P, C>` for P = 2 × the run-time pair count `$q`
 /// (1..=[`PAIRS_512`]) and input channel count `$c`, as [`dispatch`].
 #[cfg(not(fuzzing))]
 macro_rules! pooled_dispatch {
@@ -963,34 +963,35 @@ macro_rules! pooled_dispatch {
 macro_rules! pooled_pairs {
     ($q:expr, $c:literal, $($arg:expr),*) => {
         match $q {
-            1 => pooled512::<1, $c>($($arg),*),
-            2 => pooled512::<2, $c>($($arg),*),
-            3 => pooled512::<3, $c>($($arg),*),
-            4 => pooled512::<4, $c>($($arg),*),
-            5 => pooled512::<5, $c>($($arg),*),
-            6 => pooled512::<6, $c>($($arg),*),
-            7 => pooled512::<7, $c>($($arg),*),
+            1 => pooled512::<2, $c>($($arg),*),
+            2 => pooled512::<4, $c>($($arg),*),
+            3 => pooled512::<6, $c>($($arg),*),
+            4 => pooled512::<8, $c>($($arg),*),
+            5 => pooled512::<10, $c>($($arg),*),
+            6 => pooled512::<12, $c>($($arg),*),
+            7 => pooled512::<14, $c>($($arg),*),
             _ => unreachable!("at most {} pairs per pooled tile", PAIRS_512),
         }
     };
 }
 use {dispatch, pair_count, pair_dispatch, pixels, pooled_dispatch, pooled_pairs};
 
-/// Q pairs of pixels from `x0` in output rows y and y + 1 × 16 output
-/// channels from `block`, 2×2 max-pooled in registers: Q pooled pixels
-/// from x0 / 2 of the pooled row `out`. Each conv output's chain is
-/// [`tile512`]'s, and the pool is [`pool_row_avx2`]'s max(max(d, c),
-/// max(b', a)) of a window's top pixels a, b' and bottom pixels c, d, so
-/// the bits are [`tile512`]'s then the max-pool's. Two rows of 14 pixels
-/// read each weight vector for 28 multiply-adds, and no conv map is
-/// stored. C as [`tile512`]. Whether every conv output is finite.
+/// P pixels (an even count) from `x0` in output rows y and y + 1 × 16
+/// output channels from `block`, 2×2 max-pooled in registers: P/2
+/// pooled pixels from x0 / 2 of the pooled row `out`. Each conv output's
+/// chain is [`tile512`]'s ([`tile_chains`]), and the pool is
+/// [`pool_row_avx2`]'s max(max(d, c), max(b', a)) of a window's top
+/// pixels a, b' and bottom pixels c, d, so the bits are [`tile512`]'s
+/// then the max-pool's. Two rows of 14 pixels read each weight vector
+/// for 28 multiply-adds, and no conv map is stored. C as [`tile512`].
+/// Whether every conv output is finite.
 ///
 /// # Safety
-/// AVX-512F must be available; pixels x0..x0+2Q of rows y, y + 1 and the
+/// AVX-512F must be available; pixels x0..x0+P of rows y, y + 1 and the
 /// padded input they read must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pooled512<const Q: usize, const C: usize>(
+unsafe fn pooled512<const P: usize, const C: usize>(
     rows: &Rows<'_>,
     b: usize,
     y: usize,
@@ -998,38 +999,10 @@ unsafe fn pooled512<const Q: usize, const C: usize>(
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let wt = rows.weights;
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
+    let (wt, c_out) = (rows.weights, rows.weights.c_out);
     // SAFETY: in bounds by the caller's contract.
     unsafe {
-        let bias = _mm512_loadu_ps(wt.bias.as_ptr().add(block));
-        // [row][pair][pixel of the pair]
-        let mut acc = [[[bias; 2]; Q]; 2];
-        for dy in 0..k {
-            for dx in 0..k {
-                let top = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let bottom = rows
-                    .padded
-                    .as_ptr()
-                    .add(rows.input_at(b, y + 1 + dy, x0 + dx));
-                let weights = wt
-                    .weights
-                    .as_ptr()
-                    .add((dy * k + dx) * c_in * wt.stride + block);
-                for ci in 0..c_in {
-                    let wv = _mm512_loadu_ps(weights.add(ci * wt.stride));
-                    for (input, acc) in [top, bottom].into_iter().zip(&mut acc) {
-                        for (j, pair) in acc.iter_mut().enumerate() {
-                            for (q, acc) in pair.iter_mut().enumerate() {
-                                let x = *input.add((2 * j + q) * c_in + ci);
-                                *acc = _mm512_fmadd_ps(_mm512_set1_ps(x), wv, *acc);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let [top, bottom] = tile_chains::<2, P, C>(rows, b, y, x0, block);
         let mask: __mmask16 = if c_out - block >= 16 {
             0xffff
         } else {
@@ -1037,9 +1010,9 @@ unsafe fn pooled512<const Q: usize, const C: usize>(
         };
         let zero = _mm512_setzero_ps();
         let mut non_finite: __mmask16 = 0;
-        let [top, bottom] = acc;
-        for (j, ([a, b_], [c, d])) in top.into_iter().zip(bottom).enumerate() {
-            let mut window = [a, b_, c, d];
+        let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (j, (top, bottom)) in pairs.enumerate() {
+            let mut window = [top[0], top[1], bottom[0], bottom[1]];
             for v in &mut window {
                 if wt.relu {
                     *v = _mm512_max_ps(*v, zero);
@@ -1061,6 +1034,55 @@ unsafe fn pooled512<const Q: usize, const C: usize>(
     }
 }
 
+/// The chains of [`tile512`] for R rows from y: `acc[r][j]` holds pixel
+/// x0 + j of row y + r × 16 output channels from `block`, each the bias,
+/// then one fused multiply-add per (dy, dx, c_in) in that order.
+///
+/// # Safety
+/// AVX-512F must be available; in bounds as [`tile512`] asks, for each
+/// of the rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn tile_chains<const R: usize, const P: usize, const C: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+) -> [[__m512; P]; R] {
+    let wt = rows.weights;
+    let k = wt.kernel;
+    let c_in = if C == 0 { wt.c_in } else { C };
+    // SAFETY: in bounds by the caller's contract.
+    unsafe {
+        let mut acc = [[_mm512_loadu_ps(wt.bias.as_ptr().add(block)); P]; R];
+        for dy in 0..k {
+            for dx in 0..k {
+                let inputs: [*const f32; R] = std::array::from_fn(|r| {
+                    rows.padded
+                        .as_ptr()
+                        .add(rows.input_at(b, y + r + dy, x0 + dx))
+                });
+                let weights = wt
+                    .weights
+                    .as_ptr()
+                    .add((dy * k + dx) * c_in * wt.stride + block);
+                for ci in 0..c_in {
+                    let wv = _mm512_loadu_ps(weights.add(ci * wt.stride));
+                    for (input, acc) in inputs.into_iter().zip(&mut acc) {
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            let x = _mm512_set1_ps(*input.add(j * c_in + ci));
+                            *acc = _mm512_fmadd_ps(x, wv, *acc);
+                        }
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
 /// P pixels × 16 output channels from `block`; C input channels (0: the
 /// weights' count).
 ///
@@ -1077,27 +1099,10 @@ unsafe fn tile512<const P: usize, const C: usize>(
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let wt = rows.weights;
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
+    let (wt, c_out) = (rows.weights, rows.weights.c_out);
     // SAFETY: in bounds by the caller's contract.
     unsafe {
-        let mut acc = [_mm512_loadu_ps(wt.bias.as_ptr().add(block)); P];
-        for dy in 0..k {
-            for dx in 0..k {
-                let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let weights = wt
-                    .weights
-                    .as_ptr()
-                    .add((dy * k + dx) * c_in * wt.stride + block);
-                for ci in 0..c_in {
-                    let wv = _mm512_loadu_ps(weights.add(ci * wt.stride));
-                    for (j, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm512_fmadd_ps(_mm512_set1_ps(*input.add(j * c_in + ci)), wv, *acc);
-                    }
-                }
-            }
-        }
+        let [acc] = tile_chains::<1, P, C>(rows, b, y, x0, block);
         let mask: __mmask16 = if c_out - block >= 16 {
             0xffff
         } else {
@@ -1126,6 +1131,57 @@ unsafe fn tile512<const P: usize, const C: usize>(
     }
 }
 
+/// The chains of [`pair512`] for R rows from y: `acc[r][j]` holds pixels
+/// x0 + 2j and x0 + 2j + 1 of row y + r (lane 2o + q: channel o of the
+/// second if q = 1), each the paired bias, then one fused multiply-add
+/// per (dy, dx, c_in) in that order.
+///
+/// # Safety
+/// AVX-512F must be available; in bounds as [`pair512`] asks, for each
+/// of the rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn pair_chains<const R: usize, const P: usize, const C: usize>(
+    wt: &ConvWeights,
+    source: &PairSource<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+) -> [[__m512; P]; R] {
+    let k = wt.kernel;
+    let c_in = if C == 0 { wt.c_in } else { C };
+    // A constant for the specialised channel counts, so that every read
+    // is a fixed offset from the tap's first pair.
+    let pixel = PairSource::pixel(c_in);
+    // SAFETY: in bounds by the caller's contract.
+    unsafe {
+        let mut acc = [[_mm512_loadu_ps(wt.paired_bias.as_ptr()); P]; R];
+        for dy in 0..k {
+            for dx in 0..k {
+                let rows: [*const f32; R] = std::array::from_fn(|r| {
+                    let at = source.at(b, y + r + dy, x0 + dx, c_in);
+                    source.data.as_ptr().add(at)
+                });
+                let weights = wt.paired_weights.as_ptr().add(16 * (dy * k + dx) * c_in);
+                for ci in 0..c_in {
+                    let wv = _mm512_loadu_ps(weights.add(16 * ci));
+                    for (input, acc) in rows.into_iter().zip(&mut acc) {
+                        for (j, acc) in acc.iter_mut().enumerate() {
+                            let at = input.add(2 * j * pixel + 2 * ci);
+                            let x = _mm512_castsi512_ps(_mm512_set1_epi64(
+                                (at as *const i64).read_unaligned(),
+                            ));
+                            *acc = _mm512_fmadd_ps(x, wv, *acc);
+                        }
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
 /// P pairs of adjacent pixels from `x0` × up to 8 output channels from
 /// `block`, read from `source`; C input channels (0: the weights' count):
 /// lane 2o + q holds channel o of pixel x0 + 2j + q, so both halves of
@@ -1148,37 +1204,14 @@ unsafe fn pair512<const P: usize, const C: usize>(
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
+    let c_out = wt.c_out;
     let lanes = (c_out - block).min(8);
-    // A constant for the specialised channel counts, so that every read
-    // is a fixed offset from the tap's first pair.
-    let pixel = PairSource::pixel(c_in);
     // SAFETY: in bounds by the caller's contract; `block` is the pair
     // block, whose paired weights hold 16 values per tap and input
     // channel, and its paired bias 16.
     unsafe {
         debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
-        let mut acc = [_mm512_loadu_ps(wt.paired_bias.as_ptr()); P];
-        for dy in 0..k {
-            for dx in 0..k {
-                let input = source
-                    .data
-                    .as_ptr()
-                    .add(source.at(b, y + dy, x0 + dx, c_in));
-                let weights = wt.paired_weights.as_ptr().add(16 * (dy * k + dx) * c_in);
-                for ci in 0..c_in {
-                    let wv = _mm512_loadu_ps(weights.add(16 * ci));
-                    for (j, acc) in acc.iter_mut().enumerate() {
-                        let at = input.add(2 * j * pixel + 2 * ci);
-                        let x = _mm512_castsi512_ps(_mm512_set1_epi64(
-                            (at as *const i64).read_unaligned(),
-                        ));
-                        *acc = _mm512_fmadd_ps(x, wv, *acc);
-                    }
-                }
-            }
-        }
+        let [acc] = pair_chains::<1, P, C>(wt, source, b, y, x0);
         let zero = _mm512_setzero_ps();
         let separate = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
         let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
@@ -1236,10 +1269,8 @@ unsafe fn pooled_pair512<const P: usize, const C: usize>(
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
+    let c_out = wt.c_out;
     let lanes = (c_out - block).min(8);
-    let pixel = PairSource::pixel(c_in);
     // SAFETY: in bounds by the caller's contract; `block` is the pair
     // block (paired weights: 16 values per tap and input channel).
     unsafe {
@@ -1248,28 +1279,7 @@ unsafe fn pooled_pair512<const P: usize, const C: usize>(
             "a ReLU stage, windows from x0"
         );
         debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
-        let mut acc = [[_mm512_loadu_ps(wt.paired_bias.as_ptr()); P]; 2];
-        for dy in 0..k {
-            for dx in 0..k {
-                let rows = [y, y + 1].map(|r| {
-                    let at = source.at(b, r + dy, x0 + dx, c_in);
-                    source.data.as_ptr().add(at)
-                });
-                let weights = wt.paired_weights.as_ptr().add(16 * (dy * k + dx) * c_in);
-                for ci in 0..c_in {
-                    let wv = _mm512_loadu_ps(weights.add(16 * ci));
-                    for (input, acc) in rows.into_iter().zip(&mut acc) {
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            let at = input.add(2 * j * pixel + 2 * ci);
-                            let x = _mm512_castsi512_ps(_mm512_set1_epi64(
-                                (at as *const i64).read_unaligned(),
-                            ));
-                            *acc = _mm512_fmadd_ps(x, wv, *acc);
-                        }
-                    }
-                }
-            }
-        }
+        let acc = pair_chains::<2, P, C>(wt, source, b, y, x0);
         let zero = _mm512_setzero_ps();
         // Lane 2o (channel o) to lane o.
         let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);

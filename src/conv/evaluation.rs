@@ -72,7 +72,7 @@ impl EvaluationPlan {
 /// Forward passes of one evaluation of `net`. It borrows the network, so
 /// its parameters cannot change while the packed weights are in use:
 /// create one for each evaluation, or keep the plan beside a network
-/// that does not change ([`Evaluation::planned`]).
+/// that does not change (a frozen network's).
 pub struct Evaluation<'n, T> {
     net: &'n ConvNet<T>,
     plan: Cow<'n, EvaluationPlan>,
