@@ -1003,25 +1003,12 @@ unsafe fn pooled512<const P: usize, const C: usize>(
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let [top, bottom] = tile_chains::<2, P, C>(rows, b, y, x0, block);
-        let mask: __mmask16 = if c_out - block >= 16 {
-            0xffff
-        } else {
-            (1u16 << (c_out - block)) - 1
-        };
-        let zero = _mm512_setzero_ps();
+        let mask = block_mask(c_out, block);
         let mut non_finite: __mmask16 = 0;
         let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (j, (top, bottom)) in pairs.enumerate() {
-            let mut window = [top[0], top[1], bottom[0], bottom[1]];
-            for v in &mut window {
-                if wt.relu {
-                    *v = _mm512_max_ps(*v, zero);
-                }
-                // v − v is NaN exactly where v is infinite or NaN.
-                non_finite |=
-                    _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(mask, _mm512_sub_ps(*v, *v), zero);
-            }
-            let [a, b_, c, d] = window;
+            let [a, b_, c, d] = [top[0], top[1], bottom[0], bottom[1]]
+                .map(|v| finish512(v, wt.relu, mask, &mut non_finite));
             let v = _mm512_max_ps(_mm512_max_ps(d, c), _mm512_max_ps(b_, a));
             let at = out.as_mut_ptr().add((x0 / 2 + j) * c_out + block);
             if mask == 0xffff {
@@ -1032,6 +1019,64 @@ unsafe fn pooled512<const P: usize, const C: usize>(
         }
         non_finite == 0
     }
+}
+
+/// The lanes of a 16-channel block from `block` that hold channels
+/// (C_out need not be a multiple of 16).
+fn block_mask(c_out: usize, block: usize) -> __mmask16 {
+    if c_out - block >= 16 {
+        0xffff
+    } else {
+        (1u16 << (c_out - block)) - 1
+    }
+}
+
+/// The lanes of a pair block ([`pair512`]'s layout: lane 2o + q holds
+/// channel o of a pair's pixel q).
+#[cfg(target_arch = "x86_64")]
+struct PairLanes {
+    /// The lanes of the block's channels, both pixels.
+    valid: __mmask16,
+    /// The first lanes of one pixel's channels, once separated.
+    half: __mmask16,
+    /// The permutation that separates them: [pixel 0's channels |
+    /// pixel 1's].
+    separate: __m512i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl PairLanes {
+    /// The lanes of the pair block from `block` of C_out channels.
+    ///
+    /// # Safety
+    /// AVX-512F must be available.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn of(c_out: usize, block: usize) -> PairLanes {
+        let lanes = (c_out - block).min(8);
+        PairLanes {
+            valid: ((1u32 << (2 * lanes)) - 1) as __mmask16,
+            half: ((1u32 << lanes) - 1) as __mmask16,
+            separate: _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15),
+        }
+    }
+}
+
+/// The AVX-512 tiles' last step on a vector of conv outputs: the ReLU if
+/// the stage has one, and those of the lanes `mask` that are infinite or
+/// NaN marked in `non_finite` (v − v is NaN exactly there), so that the
+/// fault check of §6 reads no map again.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn finish512(v: __m512, relu: bool, mask: __mmask16, non_finite: &mut __mmask16) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    let v = if relu { _mm512_max_ps(v, zero) } else { v };
+    *non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(mask, _mm512_sub_ps(v, v), zero);
+    v
 }
 
 /// The chains of [`tile512`] for R rows from y: `acc[r][j]` holds pixel
@@ -1103,20 +1148,10 @@ unsafe fn tile512<const P: usize, const C: usize>(
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let [acc] = tile_chains::<1, P, C>(rows, b, y, x0, block);
-        let mask: __mmask16 = if c_out - block >= 16 {
-            0xffff
-        } else {
-            (1u16 << (c_out - block)) - 1
-        };
-        let zero = _mm512_setzero_ps();
-        // v − v is NaN exactly where v is infinite or NaN.
+        let mask = block_mask(c_out, block);
         let mut non_finite: __mmask16 = 0;
-        for (j, acc) in acc.iter().enumerate() {
-            let v = if wt.relu {
-                _mm512_max_ps(*acc, zero)
-            } else {
-                *acc
-            };
+        for (j, &acc) in acc.iter().enumerate() {
+            let v = finish512(acc, wt.relu, mask, &mut non_finite);
             // A plain store where it can (a load of it right after, as
             // the pooling does, is forwarded; a masked store's is not).
             let at = out.as_mut_ptr().add((x0 + j) * c_out + block);
@@ -1125,7 +1160,6 @@ unsafe fn tile512<const P: usize, const C: usize>(
             } else {
                 _mm512_mask_storeu_ps(at, mask, v);
             }
-            non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(mask, _mm512_sub_ps(v, v), zero);
         }
         non_finite == 0
     }
@@ -1205,30 +1239,25 @@ unsafe fn pair512<const P: usize, const C: usize>(
     out: &mut [f32],
 ) -> bool {
     let c_out = wt.c_out;
-    let lanes = (c_out - block).min(8);
     // SAFETY: in bounds by the caller's contract; `block` is the pair
     // block, whose paired weights hold 16 values per tap and input
     // channel, and its paired bias 16.
     unsafe {
         debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
         let [acc] = pair_chains::<1, P, C>(wt, source, b, y, x0);
-        let zero = _mm512_setzero_ps();
-        let separate = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-        let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
-        let half = ((1u32 << lanes) - 1) as __mmask16;
+        let PairLanes {
+            valid,
+            half,
+            separate,
+        } = PairLanes::of(c_out, block);
         let width = out.len() / c_out;
         let mut non_finite: __mmask16 = 0;
-        for (j, acc) in acc.iter().enumerate() {
+        for (j, &acc) in acc.iter().enumerate() {
             // An odd last pixel's partner is past the row: computed (from
             // the zeros a paired map holds there), not stored.
             let alone = x0 + 2 * j + 1 == width;
-            let v = if wt.relu {
-                _mm512_max_ps(*acc, zero)
-            } else {
-                *acc
-            };
             let valid = if alone { valid & 0x5555 } else { valid };
-            non_finite |= _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(valid, _mm512_sub_ps(v, v), zero);
+            let v = finish512(acc, wt.relu, valid, &mut non_finite);
             // [pixel 2j: channels 0..8 | pixel 2j + 1: channels 0..8].
             let v = _mm512_permutexvar_ps(separate, v);
             let first = out.as_mut_ptr().add((x0 + 2 * j) * c_out + block);
@@ -1270,7 +1299,6 @@ unsafe fn pooled_pair512<const P: usize, const C: usize>(
     out: &mut [f32],
 ) -> bool {
     let c_out = wt.c_out;
-    let lanes = (c_out - block).min(8);
     // SAFETY: in bounds by the caller's contract; `block` is the pair
     // block (paired weights: 16 values per tap and input channel).
     unsafe {
@@ -1280,25 +1308,21 @@ unsafe fn pooled_pair512<const P: usize, const C: usize>(
         );
         debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
         let acc = pair_chains::<2, P, C>(wt, source, b, y, x0);
-        let zero = _mm512_setzero_ps();
-        // Lane 2o (channel o) to lane o.
-        let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-        let valid = ((1u32 << (2 * lanes)) - 1) as __mmask16;
-        let half = ((1u32 << lanes) - 1) as __mmask16;
+        let PairLanes {
+            valid,
+            half,
+            separate,
+        } = PairLanes::of(c_out, block);
         let mut non_finite: __mmask16 = 0;
         let [top, bottom] = acc;
-        for (j, (top, bottom)) in top.into_iter().zip(bottom).enumerate() {
-            let mut window_rows = [top, bottom];
-            for v in &mut window_rows {
-                *v = _mm512_max_ps(*v, zero);
-                // v − v is NaN exactly where v is infinite or NaN.
-                non_finite |=
-                    _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(valid, _mm512_sub_ps(*v, *v), zero);
-            }
-            let v = _mm512_max_ps(window_rows[1], window_rows[0]);
+        for (j, rows) in top.into_iter().zip(bottom).enumerate() {
+            let [top, bottom] =
+                <[__m512; 2]>::from(rows).map(|v| finish512(v, true, valid, &mut non_finite));
+            let v = _mm512_max_ps(bottom, top);
             // Within each lane pair: pixels x0 + 2j and x0 + 2j + 1.
             let v = _mm512_max_ps(_mm512_permute_ps::<0b1011_0001>(v), v);
-            let v = _mm512_permutexvar_ps(evens, v);
+            // Lane 2o (channel o) to lane o.
+            let v = _mm512_permutexvar_ps(separate, v);
             let at = out.as_mut_ptr().add((x0 / 2 + j) * c_out + block);
             _mm512_mask_storeu_ps(at, half, v);
         }

@@ -126,9 +126,8 @@ impl<'n, T: Real> Evaluation<'n, T> {
         match self.bordered_conv(stages.start) {
             Some((shape, kernel)) => {
                 let input = as_f32(input).expect("an f32 network");
-                direct::pad_input(input, rows, shape, kernel, &mut ws.padded[stages.start]);
-                ws.acts[stages.start].clear();
-                ws.bordered = Some(stages.start);
+                let bordered = ws.bordered_input_mut(stages.start);
+                direct::pad_input(input, rows, shape, kernel, bordered);
             }
             None => ws.set_stage_input(stages.start, input),
         }
@@ -152,16 +151,8 @@ impl<'n, T: Real> Evaluation<'n, T> {
             Some((shape, kernel)) => {
                 let (maps, factors) = (as_f32(maps), as_f32(factors));
                 let (maps, factors) = maps.zip(factors).expect("an f32 network");
-                direct::pad_scaled(
-                    maps,
-                    factors,
-                    rows,
-                    shape,
-                    kernel,
-                    &mut ws.padded[stages.start],
-                );
-                ws.acts[stages.start].clear();
-                ws.bordered = Some(stages.start);
+                let bordered = ws.bordered_input_mut(stages.start);
+                direct::pad_scaled(maps, factors, rows, shape, kernel, bordered);
             }
             None => {
                 let channels = self.net.shapes()[stages.start].channels;

@@ -438,40 +438,26 @@ impl<T: Real> ConvNet<T> {
             direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
         }
         let pooled = self.shapes[s + 2];
-        let finite = match border {
+        let (input, out): (&[f32], &mut [f32]) = match border {
             Some(border) => {
                 let (h, w) = (pooled.height + 2 * border, pooled.width + 2 * border);
                 let (below, above) = ws.padded.split_at_mut(s + 2);
-                let next = &mut above[0];
-                next.resize(rows * h * w * pooled.channels, 0.0);
-                let finite = direct::conv_relu_pool(
-                    Isa::selected(),
-                    &below[s],
-                    rows,
-                    inp,
-                    &ws.packed[s],
-                    border,
-                    next,
-                );
-                if finite {
-                    ws.acts[s + 2].clear();
-                }
-                finite
+                above[0].resize(rows * h * w * pooled.channels, 0.0);
+                (&below[s], &mut above[0])
             }
             None => {
-                let pooled_map = &mut ws.acts[s + 2];
-                pooled_map.resize(rows * pooled.len(), T::ZERO);
-                direct::conv_relu_pool(
-                    Isa::selected(),
-                    &ws.padded[s],
-                    rows,
-                    inp,
-                    &ws.packed[s],
-                    0,
-                    bytemuck::cast_slice_mut(pooled_map),
-                )
+                let map = &mut ws.acts[s + 2];
+                map.resize(rows * pooled.len(), T::ZERO);
+                (&ws.padded[s], bytemuck::cast_slice_mut(map))
             }
         };
+        let border = border.unwrap_or(0);
+        let isa = Isa::selected();
+        let finite = direct::conv_relu_pool(isa, input, rows, inp, &ws.packed[s], border, out);
+        if finite && border > 0 {
+            // The pooled map is only in the next stage's bordered input.
+            ws.acts[s + 2].clear();
+        }
         if finite {
             ws.acts[s + 1].clear();
             ws.proven_finite[s + 1] = true;

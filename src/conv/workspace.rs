@@ -85,6 +85,15 @@ impl<T: Real> ConvWorkspace<T> {
         buffer.extend_from_slice(input);
     }
 
+    /// The bordered input buffer of conv stage `s` (the direct kernel's
+    /// layout), for an evaluation pass's caller that lays the input out
+    /// itself: the next pass reads it there, and `acts[s]` stays empty.
+    pub(super) fn bordered_input_mut(&mut self, s: usize) -> &mut Vec<f32> {
+        self.acts[s].clear();
+        self.bordered = Some(s);
+        &mut self.padded[s]
+    }
+
     /// The input buffer of stage `s`, for a caller that fills it in place
     /// before [`ConvNet::run_stages`] (no copy of a large batch).
     pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
