@@ -9,6 +9,7 @@ use comod::conv::direct::{
 };
 use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
+use comod::conv::mix::{Mix, mix_partials, mix_partials_reference};
 use comod::conv::modulator::{Modulator, scale_channels, scaled_channels};
 use comod::conv::ops::{col2im, conv_direct, conv_forward, im2col, maxpool_forward};
 use comod::conv::{ConvArch, ConvNet, ConvWorkspace, Evaluation, Stage};
@@ -311,6 +312,33 @@ proptest! {
         let mut out = vec![f32::NAN; 3];
         scaled_channels(&maps, &factors, channels, &mut out);
         prop_assert!(out.len() == expected.len() && out.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    /// A trial's mix (the factors times the per-channel partials, the
+    /// bias, the ReLU and the max-pool after it, in one pass) gives the
+    /// bits of the bias rows, the product through `matrixmultiply`, the
+    /// ReLU and the max-pool, on every body, odd maps and infinite
+    /// partials included.
+    #[test]
+    fn mix_equals_product_relu_then_pool(
+        samples in 1usize..40, channels in prop_oneof![1usize..10, Just(16)],
+        h in 1usize..8, w in 1usize..8, c_out in prop_oneof![1usize..20, Just(16), Just(32)],
+        pool in any::<bool>(), seed in any::<u64>(), poison in any::<bool>(),
+    ) {
+        let map = Shape { channels: c_out, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let factors: Vec<f32> = random(&mut rng, samples * channels).into_iter().map(|v| v.exp() as f32).collect();
+        let partials = input_maps(&mut rng, channels, map, poison);
+        let bias = f(random(&mut rng, c_out));
+        let mix = Mix { factors: &factors, partials: &partials, bias: &bias, map, pool };
+        let mut expected = vec![f32::NAN; samples * mix.out_shape().len()];
+        mix_partials_reference(&mix, &mut expected);
+        for isa in Isa::available() {
+            let mut out = vec![f32::NAN; expected.len()];
+            mix_partials(isa, &mix, &mut out);
+            prop_assert!(out.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()), "{} differs", isa.name());
+        }
     }
 
     /// Each pooled value is the largest of its 2×2 window.

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod direct;
 pub mod evaluation;
 pub mod heads;
+pub mod mix;
 pub mod modulator;
 pub mod net;
 pub mod ops;

@@ -10,7 +10,8 @@
 //!    stage's output for channel k of v alone: the C partials are computed
 //!    once per trial, and each sample costs C multiply-adds per output
 //!    instead of the stage's products (for `conv-mnist`, 8 instead of 72);
-//!    the T scaled maps are never formed;
+//!    the T scaled maps are never formed, and the mix, its ReLU and the
+//!    max-pool after it run as one pass ([`crate::conv::mix`]);
 //! 3. the mixed pre-activations of the T samples run as one batch through
 //!    the stages above to the gated layer, whose covariance with m is folded
 //!    in f64.
@@ -27,13 +28,14 @@
 use crate::conv::arch::{ConvArch, Stage};
 use crate::conv::direct::{ConvWeights, conv_relu, pad_input};
 use crate::conv::evaluation::Evaluation;
+use crate::conv::mix::{Mix, mix_partials};
 use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
 use crate::conv::net::ConvNet;
 use crate::conv::workspace::ConvWorkspace;
 use crate::net::GainRule;
 use crate::net::linalg::{Mat, MatMut, gemm};
-use crate::net::simd::{Isa, with_avx2};
+use crate::net::simd::Isa;
 
 /// Buffers of [`trial_gain`], reused across trials.
 #[derive(Clone, Debug, Default)]
@@ -85,7 +87,7 @@ pub fn trial_activity<'s>(
 ) -> &'s [f32] {
     let net = pass.net();
     let arch = net.arch();
-    let (t_count, channels) = (m.len(), coupling.len());
+    let t_count = m.len();
     let modulator = Modulator {
         m,
         coupling,
@@ -116,29 +118,31 @@ pub fn trial_activity<'s>(
     channel_partials(net, start, scratch);
     let n = arch.stages.len();
     let bias = &net.params[net.stage_params(start).expect("conv or dense").bias.clone()];
-    let width = scratch.partials.len() / channels;
-    let rows = if start + 1 == n {
+    // A conv stage's max-pool runs in the mix, on each sample's values
+    // as they are made (`mix_partials`).
+    let pool = matches!(arch.stages[start], Stage::Conv { .. })
+        && matches!(arch.stages.get(start + 1), Some(Stage::Maxpool {}));
+    let mix = Mix {
+        factors: &scratch.factors,
+        partials: &scratch.partials,
+        bias,
+        map: net.shapes()[start + 1],
+        pool,
+    };
+    let next = start + 1 + usize::from(pool);
+    let rows = if next == n {
         &mut scratch.gated
     } else {
-        scratch.ws.stage_input_mut(start + 1)
+        scratch.ws.stage_input_mut(next)
     };
-    rows.clear();
-    for _ in 0..t_count * width / bias.len() {
-        rows.extend_from_slice(bias);
-    }
-    gemm(
-        Mat::row_major(&scratch.factors, t_count, channels),
-        Mat::row_major(&scratch.partials, channels, width),
-        true,
-        MatMut::row_major(rows, t_count, width),
-    );
-    relu(rows);
-    if start + 1 == n {
+    rows.resize(t_count * mix.out_shape().len(), 0.0);
+    mix_partials(Isa::selected(), &mix, rows);
+    if next == n {
         return &scratch.gated;
     }
     // The stages above on the plan's packed dense weights (no backward
     // pass follows).
-    pass.run_stages(&mut scratch.ws, t_count, start + 1..n, None);
+    pass.run_stages(&mut scratch.ws, t_count, next..n, None);
     scratch.ws.gated()
 }
 
@@ -191,13 +195,6 @@ fn channel_partials(net: &ConvNet<f32>, s: usize, scratch: &mut TrialScratch) {
         }
         Stage::Maxpool {} => unreachable!("the scaling stage is not a max-pool"),
     }
-}
-
-fn relu(x: &mut [f32]) {
-    with_avx2(
-        #[inline(always)]
-        || x.iter_mut().for_each(|v| *v = v.max(0.0)),
-    )
 }
 
 /// Floating-point operations of one trial of T samples on `arch` as
