@@ -28,6 +28,8 @@ use crate::net::linalg::stays_on_this_thread;
 use crate::net::simd::{Isa, with_avx2};
 
 #[cfg(target_arch = "x86_64")]
+use crate::net::simd::lanes::{first8, first16};
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// Output pixels per AVX-512 tile.
@@ -1003,7 +1005,7 @@ unsafe fn pooled512<const P: usize, const C: usize>(
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let [top, bottom] = tile_chains::<2, P, C>(rows, b, y, x0, block);
-        let mask = block_mask(c_out, block);
+        let mask = first16(c_out - block);
         let mut non_finite: __mmask16 = 0;
         let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (j, (top, bottom)) in pairs.enumerate() {
@@ -1018,16 +1020,6 @@ unsafe fn pooled512<const P: usize, const C: usize>(
             }
         }
         non_finite == 0
-    }
-}
-
-/// The lanes of a 16-channel block from `block` that hold channels
-/// (C_out need not be a multiple of 16).
-fn block_mask(c_out: usize, block: usize) -> __mmask16 {
-    if c_out - block >= 16 {
-        0xffff
-    } else {
-        (1u16 << (c_out - block)) - 1
     }
 }
 
@@ -1148,7 +1140,7 @@ unsafe fn tile512<const P: usize, const C: usize>(
     // SAFETY: in bounds by the caller's contract.
     unsafe {
         let [acc] = tile_chains::<1, P, C>(rows, b, y, x0, block);
-        let mask = block_mask(c_out, block);
+        let mask = first16(c_out - block);
         let mut non_finite: __mmask16 = 0;
         for (j, &acc) in acc.iter().enumerate() {
             let v = finish512(acc, wt.relu, mask, &mut non_finite);
@@ -1369,11 +1361,8 @@ unsafe fn tile256<const P: usize, const C: usize>(
                 }
             }
         }
-        let lanes = (c_out - block).min(8) as i32;
-        let mask = _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(lanes),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
+        let lanes = (c_out - block).min(8);
+        let mask = first8(lanes);
         let zero = _mm256_setzero_ps();
         // v − v is NaN exactly where v is infinite or NaN.
         let mut non_finite = zero;

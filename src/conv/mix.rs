@@ -17,13 +17,12 @@
 //! −0, nor does b + the chain), so the window's maximum has the same bits
 //! in any order.
 
+use crate::conv::ops::maxpool_forward;
 use crate::data::Shape;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::{Isa, with_avx2};
 
-use crate::conv::ops::maxpool_forward;
-
-/// The operands of one trial's mix.
+/// The operands of one trial's mix (§3, §8).
 #[derive(Clone, Copy, Debug)]
 pub struct Mix<'a> {
     /// f_tk, `[T, C]`: the samples' channel factors.
@@ -94,7 +93,7 @@ impl Mix<'_> {
 
 /// out (`[T, out_shape]`) ← for each sample t, ReLU(b + Σ_k f_tk·P_k),
 /// 2×2 max-pooled when `mix.pool`, on the body of `isa` (every body gives
-/// the module's bits).
+/// the module's bits): a trial's per-sample stage (§3, §8).
 pub fn mix_partials(isa: Isa, mix: &Mix<'_>, out: &mut [f32]) {
     mix.check(out);
     assert!(isa.supported(), "this CPU does not run {}", isa.name());
@@ -102,8 +101,8 @@ pub fn mix_partials(isa: Isa, mix: &Mix<'_>, out: &mut [f32]) {
     {
         // SAFETY: the CPU runs `isa` (asserted); sizes checked.
         match isa {
-            Isa::Avx512 => return unsafe { x86::mix_avx512(mix, out) },
-            Isa::Avx2Fma => return unsafe { x86::mix_avx2(mix, out) },
+            Isa::Avx512 => return unsafe { avx512::mix(mix, out) },
+            Isa::Avx2Fma => return unsafe { avx2::mix(mix, out) },
             Isa::Scalar => {}
         }
     }
@@ -138,169 +137,158 @@ fn mix_scalar(mix: &Mix<'_>, out: &mut [f32]) {
     }
 }
 
+/// Samples mixed at once by the SIMD bodies: each partial loaded serves
+/// as many multiply-adds (for `conv-mnist`'s trials, 52–53 ms against
+/// 56.7–60.5 ms one sample at a time, `comod bench --only conv_trial_B256`).
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::Mix;
-    use std::arch::x86_64::*;
+const SAMPLES: usize = 4;
 
-    /// The AVX-512F body: 16 output channels per register, masked at the
-    /// last block, four samples at a time.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; `mix.check(out)` must hold.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn mix_avx512(mix: &Mix<'_>, out: &mut [f32]) {
-        let (c, c_out) = (mix.channels(), mix.map.channels);
-        let out_len = mix.out_shape().len();
-        let whole = mix.samples() / SAMPLES * SAMPLES;
-        let out = out.as_mut_ptr();
-        for pixel in 0..out_len / c_out {
-            let (window, count) = mix.window(pixel);
-            let window = &window[..count];
-            for block in (0..c_out).step_by(16) {
-                let mask = (u32::MAX >> (32 - (c_out - block).min(16))) as __mmask16;
-                // SAFETY (the calls and the stores): the masked lanes are
-                // channels block.. < c_out of pixels inside the map; the
-                // samples' rows are inside `out` (`mix.check`).
-                unsafe {
-                    let at = |t: usize| out.add(t * out_len + pixel * c_out + block);
-                    for t in (0..whole).step_by(SAMPLES) {
-                        let f = &mix.factors[t * c..(t + SAMPLES) * c];
-                        let v = samples512::<SAMPLES>(mix, f, window, block, mask);
-                        for (s, v) in v.into_iter().enumerate() {
-                            _mm512_mask_storeu_ps(at(t + s), mask, v);
+/// A SIMD body of [`mix_partials`] in module `$name`: `$lanes` output
+/// channels per `$vector`, the last block's lanes masked by `$mask`
+/// (`$first` makes it, `$load` and `$store` use it).
+#[cfg(target_arch = "x86_64")]
+macro_rules! mix_body {
+    ($name:ident, $features:literal, $lanes:literal, $vector:ty, $mask:ty, $first:path,
+     $load:path, $store:path, $zero:path, $set1:path, $fma:path, $add:path, $max:path) => {
+        mod $name {
+            use std::arch::x86_64::*;
+
+            use super::{Mix, SAMPLES};
+
+            /// The body: each output pixel and block of channels, its
+            /// samples `SAMPLES` at a time, then one by one.
+            ///
+            /// # Safety
+            /// The CPU must have the body's features; `mix.check(out)`
+            /// must hold.
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn mix(mix: &Mix<'_>, out: &mut [f32]) {
+                let (c, c_out) = (mix.channels(), mix.map.channels);
+                let out_len = mix.out_shape().len();
+                let whole = mix.samples() / SAMPLES * SAMPLES;
+                let out = out.as_mut_ptr();
+                for pixel in 0..out_len / c_out {
+                    let (window, count) = mix.window(pixel);
+                    let window = &window[..count];
+                    for block in (0..c_out).step_by($lanes) {
+                        let mask = $first(c_out - block);
+                        // SAFETY (the calls and the stores): the masked
+                        // lanes are channels block.. < c_out of pixels
+                        // inside the map; the samples' rows are inside
+                        // `out` (`mix.check`).
+                        unsafe {
+                            let at = |t: usize| out.add(t * out_len + pixel * c_out + block);
+                            for t in (0..whole).step_by(SAMPLES) {
+                                let f = &mix.factors[t * c..(t + SAMPLES) * c];
+                                let v = samples::<SAMPLES>(mix, f, window, block, mask);
+                                for (s, v) in v.into_iter().enumerate() {
+                                    $store(at(t + s), mask, v);
+                                }
+                            }
+                            for t in whole..mix.samples() {
+                                let f = &mix.factors[t * c..(t + 1) * c];
+                                let [v] = samples::<1>(mix, f, window, block, mask);
+                                $store(at(t), mask, v);
+                            }
                         }
                     }
-                    for t in whole..mix.samples() {
-                        let f = &mix.factors[t * c..(t + 1) * c];
-                        let [v] = samples512::<1>(mix, f, window, block, mask);
-                        _mm512_mask_storeu_ps(at(t), mask, v);
-                    }
                 }
             }
-        }
-    }
 
-    /// Samples mixed at once by [`mix_avx512`]: each partial loaded serves
-    /// as many multiply-adds.
-    const SAMPLES: usize = 4;
-
-    /// The outputs of `S` samples (factors `f`, `[S, C]`) at the lanes of
-    /// `mask` from channel `block`, the maximum over the stage's pixels
-    /// `window`.
-    ///
-    /// # Safety
-    /// AVX-512F must be available; the pixels and lanes inside the map.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn samples512<const S: usize>(
-        mix: &Mix<'_>,
-        f: &[f32],
-        window: &[usize],
-        block: usize,
-        mask: __mmask16,
-    ) -> [__m512; S] {
-        let (c, len, c_out) = (mix.channels(), mix.map.len(), mix.map.channels);
-        assert_eq!(f.len(), S * c, "factors of S samples");
-        let zero = _mm512_setzero_ps();
-        let mut best = [zero; S];
-        // SAFETY: the masked lanes are channels < c_out of pixels inside
-        // the map, of channels k < c of the partials (the caller's contract).
-        unsafe {
-            let bias = _mm512_maskz_loadu_ps(mask, mix.bias.as_ptr().add(block));
-            for (w, &p) in window.iter().enumerate() {
-                let at = mix.partials.as_ptr().add(p * c_out + block);
-                let mut acc = [zero; S];
-                for k in 0..c {
-                    let pk = _mm512_maskz_loadu_ps(mask, at.add(k * len));
-                    for (s, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm512_fmadd_ps(_mm512_set1_ps(f[s * c + k]), pk, *acc);
-                    }
-                }
-                for (best, acc) in best.iter_mut().zip(acc) {
-                    let v = _mm512_max_ps(_mm512_add_ps(bias, acc), zero);
-                    *best = if w == 0 { v } else { _mm512_max_ps(v, *best) };
-                }
-            }
-        }
-        best
-    }
-
-    /// The AVX2+FMA body: 8 output channels per register, masked at the
-    /// last block, four samples at a time.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; `mix.check(out)` must hold.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn mix_avx2(mix: &Mix<'_>, out: &mut [f32]) {
-        let (c, c_out) = (mix.channels(), mix.map.channels);
-        let out_len = mix.out_shape().len();
-        let whole = mix.samples() / SAMPLES * SAMPLES;
-        let out = out.as_mut_ptr();
-        for pixel in 0..out_len / c_out {
-            let (window, count) = mix.window(pixel);
-            let window = &window[..count];
-            for block in (0..c_out).step_by(8) {
-                let valid = _mm256_set1_epi32((c_out - block).min(8) as i32);
-                let mask = _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-                // SAFETY: as in `mix_avx512`, for 8 lanes.
+            /// The outputs of `S` samples (factors `f`, `[S, C]`) at the
+            /// lanes of `mask` from channel `block`: the maximum over the
+            /// stage's pixels `window` of ReLU(b + the chain).
+            ///
+            /// # Safety
+            /// The CPU must have the body's features; the pixels and lanes
+            /// inside the map.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn samples<const S: usize>(
+                mix: &Mix<'_>,
+                f: &[f32],
+                window: &[usize],
+                block: usize,
+                mask: $mask,
+            ) -> [$vector; S] {
+                let (c, len, c_out) = (mix.channels(), mix.map.len(), mix.map.channels);
+                assert_eq!(f.len(), S * c, "factors of S samples");
+                let zero = $zero();
+                let mut best = [zero; S];
+                // SAFETY: the masked lanes are channels < c_out of pixels
+                // inside the map, of channels k < c of the partials (the
+                // caller's contract).
                 unsafe {
-                    let at = |t: usize| out.add(t * out_len + pixel * c_out + block);
-                    for t in (0..whole).step_by(SAMPLES) {
-                        let f = &mix.factors[t * c..(t + SAMPLES) * c];
-                        let v = samples_avx2::<SAMPLES>(mix, f, window, block, mask);
-                        for (s, v) in v.into_iter().enumerate() {
-                            _mm256_maskstore_ps(at(t + s), mask, v);
+                    let bias = $load(mix.bias.as_ptr().add(block), mask);
+                    for (w, &p) in window.iter().enumerate() {
+                        let at = mix.partials.as_ptr().add(p * c_out + block);
+                        let mut acc = [zero; S];
+                        for k in 0..c {
+                            let pk = $load(at.add(k * len), mask);
+                            for (s, acc) in acc.iter_mut().enumerate() {
+                                *acc = $fma($set1(f[s * c + k]), pk, *acc);
+                            }
+                        }
+                        for (best, acc) in best.iter_mut().zip(acc) {
+                            let v = $max($add(bias, acc), zero);
+                            *best = if w == 0 { v } else { $max(v, *best) };
                         }
                     }
-                    for t in whole..mix.samples() {
-                        let f = &mix.factors[t * c..(t + 1) * c];
-                        let [v] = samples_avx2::<1>(mix, f, window, block, mask);
-                        _mm256_maskstore_ps(at(t), mask, v);
-                    }
                 }
+                best
             }
         }
-    }
-
-    /// [`samples512`] on 8 lanes.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; the pixels and lanes inside the map.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn samples_avx2<const S: usize>(
-        mix: &Mix<'_>,
-        f: &[f32],
-        window: &[usize],
-        block: usize,
-        mask: __m256i,
-    ) -> [__m256; S] {
-        let (c, len, c_out) = (mix.channels(), mix.map.len(), mix.map.channels);
-        assert_eq!(f.len(), S * c, "factors of S samples");
-        let zero = _mm256_setzero_ps();
-        let mut best = [zero; S];
-        // SAFETY: as in `samples512`, for 8 lanes.
-        unsafe {
-            let bias = _mm256_maskload_ps(mix.bias.as_ptr().add(block), mask);
-            for (w, &p) in window.iter().enumerate() {
-                let at = mix.partials.as_ptr().add(p * c_out + block);
-                let mut acc = [zero; S];
-                for k in 0..c {
-                    let pk = _mm256_maskload_ps(at.add(k * len), mask);
-                    for (s, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm256_fmadd_ps(_mm256_set1_ps(f[s * c + k]), pk, *acc);
-                    }
-                }
-                for (best, acc) in best.iter_mut().zip(acc) {
-                    let v = _mm256_max_ps(_mm256_add_ps(bias, acc), zero);
-                    *best = if w == 0 { v } else { _mm256_max_ps(v, *best) };
-                }
-            }
-        }
-        best
-    }
+    };
 }
+
+/// The masked lanes at `p`, zero elsewhere (the AVX-512F body's load).
+///
+/// # Safety
+/// AVX-512F must be available and the masked lanes readable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn load512(p: *const f32, mask: x86::__mmask16) -> x86::__m512 {
+    // SAFETY: only the masked lanes are read (the contract).
+    unsafe { x86::_mm512_maskz_loadu_ps(mask, p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64 as x86;
+
+#[cfg(target_arch = "x86_64")]
+mix_body!(
+    avx512,
+    "avx512f",
+    16,
+    __m512,
+    __mmask16,
+    crate::net::simd::lanes::first16,
+    super::load512,
+    _mm512_mask_storeu_ps,
+    _mm512_setzero_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_max_ps
+);
+
+#[cfg(target_arch = "x86_64")]
+mix_body!(
+    avx2,
+    "avx2,fma",
+    8,
+    __m256,
+    __m256i,
+    crate::net::simd::lanes::first8,
+    _mm256_maskload_ps,
+    _mm256_maskstore_ps,
+    _mm256_setzero_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_max_ps
+);
 
 /// The reference of [`mix_partials`], the computation it replaces: T rows
 /// of the bias, plus the factors times the partials through

@@ -23,6 +23,8 @@
 use crate::data::Shape;
 use crate::kernel::dense::CHUNK;
 use crate::net::simd::Isa;
+#[cfg(target_arch = "x86_64")]
+use crate::net::simd::lanes::{first8, first16};
 
 /// The shapes of one weight gradient: `batch` maps of `shape` (the
 /// stage's input), a k×k kernel, `c_out` output channels.
@@ -470,11 +472,8 @@ macro_rules! weight_grad_body {
 #[target_feature(enable = "avx2")]
 #[inline]
 unsafe fn load_lanes_avx2(p: *const f32, lanes: usize) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), index);
     // SAFETY: only the masked lanes are read, in bounds by the contract.
-    unsafe { _mm256_maskload_ps(p, mask) }
+    unsafe { std::arch::x86_64::_mm256_maskload_ps(p, first8(lanes)) }
 }
 
 /// The first `lanes` (≤ 16) floats at `p`, zero above.
@@ -485,10 +484,8 @@ unsafe fn load_lanes_avx2(p: *const f32, lanes: usize) -> std::arch::x86_64::__m
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn load_lanes_avx512(p: *const f32, lanes: usize) -> std::arch::x86_64::__m512 {
-    use std::arch::x86_64::*;
-    let mask = ((1u32 << lanes) - 1) as __mmask16;
     // SAFETY: only the masked lanes are read, in bounds by the contract.
-    unsafe { _mm512_maskz_loadu_ps(mask, p) }
+    unsafe { std::arch::x86_64::_mm512_maskz_loadu_ps(first16(lanes), p) }
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -15,6 +15,7 @@ use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::Nonlinearity;
+use crate::net::simd::lanes::first16;
 use crate::net::vexp::exp16;
 
 /// Rows of a tile of this body.
@@ -102,8 +103,7 @@ unsafe fn product<const P: usize>(tile: Tile<'_>) -> [[__m512; P]; ROWS] {
 
 /// The lanes of half `h` below `width` neurons of the tile.
 fn lane_mask(width: usize, h: usize) -> __mmask16 {
-    let lanes = width.saturating_sub(PANEL * h).min(PANEL);
-    ((1u32 << lanes) - 1) as __mmask16
+    first16(width.saturating_sub(PANEL * h))
 }
 
 /// sums[c] += lanes[c] in f64 for c < width.
@@ -323,14 +323,13 @@ pub(super) unsafe fn modulated_group(
         // SAFETY: `index` holds 16 values.
         unsafe { _mm512_loadu_si512(index.as_ptr().cast()) }
     };
-    let mask = |count: usize| ((1u32 << count) - 1) as u16;
     // SAFETY: the masked lanes r < 12 are inside `m` and `keep`; a quad's
     // `inputs` ≤ 4 inputs are inside `coupling` and `activity`, and its
     // 12·inputs values inside `x` (asserted).
     unsafe {
         let (m, keep) = (
-            _mm512_maskz_loadu_ps(mask(PACK), m.as_ptr()),
-            _mm512_maskz_loadu_ps(mask(PACK), keep.as_ptr()),
+            _mm512_maskz_loadu_ps(first16(PACK), m.as_ptr()),
+            _mm512_maskz_loadu_ps(first16(PACK), keep.as_ptr()),
         );
         let beta = _mm512_set1_ps(beta);
         let rows: [__m512i; REGISTERS] = std::array::from_fn(|i| lanes(i, |f| f % PACK));
@@ -340,8 +339,8 @@ pub(super) unsafe fn modulated_group(
         for first in (0..n).step_by(QUAD) {
             let inputs = (n - first).min(QUAD);
             let (c, u) = (
-                _mm512_maskz_loadu_ps(mask(inputs), coupling.as_ptr().add(first)),
-                _mm512_maskz_loadu_ps(mask(inputs), activity.as_ptr().add(first)),
+                _mm512_maskz_loadu_ps(first16(inputs), coupling.as_ptr().add(first)),
+                _mm512_maskz_loadu_ps(first16(inputs), activity.as_ptr().add(first)),
             );
             let values = inputs * PACK;
             for i in 0..values.div_ceil(PANEL) {
@@ -351,7 +350,7 @@ pub(super) unsafe fn modulated_group(
                 );
                 let e = exp16(_mm512_sub_ps(_mm512_mul_ps(m_of[i], c), beta));
                 let v = _mm512_mul_ps(_mm512_mul_ps(e, u), keep_of[i]);
-                let stored = mask((values - PANEL * i).min(PANEL));
+                let stored = first16(values - PANEL * i);
                 _mm512_mask_storeu_ps(x.as_mut_ptr().add(first * PACK + PANEL * i), stored, v);
             }
         }

@@ -156,6 +156,8 @@ pub unsafe fn reference(p: &Product) {
 mod avx2 {
     use std::arch::x86_64::*;
 
+    use crate::net::simd::lanes::first8;
+
     use super::{CHUNK, MAX_ROWS, Product};
 
     /// f32 lanes of a register.
@@ -176,13 +178,6 @@ mod avx2 {
     /// Registers of C per row in the row-contiguous body.
     const WIDE: usize = 4;
 
-    /// A mask of the first `lanes` (≤ 8) lanes, for masked loads and stores.
-    #[target_feature(enable = "avx2")]
-    fn mask(lanes: usize) -> __m256i {
-        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes.min(LANES) as i32), idx)
-    }
-
     /// C ← chain (the first chunk without `accumulate`) or C + chain, on
     /// `lanes` columns at `c`.
     ///
@@ -201,7 +196,7 @@ mod avx2 {
                 };
                 _mm256_storeu_ps(c, v);
             } else {
-                let m = mask(lanes);
+                let m = first8(lanes);
                 let v = if replace {
                     chain
                 } else {
@@ -230,7 +225,7 @@ mod avx2 {
             let width = (p.n - j0).min(LANES * WIDE);
             let vectors = width.div_ceil(LANES);
             let masks: [__m256i; WIDE] =
-                std::array::from_fn(|v| mask(width.saturating_sub(v * LANES)));
+                std::array::from_fn(|v| first8(width.saturating_sub(v * LANES)));
             for start in (0..p.k).step_by(CHUNK) {
                 let mut acc = [[_mm256_setzero_ps(); WIDE]; M];
                 for l in start..p.k.min(start + CHUNK) {

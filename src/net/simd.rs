@@ -145,3 +145,31 @@ pub fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     }
     body()
 }
+
+/// Masks of a vector's first lanes, for the masked loads and stores at
+/// the end of a block of channels or columns: one definition for every
+/// SIMD body.
+#[cfg(target_arch = "x86_64")]
+pub mod lanes {
+    use std::arch::x86_64::*;
+
+    /// The first `count` of an AVX-512 vector's 16 f32 lanes (all of
+    /// them from 16 on).
+    #[inline]
+    pub fn first16(count: usize) -> __mmask16 {
+        ((1u32 << count.min(16)) - 1) as __mmask16
+    }
+
+    /// The first `count` of an AVX2 vector's 8 f32 lanes (all of them
+    /// from 8 on), as `_mm256_maskload_ps` and `_mm256_maskstore_ps` take
+    /// them.
+    ///
+    /// # Safety
+    /// AVX2 must be available (safe to call from code compiled with it).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn first8(count: usize) -> __m256i {
+        let index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(count.min(8) as i32), index)
+    }
+}
