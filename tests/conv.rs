@@ -4,9 +4,7 @@
 //! gain and the variance compensation) against central finite
 //! differences in f64, on random small architectures.
 
-use comod::conv::direct::{
-    ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input, pad_scaled,
-};
+use comod::conv::direct::{ConvWeights, conv_input_grad, conv_relu, conv_relu_pool, pad_input};
 use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
 use comod::conv::mix::{Mix, mix_partials, mix_partials_reference};
@@ -258,43 +256,65 @@ proptest! {
             prop_assert_eq!(&outcome(&ws), &want, "{:?}", body);
         }
         // From a later stage's input with its channels scaled (as the
-        // modulated network's evaluation runs), against the scaled copy
-        // through the plain pass.
+        // modulated network's evaluation runs, from the input an earlier
+        // pass left), against the scaled copy through the plain pass:
+        // the same bits, or, where a conv stage folds the factors into its
+        // weights, the same to rounding (1e-5 of the largest logit).
         let n = arch.stages.len();
         let s = rng.random_range(0..n);
         if !matches!(arch.stages[s], Stage::Maxpool {}) && !poison {
             let maps = plain.activation(s).to_vec();
             let channels = net.shapes()[s].channels;
-            let factors: Vec<f32> = (0..rows * channels).map(|_| rng.random_range(0.5..2.0)).collect();
-            scaled_channels(&maps, &factors, channels, plain.stage_input_mut(s));
+            let factor: Vec<f32> = (0..channels).map(|_| rng.random_range(0.5..2.0)).collect();
+            scaled_channels(&maps, &factor, channels, plain.stage_input_mut(s));
             net.run_stages(&mut plain, rows, s..n, None, None);
-            let want = outcome(&plain);
+            let want = plain.logits().to_vec();
+            let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
             for body in Body::available() {
-                Evaluation::on(&net, body).run_scaled(&mut ws, (&maps, &factors), rows, s..n, None);
-                prop_assert_eq!(&outcome(&ws), &want, "{:?} from stage {}", body, s);
+                let evaluation = Evaluation::on(&net, body);
+                evaluation.forward(&mut ws, &images, rows);
+                let input = evaluation.stage_input(&ws, s).to_vec();
+                evaluation.run_scaled(&mut ws, (&input, &factor), rows, s..n, None);
+                let got = ws.logits();
+                prop_assert_eq!(got.len(), want.len());
+                if matches!(arch.stages[s], Stage::Conv { .. }) {
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        prop_assert!((g - w).abs() <= 1e-5 * scale, "{:?} from stage {}: logit {} {} against {}", body, s, i, g, w);
+                    }
+                } else {
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                    prop_assert_eq!(bits(got), bits(&want), "{:?} from stage {}", body, s);
+                }
             }
         }
     }
 
-    /// Scaling channels while bordering a map gives the bits of the
-    /// scaled copy, bordered.
+    /// A conv stage's weights packed with its input channels' factors
+    /// folded in give the bits of the weights multiplied by hand
+    /// (w[o, i, j, c]·f[c]), on every body.
     #[test]
-    fn scaled_border_equals_scaling_then_border(
-        batch in 1usize..4, h in 1usize..6, w in 1usize..17, half in 0usize..3,
-        channels in prop_oneof![1usize..6, Just(8), Just(16), Just(32)], seed in any::<u64>(),
+    fn folded_factors_equal_weights_scaled_by_hand(
+        c_in in prop_oneof![1usize..6, Just(8), Just(16)], h in 1usize..6, w in 1usize..20,
+        c_out in 1usize..40, half in 0usize..3, seed in any::<u64>(),
     ) {
-        let shape = Shape { channels, height: h, width: w };
+        let (k, shape) = (2 * half + 1, Shape { channels: c_in, height: h, width: w });
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
-        let maps = f(random(&mut rng, batch * shape.len()));
-        let factors = f(random(&mut rng, batch * channels));
-        let mut scaled = Vec::new();
-        scaled_channels(&maps, &factors, channels, &mut scaled);
-        let mut expected = Vec::new();
-        pad_input(&scaled, batch, shape, 2 * half + 1, &mut expected);
-        let mut out = vec![f32::NAN; 5];
-        pad_scaled(&maps, &factors, batch, shape, 2 * half + 1, &mut out);
-        prop_assert!(out.len() == expected.len() && out.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let (weights, bias, x) = (f(random(&mut rng, c_out * k * k * c_in)), f(random(&mut rng, c_out)), f(random(&mut rng, shape.len())));
+        let factor: Vec<f32> = (0..c_in).map(|_| rng.random_range(0.1..3.0)).collect();
+        let by_hand: Vec<f32> = weights.iter().enumerate().map(|(i, &v)| v * factor[i % c_in]).collect();
+        let mut padded = Vec::new();
+        pad_input(&x, 1, shape, k, &mut padded);
+        for isa in Isa::available() {
+            let run = |packed: &ConvWeights| {
+                let mut out = vec![f32::NAN; h * w * c_out];
+                conv_relu(isa, &padded, 1, shape, packed, &mut out);
+                out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let mut folded = ConvWeights::default();
+            folded.repack_scaled(&weights, &bias, k, c_in, Some(&factor));
+            prop_assert_eq!(run(&folded), run(&ConvWeights::new(&by_hand, &bias, k, c_in)), "{:?}", isa);
+        }
     }
 
     /// Scaling channels while copying gives the in-place scaling's bits.

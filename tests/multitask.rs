@@ -101,8 +101,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     /// The conv network behind the seam (§4, §8): its evaluation from the
-    /// cached maps under a modulation equals the plain forward pass bit for
-    /// bit (a positive factor commutes with the max-pools); the retrained
+    /// cached maps under a modulation equals the plain forward pass (a
+    /// positive factor commutes with the max-pools): bit for bit, or to
+    /// rounding (1e-5 of the largest logit) where a conv stage takes the
+    /// factors into its weights; the retrained
     /// network's from the images too, and from the frozen gated output its
     /// head's logits to rounding; the validation loss is the training loss.
     #[test]
@@ -129,7 +131,15 @@ proptest! {
         let want = ws.logits().to_vec();
         let mut evaluator = net.evaluator();
         let got = ConvNet::evaluate_modulated(&frozen, &mut evaluator, &set, &modulation, head, m).unwrap().to_vec();
-        prop_assert_eq!(&got, &want);
+        if matches!(arch.stages[arch.scaling_stage()], Stage::Conv { .. }) {
+            let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            prop_assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!((g - w).abs() <= 1e-5 * scale, "logit {}: {} vs {}", i, g, w);
+            }
+        } else {
+            prop_assert_eq!(&got, &want);
+        }
         let mut dlogits = vec![0.0; want.len()];
         let loss = heads_loss(&want, arch.tasks, &labels, Heads::One(head), &mut dlogits);
         let mean = net.mean_loss(&got, &labels, head);
@@ -144,7 +154,7 @@ proptest! {
                 prop_assert!((z[c] - w[c]).abs() <= 1e-5 * (1.0 + w[c].abs()), "row {} logit {}: {} vs {}", r, c, z[c], w[c]);
             }
         }
-        prop_assert_eq!(net.count_correct(&got, &labels, head), head_correct_of(&want, &labels, arch.tasks, head));
+        prop_assert_eq!(net.count_correct(&got, &labels, head), head_correct_of(&got, &labels, arch.tasks, head));
     }
 }
 

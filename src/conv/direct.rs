@@ -21,7 +21,6 @@
 
 use rayon::prelude::*;
 
-use crate::conv::modulator::RowFactors;
 use crate::conv::ops::maxpool_row;
 use crate::data::Shape;
 use crate::net::linalg::stays_on_this_thread;
@@ -73,7 +72,33 @@ impl ConvWeights {
 
     /// [`ConvWeights::new`] into this value's buffers.
     pub fn repack(&mut self, weights: &[f32], bias: &[f32], kernel: usize, c_in: usize) {
+        self.repack_scaled(weights, bias, kernel, c_in, None);
+    }
+
+    /// [`ConvWeights::repack`] with, given `input_scale` (one factor per
+    /// input channel), every weight of input channel c multiplied by
+    /// `input_scale[c]` (each product rounded once), the bias as it is:
+    /// the stage's weights for an input whose channels are scaled, so
+    /// that the scaled input need not be formed pixel by pixel (the
+    /// modulated network's evaluation, §8, as §4's folds its factor into
+    /// layer ℓ+1).
+    pub fn repack_scaled(
+        &mut self,
+        weights: &[f32],
+        bias: &[f32],
+        kernel: usize,
+        c_in: usize,
+        input_scale: Option<&[f32]>,
+    ) {
         self.fill(weights, bias.len(), kernel, c_in);
+        if let Some(factor) = input_scale {
+            assert_eq!(factor.len(), c_in, "one factor per input channel");
+            // Tap row t reads input channel t mod C_in.
+            let rows = self.weights.chunks_exact_mut(self.stride);
+            for (row, &f) in rows.zip(factor.iter().cycle()) {
+                row.iter_mut().for_each(|w| *w *= f);
+            }
+        }
         self.bias[..bias.len()].copy_from_slice(bias);
         self.relu = true;
         self.pair_up();
@@ -136,34 +161,6 @@ impl ConvWeights {
 
 /// Copies `x` (`[B, H, W, C]`) into `padded` with a zero border of k/2.
 pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &mut Vec<f32>) {
-    bordered_copy(x, None, batch, shape, kernel, padded);
-}
-
-/// [`pad_input`] of `x` with every pixel's channel c of image b multiplied
-/// by `factors[b, c]` on the way: the products of
-/// [`crate::conv::modulator::scaled_channels`], without a scaled map to
-/// copy again (an evaluation of the modulated network, §8).
-pub fn pad_scaled(
-    x: &[f32],
-    factors: &[f32],
-    batch: usize,
-    shape: Shape,
-    kernel: usize,
-    padded: &mut Vec<f32>,
-) {
-    assert_eq!(factors.len(), batch * shape.channels, "factors [B, C]");
-    bordered_copy(x, Some(factors), batch, shape, kernel, padded);
-}
-
-/// [`pad_input`], each image's channels scaled by its `factors` if any.
-fn bordered_copy(
-    x: &[f32],
-    factors: Option<&[f32]>,
-    batch: usize,
-    shape: Shape,
-    kernel: usize,
-    padded: &mut Vec<f32>,
-) {
     let pad = kernel / 2;
     let (h, w, c) = (shape.height, shape.width, shape.channels);
     let (hp, wp) = (h + 2 * pad, w + 2 * pad);
@@ -172,7 +169,7 @@ fn bordered_copy(
     // reused buffer is not cleared first.
     padded.resize(batch * hp * wp * c, 0.0);
     let (row, side) = (wp * c, pad * c);
-    let one_map = |(b, (map, src)): (usize, (&mut [f32], &[f32]))| {
+    let one_map = |(map, src): (&mut [f32], &[f32])| {
         let (top, rest) = map.split_at_mut(pad * row);
         let (inner, bottom) = rest.split_at_mut(h * row);
         zero_short(top);
@@ -180,21 +177,8 @@ fn bordered_copy(
         let lines = inner
             .chunks_exact_mut(row)
             .zip(src.chunks_exact((w * c).max(1)));
-        match factors {
-            None => {
-                for (line, src) in lines {
-                    copy_short(interior(line, side), src);
-                }
-            }
-            Some(factors) => with_avx2(
-                #[inline(always)]
-                || {
-                    let f = RowFactors::new(&factors[b * c..(b + 1) * c]);
-                    for (line, src) in lines {
-                        f.scale_pixels(interior(line, side), src);
-                    }
-                },
-            ),
+        for (line, src) in lines {
+            copy_short(interior(line, side), src);
         }
     };
     let (map_len, src_len) = ((hp * row).max(1), shape.len().max(1));
@@ -202,14 +186,10 @@ fn bordered_copy(
     // the thread count, §6).
     if stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY {
         let maps = padded.chunks_exact_mut(map_len);
-        maps.zip(x.chunks_exact(src_len))
-            .enumerate()
-            .for_each(one_map);
+        maps.zip(x.chunks_exact(src_len)).for_each(one_map);
     } else {
         let maps = padded.par_chunks_exact_mut(map_len);
-        maps.zip(x.par_chunks_exact(src_len))
-            .enumerate()
-            .for_each(one_map);
+        maps.zip(x.par_chunks_exact(src_len)).for_each(one_map);
     }
 }
 

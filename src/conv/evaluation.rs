@@ -4,8 +4,10 @@
 //! - a conv stage followed by a max-pool runs as one pass that writes
 //!   only the pooled map ([`crate::conv::direct::conv_relu_pool`]);
 //! - a conv stage's input is written once, bordered as the direct kernel
-//!   reads it: by the pooled conv stage before it, or by the caller's
-//!   copy (scaled, for the modulated network: [`Evaluation::run_scaled`]);
+//!   reads it: by the pooled conv stage before it or by the caller's
+//!   copy, or read where the caller holds it (the modulated network's
+//!   cached maps, their channels' factors folded into the stage's
+//!   weights: [`Evaluation::run_scaled`]);
 //! - the dense stages run on the kernel's dense tiles
 //!   ([`crate::kernel::dense::dense_rows`]), their weights packed once
 //!   ([`EvaluationPlan`]: per evaluation, or once for a frozen network),
@@ -13,7 +15,8 @@
 //!   [`EVAL_ROWS`](crate::conv::net::EVAL_ROWS) rows.
 //!
 //! Both give the bits of the network's plain forward pass, and the same
-//! fault (§6) when a value is not finite.
+//! fault (§6) when a value is not finite; the folded factors agree with
+//! it to rounding.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -21,7 +24,7 @@ use std::ops::Range;
 use crate::conv::arch::Stage;
 use crate::conv::direct;
 use crate::conv::modulator::scaled_channels;
-use crate::conv::net::{ConvNet, as_f32};
+use crate::conv::net::{ConvNet, EvaluationPass, ScaledInput, as_f32};
 use crate::conv::workspace::ConvWorkspace;
 use crate::data::Shape;
 use crate::kernel::Body;
@@ -134,34 +137,6 @@ impl<'n, T: Real> Evaluation<'n, T> {
         self.run_stages(ws, rows, stages, None);
     }
 
-    /// Stages `stages` on `maps` (`[rows, H, W, C]`, the input of the
-    /// first) with channel c of row b multiplied by `factors[b, c]`, the
-    /// modulation off, with the gain g (none: 1): the scaled maps as
-    /// [`scaled_channels`] writes them, laid out for the direct kernel in
-    /// the same pass when the first stage is a conv stage.
-    pub fn run_scaled(
-        &self,
-        ws: &mut ConvWorkspace<T>,
-        (maps, factors): (&[T], &[T]),
-        rows: usize,
-        stages: Range<usize>,
-        gain: Option<&[T]>,
-    ) {
-        match self.bordered_conv(stages.start) {
-            Some((shape, kernel)) => {
-                let (maps, factors) = (as_f32(maps), as_f32(factors));
-                let (maps, factors) = maps.zip(factors).expect("an f32 network");
-                let bordered = ws.bordered_input_mut(stages.start);
-                direct::pad_scaled(maps, factors, rows, shape, kernel, bordered);
-            }
-            None => {
-                let channels = self.net.shapes()[stages.start].channels;
-                scaled_channels(maps, factors, channels, ws.stage_input_mut(stages.start));
-            }
-        }
-        self.run_stages(ws, rows, stages, gain);
-    }
-
     /// The input shape and kernel of stage `s` when it is a conv stage
     /// that reads its input bordered (an f32 network), else none.
     fn bordered_conv(&self, s: usize) -> Option<(Shape, usize)> {
@@ -182,7 +157,64 @@ impl<'n, T: Real> Evaluation<'n, T> {
         stages: Range<usize>,
         gain: Option<&[T]>,
     ) {
-        self.net
-            .pass(ws, rows, stages, None, gain, Some(&*self.plan));
+        let pass = EvaluationPass {
+            plan: &self.plan,
+            scaled_input: None,
+        };
+        self.net.pass(ws, rows, stages, None, gain, Some(pass));
+    }
+}
+
+impl Evaluation<'_, f32> {
+    /// The input of stage `s` in the last pass on `ws`, as
+    /// [`Evaluation::run_scaled`] takes it: bordered as the direct kernel
+    /// reads it for a conv stage (`[rows, H+2p, W+2p, C]`, p = k/2), else
+    /// the maps `[rows, H, W, C]`. A pass that ran stage `s` holds it.
+    pub fn stage_input<'w>(&self, ws: &'w ConvWorkspace<f32>, s: usize) -> &'w [f32] {
+        match self.bordered_conv(s) {
+            Some(_) => &ws.padded[s],
+            None => ws.activation(s),
+        }
+    }
+
+    /// Stages `stages` on `input` (the first stage's input for `rows`
+    /// rows, laid out as [`Evaluation::stage_input`] gives it) with
+    /// channel c of every row multiplied by `factor[c]`, the modulation
+    /// off, with the gain g (none: 1). A conv stage folds the factors
+    /// into its weights ((x ⊙ f) ∗ W = x ∗ (W·diag(f)), one rounding per
+    /// weight instead of one per value of the maps: the results agree
+    /// with the scaled maps' pass to rounding, not bit for bit) and reads
+    /// the maps where they lie; other stages run on the maps scaled as
+    /// [`scaled_channels`] writes them, with their bits.
+    pub fn run_scaled(
+        &self,
+        ws: &mut ConvWorkspace<f32>,
+        (input, factor): (&[f32], &[f32]),
+        rows: usize,
+        stages: Range<usize>,
+        gain: Option<&[f32]>,
+    ) {
+        let shape = self.net.shapes()[stages.start];
+        assert_eq!(factor.len(), shape.channels, "one factor per channel");
+        let Some((_, kernel)) = self.bordered_conv(stages.start) else {
+            scaled_channels(
+                input,
+                factor,
+                shape.channels,
+                ws.stage_input_mut(stages.start),
+            );
+            return self.run_stages(ws, rows, stages, gain);
+        };
+        let pad = 2 * (kernel / 2);
+        let bordered = (shape.height + pad) * (shape.width + pad) * shape.channels;
+        assert_eq!(input.len(), rows * bordered, "bordered input maps");
+        let pass = EvaluationPass {
+            plan: &self.plan,
+            scaled_input: Some(ScaledInput {
+                bordered: input,
+                factor,
+            }),
+        };
+        self.net.pass(ws, rows, stages, None, gain, Some(pass));
     }
 }

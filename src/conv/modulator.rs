@@ -57,8 +57,9 @@ pub fn scale_channels<T: Real>(maps: &mut [T], factors: &[T], channels: usize) {
 }
 
 /// `out` = `maps` with every pixel's channel k of row b multiplied by
-/// `factors[b, k]`: a copy and [`scale_channels`] in one pass, with the
-/// same products (one row's factors repeated over whole vectors).
+/// `factors[b, k]` (a single row of factors: the same for every row): a
+/// copy and [`scale_channels`] in one pass, with the same products (one
+/// row's factors repeated over whole vectors).
 pub fn scaled_channels<T: Real>(maps: &[T], factors: &[T], channels: usize, out: &mut Vec<T>) {
     let rows = factors.len() / channels;
     let per_row = maps.len() / rows.max(1);

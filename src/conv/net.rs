@@ -30,6 +30,58 @@ use crate::rng::rng_for;
 /// as costly as a whole one). The results do not depend on it.
 pub const EVAL_ROWS: usize = 60;
 
+/// What an evaluation pass ([`Evaluation`]) brings to [`ConvNet::pass`].
+#[derive(Clone, Copy)]
+pub(super) struct EvaluationPass<'a> {
+    /// The dense stages' packed weights and their body.
+    pub(super) plan: &'a EvaluationPlan,
+    /// The first stage's input as the caller holds it, when scaled.
+    pub(super) scaled_input: Option<ScaledInput<'a>>,
+}
+
+/// A conv stage's input maps bordered as the direct kernel reads them
+/// ([`direct::pad_input`]), each channel c to be multiplied by `factor[c]`:
+/// the stage folds the factors into its weights
+/// ([`ConvWeights::repack_scaled`]) and reads the maps where they lie.
+#[derive(Clone, Copy)]
+pub(super) struct ScaledInput<'a> {
+    pub(super) bordered: &'a [f32],
+    pub(super) factor: &'a [f32],
+}
+
+/// Where a conv stage of a pass reads its input.
+#[derive(Clone, Copy)]
+enum ConvInput<'a> {
+    /// Its map `acts[s]`, bordered into `padded[s]` first.
+    Map,
+    /// `padded[s]`, laid out already.
+    Bordered,
+    /// The caller's scaled maps.
+    Scaled(ScaledInput<'a>),
+}
+
+impl<'a> ConvInput<'a> {
+    /// The factors to fold into the stage's weights, if any.
+    fn scale(self) -> Option<&'a [f32]> {
+        match self {
+            ConvInput::Scaled(input) => Some(input.factor),
+            _ => None,
+        }
+    }
+
+    /// The bordered maps the stage reads: the caller's, else `padded`
+    /// (`padded[s]`, laid out by then).
+    fn bordered_or<'b>(self, padded: &'b [f32]) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        match self {
+            ConvInput::Scaled(input) => input.bordered,
+            _ => padded,
+        }
+    }
+}
+
 /// Where one stage's (or the heads') parameters sit in the flat vector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamRange {
@@ -227,7 +279,8 @@ impl<T: Real> ConvNet<T> {
 
     /// [`ConvNet::run_stages`]; with `evaluation` (an [`Evaluation`]'s
     /// pass), a conv stage and the max-pool after it run as one and the
-    /// dense stages on the packed weights, with the same bits.
+    /// dense stages on the packed weights, with the same bits, and the
+    /// first stage may read the caller's scaled input.
     pub(super) fn pass(
         &self,
         ws: &mut ConvWorkspace<T>,
@@ -235,13 +288,16 @@ impl<T: Real> ConvNet<T> {
         stages: Range<usize>,
         modulator: Option<&Modulator<'_, T>>,
         gain: Option<&[T]>,
-        evaluation: Option<&EvaluationPlan>,
+        evaluation: Option<EvaluationPass<'_>>,
     ) {
         let n = self.arch.stages.len();
         // Which conv stage's input is in its `ws.padded` already (laid out
         // by the caller, or by the pooled conv stage before it).
         let mut bordered = ws.bordered.take().filter(|&s| s == stages.start);
-        if bordered.is_none() {
+        let scaled_input = evaluation.and_then(|e| e.scaled_input);
+        if scaled_input.is_some() {
+            ws.acts[stages.start].clear();
+        } else if bordered.is_none() {
             assert_eq!(
                 ws.acts[stages.start].len(),
                 rows * self.shapes[stages.start].len(),
@@ -260,6 +316,11 @@ impl<T: Real> ConvNet<T> {
             let pool_next = s + 1 < stages.end
                 && matches!(self.arch.stages[s + 1], Stage::Maxpool {})
                 && !(s == modulated && modulator.is_some());
+            let input = match (scaled_input, bordered == Some(s)) {
+                (Some(scaled), _) if s == stages.start => ConvInput::Scaled(scaled),
+                (_, true) => ConvInput::Bordered,
+                _ => ConvInput::Map,
+            };
             if evaluation.is_some() && pool_next {
                 // The next conv stage's input bordered as it reads it,
                 // when the pooled map is its input.
@@ -268,7 +329,7 @@ impl<T: Real> ConvNet<T> {
                     Some(&Stage::Conv { kernel, .. }) if next < stages.end => Some(kernel / 2),
                     _ => None,
                 };
-                if self.conv_pooled(ws, rows, s, bordered == Some(s), border) {
+                if self.conv_pooled(ws, rows, s, input, border) {
                     if s == modulated {
                         // Unmodulated, as the pass below would record it.
                         ws.factors.clear();
@@ -293,13 +354,19 @@ impl<T: Real> ConvNet<T> {
                         (Some(x), Some(weights), Some(bias)) => {
                             // f32: the direct SIMD kernel (ReLU included).
                             let packed = &mut ws.packed[s];
-                            packed.repack(weights, bias, kernel, inp.channels);
-                            if bordered != Some(s) {
+                            packed.repack_scaled(
+                                weights,
+                                bias,
+                                kernel,
+                                inp.channels,
+                                input.scale(),
+                            );
+                            if let ConvInput::Map = input {
                                 direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
                             }
                             ws.proven_finite[s + 1] = direct::conv_relu(
                                 Isa::selected(),
-                                &ws.padded[s],
+                                input.bordered_or(&ws.padded[s]),
                                 rows,
                                 inp,
                                 packed,
@@ -340,7 +407,8 @@ impl<T: Real> ConvNet<T> {
                 }
                 Stage::Dense { size } => {
                     ws.proven_finite[s + 1] = false;
-                    let packed = evaluation.and_then(|e| Some((e.body, e.dense[s].as_ref()?)));
+                    let packed =
+                        evaluation.and_then(|e| Some((e.plan.body, e.plan.dense[s].as_ref()?)));
                     match (packed, as_f32(x), as_f32_mut(y)) {
                         (Some((body, layer)), Some(x), Some(y)) => {
                             dense_rows(
@@ -399,8 +467,7 @@ impl<T: Real> ConvNet<T> {
 
     /// Conv stage `s` and the max-pool after it in one pass that writes
     /// only the pooled map ([`direct::conv_relu_pool`]; the conv map is
-    /// left empty), for an evaluation pass ([`Evaluation`]). Its input is
-    /// `ws.padded[s]` if `bordered`, else `acts[s]`. With `border`, the
+    /// left empty), for an evaluation pass ([`Evaluation`]), on `input`. With `border`, the
     /// pooled map goes to `ws.padded[s + 2]` with that zero border, the
     /// input of the conv stage after the pool (`acts[s + 2]` is left
     /// empty).
@@ -413,7 +480,7 @@ impl<T: Real> ConvNet<T> {
         ws: &mut ConvWorkspace<T>,
         rows: usize,
         s: usize,
-        bordered: bool,
+        input: ConvInput<'_>,
         border: Option<usize>,
     ) -> bool {
         let (inp, out) = (self.shapes[s], self.shapes[s + 1]);
@@ -433,8 +500,8 @@ impl<T: Real> ConvNet<T> {
         else {
             return false;
         };
-        ws.packed[s].repack(weights, bias, kernel, inp.channels);
-        if !bordered {
+        ws.packed[s].repack_scaled(weights, bias, kernel, inp.channels, input.scale());
+        if let ConvInput::Map = input {
             direct::pad_input(x, rows, inp, kernel, &mut ws.padded[s]);
         }
         let pooled = self.shapes[s + 2];
@@ -443,12 +510,15 @@ impl<T: Real> ConvNet<T> {
                 let (h, w) = (pooled.height + 2 * border, pooled.width + 2 * border);
                 let (below, above) = ws.padded.split_at_mut(s + 2);
                 above[0].resize(rows * h * w * pooled.channels, 0.0);
-                (&below[s], &mut above[0])
+                (input.bordered_or(&below[s]), &mut above[0])
             }
             None => {
                 let map = &mut ws.acts[s + 2];
                 map.resize(rows * pooled.len(), T::ZERO);
-                (&ws.padded[s], bytemuck::cast_slice_mut(map))
+                (
+                    input.bordered_or(&ws.padded[s]),
+                    bytemuck::cast_slice_mut(map),
+                )
             }
         };
         let border = border.unwrap_or(0);

@@ -41,8 +41,9 @@ impl Modulated for ConvNet<f32> {
 
 /// What the frozen convolutional network makes of a set (§4, §8): the
 /// maps where the modulated stage's factor applies, from which the
-/// modulation methods evaluate, and the gated output with the modulation
-/// off, from which `retrain-last` evaluates.
+/// modulation methods evaluate (bordered for a conv stage, as
+/// [`Evaluation::stage_input`] lays them out), and the gated output with
+/// the modulation off, from which `retrain-last` evaluates.
 #[derive(Clone, Debug)]
 pub struct ConvCache {
     maps: Vec<f32>,
@@ -64,8 +65,7 @@ pub struct ConvTrainer {
 pub struct ConvEvaluator {
     ws: ConvWorkspace<f32>,
     logits: Vec<f32>,
-    /// m of every row of a chunk, and the per-channel factors.
-    m: Vec<f32>,
+    /// The per-channel factors of the modulated evaluation.
     factors: Vec<f32>,
 }
 
@@ -212,12 +212,10 @@ impl Network for ConvNet<f32> {
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
             let images = &inputs[start * len..(start + chunk) * len];
-            // Two passes: the first ends at the scaling stage, so that
-            // its input is kept as a map, not only bordered for the next
-            // conv stage.
-            pass.forward_stages(&mut ws, images, chunk, 0..scaling);
-            maps.extend_from_slice(ws.activation(scaling));
-            pass.run_stages(&mut ws, chunk, scaling..n, None);
+            pass.forward(&mut ws, images, chunk);
+            // As the modulated evaluations read it (a conv stage's input
+            // bordered), so that they read it where it lies.
+            maps.extend_from_slice(pass.stage_input(&ws, scaling));
             gated.extend_from_slice(ws.activation(n));
         }
         let widths = (maps.len().checked_div(rows).unwrap_or(0), arch.gated_size());
@@ -244,7 +242,6 @@ impl Network for ConvNet<f32> {
         ConvEvaluator {
             ws: self.workspace(),
             logits: Vec::new(),
-            m: Vec::new(),
             factors: Vec::new(),
         }
     }
@@ -261,19 +258,16 @@ impl Network for ConvNet<f32> {
         let arch = net.arch();
         let (n, scaling) = (arch.stages.len(), arch.scaling_stage());
         let cache = set.cache();
-        let channels = modulation.coupling.len();
         // One factor per channel, the same for every row (m = μ_m): a
         // positive factor commutes with the max-pools, so the cached maps
         // after them are scaled (§8).
-        evaluator.m.clear();
-        evaluator.m.resize(EVAL_ROWS, m);
         let modulator = Modulator {
-            m: &evaluator.m,
+            m: &[m],
             coupling: &modulation.coupling,
             beta: arch.beta,
             variance: 0.0,
         };
-        channel_factors(&modulator, EVAL_ROWS, &mut evaluator.factors);
+        channel_factors(&modulator, 1, &mut evaluator.factors);
         check_finite("modulation factor exp(m·c − β)", &evaluator.factors)?;
         evaluator.logits.clear();
         let (rows, pass) = (set.len(), Evaluation::planned(net, &frozen.plan));
@@ -281,10 +275,9 @@ impl Network for ConvNet<f32> {
         for start in (0..rows).step_by(EVAL_ROWS) {
             let chunk = EVAL_ROWS.min(rows - start);
             let maps = &cache.maps[start * per_row..(start + chunk) * per_row];
-            let factors = &evaluator.factors[..chunk * channels];
             pass.run_scaled(
                 &mut evaluator.ws,
-                (maps, factors),
+                (maps, &evaluator.factors),
                 chunk,
                 scaling..n,
                 Some(&modulation.gain),
