@@ -169,7 +169,9 @@ impl Evaluation<'_, f32> {
     /// The input of stage `s` in the last pass on `ws`, as
     /// [`Evaluation::run_scaled`] takes it: bordered as the direct kernel
     /// reads it for a conv stage (`[rows, H+2p, W+2p, C]`, p = k/2), else
-    /// the maps `[rows, H, W, C]`. A pass that ran stage `s` holds it.
+    /// the maps `[rows, H, W, C]`. A pass that ran stage `s` on an input
+    /// of its own holds it (not one that read [`Evaluation::run_scaled`]'s
+    /// input there).
     pub fn stage_input<'w>(&self, ws: &'w ConvWorkspace<f32>, s: usize) -> &'w [f32] {
         match self.bordered_conv(s) {
             Some(_) => &ws.padded[s],
