@@ -163,12 +163,12 @@ impl ConvWeights {
 pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &mut Vec<f32>) {
     let pad = kernel / 2;
     let (h, w, c) = (shape.height, shape.width, shape.channels);
-    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    let bordered = shape.bordered(pad);
     assert_eq!(x.len(), batch * shape.len(), "input maps [B, H, W, C]");
     // Every value is written below (border zeros, interior copied), so a
     // reused buffer is not cleared first.
-    padded.resize(batch * hp * wp * c, 0.0);
-    let (row, side) = (wp * c, pad * c);
+    padded.resize(batch * bordered.len(), 0.0);
+    let (row, side) = (bordered.width * c, pad * c);
     let one_map = |(map, src): (&mut [f32], &[f32])| {
         let (top, rest) = map.split_at_mut(pad * row);
         let (inner, bottom) = rest.split_at_mut(h * row);
@@ -181,7 +181,7 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
             copy_short(interior(line, side), src);
         }
     };
-    let (map_len, src_len) = ((hp * row).max(1), shape.len().max(1));
+    let (map_len, src_len) = (bordered.len().max(1), shape.len().max(1));
     // Large batches are split over maps (pure copies: no bit depends on
     // the thread count, §6).
     if stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY {
@@ -392,7 +392,11 @@ unsafe fn pair_up_image<'a>(
 ) -> PairSource<'a> {
     let (h, w, c) = (shape.height, shape.width, shape.channels);
     let pad = kernel / 2;
-    let (hp, wp) = (h + 2 * pad, w + 2 * pad);
+    let Shape {
+        height: hp,
+        width: wp,
+        ..
+    } = shape.bordered(pad);
     let row = wp * 2 * c;
     // The pairs, then C zeros that pixels outside the map (the border,
     // and past the bordered row: the partner of an odd last pixel's last

@@ -167,7 +167,7 @@ impl<'n, T: Real> Evaluation<'n, T> {
 
 impl Evaluation<'_, f32> {
     /// The input of stage `s` in the last pass on `ws`, as
-    /// [`Evaluation::run_scaled`] takes it: bordered as the direct kernel
+    /// [`Evaluation::run_scaled`] takes it (a test set's cache, §4, §8): bordered as the direct kernel
     /// reads it for a conv stage (`[rows, H+2p, W+2p, C]`, p = k/2), else
     /// the maps `[rows, H, W, C]`. A pass that ran stage `s` on an input
     /// of its own holds it (not one that read [`Evaluation::run_scaled`]'s
@@ -182,7 +182,8 @@ impl Evaluation<'_, f32> {
     /// Stages `stages` on `input` (the first stage's input for `rows`
     /// rows, laid out as [`Evaluation::stage_input`] gives it) with
     /// channel c of every row multiplied by `factor[c]`, the modulation
-    /// off, with the gain g (none: 1). A conv stage folds the factors
+    /// off, with the gain g (none: 1): the modulated network's evaluation
+    /// (§8, the factor exp(m·c − β) at m = μ_m). A conv stage folds the factors
     /// into its weights ((x ⊙ f) ∗ W = x ∗ (W·diag(f)), one rounding per
     /// weight instead of one per value of the maps: the results agree
     /// with the scaled maps' pass to rounding, not bit for bit) and reads
@@ -207,8 +208,7 @@ impl Evaluation<'_, f32> {
             );
             return self.run_stages(ws, rows, stages, gain);
         };
-        let pad = 2 * (kernel / 2);
-        let bordered = (shape.height + pad) * (shape.width + pad) * shape.channels;
+        let bordered = shape.bordered(kernel / 2).len();
         assert_eq!(input.len(), rows * bordered, "bordered input maps");
         let pass = EvaluationPass {
             plan: &self.plan,

@@ -30,7 +30,7 @@ use crate::rng::rng_for;
 /// as costly as a whole one). The results do not depend on it.
 pub const EVAL_ROWS: usize = 60;
 
-/// What an evaluation pass ([`Evaluation`]) brings to [`ConvNet::pass`].
+/// What an evaluation pass ([`Evaluation`], §8) brings to [`ConvNet::pass`].
 #[derive(Clone, Copy)]
 pub(super) struct EvaluationPass<'a> {
     /// The dense stages' packed weights and their body.
@@ -40,7 +40,8 @@ pub(super) struct EvaluationPass<'a> {
 }
 
 /// A conv stage's input maps bordered as the direct kernel reads them
-/// ([`direct::pad_input`]), each channel c to be multiplied by `factor[c]`:
+/// ([`direct::pad_input`]), each channel c to be multiplied by `factor[c]`
+/// (the modulation factor of §8's evaluations):
 /// the stage folds the factors into its weights
 /// ([`ConvWeights::repack_scaled`]) and reads the maps where they lie.
 #[derive(Clone, Copy)]
@@ -507,9 +508,8 @@ impl<T: Real> ConvNet<T> {
         let pooled = self.shapes[s + 2];
         let (input, out): (&[f32], &mut [f32]) = match border {
             Some(border) => {
-                let (h, w) = (pooled.height + 2 * border, pooled.width + 2 * border);
                 let (below, above) = ws.padded.split_at_mut(s + 2);
-                above[0].resize(rows * h * w * pooled.channels, 0.0);
+                above[0].resize(rows * pooled.bordered(border).len(), 0.0);
                 (input.bordered_or(&below[s]), &mut above[0])
             }
             None => {

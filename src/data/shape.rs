@@ -38,6 +38,16 @@ impl Shape {
         self.height * self.width
     }
 
+    /// The shape with a zero border of `border` pixels on every side, as
+    /// the direct convolution reads its input (§8).
+    pub fn bordered(&self, border: usize) -> Shape {
+        Shape {
+            channels: self.channels,
+            height: self.height + 2 * border,
+            width: self.width + 2 * border,
+        }
+    }
+
     /// The shape after a 2×2, stride-2 max-pool (odd edges dropped).
     pub fn pooled(&self) -> Shape {
         Shape {

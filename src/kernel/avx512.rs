@@ -101,6 +101,35 @@ unsafe fn product<const P: usize>(tile: Tile<'_>) -> [[__m512; P]; ROWS] {
     }
 }
 
+/// The vector whose lane l holds `of(l)`: a permutation, a scatter's
+/// offsets.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn index16(of: impl Fn(usize) -> usize) -> __m512i {
+    let index: [i32; PANEL] = std::array::from_fn(|l| of(l) as i32);
+    // SAFETY: `index` holds 16 values.
+    unsafe { _mm512_loadu_si512(index.as_ptr().cast()) }
+}
+
+/// A dense tile's last step on one vector of sums: the layer's
+/// nonlinearity, then its factor if any.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn finish_dense(c: __m512, activation: Option<Nonlinearity>, scale: Option<__m512>) -> __m512 {
+    let v = match activation {
+        Some(Nonlinearity::Exp) => exp16(c),
+        Some(Nonlinearity::Relu) => _mm512_max_ps(c, _mm512_setzero_ps()),
+        None => c,
+    };
+    scale.map_or(v, |s| _mm512_mul_ps(v, s))
+}
+
 /// The lanes of half `h` below `width` neurons of the tile.
 fn lane_mask(width: usize, h: usize) -> __mmask16 {
     first16(width.saturating_sub(PANEL * h))
@@ -318,11 +347,7 @@ pub(super) unsafe fn modulated_group(
         activity.len() == n && x.len() >= n * PACK,
         "a whole packed group"
     );
-    let lanes = |i: usize, of: fn(usize) -> usize| {
-        let index: [i32; PANEL] = std::array::from_fn(|l| of(PANEL * i + l) as i32);
-        // SAFETY: `index` holds 16 values.
-        unsafe { _mm512_loadu_si512(index.as_ptr().cast()) }
-    };
+    let lanes = |i: usize, of: fn(usize) -> usize| index16(|l| of(PANEL * i + l));
     // SAFETY: the masked lanes r < 12 are inside `m` and `keep`; a quad's
     // `inputs` ≤ 4 inputs are inside `coupling` and `activity`, and its
     // 12·inputs values inside `x` (asserted).
@@ -451,7 +476,6 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
             }
         }
     }
-    let zero = _mm512_setzero_ps();
     for h in 0..P {
         // SAFETY: 16·P factors checked above.
         let scale = tile
@@ -460,15 +484,7 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
         let v = std::array::from_fn(|r| {
             // SAFETY: `c[r][h]` holds 16 floats.
             let c = unsafe { _mm512_loadu_ps(c[r][h].as_ptr()) };
-            let v = match tile.activation {
-                Some(Nonlinearity::Exp) => exp16(c),
-                Some(Nonlinearity::Relu) => _mm512_max_ps(c, zero),
-                None => c,
-            };
-            match scale {
-                Some(scale) => _mm512_mul_ps(v, scale),
-                None => v,
-            }
+            finish_dense(c, tile.activation, scale)
         });
         let width = (tile.width - h * PANEL).min(PANEL);
         // SAFETY: AVX-512F guaranteed by the caller.
@@ -476,9 +492,9 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
     }
 }
 
-/// Fused multiply-adds of a narrow tile per input: a panel of at most
-/// 16 / `R` neurons (`R` = 2 or 4) over 12 packed rows, each vector
-/// holding `R` rows × those neurons (lane j: row j mod R, neuron j / R),
+/// The kernel's hidden tiles (§3) and the dense tiles (§4) on a narrow
+/// panel: at most 16 / `R` neurons (`R` = 2 or 4) over 12 packed rows,
+/// each vector holding `R` rows × those neurons (lane j: row j mod R, neuron j / R),
 /// so that the tile takes 12 / R fused multiply-adds per input where a
 /// whole panel's tile takes 12 mostly idle ones. A vector's rows are one
 /// broadcast of `R` adjacent packed values and the panel's neurons are
@@ -488,7 +504,9 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
 /// or of 200 (the paper's gated layer: 8) is narrow. In throwaway
 /// timings on one thread (Xeon AVX-512) it took the retraining methods'
 /// evaluation (`dense_forward`, `paper3`, 1000 rows) from 1.79–1.80 to
-/// 1.74 ms.
+/// 1.74 ms, and in `comod bench --seconds 3` `online_deterministic`
+/// from 111.2–112.9 to 107.6–109.5 ms, `online_retrain` from 270.1–271.2
+/// to 260.5–262.3 ms.
 #[derive(Clone, Copy)]
 struct Narrow<const R: usize>;
 
@@ -496,25 +514,15 @@ impl<const R: usize> Narrow<R> {
     /// Vectors of a tile of 12 rows.
     const VECTORS: usize = ROWS / R;
 
-    /// The lanes' neurons (j / R), the permutation that spreads a panel.
-    ///
-    /// # Safety
-    /// AVX-512F must be available.
-    #[target_feature(enable = "avx512f")]
-    fn spread() -> __m512i {
-        let lanes: [i32; PANEL] = std::array::from_fn(|j| (j / R) as i32);
-        // SAFETY: 16 i32 lanes.
-        unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
-    }
-
-    /// The 16 values at `at` spread over the lanes as the tile's neurons.
+    /// The 16 values at `at` spread over the lanes as the tile's
+    /// neurons (lane j: value j / R).
     ///
     /// # Safety
     /// AVX-512F must be available; 16 values at `at` must be readable.
     #[target_feature(enable = "avx512f")]
     unsafe fn spread_load(at: *const f32) -> __m512 {
         // SAFETY: by the caller's contract.
-        unsafe { _mm512_permutexvar_ps(Self::spread(), _mm512_loadu_ps(at)) }
+        unsafe { _mm512_permutexvar_ps(index16(|j| j / R), _mm512_loadu_ps(at)) }
     }
 
     /// The vectors' sums over inputs `inputs` of rows `a` (packed) and
@@ -567,10 +575,7 @@ impl<const R: usize> Narrow<R> {
             (ROWS - 1) * row + (width - 1) * neuron < out.len() && ROWS * row * neuron < 1 << 31,
             "output out of bounds"
         );
-        let lanes: [i32; PANEL] =
-            std::array::from_fn(|j| ((j % R) * row + (j / R) * neuron) as i32);
-        // SAFETY: 16 i32 lanes.
-        let offsets = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
+        let offsets = index16(|j| (j % R) * row + (j / R) * neuron);
         let mask = first16(width * R);
         for (i, &v) in v.iter().enumerate().take(Self::VECTORS) {
             // SAFETY: the masked lanes (neuron j / R < width of row
@@ -606,12 +611,7 @@ impl<const R: usize> Narrow<R> {
             }
             let scale = tile.scale.map(|s| Self::spread_load(s.as_ptr()));
             for c in c.iter_mut().take(Self::VECTORS) {
-                let value = match tile.activation {
-                    Some(Nonlinearity::Exp) => exp16(*c),
-                    Some(Nonlinearity::Relu) => _mm512_max_ps(*c, _mm512_setzero_ps()),
-                    None => *c,
-                };
-                *c = scale.map_or(value, |s| _mm512_mul_ps(value, s));
+                *c = finish_dense(*c, tile.activation, scale);
             }
             Self::store(&c, tile.width, out, layout);
         }
