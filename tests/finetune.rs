@@ -163,9 +163,9 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
     };
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout.of(task), 9);
-        learner.begin(training.batch(0, 2)).unwrap();
+        learner.begin(training.batch(0, 2, None)).unwrap();
         for k in 0..4 {
-            learner.step(training.batch(k, 2)).unwrap();
+            learner.step(training.batch(k, 2, None)).unwrap();
         }
         let kept = learner.snapshot();
         let evaluate = |learner: &mut Box<dyn Learner<Model<f32>> + '_>| {
@@ -177,7 +177,7 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
         let at_snapshot = evaluate(&mut learner);
         let modulation = learner.modulation().clone();
         for k in 4..12 {
-            learner.step(training.batch(k, 2)).unwrap();
+            learner.step(training.batch(k, 2, None)).unwrap();
         }
         assert_ne!(
             evaluate(&mut learner).1,
@@ -324,9 +324,9 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
     let images = data.test.inputs();
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout.of(task), 2);
-        learner.begin(training.batch(0, 2)).unwrap();
+        learner.begin(training.batch(0, 2, None)).unwrap();
         for k in 0..5 {
-            learner.step(training.batch(k, 2)).unwrap();
+            learner.step(training.batch(k, 2, None)).unwrap();
         }
         // The same loss from a plain forward pass of the network the
         // learner computes, with its coupling and gain.
@@ -458,6 +458,41 @@ fn the_reported_accuracy_is_that_of_the_state_after_the_kept_epoch() {
     );
 }
 
+/// An `online` run counts the frozen layers' pass over its sequence once
+/// and its steps from their activity: what each multiplies, written out.
+#[test]
+fn an_online_run_counts_its_sequence_pass_once_and_steps_from_it() {
+    let frozen = frozen();
+    let model = &frozen.net;
+    let config = FinetuneConfig {
+        batches: 5,
+        test_composites: 100,
+        ..FinetuneConfig::DEFAULT
+    };
+    let task: Task = "2-5@1".parse().unwrap();
+    let data = digit_task_data(frozen, digits(), task, &config, 0);
+    let train = training_composites(digits(), task, &config, 3);
+    let training = Examples {
+        labels: config.readout.labels(&train).to_vec(),
+        inputs: train.images,
+    };
+    let [e, d, r] = [1, 2, 3].map(|l| model.layer(l).shape.macs() as f64);
+    let (n, steps, measurements) = (training.len() as f64, 5.0, 6.0 * 100.0);
+    assert_eq!(n, 10.0);
+    // 2 × (the sequence pass + steps of two examples + measurements).
+    for (method, sequence, step, measurement) in [
+        (Method::Deterministic, e, 2.0 * d + 2.0 * r, d + r),
+        (Method::RetrainLast, e + d, 2.0 * r, r),
+        (Method::Retrain, 0.0, 2.0 * e + 3.0 * d + 3.0 * r, e + d + r),
+    ] {
+        let mut learner = learner(method, frozen, &config, config.readout.of(task), 2);
+        let (_, failure) = online(learner.as_mut(), &training, 2, &data.test);
+        assert_eq!(failure, None);
+        let want = 2.0 * (n * sequence + steps * 2.0 * step + measurements * measurement);
+        assert_eq!(learner.flops(), want, "{method:?}");
+    }
+}
+
 #[test]
 fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
     let frozen = frozen();
@@ -472,18 +507,16 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
         inputs: train.images.clone(),
         labels: config.readout.labels(&train).to_vec(),
     };
-    let model = &frozen.net;
-    let mut ws = model.workspace(2);
     for method in Method::ALL {
         let mut plain = learner(method, frozen, &config, config.readout.of(task), 4);
         let mut cached = learner(method, frozen, &config, config.readout.of(task), 4);
+        // The whole sequence's activity in one pass (chunks of many rows),
+        // the plain steps' frozen layers two rows at a time.
+        let activity = cached.sequence_activity(&training.inputs);
+        assert_eq!(activity.is_none(), method == Method::Retrain, "{method:?}");
         for k in 0..8 {
-            let batch = training.batch(k, 2);
-            let activity = model.unmodulated_activity(&mut ws, batch.inputs).to_vec();
-            let with_activity = Batch {
-                activity: Some(&activity),
-                ..batch
-            };
+            let batch = training.batch(k, 2, None);
+            let with_activity = training.batch(k, 2, activity.as_deref());
             if k == 0 {
                 plain.begin(batch).unwrap();
                 cached.begin(with_activity).unwrap();

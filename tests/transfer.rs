@@ -165,10 +165,10 @@ fn every_method_starts_from_the_same_fresh_head_and_trains_it() {
     let mut first = Vec::new();
     for method in Method::ALL {
         let mut l = learner(method, &fresh, &config, task, 17);
-        l.begin(train.batch(0, 2)).unwrap();
+        l.begin(train.batch(0, 2, None)).unwrap();
         first.push(l.accuracy(&task_data.test).unwrap());
         for k in 0..config.batches {
-            l.step(train.batch(k, 2)).unwrap();
+            l.step(train.batch(k, 2, None)).unwrap();
         }
         let trained = &l.network().params;
         assert_ne!(
@@ -201,9 +201,9 @@ fn every_method_starts_from_the_same_fresh_head_and_trains_it() {
         ..config
     };
     let mut l = learner(Method::Deterministic, &fresh, &plain, task, 17);
-    l.begin(train.batch(0, 2)).unwrap();
+    l.begin(train.batch(0, 2, None)).unwrap();
     for k in 0..plain.batches {
-        l.step(train.batch(k, 2)).unwrap();
+        l.step(train.batch(k, 2, None)).unwrap();
     }
     assert_eq!(l.network().params, start.params);
     // The run a sweep makes starts from that head for every method: the

@@ -17,7 +17,9 @@ use crate::conv::{ConvArch, ConvNet, ConvWorkspace, Evaluation, EvaluationPlan};
 use crate::kernel::Body;
 use crate::net::{Depth, GainRule, Grads, Modulated, Modulation};
 use crate::train::fault::{Fault, check_finite, check_scalar, non_finite};
-use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
+use crate::train::network::{
+    Batch, EvalSet, Frozen, Network, ParamRange, StepActivity, gather_rows,
+};
 
 impl Modulated for ConvArch {
     fn coupling_len(&self) -> usize {
@@ -190,7 +192,7 @@ impl Network for ConvNet<f32> {
         Ok(&mut trainer.grads)
     }
 
-    fn step_flops(&self, batch: usize, depth: Depth) -> f64 {
+    fn step_flops(&self, batch: Batch<'_>, depth: Depth) -> f64 {
         let arch = self.arch();
         let forward = arch.forward_macs();
         let backward = match depth {
@@ -199,7 +201,7 @@ impl Network for ConvNet<f32> {
             Depth::All => 2 * forward,
             Depth::Readout => 2 * arch.logits() * arch.gated_size(),
         };
-        2.0 * batch as f64 * (forward + backward) as f64
+        2.0 * batch.labels.len() as f64 * (forward + backward) as f64
     }
 
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], _m: f32) -> ConvCache {
@@ -234,7 +236,11 @@ impl Network for ConvNet<f32> {
         }
     }
 
-    fn cached_activity(_cache: &ConvCache, _rows: Range<usize>) -> Option<&[f32]> {
+    fn cached_activity(_cache: &ConvCache, _rows: Range<usize>, _depth: Depth) -> Option<&[f32]> {
+        None
+    }
+
+    fn step_activity(&self, _inputs: &[f32], _depth: Depth, _m: f32) -> Option<StepActivity> {
         None
     }
 

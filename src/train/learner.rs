@@ -35,6 +35,15 @@ pub struct Snapshot {
 
 /// One method's fine-tuning of one task (§4).
 pub trait Learner<N: Network> {
+    /// What the learner trains (its steps' backward pass reaches `depth`).
+    fn trains(&self) -> Depth;
+
+    /// The frozen activity from which this learner's steps start, for
+    /// every example of a training sequence seen once (`inputs`), in one
+    /// pass whose floating-point operations it counts
+    /// ([`Network::step_activity`]); none when it trains every layer.
+    fn sequence_activity(&mut self, inputs: &[f32]) -> Option<Vec<f32>>;
+
     /// Prepares what depends on the first training batch, before the first
     /// measurement: the stochastic method estimates its first gain on it.
     /// Fails on a numerical fault of the gain.
@@ -125,8 +134,6 @@ struct Common<N: Network> {
     readout: N::Readout,
     lambda: f32,
     m: f32,
-    /// Flops of one training step.
-    step_flops: f64,
     /// Flops of one example's evaluation.
     evaluation_flops: f64,
     flops: f64,
@@ -149,10 +156,17 @@ impl<N: Network> Common<N> {
             readout,
             lambda: config.lambda,
             m: config.modulator_mean,
-            step_flops: net.step_flops(config.batch_size, depth),
             evaluation_flops: net.evaluation_flops(depth),
             flops: 0.0,
         }
+    }
+
+    /// The frozen activity of `inputs` from which `net`'s steps to
+    /// `depth` start, its floating-point operations counted.
+    fn sequence_activity(&mut self, net: &N, inputs: &[f32], depth: Depth) -> Option<Vec<f32>> {
+        let activity = net.step_activity(inputs, depth, self.m)?;
+        self.flops += activity.flops;
+        Some(activity.values)
     }
 }
 
@@ -303,13 +317,10 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
         seed: u64,
     ) -> Self {
         let net = &frozen.net;
-        let mut common = Common::new(method, net, config, readout, net.coupling_len());
+        let common = Common::new(method, net, config, readout, net.coupling_len());
         let readout_training = config
             .fresh_readout
             .then(|| ReadoutTraining::new(frozen, config, readout));
-        if readout_training.is_some() {
-            common.step_flops = net.step_flops(config.batch_size, Depth::CouplingAndReadout);
-        }
         let mut rng = rng_for(seed, &["coupling".into()]);
         let modulation = Modulation {
             coupling: (0..net.coupling_len())
@@ -349,16 +360,28 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
 }
 
 impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
+    fn trains(&self) -> Depth {
+        match self.readout {
+            None => Depth::Coupling,
+            Some(_) => Depth::CouplingAndReadout,
+        }
+    }
+
+    fn sequence_activity(&mut self, inputs: &[f32]) -> Option<Vec<f32>> {
+        let depth = self.trains();
+        let frozen = self.readout.as_ref().map_or(self.frozen, |r| &r.frozen);
+        (self.common).sequence_activity(&frozen.net, inputs, depth)
+    }
+
     fn begin(&mut self, first: Batch<'_>) -> Result<(), Fault> {
         self.estimate_gain(first)
     }
 
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
+        let depth = self.trains();
         let c = &mut self.common;
-        let (net, depth) = match &self.readout {
-            None => (&self.frozen.net, Depth::Coupling),
-            Some(r) => (&r.frozen.net, Depth::CouplingAndReadout),
-        };
+        let net = &self.readout.as_ref().map_or(self.frozen, |r| &r.frozen).net;
+        let step_flops = net.step_flops(batch, depth);
         let grads = net.gradients(
             &mut c.trainer,
             batch,
@@ -385,7 +408,7 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
                 root.write_coupling(&mut self.modulation.coupling);
             }
         }
-        c.flops += c.step_flops;
+        c.flops += step_flops;
         check_finite("coupling c", &self.modulation.coupling)?;
         self.estimate_gain(batch)
     }
@@ -486,12 +509,21 @@ impl<N: Network> RetrainLearner<N> {
 }
 
 impl<N: Network> Learner<N> for RetrainLearner<N> {
+    fn trains(&self) -> Depth {
+        self.depth
+    }
+
+    fn sequence_activity(&mut self, inputs: &[f32]) -> Option<Vec<f32>> {
+        (self.common).sequence_activity(&self.net, inputs, self.depth)
+    }
+
     fn begin(&mut self, _first: Batch<'_>) -> Result<(), Fault> {
         Ok(())
     }
 
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let c = &mut self.common;
+        let step_flops = self.net.step_flops(batch, self.depth);
         let grads =
             match self
                 .net
@@ -515,7 +547,7 @@ impl<N: Network> Learner<N> for RetrainLearner<N> {
             };
         let params = self.net.params_mut();
         (self.trained).step(&mut c.adam, params, &mut grads.params, c.lambda);
-        c.flops += c.step_flops;
+        c.flops += step_flops;
         Ok(())
     }
 

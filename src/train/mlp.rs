@@ -19,7 +19,9 @@ use crate::net::model::EVAL_ROWS;
 use crate::net::readout::PairedReadout;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
 use crate::train::fault::{Fault, check_finite, check_scalar, forward_fault};
-use crate::train::network::{Batch, EvalSet, Frozen, Network, ParamRange, gather_rows};
+use crate::train::network::{
+    Batch, EvalSet, Frozen, Network, ParamRange, StepActivity, gather_rows,
+};
 
 /// What the frozen MLP makes of a set (§4): the modulated layer's
 /// activity F(a_ℓ), from which the modulation methods step and evaluate,
@@ -116,11 +118,8 @@ impl Network for Model<f32> {
     ) -> Result<&'t mut Grads<f32>, Fault> {
         let ws = &mut trainer.ws;
         let modulation = modulation.unwrap_or(&trainer.off);
-        // Only the coupling's steps may start from the frozen F(a_ℓ).
-        match (depth, batch.activity) {
-            (Depth::Coupling | Depth::CouplingAndReadout, Some(activity)) => {
-                self.forward_from(ws, modulation, self.arch().modulated_layer, activity, m)
-            }
+        match (step_start(self, depth), batch.activity) {
+            (Some(l), Some(activity)) => self.forward_from(ws, modulation, l, activity, m),
             _ => self.forward(ws, modulation, batch.inputs, m),
         }
         let loss = self.loss(ws, batch.labels, readout);
@@ -132,27 +131,16 @@ impl Network for Model<f32> {
         Ok(&mut trainer.grads)
     }
 
-    fn step_flops(&self, batch: usize, _depth: Depth) -> f64 {
-        6.0 * batch as f64 * macs_from(self, 1)
+    fn step_flops(&self, batch: Batch<'_>, depth: Depth) -> f64 {
+        let start = batch.activity.and(step_start(self, depth));
+        2.0 * batch.labels.len() as f64 * step_macs(self, start, depth)
     }
 
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> MlpCache {
         let model = &frozen.net;
         let arch = model.arch();
-        let off = Modulation::off(arch);
-        let mut ws = model.workspace(EVAL_ROWS);
-        let mut modulated_activity = Vec::new();
-        let mut gated_activity = Vec::new();
-        for chunk in inputs.chunks(EVAL_ROWS * CANVAS_PIXELS) {
-            modulated_activity.extend_from_slice(model.unmodulated_activity(&mut ws, chunk));
-            gated_activity.extend_from_slice(model.activity_at(
-                &mut ws,
-                &off,
-                chunk,
-                arch.gated_layer(),
-                m,
-            ));
-        }
+        let modulated_activity = frozen_activity(model, inputs, arch.modulated_layer, m);
+        let gated_activity = frozen_activity(model, inputs, arch.gated_layer(), m);
         let widths = (arch.coupling_len(), arch.gain_len());
         MlpCache {
             packed_input: PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS),
@@ -173,9 +161,24 @@ impl Network for Model<f32> {
         }
     }
 
-    fn cached_activity(cache: &MlpCache, rows: Range<usize>) -> Option<&[f32]> {
-        let width = cache.widths.0;
-        Some(&cache.modulated_activity[rows.start * width..rows.end * width])
+    fn cached_activity(cache: &MlpCache, rows: Range<usize>, depth: Depth) -> Option<&[f32]> {
+        let (activity, width) = match depth {
+            Depth::Coupling | Depth::CouplingAndReadout => {
+                (&cache.modulated_activity, cache.widths.0)
+            }
+            Depth::Readout => (&cache.gated_activity, cache.widths.1),
+            Depth::All => return None,
+        };
+        Some(&activity[rows.start * width..rows.end * width])
+    }
+
+    fn step_activity(&self, inputs: &[f32], depth: Depth, m: f32) -> Option<StepActivity> {
+        let l = step_start(self, depth)?;
+        let rows = inputs.len() / CANVAS_PIXELS;
+        Some(StepActivity {
+            values: frozen_activity(self, inputs, l, m),
+            flops: 2.0 * rows as f64 * (macs_from(self, 1) - macs_from(self, l + 1)),
+        })
     }
 
     fn evaluator(&self) -> MlpEvaluator {
@@ -291,6 +294,54 @@ fn macs_from(model: &Model<f32>, from: usize) -> f64 {
     (from..=model.arch().depth())
         .map(|l| model.layer(l).shape.macs())
         .sum::<usize>() as f64
+}
+
+/// The layer whose frozen activity F(a_l) the steps of a method that
+/// trains to `depth` may start from (§4): the modulated layer for the
+/// coupling, the gated layer for the readout alone; none when every
+/// layer is trained.
+fn step_start(model: &Model<f32>, depth: Depth) -> Option<usize> {
+    match depth {
+        Depth::Coupling | Depth::CouplingAndReadout => Some(model.arch().modulated_layer),
+        Depth::Readout => Some(model.arch().gated_layer()),
+        Depth::All => None,
+    }
+}
+
+/// Multiply-adds of one example's training step to `depth` (§4), from
+/// the frozen activity of layer `start` (else from the canvases): the
+/// forward pass through the layers above it, then what
+/// [`Model::backward`] multiplies: each trained layer's weight gradient,
+/// and dX of every layer whose input's gradient is needed (down to the
+/// lowest trained layer, or to ℓ + 1 for the coupling's).
+fn step_macs(model: &Model<f32>, start: Option<usize>, depth: Depth) -> f64 {
+    let arch = model.arch();
+    let (last, modulated) = (arch.depth(), arch.modulated_layer);
+    let macs = |l: usize| model.layer(l).shape.macs() as f64;
+    let forward = macs_from(model, start.map_or(1, |l| l + 1));
+    let (lowest_weight, lowest_dx) = match depth {
+        Depth::Readout => (last, last + 1),
+        Depth::Coupling => (last + 1, modulated + 1),
+        Depth::CouplingAndReadout => (last, modulated + 1),
+        Depth::All => (1, 2),
+    };
+    let weights: f64 = (lowest_weight..=last).map(macs).sum();
+    let inputs: f64 = (lowest_dx..=last).map(macs).sum();
+    forward + weights + inputs
+}
+
+/// F(a_l) of every canvas of `inputs` with every layer below `l` run in
+/// full with the modulation off at modulator value `m` (for `l` = ℓ,
+/// the unmodulated activity the fused kernel modulates, §3), in chunks of
+/// [`EVAL_ROWS`].
+fn frozen_activity(model: &Model<f32>, inputs: &[f32], l: usize, m: f32) -> Vec<f32> {
+    let off = Modulation::off(model.arch());
+    let mut ws = model.workspace(EVAL_ROWS);
+    let mut activity = Vec::with_capacity(inputs.len() / CANVAS_PIXELS * model.arch().size(l));
+    for chunk in inputs.chunks(EVAL_ROWS * CANVAS_PIXELS) {
+        activity.extend_from_slice(model.activity_at(&mut ws, &off, chunk, l, m));
+    }
+    activity
 }
 
 /// Evaluates MLPs on [`EvalSet`]s with buffers reused across calls (§4):
@@ -519,4 +570,69 @@ fn unmodulated_pass(
 /// [`EVAL_ROWS`] rows.
 fn chunk_rows(chunk: usize, logits: &[f32]) -> Range<usize> {
     chunk * EVAL_ROWS..chunk * EVAL_ROWS + logits.len() / LOGITS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::Arch;
+
+    /// Twice the multiply-adds of a step on two examples, written out from
+    /// what each pass multiplies (forward from the start, each trained
+    /// layer's dW, dX down to the lowest trained layer or to ℓ + 1).
+    #[test]
+    fn step_flops_count_what_each_step_multiplies() {
+        let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1);
+        let [e, d, r] = [1, 2, 3].map(|l| model.layer(l).shape.macs() as f64);
+        let (inputs, labels, activity) = (vec![0.0; 2 * CANVAS_PIXELS], [0u8; 2], [0.0; 1]);
+        let batch = |cached: bool| Batch {
+            inputs: &inputs,
+            labels: &labels,
+            activity: cached.then_some(&activity[..]),
+        };
+        let cases = [
+            (Depth::All, false, 2.0 * e + 3.0 * d + 3.0 * r),
+            (Depth::All, true, 2.0 * e + 3.0 * d + 3.0 * r),
+            (Depth::Coupling, false, e + 2.0 * d + 2.0 * r),
+            (Depth::Coupling, true, 2.0 * d + 2.0 * r),
+            (Depth::CouplingAndReadout, true, 2.0 * d + 3.0 * r),
+            (Depth::Readout, false, e + d + 2.0 * r),
+            (Depth::Readout, true, 2.0 * r),
+        ];
+        for (depth, cached, macs) in cases {
+            let flops = model.step_flops(batch(cached), depth);
+            assert_eq!(flops, 2.0 * 2.0 * macs, "{depth:?}, cached {cached}");
+        }
+        // Modulated at layer 2 of four: the coupling's dX stops at layer 3.
+        let model = Model::<f32>::init(&Arch::preset("deep4", 2).unwrap(), 1);
+        let [e, d2, d3, r] = [1, 2, 3, 4].map(|l| model.layer(l).shape.macs() as f64);
+        let flops = model.step_flops(batch(true), Depth::Coupling);
+        assert_eq!(flops, 2.0 * 2.0 * (2.0 * d3 + 2.0 * r));
+        let flops = model.step_flops(batch(false), Depth::Coupling);
+        assert_eq!(flops, 2.0 * 2.0 * (e + d2 + 2.0 * d3 + 2.0 * r));
+    }
+
+    /// A sequence's activity is the layer each depth starts from, and its
+    /// pass counts the layers below and at it.
+    #[test]
+    fn step_activity_starts_where_each_depth_does() {
+        let model = Model::<f32>::init(&Arch::preset("deep4", 2).unwrap(), 1);
+        let inputs: Vec<f32> = (0..3 * CANVAS_PIXELS)
+            .map(|i| (i % 7) as f32 / 7.0)
+            .collect();
+        let [e, d2, d3] = [1, 2, 3].map(|l| model.layer(l).shape.macs() as f64);
+        assert!(model.step_activity(&inputs, Depth::All, 1.0).is_none());
+        for (depth, layer, macs) in [
+            (Depth::Coupling, 2, e + d2),
+            (Depth::CouplingAndReadout, 2, e + d2),
+            (Depth::Readout, 3, e + d2 + d3),
+        ] {
+            let activity = model.step_activity(&inputs, depth, 1.0).unwrap();
+            let mut ws = model.workspace(3);
+            let off = Modulation::off(model.arch());
+            let expected = model.activity_at(&mut ws, &off, &inputs, layer, 1.0);
+            assert_eq!(activity.values, expected, "{depth:?}");
+            assert_eq!(activity.flops, 2.0 * 3.0 * macs, "{depth:?}");
+        }
+    }
 }

@@ -58,18 +58,29 @@ pub trait Network: Modulated + Clone + Send + Sync + Sized {
         readout: Self::Readout,
         depth: Depth,
     ) -> Result<&'t mut Grads<f32>, Fault>;
-    /// Floating-point operations of one such pass of `batch` examples.
-    fn step_flops(&self, batch: usize, depth: Depth) -> f64;
+    /// Floating-point operations of that pass on `batch` (from its cached
+    /// activity, if it carries one) backward to `depth`.
+    fn step_flops(&self, batch: Batch<'_>, depth: Depth) -> f64;
 
     /// What the frozen network makes of `inputs` (`[n, input]`), at
     /// modulator value `m` with the modulation off.
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> Self::Cache;
     /// The cache of the examples at `rows`, in that order.
     fn select(cache: &Self::Cache, rows: &[usize]) -> Self::Cache;
-    /// The activity a training step may start from for the examples
-    /// `rows` of a cached set (the MLP's F(a_ℓ), §4), if the network
-    /// keeps one.
-    fn cached_activity(cache: &Self::Cache, rows: Range<usize>) -> Option<&[f32]>;
+    /// The frozen activity from which the training steps of a method
+    /// that trains to `depth` start, for the examples `rows` of a cached
+    /// set, if the network keeps one (the MLP's, §4): F(a_ℓ) for the
+    /// coupling, F(a_{L−1}) with the modulation off for the readout alone,
+    /// none when every layer is trained. The layers below what a method
+    /// trains never change, so a step from their activity computes what a
+    /// whole forward pass would, bit for bit.
+    fn cached_activity(cache: &Self::Cache, rows: Range<usize>, depth: Depth) -> Option<&[f32]>;
+    /// The same activity of every example of a training sequence
+    /// (`inputs`, `[n, input]`) at modulator value `m`, in one pass before
+    /// the first step: what the `online` protocol's steps start from,
+    /// since they see each example once and would otherwise run the frozen
+    /// layers per batch (§4).
+    fn step_activity(&self, inputs: &[f32], depth: Depth, m: f32) -> Option<StepActivity>;
 
     /// Buffers for evaluations.
     fn evaluator(&self) -> Self::Evaluator;
@@ -149,16 +160,28 @@ impl<N: Network> Frozen<N> {
 }
 
 /// A batch of training examples: inputs `[B, input]` and their labels as
-/// the readout reads them, with the frozen network's activity when it was
-/// cached for a fixed data set ([`Network::cached_activity`]).
+/// the readout reads them, with the frozen activity the steps start from
+/// when it was computed beforehand ([`Network::cached_activity`],
+/// [`Network::step_activity`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     /// Inputs.
     pub inputs: &'a [f32],
     /// Labels.
     pub labels: &'a [u8],
-    /// The cached activity of the examples, if any.
+    /// The frozen activity of the examples from which the steps start,
+    /// if any.
     pub activity: Option<&'a [f32]>,
+}
+
+/// The frozen activity of a whole training sequence from which its steps
+/// start ([`Network::step_activity`]), with what computing it cost.
+#[derive(Clone, Debug)]
+pub struct StepActivity {
+    /// `[n, width]`, one row per example.
+    pub values: Vec<f32>,
+    /// Floating-point operations of the pass that computed it.
+    pub flops: f64,
 }
 
 /// Labelled examples: inputs `[n, input]` (canvases, images) and one label
@@ -182,13 +205,18 @@ impl Examples {
         self.labels.is_empty()
     }
 
-    /// Batch `k` of `size` examples (no cached activity).
-    pub fn batch(&self, k: usize, size: usize) -> Batch<'_> {
+    /// Batch `k` of `size` examples, with its rows of the sequence's
+    /// frozen `activity` (`[n, width]`) if there is one.
+    pub fn batch<'a>(&'a self, k: usize, size: usize, activity: Option<&'a [f32]>) -> Batch<'a> {
         let width = self.inputs.len() / self.len().max(1);
+        let rows = k * size..(k + 1) * size;
         Batch {
-            inputs: &self.inputs[k * size * width..(k + 1) * size * width],
-            labels: &self.labels[k * size..(k + 1) * size],
-            activity: None,
+            inputs: &self.inputs[rows.start * width..rows.end * width],
+            labels: &self.labels[rows.clone()],
+            activity: activity.map(|all| {
+                let width = all.len() / self.len();
+                &all[rows.start * width..rows.end * width]
+            }),
         }
     }
 }
@@ -234,15 +262,16 @@ impl<N: Network> EvalSet<N> {
     }
 
     /// The set in training batches of `size` examples, in order (the last
-    /// may be smaller), each with its cached activity (§4, `dataset`).
-    pub fn batches(&self, size: usize) -> impl Iterator<Item = Batch<'_>> {
+    /// may be smaller), each with the cached activity from which steps to
+    /// `depth` start (§4, `dataset`).
+    pub fn batches(&self, size: usize, depth: Depth) -> impl Iterator<Item = Batch<'_>> {
         let width = self.width();
         (0..self.len().div_ceil(size)).map(move |k| {
             let rows = k * size..((k + 1) * size).min(self.len());
             Batch {
                 inputs: &self.examples.inputs[rows.start * width..rows.end * width],
                 labels: &self.examples.labels[rows.clone()],
-                activity: N::cached_activity(&self.cache, rows),
+                activity: N::cached_activity(&self.cache, rows, depth),
             }
         })
     }

@@ -32,7 +32,9 @@ impl Curve {
 
 /// The `online` protocol (§4): one pass over the whole batches of `train`,
 /// each seen once, with the accuracy on `test` measured before the first
-/// update (measurement 0) and after every batch. On a numerical fault
+/// update (measurement 0) and after every batch. The frozen layers below
+/// what the learner trains run once for the whole sequence, before the
+/// first update ([`Learner::sequence_activity`]). On a numerical fault
 /// (§6) the run stops: the curve holds the measurements before it.
 pub fn online<N: Network>(
     learner: &mut dyn Learner<N>,
@@ -54,9 +56,12 @@ fn online_into<N: Network>(
     curve: &mut Curve,
 ) -> Result<(), Failure> {
     let batches = train.len() / batch_size;
+    // The frozen layers below what is trained run once for the sequence.
+    let activity = learner.sequence_activity(&train.inputs);
+    let batch = |k| train.batch(k, batch_size, activity.as_deref());
     if batches > 0 {
         learner
-            .begin(train.batch(0, batch_size))
+            .begin(batch(0))
             .map_err(|f| Failure::new("the first gain estimate, before any update", f))?;
     }
     let accuracy = learner
@@ -65,7 +70,7 @@ fn online_into<N: Network>(
     curve.push(0, accuracy);
     for k in 0..batches {
         learner
-            .step(train.batch(k, batch_size))
+            .step(batch(k))
             .map_err(|f| Failure::new(format!("update {} of {batches}", k + 1), f))?;
         let accuracy = learner
             .accuracy(test)
@@ -224,7 +229,7 @@ fn train_size<N: Network>(
     let (train_rows, validation_rows) = halves(size);
     let train = sequence.select(&train_rows);
     let validation = sequence.select(&validation_rows);
-    let batches: Vec<Batch<'_>> = train.batches(batch_size).collect();
+    let batches: Vec<Batch<'_>> = train.batches(batch_size, learner.trains()).collect();
     let at = |what: String| format!("size {size}, {what}");
     learner
         .begin(batches[0])
