@@ -11,10 +11,11 @@ mod common;
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_packed, dense_rows, has_dense_tiles,
 };
 use comod::kernel::plan::{PANEL, PackedLayer, fill_panel};
 use comod::kernel::{Body, PackedRows};
+use comod::net::layers::scale_rows;
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::net::{Arch, Model, Modulation, Nonlinearity};
@@ -136,13 +137,40 @@ proptest! {
         let layer = PackedLayer::dense(&w, &b, inputs, outputs);
         // One scratch for every body, full of another call's values.
         let mut scratch = RowsScratch::default();
+        let packed = PackedRows::new(&x, inputs);
         for body in dense_bodies() {
             let mut got = vec![f32::NAN; rows * outputs];
             dense_rows(body, &layer, activation, &x, rows, &mut got, &mut scratch);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} value {}: {:e} against {:e}", body, i, g, w);
             }
+            // The same rows packed: whole groups, then the last part group.
+            let mut got = vec![f32::NAN; rows * outputs];
+            dense_packed(body, &layer, activation, &packed, &mut got, &mut scratch);
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} packed, value {}: {:e} against {:e}", body, i, g, w);
+            }
         }
+    }
+
+    /// Packed rows scaled input by input are the scaled rows packed.
+    #[test]
+    fn scaled_packed_rows_are_the_scaled_rows_packed(
+        rows in 1usize..40,
+        width in 1usize..30,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
+        let (x, factor) = (draw(rows * width), draw(width));
+        let mut scaled = x.clone();
+        scale_rows(&mut scaled, &factor);
+        // Into a buffer of another shape, as an evaluator reuses one.
+        let mut got = PackedRows::new(&draw(7 * 3), 3);
+        PackedRows::new(&x, width).scale_inputs_into(&factor, &mut got);
+        let want = PackedRows::new(&scaled, width);
+        prop_assert_eq!((got.rows(), got.width()), (rows, width));
+        prop_assert_eq!(got.data(), want.data());
     }
 }
 

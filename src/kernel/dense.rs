@@ -236,7 +236,7 @@ pub fn dense_forward(
     }
 }
 
-/// Buffers of [`dense_rows`], reused across calls.
+/// Buffers of [`dense_rows`] and [`dense_packed`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct RowsScratch {
     /// The last rows that fill no whole tile, padded with zero rows.
@@ -283,6 +283,49 @@ pub fn dense_rows(
         scratch.out.resize(height * no, 0.0);
         let input = (&scratch.tail[..], RowLayout::Strided(ni));
         layer_tiles(body, layer, epilogue, input, height, &mut scratch.out);
+        out[whole * no..].copy_from_slice(&scratch.out[..(rows - whole) * no]);
+    }
+}
+
+/// [`dense_rows`] for rows held in the kernel's packed layout (a fixed
+/// set's, built once, [`PackedRows`]): the tiles broadcast each input of
+/// their rows from one contiguous stream, at offsets fixed when compiled,
+/// where rows held as rows cost an address computation per row and input.
+/// Same bits as [`dense_rows`]; `out` is `[x.rows(), outputs]`. The
+/// readout of `retrain-last`'s evaluations (§4), from the set's gated
+/// activity.
+pub fn dense_packed(
+    body: Body,
+    layer: &PackedLayer,
+    activation: Option<Nonlinearity>,
+    x: &PackedRows,
+    out: &mut [f32],
+    scratch: &mut RowsScratch,
+) {
+    assert_dense_tiles(body);
+    assert_eq!(layer.groups, 1, "a dense layer has one group");
+    let (ni, no, rows) = (layer.inputs, layer.outputs, x.rows());
+    assert_eq!(x.width(), ni, "rows of the layer's input");
+    assert_eq!(out.len(), rows * no, "rows of the layer's output");
+    let epilogue = Epilogue {
+        scale: None,
+        activation,
+    };
+    // Whole groups straight into `out`, the last part group (its zero rows
+    // included) through the scratch.
+    let whole = rows - rows % PACK;
+    layer_tiles(
+        body,
+        layer,
+        epilogue,
+        (x.data(), RowLayout::Packed),
+        whole,
+        out,
+    );
+    if whole < rows {
+        scratch.out.resize(PACK * no, 0.0);
+        let input = (&x.data()[whole * ni..], RowLayout::Packed);
+        layer_tiles(body, layer, epilogue, input, PACK, &mut scratch.out);
         out[whole * no..].copy_from_slice(&scratch.out[..(rows - whole) * no]);
     }
 }

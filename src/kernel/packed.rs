@@ -69,6 +69,20 @@ impl PackedRows {
         &self.data
     }
 
+    /// `out` ← these rows with input k times `factor[k]` (each value
+    /// multiplied once, as [`crate::net::layers::scale_rows`] does rows),
+    /// reusing `out`'s allocation.
+    pub fn scale_inputs_into(&self, factor: &[f32], out: &mut PackedRows) {
+        assert_eq!(factor.len(), self.width, "one factor per input");
+        out.data.clear();
+        for group in self.data.chunks_exact(self.width * PACK) {
+            for (values, &f) in group.chunks_exact(PACK).zip(factor) {
+                out.data.extend(values.iter().map(|&v| v * f));
+            }
+        }
+        (out.rows, out.width) = (self.rows, self.width);
+    }
+
     /// The rows at `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> PackedRows {
         let mut data = vec![0.0; rows.len().next_multiple_of(PACK) * self.width];

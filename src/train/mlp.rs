@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_packed, dense_rows, has_dense_tiles,
 };
 use crate::kernel::plan::PackedLayer;
 use crate::kernel::{
@@ -36,6 +36,8 @@ pub struct MlpCache {
     /// The canvases as layer 1 reads them, packed (for [`dense_forward`]).
     packed_input: PackedRows,
     gated_activity: Vec<f32>,
+    /// The same, packed (for [`dense_packed`]).
+    packed_gated: PackedRows,
     /// Neurons of the modulated and the gated layer.
     widths: (usize, usize),
 }
@@ -145,6 +147,7 @@ impl Network for Model<f32> {
         MlpCache {
             packed_input: PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS),
             packed_activity: PackedRows::new(&modulated_activity, widths.0),
+            packed_gated: PackedRows::new(&gated_activity, widths.1),
             modulated_activity,
             gated_activity,
             widths,
@@ -157,6 +160,7 @@ impl Network for Model<f32> {
             packed_activity: cache.packed_activity.select(rows),
             packed_input: cache.packed_input.select(rows),
             gated_activity: gather_rows(&cache.gated_activity, cache.widths.1, rows),
+            packed_gated: cache.packed_gated.select(rows),
             widths: cache.widths,
         }
     }
@@ -354,6 +358,9 @@ pub struct MlpEvaluator {
     /// The gated activity of an unmodulated evaluation on the tiles,
     /// `[n, N_{L−1}]` (times the gated layer's factor where it is not 1).
     gated: Vec<f32>,
+    /// A set's packed gated activity times the gated layer's factor,
+    /// where it is not 1.
+    packed_gated: PackedRows,
     /// Logits, `[n, 10]` (only the readout's columns are written).
     logits: Vec<f32>,
     /// The readout's columns with the gain folded in.
@@ -383,6 +390,7 @@ impl MlpEvaluator {
             body,
             factor: vec![0.0; arch.coupling_len()],
             gated: Vec::new(),
+            packed_gated: PackedRows::default(),
             logits: Vec::new(),
             readout: PairedReadout::default(),
             off: Modulation::off(arch),
@@ -437,8 +445,9 @@ impl MlpEvaluator {
     /// modulator value `m`: from the set's frozen gated activity when only
     /// the readout changed, else from the canvases. On a SIMD body the
     /// layers run on the kernel's dense tiles ([`dense_forward`] for
-    /// layers 1..L−1, [`dense_rows`] for the readout, both with the forward
-    /// pass's bits), elsewhere on the network's forward pass.
+    /// layers 1..L−1, then [`dense_rows`] for the readout, or
+    /// [`dense_packed`] from the set's packed gated activity; all with the
+    /// forward pass's bits), elsewhere on the network's forward pass.
     pub fn unmodulated(
         &mut self,
         model: &Model<f32>,
@@ -504,30 +513,25 @@ impl MlpEvaluator {
         }
         self.gated_factor.resize(n_gated, 0.0);
         model.layer_factor(arch.gated_layer(), &self.off, m, &mut self.gated_factor);
-        let gated = if self.gated_factor.iter().all(|&s| s == 1.0) {
-            if from_canvases {
-                &self.gated
-            } else {
-                &cache.gated_activity
-            }
-        } else {
-            if !from_canvases {
-                self.gated.clear();
-                self.gated.extend_from_slice(&cache.gated_activity);
-            }
-            scale_rows(&mut self.gated, &self.gated_factor);
-            &self.gated
-        };
+        let unscaled = self.gated_factor.iter().all(|&s| s == 1.0);
         self.readout_layer.repack(model, arch.depth());
-        dense_rows(
-            self.body,
-            &self.readout_layer,
-            None,
-            gated,
-            rows,
-            &mut self.logits,
-            &mut self.rows_scratch,
-        );
+        let (body, readout) = (self.body, &self.readout_layer);
+        if from_canvases {
+            if !unscaled {
+                scale_rows(&mut self.gated, &self.gated_factor);
+            }
+            let (logits, scratch) = (&mut self.logits, &mut self.rows_scratch);
+            dense_rows(body, readout, None, &self.gated, rows, logits, scratch);
+        } else {
+            let gated = if unscaled {
+                &cache.packed_gated
+            } else {
+                (cache.packed_gated).scale_inputs_into(&self.gated_factor, &mut self.packed_gated);
+                &self.packed_gated
+            };
+            let (logits, scratch) = (&mut self.logits, &mut self.rows_scratch);
+            dense_packed(body, readout, None, gated, logits, scratch);
+        }
     }
 
     /// The logits of the last evaluation, `[n, 10]` (after
