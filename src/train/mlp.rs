@@ -15,6 +15,7 @@ use crate::kernel::{
 };
 use crate::net::arch::LOGITS;
 use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, scale_rows};
+use crate::net::linalg::first_non_finite;
 use crate::net::model::EVAL_ROWS;
 use crate::net::readout::PairedReadout;
 use crate::net::{Depth, GainRule, Grads, Model, Modulated, Modulation, Readout, Workspace};
@@ -340,7 +341,7 @@ fn step_macs(model: &Model<f32>, start: Option<usize>, depth: Depth) -> f64 {
 /// [`EVAL_ROWS`].
 fn frozen_activity(model: &Model<f32>, inputs: &[f32], l: usize, m: f32) -> Vec<f32> {
     let off = Modulation::off(model.arch());
-    let mut ws = model.workspace(EVAL_ROWS);
+    let mut ws = model.workspace(EVAL_ROWS.min(inputs.len() / CANVAS_PIXELS));
     let mut activity = Vec::with_capacity(inputs.len() / CANVAS_PIXELS * model.arch().size(l));
     for chunk in inputs.chunks(EVAL_ROWS * CANVAS_PIXELS) {
         activity.extend_from_slice(model.activity_at(&mut ws, &off, chunk, l, m));
@@ -375,7 +376,10 @@ pub struct MlpEvaluator {
     /// The retrained network's readout, packed at each evaluation.
     readout_layer: PackedLayer,
     rows_scratch: RowsScratch,
-    ws: Workspace<f32>,
+    /// The network's own forward pass of a chunk of rows, made at its first
+    /// use (a body without dense tiles, or a fault's search), so that a
+    /// run's evaluator does not zero one it never reads.
+    ws: Option<Workspace<f32>>,
     /// The first non-finite tensor of the last unmodulated evaluation,
     /// searched for when a chunk's logits are not finite.
     fault: Option<Fault>,
@@ -400,7 +404,7 @@ impl MlpEvaluator {
             gated_factor: Vec::new(),
             readout_layer: PackedLayer::default(),
             rows_scratch: RowsScratch::default(),
-            ws: model.workspace(EVAL_ROWS),
+            ws: None,
             fault: None,
         }
     }
@@ -461,10 +465,11 @@ impl MlpEvaluator {
         if has_dense_tiles(self.body) {
             self.unmodulated_on_tiles(model, set, from_canvases, m);
         } else {
+            let ws = self.ws.get_or_insert_with(|| model.workspace(EVAL_ROWS));
             for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
                 let rows = chunk_rows(chunk, logits);
-                unmodulated_pass(model, &self.off, &mut self.ws, set, from_canvases, rows, m);
-                logits.copy_from_slice(model.logits(&self.ws));
+                unmodulated_pass(model, &self.off, ws, set, from_canvases, rows, m);
+                logits.copy_from_slice(model.logits(ws));
             }
         }
         // Only the logits are scanned; the layers below are searched for
@@ -472,13 +477,14 @@ impl MlpEvaluator {
         // chunk of rows, once a logit is not finite.
         let chunks = self.logits.chunks(EVAL_ROWS * LOGITS).enumerate();
         let faulty = chunks
-            .filter(|(_, logits)| logits.iter().any(|v| !v.is_finite()))
+            .filter(|(_, logits)| first_non_finite(logits).is_some())
             .map(|(chunk, logits)| chunk_rows(chunk, logits))
             .next();
         if let Some(rows) = faulty {
             let start = rows.start;
-            unmodulated_pass(model, &self.off, &mut self.ws, set, from_canvases, rows, m);
-            self.fault = forward_fault(model, &self.ws).map(|mut fault| {
+            let ws = self.ws.get_or_insert_with(|| model.workspace(EVAL_ROWS));
+            unmodulated_pass(model, &self.off, ws, set, from_canvases, rows, m);
+            self.fault = forward_fault(model, ws).map(|mut fault| {
                 fault.tensor += &format!(" (evaluation rows from {start})");
                 fault
             });
