@@ -344,10 +344,9 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
         }
     }
 
-    /// The network as evaluated: the frozen one, or its copy with the
-    /// readout being trained.
+    /// The network as evaluated ([`evaluated`]).
     fn evaluated(&self) -> &Frozen<N> {
-        self.readout.as_ref().map_or(self.frozen, |r| &r.frozen)
+        evaluated(self.frozen, self.readout.as_ref())
     }
 
     fn estimate_gain(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
@@ -357,6 +356,15 @@ impl<'a, N: Network> ModulationLearner<'a, N> {
         }
         Ok(())
     }
+}
+
+/// The network a modulation learner evaluates and steps: the shared
+/// `frozen` one, or its copy whose fresh readout is being trained (§8).
+fn evaluated<'a, N: Network>(
+    frozen: &'a Frozen<N>,
+    readout: Option<&'a ReadoutTraining<N>>,
+) -> &'a Frozen<N> {
+    readout.map_or(frozen, |r| &r.frozen)
 }
 
 impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
@@ -369,8 +377,8 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
 
     fn sequence_activity(&mut self, inputs: &[f32]) -> Option<Vec<f32>> {
         let depth = self.trains();
-        let frozen = self.readout.as_ref().map_or(self.frozen, |r| &r.frozen);
-        (self.common).sequence_activity(&frozen.net, inputs, depth)
+        let net = &evaluated(self.frozen, self.readout.as_ref()).net;
+        (self.common).sequence_activity(net, inputs, depth)
     }
 
     fn begin(&mut self, first: Batch<'_>) -> Result<(), Fault> {
@@ -380,7 +388,7 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
     fn step(&mut self, batch: Batch<'_>) -> Result<(), Fault> {
         let depth = self.trains();
         let c = &mut self.common;
-        let net = &self.readout.as_ref().map_or(self.frozen, |r| &r.frozen).net;
+        let net = &evaluated(self.frozen, self.readout.as_ref()).net;
         let step_flops = net.step_flops(batch, depth);
         let grads = net.gradients(
             &mut c.trainer,
@@ -416,7 +424,7 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
     fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault> {
         let c = &mut self.common;
         c.flops += set.len() as f64 * c.evaluation_flops;
-        let evaluated = self.readout.as_ref().map_or(self.frozen, |r| &r.frozen);
+        let evaluated = evaluated(self.frozen, self.readout.as_ref());
         let logits = N::evaluate_modulated(
             evaluated,
             &mut c.evaluator,
