@@ -16,11 +16,28 @@ use comod::train::network::Batch;
 use comod::train::options::{DatasetOptions, Protocol};
 use comod::train::protocol::online;
 use comod::train::study::{digit_task_data, training_composites};
-use comod::train::{Examples, FinetuneConfig, Frozen, Method, ReadoutKind};
+use comod::train::{Examples, FinetuneConfig, Frozen, Method, ReadoutKind, TaskData};
 use comod::train::{PretrainOptions, pretrain};
 
 fn digits() -> &'static Digits {
     common::shipped_digits()
+}
+
+/// A task's test set and a run's training examples (drawn with `seed`),
+/// labelled as `config`'s readout reads them.
+fn task_examples(
+    task: Task,
+    config: &FinetuneConfig,
+    seed: u64,
+) -> (TaskData<Model<f32>>, Examples) {
+    let data = digit_task_data(frozen(), digits(), task, config, 0);
+    let train = training_composites(digits(), task, config, seed);
+    let labels = config.readout.labels(&train).to_vec();
+    let training = Examples {
+        inputs: train.images,
+        labels,
+    };
+    (data, training)
 }
 
 /// A fixed pretrained test network (40 epochs, held-out accuracy ≈ 0.8).
@@ -155,12 +172,7 @@ fn restoring_a_snapshot_restores_the_evaluation_exactly() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "3-8@2".parse().unwrap();
-    let data = digit_task_data(frozen, digits(), task, &config, 0);
-    let train = training_composites(digits(), task, &config, 4);
-    let training = Examples {
-        inputs: train.images.clone(),
-        labels: config.readout.labels(&train).to_vec(),
-    };
+    let (data, training) = task_examples(task, &config, 4);
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout.of(task), 9);
         learner.begin(training.batch(0, 2, None)).unwrap();
@@ -315,12 +327,7 @@ fn the_validation_loss_is_the_mean_cross_entropy_of_the_network_as_trained() {
         readout: ReadoutKind::Pair,
         ..FinetuneConfig::DEFAULT
     };
-    let data = digit_task_data(frozen, digits(), task, &config, 0);
-    let train = training_composites(digits(), task, &config, 6);
-    let training = Examples {
-        inputs: train.images.clone(),
-        labels: config.readout.labels(&train).to_vec(),
-    };
+    let (data, training) = task_examples(task, &config, 6);
     let images = data.test.inputs();
     for method in Method::ALL {
         let mut learner = learner(method, frozen, &config, config.readout.of(task), 2);
@@ -470,12 +477,7 @@ fn an_online_run_counts_its_sequence_pass_once_and_steps_from_it() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "2-5@1".parse().unwrap();
-    let data = digit_task_data(frozen, digits(), task, &config, 0);
-    let train = training_composites(digits(), task, &config, 3);
-    let training = Examples {
-        labels: config.readout.labels(&train).to_vec(),
-        inputs: train.images,
-    };
+    let (data, training) = task_examples(task, &config, 3);
     let [e, d, r] = [1, 2, 3].map(|l| model.layer(l).shape.macs() as f64);
     let (n, steps, measurements) = (training.len() as f64, 5.0, 6.0 * 100.0);
     assert_eq!(n, 10.0);
@@ -501,12 +503,7 @@ fn steps_from_cached_activity_train_exactly_as_steps_from_canvases() {
         ..FinetuneConfig::DEFAULT
     };
     let task: Task = "0-6@3".parse().unwrap();
-    let data = digit_task_data(frozen, digits(), task, &config, 0);
-    let train = training_composites(digits(), task, &config, 7);
-    let training = Examples {
-        inputs: train.images.clone(),
-        labels: config.readout.labels(&train).to_vec(),
-    };
+    let (data, training) = task_examples(task, &config, 7);
     for method in Method::ALL {
         let mut plain = learner(method, frozen, &config, config.readout.of(task), 4);
         let mut cached = learner(method, frozen, &config, config.readout.of(task), 4);
