@@ -167,12 +167,9 @@ impl Network for Model<f32> {
     }
 
     fn cached_activity(cache: &MlpCache, rows: Range<usize>, depth: Depth) -> Option<&[f32]> {
-        let (activity, width) = match depth {
-            Depth::Coupling | Depth::CouplingAndReadout => {
-                (&cache.modulated_activity, cache.widths.0)
-            }
-            Depth::Readout => (&cache.gated_activity, cache.widths.1),
-            Depth::All => return None,
+        let (activity, width) = match Start::of(depth)? {
+            Start::Modulated => (&cache.modulated_activity, cache.widths.0),
+            Start::Gated => (&cache.gated_activity, cache.widths.1),
         };
         Some(&activity[rows.start * width..rows.end * width])
     }
@@ -301,16 +298,34 @@ fn macs_from(model: &Model<f32>, from: usize) -> f64 {
         .sum::<usize>() as f64
 }
 
-/// The layer whose frozen activity F(a_l) the steps of a method that
-/// trains to `depth` may start from (§4): the modulated layer for the
-/// coupling, the gated layer for the readout alone; none when every
-/// layer is trained.
-fn step_start(model: &Model<f32>, depth: Depth) -> Option<usize> {
-    match depth {
-        Depth::Coupling | Depth::CouplingAndReadout => Some(model.arch().modulated_layer),
-        Depth::Readout => Some(model.arch().gated_layer()),
-        Depth::All => None,
+/// Where the steps of a method that trains to `depth` may start (§4):
+/// every layer below what it trains is frozen.
+#[derive(Clone, Copy)]
+enum Start {
+    /// From the modulated layer's F(a_ℓ): the coupling (and a readout).
+    Modulated,
+    /// From the gated layer's F(a_{L−1}): the readout alone.
+    Gated,
+}
+
+impl Start {
+    /// Where steps to `depth` start; none when every layer is trained.
+    fn of(depth: Depth) -> Option<Start> {
+        match depth {
+            Depth::Coupling | Depth::CouplingAndReadout => Some(Start::Modulated),
+            Depth::Readout => Some(Start::Gated),
+            Depth::All => None,
+        }
     }
+}
+
+/// The layer whose frozen activity F(a_l) the steps to `depth` start
+/// from ([`Start`]).
+fn step_start(model: &Model<f32>, depth: Depth) -> Option<usize> {
+    Start::of(depth).map(|start| match start {
+        Start::Modulated => model.arch().modulated_layer,
+        Start::Gated => model.arch().gated_layer(),
+    })
 }
 
 /// Multiply-adds of one example's training step to `depth` (§4), from
