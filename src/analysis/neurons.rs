@@ -4,8 +4,7 @@
 
 use crate::data::composite::{CANVAS_SIDE, quadrant_origin};
 use crate::data::{CANVAS_PIXELS, Digits, Task};
-use crate::net::model::EVAL_ROWS;
-use crate::net::{Model, Modulation};
+use crate::net::Model;
 use crate::train::evaluate::task_test_set;
 
 /// Composites the |d′| of a task is measured on.
@@ -55,14 +54,8 @@ pub fn task_d_prime(
     seed: u64,
 ) -> Vec<f64> {
     let set = task_test_set(digits, task, true, D_PRIME_COMPOSITES, seed);
-    let off = Modulation::off(model.arch());
-    let neurons = model.arch().size(layer);
-    let mut ws = model.workspace(EVAL_ROWS);
-    let mut responses = Vec::with_capacity(set.len() * neurons);
-    for chunk in set.images.chunks(EVAL_ROWS * CANVAS_PIXELS) {
-        responses.extend_from_slice(model.activity_at(&mut ws, &off, chunk, layer, 0.0));
-    }
-    d_prime(&responses, neurons, &set.labels)
+    let responses = model.frozen_activity(&set.images, layer, 0.0);
+    d_prime(&responses, model.arch().size(layer), &set.labels)
 }
 
 /// The coupling map (§5): ẑ(c) projected through the encoder's weights,

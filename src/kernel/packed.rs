@@ -71,7 +71,9 @@ impl PackedRows {
 
     /// `out` ← these rows with input k times `factor[k]` (each value
     /// multiplied once, as [`crate::net::layers::scale_rows`] does rows),
-    /// reusing `out`'s allocation.
+    /// reusing `out`'s allocation: a set's gated activity times the gated
+    /// layer's factor with the modulation off (§2, exp(−β) when the gated
+    /// layer is the modulated one).
     pub fn scale_inputs_into(&self, factor: &[f32], out: &mut PackedRows) {
         assert_eq!(factor.len(), self.width, "one factor per input");
         out.data.clear();

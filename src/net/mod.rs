@@ -18,5 +18,5 @@ pub use arch::{Arch, LayerKind, LayerSpec, Nonlinearity};
 pub use gradients::{Depth, Grads};
 pub use layers::Readout;
 pub use linalg::Real;
-pub use model::{Model, Workspace};
+pub use model::{BackwardReach, Model, Workspace};
 pub use modulation::{GainRule, Modulated, Modulation};

@@ -100,6 +100,22 @@ pub struct Model<T> {
     pub params: Vec<T>,
 }
 
+/// The layers a backward pass to some [`Depth`] reaches (§2 gradients):
+/// [`Model::backward`] computes dW of layers `lowest_weight..=L`, dA of
+/// layers `lowest_da..=L`, dH (the input gradient) of layers
+/// `max(lowest_dh, 1)..L`, and dc when `coupling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackwardReach {
+    /// The lowest layer whose weights get a gradient (L + 1: none).
+    pub lowest_weight: usize,
+    /// The lowest layer whose pre-activation gets a gradient.
+    pub lowest_da: usize,
+    /// The lowest layer whose activity gets a gradient.
+    pub lowest_dh: usize,
+    /// Whether dc of the modulated layer is computed.
+    pub coupling: bool,
+}
+
 /// Activations of one batch, allocated once and reused across steps.
 #[derive(Clone, Debug)]
 pub struct Workspace<T> {
@@ -253,6 +269,22 @@ impl<T: Real> Model<T> {
     ) -> &'w [T] {
         self.run_layers(ws, Some(modulation), canvases, m, l, false);
         &ws.post[l - 1][..ws.batch * self.arch.size(l)]
+    }
+
+    /// F(a_l) of every canvas of `canvases` (`[n, 784]`), `[n, N_l]`, with
+    /// the modulation off at modulator value `m` ([`Model::activity_at`]),
+    /// in passes of at most [`EVAL_ROWS`] rows: what a frozen network makes
+    /// of a whole set (§4 caches, §5 d′); for l = ℓ, the unmodulated
+    /// activity the fused kernel modulates (§3).
+    pub fn frozen_activity(&self, canvases: &[T], l: usize, m: T) -> Vec<T> {
+        let rows = canvases.len() / CANVAS_PIXELS;
+        let off = Modulation::off(&self.arch);
+        let mut ws = self.workspace(EVAL_ROWS.min(rows));
+        let mut activity = Vec::with_capacity(rows * self.arch.size(l));
+        for chunk in canvases.chunks(EVAL_ROWS * CANVAS_PIXELS) {
+            activity.extend_from_slice(self.activity_at(&mut ws, &off, chunk, l, m));
+        }
+        activity
     }
 
     /// Layers 1..=`through` with their per-neuron factors (modulation,
@@ -484,12 +516,10 @@ impl<T: Real> Model<T> {
         )
     }
 
-    /// Back-propagates the gradient left by [`Model::loss`] (g held
-    /// constant), writing the requested gradients into `grads`; the others
-    /// are left as they were.
-    pub fn backward(&self, ws: &mut Workspace<T>, targets: Depth, grads: &mut Grads<T>) {
-        let depth = self.arch.depth();
-        let modulated = self.arch.modulated_layer;
+    /// How far [`Model::backward`] reaches for `targets`: what it
+    /// multiplies, which a step's FLOP count follows.
+    pub fn backward_reach(&self, targets: Depth) -> BackwardReach {
+        let (depth, modulated) = (self.arch.depth(), self.arch.modulated_layer);
         let (lowest_weight, coupling) = match targets {
             Depth::Readout => (depth, false),
             Depth::Coupling => (depth + 1, true),
@@ -506,6 +536,25 @@ impl<T: Real> Model<T> {
         } else {
             (lowest_weight, lowest_weight)
         };
+        BackwardReach {
+            lowest_weight,
+            lowest_da,
+            lowest_dh,
+            coupling,
+        }
+    }
+
+    /// Back-propagates the gradient left by [`Model::loss`] (g held
+    /// constant), writing the requested gradients into `grads`; the others
+    /// are left as they were.
+    pub fn backward(&self, ws: &mut Workspace<T>, targets: Depth, grads: &mut Grads<T>) {
+        let (depth, modulated) = (self.arch.depth(), self.arch.modulated_layer);
+        let BackwardReach {
+            lowest_weight,
+            lowest_da,
+            lowest_dh,
+            coupling,
+        } = self.backward_reach(targets);
         let batch = ws.batch;
         for l in (lowest_da..=depth).rev() {
             let layer = &self.layers[l - 1];

@@ -142,8 +142,8 @@ impl Network for Model<f32> {
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> MlpCache {
         let model = &frozen.net;
         let arch = model.arch();
-        let modulated_activity = frozen_activity(model, inputs, arch.modulated_layer, m);
-        let gated_activity = frozen_activity(model, inputs, arch.gated_layer(), m);
+        let modulated_activity = model.frozen_activity(inputs, arch.modulated_layer, m);
+        let gated_activity = model.frozen_activity(inputs, arch.gated_layer(), m);
         let widths = (arch.coupling_len(), arch.gain_len());
         MlpCache {
             packed_input: PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS),
@@ -178,7 +178,7 @@ impl Network for Model<f32> {
         let l = step_start(self, depth)?;
         let rows = inputs.len() / CANVAS_PIXELS;
         Some(StepActivity {
-            values: frozen_activity(self, inputs, l, m),
+            values: self.frozen_activity(inputs, l, m),
             flops: 2.0 * rows as f64 * (macs_from(self, 1) - macs_from(self, l + 1)),
         })
     }
@@ -331,37 +331,19 @@ fn step_start(model: &Model<f32>, depth: Depth) -> Option<usize> {
 /// Multiply-adds of one example's training step to `depth` (§4), from
 /// the frozen activity of layer `start` (else from the canvases): the
 /// forward pass through the layers above it, then what
-/// [`Model::backward`] multiplies: each trained layer's weight gradient,
-/// and dX of every layer whose input's gradient is needed (down to the
-/// lowest trained layer, or to ℓ + 1 for the coupling's).
+/// [`Model::backward`] multiplies ([`Model::backward_reach`]): each
+/// trained layer's dW, and dX = dA_l·W_l of every layer whose input's
+/// gradient dH_{l−1} is needed.
 fn step_macs(model: &Model<f32>, start: Option<usize>, depth: Depth) -> f64 {
-    let arch = model.arch();
-    let (last, modulated) = (arch.depth(), arch.modulated_layer);
+    let last = model.arch().depth();
     let macs = |l: usize| model.layer(l).shape.macs() as f64;
     let forward = macs_from(model, start.map_or(1, |l| l + 1));
-    let (lowest_weight, lowest_dx) = match depth {
-        Depth::Readout => (last, last + 1),
-        Depth::Coupling => (last + 1, modulated + 1),
-        Depth::CouplingAndReadout => (last, modulated + 1),
-        Depth::All => (1, 2),
-    };
-    let weights: f64 = (lowest_weight..=last).map(macs).sum();
+    let reach = model.backward_reach(depth);
+    // Layer 1's input is the canvas, whose gradient is never needed.
+    let lowest_dx = (reach.lowest_dh + 1).max(2);
+    let weights: f64 = (reach.lowest_weight..=last).map(macs).sum();
     let inputs: f64 = (lowest_dx..=last).map(macs).sum();
     forward + weights + inputs
-}
-
-/// F(a_l) of every canvas of `inputs` with every layer below `l` run in
-/// full with the modulation off at modulator value `m` (for `l` = ℓ,
-/// the unmodulated activity the fused kernel modulates, §3), in chunks of
-/// [`EVAL_ROWS`].
-fn frozen_activity(model: &Model<f32>, inputs: &[f32], l: usize, m: f32) -> Vec<f32> {
-    let off = Modulation::off(model.arch());
-    let mut ws = model.workspace(EVAL_ROWS.min(inputs.len() / CANVAS_PIXELS));
-    let mut activity = Vec::with_capacity(inputs.len() / CANVAS_PIXELS * model.arch().size(l));
-    for chunk in inputs.chunks(EVAL_ROWS * CANVAS_PIXELS) {
-        activity.extend_from_slice(model.activity_at(&mut ws, &off, chunk, l, m));
-    }
-    activity
 }
 
 /// Evaluates MLPs on [`EvalSet`]s with buffers reused across calls (§4):
@@ -480,7 +462,7 @@ impl MlpEvaluator {
         if has_dense_tiles(self.body) {
             self.unmodulated_on_tiles(model, set, from_canvases, m);
         } else {
-            let ws = self.ws.get_or_insert_with(|| model.workspace(EVAL_ROWS));
+            let ws = forward_workspace(&mut self.ws, model);
             for (chunk, logits) in self.logits.chunks_mut(EVAL_ROWS * LOGITS).enumerate() {
                 let rows = chunk_rows(chunk, logits);
                 unmodulated_pass(model, &self.off, ws, set, from_canvases, rows, m);
@@ -497,7 +479,7 @@ impl MlpEvaluator {
             .next();
         if let Some(rows) = faulty {
             let start = rows.start;
-            let ws = self.ws.get_or_insert_with(|| model.workspace(EVAL_ROWS));
+            let ws = forward_workspace(&mut self.ws, model);
             unmodulated_pass(model, &self.off, ws, set, from_canvases, rows, m);
             self.fault = forward_fault(model, ws).map(|mut fault| {
                 fault.tensor += &format!(" (evaluation rows from {start})");
@@ -568,6 +550,15 @@ impl MlpEvaluator {
         check_finite("logits", &self.logits)?;
         Ok(&self.logits)
     }
+}
+
+/// The evaluator's workspace for the network's own forward pass of a
+/// chunk of rows, made at its first use.
+fn forward_workspace<'w>(
+    ws: &'w mut Option<Workspace<f32>>,
+    model: &Model<f32>,
+) -> &'w mut Workspace<f32> {
+    ws.get_or_insert_with(|| model.workspace(EVAL_ROWS))
 }
 
 /// The network's own forward pass, modulation `off`, of `rows` of `set`

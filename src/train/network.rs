@@ -175,7 +175,8 @@ pub struct Batch<'a> {
 }
 
 /// The frozen activity of a whole training sequence from which its steps
-/// start ([`Network::step_activity`]), with what computing it cost.
+/// start ([`Network::step_activity`], §4 `online`), with what computing it
+/// cost.
 #[derive(Clone, Debug)]
 pub struct StepActivity {
     /// `[n, width]`, one row per example.
