@@ -11,7 +11,7 @@ mod common;
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_packed, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_lanes, dense_rows, has_dense_tiles,
 };
 use comod::kernel::plan::{PANEL, PackedLayer, fill_panel};
 use comod::kernel::{Body, PackedRows};
@@ -113,9 +113,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// The tiles reading rows where they are (whole tiles, then the last
-    /// rows padded into one) give `matrixmultiply`'s bits, with ReLU (a
-    /// dense stage) or without (a readout), also across several 256-input
-    /// chunks, short panels and non-finite inputs.
+    /// rows padded into one), and those holding rows along the lanes
+    /// (whole groups of 16 and a part group, panels of every width), give
+    /// `matrixmultiply`'s bits, with ReLU (a dense stage) or without (a
+    /// readout), also across several 256-input chunks, short panels and
+    /// non-finite inputs.
     #[test]
     fn dense_rows_give_matrixmultiply_bits(
         rows in 1usize..40,
@@ -137,39 +139,49 @@ proptest! {
         let layer = PackedLayer::dense(&w, &b, inputs, outputs);
         // One scratch for every body, full of another call's values.
         let mut scratch = RowsScratch::default();
-        let packed = PackedRows::new(&x, inputs);
+        let along_lanes = PackedRows::along_lanes(&x, inputs);
         for body in dense_bodies() {
             let mut got = vec![f32::NAN; rows * outputs];
             dense_rows(body, &layer, activation, &x, rows, &mut got, &mut scratch);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} value {}: {:e} against {:e}", body, i, g, w);
             }
-            // The same rows packed: whole groups, then the last part group.
             let mut got = vec![f32::NAN; rows * outputs];
-            dense_packed(body, &layer, activation, &packed, &mut got, &mut scratch);
+            dense_lanes(body, &layer, activation, &along_lanes, &mut got);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} packed, value {}: {:e} against {:e}", body, i, g, w);
+                prop_assert_eq!(g.to_bits(), w.to_bits(), "{:?} along the lanes, value {}: {:e} against {:e}", body, i, g, w);
             }
         }
     }
 
-    /// Packed rows scaled input by input are the scaled rows packed.
+    /// Packed rows (in groups of 12, or along the lanes) scaled input by
+    /// input are the scaled rows packed, and the rows selected from them
+    /// are the selected rows packed.
     #[test]
-    fn scaled_packed_rows_are_the_scaled_rows_packed(
+    fn scaled_and_selected_packed_rows_are_those_rows_packed(
         rows in 1usize..40,
         width in 1usize..30,
+        lanes in any::<bool>(),
         seed in any::<u64>(),
     ) {
+        let pack = if lanes { PackedRows::along_lanes } else { PackedRows::new };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-2.0..2.0)).collect() };
         let (x, factor) = (draw(rows * width), draw(width));
         let mut scaled = x.clone();
         scale_rows(&mut scaled, &factor);
-        // Into a buffer of another shape, as an evaluator reuses one.
+        // Into a buffer of another shape and grouping, as an evaluator reuses one.
         let mut got = PackedRows::new(&draw(7 * 3), 3);
-        PackedRows::new(&x, width).scale_inputs_into(&factor, &mut got);
-        let want = PackedRows::new(&scaled, width);
-        prop_assert_eq!((got.rows(), got.width()), (rows, width));
+        pack(&x, width).scale_inputs_into(&factor, &mut got);
+        let want = pack(&scaled, width);
+        prop_assert_eq!((got.rows(), got.width(), got.group()), (rows, width, want.group()));
+        prop_assert_eq!(got.data(), want.data());
+        // Every row once, backwards, then the first again.
+        let picked: Vec<usize> = (0..rows).rev().chain([0]).collect();
+        let rows_of: Vec<f32> = picked.iter().flat_map(|&r| x[r * width..(r + 1) * width].to_vec()).collect();
+        let got = pack(&x, width).select(&picked);
+        let want = pack(&rows_of, width);
+        prop_assert_eq!((got.rows(), got.group()), (picked.len(), want.group()));
         prop_assert_eq!(got.data(), want.data());
     }
 }

@@ -261,13 +261,19 @@ mod tests {
     fn wider_instruction_sets_are_not_slower_per_call() {
         // The chains must do the work they claim: a wider set runs the
         // same number of instructions with more lanes, so its rate is
-        // higher (a loop optimised away would read as absurdly fast).
+        // not lower (a loop optimised away would read as absurdly fast,
+        // lanes counted but not computed as half the rate). Equal is
+        // allowed, with a margin for a shared machine's noise: an AMD Zen 4
+        // runs a 512-bit FMA as two 256-bit halves, at AVX2's rate.
         let rates: Vec<f64> = Isa::available()
             .into_iter()
             .map(|isa| fma_peak(isa, 1).gflops)
             .collect();
         for pair in rates.windows(2) {
-            assert!(pair[1] > pair[0], "rates by instruction set: {rates:?}");
+            assert!(
+                pair[1] > 0.85 * pair[0],
+                "rates by instruction set: {rates:?}"
+            );
         }
         assert!(rates.iter().all(|&r| r > 0.1 && r < 1e4), "{rates:?}");
     }

@@ -4,7 +4,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
+use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::Nonlinearity;
@@ -298,6 +299,85 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
         }
     }
     layout.write(&c, tile.width, out);
+}
+
+/// Neurons of one pass of [`lanes_outputs`] at most: two accumulators
+/// each (the 16 rows), 12 of the 16 registers.
+const LANE_OUTPUTS: usize = 6;
+
+/// One tile of [`super::dense::dense_lanes`]: vector o of `sums` holds
+/// output o of the 16 rows (two vectors of 8), F(b_o + Σ_chunks Σ_{k in
+/// chunk} a_k·w_ok), each chunk's sum one chain of FMAs from zero, as
+/// `matrixmultiply` computes it; outputs past the panel's width are left
+/// as they were. The panel runs in passes of at most [`LANE_OUTPUTS`]
+/// neurons, of nearly equal sizes (10: 5 and 5).
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn lanes_tile(tile: LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+    tile.check();
+    let passes = tile.width.div_ceil(LANE_OUTPUTS);
+    let mut first = 0;
+    for pass in 0..passes {
+        let width = (tile.width - first) / (passes - pass);
+        let part = LaneTile {
+            panel: &tile.panel[first..],
+            bias: &tile.bias[first..],
+            width,
+            ..tile
+        };
+        // SAFETY: AVX2 and FMA guaranteed by the caller.
+        unsafe { for_outputs!(width, [1 2 3 4 5 6], lanes_outputs(&part, &mut sums[first..])) }
+        first += width;
+    }
+}
+
+/// [`lanes_tile`] for the `O` neurons from the start of `tile.panel`:
+/// 2·`O` accumulators.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]]) {
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let mut c: [[__m256; 2]; O] = std::array::from_fn(|o| [_mm256_set1_ps(tile.bias[o]); 2]);
+    for start in (0..tile.k).step_by(CHUNK) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; O];
+        for kk in start..tile.k.min(start + CHUNK) {
+            // SAFETY: input kk < k of the 16 rows and of the panel's O
+            // neurons (from an offset of at most 16 − O) is in bounds
+            // (checked).
+            unsafe {
+                let x = a.add(kk * LANE_ROWS);
+                let x = [_mm256_loadu_ps(x), _mm256_loadu_ps(x.add(8))];
+                let w = panel.add(kk * PANEL);
+                for (o, acc) in acc.iter_mut().enumerate() {
+                    let w = _mm256_broadcast_ss(&*w.add(o));
+                    for (acc, x) in acc.iter_mut().zip(x) {
+                        *acc = _mm256_fmadd_ps(x, w, *acc);
+                    }
+                }
+            }
+        }
+        for (c, acc) in c.iter_mut().zip(acc) {
+            for (c, acc) in c.iter_mut().zip(acc) {
+                *c = _mm256_add_ps(*c, acc);
+            }
+        }
+    }
+    let zero = _mm256_setzero_ps();
+    for (lanes, c) in sums.iter_mut().zip(c) {
+        for (half, c) in c.into_iter().enumerate() {
+            let v = match tile.activation {
+                Some(Nonlinearity::Exp) => exp8(c),
+                Some(Nonlinearity::Relu) => _mm256_max_ps(c, zero),
+                None => c,
+            };
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * half), v) };
+        }
+    }
 }
 
 impl Tiles for Avx2Fma {

@@ -11,7 +11,8 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
+use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::Nonlinearity;
@@ -489,6 +490,53 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
         let width = (tile.width - h * PANEL).min(PANEL);
         // SAFETY: AVX-512F guaranteed by the caller.
         unsafe { store_lanes(&v, width, &mut out[panel_offset(layout, h)..], layout) };
+    }
+}
+
+/// One tile of [`super::dense::dense_lanes`]: vector o of `sums` holds
+/// output o of the 16 rows, F(b_o + Σ_chunks Σ_{k in chunk} a_k·w_ok),
+/// each chunk's sum one chain of FMAs from zero, as `matrixmultiply`
+/// computes it; outputs past the panel's width are left as they were.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn lanes_tile(tile: LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+    tile.check();
+    // SAFETY: AVX-512F guaranteed by the caller.
+    unsafe {
+        for_outputs!(tile.width, [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16], lanes_outputs(&tile, sums))
+    }
+}
+
+/// [`lanes_tile`] for a panel of `O` neurons: `O` accumulators.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let mut c: [__m512; O] = std::array::from_fn(|o| _mm512_set1_ps(tile.bias[o]));
+    for start in (0..tile.k).step_by(CHUNK) {
+        let mut acc = [_mm512_setzero_ps(); O];
+        for kk in start..tile.k.min(start + CHUNK) {
+            // SAFETY: input kk < k of the 16 rows and of the panel's first
+            // O ≤ 16 neurons is in bounds (checked).
+            unsafe {
+                let x = _mm512_loadu_ps(a.add(kk * LANE_ROWS));
+                let w = panel.add(kk * PANEL);
+                for (o, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(x, _mm512_set1_ps(*w.add(o)), *acc);
+                }
+            }
+        }
+        for (c, acc) in c.iter_mut().zip(acc) {
+            *c = _mm512_add_ps(*c, acc);
+        }
+    }
+    for (lanes, c) in sums.iter_mut().zip(c) {
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), finish_dense(c, tile.activation, None)) };
     }
 }
 

@@ -16,7 +16,7 @@
 //! scalar body has no dense tiles, and such CPUs evaluate through the
 //! network's forward pass).
 
-use crate::kernel::packed::packed_index;
+use crate::kernel::packed::{LANE_ROWS, packed_index};
 use crate::kernel::plan::{PANEL, PackedLayer};
 use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows};
 use crate::net::layers::modulation_factor;
@@ -205,6 +205,7 @@ pub fn dense_forward(
         plan.layers[last].packed.outputs,
     );
     assert_eq!(x.width(), n_in, "rows of the network's input");
+    assert_eq!(x.group(), PACK, "rows packed for the tiles");
     assert_eq!(out.len(), x.rows() * n_out, "one output row per input row");
     scratch.hidden.resize_with(plan.layers.len(), Vec::new);
     for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
@@ -236,7 +237,7 @@ pub fn dense_forward(
     }
 }
 
-/// Buffers of [`dense_rows`] and [`dense_packed`], reused across calls.
+/// Buffers of [`dense_rows`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct RowsScratch {
     /// The last rows that fill no whole tile, padded with zero rows.
@@ -286,48 +287,92 @@ pub fn dense_rows(
     }
 }
 
-/// [`dense_rows`] for rows held in the kernel's packed layout (a fixed
-/// set's, built once, [`PackedRows`]): the tiles broadcast each input of
-/// their rows from one contiguous stream, at offsets fixed when compiled,
-/// where rows held as rows cost an address computation per row and input.
-/// Same bits as [`dense_rows`]; `out` is `[x.rows(), outputs]`. The
-/// readout of `retrain-last`'s evaluations (§4), from the set's gated
-/// activity. 1000 rows, 200 → 10, on one thread (Xeon AVX-512F, a
-/// throwaway timing, median of 31 × 100 calls) took 38.7–39.0 µs against
-/// [`dense_rows`]' 45.1–47.2 µs; in `comod bench` `online_retrain-last`
-/// moved within that hour's noise (9.3–9.7 → 8.5–9.5 ms).
-pub fn dense_packed(
+/// [`dense_rows`] for rows held along the lanes ([`PackedRows::along_lanes`],
+/// a fixed set's, built once): each tile holds one output's 16 rows in a
+/// vector (two on AVX2) and takes one multiply-add per input and output,
+/// so that a layer of few outputs fills every lane, where the row tiles
+/// fill 16-neuron panels (a readout of 10 outputs: 10 of 16 lanes). Each
+/// output is still the bias plus one chain of FMAs per [`CHUNK`] of inputs
+/// in order: the bits of [`dense_rows`]. `out` is `[x.rows(), outputs]`.
+/// The readout of `retrain-last`'s evaluations (§4), from the set's gated
+/// activity. 1000 rows, 200 → 10, on one thread of an AMD EPYC (Zen 4,
+/// AVX-512F; a throwaway timing, median of 31 × 100 calls): 59.9 µs in
+/// the row tiles of packed rows before.
+pub fn dense_lanes(
     body: Body,
     layer: &PackedLayer,
     activation: Option<Nonlinearity>,
     x: &PackedRows,
     out: &mut [f32],
-    scratch: &mut RowsScratch,
 ) {
     assert_dense_tiles(body);
     assert_eq!(layer.groups, 1, "a dense layer has one group");
     let (ni, no, rows) = (layer.inputs, layer.outputs, x.rows());
     assert_eq!(x.width(), ni, "rows of the layer's input");
+    assert_eq!(x.group(), LANE_ROWS, "rows held along the lanes");
     assert_eq!(out.len(), rows * no, "rows of the layer's output");
-    let epilogue = Epilogue {
-        scale: None,
-        activation,
-    };
-    // Whole groups straight into `out`, the last part group (its zero rows
-    // included) through the scratch.
-    let whole = rows - rows % PACK;
-    layer_tiles(
-        body,
-        layer,
-        epilogue,
-        (x.data(), RowLayout::Packed),
-        whole,
-        out,
-    );
-    if whole < rows {
-        let input = (&x.data()[whole * ni..], RowLayout::Packed);
-        let last = &mut out[whole * no..];
-        last_tiles(body, layer, epilogue, input, PACK, last, &mut scratch.out);
+    let mut sums = [[0.0f32; LANE_ROWS]; PANEL];
+    for (q, group) in x.data().chunks_exact(ni * LANE_ROWS).enumerate() {
+        let real = (rows - q * LANE_ROWS).min(LANE_ROWS);
+        for p in 0..layer.panels_per_group() {
+            let width = layer.panels_width(p, 1);
+            let tile = LaneTile {
+                a: group,
+                k: ni,
+                panel: layer.panels(0, p, 1),
+                bias: layer.panels_bias(0, p, 1),
+                width,
+                activation,
+            };
+            // SAFETY: the body is a SIMD one whose support was asserted.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                match body {
+                    Body::Avx512 => super::avx512::lanes_tile(tile, &mut sums),
+                    _ => super::avx2::lanes_tile(tile, &mut sums),
+                }
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("{:?}", (tile.k, tile.width));
+            // Output o of row r is lane r of vector o.
+            let first = q * LANE_ROWS * no + p * PANEL;
+            for (r, row) in out[first..].chunks_mut(no).take(real).enumerate() {
+                for (value, lanes) in row[..width].iter_mut().zip(&sums) {
+                    *value = lanes[r];
+                }
+            }
+        }
+    }
+}
+
+/// One tile of [`dense_lanes`]: 16 rows along the lanes × the neurons of
+/// one panel.
+pub(super) struct LaneTile<'a> {
+    /// The group's inputs, input k of row r at `a[k·LANE_ROWS + r]`.
+    pub a: &'a [f32],
+    /// Inputs per row.
+    pub k: usize,
+    /// The panel, `[k][16]`.
+    pub panel: &'a [f32],
+    /// Its 16 biases.
+    pub bias: &'a [f32],
+    /// Neurons of the panel that exist (1..=16).
+    pub width: usize,
+    /// The nonlinearity after the product; none for a readout.
+    pub activation: Option<Nonlinearity>,
+}
+
+impl LaneTile<'_> {
+    /// Panics unless every read of the tile stays inside its slices (the
+    /// SIMD bodies rely on it).
+    pub(super) fn check(&self) {
+        assert!(self.k > 0, "a tile has inputs");
+        assert!(self.a.len() >= self.k * LANE_ROWS, "rows out of bounds");
+        assert!(
+            self.panel.len() >= self.k * PANEL && self.bias.len() >= PANEL,
+            "panel out of bounds"
+        );
+        assert!((1..=PANEL).contains(&self.width), "1 to 16 neurons");
     }
 }
 

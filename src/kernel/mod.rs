@@ -18,6 +18,19 @@
 //! ([`Body::detect`]). The two SIMD bodies give the same bits. The kernel
 //! never knows about tasks, sweeps or files.
 
+/// `$tile::<O>$args` for O = `$outputs`, one of the listed counts: the
+/// SIMD bodies' tiles that keep one accumulator per output in registers,
+/// instantiated for each output count they take.
+#[cfg(target_arch = "x86_64")]
+macro_rules! for_outputs {
+    ($outputs:expr, [$($count:literal)*], $tile:ident $args:tt) => {
+        match $outputs {
+            $($count => $tile::<$count> $args,)*
+            outputs => unreachable!("a tile of {outputs} outputs"),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -385,6 +398,7 @@ pub fn forward_rows(
 ) {
     let (n, g) = (plan.modulated_size, plan.gated_size);
     assert_eq!(x.width(), n, "rows of the modulated layer");
+    assert_eq!(x.group(), PACK, "rows packed for the tiles");
     assert_eq!(factor.len(), n, "one factor per modulated neuron");
     body.assert_supported();
     scratch.fit(plan);

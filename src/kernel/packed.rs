@@ -1,6 +1,7 @@
 //! The kernel's packed layout of rows (§3): groups of [`PACK`] rows
 //! stored input by input, so that a tile reads its rows' inputs from one
-//! contiguous stream; and a fixed set's rows kept in it.
+//! contiguous stream; and a fixed set's rows kept in it, in groups of
+//! [`PACK`] rows or of [`LANE_ROWS`] (the rows of one vector).
 
 /// Rows per group of the packed layout of a block's activities: the rows
 /// of a group are stored input by input, `PACK` values per input, so that
@@ -8,50 +9,98 @@
 /// tile height divides it, and it divides [`BLOCK`](crate::kernel::BLOCK).
 pub const PACK: usize = 12;
 
+/// Rows per group of the layout that puts rows along a vector's lanes
+/// ([`crate::kernel::dense::dense_lanes`]): one AVX-512 vector, two AVX2
+/// vectors.
+pub const LANE_ROWS: usize = 16;
+
 /// The index of row r, input k of a packed buffer of `width` inputs per row.
 pub(crate) fn packed_index(r: usize, k: usize, width: usize) -> usize {
-    (r / PACK) * width * PACK + k * PACK + r % PACK
+    grouped_index(r, k, width, PACK)
 }
 
-/// Writes `row` as row r of the packed buffer `out` (of `row.len()` inputs per row).
-pub(crate) fn pack_row(row: &[f32], r: usize, out: &mut [f32]) {
-    let base = packed_index(r, 0, row.len());
+/// The index of row r, input k of a buffer of `width` inputs per row
+/// packed in groups of `group` rows.
+fn grouped_index(r: usize, k: usize, width: usize, group: usize) -> usize {
+    (r / group) * width * group + k * group + r % group
+}
+
+/// Writes `row` as row r of `out`, packed in groups of `group` rows (of
+/// `row.len()` inputs per row).
+fn pack_row(row: &[f32], r: usize, group: usize, out: &mut [f32]) {
+    let base = grouped_index(r, 0, row.len(), group);
     for (k, &v) in row.iter().enumerate() {
-        out[base + k * PACK] = v;
+        out[base + k * group] = v;
     }
 }
 
-/// Reads row r of the packed buffer `packed` into `row`.
-pub(crate) fn unpack_row(packed: &[f32], r: usize, row: &mut [f32]) {
-    let base = packed_index(r, 0, row.len());
+/// Reads row r of `packed`, packed in groups of `group` rows, into `row`.
+fn unpack_grouped_row(packed: &[f32], r: usize, group: usize, row: &mut [f32]) {
+    let base = grouped_index(r, 0, row.len(), group);
     for (k, v) in row.iter_mut().enumerate() {
-        *v = packed[base + k * PACK];
+        *v = packed[base + k * group];
     }
 }
 
-/// Rows of one layer's activity `[R, N]` in the kernel's packed layout
-/// ([`PACK`]; rows padded with zeros to whole groups), built once for a
-/// fixed data set so that evaluating it needs no repacking (§4).
-#[derive(Clone, Debug, Default)]
+/// Reads row r of the packed buffer `packed` ([`PACK`]) into `row`.
+pub(crate) fn unpack_row(packed: &[f32], r: usize, row: &mut [f32]) {
+    unpack_grouped_row(packed, r, PACK, row);
+}
+
+/// Rows of one layer's activity `[R, N]` in a packed layout (groups of
+/// [`PACK`] or [`LANE_ROWS`] rows; rows padded with zeros to whole
+/// groups), built once for a fixed data set so that evaluating it needs
+/// no repacking (§4).
+#[derive(Clone, Debug)]
 pub struct PackedRows {
     data: Vec<f32>,
     rows: usize,
     width: usize,
+    group: usize,
+}
+
+impl Default for PackedRows {
+    /// No rows, in groups of [`PACK`].
+    fn default() -> PackedRows {
+        PackedRows {
+            data: Vec::new(),
+            rows: 0,
+            width: 0,
+            group: PACK,
+        }
+    }
 }
 
 impl PackedRows {
-    /// Packs the rows of `x`, `width` values each.
+    /// Packs the rows of `x`, `width` values each, in groups of [`PACK`]
+    /// rows: the layout of the kernel's tiles.
     pub fn new(x: &[f32], width: usize) -> PackedRows {
+        PackedRows::grouped(x, width, PACK)
+    }
+
+    /// Packs the rows of `x`, `width` values each, in groups of
+    /// [`LANE_ROWS`]: the layout of [`crate::kernel::dense::dense_lanes`].
+    pub fn along_lanes(x: &[f32], width: usize) -> PackedRows {
+        PackedRows::grouped(x, width, LANE_ROWS)
+    }
+
+    /// Packs the rows of `x` in groups of `group` rows.
+    fn grouped(x: &[f32], width: usize, group: usize) -> PackedRows {
         assert!(
             width > 0 && x.len().is_multiple_of(width),
             "whole rows of {width} values"
         );
         let rows = x.len() / width;
-        let mut data = vec![0.0; rows.next_multiple_of(PACK) * width];
+        let mut data = vec![0.0; rows.next_multiple_of(group) * width];
         for (r, row) in x.chunks_exact(width).enumerate() {
-            pack_row(row, r, &mut data);
+            pack_row(row, r, group, &mut data);
         }
-        PackedRows { data, rows, width }
+        PackedRows {
+            data,
+            rows,
+            width,
+            group,
+        }
     }
 
     /// Number of rows.
@@ -64,7 +113,12 @@ impl PackedRows {
         self.width
     }
 
-    /// The packed values, whole groups of [`PACK`] rows.
+    /// Rows per group: [`PACK`] or [`LANE_ROWS`].
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    /// The packed values, whole groups of [`PackedRows::group`] rows.
     pub fn data(&self) -> &[f32] {
         &self.data
     }
@@ -77,26 +131,28 @@ impl PackedRows {
     pub fn scale_inputs_into(&self, factor: &[f32], out: &mut PackedRows) {
         assert_eq!(factor.len(), self.width, "one factor per input");
         out.data.clear();
-        for group in self.data.chunks_exact(self.width * PACK) {
-            for (values, &f) in group.chunks_exact(PACK).zip(factor) {
+        for group in self.data.chunks_exact(self.width * self.group) {
+            for (values, &f) in group.chunks_exact(self.group).zip(factor) {
                 out.data.extend(values.iter().map(|&v| v * f));
             }
         }
-        (out.rows, out.width) = (self.rows, self.width);
+        (out.rows, out.width, out.group) = (self.rows, self.width, self.group);
     }
 
-    /// The rows at `rows`, in that order.
+    /// The rows at `rows`, in that order, in groups of as many rows.
     pub fn select(&self, rows: &[usize]) -> PackedRows {
-        let mut data = vec![0.0; rows.len().next_multiple_of(PACK) * self.width];
+        let group = self.group;
+        let mut data = vec![0.0; rows.len().next_multiple_of(group) * self.width];
         let mut row = vec![0.0; self.width];
         for (to, &from) in rows.iter().enumerate() {
-            unpack_row(&self.data, from, &mut row);
-            pack_row(&row, to, &mut data);
+            unpack_grouped_row(&self.data, from, group, &mut row);
+            pack_row(&row, to, group, &mut data);
         }
         PackedRows {
             data,
             rows: rows.len(),
             width: self.width,
+            group,
         }
     }
 }
