@@ -425,6 +425,9 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
         match (tile.panels, tile.rows) {
             (1, RowLayout::Packed) if tile.width <= 4 => Narrow::<4>::dense(tile, out, layout),
             (1, RowLayout::Packed) if tile.width <= 8 => Narrow::<2>::dense(tile, out, layout),
+            (1, RowLayout::Strided(_)) if tile.width <= 8 => {
+                super::avx2::dense_tile_half::<ROWS>(tile, out, layout)
+            }
             (2, RowLayout::Packed) => dense_tile_panels::<2, false>(tile, out, layout),
             (2, RowLayout::Strided(_)) => dense_tile_panels::<2, true>(tile, out, layout),
             (_, RowLayout::Packed) => dense_tile_panels::<1, false>(tile, out, layout),
