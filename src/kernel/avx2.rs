@@ -223,6 +223,23 @@ unsafe fn add_squares_f64(
     }
 }
 
+/// A dense tile's last step on one vector of sums: the layer's
+/// nonlinearity, then its factor if any (the AVX-512 body's
+/// `finish_dense`, 8 lanes).
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn finish_dense(c: __m256, activation: Option<Nonlinearity>, scale: Option<__m256>) -> __m256 {
+    let v = match activation {
+        Some(Nonlinearity::Exp) => exp8(c),
+        Some(Nonlinearity::Relu) => _mm256_max_ps(c, _mm256_setzero_ps()),
+        None => c,
+    };
+    scale.map_or(v, |s| _mm256_mul_ps(v, s))
+}
+
 /// One tile of [`super::dense::dense_forward`]: 6 rows × 16 neurons,
 /// out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
 /// chain of FMAs from zero, as `matrixmultiply`'s FMA kernel computes it.
@@ -241,7 +258,7 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     }
 }
 
-/// A dense tile of `R` rows (6 here, 12 in the AVX-512 body) on a panel
+/// A dense tile (§4) of `R` rows (6 here, 12 in the AVX-512 body) on a panel
 /// of at most 8 neurons (the last panel of the paper's 200-neuron layer,
 /// of each 100-neuron quadrant of its encoder): `R` chains of 8-lane
 /// fused multiply-adds, where a whole panel's tile ran its chains on
@@ -295,14 +312,8 @@ pub(super) unsafe fn dense_tile_half<const R: usize>(
     let scale = (tile.scale).map(|s| unsafe { _mm256_loadu_ps(s.as_ptr()) });
     let mut rows = [[0.0f32; HALF]; R];
     for (row, sum) in rows.iter_mut().zip(sums) {
-        let v = match tile.activation {
-            Some(Nonlinearity::Exp) => exp8(sum),
-            Some(Nonlinearity::Relu) => _mm256_max_ps(sum, _mm256_setzero_ps()),
-            None => sum,
-        };
-        let v = scale.map_or(v, |s| _mm256_mul_ps(v, s));
         // SAFETY: `row` holds 8 floats.
-        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), v) };
+        unsafe { _mm256_storeu_ps(row.as_mut_ptr(), finish_dense(sum, tile.activation, scale)) };
     }
     layout.write(&rows, tile.width, out);
 }
@@ -346,22 +357,13 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
             }
         }
     }
-    let zero = _mm256_setzero_ps();
     for row in c.iter_mut() {
         for h in 0..2 {
             // SAFETY: `row` and the factors hold 16 floats (checked).
             unsafe {
                 let p = row.as_mut_ptr().add(8 * h);
-                let v = _mm256_loadu_ps(p);
-                let mut v = match tile.activation {
-                    Some(Nonlinearity::Exp) => exp8(v),
-                    Some(Nonlinearity::Relu) => _mm256_max_ps(v, zero),
-                    None => v,
-                };
-                if let Some(scale) = tile.scale {
-                    v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(8 * h)));
-                }
-                _mm256_storeu_ps(p, v);
+                let scale = tile.scale.map(|s| _mm256_loadu_ps(s.as_ptr().add(8 * h)));
+                _mm256_storeu_ps(p, finish_dense(_mm256_loadu_ps(p), tile.activation, scale));
             }
         }
     }
@@ -371,6 +373,7 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
 /// Neurons of one pass of [`lanes_outputs`] at most: two accumulators
 /// each (the 16 rows), 12 of the 16 registers.
 const LANE_OUTPUTS: usize = 6;
+const _: () = assert!(LANE_OUTPUTS == 6, "lanes_tile's for_outputs! lists 1..=6");
 
 /// One tile of [`super::dense::dense_lanes`]: vector o of `sums` holds
 /// output o of the 16 rows (two vectors of 8), F(b_o + Σ_chunks Σ_{k in
@@ -433,14 +436,9 @@ unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; L
             }
         }
     }
-    let zero = _mm256_setzero_ps();
     for (lanes, c) in sums.iter_mut().zip(c) {
         for (half, c) in c.into_iter().enumerate() {
-            let v = match tile.activation {
-                Some(Nonlinearity::Exp) => exp8(c),
-                Some(Nonlinearity::Relu) => _mm256_max_ps(c, zero),
-                None => c,
-            };
+            let v = finish_dense(c, tile.activation, None);
             // SAFETY: `lanes` holds 16 floats.
             unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * half), v) };
         }

@@ -3,8 +3,9 @@
 //! at every update, so they are packed again for each evaluation (a few
 //! hundred thousand values against a hundred million multiply-adds). The
 //! dense stages of a convolutional network's evaluations (§8) run on the
-//! same tiles ([`dense_rows`]), and so does the MLP's readout in the
-//! retraining methods' evaluations.
+//! same tiles ([`dense_rows`]), and so does the MLP's readout in
+//! `retrain`'s evaluations; `retrain-last`'s readout, from a fixed set's
+//! gated activity, runs with the rows along the lanes ([`dense_lanes`]).
 //!
 //! The results are bit for bit those of the network's own forward pass
 //! ([`crate::net::Model::forward`]) on this CPU: `matrixmultiply`'s
@@ -281,9 +282,10 @@ pub fn dense_rows(
         scratch.tail.clear();
         scratch.tail.extend_from_slice(&x[whole * ni..]);
         scratch.tail.resize(height * ni, 0.0);
+        scratch.out.resize(height * no, 0.0);
         let input = (&scratch.tail[..], RowLayout::Strided(ni));
-        let last = &mut out[whole * no..];
-        last_tiles(body, layer, epilogue, input, height, last, &mut scratch.out);
+        layer_tiles(body, layer, epilogue, input, height, &mut scratch.out);
+        out[whole * no..].copy_from_slice(&scratch.out[..(rows - whole) * no]);
     }
 }
 
@@ -374,23 +376,6 @@ impl LaneTile<'_> {
         );
         assert!((1..=PANEL).contains(&self.width), "1 to 16 neurons");
     }
-}
-
-/// [`layer_tiles`] on the `height` rows of `input` (the last rows of a
-/// product and zero rows below them) into `scratch`, then the rows that
-/// exist into `out` (`[rows, outputs]`, fewer than `height` rows).
-fn last_tiles(
-    body: Body,
-    layer: &PackedLayer,
-    epilogue: Epilogue<'_>,
-    input: (&[f32], RowLayout),
-    height: usize,
-    out: &mut [f32],
-    scratch: &mut Vec<f32>,
-) {
-    scratch.resize(height * layer.outputs, 0.0);
-    layer_tiles(body, layer, epilogue, input, height, scratch);
-    out.copy_from_slice(&scratch[..out.len()]);
 }
 
 /// Rows and panels of one tile of `body`: the AVX-512 body's tiles are

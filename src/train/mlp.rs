@@ -142,9 +142,10 @@ impl Network for Model<f32> {
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> MlpCache {
         let model = &frozen.net;
         let arch = model.arch();
-        let modulated_activity = model.frozen_activity(inputs, arch.modulated_layer, m);
         let packed_input = PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS);
-        let gated_activity = frozen_gated_activity(model, inputs, &packed_input, m);
+        let activity = |l| set_activity(model, inputs, Some(&packed_input), l, m);
+        let modulated_activity = activity(arch.modulated_layer);
+        let gated_activity = activity(arch.gated_layer());
         let widths = (arch.coupling_len(), arch.gain_len());
         MlpCache {
             packed_input,
@@ -178,14 +179,8 @@ impl Network for Model<f32> {
     fn step_activity(&self, inputs: &[f32], depth: Depth, m: f32) -> Option<StepActivity> {
         let l = step_start(self, depth)?;
         let rows = inputs.len() / CANVAS_PIXELS;
-        let values = if l == self.arch().gated_layer() {
-            let packed = PackedRows::new(&self.reorder_input(inputs), CANVAS_PIXELS);
-            frozen_gated_activity(self, inputs, &packed, m)
-        } else {
-            self.frozen_activity(inputs, l, m)
-        };
         Some(StepActivity {
-            values,
+            values: set_activity(self, inputs, None, l, m),
             flops: 2.0 * rows as f64 * (macs_from(self, 1) - macs_from(self, l + 1)),
         })
     }
@@ -298,31 +293,36 @@ pub fn compensate(activity: &[f32], coupling: &[f32], variance: f32, out: &mut V
     }
 }
 
-/// The gated layer's F(a_{L−1}) of every canvas of `inputs` (`packed`:
-/// the same, reordered and packed, [`MlpCache`]) with the modulation off
-/// at `m`: [`Model::frozen_activity`], on a body with dense tiles through
-/// [`dense_forward`] (the same bits, §4). For `retrain-last`'s sequence
-/// pass (500 canvases) in `comod bench` (AMD EPYC Zen 4, AVX-512F) it
-/// moved `online_retrain-last` from 8.41–8.42 to 8.15–8.32 ms.
-fn frozen_gated_activity(
+/// F(a_l) of every canvas of `inputs` with the modulation off at `m`
+/// ([`Model::frozen_activity`]): for the gated layer on a body with dense
+/// tiles, through [`dense_forward`] (the same bits, §4) from `packed`, the
+/// canvases reordered and packed (packed here when not given). For
+/// `retrain-last`'s sequence pass (500 canvases) in `comod bench` (AMD
+/// EPYC Zen 4, AVX-512F) the tiles moved `online_retrain-last` from
+/// 8.41–8.42 to 8.15–8.32 ms.
+fn set_activity(
     model: &Model<f32>,
     inputs: &[f32],
-    packed: &PackedRows,
+    packed: Option<&PackedRows>,
+    l: usize,
     m: f32,
 ) -> Vec<f32> {
-    let (body, gated) = (Body::detect(), model.arch().gated_layer());
-    if !has_dense_tiles(body) {
-        return model.frozen_activity(inputs, gated, m);
+    let body = Body::detect();
+    if l != model.arch().gated_layer() || !has_dense_tiles(body) {
+        return model.frozen_activity(inputs, l, m);
     }
-    let mut activity = vec![0.0; packed.rows() * model.arch().size(gated)];
+    let packed_here;
+    let packed = match packed {
+        Some(packed) => packed,
+        None => {
+            packed_here = PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS);
+            &packed_here
+        }
+    };
+    let mut activity = vec![0.0; packed.rows() * model.arch().size(l)];
     let plan = DensePlan::new(model, m);
-    dense_forward(
-        body,
-        &plan,
-        packed,
-        &mut activity,
-        &mut DenseScratch::default(),
-    );
+    let mut scratch = DenseScratch::default();
+    dense_forward(body, &plan, packed, &mut activity, &mut scratch);
     activity
 }
 
