@@ -36,13 +36,18 @@ struct DenseLayer {
     scale: Vec<f32>,
 }
 
-/// Layers 1..L−1 of a network, packed for [`dense_forward`].
+/// Layers 1..L−1 of a network, packed for [`dense_blocks`] and [`dense_forward`].
 #[derive(Clone, Debug, Default)]
 pub struct DensePlan {
     layers: Vec<DenseLayer>,
 }
 
 impl DensePlan {
+    /// N_{L−1}: the neurons of the plan's last layer, the gated one.
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |layer| layer.packed.outputs)
+    }
+
     /// Packs layers 1..L−1 of `model` as they run with the modulation off
     /// at modulator value `m` (see [`DensePlan::repack`]).
     pub fn new(model: &Model<f32>, m: f32) -> DensePlan {
@@ -111,7 +116,7 @@ fn assert_dense_tiles(body: Body) {
     body.assert_supported();
 }
 
-/// Buffers of [`dense_forward`], reused across calls.
+/// Buffers of [`dense_blocks`] and [`dense_forward`], reused across calls.
 #[derive(Clone, Debug, Default)]
 pub struct DenseScratch {
     hidden: Vec<Vec<f32>>,
@@ -199,25 +204,38 @@ pub fn dense_forward(
     out: &mut [f32],
     scratch: &mut DenseScratch,
 ) {
+    let n_out = plan.outputs();
+    assert_eq!(out.len(), x.rows() * n_out, "one output row per input row");
+    dense_blocks(body, plan, x, scratch, |start, block| {
+        out[start * n_out..start * n_out + block.len()].copy_from_slice(block);
+    });
+}
+
+/// [`dense_forward`] a block of [`BLOCK`] rows at a time: hands each
+/// block's F(a_{L−1}) to `each_block`, with the index of its first row,
+/// `[rows, N_{L−1}]` row-major, while it is still in cache, so that the
+/// caller reads it there (and may change it in place) instead of from a
+/// whole set's buffer: the retraining methods' evaluation runs the
+/// readout on each block (§4).
+pub fn dense_blocks(
+    body: Body,
+    plan: &DensePlan,
+    x: &PackedRows,
+    scratch: &mut DenseScratch,
+    mut each_block: impl FnMut(usize, &mut [f32]),
+) {
     assert_dense_tiles(body);
     let last = plan.layers.len() - 1;
-    let (n_in, n_out) = (
-        plan.layers[0].packed.inputs,
-        plan.layers[last].packed.outputs,
-    );
+    let (n_in, n_out) = (plan.layers[0].packed.inputs, plan.outputs());
     assert_eq!(x.width(), n_in, "rows of the network's input");
     assert_eq!(x.group(), PACK, "rows packed for the tiles");
-    assert_eq!(out.len(), x.rows() * n_out, "one output row per input row");
     scratch.hidden.resize_with(plan.layers.len(), Vec::new);
     for (buffer, layer) in scratch.hidden.iter_mut().zip(&plan.layers) {
         buffer.resize(BLOCK * layer.packed.outputs, 0.0);
     }
     let rows_per_tile = tile_shape(body).0;
-    for (start, out_block) in (0..x.rows())
-        .step_by(BLOCK)
-        .zip(out.chunks_mut(BLOCK * n_out))
-    {
-        let real = out_block.len() / n_out;
+    for start in (0..x.rows()).step_by(BLOCK) {
+        let real = BLOCK.min(x.rows() - start);
         let rows = real.next_multiple_of(rows_per_tile);
         for (li, layer) in plan.layers.iter().enumerate() {
             let (before, after) = scratch.hidden.split_at_mut(li);
@@ -234,7 +252,7 @@ pub fn dense_forward(
             };
             layer_tiles(body, &layer.packed, epilogue, input, rows, &mut after[0]);
         }
-        out_block.copy_from_slice(&scratch.hidden[last][..real * n_out]);
+        each_block(start, &mut scratch.hidden[last][..real * n_out]);
     }
 }
 

@@ -7,7 +7,8 @@ use std::ops::Range;
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_lanes, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_blocks, dense_forward, dense_lanes, dense_rows,
+    has_dense_tiles,
 };
 use crate::kernel::plan::PackedLayer;
 use crate::kernel::{
@@ -388,9 +389,6 @@ pub struct MlpEvaluator {
     body: Body,
     /// exp(m·c − β) per modulated neuron.
     factor: Vec<f32>,
-    /// The gated activity of an unmodulated evaluation on the tiles,
-    /// `[n, N_{L−1}]` (times the gated layer's factor where it is not 1).
-    gated: Vec<f32>,
     /// A set's packed gated activity times the gated layer's factor,
     /// where it is not 1.
     packed_gated: PackedRows,
@@ -425,7 +423,6 @@ impl MlpEvaluator {
         MlpEvaluator {
             body,
             factor: vec![0.0; arch.coupling_len()],
-            gated: Vec::new(),
             packed_gated: PackedRows::default(),
             logits: Vec::new(),
             readout: PairedReadout::default(),
@@ -480,10 +477,11 @@ impl MlpEvaluator {
     /// `model` with the modulation off on `set`, retrained to `depth`, at
     /// modulator value `m`: from the set's frozen gated activity when only
     /// the readout changed, else from the canvases. On a SIMD body the
-    /// layers run on the kernel's dense tiles ([`dense_forward`] for
-    /// layers 1..L−1, then [`dense_rows`] for the readout, or
-    /// [`dense_lanes`] from the set's gated activity along the lanes; all with the
-    /// forward pass's bits), elsewhere on the network's forward pass.
+    /// layers run on the kernel's dense tiles ([`dense_blocks`] for
+    /// layers 1..L−1, then [`dense_rows`] for the readout of each block, or
+    /// [`dense_lanes`] from the set's gated activity along the lanes; all
+    /// with the forward pass's bits), elsewhere on the network's forward
+    /// pass.
     pub fn unmodulated(
         &mut self,
         model: &Model<f32>,
@@ -524,10 +522,15 @@ impl MlpEvaluator {
     }
 
     /// [`MlpEvaluator::unmodulated`] on the dense tiles: the gated
-    /// activity F(a_{L−1}) (from the canvases, or the set's cache), times
-    /// the gated layer's factor with the modulation off where it is not 1
-    /// (exp(−β) when the gated layer is the modulated one), through the
-    /// readout.
+    /// activity F(a_{L−1}) (from the canvases, a block of rows at a time,
+    /// or the set's cache), times the gated layer's factor with the
+    /// modulation off where it is not 1 (exp(−β) when the gated layer is
+    /// the modulated one), through the readout. From the canvases, each
+    /// block goes through the readout while it is in cache, where the whole
+    /// set's gated activity was written, copied and read back:
+    /// `online_retrain` in `comod bench` (AMD EPYC Zen 4, alternating runs)
+    /// went from 443.6–445.4 to 428.0–429.5 ms per run with AVX-512F, from
+    /// 510–539 to 484–488 ms with AVX2.
     fn unmodulated_on_tiles(
         &mut self,
         model: &Model<f32>,
@@ -536,30 +539,31 @@ impl MlpEvaluator {
         m: f32,
     ) {
         let arch = model.arch();
-        let (n_gated, rows) = (arch.gain_len(), set.len());
         let cache = set.cache();
-        if from_canvases {
-            self.dense.repack(model, m);
-            self.gated.resize(rows * n_gated, 0.0);
-            dense_forward(
-                self.body,
-                &self.dense,
-                &cache.packed_input,
-                &mut self.gated,
-                &mut self.dense_scratch,
-            );
-        }
-        self.gated_factor.resize(n_gated, 0.0);
+        self.gated_factor.resize(arch.gain_len(), 0.0);
         model.layer_factor(arch.gated_layer(), &self.off, m, &mut self.gated_factor);
         let unscaled = self.gated_factor.iter().all(|&s| s == 1.0);
         self.readout_layer.repack(model, arch.depth());
         let (body, readout) = (self.body, &self.readout_layer);
         if from_canvases {
-            if !unscaled {
-                scale_rows(&mut self.gated, &self.gated_factor);
-            }
+            self.dense.repack(model, m);
             let (logits, scratch) = (&mut self.logits, &mut self.rows_scratch);
-            dense_rows(body, readout, None, &self.gated, rows, logits, scratch);
+            let factor = &self.gated_factor;
+            let input = &cache.packed_input;
+            dense_blocks(
+                body,
+                &self.dense,
+                input,
+                &mut self.dense_scratch,
+                |start, gated| {
+                    if !unscaled {
+                        scale_rows(gated, factor);
+                    }
+                    let rows = gated.len() / factor.len();
+                    let logits = &mut logits[start * LOGITS..(start + rows) * LOGITS];
+                    dense_rows(body, readout, None, gated, rows, logits, scratch);
+                },
+            );
         } else {
             let gated = if unscaled {
                 &cache.packed_gated
