@@ -445,6 +445,84 @@ unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; L
     }
 }
 
+/// [`super::plan`]'s panel fill (the AVX-512F body's, 8 lanes): for
+/// every input k, lanes c < `width` of `panel[k·16..]` from
+/// `rows[c·inputs + k]`, the other lanes 0; eight inputs at a time, each
+/// half panel an 8 × 8 transposition in registers, the inputs past the
+/// last multiple of 8 one by one. `DensePlan::repack` of `paper3`'s layers
+/// 1 and 2 (158k weights), which the retraining methods run for every
+/// evaluation: 19.9–20.5 µs, 83.4–94.3 µs one weight at a time (throwaway
+/// timings on one thread of an AMD EPYC Zen 4).
+///
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
+    const HALF: usize = PANEL / 2;
+    assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
+    let whole = inputs - inputs % HALF;
+    for first in (0..whole).step_by(HALF) {
+        for half in 0..2 {
+            let neurons: [__m256; HALF] = std::array::from_fn(|c| {
+                let c = half * HALF + c;
+                if c < width {
+                    // SAFETY: inputs first..first + 8 ≤ inputs of neuron c < width.
+                    unsafe { _mm256_loadu_ps(rows.as_ptr().add(c * inputs + first)) }
+                } else {
+                    _mm256_setzero_ps()
+                }
+            });
+            for (k, lanes) in transpose8(neurons).into_iter().enumerate() {
+                // SAFETY: input first + k < inputs, lanes 8·half..8·half + 8 of 16 (asserted).
+                unsafe {
+                    let at = (first + k) * PANEL + half * HALF;
+                    _mm256_storeu_ps(panel.as_mut_ptr().add(at), lanes);
+                }
+            }
+        }
+    }
+    for k in whole..inputs {
+        for (c, lane) in panel[k * PANEL..(k + 1) * PANEL].iter_mut().enumerate() {
+            *lane = if c < width { rows[c * inputs + k] } else { 0.0 };
+        }
+    }
+}
+
+/// The transpose of an 8 × 8 block: lane i of vector j of the result is
+/// lane j of vector i of `r` (as the AVX-512F body's `transpose16`: pairs
+/// of rows interleaved, then 2 × 2 blocks of them, then the 128-bit
+/// halves of two vectors exchanged).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t: [__m256; 8] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm256_unpacklo_ps(a, b)
+        } else {
+            _mm256_unpackhi_ps(a, b)
+        }
+    });
+    // u[4g + m], half h: rows 4g..4g + 4 of column 4h + m.
+    let u: [__m256; 8] = std::array::from_fn(|i| {
+        let (g, m) = (i / 4, i % 4);
+        let (a, b) = (t[4 * g + m / 2], t[4 * g + 2 + m / 2]);
+        if m % 2 == 0 {
+            _mm256_shuffle_ps::<0x44>(a, b)
+        } else {
+            _mm256_shuffle_ps::<0xEE>(a, b)
+        }
+    });
+    std::array::from_fn(|j| {
+        let (a, b) = (u[j % 4], u[4 + j % 4]);
+        if j < 4 {
+            _mm256_permute2f128_ps::<0x20>(a, b)
+        } else {
+            _mm256_permute2f128_ps::<0x31>(a, b)
+        }
+    })
+}
+
 impl Tiles for Avx2Fma {
     const ROWS: usize = ROWS;
     const PANELS: usize = 1;

@@ -176,7 +176,7 @@ impl PackedLayer {
 /// of `rows` (`[width, inputs]`) and every input k, and 0 in the lanes
 /// past `width`: one panel (§3's packed weights), the transpose of its
 /// weights, by the code of `isa` (which the CPU must run): with AVX-512F
-/// one gather per input instead of sixteen loads.
+/// sixteen inputs at a time transposed in registers, with AVX2 eight.
 pub fn fill_panel(isa: Isa, rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
     assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
     #[cfg(target_arch = "x86_64")]
@@ -184,6 +184,13 @@ pub fn fill_panel(isa: Isa, rows: &[f32], inputs: usize, width: usize, panel: &m
         assert!(isa.supported(), "this CPU has no AVX-512F");
         // SAFETY: AVX-512F is available (asserted), and so are the sizes.
         unsafe { super::avx512::fill_panel(rows, inputs, width, panel) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        assert!(isa.supported(), "this CPU has no AVX2 and FMA");
+        // SAFETY: AVX2 is available (asserted), and so are the sizes.
+        unsafe { super::avx2::fill_panel(rows, inputs, width, panel) };
         return;
     }
     #[cfg(not(target_arch = "x86_64"))]
