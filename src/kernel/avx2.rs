@@ -445,11 +445,12 @@ unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; L
     }
 }
 
-/// [`super::plan`]'s panel fill (the AVX-512F body's, 8 lanes): for
-/// every input k, lanes c < `width` of `panel[k·16..]` from
-/// `rows[c·inputs + k]`, the other lanes 0; eight inputs at a time, each
-/// half panel an 8 × 8 transposition in registers, the inputs past the
-/// last multiple of 8 one by one. `DensePlan::repack` of `paper3`'s layers
+/// [`super::plan`]'s panel fill up to the last multiple of 8 inputs (the
+/// AVX-512F body's, 8 lanes): for each of those inputs k, lanes c <
+/// `width` of `panel[k·16..]` from `rows[c·inputs + k]`, the other lanes 0;
+/// returns how many inputs it filled (the caller fills the rest). Eight
+/// inputs at a time, each half panel an 8 × 8 transposition in registers.
+/// `DensePlan::repack` of `paper3`'s layers
 /// 1 and 2 (158k weights), which the retraining methods run for every
 /// evaluation: 19.9–20.5 µs, 83.4–94.3 µs one weight at a time (throwaway
 /// timings on one thread of an AMD EPYC Zen 4).
@@ -457,7 +458,12 @@ unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; L
 /// # Safety
 /// AVX2 must be available.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
+pub(super) unsafe fn fill_panel(
+    rows: &[f32],
+    inputs: usize,
+    width: usize,
+    panel: &mut [f32],
+) -> usize {
     const HALF: usize = PANEL / 2;
     assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
     let whole = inputs - inputs % HALF;
@@ -481,11 +487,7 @@ pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel
             }
         }
     }
-    for k in whole..inputs {
-        for (c, lane) in panel[k * PANEL..(k + 1) * PANEL].iter_mut().enumerate() {
-            *lane = if c < width { rows[c * inputs + k] } else { 0.0 };
-        }
-    }
+    whole
 }
 
 /// The transpose of an 8 × 8 block: lane i of vector j of the result is

@@ -383,26 +383,29 @@ pub(super) unsafe fn modulated_group(
     }
 }
 
-/// [`super::plan`]'s panel fill: for every input k, lanes c < `width` of
-/// `panel[k·16..]` from `rows[c·inputs + k]`, the other lanes 0. Sixteen
-/// inputs at a time by a 16 × 16 transposition in registers (sixteen
-/// loads, 64 shuffles and sixteen stores), the inputs past the last
-/// multiple of 16 by one gather each, which a Zen 4 runs far slower than
-/// a load: the retraining methods pack their layers for every evaluation
-/// (`paper3`'s layers 1 and 2, 158k weights: `DensePlan::repack` took
-/// 62.8–63.0 µs with a gather per input, 19.1–21.5 µs now; throwaway
-/// timings on one thread of an AMD EPYC Zen 4, alternating, median of 31
-/// × 100 calls; 251 evaluations of a run save about 11 ms).
+/// [`super::plan`]'s panel fill, up to the last multiple of 16 inputs:
+/// for each of those inputs k, lanes c < `width` of `panel[k·16..]` from
+/// `rows[c·inputs + k]`, the other lanes 0; returns how many inputs it
+/// filled (the caller fills the rest). Sixteen inputs at a time by a
+/// 16 × 16 transposition in registers (sixteen loads, 64 shuffles and
+/// sixteen stores), where it took a gather per input, which a Zen 4 runs
+/// far slower than a load: the retraining methods pack their layers for
+/// every evaluation (`paper3`'s layers 1 and 2, 158k weights:
+/// `DensePlan::repack` took 62.8–63.0 µs with a gather per input, 19.1–21.5
+/// µs with the transpositions; throwaway timings on one thread of an AMD
+/// EPYC Zen 4, alternating, median of 31 × 100 calls; 251 evaluations of
+/// a run save about 11 ms).
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
+pub(super) unsafe fn fill_panel(
+    rows: &[f32],
+    inputs: usize,
+    width: usize,
+    panel: &mut [f32],
+) -> usize {
     assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
-    assert!(
-        rows.len() <= i32::MAX as usize,
-        "gather offsets fit in 32 bits"
-    );
     let whole = inputs - inputs % PANEL;
     for first in (0..whole).step_by(PANEL) {
         let neurons: [__m512; PANEL] = std::array::from_fn(|c| {
@@ -418,21 +421,7 @@ pub(super) unsafe fn fill_panel(rows: &[f32], inputs: usize, width: usize, panel
             unsafe { _mm512_storeu_ps(panel.as_mut_ptr().add((first + k) * PANEL), lanes) };
         }
     }
-    let mask = lane_mask(width, 0);
-    let index = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(inputs as i32),
-    );
-    for k in whole..inputs {
-        // SAFETY: lane c < width reads rows[c·inputs + k] < width·inputs
-        // = rows.len(), and the store covers panel[k·16..k·16 + 16]
-        // (asserted).
-        unsafe {
-            let zero = _mm512_setzero_ps();
-            let v = _mm512_mask_i32gather_ps::<4>(zero, mask, index, rows.as_ptr().add(k));
-            _mm512_storeu_ps(panel.as_mut_ptr().add(k * PANEL), v);
-        }
-    }
+    whole
 }
 
 /// The transpose of a 16 × 16 block: lane i of vector j of the result is

@@ -176,26 +176,21 @@ impl PackedLayer {
 /// of `rows` (`[width, inputs]`) and every input k, and 0 in the lanes
 /// past `width`: one panel (§3's packed weights), the transpose of its
 /// weights, by the code of `isa` (which the CPU must run): with AVX-512F
-/// sixteen inputs at a time transposed in registers, with AVX2 eight.
+/// sixteen inputs at a time transposed in registers, with AVX2 eight, and
+/// the inputs past the last whole block one value at a time.
 pub fn fill_panel(isa: Isa, rows: &[f32], inputs: usize, width: usize, panel: &mut [f32]) {
     assert!(width <= PANEL && rows.len() == width * inputs && panel.len() == inputs * PANEL);
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 {
-        assert!(isa.supported(), "this CPU has no AVX-512F");
-        // SAFETY: AVX-512F is available (asserted), and so are the sizes.
-        unsafe { super::avx512::fill_panel(rows, inputs, width, panel) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        assert!(isa.supported(), "this CPU has no AVX2 and FMA");
-        // SAFETY: AVX2 is available (asserted), and so are the sizes.
-        unsafe { super::avx2::fill_panel(rows, inputs, width, panel) };
-        return;
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
-    for (k, lanes) in panel.chunks_exact_mut(PANEL).enumerate() {
+    assert!(isa.supported(), "this CPU has no {isa}");
+    // SAFETY (both bodies): the CPU runs them (asserted), and the sizes
+    // are those their contract asks for (asserted).
+    let transposed = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { super::avx512::fill_panel(rows, inputs, width, panel) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => unsafe { super::avx2::fill_panel(rows, inputs, width, panel) },
+        _ => 0,
+    };
+    for (k, lanes) in panel.chunks_exact_mut(PANEL).enumerate().skip(transposed) {
         for (c, lane) in lanes.iter_mut().enumerate() {
             *lane = if c < width { rows[c * inputs + k] } else { 0.0 };
         }
