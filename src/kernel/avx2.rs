@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, PAIRED_WIDTH, RowLayout};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -13,6 +13,13 @@ use crate::net::vexp::exp8;
 
 /// Rows of a tile of this body.
 const ROWS: usize = 6;
+
+/// How many inputs ahead [`chain`] asks for the panel's next line: a
+/// layer's panels stream from L2 and the hardware fetches them late (the
+/// AVX-512 body's `PREFETCH_INPUTS`). The encoder of `paper3` (1000 rows,
+/// one thread of a Zen 4) went from 1862–1896 to 1839–1852 µs in
+/// throwaway timings.
+const PREFETCH_INPUTS: usize = 8;
 
 /// AVX2 + FMA intrinsics; reached only after `has_avx2_fma()` (asserted
 /// at the kernel's entry points).
@@ -34,6 +41,10 @@ unsafe fn chain(
     acc: &mut [__m256; 2 * ROWS],
 ) {
     for kk in inputs {
+        // A hint, never a read: an address past the panel does no harm
+        // (`wrapping_add` keeps it a plain address computation).
+        let ahead = panel.wrapping_add((kk + PREFETCH_INPUTS) * PANEL);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
         // SAFETY: in bounds by the caller's contract.
         unsafe {
             let w0 = _mm256_loadu_ps(panel.add(kk * PANEL));
@@ -318,8 +329,78 @@ pub(super) unsafe fn dense_tile_half<const R: usize>(
     layout.write(&rows, tile.width, out);
 }
 
+/// A dense tile (§4) of the [`PACK`] = 12 rows of one packed group on a
+/// panel of at most [`PAIRED_WIDTH`] neurons and at most [`CHUNK`] inputs
+/// (the last panel of each 100-neuron quadrant of an encoder, 196
+/// inputs): vector v holds rows 2v and 2v + 1 × the 4 neurons (lane j:
+/// row 2v + j mod 2, neuron j / 2), one broadcast of the two adjacent
+/// packed values and one spread of the panel's 4 weights per input. Six
+/// chains of FMAs cover the 12 rows where [`dense_tile_half`] ran six per
+/// 6 rows on half-empty registers, each bound by the FMA's latency. Each
+/// output is still one chain per input in order, so the same bits. It
+/// took the retraining methods' encoder (`paper3`, 1000 rows, one thread
+/// of a Zen 4, median of 31 × 10 calls, alternating) from 1857–1877 to
+/// 1751–1794 µs in throwaway timings.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn dense_tile_pairs(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
+    const VECTORS: usize = PACK / 2;
+    let k = tile.k;
+    tile.check(PACK);
+    assert!(
+        tile.panels == 1 && tile.width <= PAIRED_WIDTH && tile.rows == RowLayout::Packed,
+        "a narrow panel of packed rows"
+    );
+    assert!(k <= CHUNK, "one chunk of inputs");
+    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
+    let spread = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    // SAFETY: 4 of the 16 values at `at` are read; the caller ensures 16 are readable.
+    let spread_load = |at: *const f32| unsafe {
+        _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(at)), spread)
+    };
+    let mut acc = [_mm256_setzero_ps(); VECTORS];
+    for kk in 0..k {
+        // SAFETY: input kk < k of the 12 rows and the panel's 16 lanes at
+        // input kk are in bounds (checked).
+        unsafe {
+            let w = spread_load(panel.add(kk * PANEL));
+            let x = a.add(kk * PACK);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                let pair = _mm256_broadcast_sd(&*x.add(2 * v).cast::<f64>());
+                *acc = _mm256_fmadd_ps(_mm256_castpd_ps(pair), w, *acc);
+            }
+        }
+    }
+    let bias = spread_load(tile.bias.as_ptr());
+    let sums = acc.map(|acc| _mm256_add_ps(bias, acc));
+    // SAFETY: 16 factors checked.
+    let scale = (tile.scale).map(|s| spread_load(s.as_ptr()));
+    let mut lanes = [[0.0f32; 8]; VECTORS];
+    for (lanes, sum) in lanes.iter_mut().zip(sums) {
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe {
+            _mm256_storeu_ps(
+                lanes.as_mut_ptr(),
+                finish_dense(sum, tile.activation, scale),
+            )
+        };
+    }
+    let rows: [[f32; PAIRED_WIDTH]; PACK] =
+        std::array::from_fn(|r| std::array::from_fn(|c| lanes[r / 2][2 * c + r % 2]));
+    layout.write(&rows, tile.width, out);
+}
+
 /// [`dense_tile`]; `STRIDED`: the rows are [`RowLayout::Strided`] (a constant,
-/// so that the packed rows' offsets are too).
+/// so that the packed rows' offsets are too). A layer of at most [`CHUNK`]
+/// inputs (the encoder's quadrants) keeps its sums in registers from the
+/// chain to the output rows; only a longer one parks them in memory
+/// between chunks. The same additions in the same order, so the same
+/// bits. With [`exp8`]'s short path, it took the retraining methods'
+/// encoder (`paper3`, 1000 rows, one thread of a Zen 4) from 1987–1994 to
+/// 1882–1883 µs, and `online_retrain` from 493–507 to 474–477 ms (`comod
+/// bench --seconds 3`, alternating).
 ///
 /// # Safety
 /// AVX2 and FMA must be available.
@@ -339,35 +420,62 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
     } else {
         (a, 1, PACK)
     };
-    let mut c = [[0.0f32; PANEL]; ROWS];
-    for row in c.iter_mut() {
-        row.copy_from_slice(&tile.bias[..PANEL]);
-    }
-    for start in (0..k).step_by(CHUNK) {
-        let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
-        // SAFETY: inputs start..end < k of the 6 rows and of the panel are in bounds (checked).
-        unsafe { chain(a, panel, start..k.min(start + CHUNK), &mut acc) };
-        for (r, row) in c.iter_mut().enumerate() {
-            for h in 0..2 {
-                // SAFETY: `row` holds 16 floats.
+    // SAFETY: 16 biases checked.
+    let bias = unsafe { [0, 8].map(|h| _mm256_loadu_ps(tile.bias.as_ptr().add(h))) };
+    let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+    // SAFETY: inputs 0..k (k ≤ CHUNK) or the first chunk's of the 6 rows
+    // and of the panel are in bounds (checked).
+    unsafe { chain(a, panel, 0..k.min(CHUNK), &mut acc) };
+    let mut sums: [__m256; 2 * ROWS] = std::array::from_fn(|i| _mm256_add_ps(bias[i % 2], acc[i]));
+    if k > CHUNK {
+        let mut parked = [[0.0f32; 8]; 2 * ROWS];
+        for (lanes, sum) in parked.iter_mut().zip(sums) {
+            // SAFETY: `lanes` holds 8 floats.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
+        }
+        for start in (CHUNK..k).step_by(CHUNK) {
+            let mut acc = [_mm256_setzero_ps(); 2 * ROWS];
+            // SAFETY: inputs start..end < k of the 6 rows and of the panel are in bounds (checked).
+            unsafe { chain(a, panel, start..k.min(start + CHUNK), &mut acc) };
+            for (lanes, acc) in parked.iter_mut().zip(acc) {
+                // SAFETY: `lanes` holds 8 floats.
                 unsafe {
-                    let p = row.as_mut_ptr().add(8 * h);
-                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc[2 * r + h]));
+                    let p = lanes.as_mut_ptr();
+                    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), acc));
                 }
             }
         }
+        // SAFETY: each of `parked` holds 8 floats.
+        sums = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(parked[i].as_ptr()) });
     }
-    for row in c.iter_mut() {
-        for h in 0..2 {
-            // SAFETY: `row` and the factors hold 16 floats (checked).
+    // SAFETY: 16 factors checked.
+    let scale = (tile.scale).map(|s| unsafe { [0, 8].map(|h| _mm256_loadu_ps(s.as_ptr().add(h))) });
+    let v: [__m256; 2 * ROWS] =
+        std::array::from_fn(|i| finish_dense(sums[i], tile.activation, scale.map(|s| s[i % 2])));
+    if let (Output::Rows(stride), PANEL) = (layout, tile.width) {
+        assert!(
+            (ROWS - 1) * stride + PANEL <= out.len(),
+            "output out of bounds"
+        );
+        for (r, pair) in v.chunks_exact(2).enumerate() {
+            // SAFETY: row r's 16 outputs are in bounds (asserted).
             unsafe {
-                let p = row.as_mut_ptr().add(8 * h);
-                let scale = tile.scale.map(|s| _mm256_loadu_ps(s.as_ptr().add(8 * h)));
-                _mm256_storeu_ps(p, finish_dense(_mm256_loadu_ps(p), tile.activation, scale));
+                let p = out.as_mut_ptr().add(r * stride);
+                _mm256_storeu_ps(p, pair[0]);
+                _mm256_storeu_ps(p.add(8), pair[1]);
             }
         }
+        return;
     }
-    layout.write(&c, tile.width, out);
+    let mut rows = [[0.0f32; PANEL]; ROWS];
+    for (row, pair) in rows.iter_mut().zip(v.chunks_exact(2)) {
+        // SAFETY: `row` holds 16 floats.
+        unsafe {
+            _mm256_storeu_ps(row.as_mut_ptr(), pair[0]);
+            _mm256_storeu_ps(row.as_mut_ptr().add(8), pair[1]);
+        }
+    }
+    layout.write(&rows, tile.width, out);
 }
 
 /// Neurons of one pass of [`lanes_outputs`] at most: two accumulators
