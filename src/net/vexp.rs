@@ -7,8 +7,9 @@
 //! The vector version reduces x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in
 //! two for an exact product), evaluates Cephes' degree-7 polynomial for
 //! e^r with FMAs, and scales by 2^n: the AVX2 version as two powers of two
-//! (so that n may reach 128), the AVX-512F one by `vscalefps`; either is
-//! exact until its one rounding. Accuracy, measured by the tests against
+//! (so that n may reach 128; as one where every lane of a vector has
+//! |x| ≤ 87), the AVX-512F one by `vscalefps`; either is exact until its
+//! one rounding. Accuracy, measured by the tests against
 //! f64 `exp` where e^x is a normal f32 (x ∈ [−87.33, 88.72]): relative error ≤
 //! [`MAX_RELATIVE_ERROR`]. Above 88.72 the result is +∞, below −87.33 it is
 //! 0 (subnormal results are flushed), NaN stays NaN.
