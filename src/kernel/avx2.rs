@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, PAIRED_WIDTH, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -251,9 +251,12 @@ fn finish_dense(c: __m256, activation: Option<Nonlinearity>, scale: Option<__m25
     scale.map_or(v, |s| _mm256_mul_ps(v, s))
 }
 
-/// One tile of [`super::dense::dense_forward`]: 6 rows × 16 neurons,
-/// out = F(b + Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one
-/// chain of FMAs from zero, as `matrixmultiply`'s FMA kernel computes it.
+/// One tile of [`super::dense::dense_forward`]: the [`PACK`] = 12 rows of
+/// a packed group (or 12 rows held as rows) × 16 neurons, out = F(b +
+/// Σ_chunks Σ_{k in chunk} a·w)·scale, each chunk's sum one chain of FMAs
+/// from zero, as `matrixmultiply`'s FMA kernel computes it: a narrow panel
+/// at once ([`dense_tile_pairs`], [`dense_tile_half`]), a wider one as two
+/// register tiles of 6 rows.
 ///
 /// # Safety
 /// AVX2 and FMA must be available.
@@ -262,16 +265,30 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     // SAFETY: AVX2 and FMA guaranteed by the caller.
     unsafe {
         match tile.rows {
-            _ if tile.width <= PANEL / 2 => dense_tile_half::<ROWS>(tile, out, layout),
-            RowLayout::Packed => dense_tile_rows::<false>(tile, out, layout),
-            RowLayout::Strided(_) => dense_tile_rows::<true>(tile, out, layout),
+            RowLayout::Packed if tile.width <= PAIRED_WIDTH && tile.k <= CHUNK => {
+                dense_tile_pairs(tile, out, layout)
+            }
+            _ if tile.width <= PANEL / 2 => dense_tile_half::<PACK>(tile, out, layout),
+            _ => {
+                for first in [0, ROWS] {
+                    let (part, out) = (tile.rows_from(first), &mut out[layout.row(first)..]);
+                    match tile.rows {
+                        RowLayout::Packed => dense_tile_rows::<false>(part, out, layout),
+                        RowLayout::Strided(_) => dense_tile_rows::<true>(part, out, layout),
+                    }
+                }
+            }
         }
     }
 }
 
-/// A dense tile (§4) of `R` rows (6 here, 12 in the AVX-512 body) on a panel
-/// of at most 8 neurons (the last panel of the paper's 200-neuron layer,
-/// of each 100-neuron quadrant of its encoder): `R` chains of 8-lane
+/// Neurons of a [`dense_tile_pairs`] panel at most: two rows × 4 neurons
+/// fill a vector.
+const PAIRED_WIDTH: usize = 4;
+
+/// A dense tile (§4) of `R` rows (12 in either body) on a panel of at
+/// most 8 neurons (the last panel of the paper's 200-neuron layer): `R`
+/// chains of 8-lane
 /// fused multiply-adds, where a whole panel's tile ran its chains on
 /// half-empty registers. The same chains per output, so the same bits.
 /// The AVX-512 body takes it for rows held as rows: a CPU that runs a
@@ -337,8 +354,10 @@ pub(super) unsafe fn dense_tile_half<const R: usize>(
 /// packed values and one spread of the panel's 4 weights per input. Six
 /// chains of FMAs cover the 12 rows where [`dense_tile_half`] ran six per
 /// 6 rows on half-empty registers, each bound by the FMA's latency. Each
-/// output is still one chain per input in order, so the same bits. It
-/// took the retraining methods' encoder (`paper3`, 1000 rows, one thread
+/// output is still one chain per input in order, so the same bits. (Since
+/// the AVX2 tiles hold 12 rows, [`dense_tile_half`] would run 12 chains at
+/// the FMA's throughput, still 12 FMAs per input to these 6.) It took the
+/// retraining methods' encoder (`paper3`, 1000 rows, one thread
 /// of a Zen 4, median of 31 × 10 calls, alternating) from 1857–1877 to
 /// 1751–1794 µs in throwaway timings.
 ///

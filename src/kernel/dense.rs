@@ -26,11 +26,6 @@ use crate::net::{Model, Nonlinearity};
 /// Inputs per chunk of `matrixmultiply`'s f32 products (its `S_KC`).
 pub const CHUNK: usize = 256;
 
-/// Neurons of a panel at most that the AVX2 body runs on a whole group of
-/// [`PACK`] packed rows of at most [`CHUNK`] inputs, two rows to a vector
-/// (its `dense_tile_pairs`).
-pub(super) const PAIRED_WIDTH: usize = 4;
-
 /// One packed layer with what follows its product.
 #[derive(Clone, Debug)]
 struct DenseLayer {
@@ -168,7 +163,15 @@ pub(super) struct DenseTile<'a> {
     pub activation: Option<Nonlinearity>,
 }
 
-impl DenseTile<'_> {
+impl<'a> DenseTile<'a> {
+    /// The tile's rows from row `r` on (its inputs start `r` rows later).
+    pub(super) fn rows_from(&self, r: usize) -> DenseTile<'a> {
+        DenseTile {
+            a: &self.a[r * self.rows.step()..],
+            ..*self
+        }
+    }
+
     /// Panics unless every read of a tile of `rows` rows stays inside its
     /// slices (the SIMD bodies rely on it).
     pub(super) fn check(&self, rows: usize) {
@@ -402,12 +405,13 @@ impl LaneTile<'_> {
 }
 
 /// Rows and panels of one tile of `body`: the AVX-512 body's tiles are
-/// 12 rows × 2 panels, the AVX2 body's 6 × 1.
+/// 12 rows × 2 panels, the AVX2 body's 12 × 1 (a whole packed group, which
+/// it runs as two register tiles of 6 rows, or at once on a narrow panel).
 fn tile_shape(body: Body) -> (usize, usize) {
     if body == Body::Avx512 {
         (12, 2)
     } else {
-        (6, 1)
+        (12, 1)
     }
 }
 
@@ -439,16 +443,6 @@ fn layer_tiles(
         for q in (0..rows).step_by(rows_per_tile) {
             for p in (0..packed.panels_per_group()).step_by(panels_per_tile) {
                 let count = panels_per_tile.min(packed.panels_per_group() - p);
-                // The AVX2 body runs a narrow panel of packed rows (an
-                // encoder's) on a whole group of 12 rows at once: the tile
-                // at q − 6 held these.
-                let pairs = body != Body::Avx512
-                    && layout == RowLayout::Packed
-                    && ni <= CHUNK
-                    && packed.panels_width(p, count) <= PAIRED_WIDTH;
-                if pairs && q % PACK != 0 {
-                    continue;
-                }
                 let column = g * no + p * PANEL;
                 let scale_at = (g * packed.panels_per_group() + p) * PANEL;
                 let first = match layout {
@@ -475,7 +469,6 @@ fn layer_tiles(
                 unsafe {
                     match body {
                         Body::Avx512 => super::avx512::dense_tile(tile, out, layout),
-                        _ if pairs => super::avx2::dense_tile_pairs(tile, out, layout),
                         _ => super::avx2::dense_tile(tile, out, layout),
                     }
                 };

@@ -249,6 +249,14 @@ enum Output {
 }
 
 impl Output {
+    /// Where row r of the output starts.
+    fn row(self, r: usize) -> usize {
+        match self {
+            Output::Packed => r,
+            Output::Rows(stride) => r * stride,
+        }
+    }
+
     /// Writes `rows` (ReLU applied), `width` neurons of each, to `out`;
     /// panics unless `out` has room for them.
     fn write<const N: usize>(self, rows: &[[f32; N]], width: usize, out: &mut [f32]) {
@@ -644,5 +652,27 @@ fn finish(sums: &GatedSums, samples: usize, std_modulator: f64, rule: GainRule, 
                 }
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_written_from_their_row_land_where_the_whole_tile_puts_them() {
+        // A tile written as two halves, the second at `Output::row(6)`,
+        // fills what the whole tile fills (as the AVX2 dense tiles do).
+        let rows: Vec<[f32; 3]> = (0..PACK)
+            .map(|r| std::array::from_fn(|c| (100 * c + r) as f32))
+            .collect();
+        for layout in [Output::Packed, Output::Rows(5)] {
+            let (mut whole, mut halves) = (vec![f32::NAN; 80], vec![f32::NAN; 80]);
+            layout.write(&rows, 3, &mut whole);
+            layout.write(&rows[..6], 3, &mut halves);
+            layout.write(&rows[6..], 3, &mut halves[layout.row(6)..]);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&whole), bits(&halves), "{layout:?}");
+        }
     }
 }
