@@ -184,6 +184,41 @@ proptest! {
         prop_assert_eq!((got.rows(), got.group()), (picked.len(), want.group()));
         prop_assert_eq!(got.data(), want.data());
     }
+
+    /// Rows reordered and packed in one pass are the rows reordered, then
+    /// packed: any order of a row's values, any number of rows (a last
+    /// group part full), and the network's input order.
+    #[test]
+    fn rows_reordered_in_the_packing_are_the_reordered_rows_packed(
+        rows in 1usize..40,
+        width in 1usize..30,
+        order_seed in any::<u64>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x: Vec<f32> = (0..rows * width).map(|_| rng.random_range(-2.0..2.0)).collect();
+        // Any values of the row, some repeated, some left out.
+        let mut pick = Xoshiro256PlusPlus::seed_from_u64(order_seed);
+        let inputs = pick.random_range(1..2 * width);
+        let order: Vec<u16> = (0..inputs).map(|_| pick.random_range(0..width as u16)).collect();
+        let reordered: Vec<f32> = x
+            .chunks_exact(width)
+            .flat_map(|row| order.iter().map(|&p| row[usize::from(p)]))
+            .collect();
+        let got = PackedRows::reordered(&x, width, &order);
+        let want = PackedRows::new(&reordered, inputs);
+        prop_assert_eq!((got.rows(), got.width(), got.group()), (rows, inputs, want.group()));
+        prop_assert_eq!(got.data(), want.data());
+    }
+}
+
+#[test]
+fn the_input_packed_in_its_order_is_the_reordered_input_packed() {
+    let model = Model::<f32>::init(&Arch::preset("paper3", 1).unwrap(), 1);
+    let canvases: Vec<f32> = (0..25 * CANVAS_PIXELS).map(|i| (i % 97) as f32).collect();
+    let got = PackedRows::reordered(&canvases, CANVAS_PIXELS, model.input_order());
+    let want = PackedRows::new(&model.reorder_input(&canvases), CANVAS_PIXELS);
+    assert_eq!(got.data(), want.data());
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::net::arch::LOGITS;
-use comod::net::layers::mean_cross_entropy;
+use comod::net::layers::{correct_count, mean_cross_entropy};
 use comod::net::{Arch, Depth, Model, Modulation, Readout};
 use comod::train::mlp::MlpEvaluator;
 use comod::train::{EvalSet, Examples, Frozen, Network};
@@ -73,6 +73,47 @@ fn forward_logits(case: &Case, model: &Model<f32>, modulation: &Modulation<f32>)
     let mut ws = model.workspace(case.set.len());
     model.forward(&mut ws, modulation, case.set.inputs(), case.m);
     model.logits(&ws).to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The count of right answers is the number of rows whose first
+    /// largest readout logit (a NaN never larger, a NaN first column kept)
+    /// sits at the label, counted row by row: any number of rows (whole
+    /// blocks and a rest), ties, signed zeros, infinities and NaNs, both
+    /// readouts, labels of every column.
+    #[test]
+    fn the_count_of_right_answers_is_each_rows_first_largest_logit(
+        rows in 0usize..70,
+        pair in prop::option::of((0u8..10, 0u8..10)),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        const VALUES: [f32; 8] = [-1.0, 0.0, -0.0, 0.5, 1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+        let logits: Vec<f32> = (0..rows * LOGITS)
+            .map(|_| VALUES[rng.random_range(0..VALUES.len())])
+            .collect();
+        let readout = pair.map_or(Readout::All, |(a, b)| Readout::Pair(a, b));
+        let columns: Vec<usize> = match readout {
+            Readout::All => (0..LOGITS).collect(),
+            Readout::Pair(a, b) => vec![a.into(), b.into()],
+        };
+        let labels: Vec<u8> = (0..rows).map(|_| rng.random_range(0..columns.len() as u8)).collect();
+        let mut want = 0;
+        for (z, &y) in logits.chunks_exact(LOGITS).zip(&labels) {
+            let mut best = 0;
+            for k in 1..columns.len() {
+                if z[columns[k]] > z[columns[best]] {
+                    best = k;
+                }
+            }
+            want += usize::from(best == usize::from(y));
+        }
+        prop_assert_eq!(correct_count(&logits, LOGITS, &labels, readout), want);
+        let wide: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
+        prop_assert_eq!(correct_count(&wide, LOGITS, &labels, readout), want);
+    }
 }
 
 proptest! {

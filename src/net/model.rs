@@ -187,6 +187,12 @@ impl<T: Real> Model<T> {
             .collect()
     }
 
+    /// The canvas pixel layer 1 reads as each of its inputs, in order
+    /// ([`Model::reorder_input`]).
+    pub fn input_order(&self) -> &[u16] {
+        &self.input_pixels
+    }
+
     /// Layout of layer `l` (counted from 1).
     pub fn layer(&self, l: usize) -> &LayerLayout {
         &self.layers[l - 1]

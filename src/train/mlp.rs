@@ -143,7 +143,7 @@ impl Network for Model<f32> {
     fn cache(frozen: &Frozen<Self>, inputs: &[f32], m: f32) -> MlpCache {
         let model = &frozen.net;
         let arch = model.arch();
-        let packed_input = PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS);
+        let packed_input = PackedRows::reordered(inputs, CANVAS_PIXELS, model.input_order());
         let activity = |l| set_activity(model, inputs, Some(&packed_input), l, m);
         let modulated_activity = activity(arch.modulated_layer);
         let gated_activity = activity(arch.gated_layer());
@@ -316,7 +316,7 @@ fn set_activity(
     let packed = match packed {
         Some(packed) => packed,
         None => {
-            packed_here = PackedRows::new(&model.reorder_input(inputs), CANVAS_PIXELS);
+            packed_here = PackedRows::reordered(inputs, CANVAS_PIXELS, model.input_order());
             &packed_here
         }
     };
