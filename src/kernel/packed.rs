@@ -86,7 +86,8 @@ impl PackedRows {
 
     /// Packs the rows of `x` (`width` values each) in groups of [`PACK`]
     /// rows, row r's input k being its value `order[k]`: the network's
-    /// input as its first layer reads it ([`crate::net::Model::input_order`]),
+    /// input as its first layer reads it (quadrant-major, §2;
+    /// [`crate::net::Model::input_order`]),
     /// reordered and packed in one pass that writes the packed buffer in
     /// order, each group's line of input k gathered from its rows. 500
     /// canvases took 320 µs to reorder and 207 µs to pack, 166 µs here, in

@@ -344,7 +344,8 @@ pub fn mean_cross_entropy(logits: &[f32], classes: usize, labels: &[u8], readout
 
 /// Number of examples whose largest readout logit is the label's (first
 /// maximum wins ties; a NaN logit never wins, and a NaN first column keeps
-/// it). Every evaluation point of a run counts its test set this way.
+/// it): the accuracy's argmax (§2). Every evaluation point of a run
+/// counts its test set this way.
 pub fn correct_count<T: Real>(
     logits: &[T],
     classes: usize,
