@@ -139,8 +139,8 @@ fn peak_lanes(isa: Isa) -> usize {
     }
 }
 
-/// `iterations` rounds of one FMA on each of [`CHAINS`] (AVX-512:
-/// [`WIDE_CHAINS`]) accumulators of `isa`'s width, on this thread;
+/// `iterations` rounds of one FMA on each of `CHAINS` (AVX-512:
+/// `WIDE_CHAINS`) accumulators of `isa`'s width, on this thread;
 /// returns their sum so that nothing is optimised away. Panics unless the
 /// CPU runs `isa`.
 pub fn chains(isa: Isa, iterations: u64) -> f32 {

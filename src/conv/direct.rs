@@ -8,9 +8,9 @@
 //! per tap and input channel it loads one weight vector and broadcasts
 //! each pixel's input value into a fused multiply-add. With at most 8
 //! output channels, an AVX-512 tile holds pairs of pixels instead
-//! ([`pair512`]): with one input channel straight from the bordered map,
+//! (`pair512`): with one input channel straight from the bordered map,
 //! and for the input gradient of a stage with at most 8 input channels
-//! from a copy of each image laid out in pairs ([`pair_up_image`]). Each
+//! from a copy of each image laid out in pairs (`pair_up_image`). Each
 //! output is the bias, then one FMA per (dy, dx, c_in) in that order: the
 //! zero border adds exact zeros, so the result does not depend on the
 //! body or the tile shape. The bodies test

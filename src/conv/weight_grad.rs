@@ -9,7 +9,7 @@
 //! bodies here do exactly that (a tap outside the map reads the border's
 //! zero, as im2col's zero entry), so a training step's results do not
 //! depend on which code ran; `tests/conv_weight_grad.rs` holds both
-//! bodies to [`reference`] and to the product form bit for bit.
+//! bodies to [`reference()`] and to the product form bit for bit.
 //!
 //! A tile is one vector of output channels × up to 24 (AVX-512; 12 on
 //! AVX2) (tap, input channel) columns in registers: per pixel, one load

@@ -95,7 +95,7 @@ impl<T: Real> ConvWorkspace<T> {
     }
 
     /// The input buffer of stage `s`, for a caller that fills it in place
-    /// before [`ConvNet::run_stages`] (no copy of a large batch).
+    /// before [`crate::conv::net::ConvNet::run_stages`] (no copy of a large batch).
     pub fn stage_input_mut(&mut self, s: usize) -> &mut Vec<T> {
         if let Some(proven) = self.proven_finite.get_mut(s) {
             *proven = false;

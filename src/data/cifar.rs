@@ -24,7 +24,7 @@ pub(crate) fn load_cifar(path: &Path, limit: Option<usize>) -> Result<ByteImages
     parse_cifar(&bytes, limit).map_err(|m| Error::data(path, m))
 }
 
-/// The parser of [`load_cifar`], on the file's bytes.
+/// The parser of `load_cifar`, on the file's bytes.
 pub fn parse_cifar_records(bytes: &[u8]) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
     let stored = parse_cifar(bytes, None)?;
     Ok((stored.pixels, stored.labels))

@@ -12,7 +12,7 @@
 //! exactly that (on AVX-512 machines too: no AVX-512 body was written for
 //! these small products), so a step's results do not depend on which code
 //! multiplied; the property test in `tests/few_rows.rs` holds it to the
-//! scalar statement [`reference`] and to `matrixmultiply` bit for bit.
+//! scalar statement [`reference()`] and to `matrixmultiply` bit for bit.
 //!
 //! Two layouts of B are served: rows contiguous (B = W, the backward pass's
 //! dX = dZ·W, and B = X of a weight gradient) and columns contiguous

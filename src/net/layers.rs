@@ -172,7 +172,7 @@ pub fn scale_rows<T: Real>(rows: &mut [T], factor: &[T]) {
 }
 
 /// Backward of [`activation_forward`], in place: dh becomes
-/// da = dh ⊙ s ⊙ F'(a) (for exp, F'(a)·s = h; for ReLU, s·[a > 0]).
+/// da = dh ⊙ s ⊙ F'(a) (for exp, F'(a)·s = h; for ReLU, s·\[a > 0\]).
 pub fn activation_backward<T: Real>(
     f: Nonlinearity,
     n: usize,
@@ -301,7 +301,7 @@ fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> T {
 
 /// Mean cross-entropy of softmax over the readout's logits, and its
 /// gradient w.r.t. all logits (zero outside the readout's columns):
-/// L = −(1/B) Σ_b log softmax(z_b)[y_b], dz = (softmax − onehot)/B.
+/// L = −(1/B) Σ_b log softmax(z_b)\[y_b\], dz = (softmax − onehot)/B.
 pub fn cross_entropy<T: Real>(
     logits: &[T],
     classes: usize,

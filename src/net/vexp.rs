@@ -136,10 +136,10 @@ fn exp_in_place_avx2(xs: &mut [f32]) {
 }
 
 /// e^x of eight lanes (see the module documentation for its accuracy).
-/// When every lane lies in [−[`INSIDE`], [`INSIDE`]] (the usual case: the
+/// When every lane lies in [−87, 87] (the usual case: the
 /// encoder's and the modulation's arguments are small), e^x is a normal
 /// float and needs neither the clamping nor the blends of the edge cases,
-/// and 2^n is one normal float: [`exp8_inside`], the same bits with a
+/// and 2^n is one normal float: `exp8_inside`, the same bits with a
 /// third fewer operations (for its effect on the encoder, see the AVX2
 /// body's `dense_tile_rows`).
 ///

@@ -2,7 +2,7 @@
 //! small bundle of them (§2–§4): the protocol, the readout, the gain's
 //! options, the modulator's compensation and parametrisation, and the
 //! name of the reading a configuration started from. Each lists its
-//! values once ([`Named`]); [`crate::train::config`] puts them together.
+//! values once ([`crate::named::Named`]); [`crate::train::config`] puts them together.
 
 use serde::{Deserialize, Serialize};
 
