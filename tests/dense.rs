@@ -55,7 +55,7 @@ fn agrees(arch: &Arch, seed: u64, rows: usize, m: f32) -> Option<()> {
     let want = model
         .activity_at(&mut ws, &Modulation::off(arch), &canvases, gated, m)
         .to_vec();
-    let input = PackedRows::new(&model.reorder_input(&canvases), CANVAS_PIXELS);
+    let input = PackedRows::reordered(&canvases, CANVAS_PIXELS, model.input_order());
     let plan = DensePlan::new(&model, m);
     for body in bodies {
         let mut got = vec![f32::NAN; rows * arch.size(gated)];
@@ -187,7 +187,7 @@ proptest! {
 
     /// Rows reordered and packed in one pass are the rows reordered, then
     /// packed: any order of a row's values, any number of rows (a last
-    /// group part full), and the network's input order.
+    /// group part full). The test after it takes the network's own order.
     #[test]
     fn rows_reordered_in_the_packing_are_the_reordered_rows_packed(
         rows in 1usize..40,
@@ -260,7 +260,7 @@ fn a_repacked_plan_equals_a_fresh_one() {
         let mut arch = Arch::preset(name, layer).unwrap();
         arch.beta = beta;
         let model = Model::<f32>::init(&arch, seed);
-        let input = PackedRows::new(&model.reorder_input(&canvases), CANVAS_PIXELS);
+        let input = PackedRows::reordered(&canvases, CANVAS_PIXELS, model.input_order());
         let run = |plan: &DensePlan| {
             let mut out = vec![f32::NAN; 37 * arch.size(arch.gated_layer())];
             dense_forward(body, plan, &input, &mut out, &mut DenseScratch::default());

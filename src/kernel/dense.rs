@@ -202,7 +202,7 @@ impl<'a> DenseTile<'a> {
 }
 
 /// F(a_{L−1}) of every row of `x` (the network's input, reordered as the
-/// network reads it, [`crate::net::Model::reorder_input`]) into `out`,
+/// network reads it, [`PackedRows::reordered`]) into `out`,
 /// `[R, N_{L−1}]` row-major, through the layers of `plan`, on `body`,
 /// which must be one of the SIMD bodies ([`has_dense_tiles`]).
 pub fn dense_forward(

