@@ -144,94 +144,146 @@ fn mix_scalar(mix: &Mix<'_>, out: &mut [f32]) {
 const SAMPLES: usize = 4;
 
 /// A SIMD body of [`mix_partials`] in module `$name`: `$lanes` output
-/// channels per `$vector`, the last block's lanes masked by `$mask`
-/// (`$first` makes it, `$load` and `$store` use it).
+/// channels per `$vector`, up to `$vectors` (1 or 2) vectors of channels
+/// per pass, so that each broadcast factor feeds as many multiply-adds;
+/// the last vector's lanes masked by `$mask` (`$first` makes it, `$load`
+/// and `$store` use it). Two vectors for the AVX2 body: `conv-mnist`'s
+/// 16 channels in one pass took `conv_trial_B256` from 89.3–91.2 to
+/// 78.4–79.2 ms (`COMOD_ISA=avx2 comod bench`, a Zen 4, alternating).
 #[cfg(target_arch = "x86_64")]
 macro_rules! mix_body {
-    ($name:ident, $features:literal, $lanes:literal, $vector:ty, $mask:ty, $first:path,
-     $load:path, $store:path, $zero:path, $set1:path, $fma:path, $add:path, $max:path) => {
+    ($name:ident, $features:literal, $lanes:literal, $vectors:literal, $vector:ty, $mask:ty,
+     $first:path, $load:path, $store:path, $zero:path, $set1:path, $fma:path, $add:path,
+     $max:path) => {
         mod $name {
             use std::arch::x86_64::*;
 
             use super::{Mix, SAMPLES};
 
-            /// The body: each output pixel and block of channels, its
-            /// samples `SAMPLES` at a time, then one by one.
+            /// The body: each output pixel, its channels in passes of
+            /// `$vectors` vectors while more than one vector's remain.
             ///
             /// # Safety
             /// The CPU must have the body's features; `mix.check(out)`
             /// must hold.
             #[target_feature(enable = $features)]
             pub(super) unsafe fn mix(mix: &Mix<'_>, out: &mut [f32]) {
-                let (c, c_out) = (mix.channels(), mix.map.channels);
+                let c_out = mix.map.channels;
                 let out_len = mix.out_shape().len();
-                let whole = mix.samples() / SAMPLES * SAMPLES;
-                let out = out.as_mut_ptr();
                 for pixel in 0..out_len / c_out {
                     let (window, count) = mix.window(pixel);
                     let window = &window[..count];
-                    for block in (0..c_out).step_by($lanes) {
-                        let mask = $first(c_out - block);
-                        // SAFETY (the calls and the stores): the masked
-                        // lanes are channels block.. < c_out of pixels
-                        // inside the map; the samples' rows are inside
-                        // `out` (`mix.check`).
+                    let mut block = 0;
+                    while block < c_out {
+                        // SAFETY: the contract, and `block` < c_out.
                         unsafe {
-                            let at = |t: usize| out.add(t * out_len + pixel * c_out + block);
-                            for t in (0..whole).step_by(SAMPLES) {
-                                let f = &mix.factors[t * c..(t + SAMPLES) * c];
-                                let v = samples::<SAMPLES>(mix, f, window, block, mask);
-                                for (s, v) in v.into_iter().enumerate() {
-                                    $store(at(t + s), mask, v);
-                                }
-                            }
-                            for t in whole..mix.samples() {
-                                let f = &mix.factors[t * c..(t + 1) * c];
-                                let [v] = samples::<1>(mix, f, window, block, mask);
-                                $store(at(t), mask, v);
+                            if $vectors == 2 && c_out - block > $lanes {
+                                pass::<2>(mix, window, pixel, block, out);
+                                block += 2 * $lanes;
+                            } else {
+                                pass::<1>(mix, window, pixel, block, out);
+                                block += $lanes;
                             }
                         }
                     }
                 }
             }
 
-            /// The outputs of `S` samples (factors `f`, `[S, C]`) at the
-            /// lanes of `mask` from channel `block`: the maximum over the
-            /// stage's pixels `window` of ReLU(b + the chain).
+            /// Output pixel `pixel` (its stage pixels `window`), channels
+            /// `block`.. in `V` vectors (the last one's lanes masked), of
+            /// every sample: `SAMPLES` at a time, then one by one.
+            ///
+            /// # Safety
+            /// The CPU must have the body's features; `mix.check(out)`
+            /// must hold and `block` < C_out.
+            #[target_feature(enable = $features)]
+            #[inline]
+            unsafe fn pass<const V: usize>(
+                mix: &Mix<'_>,
+                window: &[usize],
+                pixel: usize,
+                block: usize,
+                out: &mut [f32],
+            ) {
+                let (c, c_out) = (mix.channels(), mix.map.channels);
+                let out_len = mix.out_shape().len();
+                let whole = mix.samples() / SAMPLES * SAMPLES;
+                let masks: [$mask; V] =
+                    std::array::from_fn(|v| $first((c_out - block).saturating_sub(v * $lanes)));
+                let out = out.as_mut_ptr();
+                // SAFETY (the calls and the stores): the masked lanes are
+                // channels block.. < c_out of pixels inside the map; the
+                // samples' rows are inside `out` (`mix.check`).
+                unsafe {
+                    let at = |t: usize, v: usize| {
+                        out.add(t * out_len + pixel * c_out + block + v * $lanes)
+                    };
+                    for t in (0..whole).step_by(SAMPLES) {
+                        let f = &mix.factors[t * c..(t + SAMPLES) * c];
+                        let v = samples::<SAMPLES, V>(mix, f, window, block, masks);
+                        for (s, vectors) in v.into_iter().enumerate() {
+                            for (j, (v, mask)) in vectors.into_iter().zip(masks).enumerate() {
+                                $store(at(t + s, j), mask, v);
+                            }
+                        }
+                    }
+                    for t in whole..mix.samples() {
+                        let f = &mix.factors[t * c..(t + 1) * c];
+                        let [vectors] = samples::<1, V>(mix, f, window, block, masks);
+                        for (j, (v, mask)) in vectors.into_iter().zip(masks).enumerate() {
+                            $store(at(t, j), mask, v);
+                        }
+                    }
+                }
+            }
+
+            /// The outputs of `S` samples (factors `f`, `[S, C]`) in `V`
+            /// vectors from channel `block`, at the lanes of `masks`: the
+            /// maximum over the stage's pixels `window` of ReLU(b + the
+            /// chain).
             ///
             /// # Safety
             /// The CPU must have the body's features; the pixels and lanes
             /// inside the map.
             #[target_feature(enable = $features)]
             #[inline]
-            unsafe fn samples<const S: usize>(
+            unsafe fn samples<const S: usize, const V: usize>(
                 mix: &Mix<'_>,
                 f: &[f32],
                 window: &[usize],
                 block: usize,
-                mask: $mask,
-            ) -> [$vector; S] {
+                masks: [$mask; V],
+            ) -> [[$vector; V]; S] {
                 let (c, len, c_out) = (mix.channels(), mix.map.len(), mix.map.channels);
                 assert_eq!(f.len(), S * c, "factors of S samples");
                 let zero = $zero();
-                let mut best = [zero; S];
+                let mut best = [[zero; V]; S];
                 // SAFETY: the masked lanes are channels < c_out of pixels
                 // inside the map, of channels k < c of the partials (the
                 // caller's contract).
                 unsafe {
-                    let bias = $load(mix.bias.as_ptr().add(block), mask);
+                    let bias: [$vector; V] = std::array::from_fn(|v| {
+                        $load(mix.bias.as_ptr().add(block + v * $lanes), masks[v])
+                    });
                     for (w, &p) in window.iter().enumerate() {
                         let at = mix.partials.as_ptr().add(p * c_out + block);
-                        let mut acc = [zero; S];
+                        let mut acc = [[zero; V]; S];
                         for k in 0..c {
-                            let pk = $load(at.add(k * len), mask);
+                            let pk: [$vector; V] = std::array::from_fn(|v| {
+                                $load(at.add(k * len + v * $lanes), masks[v])
+                            });
                             for (s, acc) in acc.iter_mut().enumerate() {
-                                *acc = $fma($set1(f[s * c + k]), pk, *acc);
+                                let factor = $set1(f[s * c + k]);
+                                for (acc, pk) in acc.iter_mut().zip(pk) {
+                                    *acc = $fma(factor, pk, *acc);
+                                }
                             }
                         }
                         for (best, acc) in best.iter_mut().zip(acc) {
-                            let v = $max($add(bias, acc), zero);
-                            *best = if w == 0 { v } else { $max(v, *best) };
+                            for ((best, acc), bias) in best.iter_mut().zip(acc).zip(bias) {
+                                let v = $max($add(bias, acc), zero);
+                                *best = if w == 0 { v } else { $max(v, *best) };
+                            }
                         }
                     }
                 }
@@ -261,6 +313,7 @@ mix_body!(
     avx512,
     "avx512f",
     16,
+    1,
     __m512,
     __mmask16,
     crate::net::simd::lanes::first16,
@@ -278,6 +331,7 @@ mix_body!(
     avx2,
     "avx2,fma",
     8,
+    2,
     __m256,
     __m256i,
     crate::net::simd::lanes::first8,
