@@ -1360,38 +1360,8 @@ unsafe fn tile256<const P: usize, const C: usize>(
     block: usize,
     out: &mut [f32],
 ) -> bool {
-    let wt = rows.weights;
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
-    // SAFETY: in bounds by the caller's contract.
-    unsafe {
-        let mut acc = [_mm256_loadu_ps(wt.bias.as_ptr().add(block)); P];
-        for dy in 0..k {
-            for dx in 0..k {
-                let input = rows.padded.as_ptr().add(rows.input_at(b, y + dy, x0 + dx));
-                let weights = wt
-                    .weights
-                    .as_ptr()
-                    .add((dy * k + dx) * c_in * wt.stride + block);
-                for ci in 0..c_in {
-                    let wv = _mm256_loadu_ps(weights.add(ci * wt.stride));
-                    for (j, acc) in acc.iter_mut().enumerate() {
-                        *acc = _mm256_fmadd_ps(
-                            _mm256_broadcast_ss(&*input.add(j * c_in + ci)),
-                            wv,
-                            *acc,
-                        );
-                    }
-                }
-            }
-        }
-        let mut non_finite = _mm256_setzero_ps();
-        for (j, acc) in acc.into_iter().enumerate() {
-            let at = out.as_mut_ptr().add((x0 + j) * c_out + block);
-            store256(acc, wt.relu, at, c_out - block, &mut non_finite);
-        }
-        _mm256_movemask_ps(non_finite) == 0
-    }
+    // SAFETY: the caller's contract.
+    unsafe { tile256_vectors::<P, C, 1>(rows, b, y, x0, block, out) }
 }
 
 /// P pixels (at most [`PIXELS_256_WIDE`]) × the 16 output channels from
@@ -1419,16 +1389,41 @@ unsafe fn tile256_wide<const P: usize, const C: usize>(
     out: &mut [f32],
 ) -> bool {
     let wt = rows.weights;
-    let (k, c_out) = (wt.kernel, wt.c_out);
-    let c_in = if C == 0 { wt.c_in } else { C };
     assert!(
-        c_out > block + 8 && wt.stride >= block + 16,
+        wt.c_out > block + 8 && wt.stride >= block + 16,
         "two vectors of channels"
     );
-    // SAFETY: in bounds by the caller's contract; the weights and bias
-    // hold channels block..block + 16 (asserted).
+    // SAFETY: the caller's contract; the weights and bias hold channels
+    // block..block + 16 (asserted).
+    unsafe { tile256_vectors::<P, C, 2>(rows, b, y, x0, block, out) }
+}
+
+/// P pixels × V vectors of 8 output channels from `block` (whose weights
+/// and bias exist): per tap and input channel, V weight vectors loaded
+/// and one broadcast per pixel into V fused multiply-adds. Lanes past
+/// C_out are not stored. Whether every stored output is finite.
+///
+/// # Safety
+/// AVX2 and FMA must be available; in bounds as [`tile512`], for the V
+/// vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn tile256_vectors<const P: usize, const C: usize, const V: usize>(
+    rows: &Rows<'_>,
+    b: usize,
+    y: usize,
+    x0: usize,
+    block: usize,
+    out: &mut [f32],
+) -> bool {
+    let wt = rows.weights;
+    let (k, c_out) = (wt.kernel, wt.c_out);
+    let c_in = if C == 0 { wt.c_in } else { C };
+    // SAFETY: in bounds by the caller's contract.
     unsafe {
-        let bias = [0, 8].map(|h| _mm256_loadu_ps(wt.bias.as_ptr().add(block + h)));
+        let bias: [__m256; V] =
+            std::array::from_fn(|v| _mm256_loadu_ps(wt.bias.as_ptr().add(block + 8 * v)));
         let mut acc = [bias; P];
         for dy in 0..k {
             for dx in 0..k {
@@ -1439,20 +1434,23 @@ unsafe fn tile256_wide<const P: usize, const C: usize>(
                     .add((dy * k + dx) * c_in * wt.stride + block);
                 for ci in 0..c_in {
                     let w = weights.add(ci * wt.stride);
-                    let (w0, w1) = (_mm256_loadu_ps(w), _mm256_loadu_ps(w.add(8)));
-                    for (j, [lo, hi]) in acc.iter_mut().enumerate() {
+                    let w: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(w.add(8 * v)));
+                    for (j, acc) in acc.iter_mut().enumerate() {
                         let x = _mm256_broadcast_ss(&*input.add(j * c_in + ci));
-                        *lo = _mm256_fmadd_ps(x, w0, *lo);
-                        *hi = _mm256_fmadd_ps(x, w1, *hi);
+                        for (acc, w) in acc.iter_mut().zip(w) {
+                            *acc = _mm256_fmadd_ps(x, w, *acc);
+                        }
                     }
                 }
             }
         }
         let mut non_finite = _mm256_setzero_ps();
-        for (j, [lo, hi]) in acc.into_iter().enumerate() {
+        for (j, acc) in acc.into_iter().enumerate() {
             let at = out.as_mut_ptr().add((x0 + j) * c_out + block);
-            store256(lo, wt.relu, at, 8, &mut non_finite);
-            store256(hi, wt.relu, at.add(8), c_out - block - 8, &mut non_finite);
+            for (v, acc) in acc.into_iter().enumerate() {
+                let lanes = c_out - block - 8 * v;
+                store256(acc, wt.relu, at.add(8 * v), lanes, &mut non_finite);
+            }
         }
         _mm256_movemask_ps(non_finite) == 0
     }
