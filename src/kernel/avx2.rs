@@ -497,6 +497,76 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
     layout.write(&rows, tile.width, out);
 }
 
+/// Row r < `real` of `out` (rows `stride` apart) gets outputs 0..`width`
+/// of `sums` (vector o: output o of [`LANE_ROWS`] rows): 8 × 8 transposes
+/// in registers and a store per row and 8 outputs, as the AVX-512F body's
+/// `lanes_to_rows`: `dense_lanes` (`retrain-last`'s readout, 1000 rows,
+/// one thread of a Zen 4; throwaway timings, alternating) 40.0–40.4 µs
+/// against 41.4–42.1 µs copying value by value.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn lanes_to_rows(
+    sums: &[[f32; LANE_ROWS]; PANEL],
+    (width, real): (usize, usize),
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(
+        width <= PANEL
+            && real <= LANE_ROWS
+            && (real == 0 || (real - 1) * stride + width <= out.len()),
+        "rows of the output"
+    );
+    for part in (0..width).step_by(8) {
+        let lanes = (width - part).min(8);
+        for half in (0..real).step_by(8) {
+            // SAFETY: each of `sums` holds 16 floats.
+            let block = std::array::from_fn(|i| unsafe {
+                _mm256_loadu_ps(sums[part + i].as_ptr().add(half))
+            });
+            for (j, row) in transpose8(block).into_iter().take(real - half).enumerate() {
+                // SAFETY: outputs part..part + lanes of row half + j are in
+                // bounds (asserted).
+                unsafe {
+                    store_first(out.as_mut_ptr().add((half + j) * stride + part), row, lanes)
+                };
+            }
+        }
+    }
+}
+
+/// Stores the first `lanes` (at most 8) of `v` at `at`: whole vectors,
+/// halves, pairs and single values, where a masked store (slow on some
+/// CPUs: `dense_lanes` took 42.6–43.1 µs with one per row on a Zen 4,
+/// against 41 µs copying value by value) would do it in one.
+///
+/// # Safety
+/// AVX2 must be available; `lanes.min(8)` floats at `at` must be writable.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_first(at: *mut f32, v: __m256, lanes: usize) {
+    // SAFETY: `lanes.min(8)` floats at `at` (the contract).
+    unsafe {
+        if lanes >= 8 {
+            return _mm256_storeu_ps(at, v);
+        }
+        let (mut at, mut rest) = (at, _mm256_castps256_ps128(v));
+        if lanes & 4 != 0 {
+            _mm_storeu_ps(at, rest);
+            (at, rest) = (at.add(4), _mm256_extractf128_ps::<1>(v));
+        }
+        if lanes & 2 != 0 {
+            _mm_storel_pd(at.cast(), _mm_castps_pd(rest));
+            (at, rest) = (at.add(2), _mm_movehl_ps(rest, rest));
+        }
+        if lanes & 1 != 0 {
+            _mm_store_ss(at, rest);
+        }
+    }
+}
+
 /// Neurons of one pass of [`lanes_outputs`] at most: two accumulators
 /// each (the 16 rows), 12 of the 16 registers.
 const LANE_OUTPUTS: usize = 6;

@@ -352,23 +352,24 @@ pub fn dense_lanes(
                 width,
                 activation,
             };
+            // Output o of row r is lane r of vector o.
+            let rows_out = &mut out[q * LANE_ROWS * no + p * PANEL..];
             // SAFETY: the body is a SIMD one whose support was asserted.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 match body {
-                    Body::Avx512 => super::avx512::lanes_tile(tile, &mut sums),
-                    _ => super::avx2::lanes_tile(tile, &mut sums),
+                    Body::Avx512 => {
+                        super::avx512::lanes_tile(tile, &mut sums);
+                        super::avx512::lanes_to_rows(&sums, (width, real), rows_out, no);
+                    }
+                    _ => {
+                        super::avx2::lanes_tile(tile, &mut sums);
+                        super::avx2::lanes_to_rows(&sums, (width, real), rows_out, no);
+                    }
                 }
             };
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("{:?}", (tile.k, tile.width));
-            // Output o of row r is lane r of vector o.
-            let first = q * LANE_ROWS * no + p * PANEL;
-            for (r, row) in out[first..].chunks_mut(no).take(real).enumerate() {
-                for (value, lanes) in row[..width].iter_mut().zip(&sums) {
-                    *value = lanes[r];
-                }
-            }
+            unreachable!("{:?}", (tile.k, tile.width, rows_out.len(), real));
         }
     }
 }
