@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout, check_lane_rows};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -513,12 +513,7 @@ pub(super) unsafe fn lanes_to_rows(
     out: &mut [f32],
     stride: usize,
 ) {
-    assert!(
-        width <= PANEL
-            && real <= LANE_ROWS
-            && (real == 0 || (real - 1) * stride + width <= out.len()),
-        "rows of the output"
-    );
+    check_lane_rows((width, real), out.len(), stride);
     for part in (0..width).step_by(8) {
         let lanes = (width - part).min(8);
         for half in (0..real).step_by(8) {

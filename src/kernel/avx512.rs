@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout, check_lane_rows};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -587,12 +587,7 @@ pub(super) unsafe fn lanes_to_rows(
     out: &mut [f32],
     stride: usize,
 ) {
-    assert!(
-        width <= PANEL
-            && real <= LANE_ROWS
-            && (real == 0 || (real - 1) * stride + width <= out.len()),
-        "rows of the output"
-    );
+    check_lane_rows((width, real), out.len(), stride);
     // SAFETY: each of `sums` holds 16 floats.
     let lanes = std::array::from_fn(|o| unsafe { _mm512_loadu_ps(sums[o].as_ptr()) });
     let mask = first16(width);

@@ -374,6 +374,16 @@ pub fn dense_lanes(
     }
 }
 
+/// Panics unless rows 0..`real` (at most [`LANE_ROWS`]), `stride` apart
+/// in an output of `len` values, hold outputs 0..`width` (at most
+/// [`PANEL`]): what the bodies' `lanes_to_rows` write.
+pub(super) fn check_lane_rows((width, real): (usize, usize), len: usize, stride: usize) {
+    assert!(
+        width <= PANEL && real <= LANE_ROWS && (real == 0 || (real - 1) * stride + width <= len),
+        "rows of the output"
+    );
+}
+
 /// One tile of [`dense_lanes`]: 16 rows along the lanes × the neurons of
 /// one panel.
 pub(super) struct LaneTile<'a> {
