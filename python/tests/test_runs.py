@@ -80,8 +80,11 @@ def test_the_same_seed_gives_the_same_record_at_any_thread_count(checkpoint):
     np.testing.assert_array_equal(one["curve"], two["curve"])
 
 
+# The child takes Ctrl-C as a terminal's foreground process does, even
+# where it was started with SIGINT ignored (a shell's background job).
 SWEEP = """
-import sys, comod
+import signal, sys, comod
+signal.signal(signal.SIGINT, signal.default_int_handler)
 comod.sweep(sys.argv[1], sys.argv[2], tasks="all", repeats=1, methods="stochastic",
             progress=lambda d, t: print(d, flush=True), batches=40, test_composites=400, samples=32, threads=1)
 """
