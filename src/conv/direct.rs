@@ -29,7 +29,7 @@ use crate::net::linalg::stays_on_this_thread;
 use crate::net::simd::{Isa, with_avx2};
 
 #[cfg(target_arch = "x86_64")]
-use crate::net::simd::lanes::{first8, first16};
+use crate::net::simd::lanes::{first8, first16, store_first8};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -1468,15 +1468,9 @@ unsafe fn tile256_vectors<const P: usize, const C: usize, const V: usize>(
 unsafe fn store256(acc: __m256, relu: bool, at: *mut f32, lanes: usize, non_finite: &mut __m256) {
     let zero = _mm256_setzero_ps();
     let v = if relu { _mm256_max_ps(acc, zero) } else { acc };
-    let mask = first8(lanes);
     // SAFETY: the caller's contract.
-    unsafe {
-        if lanes >= 8 {
-            _mm256_storeu_ps(at, v);
-        } else {
-            _mm256_maskstore_ps(at, mask, v);
-        }
-    }
+    unsafe { store_first8(at, v, lanes) };
+    let mask = first8(lanes);
     // v − v is NaN exactly where v is infinite or NaN.
     let bad = _mm256_cmp_ps::<_CMP_UNORD_Q>(_mm256_sub_ps(v, v), zero);
     *non_finite = _mm256_or_ps(*non_finite, _mm256_and_ps(bad, _mm256_castsi256_ps(mask)));

@@ -9,6 +9,7 @@ use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::Nonlinearity;
+use crate::net::simd::lanes::store_first8;
 use crate::net::vexp::exp8;
 
 /// Rows of a tile of this body.
@@ -525,39 +526,9 @@ pub(super) unsafe fn lanes_to_rows(
                 // SAFETY: outputs part..part + lanes of row half + j are in
                 // bounds (asserted).
                 unsafe {
-                    store_first(out.as_mut_ptr().add((half + j) * stride + part), row, lanes)
+                    store_first8(out.as_mut_ptr().add((half + j) * stride + part), row, lanes)
                 };
             }
-        }
-    }
-}
-
-/// Stores the first `lanes` (at most 8) of `v` at `at`: whole vectors,
-/// halves, pairs and single values, where a masked store (slow on some
-/// CPUs: `dense_lanes` took 42.6–43.1 µs with one per row on a Zen 4,
-/// against 41 µs copying value by value) would do it in one.
-///
-/// # Safety
-/// AVX2 must be available; `lanes.min(8)` floats at `at` must be writable.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn store_first(at: *mut f32, v: __m256, lanes: usize) {
-    // SAFETY: `lanes.min(8)` floats at `at` (the contract).
-    unsafe {
-        if lanes >= 8 {
-            return _mm256_storeu_ps(at, v);
-        }
-        let (mut at, mut rest) = (at, _mm256_castps256_ps128(v));
-        if lanes & 4 != 0 {
-            _mm_storeu_ps(at, rest);
-            (at, rest) = (at.add(4), _mm256_extractf128_ps::<1>(v));
-        }
-        if lanes & 2 != 0 {
-            _mm_storel_pd(at.cast(), _mm_castps_pd(rest));
-            (at, rest) = (at.add(2), _mm_movehl_ps(rest, rest));
-        }
-        if lanes & 1 != 0 {
-            _mm_store_ss(at, rest);
         }
     }
 }
