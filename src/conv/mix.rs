@@ -146,10 +146,13 @@ const SAMPLES: usize = 4;
 /// A SIMD body of [`mix_partials`] in module `$name`: `$lanes` output
 /// channels per `$vector`, up to `$vectors` (1 or 2) vectors of channels
 /// per pass, so that each broadcast factor feeds as many multiply-adds;
-/// the last vector's lanes masked by `$mask` (`$first` makes it, `$load`
-/// and `$store` use it). Two vectors for the AVX2 body: `conv-mnist`'s
-/// 16 channels in one pass took `conv_trial_B256` from 89.3–91.2 to
-/// 78.4–79.2 ms (`COMOD_ISA=avx2 comod bench`, a Zen 4, alternating).
+/// the last vector's lanes masked by `$mask` (`$first` makes it from a
+/// lane count, `$load` uses it) and stored by `$store` given the count.
+/// Two vectors for the AVX2 body: `conv-mnist`'s 16 channels in one pass
+/// took `conv_trial_B256` from 89.3–91.2 to 78.4–79.2 ms
+/// (`COMOD_ISA=avx2 comod bench`, a Zen 4, alternating). The AVX2 store is
+/// [`store_first8`](crate::net::simd::lanes::store_first8), not the masked
+/// store (`vmaskmovps`, slow on a Zen 4): 74.5–74.7 against 78.0–78.4 ms.
 #[cfg(target_arch = "x86_64")]
 macro_rules! mix_body {
     ($name:ident, $features:literal, $lanes:literal, $vectors:literal, $vector:ty, $mask:ty,
@@ -208,8 +211,9 @@ macro_rules! mix_body {
                 let (c, c_out) = (mix.channels(), mix.map.channels);
                 let out_len = mix.out_shape().len();
                 let whole = mix.samples() / SAMPLES * SAMPLES;
-                let masks: [$mask; V] =
-                    std::array::from_fn(|v| $first((c_out - block).saturating_sub(v * $lanes)));
+                let lanes: [usize; V] =
+                    std::array::from_fn(|v| (c_out - block).saturating_sub(v * $lanes).min($lanes));
+                let masks: [$mask; V] = lanes.map(|count| $first(count));
                 let out = out.as_mut_ptr();
                 // SAFETY (the calls and the stores): the masked lanes are
                 // channels block.. < c_out of pixels inside the map; the
@@ -222,16 +226,16 @@ macro_rules! mix_body {
                         let f = &mix.factors[t * c..(t + SAMPLES) * c];
                         let v = samples::<SAMPLES, V>(mix, f, window, block, masks);
                         for (s, vectors) in v.into_iter().enumerate() {
-                            for (j, (v, mask)) in vectors.into_iter().zip(masks).enumerate() {
-                                $store(at(t + s, j), mask, v);
+                            for (j, (v, count)) in vectors.into_iter().zip(lanes).enumerate() {
+                                $store(at(t + s, j), v, count);
                             }
                         }
                     }
                     for t in whole..mix.samples() {
                         let f = &mix.factors[t * c..(t + 1) * c];
                         let [vectors] = samples::<1, V>(mix, f, window, block, masks);
-                        for (j, (v, mask)) in vectors.into_iter().zip(masks).enumerate() {
-                            $store(at(t, j), mask, v);
+                        for (j, (v, count)) in vectors.into_iter().zip(lanes).enumerate() {
+                            $store(at(t, j), v, count);
                         }
                     }
                 }
@@ -308,6 +312,18 @@ unsafe fn load512(p: *const f32, mask: x86::__mmask16) -> x86::__m512 {
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64 as x86;
 
+/// The first `count` lanes of `v` at `p` (the AVX-512F body's store).
+///
+/// # Safety
+/// AVX-512F must be available and `count.min(16)` floats at `p` writable.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store512(p: *mut f32, v: x86::__m512, count: usize) {
+    // SAFETY: only the first `count` lanes are written (the contract).
+    unsafe { x86::_mm512_mask_storeu_ps(p, crate::net::simd::lanes::first16(count), v) }
+}
+
 #[cfg(target_arch = "x86_64")]
 mix_body!(
     avx512,
@@ -318,7 +334,7 @@ mix_body!(
     __mmask16,
     crate::net::simd::lanes::first16,
     super::load512,
-    _mm512_mask_storeu_ps,
+    super::store512,
     _mm512_setzero_ps,
     _mm512_set1_ps,
     _mm512_fmadd_ps,
@@ -336,7 +352,7 @@ mix_body!(
     __m256i,
     crate::net::simd::lanes::first8,
     _mm256_maskload_ps,
-    _mm256_maskstore_ps,
+    crate::net::simd::lanes::store_first8,
     _mm256_setzero_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps,

@@ -388,7 +388,8 @@ pub(super) unsafe fn dense_tile_pairs(tile: DenseTile<'_>, out: &mut [f32], layo
             let w = spread_load(panel.add(kk * PANEL));
             let x = a.add(kk * PACK);
             for (v, acc) in acc.iter_mut().enumerate() {
-                let pair = _mm256_broadcast_sd(&*x.add(2 * v).cast::<f64>());
+                // Two f32 as one f64, read unaligned (`x` is only f32-aligned).
+                let pair = _mm256_set1_pd(x.add(2 * v).cast::<f64>().read_unaligned());
                 *acc = _mm256_fmadd_ps(_mm256_castpd_ps(pair), w, *acc);
             }
         }

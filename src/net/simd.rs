@@ -197,7 +197,12 @@ pub mod lanes {
                 (at, rest) = (at.add(4), _mm256_extractf128_ps::<1>(v));
             }
             if count & 2 != 0 {
-                _mm_storel_pd(at.cast(), _mm_castps_pd(rest));
+                // Not `_mm_storel_pd`: its body dereferences an f64
+                // pointer, which must then be 8-byte aligned, and `at`
+                // need not be. That undefined behaviour once compiled the
+                // conv mix's full 8-lane stores to 7 lanes in the binary.
+                at.cast::<f64>()
+                    .write_unaligned(_mm_cvtsd_f64(_mm_castps_pd(rest)));
                 (at, rest) = (at.add(2), _mm_movehl_ps(rest, rest));
             }
             if count & 1 != 0 {
