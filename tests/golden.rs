@@ -10,9 +10,11 @@
 //!
 //! and says in its commit why, and by how much, they changed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::comod_command;
 use serde_json::Value;
 
 /// One pinned sweep: the commands that make its checkpoint (in a
@@ -320,11 +322,7 @@ fn run(args: &[&str], dir: &Path, isa: Option<&str>) {
         .iter()
         .map(|a| a.replace("{dir}", dir.to_str().unwrap()))
         .collect();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_comod"));
-    command
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "2");
+    let mut command = comod_command(&args, "2");
     if let Some(isa) = isa {
         command.env("COMOD_ISA", isa);
     }
@@ -435,9 +433,8 @@ fn sweeps_reproduce_the_golden_records_field_by_field() {
 /// The AVX2+FMA body gives the AVX-512F body's records (§6), through
 /// the shipped binary: on a CPU with AVX-512F the test above runs that
 /// body only, and the AVX2 kernels' property tests run in test binaries,
-/// compiled apart from `comod` (a store that was undefined behaviour once
-/// dropped a channel of the conv trials in the binary alone). Without
-/// AVX-512F the test above already ran the AVX2 body.
+/// compiled apart from `comod`. Without AVX-512F the test above already
+/// ran the AVX2 body.
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn the_avx2_body_reproduces_the_golden_records() {

@@ -38,23 +38,26 @@ pub fn shared_folder(prefix: &str) -> &'static Path {
     })
 }
 
-/// Runs `comod args` from the crate folder with `RAYON_NUM_THREADS = threads`.
-pub fn comod(args: &[&str], threads: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_comod"))
+/// `comod args`, to run from the crate folder with `RAYON_NUM_THREADS =
+/// threads`: the command every helper here runs, for a caller to add to.
+pub fn comod_command<S: AsRef<std::ffi::OsStr>>(args: &[S], threads: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_comod"));
+    command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .expect("comod runs")
+        .env("RAYON_NUM_THREADS", threads);
+    command
+}
+
+/// Runs `comod args` from the crate folder with `RAYON_NUM_THREADS = threads`.
+pub fn comod(args: &[&str], threads: &str) -> Output {
+    comod_command(args, threads).output().expect("comod runs")
 }
 
 /// Starts `comod args` from the crate folder on 2 threads, its output
 /// discarded and its stderr piped, without waiting for it.
 pub fn start_comod<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_comod"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("RAYON_NUM_THREADS", "2")
+    comod_command(args, "2")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
