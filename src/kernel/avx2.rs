@@ -471,8 +471,12 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
     }
     // SAFETY: 16 factors checked.
     let scale = (tile.scale).map(|s| unsafe { [0, 8].map(|h| _mm256_loadu_ps(s.as_ptr().add(h))) });
-    let v: [__m256; 2 * ROWS] =
-        std::array::from_fn(|i| finish_dense(sums[i], tile.activation, scale.map(|s| s[i % 2])));
+    // A loop, not `array::from_fn`: its closure went out of line, a call
+    // per vector with the vectors passed through memory.
+    let mut v = sums;
+    for (i, v) in v.iter_mut().enumerate() {
+        *v = finish_dense(*v, tile.activation, scale.map(|s| s[i % 2]));
+    }
     if let (Output::Rows(stride), PANEL) = (layout, tile.width) {
         assert!(
             (ROWS - 1) * stride + PANEL <= out.len(),
