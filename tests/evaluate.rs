@@ -6,8 +6,9 @@ mod common;
 
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
+use comod::kernel::dense::has_dense_tiles;
 use comod::net::arch::LOGITS;
-use comod::net::layers::{correct_count, mean_cross_entropy};
+use comod::net::layers::{ARGMAX_ROWS, columns_correct, correct_count, mean_cross_entropy};
 use comod::net::{Arch, Depth, Model, Modulation, Readout};
 use comod::train::mlp::MlpEvaluator;
 use comod::train::{EvalSet, Examples, Frozen, Network};
@@ -113,6 +114,68 @@ proptest! {
         prop_assert_eq!(correct_count(&logits, &labels, readout), want);
         let wide: Vec<f64> = logits.iter().map(|&v| f64::from(v)).collect();
         prop_assert_eq!(correct_count(&wide, &labels, readout), want);
+        // The same blocks held as columns (logit c of row r at [c][r]), the
+        // last one partial, its padding rows NaN.
+        let mut by_columns = 0;
+        for (z, y) in logits.chunks(ARGMAX_ROWS * LOGITS).zip(labels.chunks(ARGMAX_ROWS)) {
+            let mut block = [[f32::NAN; ARGMAX_ROWS]; LOGITS];
+            for (r, row) in z.chunks_exact(LOGITS).enumerate() {
+                for (c, &v) in row.iter().enumerate() {
+                    block[c][r] = v;
+                }
+            }
+            by_columns += columns_correct(&block, y, &columns);
+        }
+        prop_assert_eq!(by_columns, want);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// `retrain-last`'s accuracy counted from the readout's tiles as they
+    /// leave the registers is the count of the logits the evaluation
+    /// writes, on every body with dense tiles (none on the others); and
+    /// where a readout weight or bias is not finite it gives no count, so
+    /// that the full evaluation names the fault.
+    #[test]
+    fn the_readout_tiles_count_what_the_written_logits_count(
+        arch in arch_strategy(12, 3),
+        seed in any::<u64>(),
+        rows in 1usize..60,
+        pair in prop::bool::ANY,
+        poison in prop::option::of((any::<bool>(), 0usize..1000, prop::sample::select(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]))),
+    ) {
+        let case = build_case(&arch, seed, rows, pair);
+        // The retrained readout: new weights, the frozen layers below.
+        let mut model = case.frozen.net.clone();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 1);
+        let readout = model.layer(arch.depth()).clone();
+        for k in readout.weights.clone().chain(readout.bias.clone()) {
+            model.params[k] = rng.random_range(-1.0..1.0);
+        }
+        if let Some((bias, at, value)) = poison {
+            let range = if bias { readout.bias.clone() } else { readout.weights.clone() };
+            model.params[range.start + at % range.len()] = value;
+        }
+        for body in bodies() {
+            let mut evaluator = MlpEvaluator::new(&model, body);
+            evaluator.unmodulated(&model, &case.set, Depth::Readout, case.m);
+            let want = evaluator
+                .checked_logits()
+                .ok()
+                .map(|logits| correct_count(logits, case.set.labels(), case.readout));
+            let mut fresh = MlpEvaluator::new(&model, body);
+            let got = model.readout_correct(&mut fresh, &case.set, case.readout, case.m);
+            if has_dense_tiles(body) {
+                prop_assert_eq!(got, want, "{:?}", body);
+            } else {
+                prop_assert_eq!(got, None, "{:?}", body);
+            }
+            if poison.is_some() {
+                prop_assert_eq!(want, None, "{:?}: a non-finite readout", body);
+            }
+        }
     }
 }
 

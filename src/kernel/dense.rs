@@ -333,43 +333,86 @@ pub fn dense_lanes(
     x: &PackedRows,
     out: &mut [f32],
 ) {
+    let (no, rows) = (layer.outputs, x.rows());
+    assert_eq!(out.len(), rows * no, "rows of the layer's output");
+    dense_lanes_blocks(body, layer, activation, x, |block, sums| {
+        // Output o of row r is lane r of vector o.
+        let rows_out = &mut out[block.first_row * no + block.first_output..];
+        let shape = (block.width, block.rows);
+        // SAFETY: the body is a SIMD one whose support was asserted.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            match body {
+                Body::Avx512 => super::avx512::lanes_to_rows(sums, shape, rows_out, no),
+                _ => super::avx2::lanes_to_rows(sums, shape, rows_out, no),
+            }
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("{:?}", (sums.len(), shape, rows_out.len()));
+    });
+}
+
+/// Where a block of [`dense_lanes_blocks`] sits in the layer's output.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneBlock {
+    /// The block's first row.
+    pub first_row: usize,
+    /// Its real rows (at most [`LANE_ROWS`]; the rest of the lanes are
+    /// padding).
+    pub rows: usize,
+    /// The panel's first output.
+    pub first_output: usize,
+    /// The panel's outputs (at most [`PANEL`]).
+    pub width: usize,
+}
+
+/// The tiles of [`dense_lanes`], handed to `sink` as they leave the
+/// registers: for each block of [`LANE_ROWS`] rows and each panel,
+/// `sums[o][r]` is output `first_output + o` of row `first_row + r`, for
+/// o below the block's width and r below its rows (the other values are
+/// stale). A sink that needs only a reduction of the outputs (the
+/// accuracy of `retrain-last`'s evaluations, §5) reads them there rather
+/// than from rows written and read back.
+pub fn dense_lanes_blocks(
+    body: Body,
+    layer: &PackedLayer,
+    activation: Option<Nonlinearity>,
+    x: &PackedRows,
+    mut sink: impl FnMut(LaneBlock, &[[f32; LANE_ROWS]; PANEL]),
+) {
     assert_dense_tiles(body);
     assert_eq!(layer.groups, 1, "a dense layer has one group");
-    let (ni, no, rows) = (layer.inputs, layer.outputs, x.rows());
+    let (ni, rows) = (layer.inputs, x.rows());
     assert_eq!(x.width(), ni, "rows of the layer's input");
     assert_eq!(x.group(), LANE_ROWS, "rows held along the lanes");
-    assert_eq!(out.len(), rows * no, "rows of the layer's output");
     let mut sums = [[0.0f32; LANE_ROWS]; PANEL];
     for (q, group) in x.data().chunks_exact(ni * LANE_ROWS).enumerate() {
-        let real = (rows - q * LANE_ROWS).min(LANE_ROWS);
         for p in 0..layer.panels_per_group() {
-            let width = layer.panels_width(p, 1);
+            let block = LaneBlock {
+                first_row: q * LANE_ROWS,
+                rows: (rows - q * LANE_ROWS).min(LANE_ROWS),
+                first_output: p * PANEL,
+                width: layer.panels_width(p, 1),
+            };
             let tile = LaneTile {
                 a: group,
                 k: ni,
                 panel: layer.panels(0, p, 1),
                 bias: layer.panels_bias(0, p, 1),
-                width,
+                width: block.width,
                 activation,
             };
-            // Output o of row r is lane r of vector o.
-            let rows_out = &mut out[q * LANE_ROWS * no + p * PANEL..];
             // SAFETY: the body is a SIMD one whose support was asserted.
             #[cfg(target_arch = "x86_64")]
             unsafe {
                 match body {
-                    Body::Avx512 => {
-                        super::avx512::lanes_tile(tile, &mut sums);
-                        super::avx512::lanes_to_rows(&sums, (width, real), rows_out, no);
-                    }
-                    _ => {
-                        super::avx2::lanes_tile(tile, &mut sums);
-                        super::avx2::lanes_to_rows(&sums, (width, real), rows_out, no);
-                    }
+                    Body::Avx512 => super::avx512::lanes_tile(tile, &mut sums),
+                    _ => super::avx2::lanes_tile(tile, &mut sums),
                 }
             };
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("{:?}", (tile.k, tile.width, rows_out.len(), real));
+            unreachable!("{:?}", (tile.k, tile.width));
+            sink(block, &sums);
         }
     }
 }

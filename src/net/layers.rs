@@ -373,14 +373,10 @@ pub fn correct_count<T: Real>(logits: &[T], labels: &[u8], readout: Readout) -> 
 /// evaluations of 1000 rows (`online_retrain-last` in `comod bench`) cost
 /// 4.6–4.9 µs each before, 2.9 µs after (the same with the loop compiled
 /// for AVX2), in throwaway timings on a Zen 4.
-const ARGMAX_ROWS: usize = 16;
+pub const ARGMAX_ROWS: usize = 16;
 
 /// [`correct_count`] of one block of [`ARGMAX_ROWS`] rows: the block
-/// transposed to one array of rows per logit; then, for each readout
-/// column after the first, in order, each row's best column and value
-/// replaced where the column's logit is strictly larger. The best value
-/// rides beside its index, and both are chosen by selects, not branches:
-/// the logits are data, and a branch on them is mispredicted half the time.
+/// transposed to one array of rows per logit, then [`columns_correct`].
 /// Inlined into the loop over blocks, as a call it took 4.1 µs, not 2.9.
 #[inline(always)]
 fn block_correct<T: Real>(z: &[T; ARGMAX_ROWS * LOGITS], labels: &[u8], cols: &[usize]) -> usize {
@@ -390,6 +386,25 @@ fn block_correct<T: Real>(z: &[T; ARGMAX_ROWS * LOGITS], labels: &[u8], cols: &[
             column[r] = z[r * LOGITS + c];
         }
     }
+    columns_correct(&columns, labels, cols)
+}
+
+/// [`correct_count`] of a block of [`ARGMAX_ROWS`] rows held as columns
+/// (`columns[c][r]`: logit c of row r), counting its first `labels.len()`
+/// rows: for each readout column after the first, in order, each row's
+/// best column and value replaced where the column's logit is strictly
+/// larger. The best value rides beside its index, and both are chosen by
+/// selects, not branches: the logits are data, and a branch on them is
+/// mispredicted half the time. The readout of `retrain-last`'s
+/// evaluations leaves its tiles in this layout, and is counted here
+/// without being written as rows (§5's accuracy, the same comparisons).
+#[inline(always)]
+pub fn columns_correct<T: Real>(
+    columns: &[[T; ARGMAX_ROWS]],
+    labels: &[u8],
+    cols: &[usize],
+) -> usize {
+    assert!(labels.len() <= ARGMAX_ROWS, "a block's rows");
     let mut best_value = columns[cols[0]];
     let mut best = [0u32; ARGMAX_ROWS];
     for (k, &c) in cols.iter().enumerate().skip(1) {

@@ -67,9 +67,22 @@ pub trait Learner<N: Network> {
     /// Accuracy on `set` in the current state; fails when the evaluation
     /// turned non-finite (§6).
     fn accuracy(&mut self, set: &EvalSet<N>) -> Result<f32, Fault> {
-        let e = self.evaluate(set)?;
-        let correct = e.network.count_correct(e.logits, set.labels(), e.readout);
+        let correct = match self.count_without_logits(set) {
+            Some(correct) => correct,
+            None => {
+                let e = self.evaluate(set)?;
+                e.network.count_correct(e.logits, set.labels(), e.readout)
+            }
+        };
         Ok(correct as f32 / set.labels().len() as f32)
+    }
+
+    /// The examples of `set` answered correctly, counted without writing
+    /// the logits where the learner's network can ([`Network::readout_correct`]);
+    /// `None` otherwise, and whenever a value is not finite, so that
+    /// [`Learner::accuracy`] evaluates and names the fault.
+    fn count_without_logits(&mut self, _set: &EvalSet<N>) -> Option<usize> {
+        None
     }
 
     /// The validation loss on `set` in the current state (§4): the mean
@@ -557,6 +570,16 @@ impl<N: Network> Learner<N> for RetrainLearner<N> {
         (self.trained).step(&mut c.adam, params, &mut grads.params, c.lambda);
         c.flops += step_flops;
         Ok(())
+    }
+
+    fn count_without_logits(&mut self, set: &EvalSet<N>) -> Option<usize> {
+        if self.depth != Depth::Readout {
+            return None;
+        }
+        let c = &mut self.common;
+        let correct = (self.net).readout_correct(&mut c.evaluator, set, c.readout, c.m)?;
+        c.flops += set.len() as f64 * c.evaluation_flops;
+        Some(correct)
     }
 
     fn evaluate(&mut self, set: &EvalSet<N>) -> Result<Evaluation<'_, N>, Fault> {

@@ -7,15 +7,17 @@ use std::ops::Range;
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_blocks, dense_forward, dense_lanes, dense_rows,
-    has_dense_tiles,
+    DensePlan, DenseScratch, RowsScratch, dense_blocks, dense_forward, dense_lanes,
+    dense_lanes_blocks, dense_rows, has_dense_tiles,
 };
 use crate::kernel::plan::PackedLayer;
 use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
 use crate::net::arch::LOGITS;
-use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, scale_rows};
+use crate::net::layers::{
+    columns_correct, correct_count, mean_cross_entropy, modulation_factor, scale_rows,
+};
 use crate::net::linalg::first_non_finite;
 use crate::net::model::EVAL_ROWS;
 use crate::net::readout::PairedReadout;
@@ -225,6 +227,16 @@ impl Network for Model<f32> {
 
     fn count_correct(&self, logits: &[f32], labels: &[u8], readout: Readout) -> usize {
         correct_count(logits, labels, readout)
+    }
+
+    fn readout_correct(
+        &self,
+        evaluator: &mut MlpEvaluator,
+        set: &EvalSet<Self>,
+        readout: Readout,
+        m: f32,
+    ) -> Option<usize> {
+        evaluator.readout_correct(self, set, readout, m)
     }
 
     fn mean_loss(&self, logits: &[f32], labels: &[u8], readout: Readout) -> f64 {
@@ -538,12 +550,8 @@ impl MlpEvaluator {
         from_canvases: bool,
         m: f32,
     ) {
-        let arch = model.arch();
         let cache = set.cache();
-        self.gated_factor.resize(arch.gain_len(), 0.0);
-        model.layer_factor(arch.gated_layer(), &self.off, m, &mut self.gated_factor);
-        let unscaled = self.gated_factor.iter().all(|&s| s == 1.0);
-        self.readout_layer.repack(model, arch.depth());
+        let unscaled = self.prepare_readout(model, m);
         let (body, readout) = (self.body, &self.readout_layer);
         if from_canvases {
             self.dense.repack(model, m);
@@ -565,14 +573,69 @@ impl MlpEvaluator {
                 },
             );
         } else {
-            let gated = if unscaled {
-                &cache.packed_gated
-            } else {
-                (cache.packed_gated).scale_inputs_into(&self.gated_factor, &mut self.packed_gated);
-                &self.packed_gated
-            };
+            let gated = scaled_gated(cache, unscaled, &self.gated_factor, &mut self.packed_gated);
             dense_lanes(body, readout, None, gated, &mut self.logits);
         }
+    }
+
+    /// The gated layer's factor with the modulation off at `m` and the
+    /// readout packed, for an evaluation on the tiles; true when the
+    /// factor is 1 everywhere.
+    fn prepare_readout(&mut self, model: &Model<f32>, m: f32) -> bool {
+        let arch = model.arch();
+        self.gated_factor.resize(arch.gain_len(), 0.0);
+        model.layer_factor(arch.gated_layer(), &self.off, m, &mut self.gated_factor);
+        self.readout_layer.repack(model, arch.depth());
+        self.gated_factor.iter().all(|&s| s == 1.0)
+    }
+
+    /// The rows of `set` whose `readout` logits pick their label, for
+    /// `model` retrained to its readout only, modulation off at `m` (the
+    /// accuracy of `retrain-last`'s evaluations, §4, §5): counted from the
+    /// readout's tiles as they leave the registers ([`columns_correct`]),
+    /// where [`MlpEvaluator::unmodulated`] wrote the logits as rows, scanned
+    /// them and [`correct_count`] read them back. The same logits and
+    /// comparisons, so the same count. `None` on a body without dense
+    /// tiles, or when a factor or a logit is not finite: the caller then
+    /// evaluates through [`MlpEvaluator::unmodulated`], which names the
+    /// fault (§6).
+    pub fn readout_correct(
+        &mut self,
+        model: &Model<f32>,
+        set: &EvalSet<Model<f32>>,
+        readout: Readout,
+        m: f32,
+    ) -> Option<usize> {
+        if !has_dense_tiles(self.body) || first_non_finite(&self.factor).is_some() {
+            return None;
+        }
+        let unscaled = self.prepare_readout(model, m);
+        let gated = scaled_gated(
+            set.cache(),
+            unscaled,
+            &self.gated_factor,
+            &mut self.packed_gated,
+        );
+        let (cols, labels) = (readout.columns(), set.labels());
+        let (mut correct, mut finite) = (0, true);
+        dense_lanes_blocks(
+            self.body,
+            &self.readout_layer,
+            None,
+            gated,
+            |block, sums| {
+                assert_eq!(block.first_output, 0, "the readout's logits are one panel");
+                let logits = &sums[..block.width];
+                finite &= logits.iter().all(|lanes| {
+                    lanes[..block.rows]
+                        .iter()
+                        .fold(true, |ok, v| ok & v.is_finite())
+                });
+                let rows = block.first_row..block.first_row + block.rows;
+                correct += columns_correct(logits, &labels[rows], &cols);
+            },
+        );
+        finite.then_some(correct)
     }
 
     /// The logits of the last evaluation, `[n, 10]` (after
@@ -587,6 +650,22 @@ impl MlpEvaluator {
         }
         check_finite("logits", &self.logits)?;
         Ok(&self.logits)
+    }
+}
+
+/// The set's gated activity along the lanes, times the gated layer's
+/// `factor` (into `scaled`) unless it is 1 everywhere (`unscaled`).
+fn scaled_gated<'a>(
+    cache: &'a MlpCache,
+    unscaled: bool,
+    factor: &[f32],
+    scaled: &'a mut PackedRows,
+) -> &'a PackedRows {
+    if unscaled {
+        &cache.packed_gated
+    } else {
+        (cache.packed_gated).scale_inputs_into(factor, scaled);
+        scaled
     }
 }
 

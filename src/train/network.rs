@@ -110,6 +110,21 @@ pub trait Network: Modulated + Clone + Send + Sync + Sized {
     fn evaluation_flops(&self, depth: Depth) -> f64;
     /// Examples whose `readout` logits pick their label.
     fn count_correct(&self, logits: &[f32], labels: &[u8], readout: Self::Readout) -> usize;
+    /// The examples of `set` whose `readout` logits pick their label, for
+    /// this network retrained to its readout only (`retrain-last`, §4),
+    /// modulation off at `m`, where the network counts them without
+    /// writing its logits; `None` where it does not (the caller then
+    /// counts from [`Network::evaluate_retrained`], which also names any
+    /// fault, §6).
+    fn readout_correct(
+        &self,
+        _evaluator: &mut Self::Evaluator,
+        _set: &EvalSet<Self>,
+        _readout: Self::Readout,
+        _m: f32,
+    ) -> Option<usize> {
+        None
+    }
     /// The mean cross-entropy of `readout` over the examples, in f64.
     fn mean_loss(&self, logits: &[f32], labels: &[u8], readout: Self::Readout) -> f64;
 
