@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{comod, comod_owned};
+use common::comod;
 use comod::conv::heads::{Heads, heads_loss};
 use comod::conv::modulator::Modulator;
 use comod::conv::trial::{TrialScratch, trial_gain, trial_gain_reference, unmodulated_features};
@@ -259,7 +259,7 @@ fn switching_back_reproduces_a_modulated_task_exactly() {
 }
 
 fn run_ok(args: &[String], threads: &str) -> String {
-    let out = comod_owned(args, threads);
+    let out = comod(args, threads);
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -470,7 +470,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     for (name, contents, needles) in cases {
         let file = path(name);
         std::fs::write(&file, &contents).unwrap();
-        let out = comod_owned(&sweep_args(&file, &[]), "2");
+        let out = comod(&sweep_args(&file, &[]), "2");
         let mut expected = vec![name];
         expected.extend_from_slice(needles);
         common::assert_one_line_error(&out, &expected);
@@ -484,7 +484,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     let torn = path("torn.jsonl");
     let half = &lines[7][..lines[7].len() / 2];
     std::fs::write(&torn, format!("{}\n{half}", lines[..7].join("\n"))).unwrap();
-    let out = comod_owned(&sweep_args(&torn, &[]), "2");
+    let out = comod(&sweep_args(&torn, &[]), "2");
     assert!(
         out.status.success(),
         "{}",
@@ -510,7 +510,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
     );
     // A plan too large is refused before any work, leaving no lock.
     let huge = path("huge.jsonl");
-    let out = comod_owned(&sweep_args(&huge, &["--repeats", "100000000000"]), "2");
+    let out = comod(&sweep_args(&huge, &["--repeats", "100000000000"]), "2");
     common::assert_one_line_error(&out, &["--repeats 100000000000", "split it"]);
     assert!(!std::path::Path::new(&huge).exists());
     assert!(!std::path::Path::new(&format!("{huge}.lock")).exists());
@@ -527,7 +527,7 @@ fn multitask_results_files_are_guarded_as_the_mlp_runner_guards_them() {
         "3",
     ];
     // `--batches` is the online protocol's: given with `dataset`, refused.
-    let out = comod_owned(&sweep_args(&dataset, &sizes), "2");
+    let out = comod(&sweep_args(&dataset, &sizes), "2");
     common::assert_one_line_error(&out, &["--batches", "--protocol online only"]);
     let sweep_args = |out: &str, extra: &[&str]| {
         let mut args = sweep_args(out, extra);

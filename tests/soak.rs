@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Quiet, comod_owned, pretrained_checkpoint, start_comod, without_wall_time};
+use common::{Quiet, comod, pretrained_checkpoint, start_comod, without_wall_time};
 use comod::report::plan::Scale;
 use comod::report::{ReportOptions, report};
 use comod::sweep::store::read_results;
@@ -121,7 +121,7 @@ fn soak_sweep<A: comod::sweep::record::Architecture>(
     seed: u64,
 ) {
     let reference = dir.join("reference.jsonl");
-    assert!(comod_owned(&args(ck, &reference), "2").status.success());
+    assert!(comod(&args(ck, &reference), "2").status.success());
     let planned = std::fs::read_to_string(&reference).unwrap().lines().count();
 
     let soaked = dir.join("soaked.jsonl");
@@ -138,7 +138,7 @@ fn soak_sweep<A: comod::sweep::record::Architecture>(
             progress.push(contents.records.len());
         },
     );
-    let out = comod_owned(&args(ck, &soaked), "2");
+    let out = comod(&args(ck, &soaked), "2");
     assert!(
         out.status.success(),
         "{}",
@@ -204,7 +204,7 @@ fn soak_a_multitask_sweep_killed_20_times_resumes_to_the_uninterrupted_file() {
         "--out",
         ck.to_str().unwrap(),
     ]);
-    assert!(comod_owned(&pretrain, "2").status.success());
+    assert!(comod(&pretrain, "2").status.success());
     soak_sweep::<comod::conv::ConvArch>(
         "multitask sweep",
         dir.path(),
@@ -224,7 +224,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
             let shard = dir.path().join(format!("shard{i}.jsonl"));
             let mut args = sweep_args(&ck, &shard);
             args.extend(strings(&["--shard", &format!("{i}/3")]));
-            assert!(comod_owned(&args, "2").status.success());
+            assert!(comod(&args, "2").status.success());
             shard
         })
         .collect();
@@ -234,7 +234,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
         args
     };
     let reference = dir.path().join("reference.jsonl");
-    assert!(comod_owned(&merge_args(&reference), "2").status.success());
+    assert!(comod(&merge_args(&reference), "2").status.success());
     let whole = std::fs::read(&reference).unwrap();
 
     let out_dir = dir.path().join("out");
@@ -257,7 +257,7 @@ fn soak_a_merge_killed_20_times_leaves_no_partial_output() {
             }
         },
     );
-    let out = comod_owned(&merge_args(&merged), "2");
+    let out = comod(&merge_args(&merged), "2");
     assert!(out.status.success());
     assert_eq!(std::fs::read(&merged).unwrap(), whole);
     assert_eq!(

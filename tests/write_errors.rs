@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_one_line_error, comod_owned, pretrained_checkpoint, without_wall_time};
+use common::{assert_one_line_error, comod, pretrained_checkpoint, without_wall_time};
 
 /// A tmpfs of `size` mounted on a fresh folder, unmounted on drop.
 struct SmallDisk {
@@ -93,7 +93,7 @@ fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes
     let work = tempfile::tempdir().unwrap();
     let ck = pretrained_checkpoint(work.path(), "1");
     let reference = work.path().join("reference.jsonl");
-    let out = comod_owned(&sweep_args(&ck, &reference), "2");
+    let out = comod(&sweep_args(&ck, &reference), "2");
     assert!(out.status.success());
     assert!(
         std::fs::metadata(&reference).unwrap().len() > 64 << 10,
@@ -101,7 +101,7 @@ fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes
     );
 
     let results = disk.path().join("r.jsonl");
-    let out = comod_owned(&sweep_args(&ck, &results), "2");
+    let out = comod(&sweep_args(&ck, &results), "2");
     assert_eq!(out.status.code(), Some(1));
     assert_one_line_error(&out, &["r.jsonl", "No space left on device"]);
     let kept = whole_records(&results);
@@ -113,7 +113,7 @@ fn a_full_disk_ends_the_sweep_in_one_line_with_every_record_whole_and_it_resumes
     assert_eq!(names.len(), 1, "no temporary or lock file left: {names:?}");
 
     disk.remount("size=4m");
-    let out = comod_owned(&sweep_args(&ck, &results), "2");
+    let out = comod(&sweep_args(&ck, &results), "2");
     assert!(
         out.status.success(),
         "{}",
@@ -134,11 +134,11 @@ fn a_read_only_file_system_is_one_line_and_the_records_stay() {
     let mut args = sweep_args(&ck, &results);
     let repeats = args.iter().position(|a| a == "--repeats").unwrap();
     args[repeats + 1] = "1".into();
-    assert!(comod_owned(&args, "2").status.success());
+    assert!(comod(&args, "2").status.success());
     let before = std::fs::read(&results).unwrap();
     disk.remount("ro");
     args[repeats + 1] = "2".into();
-    let out = comod_owned(&args, "2");
+    let out = comod(&args, "2");
     assert_eq!(out.status.code(), Some(1));
     assert_one_line_error(&out, &["r.jsonl", "Read-only file system"]);
     assert_eq!(std::fs::read(&results).unwrap(), before);

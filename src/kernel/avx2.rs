@@ -474,8 +474,8 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
     // A loop, not `array::from_fn`: its closure went out of line, a call
     // per vector with the vectors passed through memory.
     let mut v = sums;
-    for (i, v) in v.iter_mut().enumerate() {
-        *v = finish_dense(*v, tile.activation, scale.map(|s| s[i % 2]));
+    for (i, vector) in v.iter_mut().enumerate() {
+        *vector = finish_dense(*vector, tile.activation, scale.map(|s| s[i % 2]));
     }
     if let (Output::Rows(stride), PANEL) = (layout, tile.width) {
         assert!(

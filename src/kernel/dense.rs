@@ -371,7 +371,7 @@ pub struct LaneBlock {
 /// `sums[o][r]` is output `first_output + o` of row `first_row + r`, for
 /// o below the block's width and r below its rows (the other values are
 /// stale). A sink that needs only a reduction of the outputs (the
-/// accuracy of `retrain-last`'s evaluations, §5) reads them there rather
+/// accuracy of `retrain-last`'s evaluations, §2) reads them there rather
 /// than from rows written and read back.
 pub fn dense_lanes_blocks(
     body: Body,

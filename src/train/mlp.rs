@@ -591,7 +591,7 @@ impl MlpEvaluator {
 
     /// The rows of `set` whose `readout` logits pick their label, for
     /// `model` retrained to its readout only, modulation off at `m` (the
-    /// accuracy of `retrain-last`'s evaluations, §4, §5): counted from the
+    /// accuracy of `retrain-last`'s evaluations, §2, §4): counted from the
     /// readout's tiles as they leave the registers ([`columns_correct`]),
     /// where [`MlpEvaluator::unmodulated`] wrote the logits as rows, scanned
     /// them and [`correct_count`] read them back. The same logits and
@@ -626,11 +626,8 @@ impl MlpEvaluator {
             |block, sums| {
                 assert_eq!(block.first_output, 0, "the readout's logits are one panel");
                 let logits = &sums[..block.width];
-                finite &= logits.iter().all(|lanes| {
-                    lanes[..block.rows]
-                        .iter()
-                        .fold(true, |ok, v| ok & v.is_finite())
-                });
+                finite &=
+                    (logits.iter()).all(|lanes| first_non_finite(&lanes[..block.rows]).is_none());
                 let rows = block.first_row..block.first_row + block.rows;
                 correct += columns_correct(logits, &labels[rows], &cols);
             },

@@ -50,7 +50,7 @@ pub fn comod_command<S: AsRef<std::ffi::OsStr>>(args: &[S], threads: &str) -> Co
 }
 
 /// Runs `comod args` from the crate folder with `RAYON_NUM_THREADS = threads`.
-pub fn comod(args: &[&str], threads: &str) -> Output {
+pub fn comod<S: AsRef<std::ffi::OsStr>>(args: &[S], threads: &str) -> Output {
     comod_command(args, threads).output().expect("comod runs")
 }
 
@@ -72,12 +72,6 @@ pub fn assert_one_line_error(output: &Output, needles: &[&str]) {
     for needle in needles {
         assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
     }
-}
-
-/// [`comod`] with owned arguments.
-pub fn comod_owned(args: &[String], threads: &str) -> Output {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    comod(&args, threads)
 }
 
 /// Pretrains the default network for `epochs` into `dir/ck.safetensors`.
