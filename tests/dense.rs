@@ -11,8 +11,10 @@ mod common;
 use common::{arch_strategy, bodies};
 use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_lanes, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, LaneCount, RowsScratch, dense_forward, dense_lanes, dense_rows,
+    has_dense_tiles, lane_block_correct, lane_block_correct_reference,
 };
+use comod::kernel::packed::LANE_ROWS;
 use comod::kernel::plan::{PANEL, PackedLayer, fill_panel};
 use comod::kernel::{Body, PackedRows};
 use comod::net::layers::scale_rows;
@@ -347,4 +349,76 @@ proptest! {
             }
         }
     }
+}
+
+/// A logit of a readout block: mostly small integers, so that rows tie
+/// between columns, with ±0, ±inf and NaN now and then.
+fn block_logit() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        12 => (-2i32..=2).prop_map(|v| v as f32),
+        1 => prop_oneof![Just(0.0f32), Just(-0.0), Just(f32::INFINITY), Just(f32::NEG_INFINITY), Just(f32::NAN)],
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// §2's accuracy counted on a block of readout lanes
+    /// ([`lane_block_correct`], `retrain-last`'s evaluations) is the plain
+    /// count on every body: ties kept by the first readout column, a
+    /// non-finite logit of a real row giving none, and the stale lanes
+    /// past the block's rows and outputs never read.
+    #[test]
+    fn a_lane_block_counts_what_its_reference_counts(
+        width in 1usize..=PANEL,
+        rows in 0usize..=LANE_ROWS,
+        values in prop::collection::vec(block_logit(), PANEL * LANE_ROWS),
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 1..12),
+        label_picks in prop::collection::vec(any::<prop::sample::Index>(), LANE_ROWS),
+    ) {
+        let mut sums = [[0.0f32; LANE_ROWS]; PANEL];
+        for (o, lanes) in sums.iter_mut().enumerate() {
+            lanes.copy_from_slice(&values[o * LANE_ROWS..(o + 1) * LANE_ROWS]);
+        }
+        let cols: Vec<usize> = picks.iter().map(|p| p.index(width)).collect();
+        // Labels up to one past the last readout column: a row no column wins.
+        let labels: Vec<u8> = label_picks[..rows].iter().map(|p| p.index(cols.len() + 1) as u8).collect();
+        let count = LaneCount { width, labels: &labels, cols: &cols };
+        let want = lane_block_correct_reference(&sums, count);
+        for body in dense_bodies().into_iter().chain([Body::Scalar]) {
+            let got = lane_block_correct(body, &sums, count);
+            prop_assert_eq!(got, want, "{:?}", body);
+        }
+    }
+}
+
+/// The reference [`lane_block_correct_reference`] on a block written out:
+/// the first of two equal best columns wins, a NaN past the block's rows
+/// or outputs is not read, and one in a real row gives no count.
+#[test]
+fn a_lane_block_reference_counts_by_hand() {
+    let mut sums = [[f32::NAN; LANE_ROWS]; PANEL];
+    // Rows 0..3 of columns 0..3; row 0 ties columns 1 and 2.
+    for (o, column) in [[1.0, 5.0, 0.0], [3.0, 2.0, -1.0], [3.0, 9.0, -2.0]]
+        .iter()
+        .enumerate()
+    {
+        sums[o][..3].copy_from_slice(column);
+    }
+    // Readout columns 2, 1, 0: row 0's best is column 2 (first of the tie,
+    // readout index 0), row 1's column 2 (index 0), row 2's column 0 (index 2).
+    let count = |sums: &_, labels: &[u8], cols: &[usize]| {
+        let count = LaneCount {
+            width: 3,
+            labels,
+            cols,
+        };
+        lane_block_correct_reference(sums, count)
+    };
+    assert_eq!(count(&sums, &[0, 0, 2], &[2, 1, 0]), Some(3));
+    assert_eq!(count(&sums, &[1, 0, 2], &[2, 1, 0]), Some(2));
+    assert_eq!(count(&sums, &[0, 0], &[1, 2]), Some(1));
+    sums[1][2] = f32::NAN;
+    assert_eq!(count(&sums, &[0, 0, 2], &[2, 1, 0]), None);
+    assert_eq!(count(&sums, &[0, 0], &[2, 1, 0]), Some(2));
 }

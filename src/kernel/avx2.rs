@@ -4,12 +4,12 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout, check_lane_rows};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneCount, LaneTile, RowLayout, check_lane_rows};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
 use crate::net::Nonlinearity;
-use crate::net::simd::lanes::store_first8;
+use crate::net::simd::lanes::{first8, store_first8};
 use crate::net::vexp::exp8;
 
 /// Rows of a tile of this body.
@@ -569,6 +569,55 @@ pub(super) unsafe fn lanes_tile(tile: LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]
         unsafe { for_outputs!(width, [1 2 3 4 5 6], lanes_outputs(&part, &mut sums[first..])) }
         first += width;
     }
+}
+
+/// [`super::dense::lane_block_correct`] on two halves of 8 rows: each
+/// row's best readout column chosen by blends, its label compared as a
+/// 32-bit lane; a logit is not finite where 0·x is NaN. The finite tests
+/// are independent of each other (an OR per logit), off the blends' chain.
+///
+/// # Safety
+/// AVX2 and FMA must be available.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn lanes_correct(
+    sums: &[[f32; LANE_ROWS]; PANEL],
+    count: LaneCount<'_>,
+) -> Option<usize> {
+    count.check();
+    let LaneCount {
+        width,
+        labels,
+        cols,
+    } = count;
+    let bytes = count.label_lanes();
+    let zero = _mm256_setzero_ps();
+    let mut correct = 0;
+    for half in 0..2 {
+        let real = first8(labels.len().saturating_sub(8 * half));
+        // SAFETY: each of `sums` holds 16 floats.
+        let load = |o: usize| unsafe { _mm256_loadu_ps(sums[o].as_ptr().add(8 * half)) };
+        let not_finite = (0..width).fold(zero, |any, o| {
+            let product = _mm256_mul_ps(load(o), zero);
+            _mm256_or_ps(any, _mm256_cmp_ps::<_CMP_UNORD_Q>(product, product))
+        });
+        if _mm256_testz_si256(_mm256_castps_si256(not_finite), real) == 0 {
+            return None;
+        }
+        let (mut best_value, mut best) = (load(cols[0]), _mm256_setzero_si256());
+        for (k, &c) in cols.iter().enumerate().skip(1) {
+            let value = load(c);
+            let better = _mm256_cmp_ps::<_CMP_GT_OQ>(value, best_value);
+            best_value = _mm256_blendv_ps(best_value, value, better);
+            let index = _mm256_set1_epi32(k as i32);
+            best = _mm256_blendv_epi8(best, index, _mm256_castps_si256(better));
+        }
+        // SAFETY: `bytes` holds 16 bytes, 8 from `8 · half`.
+        let wanted =
+            _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(bytes.as_ptr().add(8 * half).cast()) });
+        let hits = _mm256_and_si256(_mm256_cmpeq_epi32(best, wanted), real);
+        correct += _mm256_movemask_ps(_mm256_castsi256_ps(hits)).count_ones() as usize;
+    }
+    Some(correct)
 }
 
 /// [`lanes_tile`] for the `O` neurons from the start of `tile.panel`:

@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneTile, RowLayout, check_lane_rows};
+use crate::kernel::dense::{CHUNK, DenseTile, LaneCount, LaneTile, RowLayout, check_lane_rows};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -595,6 +595,48 @@ pub(super) unsafe fn lanes_to_rows(
         // SAFETY: the row's `width` values are in bounds (asserted).
         unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(r * stride), mask, row) };
     }
+}
+
+/// [`super::dense::lane_block_correct`]: each row's best readout column
+/// chosen by masked blends, its label compared as a 32-bit lane; a logit
+/// is not finite where 0·x is NaN. The finite tests are independent of
+/// each other (a mask OR per logit), off the blends' chain.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn lanes_correct(
+    sums: &[[f32; LANE_ROWS]; PANEL],
+    count: LaneCount<'_>,
+) -> Option<usize> {
+    count.check();
+    let LaneCount {
+        width,
+        labels,
+        cols,
+    } = count;
+    let real = first16(labels.len());
+    // SAFETY: each of `sums` holds 16 floats.
+    let load = |o: usize| unsafe { _mm512_loadu_ps(sums[o].as_ptr()) };
+    let zero = _mm512_setzero_ps();
+    let not_finite = (0..width).fold(0, |any, o| {
+        let product = _mm512_mul_ps(load(o), zero);
+        any | _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(real, product, product)
+    });
+    if not_finite != 0 {
+        return None;
+    }
+    let (mut best_value, mut best) = (load(cols[0]), _mm512_setzero_si512());
+    for (k, &c) in cols.iter().enumerate().skip(1) {
+        let value = load(c);
+        let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best_value);
+        best_value = _mm512_mask_blend_ps(better, best_value, value);
+        best = _mm512_mask_blend_epi32(better, best, _mm512_set1_epi32(k as i32));
+    }
+    let bytes = count.label_lanes();
+    // SAFETY: `bytes` holds 16 bytes.
+    let wanted = _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) });
+    Some(_mm512_mask_cmpeq_epi32_mask(real, best, wanted).count_ones() as usize)
 }
 
 /// [`lanes_tile`] for a panel of `O` neurons: `O` accumulators.

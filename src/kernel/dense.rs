@@ -20,7 +20,7 @@
 use crate::kernel::packed::{LANE_ROWS, packed_index};
 use crate::kernel::plan::{PANEL, PackedLayer};
 use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows};
-use crate::net::layers::modulation_factor;
+use crate::net::layers::{columns_correct, modulation_factor};
 use crate::net::{Model, Nonlinearity};
 
 /// Inputs per chunk of `matrixmultiply`'s f32 products (its `S_KC`).
@@ -415,6 +415,85 @@ pub fn dense_lanes_blocks(
             sink(block, &sums);
         }
     }
+}
+
+/// What [`lane_block_correct`] counts on a block of [`dense_lanes_blocks`]'
+/// readout: its logits, its real rows' labels and the readout's columns.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneCount<'a> {
+    /// The block's outputs (at most [`PANEL`]).
+    pub width: usize,
+    /// One label per real row (at most [`LANE_ROWS`]); the lanes past
+    /// them are stale and never read.
+    pub labels: &'a [u8],
+    /// The readout's columns, in order (a label is a position here).
+    pub cols: &'a [usize],
+}
+
+impl LaneCount<'_> {
+    /// Panics unless the block can be counted (the SIMD bodies rely on it).
+    pub(super) fn check(&self) {
+        assert!(
+            self.width <= PANEL && self.labels.len() <= LANE_ROWS,
+            "a block's shape"
+        );
+        assert!(!self.cols.is_empty(), "a readout column");
+        assert!(
+            self.cols.iter().all(|&c| c < self.width),
+            "readout columns of the block"
+        );
+    }
+
+    /// The labels as the SIMD bodies load them: 16 bytes, zeros past the
+    /// real rows.
+    pub(super) fn label_lanes(&self) -> [u8; LANE_ROWS] {
+        if let Ok(&full) = self.labels.try_into() {
+            return full;
+        }
+        let mut lanes = [0; LANE_ROWS];
+        lanes[..self.labels.len()].copy_from_slice(self.labels);
+        lanes
+    }
+}
+
+/// §2's accuracy counted on one block of [`dense_lanes_blocks`]' readout:
+/// how many of its real rows have their label's readout column as the
+/// best (the first of `cols`, in order, replaced where a later one is
+/// strictly larger: [`columns_correct`]); `None` when one of those rows
+/// has a logit, among the block's `width`, that is not finite.
+/// `retrain-last`'s evaluations count here with the logits in registers;
+/// the scalar body, which has no lanes tiles, runs the plain reference
+/// [`lane_block_correct_reference`].
+#[inline]
+pub fn lane_block_correct(
+    body: Body,
+    sums: &[[f32; LANE_ROWS]; PANEL],
+    count: LaneCount<'_>,
+) -> Option<usize> {
+    // Each body checks the block (the SIMD ones rely on it).
+    // SAFETY: the bodies' instruction sets are checked by `has_dense_tiles`.
+    #[cfg(target_arch = "x86_64")]
+    if has_dense_tiles(body) {
+        return unsafe {
+            match body {
+                Body::Avx512 => super::avx512::lanes_correct(sums, count),
+                _ => super::avx2::lanes_correct(sums, count),
+            }
+        };
+    }
+    lane_block_correct_reference(sums, count)
+}
+
+/// [`lane_block_correct`] in plain code: every logit of the real rows
+/// tested, then [`columns_correct`].
+pub fn lane_block_correct_reference(
+    sums: &[[f32; LANE_ROWS]; PANEL],
+    count: LaneCount<'_>,
+) -> Option<usize> {
+    count.check();
+    let (logits, rows) = (&sums[..count.width], count.labels.len());
+    let finite = (logits.iter()).all(|lanes| lanes[..rows].iter().all(|x| x.is_finite()));
+    finite.then(|| columns_correct(logits, count.labels, count.cols))
 }
 
 /// Panics unless rows 0..`real` (at most [`LANE_ROWS`]), `stride` apart

@@ -396,8 +396,9 @@ fn block_correct<T: Real>(z: &[T; ARGMAX_ROWS * LOGITS], labels: &[u8], cols: &[
 /// larger. The best value rides beside its index, and both are chosen by
 /// selects, not branches: the logits are data, and a branch on them is
 /// mispredicted half the time. The readout of `retrain-last`'s
-/// evaluations leaves its tiles in this layout, and is counted here
-/// without being written as rows (§2's accuracy, the same comparisons).
+/// evaluations leaves its tiles in this layout; their SIMD count
+/// ([`crate::kernel::dense::lane_block_correct`]) has this as its
+/// reference (§2's accuracy, the same comparisons).
 #[inline(always)]
 pub fn columns_correct<T: Real>(
     columns: &[[T; ARGMAX_ROWS]],

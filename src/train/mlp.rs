@@ -7,17 +7,15 @@ use std::ops::Range;
 
 use crate::data::CANVAS_PIXELS;
 use crate::kernel::dense::{
-    DensePlan, DenseScratch, RowsScratch, dense_blocks, dense_forward, dense_lanes,
-    dense_lanes_blocks, dense_rows, has_dense_tiles,
+    DensePlan, DenseScratch, LaneCount, RowsScratch, dense_blocks, dense_forward, dense_lanes,
+    dense_lanes_blocks, dense_rows, has_dense_tiles, lane_block_correct,
 };
 use crate::kernel::plan::PackedLayer;
 use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
 use crate::net::arch::LOGITS;
-use crate::net::layers::{
-    columns_correct, correct_count, mean_cross_entropy, modulation_factor, scale_rows,
-};
+use crate::net::layers::{correct_count, mean_cross_entropy, modulation_factor, scale_rows};
 use crate::net::linalg::first_non_finite;
 use crate::net::model::EVAL_ROWS;
 use crate::net::readout::PairedReadout;
@@ -592,7 +590,7 @@ impl MlpEvaluator {
     /// The rows of `set` whose `readout` logits pick their label, for
     /// `model` retrained to its readout only, modulation off at `m` (the
     /// accuracy of `retrain-last`'s evaluations, §2, §4): counted from the
-    /// readout's tiles as they leave the registers ([`columns_correct`]),
+    /// readout's tiles as they leave the registers ([`lane_block_correct`]),
     /// where [`MlpEvaluator::unmodulated`] wrote the logits as rows, scanned
     /// them and [`correct_count`] read them back. The same logits and
     /// comparisons, so the same count. `None` on a body without dense
@@ -617,7 +615,7 @@ impl MlpEvaluator {
             &mut self.packed_gated,
         );
         let (cols, labels) = (readout.columns(), set.labels());
-        let (mut correct, mut finite) = (0, true);
+        let mut correct = Some(0);
         dense_lanes_blocks(
             self.body,
             &self.readout_layer,
@@ -625,14 +623,17 @@ impl MlpEvaluator {
             gated,
             |block, sums| {
                 assert_eq!(block.first_output, 0, "the readout's logits are one panel");
-                let logits = &sums[..block.width];
-                finite &=
-                    (logits.iter()).all(|lanes| first_non_finite(&lanes[..block.rows]).is_none());
                 let rows = block.first_row..block.first_row + block.rows;
-                correct += columns_correct(logits, &labels[rows], &cols);
+                let count = LaneCount {
+                    width: block.width,
+                    labels: &labels[rows],
+                    cols: &cols,
+                };
+                let count = lane_block_correct(self.body, sums, count);
+                correct = correct.zip(count).map(|(sum, count)| sum + count);
             },
         );
-        finite.then_some(correct)
+        correct
     }
 
     /// The logits of the last evaluation, `[n, 10]` (after
