@@ -584,11 +584,7 @@ pub(super) unsafe fn lanes_correct(
     count: LaneCount<'_>,
 ) -> Option<usize> {
     count.check();
-    let LaneCount {
-        width,
-        labels,
-        cols,
-    } = count;
+    let (labels, cols) = (count.labels, count.cols);
     let bytes = count.label_lanes();
     let zero = _mm256_setzero_ps();
     let mut correct = 0;
@@ -596,7 +592,7 @@ pub(super) unsafe fn lanes_correct(
         let real = first8(labels.len().saturating_sub(8 * half));
         // SAFETY: each of `sums` holds 16 floats.
         let load = |o: usize| unsafe { _mm256_loadu_ps(sums[o].as_ptr().add(8 * half)) };
-        let not_finite = (0..width).fold(zero, |any, o| {
+        let not_finite = (0..count.width).fold(zero, |any, o| {
             let product = _mm256_mul_ps(load(o), zero);
             _mm256_or_ps(any, _mm256_cmp_ps::<_CMP_UNORD_Q>(product, product))
         });

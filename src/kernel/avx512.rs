@@ -610,16 +610,12 @@ pub(super) unsafe fn lanes_correct(
     count: LaneCount<'_>,
 ) -> Option<usize> {
     count.check();
-    let LaneCount {
-        width,
-        labels,
-        cols,
-    } = count;
+    let (labels, cols) = (count.labels, count.cols);
     let real = first16(labels.len());
     // SAFETY: each of `sums` holds 16 floats.
     let load = |o: usize| unsafe { _mm512_loadu_ps(sums[o].as_ptr()) };
     let zero = _mm512_setzero_ps();
-    let not_finite = (0..width).fold(0, |any, o| {
+    let not_finite = (0..count.width).fold(0, |any, o| {
         let product = _mm512_mul_ps(load(o), zero);
         any | _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(real, product, product)
     });

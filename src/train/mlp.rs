@@ -10,7 +10,7 @@ use crate::kernel::dense::{
     DensePlan, DenseScratch, LaneCount, RowsScratch, dense_blocks, dense_forward, dense_lanes,
     dense_lanes_blocks, dense_rows, has_dense_tiles, lane_block_correct,
 };
-use crate::kernel::plan::PackedLayer;
+use crate::kernel::plan::{PANEL, PackedLayer};
 use crate::kernel::{
     BatchScratch, Body, KernelPlan, KernelScratch, PackedRows, Trials, forward_rows,
 };
@@ -615,6 +615,10 @@ impl MlpEvaluator {
             &mut self.packed_gated,
         );
         let (cols, labels) = (readout.columns(), set.labels());
+        assert!(
+            self.readout_layer.outputs <= PANEL,
+            "the readout's logits are one panel"
+        );
         let mut correct = Some(0);
         dense_lanes_blocks(
             self.body,
@@ -622,7 +626,6 @@ impl MlpEvaluator {
             None,
             gated,
             |block, sums| {
-                assert_eq!(block.first_output, 0, "the readout's logits are one panel");
                 let rows = block.first_row..block.first_row + block.rows;
                 let count = LaneCount {
                     width: block.width,
