@@ -530,9 +530,12 @@ pub struct TraceArgs {
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Print one JSON object per line (keys workload, kind, isa, threads,
-    /// seconds, flops, gflops, peak_gflops, ratio, sgemm_gflops,
-    /// sgemm_ratio) instead of a table. `peak_gflops` is the FMA peak of
-    /// the line's instruction set and thread count, measured in this run.
+    /// seconds, flops, gflops, peak_gflops, peak_readings, ratio,
+    /// sgemm_gflops, sgemm_ratio) instead of a table. `peak_gflops` is the
+    /// FMA peak of the line's instruction set and thread count, measured
+    /// in this run: for a workload, the highest of `peak_readings`
+    /// readings (at the start and after each workload); `ratio` is null
+    /// where the rate exceeds it.
     #[arg(long)]
     pub json: bool,
     /// Minimum seconds of timed runs per workload (the median is

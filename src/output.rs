@@ -218,7 +218,7 @@ pub fn print_conv_pretrained(done: &ConvPretrained, seconds: f64, out: &Path) {
 pub fn print_bench_header() {
     let (body, threads) = (Body::detect(), rayon::current_num_threads());
     println!(
-        "{body:?} body ({}), {threads} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count, and beside SGEMM",
+        "{body:?} body ({}), {threads} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count (for a workload, the highest of the readings taken at the start and after each workload; \"above\" where the rate exceeds every reading: all were disturbed), and beside SGEMM",
         body.isa()
     );
     println!(
@@ -248,14 +248,19 @@ pub fn print_tuned(tuning: &Tuning) {
 
 /// One line of `comod bench`'s table.
 pub fn print_bench_line(line: &BenchLine) {
+    let ratio = match line.ratio() {
+        Some(ratio) => format!("{:>6.1} %", 100.0 * ratio),
+        None => "above".to_string(),
+    };
     println!(
-        "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {:>6.1} % of {:>6.1} ({:<8}) {:>8.1} %",
+        "{:<24} {:>10.3} ms {:>8.1} GFLOP/s {ratio:>8} of {:>6.1} ({:<8}, {} reading{}) {:>8.1} %",
         line.workload,
         line.seconds * 1e3,
         line.gflops,
-        100.0 * line.ratio(),
         line.peak_gflops,
         line.isa,
+        line.peak_readings,
+        if line.peak_readings == 1 { "" } else { "s" },
         100.0 * line.sgemm_ratio(),
     );
 }

@@ -251,33 +251,46 @@ fn bench_prints_json_lines_with_the_stated_keys() {
     );
     assert_eq!(names, expected);
     let body_isa = comod::kernel::Body::detect().isa().name();
+    let own_peak = records
+        .iter()
+        .find(|p| p["workload"] == format!("fma_{body_isa}_2_threads"))
+        .unwrap();
+    // The workloads' peak: the highest reading so far, one more per line.
+    let (mut last_peak, mut last_readings) = (own_peak["gflops"].as_f64().unwrap(), 1);
     for r in &records {
-        let (gflops, peak, ratio) = (
+        let (gflops, peak, readings) = (
             r["gflops"].as_f64().unwrap(),
             r["peak_gflops"].as_f64().unwrap(),
-            r["ratio"].as_f64().unwrap(),
+            r["peak_readings"].as_u64().unwrap(),
         );
         let (sgemm, sgemm_ratio) = (
             r["sgemm_gflops"].as_f64().unwrap(),
             r["sgemm_ratio"].as_f64().unwrap(),
         );
         assert!(r["seconds"].as_f64().unwrap() > 0.0 && gflops > 0.0);
-        assert!((ratio - gflops / peak).abs() < 1e-9);
+        // No ratio above the peak: null there.
+        match r["ratio"].as_f64() {
+            Some(ratio) => assert!((ratio - gflops / peak).abs() < 1e-9 && ratio <= 1.0),
+            None => assert!(r["ratio"].is_null() && gflops > peak, "{r}"),
+        }
         assert!((sgemm_ratio - gflops / sgemm).abs() < 1e-9);
         let workload = r["workload"].as_str().unwrap();
         if workload.starts_with("fma_") {
-            assert_eq!(ratio, 1.0, "{workload} is its own peak");
+            assert_eq!(r["ratio"], 1.0, "{workload} is its own peak");
+            assert_eq!(readings, 1, "{workload}");
         } else if workload.starts_with("trial") || workload.starts_with("deep4") {
             // A workload is quoted against the peak of the body that ran it.
             assert_eq!(r["isa"], body_isa, "{workload}");
-            let own_peak = records
-                .iter()
-                .find(|p| p["workload"] == format!("fma_{body_isa}_2_threads"))
-                .unwrap();
-            assert_eq!(r["peak_gflops"], own_peak["gflops"], "{workload}");
+            assert_eq!(readings, last_readings + 1, "{workload}");
+            assert!(peak >= last_peak, "{workload}: {peak} below {last_peak}");
+            (last_peak, last_readings) = (peak, readings);
             assert_eq!(r["threads"], 2);
         }
     }
+    assert_eq!(
+        last_readings, 3,
+        "a reading after each of the two workloads"
+    );
     assert_one_line_error(
         &comod(&["bench", "--only", "nothing"], "2"),
         &["--only", "invalid value 'nothing'", "trial_B2"],

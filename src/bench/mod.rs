@@ -17,7 +17,7 @@ use crate::kernel::workload::WORKLOADS;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::Isa;
 use crate::train::Method;
-use peak::{PeakReading, fma_peak, peak_reading};
+use peak::{PeakReading, fma_peak, peak_reading, record};
 /// Side of the square matrices of the SGEMM peak.
 pub const PEAK_SIDE: usize = 1024;
 /// Most seconds of timed runs per workload `comod bench` accepts.
@@ -123,16 +123,24 @@ pub struct BenchLine {
     pub seconds: f64,
     /// Rate, GFLOP/s.
     pub gflops: f64,
-    /// The FMA peak of `isa` at `threads` threads, GFLOP/s.
+    /// The FMA peak of `isa` at `threads` threads, GFLOP/s: for a
+    /// workload, the highest reading this process took, at the start and
+    /// after each workload, so that a disturbed reading cannot lower it.
     pub peak_gflops: f64,
+    /// Readings `peak_gflops` is the highest of (each the fastest of
+    /// [`peak::BURSTS`] bursts).
+    pub peak_readings: usize,
     /// The SGEMM rate at `threads` threads, GFLOP/s.
     pub sgemm_gflops: f64,
 }
 
 impl BenchLine {
-    /// The rate as a fraction of the FMA peak.
-    pub fn ratio(&self) -> f64 {
-        self.gflops / self.peak_gflops
+    /// The rate as a fraction of the FMA peak, or `None` when it exceeds
+    /// it: then every peak reading was disturbed, and no ratio is quoted
+    /// (as [`Throughput::ratio`]).
+    pub fn ratio(&self) -> Option<f64> {
+        let ratio = self.gflops / self.peak_gflops;
+        (ratio <= 1.0).then_some(ratio)
     }
 
     /// The rate as a fraction of the SGEMM rate.
@@ -142,7 +150,8 @@ impl BenchLine {
 
     /// The line as `comod bench --json` prints it: one object with the
     /// keys `workload`, `kind`, `isa`, `threads`, `seconds`, `flops`,
-    /// `gflops`, `peak_gflops`, `ratio`, `sgemm_gflops`, `sgemm_ratio`.
+    /// `gflops`, `peak_gflops`, `peak_readings`, `ratio` (null above the
+    /// peak), `sgemm_gflops`, `sgemm_ratio`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "workload": self.workload,
@@ -153,6 +162,7 @@ impl BenchLine {
             "flops": self.gflops * 1e9 * self.seconds,
             "gflops": self.gflops,
             "peak_gflops": self.peak_gflops,
+            "peak_readings": self.peak_readings,
             "ratio": self.ratio(),
             "sgemm_gflops": self.sgemm_gflops,
             "sgemm_ratio": self.sgemm_ratio(),
@@ -223,6 +233,10 @@ pub fn run_bench(
                 .map(move |&threads| fma_peak(isa, threads))
         })
         .collect();
+    // The start's readings count towards the workloads' peak.
+    peaks.iter().for_each(|peak| {
+        record(peak);
+    });
     let sgemm_at = |threads| {
         sgemm
             .iter()
@@ -246,6 +260,7 @@ pub fn run_bench(
             seconds: peak.seconds,
             gflops: peak.gflops,
             peak_gflops: peak.gflops,
+            peak_readings: 1,
             sgemm_gflops: sgemm_at(peak.threads),
         });
     }
@@ -260,13 +275,16 @@ pub fn run_bench(
             seconds: 2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
             gflops,
             peak_gflops: peak_at(best, threads),
+            peak_readings: 1,
             sgemm_gflops: gflops,
         });
     }
-    let body_peak = peak_at(body_isa, pool_threads);
     // One workload's line: `seconds` as reported, the rate from `flops`
-    // done in `median` seconds of wall time.
+    // done in `median` seconds of wall time, beside the highest peak
+    // reading so far, one more taken now (a machine disturbed while the
+    // peak was first read would quote rates above it).
     let mut report = |kind, name: &str, seconds: f64, flops: f64, median: f64| {
+        let body_peak = peak_reading(body_isa, pool_threads);
         on_line(&BenchLine {
             kind,
             workload: name.to_string(),
@@ -274,7 +292,8 @@ pub fn run_bench(
             threads: pool_threads,
             seconds,
             gflops: flops / median / 1e9,
-            peak_gflops: body_peak,
+            peak_gflops: body_peak.gflops,
+            peak_readings: body_peak.readings,
             sgemm_gflops: sgemm_at(pool_threads),
         });
     };
@@ -375,6 +394,26 @@ impl Throughput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_above_the_peak_quotes_no_ratio() {
+        let line = |gflops| BenchLine {
+            kind: LineKind::Workload,
+            workload: "trial_B2".into(),
+            isa: Isa::Scalar,
+            threads: 1,
+            seconds: 1.0,
+            gflops,
+            peak_gflops: 100.0,
+            peak_readings: 2,
+            sgemm_gflops: 50.0,
+        };
+        assert_eq!(line(80.0).ratio(), Some(0.8));
+        assert_eq!(line(100.0).ratio(), Some(1.0));
+        assert_eq!(line(100.5).ratio(), None);
+        assert!(line(100.5).to_json()["ratio"].is_null());
+        assert_eq!(line(80.0).to_json()["peak_readings"], 2);
+    }
 
     #[test]
     fn bad_requests_fail_before_measuring() {

@@ -60,9 +60,15 @@ static READINGS: std::sync::Mutex<Vec<((Isa, usize), PeakReading)>> =
 /// reading on a shared machine cannot lower the peak a rate is quoted
 /// against.
 pub fn peak_reading(isa: Isa, threads: usize) -> PeakReading {
-    let now = fma_peak(isa, threads).gflops;
+    record(&fma_peak(isa, threads))
+}
+
+/// Adds a peak measured by [`fma_peak`] to this process's readings of its
+/// instruction set and thread count, and returns the highest of them.
+pub fn record(peak: &FmaPeak) -> PeakReading {
+    let now = peak.gflops;
     let mut readings = READINGS.lock().expect("no panic while holding the lock");
-    let key = (isa, threads);
+    let key = (peak.isa, peak.threads);
     let entry = match readings.iter_mut().find(|(k, _)| *k == key) {
         Some((_, reading)) => reading,
         None => {
