@@ -533,9 +533,9 @@ pub struct BenchArgs {
     /// seconds, flops, gflops, peak_gflops, peak_readings, ratio,
     /// sgemm_gflops, sgemm_ratio) instead of a table. `peak_gflops` is the
     /// FMA peak of the line's instruction set and thread count, measured
-    /// in this run: for a workload, the highest of `peak_readings`
-    /// readings (at the start and after each workload); `ratio` is null
-    /// where the rate exceeds it.
+    /// in this run: for an SGEMM or workload line, the highest of
+    /// `peak_readings` readings (at the start and after each SGEMM or
+    /// workload line); `ratio` is null where the rate exceeds it.
     #[arg(long)]
     pub json: bool,
     /// Minimum seconds of timed runs per workload (the median is

@@ -218,7 +218,7 @@ pub fn print_conv_pretrained(done: &ConvPretrained, seconds: f64, out: &Path) {
 pub fn print_bench_header() {
     let (body, threads) = (Body::detect(), rayon::current_num_threads());
     println!(
-        "{body:?} body ({}), {threads} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count (for a workload, the highest of the readings taken at the start and after each workload; \"above\" where the rate exceeds every reading: all were disturbed), and beside SGEMM",
+        "{body:?} body ({}), {threads} threads, T = {SAMPLES}; each rate beside the FMA peak of its instruction set and thread count (for an SGEMM or workload line, the highest of the readings taken at the start and after each such line; \"above\" where the rate exceeds every reading: all were disturbed), and beside SGEMM",
         body.isa()
     );
     println!(

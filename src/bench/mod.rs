@@ -123,9 +123,10 @@ pub struct BenchLine {
     pub seconds: f64,
     /// Rate, GFLOP/s.
     pub gflops: f64,
-    /// The FMA peak of `isa` at `threads` threads, GFLOP/s: for a
-    /// workload, the highest reading this process took, at the start and
-    /// after each workload, so that a disturbed reading cannot lower it.
+    /// The FMA peak of `isa` at `threads` threads, GFLOP/s: for an SGEMM
+    /// or workload line, the highest reading this process took, at the
+    /// start and after each such line, so that a disturbed reading cannot
+    /// lower it.
     pub peak_gflops: f64,
     /// Readings `peak_gflops` is the highest of (each the fastest of
     /// [`peak::BURSTS`] bursts).
@@ -233,7 +234,7 @@ pub fn run_bench(
                 .map(move |&threads| fma_peak(isa, threads))
         })
         .collect();
-    // The start's readings count towards the workloads' peak.
+    // The start's readings count towards the SGEMM and workload lines' peak.
     peaks.iter().for_each(|peak| {
         record(peak);
     });
@@ -243,13 +244,6 @@ pub fn run_bench(
             .find(|(t, _)| *t == threads)
             .expect("measured")
             .1
-    };
-    let peak_at = |isa, threads| {
-        peaks
-            .iter()
-            .find(|p| p.isa == isa && p.threads == threads)
-            .expect("measured")
-            .gflops
     };
     for peak in &peaks {
         on_line(&BenchLine {
@@ -264,9 +258,12 @@ pub fn run_bench(
             sgemm_gflops: sgemm_at(peak.threads),
         });
     }
-    // matrixmultiply picks its own kernel: the best the CPU has.
+    // matrixmultiply picks its own kernel: the best the CPU has. Its
+    // lines, as the workloads', quote the highest reading so far, one
+    // more taken now.
     let best = *Isa::available().last().expect("scalar always runs");
     for &(threads, gflops) in &sgemm {
+        let peak = peak_reading(best, threads);
         on_line(&BenchLine {
             kind: LineKind::Sgemm,
             workload: format!("sgemm_{PEAK_SIDE}_{}", threads_name(threads)),
@@ -274,8 +271,8 @@ pub fn run_bench(
             threads,
             seconds: 2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
             gflops,
-            peak_gflops: peak_at(best, threads),
-            peak_readings: 1,
+            peak_gflops: peak.gflops,
+            peak_readings: peak.readings,
             sgemm_gflops: gflops,
         });
     }
