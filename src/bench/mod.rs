@@ -235,9 +235,9 @@ pub fn run_bench(
         })
         .collect();
     // The start's readings count towards the SGEMM and workload lines' peak.
-    peaks.iter().for_each(|peak| {
+    for peak in &peaks {
         record(peak);
-    });
+    }
     let sgemm_at = |threads| {
         sgemm
             .iter()

@@ -584,12 +584,11 @@ pub(super) unsafe fn lanes_correct(
     count: LaneCount<'_>,
 ) -> Option<usize> {
     count.check();
-    let (labels, cols) = (count.labels, count.cols);
     let bytes = count.label_lanes();
     let zero = _mm256_setzero_ps();
     let mut correct = 0;
     for half in 0..2 {
-        let real = first8(labels.len().saturating_sub(8 * half));
+        let real = first8(count.labels.len().saturating_sub(8 * half));
         // SAFETY: each of `sums` holds 16 floats.
         let load = |o: usize| unsafe { _mm256_loadu_ps(sums[o].as_ptr().add(8 * half)) };
         let not_finite = (0..count.width).fold(zero, |any, o| {
@@ -599,8 +598,8 @@ pub(super) unsafe fn lanes_correct(
         if _mm256_testz_si256(_mm256_castps_si256(not_finite), real) == 0 {
             return None;
         }
-        let (mut best_value, mut best) = (load(cols[0]), _mm256_setzero_si256());
-        for (k, &c) in cols.iter().enumerate().skip(1) {
+        let (mut best_value, mut best) = (load(count.cols[0]), _mm256_setzero_si256());
+        for (k, &c) in count.cols.iter().enumerate().skip(1) {
             let value = load(c);
             let better = _mm256_cmp_ps::<_CMP_GT_OQ>(value, best_value);
             best_value = _mm256_blendv_ps(best_value, value, better);

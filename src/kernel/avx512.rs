@@ -610,8 +610,7 @@ pub(super) unsafe fn lanes_correct(
     count: LaneCount<'_>,
 ) -> Option<usize> {
     count.check();
-    let (labels, cols) = (count.labels, count.cols);
-    let real = first16(labels.len());
+    let real = first16(count.labels.len());
     // SAFETY: each of `sums` holds 16 floats.
     let load = |o: usize| unsafe { _mm512_loadu_ps(sums[o].as_ptr()) };
     let zero = _mm512_setzero_ps();
@@ -622,8 +621,8 @@ pub(super) unsafe fn lanes_correct(
     if not_finite != 0 {
         return None;
     }
-    let (mut best_value, mut best) = (load(cols[0]), _mm512_setzero_si512());
-    for (k, &c) in cols.iter().enumerate().skip(1) {
+    let (mut best_value, mut best) = (load(count.cols[0]), _mm512_setzero_si512());
+    for (k, &c) in count.cols.iter().enumerate().skip(1) {
         let value = load(c);
         let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best_value);
         best_value = _mm512_mask_blend_ps(better, best_value, value);

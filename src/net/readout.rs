@@ -224,7 +224,7 @@ mod x86 {
     }
 
     /// `step(q, x, stride)` for each group q of eight inputs of the `R`
-    /// rows of `h` (`[R, n]`), in order, with the rows' eight inputs at
+    /// rows of `h` (`[R, n]`, as its callers assert), in order, with the rows' eight inputs at
     /// x + r·stride: in `h` for the whole groups, then, if n is not a
     /// multiple of eight, in a copy of the last inputs with zeros past
     /// the end. The whole groups run in a loop of their own, so that the
@@ -236,7 +236,6 @@ mod x86 {
         n: usize,
         mut step: impl FnMut(usize, *const f32, usize),
     ) {
-        assert_eq!(h.len(), R * n, "R rows of h");
         let whole = n / LANES;
         for q in 0..whole {
             step(q, h[q * LANES..].as_ptr(), n);
