@@ -266,15 +266,15 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     // SAFETY: AVX2 and FMA guaranteed by the caller.
     unsafe {
         match tile.rows {
-            RowLayout::Packed if tile.width <= PAIRED_WIDTH && tile.k <= CHUNK => {
+            RowLayout::Packed(_) if tile.width <= PAIRED_WIDTH && tile.k <= CHUNK => {
                 dense_tile_pairs(tile, out, layout)
             }
             _ if tile.width <= PANEL / 2 => dense_tile_half::<PACK>(tile, out, layout),
             _ => {
                 for first in [0, ROWS] {
-                    let (part, out) = (tile.rows_from(first), &mut out[layout.row(first)..]);
+                    let (part, out) = (tile.rows(first, ROWS), &mut out[layout.row(first)..]);
                     match tile.rows {
-                        RowLayout::Packed => dense_tile_rows::<false>(part, out, layout),
+                        RowLayout::Packed(_) => dense_tile_rows::<false>(part, out, layout),
                         RowLayout::Strided(_) => dense_tile_rows::<true>(part, out, layout),
                     }
                 }
@@ -313,7 +313,7 @@ pub(super) unsafe fn dense_tile_half<const R: usize>(
     tile.check(R);
     assert!(tile.panels == 1 && tile.width <= HALF, "a half panel");
     let (row_step, input_step) = match tile.rows {
-        RowLayout::Packed => (1, PACK),
+        RowLayout::Packed(_) => (1, PACK),
         RowLayout::Strided(stride) => (stride, 1),
     };
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
@@ -370,7 +370,7 @@ pub(super) unsafe fn dense_tile_pairs(tile: DenseTile<'_>, out: &mut [f32], layo
     let k = tile.k;
     tile.check(PACK);
     assert!(
-        tile.panels == 1 && tile.width <= PAIRED_WIDTH && tile.rows == RowLayout::Packed,
+        tile.panels == 1 && tile.width <= PAIRED_WIDTH && matches!(tile.rows, RowLayout::Packed(_)),
         "a narrow panel of packed rows"
     );
     assert!(k <= CHUNK, "one chunk of inputs");
@@ -434,7 +434,11 @@ unsafe fn dense_tile_rows<const STRIDED: bool>(
     let k = tile.k;
     tile.check(ROWS);
     assert_eq!(tile.panels, 1, "the AVX2 body's dense tiles have one panel");
-    assert_eq!(STRIDED, tile.rows != RowLayout::Packed, "the tile's rows");
+    assert_eq!(
+        STRIDED,
+        matches!(tile.rows, RowLayout::Strided(_)),
+        "the tile's rows"
+    );
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     let a = if STRIDED {
         (a, tile.rows.step(), 1)

@@ -482,14 +482,14 @@ pub(super) unsafe fn dense_tile(tile: DenseTile<'_>, out: &mut [f32], layout: Ou
     // SAFETY: AVX-512F guaranteed by the caller.
     unsafe {
         match (tile.panels, tile.rows) {
-            (1, RowLayout::Packed) if tile.width <= 4 => Narrow::<4>::dense(tile, out, layout),
-            (1, RowLayout::Packed) if tile.width <= 8 => Narrow::<2>::dense(tile, out, layout),
+            (1, RowLayout::Packed(_)) if tile.width <= 4 => Narrow::<4>::dense(tile, out, layout),
+            (1, RowLayout::Packed(_)) if tile.width <= 8 => Narrow::<2>::dense(tile, out, layout),
             (1, RowLayout::Strided(_)) if tile.width <= 8 => {
                 super::avx2::dense_tile_half::<ROWS>(tile, out, layout)
             }
-            (2, RowLayout::Packed) => dense_tile_panels::<2, false>(tile, out, layout),
+            (2, RowLayout::Packed(_)) => dense_tile_panels::<2, false>(tile, out, layout),
             (2, RowLayout::Strided(_)) => dense_tile_panels::<2, true>(tile, out, layout),
-            (_, RowLayout::Packed) => dense_tile_panels::<1, false>(tile, out, layout),
+            (_, RowLayout::Packed(_)) => dense_tile_panels::<1, false>(tile, out, layout),
             (_, RowLayout::Strided(_)) => dense_tile_panels::<1, true>(tile, out, layout),
         }
     }
@@ -511,7 +511,11 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
     let k = tile.k;
     tile.check(ROWS);
     assert_eq!(tile.panels, P, "the tile's panel count");
-    assert_eq!(STRIDED, tile.rows != RowLayout::Packed, "the tile's rows");
+    assert_eq!(
+        STRIDED,
+        matches!(tile.rows, RowLayout::Strided(_)),
+        "the tile's rows"
+    );
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     let a = if STRIDED {
         (a, tile.rows.step(), 1)
@@ -698,34 +702,37 @@ impl<const R: usize> Narrow<R> {
         unsafe { _mm512_permutexvar_ps(index16(|j| j / R), _mm512_loadu_ps(at)) }
     }
 
-    /// The vectors' sums over inputs `inputs` of rows `a` (packed) and
-    /// the panel, each a chain of one FMA per input in order from `acc`.
+    /// The vectors' sums over inputs `inputs` of `G` groups of 12 packed
+    /// rows (the first at `a`, the next `group_step` values on) and the
+    /// panel, each a chain of one FMA per input in order from `acc`.
     ///
     /// # Safety
-    /// AVX-512F must be available; the inputs of the 12 packed rows and
-    /// of the panel must be in bounds.
+    /// AVX-512F must be available; the inputs of the groups' rows and of
+    /// the panel must be in bounds.
     #[target_feature(enable = "avx512f")]
-    unsafe fn chain(
-        a: *const f32,
+    unsafe fn chain<const G: usize>(
+        (a, group_step): (*const f32, usize),
         panel: *const f32,
         inputs: std::ops::Range<usize>,
-        acc: &mut [__m512; ROWS / 2],
+        acc: &mut [[__m512; ROWS / 2]; G],
     ) {
         for kk in inputs {
             // SAFETY: in bounds by the caller's contract.
             unsafe {
                 let w = Self::spread_load(panel.add(kk * PANEL));
-                let x = a.add(kk * PACK);
-                for (v, acc) in acc.iter_mut().enumerate().take(Self::VECTORS) {
-                    // Lane j: row v·R + j mod R.
-                    let rows = if R == 2 {
-                        _mm512_castpd_ps(_mm512_set1_pd(
-                            x.add(v * R).cast::<f64>().read_unaligned(),
-                        ))
-                    } else {
-                        _mm512_broadcast_f32x4(_mm_loadu_ps(x.add(v * R)))
-                    };
-                    *acc = _mm512_fmadd_ps(rows, w, *acc);
+                for (group, acc) in acc.iter_mut().enumerate() {
+                    let x = a.add(group * group_step + kk * PACK);
+                    for (v, acc) in acc.iter_mut().enumerate().take(Self::VECTORS) {
+                        // Lane j: row v·R + j mod R.
+                        let rows = if R == 2 {
+                            _mm512_castpd_ps(_mm512_set1_pd(
+                                x.add(v * R).cast::<f64>().read_unaligned(),
+                            ))
+                        } else {
+                            _mm512_broadcast_f32x4(_mm_loadu_ps(x.add(v * R)))
+                        };
+                        *acc = _mm512_fmadd_ps(rows, w, *acc);
+                    }
                 }
             }
         }
@@ -760,33 +767,77 @@ impl<const R: usize> Narrow<R> {
         }
     }
 
-    /// [`dense_tile`] on a narrow panel from packed rows: each output the
-    /// chunks' chains from zero added to the bias, as
-    /// [`dense_tile_panels`] forms it.
+    /// [`dense_tile`] on a narrow panel from packed rows, every group of
+    /// 12 of the tile's rows ([`super::dense::tall_tile`]) up to 4 at once
+    /// (12 or 24 chains, where one group's 3 or 6 waited on the FMA's
+    /// latency): each output the chunks' chains from zero added to the
+    /// bias, as [`dense_tile_panels`] forms it.
     ///
     /// # Safety
     /// AVX-512F must be available.
     #[target_feature(enable = "avx512f")]
     unsafe fn dense(tile: DenseTile<'_>, out: &mut [f32], layout: Output) {
-        tile.check(ROWS);
-        assert!(tile.panels == 1 && tile.rows == RowLayout::Packed);
+        const AT_ONCE: usize = 4;
+        let RowLayout::Packed(inputs) = tile.rows else {
+            panic!("a narrow panel of packed rows")
+        };
+        tile.check(tile.height);
+        assert!(
+            tile.panels == 1 && tile.height.is_multiple_of(ROWS),
+            "whole groups"
+        );
+        let groups = tile.height / ROWS;
+        for first in (0..groups).step_by(AT_ONCE) {
+            let rows = (first * PACK * inputs, PACK * inputs);
+            let out = &mut out[layout.row(first * ROWS)..];
+            // SAFETY: the groups' rows are in bounds (checked); AVX-512F
+            // guaranteed by the caller.
+            unsafe {
+                match groups - first {
+                    1 => Self::dense_groups::<1>(&tile, rows, out, layout),
+                    2 => Self::dense_groups::<2>(&tile, rows, out, layout),
+                    3 => Self::dense_groups::<3>(&tile, rows, out, layout),
+                    _ => Self::dense_groups::<AT_ONCE>(&tile, rows, out, layout),
+                }
+            }
+        }
+    }
+
+    /// [`Narrow::dense`] on `G` groups of 12 rows, the first `rows.0`
+    /// values into the tile's rows, each `rows.1` after the one before.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; the groups' rows must be in bounds.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dense_groups<const G: usize>(
+        tile: &DenseTile<'_>,
+        (first, group_step): (usize, usize),
+        out: &mut [f32],
+        layout: Output,
+    ) {
         // SAFETY: 16 biases and factors checked; the inputs of the rows
-        // and the panel too.
+        // and the panel by the caller's contract.
         unsafe {
-            let mut c = [Self::spread_load(tile.bias.as_ptr()); ROWS / 2];
+            let mut c = [[Self::spread_load(tile.bias.as_ptr()); ROWS / 2]; G];
+            let a = (tile.a.as_ptr().add(first), group_step);
             for start in (0..tile.k).step_by(CHUNK) {
-                let mut acc = [_mm512_setzero_ps(); ROWS / 2];
+                let mut acc = [[_mm512_setzero_ps(); ROWS / 2]; G];
                 let inputs = start..tile.k.min(start + CHUNK);
-                Self::chain(tile.a.as_ptr(), tile.panel.as_ptr(), inputs, &mut acc);
-                for (c, &acc) in c.iter_mut().zip(&acc).take(Self::VECTORS) {
-                    *c = _mm512_add_ps(*c, acc);
+                Self::chain(a, tile.panel.as_ptr(), inputs, &mut acc);
+                for (c, acc) in c.iter_mut().zip(&acc) {
+                    for (c, &acc) in c.iter_mut().zip(acc).take(Self::VECTORS) {
+                        *c = _mm512_add_ps(*c, acc);
+                    }
                 }
             }
             let scale = tile.scale.map(|s| Self::spread_load(s.as_ptr()));
-            for c in c.iter_mut().take(Self::VECTORS) {
-                *c = finish_dense(*c, tile.activation, scale);
+            for (group, c) in c.iter_mut().enumerate() {
+                for c in c.iter_mut().take(Self::VECTORS) {
+                    *c = finish_dense(*c, tile.activation, scale);
+                }
+                let out = &mut out[layout.row(group * ROWS)..];
+                Self::store(c, tile.width, out, layout);
             }
-            Self::store(&c, tile.width, out, layout);
         }
     }
 
@@ -800,8 +851,14 @@ impl<const R: usize> Narrow<R> {
         tile.check(ROWS, 1);
         // SAFETY: the bias, the inputs of the rows and the panel checked.
         unsafe {
-            let mut acc = [Self::spread_load(tile.bias.as_ptr()); ROWS / 2];
-            Self::chain(tile.a.as_ptr(), tile.panel.as_ptr(), 0..tile.k, &mut acc);
+            let mut acc = [[Self::spread_load(tile.bias.as_ptr()); ROWS / 2]];
+            Self::chain(
+                (tile.a.as_ptr(), 0),
+                tile.panel.as_ptr(),
+                0..tile.k,
+                &mut acc,
+            );
+            let [mut acc] = acc;
             for acc in acc.iter_mut().take(Self::VECTORS) {
                 *acc = _mm512_max_ps(*acc, _mm512_setzero_ps());
             }

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::net::simd::with_avx2;
+use crate::net::simd::with_widest;
 
 /// Adam state for one parameter vector.
 #[derive(Clone, Debug)]
@@ -90,7 +90,7 @@ fn update(
     let step_size = lr / (1.0 - BETA1.powi(steps));
     let root_correction = (1.0 - BETA2.powi(steps)).sqrt();
     let chunk = |((p, g), (m, v)): Chunk<'_>| {
-        with_avx2(
+        with_widest(
             #[inline(always)]
             || {
                 let n = p.len();
