@@ -116,13 +116,14 @@ proptest! {
 
     /// The tiles reading rows where they are (whole tiles, then the last
     /// rows padded into one), and those holding rows along the lanes
-    /// (whole groups of 16 and a part group, panels of every width), give
+    /// (whole groups of 16, one or two at a time, and a part group, panels
+    /// of every width), give
     /// `matrixmultiply`'s bits, with ReLU (a dense stage) or without (a
     /// readout), also across several 256-input chunks, short panels and
     /// non-finite inputs.
     #[test]
     fn dense_rows_give_matrixmultiply_bits(
-        rows in 1usize..40,
+        rows in 1usize..70,
         inputs in prop_oneof![1usize..40, 250usize..700],
         outputs in 1usize..70,
         relu in any::<bool>(),

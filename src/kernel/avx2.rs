@@ -4,7 +4,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneCount, LaneTile, RowLayout, check_lane_rows};
+use crate::kernel::dense::{
+    CHUNK, DenseTile, LANE_GROUPS, LaneCount, LaneTile, RowLayout, check_lane_rows,
+};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -547,31 +549,38 @@ pub(super) unsafe fn lanes_to_rows(
 const LANE_OUTPUTS: usize = 6;
 const _: () = assert!(LANE_OUTPUTS == 6, "lanes_tile's for_outputs! lists 1..=6");
 
-/// One tile of [`super::dense::dense_lanes`]: vector o of `sums` holds
-/// output o of the 16 rows (two vectors of 8), F(b_o + Σ_chunks Σ_{k in
-/// chunk} a_k·w_ok), each chunk's sum one chain of FMAs from zero, as
-/// `matrixmultiply` computes it; outputs past the panel's width are left
-/// as they were. The panel runs in passes of at most [`LANE_OUTPUTS`]
-/// neurons, of nearly equal sizes (10: 5 and 5).
+/// One tile of [`super::dense::dense_lanes`]: vector o of `sums[g]`
+/// holds output o of the 16 rows of group g (two vectors of 8), F(b_o +
+/// Σ_chunks Σ_{k in chunk} a_k·w_ok), each chunk's sum one chain of FMAs
+/// from zero, as `matrixmultiply` computes it; outputs past the panel's
+/// width are left as they were. The groups run one after the other, the
+/// panel in passes of at most [`LANE_OUTPUTS`] neurons, of nearly equal
+/// sizes (10: 5 and 5).
 ///
 /// # Safety
 /// AVX2 and FMA must be available.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn lanes_tile(tile: LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+pub(super) unsafe fn lanes_tile(
+    tile: LaneTile<'_>,
+    sums: &mut [[[f32; LANE_ROWS]; PANEL]; LANE_GROUPS],
+) {
     tile.check();
-    let passes = tile.width.div_ceil(LANE_OUTPUTS);
-    let mut first = 0;
-    for pass in 0..passes {
-        let width = (tile.width - first) / (passes - pass);
-        let part = LaneTile {
-            panel: &tile.panel[first..],
-            bias: &tile.bias[first..],
-            width,
-            ..tile
-        };
-        // SAFETY: AVX2 and FMA guaranteed by the caller.
-        unsafe { for_outputs!(width, [1 2 3 4 5 6], lanes_outputs(&part, &mut sums[first..])) }
-        first += width;
+    for (g, sums) in sums.iter_mut().enumerate().take(tile.groups) {
+        let tile = tile.group(g);
+        let passes = tile.width.div_ceil(LANE_OUTPUTS);
+        let mut first = 0;
+        for pass in 0..passes {
+            let width = (tile.width - first) / (passes - pass);
+            let part = LaneTile {
+                panel: &tile.panel[first..],
+                bias: &tile.bias[first..],
+                width,
+                ..tile
+            };
+            // SAFETY: AVX2 and FMA guaranteed by the caller.
+            unsafe { for_outputs!(width, [1 2 3 4 5 6], lanes_outputs(&part, &mut sums[first..])) }
+            first += width;
+        }
     }
 }
 

@@ -11,7 +11,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernel::dense::{CHUNK, DenseTile, LaneCount, LaneTile, RowLayout, check_lane_rows};
+use crate::kernel::dense::{
+    CHUNK, DenseTile, LANE_GROUPS, LaneCount, LaneTile, RowLayout, check_lane_rows,
+};
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
 use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
@@ -559,21 +561,36 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
     }
 }
 
-/// One tile of [`super::dense::dense_lanes`]: vector o of `sums` holds
-/// output o of the 16 rows, F(b_o + Σ_chunks Σ_{k in chunk} a_k·w_ok),
-/// each chunk's sum one chain of FMAs from zero, as `matrixmultiply`
-/// computes it; outputs past the panel's width are left as they were.
+/// One tile of [`super::dense::dense_lanes`]: vector o of `sums[g]`
+/// holds output o of the 16 rows of group g, F(b_o + Σ_chunks Σ_{k in
+/// chunk} a_k·w_ok), each chunk's sum one chain of FMAs from zero, as
+/// `matrixmultiply` computes it; outputs past the panel's width are left
+/// as they were. Two groups of a panel of at most [`PAIRED_OUTPUTS`] run
+/// at once, each broadcast weight feeding both.
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn lanes_tile(tile: LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+pub(super) unsafe fn lanes_tile(
+    tile: LaneTile<'_>,
+    sums: &mut [[[f32; LANE_ROWS]; PANEL]; LANE_GROUPS],
+) {
     tile.check();
     // SAFETY: AVX-512F guaranteed by the caller.
     unsafe {
-        for_outputs!(tile.width, [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16], lanes_outputs(&tile, sums))
+        if tile.groups == 2 && tile.width <= PAIRED_OUTPUTS {
+            return for_outputs!(tile.width, [1 2 3 4 5 6 7 8 9 10 11 12], lanes_outputs::<_, 2>(&tile, sums));
+        }
+        for (g, sums) in sums.iter_mut().enumerate().take(tile.groups) {
+            let (tile, sums) = (tile.group(g), std::slice::from_mut(sums));
+            for_outputs!(tile.width, [1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16], lanes_outputs::<_, 1>(&tile, sums))
+        }
     }
 }
+
+/// Outputs of a panel that [`lanes_tile`] runs on two groups at once at
+/// most: 24 accumulators.
+const PAIRED_OUTPUTS: usize = 12;
 
 /// Row r < `real` of `out` (rows `stride` apart) gets outputs 0..`width`
 /// of `sums` (vector o: output o of [`LANE_ROWS`] rows): one 16 × 16
@@ -638,34 +655,50 @@ pub(super) unsafe fn lanes_correct(
     Some(_mm512_mask_cmpeq_epi32_mask(real, best, wanted).count_ones() as usize)
 }
 
-/// [`lanes_tile`] for a panel of `O` neurons: `O` accumulators.
+/// [`lanes_tile`] for a panel of `O` neurons on `G` groups of rows:
+/// `G`·`O` accumulators; `sums` holds the groups' outputs.
 ///
 /// # Safety
 /// AVX-512F must be available.
 #[target_feature(enable = "avx512f")]
-unsafe fn lanes_outputs<const O: usize>(tile: &LaneTile<'_>, sums: &mut [[f32; LANE_ROWS]; PANEL]) {
+unsafe fn lanes_outputs<const O: usize, const G: usize>(
+    tile: &LaneTile<'_>,
+    sums: &mut [[[f32; LANE_ROWS]; PANEL]],
+) {
+    assert!(tile.groups == G && sums.len() >= G, "the tile's groups");
     let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
-    let mut c: [__m512; O] = std::array::from_fn(|o| _mm512_set1_ps(tile.bias[o]));
+    let group_step = tile.k * LANE_ROWS;
+    let mut c = [std::array::from_fn::<__m512, O, _>(|o| _mm512_set1_ps(tile.bias[o])); G];
     for start in (0..tile.k).step_by(CHUNK) {
-        let mut acc = [_mm512_setzero_ps(); O];
+        let mut acc = [[_mm512_setzero_ps(); O]; G];
         for kk in start..tile.k.min(start + CHUNK) {
-            // SAFETY: input kk < k of the 16 rows and of the panel's first
-            // O ≤ 16 neurons is in bounds (checked).
+            // SAFETY: input kk < k of the groups' 16 rows and of the
+            // panel's first O ≤ 16 neurons is in bounds (checked).
             unsafe {
-                let x = _mm512_loadu_ps(a.add(kk * LANE_ROWS));
+                let x: [__m512; G] = std::array::from_fn(|g| {
+                    _mm512_loadu_ps(a.add(g * group_step + kk * LANE_ROWS))
+                });
                 let w = panel.add(kk * PANEL);
-                for (o, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(x, _mm512_set1_ps(*w.add(o)), *acc);
+                for o in 0..O {
+                    let w = _mm512_set1_ps(*w.add(o));
+                    for (acc, &x) in acc.iter_mut().zip(&x) {
+                        acc[o] = _mm512_fmadd_ps(x, w, acc[o]);
+                    }
                 }
             }
         }
         for (c, acc) in c.iter_mut().zip(acc) {
-            *c = _mm512_add_ps(*c, acc);
+            for (c, acc) in c.iter_mut().zip(acc) {
+                *c = _mm512_add_ps(*c, acc);
+            }
         }
     }
-    for (lanes, c) in sums.iter_mut().zip(c) {
-        // SAFETY: `lanes` holds 16 floats.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), finish_dense(c, tile.activation, None)) };
+    for (sums, c) in sums.iter_mut().zip(c) {
+        for (lanes, c) in sums.iter_mut().zip(c) {
+            let v = finish_dense(c, tile.activation, None);
+            // SAFETY: `lanes` holds 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+        }
     }
 }
 

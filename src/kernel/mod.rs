@@ -18,14 +18,21 @@
 //! ([`Body::detect`]). The two SIMD bodies give the same bits. The kernel
 //! never knows about tasks, sweeps or files.
 
-/// `$tile::<O>$args` for O = `$outputs`, one of the listed counts: the
-/// SIMD bodies' tiles that keep one accumulator per output in registers,
-/// instantiated for each output count they take.
+/// `$tile::<O>$args` (or `$tile::<O, M>$args`, written `$tile::<_, M>`)
+/// for O = `$outputs`, one of the listed counts: the SIMD bodies' tiles
+/// that keep one accumulator per output in registers, instantiated for
+/// each output count they take.
 #[cfg(target_arch = "x86_64")]
 macro_rules! for_outputs {
     ($outputs:expr, [$($count:literal)*], $tile:ident $args:tt) => {
         match $outputs {
             $($count => $tile::<$count> $args,)*
+            outputs => unreachable!("a tile of {outputs} outputs"),
+        }
+    };
+    ($outputs:expr, [$($count:literal)*], $tile:ident::<_, $more:tt> $args:tt) => {
+        match $outputs {
+            $($count => $tile::<$count, $more> $args,)*
             outputs => unreachable!("a tile of {outputs} outputs"),
         }
     };
