@@ -211,7 +211,9 @@ impl KernelScratch {
 /// packed layout ([`PACK`]), input k of row r at `a[k·PACK + r]`, for `k`
 /// inputs; `panel` holds the packed weights of one or more panels of 16
 /// neurons over those inputs, one after the other, and `bias` their
-/// biases; `width` of the neurons exist.
+/// biases; `width` of the neurons exist. A tall tile ([`Tiles::TALL`])
+/// holds `groups` groups of [`PACK`] rows, each `step` values after the
+/// one before in `a`.
 #[derive(Clone, Copy)]
 struct Tile<'a> {
     k: usize,
@@ -219,14 +221,19 @@ struct Tile<'a> {
     panel: &'a [f32],
     bias: &'a [f32],
     width: usize,
+    groups: usize,
+    step: usize,
 }
 
-impl Tile<'_> {
-    /// Panics unless every read of a tile of `rows` rows and `panels`
-    /// panels stays inside its slices (the SIMD bodies rely on it).
+impl<'a> Tile<'a> {
+    /// Panics unless the tile is one group whose reads of `rows` rows and
+    /// `panels` panels stay inside its slices (the SIMD bodies rely on it).
     fn check(&self, rows: usize, panels: usize) {
         assert!(
-            self.k > 0 && rows <= PACK && (self.k - 1) * PACK + rows <= self.a.len(),
+            self.groups == 1
+                && self.k > 0
+                && rows <= PACK
+                && (self.k - 1) * PACK + rows <= self.a.len(),
             "tile rows out of bounds"
         );
         assert!(
@@ -243,6 +250,16 @@ impl Tile<'_> {
     /// The number of panels the tile holds.
     fn panels(&self) -> usize {
         self.bias.len() / plan::PANEL
+    }
+
+    /// Group `g` of a tall tile's rows, as a tile of its own.
+    fn group(&self, g: usize) -> Tile<'a> {
+        assert!(g < self.groups, "a group of the tile");
+        Tile {
+            a: &self.a[g * self.step..],
+            groups: 1,
+            ..*self
+        }
     }
 }
 
@@ -300,6 +317,9 @@ trait Tiles {
     const ROWS: usize;
     /// Panels per tile at most (the last tile of a block may have fewer).
     const PANELS: usize;
+    /// Neurons of a panel at most that [`Tiles::hidden`] takes as one tall
+    /// tile of every row of a block, when it writes them as rows (0: none).
+    const TALL: usize = 0;
 
     /// ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width into `out`, laid out
     /// as `layout` says.
@@ -563,6 +583,7 @@ fn run_block<B: Tiles>(
         // Row tiles outside, panels inside: a tile's rows stay in L1 while
         // the panels stream past them. Each neuron still sees its tiles in
         // row order, so the sums do not depend on the loop order.
+        let stored = li == last && matches!(sink, Sink::Store);
         for g in 0..layer.groups {
             for q in (0..rows).step_by(B::ROWS) {
                 for p in (0..layer.panels_per_group()).step_by(B::PANELS) {
@@ -572,6 +593,13 @@ fn run_block<B: Tiles>(
                         layer.panels_bias(g, p, count),
                         layer.panels_width(p, count),
                     );
+                    // The tile's first row and its groups of rows.
+                    let (q, groups) = match stored && width <= B::TALL {
+                        // Every row at once, with the last row tile.
+                        true if q + B::ROWS >= rows => (0, rows / PACK),
+                        true => continue,
+                        false => (q, 1),
+                    };
                     let column = g * no + p * plan::PANEL;
                     let tile = Tile {
                         k: ni,
@@ -579,6 +607,8 @@ fn run_block<B: Tiles>(
                         panel,
                         bias,
                         width,
+                        groups,
+                        step: PACK * n_in,
                     };
                     if let (
                         true,
