@@ -710,7 +710,8 @@ unsafe fn lanes_outputs<const O: usize, const G: usize>(
 }
 
 /// The kernel's hidden tiles (§3) and the dense tiles (§4) on a narrow
-/// panel: at most 16 / `R` neurons (`R` = 2 or 4) over 12 packed rows,
+/// panel: at most 16 / `R` neurons (`R` = 2 or 4) over groups of 12
+/// packed rows (several at once in a tall tile, [`Narrow::tall`]),
 /// each vector holding `R` rows × those neurons (lane j: row j mod R, neuron j / R),
 /// so that the tile takes 12 / R fused multiply-adds per input where a
 /// whole panel's tile takes 12 mostly idle ones. A vector's rows are one

@@ -411,8 +411,6 @@ pub fn dense_lanes_blocks(
                 width: layer.panels_width(p, 1),
                 activation,
             };
-            let groups = tile.groups;
-            let width = tile.width;
             // SAFETY: the body is a SIMD one whose support was asserted.
             #[cfg(target_arch = "x86_64")]
             unsafe {
@@ -423,13 +421,13 @@ pub fn dense_lanes_blocks(
             };
             #[cfg(not(target_arch = "x86_64"))]
             unreachable!("{:?}", (tile.k, tile.width));
-            for (g, sums) in sums.iter().enumerate().take(groups) {
+            for (g, sums) in sums.iter().enumerate().take(tile.groups) {
                 let first_row = first_row + g * LANE_ROWS;
                 let block = LaneBlock {
                     first_row,
                     rows: (rows - first_row).min(LANE_ROWS),
                     first_output: p * PANEL,
-                    width,
+                    width: tile.width,
                 };
                 sink(block, sums);
             }
@@ -540,8 +538,8 @@ pub(super) fn check_lane_rows((width, real): (usize, usize), len: usize, stride:
 /// lanes × the neurons of one panel.
 #[derive(Clone, Copy)]
 pub(super) struct LaneTile<'a> {
-    /// The groups' inputs, input k of row r of group g at
-    /// `a[(g·k + k)·LANE_ROWS + r]`.
+    /// The groups' inputs, input i of row r of group g at
+    /// `a[(g·k + i)·LANE_ROWS + r]`.
     pub a: &'a [f32],
     /// Groups of [`LANE_ROWS`] rows (1 to [`LANE_GROUPS`]).
     pub groups: usize,
