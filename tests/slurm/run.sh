@@ -91,7 +91,11 @@ grep -q "(2 threads" results/slurm-*_0.out
 
 echo "2. an element killed while it runs, then resubmitted alone"
 rm -f results/shard-*.jsonl results/merged.jsonl
-export COMOD_TASKS=0-1@0,2-3@1,4-5@2,6-7@3,0-2@1,1-3@2,2-4@3,3-5@0 COMOD_REPEATS=2 COMOD_SWEEP_OPTIONS=
+# Runs of 1000 updates, so that an element runs for seconds on any CPU
+# (with the default 250, one of 8 runs ended within a second on a 2-core
+# AMD EPYC Zen 5, before it could be killed).
+long="--batches 1000"
+export COMOD_TASKS=0-1@0,2-3@1,4-5@2,6-7@3,0-2@1,1-3@2,2-4@3,3-5@0 COMOD_REPEATS=2 COMOD_SWEEP_OPTIONS=$long
 array=$(sbatch --parsable examples/slurm/sweep.sbatch)
 until squeue -h -j "${array}_5" -o '%T' 2>/dev/null | grep -qx RUNNING; do
   if [ -z "$(squeue -h -j "${array}_5" 2>/dev/null)" ]; then
@@ -103,11 +107,16 @@ done
 sleep 1
 scancel "${array}_5"
 wait_for_jobs
+if grep -qF "GFLOP/s = " results/slurm-"${array}"_5.out 2>/dev/null; then
+  echo "element 5 ended before it was killed: $(cat results/slurm-"${array}"_5.out)" >&2
+  exit 1
+fi
 expect_failure "a partial result" comod merge "$work/partial.jsonl" results/shard-*.jsonl
 [ ! -e "$work/partial.jsonl" ]
 sbatch --wait --array=5 examples/slurm/sweep.sbatch >/dev/null
 comod merge results/merged.jsonl results/shard-*.jsonl
-comod sweep --checkpoint results/ck.safetensors --tasks "$COMOD_TASKS" --repeats 2 \
+# shellcheck disable=SC2086
+comod sweep --checkpoint results/ck.safetensors --tasks "$COMOD_TASKS" --repeats 2 $long \
   --out "$work/single-2.jsonl" >/dev/null
 same_runs results/merged.jsonl "$work/single-2.jsonl"
 
