@@ -16,7 +16,7 @@ use crate::kernel::dense::{
 };
 use crate::kernel::packed::LANE_ROWS;
 use crate::kernel::plan::PANEL;
-use crate::kernel::{GatedSlices, Output, PACK, Tile, Tiles};
+use crate::kernel::{GatedSlices, Output, PACK, TALL_WIDTH, Tile, Tiles};
 use crate::net::Nonlinearity;
 use crate::net::simd::lanes::first16;
 use crate::net::vexp::exp16;
@@ -25,13 +25,6 @@ use crate::net::vexp::exp16;
 const ROWS: usize = 12;
 /// Rows of one group of the gated epilogue (the AVX2 body's tile height).
 const GROUP: usize = 6;
-/// Neurons of a narrow panel at most that the kernel's hidden tiles run
-/// as one tall tile of every row of a block ([`Tiles::TALL`]): the last 8
-/// of the paper's 200-neuron gated layer in the modulation methods'
-/// evaluations. In profiles of `online_deterministic` on an AMD EPYC Zen 5
-/// (AVX-512F at full width) their share of a run went from 5.7 % to
-/// 4.2 %, for 4 % of its multiply-adds.
-const TALL: usize = 8;
 
 /// How many inputs ahead [`chain`] asks for its panels' next lines: a
 /// layer's panels stream from L2 (a pair of 400-input panels is 51 KB,
@@ -972,7 +965,12 @@ struct NarrowPanel<'a> {
 impl Tiles for Avx512 {
     const ROWS: usize = ROWS;
     const PANELS: usize = 2;
-    const TALL: usize = TALL;
+    /// The last 8 neurons of the paper's 200-neuron gated layer in the
+    /// modulation methods' evaluations: in profiles of
+    /// `online_deterministic` on an AMD EPYC Zen 5 (AVX-512F at full
+    /// width) their share of a run went from 5.7 % to 4.2 %, for 4 % of
+    /// its multiply-adds.
+    const TALL: usize = TALL_WIDTH;
 
     fn hidden(tile: Tile<'_>, out: &mut [f32], layout: Output) {
         // SAFETY: this body is only selected on CPUs with AVX-512F.
@@ -980,7 +978,7 @@ impl Tiles for Avx512 {
             match (tile.panels(), tile.width) {
                 (2, _) => hidden_tile::<2>(tile, out, layout),
                 (_, ..=4) => Narrow::<4>::hidden(tile, out, layout),
-                (_, ..=TALL) => Narrow::<2>::hidden(tile, out, layout),
+                (_, ..=8) => Narrow::<2>::hidden(tile, out, layout),
                 _ => hidden_tile::<1>(tile, out, layout),
             }
         }

@@ -19,7 +19,7 @@
 
 use crate::kernel::packed::{LANE_ROWS, packed_index};
 use crate::kernel::plan::{PANEL, PackedLayer};
-use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows};
+use crate::kernel::{BLOCK, Body, Output, PACK, PackedRows, TALL_WIDTH};
 use crate::net::layers::{columns_correct, modulation_factor};
 use crate::net::{Model, Nonlinearity};
 
@@ -600,15 +600,14 @@ fn tile_shape(body: Body) -> (usize, usize) {
 
 /// True when [`layer_tiles`] runs a panel of `width` neurons over rows
 /// laid out as `layout` as one tile of every row (the narrow panels of
-/// packed rows on the AVX-512 body, the encoder's last 4 neurons of each
-/// quadrant): 12 rows × at most 8 neurons fill only 3 or 6 vectors, too
-/// few chains to hide the FMA's latency, where 4 groups of 12 rows fill
-/// 12 or 24. It runs with the last row tile, when every row is in cache.
+/// packed rows on the AVX-512 body, [`TALL_WIDTH`], the encoder's last 4
+/// neurons of each quadrant): 4 groups of 12 rows fill 12 or 24 vectors.
+/// It runs with the last row tile, when every row is in cache.
 /// In profiles of `online_retrain` (AMD EPYC Zen 5, whose AVX-512F runs
 /// at full width) the encoder's narrow tiles went from 4.8 % to 2.9 % of
 /// the dense tiles' time, which is 86 % of a run.
 fn tall_tile(body: Body, layout: RowLayout, width: usize) -> bool {
-    body == Body::Avx512 && width <= PANEL / 2 && matches!(layout, RowLayout::Packed(_))
+    body == Body::Avx512 && width <= TALL_WIDTH && matches!(layout, RowLayout::Packed(_))
 }
 
 /// What follows a layer's product in [`layer_tiles`].

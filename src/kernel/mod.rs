@@ -310,6 +310,14 @@ impl Output {
     }
 }
 
+/// Neurons of a narrow panel at most that the AVX-512 body runs as one
+/// tall tile of every row of a block, several groups of [`PACK`] rows at
+/// once: the kernel's hidden tiles ([`Tiles::TALL`]) and the dense tiles
+/// of packed rows (`dense::tall_tile`). 12 rows × at most 8 neurons fill
+/// only 3 or 6 vectors, too few chains to hide the FMA's latency where two
+/// 16-lane FMAs issue per cycle.
+const TALL_WIDTH: usize = plan::PANEL / 2;
+
 /// The two tile operations a body provides, on tiles of [`Tiles::ROWS`]
 /// rows and up to [`Tiles::PANELS`] panels.
 trait Tiles {

@@ -140,6 +140,36 @@ mod tests {
         assert!(x[0].abs() < 1e-2 && x[1].abs() < 1e-2, "{x:?}");
     }
 
+    /// The update runs at the selected instruction set's width
+    /// (`with_widest`), over parallel chunks: the same bits as the
+    /// statement of [`Adam::step`] in plain code, value by value.
+    #[test]
+    fn each_update_has_the_bits_of_its_statement() {
+        let len = 2 * PARALLEL_CHUNK + 37;
+        let mut params: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut want = params.clone();
+        let (mut m, mut v) = (vec![0.0f32; len], vec![0.0f32; len]);
+        let lr = 3e-3;
+        let mut adam = Adam::new(len, lr);
+        for t in 1..=4 {
+            let grads: Vec<f32> = (0..len)
+                .map(|i| ((i * 7 + t) as f32 * 0.013).cos() * 10f32.powi(t as i32 % 3 - 1))
+                .collect();
+            adam.step(&mut params, &grads);
+            let step_size = lr / (1.0 - BETA1.powi(t as i32));
+            let root_correction = (1.0 - BETA2.powi(t as i32)).sqrt();
+            for i in 0..len {
+                let g = grads[i];
+                m[i] = BETA1 * m[i] + (1.0 - BETA1) * g;
+                v[i] = BETA2 * v[i] + (1.0 - BETA2) * g * g;
+                want[i] -= step_size * m[i] / (v[i].sqrt() / root_correction + EPSILON);
+            }
+            for (i, (got, want)) in params.iter().zip(&want).enumerate() {
+                assert_eq!(got.to_bits(), want.to_bits(), "step {t}, value {i}");
+            }
+        }
+    }
+
     #[test]
     fn stepping_ranges_equals_stepping_their_values_gathered() {
         let params: Vec<f32> = (0..40_000).map(|i| (i as f32 * 0.37).sin()).collect();
