@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::net::linalg::stays_on_this_thread;
 use crate::net::simd::with_widest;
 
 /// Adam state for one parameter vector.
@@ -104,8 +105,9 @@ fn update(
         )
     };
     // One chunk needs no threads (most steps of fine-tuning: a coupling,
-    // a readout, a bias).
-    if params.len() <= PARALLEL_CHUNK {
+    // a readout, a bias), and a run inside a sweep keeps its update on its
+    // thread, as its products (§6: the bits are the same either way).
+    if params.len() <= PARALLEL_CHUNK || stays_on_this_thread() {
         return chunk(((params, grads), (first, second)));
     }
     params
