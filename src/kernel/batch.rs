@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::kernel::{Body, KernelPlan, KernelScratch, trial_gain};
 use crate::net::GainRule;
-use crate::net::linalg::stays_on_this_thread;
+use crate::net::linalg::split_min_len;
 use crate::net::{Model, Workspace};
 
 thread_local! {
@@ -63,7 +63,7 @@ impl Trials<'_> {
 /// Per-trial gains (§3) of `model` with `coupling`, for the `trials` and
 /// modulator samples `[B, T]` (row b for trial b): returns
 /// `[B, N_{L−1}]`, row b for trial b. Trials run in parallel, except where
-/// the work stays on the calling thread ([`stays_on_this_thread`]).
+/// the work stays on the calling thread ([`split_min_len`]).
 pub fn trial_gains<'s>(
     model: &Model<f32>,
     plan: &KernelPlan,
@@ -86,23 +86,16 @@ pub fn trial_gains<'s>(
     let samples = modulator.len() / count;
     let per_trial = &mut scratch.per_trial[..count * n_gated];
     let body = Body::detect();
-    let one_trial = |((gain, u), m): ((&mut [f32], &[f32]), &[f32])| {
-        SCRATCH.with(|s| trial_gain(body, plan, coupling, u, m, rule, &mut s.borrow_mut(), gain));
-    };
-    // A run inside a sweep keeps its trials on its thread, as its products.
-    if stays_on_this_thread() {
-        per_trial
-            .chunks_mut(n_gated)
-            .zip(activity.chunks(n_modulated))
-            .zip(modulator.chunks(samples))
-            .for_each(one_trial);
-    } else {
-        per_trial
-            .par_chunks_mut(n_gated)
-            .zip(activity.par_chunks(n_modulated))
-            .zip(modulator.par_chunks(samples))
-            .for_each(one_trial);
-    }
+    per_trial
+        .par_chunks_mut(n_gated)
+        .zip(activity.par_chunks(n_modulated))
+        .zip(modulator.par_chunks(samples))
+        // A run inside a sweep keeps its trials on its thread, as its products.
+        .with_min_len(split_min_len())
+        .for_each(|((gain, u), m)| {
+            SCRATCH
+                .with(|s| trial_gain(body, plan, coupling, u, m, rule, &mut s.borrow_mut(), gain));
+        });
     per_trial
 }
 

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::net::linalg::stays_on_this_thread;
+use crate::net::linalg::split_min_len;
 use crate::net::simd::with_widest;
 
 /// Adam state for one parameter vector.
@@ -105,9 +105,8 @@ fn update(
         )
     };
     // One chunk needs no threads (most steps of fine-tuning: a coupling,
-    // a readout, a bias), and a run inside a sweep keeps its update on its
-    // thread, as its products (§6: the bits are the same either way).
-    if params.len() <= PARALLEL_CHUNK || stays_on_this_thread() {
+    // a readout, a bias).
+    if params.len() <= PARALLEL_CHUNK {
         return chunk(((params, grads), (first, second)));
     }
     params
@@ -118,6 +117,9 @@ fn update(
                 .par_chunks_mut(PARALLEL_CHUNK)
                 .zip(second.par_chunks_mut(PARALLEL_CHUNK)),
         )
+        // A run inside a sweep keeps its update on its thread, as its
+        // products (§6: the bits are the same either way).
+        .with_min_len(split_min_len())
         .for_each(chunk);
 }
 

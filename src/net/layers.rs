@@ -6,9 +6,7 @@
 use crate::net::arch::{LOGITS, Nonlinearity};
 use rayon::prelude::*;
 
-use crate::net::linalg::{
-    Mat, MatMut, Real, gemm, gemm_groups, gemm_serial_into, stays_on_this_thread,
-};
+use crate::net::linalg::{Mat, MatMut, Real, gemm, gemm_groups, gemm_serial_into, split_min_len};
 
 /// Shape of a linear layer whose neurons are split into `groups` equal
 /// blocks, each connected only to the same-numbered block of inputs
@@ -97,20 +95,16 @@ pub fn linear_backward<T: Real>(
             );
         } else {
             // Block g of dW is its own contiguous [no, ni] slice.
-            let block_gradient = |(g, block): (usize, &mut [T])| {
-                gemm_serial_into(
-                    Mat::strided(da, g * no, batch, no, shape.outputs, 1).t(),
-                    Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
-                    MatMut::row_major(block, no, ni),
-                )
-            };
-            if stays_on_this_thread() {
-                dw.chunks_mut(no * ni).enumerate().for_each(block_gradient);
-            } else {
-                dw.par_chunks_mut(no * ni)
-                    .enumerate()
-                    .for_each(block_gradient);
-            }
+            dw.par_chunks_mut(no * ni)
+                .enumerate()
+                .with_min_len(split_min_len())
+                .for_each(|(g, block)| {
+                    gemm_serial_into(
+                        Mat::strided(da, g * no, batch, no, shape.outputs, 1).t(),
+                        Mat::strided(x, g * ni, batch, ni, shape.inputs, 1),
+                        MatMut::row_major(block, no, ni),
+                    )
+                });
         }
         db.fill(T::ZERO);
         for row in da[..batch * shape.outputs].chunks_exact(shape.outputs) {

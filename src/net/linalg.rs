@@ -280,6 +280,18 @@ pub fn stays_on_this_thread() -> bool {
     products_serial() || rayon::current_num_threads() == 1
 }
 
+/// The least items per part of a rayon split (its `with_min_len`): all of
+/// them where the work stays on this thread ([`stays_on_this_thread`]),
+/// so that the split runs whole on the calling thread without reaching
+/// the pool, else one.
+pub fn split_min_len() -> usize {
+    if stays_on_this_thread() {
+        usize::MAX
+    } else {
+        1
+    }
+}
+
 /// Multiply-adds (m·n·k) below which a product runs on one thread.
 const PARALLEL_MIN_WORK: usize = 1 << 20;
 /// Row blocks are multiples of this (the largest micro-kernel height).
@@ -357,11 +369,10 @@ pub fn gemm_groups<'a, T: Real>(
         // different groups are disjoint, so no element is written twice.
         unsafe { product_raw(a, b, beta, c_ptr.0.add(g * n), row_stride) }
     };
-    if stays_on_this_thread() {
-        (0..groups).for_each(group);
-    } else {
-        (0..groups).into_par_iter().for_each(group);
-    }
+    (0..groups)
+        .into_par_iter()
+        .with_min_len(split_min_len())
+        .for_each(group);
 }
 
 /// C = A·B on the calling thread (for callers that parallelise above).
@@ -463,6 +474,31 @@ unsafe fn few_rows_product<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The threads that ran the items of a split of 64 items.
+    fn split_threads() -> std::collections::HashSet<std::thread::ThreadId> {
+        let ids = std::sync::Mutex::new(std::collections::HashSet::new());
+        (0..64)
+            .into_par_iter()
+            .with_min_len(split_min_len())
+            .for_each(|_| {
+                ids.lock().unwrap().insert(std::thread::current().id());
+            });
+        ids.into_inner().unwrap()
+    }
+
+    /// Inside `serial_products` a split runs whole on the calling thread
+    /// (never handed to the pool); outside, with a pool of several
+    /// threads, it runs on the pool's threads.
+    #[test]
+    fn a_serial_split_runs_on_the_calling_thread() {
+        let here = std::thread::current().id();
+        let inside = serial_products(split_threads);
+        assert_eq!(inside.into_iter().collect::<Vec<_>>(), [here]);
+        if rayon::current_num_threads() > 1 {
+            assert!(!split_threads().contains(&here), "the pool's threads");
+        }
+    }
 
     #[test]
     fn matches_naive_product_on_strided_views() {
