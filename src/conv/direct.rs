@@ -275,8 +275,9 @@ pub fn conv_relu(
 /// most 8 output channels and more than one input channel (the input
 /// gradient of a stage with at most 8 input channels): image by image,
 /// the map is laid out bordered and in pairs of adjacent pixels
-/// ([`pair_up_image`]), so that [`pair512`] fills the 16 lanes. Every
-/// output's chain is the other bodies'. Whether every output is finite.
+/// ([`pair_up_image`]), so that [`pair512`] fills the 16 lanes, two
+/// output rows to a tile (a last odd row alone). Every output's chain is
+/// the other bodies'. Whether every output is finite.
 ///
 /// # Safety
 /// AVX-512F must be available.
@@ -309,19 +310,37 @@ unsafe fn conv_relu_paired(
                 pairs,
             );
             let mut finite = true;
-            for (y, out_row) in image.chunks_exact_mut(row_len).enumerate() {
+            for (y2, rows) in image.chunks_mut(2 * row_len).enumerate() {
+                let y = 2 * y2;
                 for (pair, p) in tiles(w.div_ceil(2), PIXELS_512) {
-                    finite &= pair_dispatch!(
-                        shape.channels,
-                        p,
-                        weights,
-                        &source,
-                        0,
-                        y,
-                        2 * pair,
-                        0,
-                        out_row
-                    );
+                    let c_in = shape.channels;
+                    finite &= if rows.len() == 2 * row_len {
+                        pair_dispatch!(
+                            pair512[2],
+                            c_in,
+                            p,
+                            weights,
+                            &source,
+                            0,
+                            y,
+                            2 * pair,
+                            0,
+                            rows
+                        )
+                    } else {
+                        pair_dispatch!(
+                            pair512[1],
+                            c_in,
+                            p,
+                            weights,
+                            &source,
+                            0,
+                            y,
+                            2 * pair,
+                            0,
+                            rows
+                        )
+                    };
                 }
             }
             finite
@@ -705,7 +724,18 @@ impl<'a> Rows<'a> {
                 };
                 for (pair, p) in tiles(w / 2, PIXELS_512) {
                     finite &= unsafe {
-                        pair_dispatch!(c_in, p, self.weights, &source, b, y, 2 * pair, block, out)
+                        pair_dispatch!(
+                            pair512[1],
+                            c_in,
+                            p,
+                            self.weights,
+                            &source,
+                            b,
+                            y,
+                            2 * pair,
+                            block,
+                            out
+                        )
                     };
                 }
                 // An odd last pixel alone: its partner would be past the
@@ -913,16 +943,17 @@ macro_rules! pixels {
         }
     };
 }
-/// Calls `pair512::<P, C>` for the run-time pair count `$p` (1..=14) and
-/// input channel count `$c`, as [`dispatch`].
+/// Calls `$tile::<R, P, C>` (`$tile[R]`: [`pair512`] on R rows) for the
+/// run-time pair count `$p` (1..=14) and input channel count `$c`, as
+/// [`dispatch`].
 #[cfg(not(fuzzing))]
 macro_rules! pair_dispatch {
-    ($c:expr, $p:expr, $($arg:expr),*) => {
+    ($tile:ident $([$r:literal])?, $c:expr, $p:expr, $($arg:expr),*) => {
         match $c {
-            1 => pair_count!($p, pair512, 1, $($arg),*),
-            16 => pair_count!($p, pair512, 16, $($arg),*),
-            32 => pair_count!($p, pair512, 32, $($arg),*),
-            _ => pair_count!($p, pair512, 0, $($arg),*),
+            1 => pair_count!($p, $tile $([$r])?, 1, $($arg),*),
+            16 => pair_count!($p, $tile $([$r])?, 16, $($arg),*),
+            32 => pair_count!($p, $tile $([$r])?, 32, $($arg),*),
+            _ => pair_count!($p, $tile $([$r])?, 0, $($arg),*),
         }
     };
 }
@@ -930,31 +961,31 @@ macro_rules! pair_dispatch {
 /// Fuzz builds: as [`dispatch`]'s.
 #[cfg(fuzzing)]
 macro_rules! pair_dispatch {
-    ($c:expr, $p:expr, $($arg:expr),*) => {{
+    ($tile:ident $([$r:literal])?, $c:expr, $p:expr, $($arg:expr),*) => {{
         let _ = $c;
-        pair_count!($p, pair512, 0, $($arg),*)
+        pair_count!($p, $tile $([$r])?, 0, $($arg),*)
     }};
 }
 
 /// The pair count's half of [`pair_dispatch`]: calls `$tile::<P, C>`
 /// (P = `$p`, 1..=14).
 macro_rules! pair_count {
-    ($p:expr, $tile:ident, $c:literal, $($arg:expr),*) => {
+    ($p:expr, $tile:ident $([$r:literal])?, $c:literal, $($arg:expr),*) => {
         match $p {
-            1 => $tile::<1, $c>($($arg),*),
-            2 => $tile::<2, $c>($($arg),*),
-            3 => $tile::<3, $c>($($arg),*),
-            4 => $tile::<4, $c>($($arg),*),
-            5 => $tile::<5, $c>($($arg),*),
-            6 => $tile::<6, $c>($($arg),*),
-            7 => $tile::<7, $c>($($arg),*),
-            8 => $tile::<8, $c>($($arg),*),
-            9 => $tile::<9, $c>($($arg),*),
-            10 => $tile::<10, $c>($($arg),*),
-            11 => $tile::<11, $c>($($arg),*),
-            12 => $tile::<12, $c>($($arg),*),
-            13 => $tile::<13, $c>($($arg),*),
-            14 => $tile::<14, $c>($($arg),*),
+            1 => $tile::<$($r,)? 1, $c>($($arg),*),
+            2 => $tile::<$($r,)? 2, $c>($($arg),*),
+            3 => $tile::<$($r,)? 3, $c>($($arg),*),
+            4 => $tile::<$($r,)? 4, $c>($($arg),*),
+            5 => $tile::<$($r,)? 5, $c>($($arg),*),
+            6 => $tile::<$($r,)? 6, $c>($($arg),*),
+            7 => $tile::<$($r,)? 7, $c>($($arg),*),
+            8 => $tile::<$($r,)? 8, $c>($($arg),*),
+            9 => $tile::<$($r,)? 9, $c>($($arg),*),
+            10 => $tile::<$($r,)? 10, $c>($($arg),*),
+            11 => $tile::<$($r,)? 11, $c>($($arg),*),
+            12 => $tile::<$($r,)? 12, $c>($($arg),*),
+            13 => $tile::<$($r,)? 13, $c>($($arg),*),
+            14 => $tile::<$($r,)? 14, $c>($($arg),*),
             _ => unreachable!("at most {} pairs per tile", PIXELS_512),
         }
     };
@@ -1233,19 +1264,27 @@ unsafe fn pair_chains<const R: usize, const P: usize, const C: usize>(
 }
 
 /// P pairs of adjacent pixels from `x0` × up to 8 output channels from
-/// `block`, read from `source`; C input channels (0: the weights' count):
-/// lane 2o + q holds channel o of pixel x0 + 2j + q, so both halves of
-/// the vector work. Per tap and input channel, the paired weights (each
-/// twice in a row) are loaded once, and each pair's two input values are
-/// one 64-bit broadcast. The chain per output is [`tile512`]'s.
+/// `block`, in R output rows from y (`out`: those R whole rows), read
+/// from `source`; C input channels (0: the weights' count): lane 2o + q
+/// holds channel o of pixel x0 + 2j + q, so both halves of the vector
+/// work. Per tap and input channel, the paired weights (each twice in a
+/// row) are loaded once for the R rows, and each pair's two input values
+/// are one 64-bit broadcast. The chain per output is [`tile512`]'s.
+///
+/// Two rows give 2P chains where one row's P ≤ 7 pairs (a 14-pixel map)
+/// leave the two FMA units short of their eight. On the input gradient
+/// of `conv-mnist`'s second stage (256 images of 14 × 14 × 16 → 8
+/// channels, one thread of a Xeon with AVX-512, throwaway timings, the
+/// fastest of 41 × 10 calls) two rows took [`conv_input_grad`] from
+/// 904–942 µs to 803–808 µs, in alternating runs.
 ///
 /// # Safety
-/// AVX-512F must be available; pixels x0..x0+2P of row y and the pairs
-/// they read must be in bounds.
+/// AVX-512F must be available; pixels x0..x0+2P of rows y..y+R and the
+/// pairs they read must be in bounds.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pair512<const P: usize, const C: usize>(
+unsafe fn pair512<const R: usize, const P: usize, const C: usize>(
     wt: &ConvWeights,
     source: &PairSource<'_>,
     b: usize,
@@ -1260,30 +1299,33 @@ unsafe fn pair512<const P: usize, const C: usize>(
     // channel, and its paired bias 16.
     unsafe {
         debug_assert_eq!(wt.pair_block(), Some(block), "the paired block");
-        let [acc] = pair_chains::<1, P, C>(wt, source, b, y, x0);
+        let rows = pair_chains::<R, P, C>(wt, source, b, y, x0);
         let PairLanes {
             valid,
             half,
             separate,
         } = PairLanes::of(c_out, block);
-        let width = out.len() / c_out;
+        let width = out.len() / (R * c_out);
         let mut non_finite: __mmask16 = 0;
-        for (j, &acc) in acc.iter().enumerate() {
-            // An odd last pixel's partner is past the row: computed (from
-            // the zeros a paired map holds there), not stored.
-            let alone = x0 + 2 * j + 1 == width;
-            let valid = if alone { valid & 0x5555 } else { valid };
-            let v = finish512(acc, wt.relu, valid, &mut non_finite);
-            // [pixel 2j: channels 0..8 | pixel 2j + 1: channels 0..8].
-            let v = _mm512_permutexvar_ps(separate, v);
-            let first = out.as_mut_ptr().add((x0 + 2 * j) * c_out + block);
-            if c_out == 8 && !alone {
-                _mm512_storeu_ps(first, v);
-            } else {
-                _mm512_mask_storeu_ps(first, half, v);
-                if !alone {
-                    let second = _mm512_shuffle_f32x4::<0x4E>(v, v);
-                    _mm512_mask_storeu_ps(first.add(c_out), half, second);
+        for (r, acc) in rows.iter().enumerate() {
+            let row = out.as_mut_ptr().add(r * width * c_out);
+            for (j, &acc) in acc.iter().enumerate() {
+                // An odd last pixel's partner is past the row: computed
+                // (from the zeros a paired map holds there), not stored.
+                let alone = x0 + 2 * j + 1 == width;
+                let valid = if alone { valid & 0x5555 } else { valid };
+                let v = finish512(acc, wt.relu, valid, &mut non_finite);
+                // [pixel 2j: channels 0..8 | pixel 2j + 1: channels 0..8].
+                let v = _mm512_permutexvar_ps(separate, v);
+                let first = row.add((x0 + 2 * j) * c_out + block);
+                if c_out == 8 && !alone {
+                    _mm512_storeu_ps(first, v);
+                } else {
+                    _mm512_mask_storeu_ps(first, half, v);
+                    if !alone {
+                        let second = _mm512_shuffle_f32x4::<0x4E>(v, v);
+                        _mm512_mask_storeu_ps(first.add(c_out), half, second);
+                    }
                 }
             }
         }
