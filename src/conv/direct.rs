@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::conv::ops::maxpool_row;
 use crate::data::Shape;
-use crate::net::linalg::stays_on_this_thread;
+use crate::net::linalg::{stays_on_this_thread, whole_if};
 use crate::net::simd::{Isa, with_avx2};
 
 #[cfg(target_arch = "x86_64")]
@@ -190,13 +190,11 @@ pub fn pad_input(x: &[f32], batch: usize, shape: Shape, kernel: usize, padded: &
     let (map_len, src_len) = (bordered.len().max(1), shape.len().max(1));
     // Large batches are split over maps (pure copies: no bit depends on
     // the thread count, §6).
-    if stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY {
-        let maps = padded.chunks_exact_mut(map_len);
-        maps.zip(x.chunks_exact(src_len)).for_each(one_map);
-    } else {
-        let maps = padded.par_chunks_exact_mut(map_len);
-        maps.zip(x.par_chunks_exact(src_len)).for_each(one_map);
-    }
+    let whole = stays_on_this_thread() || padded.len() < PARALLEL_MIN_COPY;
+    let maps = padded.par_chunks_exact_mut(map_len);
+    maps.zip(x.par_chunks_exact(src_len))
+        .with_min_len(whole_if(whole))
+        .for_each(one_map);
 }
 
 /// The interior of a bordered map's line, its `side` values at each end
@@ -353,18 +351,11 @@ fn all_parts(
     serial: bool,
     run: impl Fn(&mut Vec<f32>, (usize, &mut [f32])) -> bool + Sync + Send,
 ) -> bool {
-    if serial {
-        let mut scratch = Vec::new();
-        out.chunks_exact_mut(len)
-            .enumerate()
-            .map(|part| run(&mut scratch, part))
-            .fold(true, |a, b| a & b)
-    } else {
-        out.par_chunks_exact_mut(len)
-            .enumerate()
-            .map_init(Vec::new, run)
-            .reduce(|| true, |a, b| a & b)
-    }
+    out.par_chunks_exact_mut(len)
+        .enumerate()
+        .with_min_len(whole_if(serial))
+        .map_init(Vec::new, run)
+        .reduce(|| true, |a, b| a & b)
 }
 
 /// Where [`pair512`] reads pairs: the pair of pixels (x, x + 1) of row r

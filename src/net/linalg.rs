@@ -285,11 +285,16 @@ pub fn stays_on_this_thread() -> bool {
 /// so that the split runs whole on the calling thread without reaching
 /// the pool, else one.
 pub fn split_min_len() -> usize {
-    if stays_on_this_thread() {
-        usize::MAX
-    } else {
-        1
-    }
+    whole_if(stays_on_this_thread())
+}
+
+/// The least items per part of a rayon split (its `with_min_len`): all of
+/// them when `whole` (the split then runs whole on the calling thread,
+/// without reaching the pool), else one. For splits that also stay whole
+/// when their work is too small to share: `whole_if(stays_on_this_thread()
+/// || small)`.
+pub fn whole_if(whole: bool) -> usize {
+    if whole { usize::MAX } else { 1 }
 }
 
 /// Multiply-adds (m·n·k) below which a product runs on one thread.
@@ -298,7 +303,8 @@ const PARALLEL_MIN_WORK: usize = 1 << 20;
 const ROW_ALIGN: usize = 16;
 
 /// C = A·B (`accumulate` false) or C += A·B (`accumulate` true), split
-/// over row blocks of C on the rayon pool when large.
+/// over row blocks of C on the rayon pool when large, else one block on
+/// the calling thread.
 pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'_, T>) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     assert_eq!((a.rows, b.cols), (c.rows, c.cols), "output shape differs");
@@ -309,14 +315,17 @@ pub fn gemm<T: Real>(a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, c: MatMut<'
     let beta = if accumulate { T::ONE } else { T::ZERO };
     let rs = c.row_stride;
     let body = &mut c.data[c.offset..];
-    let threads = rayon::current_num_threads();
-    if stays_on_this_thread() || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN {
-        gemm_serial(a, b, beta, body, rs, n);
-        return;
-    }
-    let block_rows = m.div_ceil(threads).next_multiple_of(ROW_ALIGN);
+    let whole = stays_on_this_thread() || m * n * k < PARALLEL_MIN_WORK || m < 2 * ROW_ALIGN;
+    // One block of every row where the product stays on this thread.
+    let parts = if whole {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    let block_rows = m.div_ceil(parts).next_multiple_of(ROW_ALIGN);
     body.par_chunks_mut(block_rows * rs)
         .enumerate()
+        .with_min_len(whole_if(whole))
         .for_each(|(i, c_block)| {
             let r0 = i * block_rows;
             if r0 < m {
