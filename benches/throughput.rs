@@ -1,7 +1,7 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
 //! (§3), the convolutional workloads (§8), the dense stage of a conv
-//! evaluation on the dense tiles and on `matrixmultiply`, and a
-//! pretraining epoch (§4), with the FMA chains of every
+//! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
+//! epoch (§4) and e^x on every instruction set, with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
@@ -23,6 +23,7 @@ use comod::kernel::plan::PackedLayer;
 use comod::kernel::workload::WORKLOADS;
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
+use comod::net::vexp::exp_in_place_with;
 use comod::net::{Arch, Nonlinearity};
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -153,6 +154,27 @@ fn conv_dense_stage(c: &mut Criterion) {
     group.finish();
 }
 
+/// e^x of 16 rows of the encoder's outputs (§2: 400 exp neurons; in L1,
+/// as a tile's are when its epilogue takes them), arguments in [−5, 5] as
+/// the encoder's are, on every instruction set this CPU runs; throughput
+/// in values (e^x per second), the copy of the arguments included.
+fn exp(c: &mut Criterion) {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let xs: Vec<f32> = (0..400 * 16).map(|_| rng.random_range(-5.0..5.0)).collect();
+    let mut ys = xs.clone();
+    let mut group = c.benchmark_group("exp");
+    group.throughput(Throughput::Elements(xs.len() as u64));
+    for isa in Isa::available() {
+        group.bench_function(isa.name(), |b| {
+            b.iter(|| {
+                ys.copy_from_slice(&xs);
+                exp_in_place_with(isa, &mut ys);
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     fma_peak,
@@ -160,6 +182,7 @@ criterion_group!(
     trial_kernel,
     conv,
     conv_dense_stage,
-    pretrain_epoch
+    pretrain_epoch,
+    exp
 );
 criterion_main!(benches);
