@@ -531,15 +531,18 @@ pub struct TraceArgs {
 pub struct BenchArgs {
     /// Print one JSON object per line (keys workload, kind, isa, threads,
     /// seconds, flops, gflops, peak_gflops, peak_readings, ratio,
-    /// sgemm_gflops, sgemm_ratio) instead of a table. `peak_gflops` is the
-    /// FMA peak of the line's instruction set and thread count, measured
-    /// in this run: for an SGEMM or workload line, the highest of
+    /// sgemm_gflops, sgemm_ratio, fastest_seconds, fastest_gflops,
+    /// fastest_ratio) instead of a table. `seconds` and `gflops` are the
+    /// median run's, `fastest_*` the fastest timed run's. `peak_gflops` is
+    /// the FMA peak of the line's instruction set and thread count,
+    /// measured in this run: for an SGEMM or workload line, the highest of
     /// `peak_readings` readings (at the start and after each SGEMM or
-    /// workload line); `ratio` is null where the rate exceeds it.
+    /// workload line); `ratio` and `fastest_ratio` are null where the rate
+    /// exceeds it.
     #[arg(long)]
     pub json: bool,
     /// Minimum seconds of timed runs per workload (the median is
-    /// reported), from 0 to 3600.
+    /// reported, and the fastest beside it), from 0 to 3600.
     #[arg(long, default_value_t = DEFAULT_SECONDS, allow_negative_numbers = true)]
     pub seconds: f64,
     /// Only these comma-separated workloads (default: all). `trial_*`

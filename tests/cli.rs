@@ -281,9 +281,22 @@ fn bench_prints_json_lines_with_the_stated_keys() {
             None => assert!(r["ratio"].is_null() && gflops > peak, "{r}"),
         }
         assert!((sgemm_ratio - gflops / sgemm).abs() < 1e-9);
+        // The fastest run: no slower than the median, its rate from its time.
+        let (seconds, fastest) = (
+            r["seconds"].as_f64().unwrap(),
+            r["fastest_seconds"].as_f64().unwrap(),
+        );
+        let fastest_gflops = r["fastest_gflops"].as_f64().unwrap();
+        assert!(0.0 < fastest && fastest <= seconds, "{r}");
+        assert!((fastest_gflops - gflops * seconds / fastest).abs() < 1e-9 * fastest_gflops);
+        match r["fastest_ratio"].as_f64() {
+            Some(ratio) => assert!((ratio - fastest_gflops / peak).abs() < 1e-9 && ratio <= 1.0),
+            None => assert!(r["fastest_ratio"].is_null() && fastest_gflops > peak, "{r}"),
+        }
         let workload = r["workload"].as_str().unwrap();
         if workload.starts_with("fma_") {
             assert_eq!(r["ratio"], 1.0, "{workload} is its own peak");
+            assert_eq!(fastest, seconds, "{workload}: its fastest burst");
             assert_eq!(readings, 1, "{workload}");
             continue;
         }

@@ -1,6 +1,7 @@
 //! Timing for `comod bench`, the sweeps' closing line and the criterion
-//! benches: medians of repeated runs, beside the machine's FMA peak
-//! ([`peak`], per instruction set, measured in the same process) and, as a
+//! benches: medians of repeated runs (the fastest beside them), beside
+//! the machine's FMA peak ([`peak`], per instruction set, measured in the
+//! same process) and, as a
 //! second yardstick, `matrixmultiply`'s SGEMM on large square matrices,
 //! so that every speed is quoted as a fraction of what this machine can do.
 
@@ -20,15 +21,40 @@ use crate::train::Method;
 use peak::{PeakReading, fma_peak, peak_reading, record};
 /// Side of the square matrices of the SGEMM peak.
 pub const PEAK_SIDE: usize = 1024;
+/// Floating-point operations of one SGEMM of the peak problem, 2n³.
+pub const SGEMM_FLOPS: f64 = 2.0 * (PEAK_SIDE * PEAK_SIDE * PEAK_SIDE) as f64;
 /// Most seconds of timed runs per workload `comod bench` accepts.
 pub const MAX_BENCH_SECONDS: f64 = 3600.0;
 
 /// Minimum seconds of timed runs per workload of `comod bench`.
 pub const DEFAULT_SECONDS: f64 = 2.0;
 
-/// Median wall time in seconds of `run` over at least `min_runs` runs and
-/// at least `min_seconds` of running, after one warm-up run.
-pub fn median_seconds(min_runs: usize, min_seconds: f64, mut run: impl FnMut()) -> f64 {
+/// The wall times of a workload's timed runs: the median, at which every
+/// rate is quoted, and the fastest, the run least disturbed on a shared
+/// machine (beside the median, it tells noise from the code's speed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timing {
+    /// The median run, seconds (of an even count, the upper middle one).
+    pub median: f64,
+    /// The fastest run, seconds.
+    pub fastest: f64,
+}
+
+impl Timing {
+    /// The median and the fastest of `times` (at least one).
+    fn of(mut times: Vec<f64>) -> Timing {
+        assert!(!times.is_empty(), "at least one timed run");
+        times.sort_by(f64::total_cmp);
+        Timing {
+            median: times[times.len() / 2],
+            fastest: times[0],
+        }
+    }
+}
+
+/// The wall times of `run` over at least `min_runs` runs and at least
+/// `min_seconds` of running, after one warm-up run.
+pub fn time_runs(min_runs: usize, min_seconds: f64, mut run: impl FnMut()) -> Timing {
     run();
     let mut times = Vec::new();
     let start = Instant::now();
@@ -37,8 +63,7 @@ pub fn median_seconds(min_runs: usize, min_seconds: f64, mut run: impl FnMut()) 
         run();
         times.push(t.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Timing::of(times)
 }
 
 /// The peak problem: C = A·A for square [`PEAK_SIDE`]² matrices.
@@ -57,9 +82,9 @@ impl SgemmProblem {
         }
     }
 
-    /// Floating-point operations of one product, 2n³.
+    /// Floating-point operations of one product ([`SGEMM_FLOPS`]).
     pub fn flops(&self) -> f64 {
-        2.0 * (PEAK_SIDE as f64).powi(3)
+        SGEMM_FLOPS
     }
 
     /// One product on the current rayon pool.
@@ -80,16 +105,15 @@ impl Default for SgemmProblem {
     }
 }
 
-/// GFLOP/s of matrixmultiply's sgemm on [`PEAK_SIDE`]² matrices with
-/// `threads` threads (median of repeated products).
-pub fn sgemm_gflops(threads: usize) -> f64 {
+/// The times of matrixmultiply's sgemm on [`PEAK_SIDE`]² matrices with
+/// `threads` threads (at least 7 products, [`SgemmProblem::flops`] each).
+pub fn sgemm_timing(threads: usize) -> Timing {
     let mut problem = SgemmProblem::new();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("a thread pool");
-    let seconds = median_seconds(7, 0.5, || pool.install(|| problem.run()));
-    problem.flops() / seconds / 1e9
+    time_runs(7, 0.5, || pool.install(|| problem.run()))
 }
 
 /// What a line of `comod bench` measured.
@@ -121,7 +145,10 @@ pub struct BenchLine {
     pub threads: usize,
     /// Median seconds per run (the sweep workload: per sweep).
     pub seconds: f64,
-    /// Rate, GFLOP/s.
+    /// The fastest timed run, in the unit of `seconds` (an FMA-peak
+    /// line's own burst: `seconds`).
+    pub fastest_seconds: f64,
+    /// Rate at the median, GFLOP/s.
     pub gflops: f64,
     /// The FMA peak of `isa` at `threads` threads, GFLOP/s: for an SGEMM
     /// or workload line, the highest reading this process took, at the
@@ -140,8 +167,18 @@ impl BenchLine {
     /// it: then every peak reading was disturbed, and no ratio is quoted
     /// (as [`Throughput::ratio`]).
     pub fn ratio(&self) -> Option<f64> {
-        let ratio = self.gflops / self.peak_gflops;
-        (ratio <= 1.0).then_some(ratio)
+        below_peak(self.gflops, self.peak_gflops)
+    }
+
+    /// The rate of the fastest timed run, GFLOP/s.
+    pub fn fastest_gflops(&self) -> f64 {
+        self.gflops * self.seconds / self.fastest_seconds
+    }
+
+    /// The fastest run's rate as a fraction of the FMA peak, or `None`
+    /// above it (as [`BenchLine::ratio`]).
+    pub fn fastest_ratio(&self) -> Option<f64> {
+        below_peak(self.fastest_gflops(), self.peak_gflops)
     }
 
     /// The rate as a fraction of the SGEMM rate.
@@ -152,7 +189,9 @@ impl BenchLine {
     /// The line as `comod bench --json` prints it: one object with the
     /// keys `workload`, `kind`, `isa`, `threads`, `seconds`, `flops`,
     /// `gflops`, `peak_gflops`, `peak_readings`, `ratio` (null above the
-    /// peak), `sgemm_gflops`, `sgemm_ratio`.
+    /// peak), `sgemm_gflops`, `sgemm_ratio`, and the fastest run's
+    /// `fastest_seconds`, `fastest_gflops`, `fastest_ratio` (null above the
+    /// peak).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "workload": self.workload,
@@ -167,8 +206,18 @@ impl BenchLine {
             "ratio": self.ratio(),
             "sgemm_gflops": self.sgemm_gflops,
             "sgemm_ratio": self.sgemm_ratio(),
+            "fastest_seconds": self.fastest_seconds,
+            "fastest_gflops": self.fastest_gflops(),
+            "fastest_ratio": self.fastest_ratio(),
         })
     }
+}
+
+/// `gflops` as a fraction of `peak`, or `None` when it exceeds it: then
+/// every peak reading was disturbed, and no ratio is quoted.
+fn below_peak(gflops: f64, peak: f64) -> Option<f64> {
+    let ratio = gflops / peak;
+    (ratio <= 1.0).then_some(ratio)
 }
 
 /// "1_thread" or "{t}_threads".
@@ -222,9 +271,9 @@ pub fn run_bench(
     let mut thread_counts = vec![1, pool_threads];
     thread_counts.dedup();
     let body_isa = Body::detect().isa();
-    let sgemm: Vec<(usize, f64)> = thread_counts
+    let sgemm: Vec<(usize, Timing)> = thread_counts
         .iter()
-        .map(|&threads| (threads, sgemm_gflops(threads)))
+        .map(|&threads| (threads, sgemm_timing(threads)))
         .collect();
     let peaks: Vec<peak::FmaPeak> = Isa::available()
         .into_iter()
@@ -239,11 +288,8 @@ pub fn run_bench(
         record(peak);
     }
     let sgemm_at = |threads| {
-        sgemm
-            .iter()
-            .find(|(t, _)| *t == threads)
-            .expect("measured")
-            .1
+        let (_, timing) = sgemm.iter().find(|(t, _)| *t == threads).expect("measured");
+        SGEMM_FLOPS / timing.median / 1e9
     };
     for peak in &peaks {
         on_line(&BenchLine {
@@ -252,6 +298,7 @@ pub fn run_bench(
             isa: peak.isa,
             threads: peak.threads,
             seconds: peak.seconds,
+            fastest_seconds: peak.seconds,
             gflops: peak.gflops,
             peak_gflops: peak.gflops,
             peak_readings: 1,
@@ -262,59 +309,62 @@ pub fn run_bench(
     // lines, as the workloads', quote the highest reading so far, one
     // more taken now.
     let best = *Isa::available().last().expect("scalar always runs");
-    for &(threads, gflops) in &sgemm {
+    for &(threads, timing) in &sgemm {
         let peak = peak_reading(best, threads);
         on_line(&BenchLine {
             kind: LineKind::Sgemm,
             workload: format!("sgemm_{PEAK_SIDE}_{}", threads_name(threads)),
             isa: best,
             threads,
-            seconds: 2.0 * (PEAK_SIDE as f64).powi(3) / gflops / 1e9,
-            gflops,
+            seconds: timing.median,
+            fastest_seconds: timing.fastest,
+            gflops: sgemm_at(threads),
             peak_gflops: peak.gflops,
             peak_readings: peak.readings,
-            sgemm_gflops: gflops,
+            sgemm_gflops: sgemm_at(threads),
         });
     }
-    // One workload's line: `seconds` as reported, the rate from `flops`
-    // done in `median` seconds of wall time, beside the highest peak
-    // reading so far, one more taken now (a machine disturbed while the
-    // peak was first read would quote rates above it).
-    let mut report = |kind, name: &str, seconds: f64, flops: f64, median: f64| {
+    // One workload's line: the times of rounds of `runs` runs at once,
+    // reported per run, and the rate of `flops` per round at the median,
+    // beside the highest peak reading so far, one more taken now (a
+    // machine disturbed while the peak was first read would quote rates
+    // above it).
+    let mut report = |kind, name: &str, timing: Timing, runs: usize, flops: f64| {
         let body_peak = peak_reading(body_isa, pool_threads);
         on_line(&BenchLine {
             kind,
             workload: name.to_string(),
             isa: body_isa,
             threads: pool_threads,
-            seconds,
-            gflops: flops / median / 1e9,
+            seconds: timing.median / runs as f64,
+            fastest_seconds: timing.fastest / runs as f64,
+            gflops: flops / timing.median / 1e9,
             peak_gflops: body_peak.gflops,
             peak_readings: body_peak.readings,
             sgemm_gflops: sgemm_at(pool_threads),
         });
     };
-    // A kernel workload: the median of at least 5 timed runs.
+    // A kernel workload: at least 5 timed runs.
     for workload in WORKLOADS.iter().filter(|w| selected(w.name)) {
         let mut prepared = workload.prepare();
         let flops = prepared.flops();
-        let median = median_seconds(5, seconds, || {
+        let timing = time_runs(5, seconds, || {
             prepared.run();
         });
-        report(LineKind::Workload, workload.name, median, flops, median);
+        report(LineKind::Workload, workload.name, timing, 1, flops);
     }
     for name in conv::CONV_WORKLOADS.into_iter().filter(|n| selected(n)) {
         let mut prepared = conv::ConvWorkload::prepare(name);
         let flops = prepared.flops();
-        let median = median_seconds(5, seconds, || prepared.run());
-        report(LineKind::Workload, name, median, flops, median);
+        let timing = time_runs(5, seconds, || prepared.run());
+        report(LineKind::Workload, name, timing, 1, flops);
     }
-    // Whole runs: the median of at least 3 timed rounds, and the
-    // floating-point operations of a round.
-    let time_runs = |run: &mut dyn FnMut() -> f64| {
+    // Whole runs: at least 3 timed rounds, and the floating-point
+    // operations of a round.
+    let time_rounds = |round: &mut dyn FnMut() -> f64| {
         let mut flops = 0.0;
-        let median = median_seconds(3, seconds, || flops = run());
-        (median, flops)
+        let timing = time_runs(3, seconds, || flops = round());
+        (timing, flops)
     };
     let runs = || {
         runs.as_ref()
@@ -324,19 +374,13 @@ pub fn run_bench(
         .into_iter()
         .filter(|&m| selected(online::workload_name(m)))
     {
-        let (median, flops) = time_runs(&mut || runs().run(method, pool_threads));
-        let per_run = median / pool_threads as f64;
-        report(
-            LineKind::Run,
-            online::workload_name(method),
-            per_run,
-            flops,
-            median,
-        );
+        let (timing, flops) = time_rounds(&mut || runs().run(method, pool_threads));
+        let name = online::workload_name(method);
+        report(LineKind::Run, name, timing, pool_threads, flops);
     }
     if selected(online::SWEEP_WORKLOAD) {
-        let (median, flops) = time_runs(&mut || runs().sweep());
-        report(LineKind::Run, online::SWEEP_WORKLOAD, median, flops, median);
+        let (timing, flops) = time_rounds(&mut || runs().sweep());
+        report(LineKind::Run, online::SWEEP_WORKLOAD, timing, 1, flops);
     }
     Ok(())
 }
@@ -383,8 +427,7 @@ impl Throughput {
     /// The rate as a fraction of the peak, or `None` when it exceeds it:
     /// then every peak reading was disturbed, and no ratio is quoted.
     pub fn ratio(&self) -> Option<f64> {
-        let ratio = self.gflops / self.peak_gflops;
-        (ratio <= 1.0).then_some(ratio)
+        below_peak(self.gflops, self.peak_gflops)
     }
 }
 
@@ -400,6 +443,7 @@ mod tests {
             isa: Isa::Scalar,
             threads: 1,
             seconds: 1.0,
+            fastest_seconds: 0.5,
             gflops,
             peak_gflops: 100.0,
             peak_readings: 2,
@@ -410,6 +454,39 @@ mod tests {
         assert_eq!(line(100.5).ratio(), None);
         assert!(line(100.5).to_json()["ratio"].is_null());
         assert_eq!(line(80.0).to_json()["peak_readings"], 2);
+        // The fastest run, in half the median's time, at twice its rate.
+        assert_eq!(line(40.0).fastest_gflops(), 80.0);
+        assert_eq!(line(40.0).fastest_ratio(), Some(0.8));
+        assert_eq!(line(50.0).fastest_ratio(), Some(1.0));
+        assert_eq!(line(50.5).fastest_ratio(), None);
+        assert!(line(50.5).to_json()["fastest_ratio"].is_null());
+        assert_eq!(line(40.0).to_json()["fastest_seconds"], 0.5);
+    }
+
+    #[test]
+    fn a_timing_is_the_middle_and_the_least_of_its_times() {
+        let of = |times: &[f64]| Timing::of(times.to_vec());
+        assert_eq!(
+            of(&[3.0, 1.0, 2.0]),
+            Timing {
+                median: 2.0,
+                fastest: 1.0
+            }
+        );
+        assert_eq!(
+            of(&[4.0, 1.0, 3.0, 2.0]),
+            Timing {
+                median: 3.0,
+                fastest: 1.0
+            }
+        );
+        assert_eq!(
+            of(&[5.0]),
+            Timing {
+                median: 5.0,
+                fastest: 5.0
+            }
+        );
     }
 
     #[test]

@@ -106,16 +106,15 @@ pub fn fma_peak(isa: Isa, threads: usize) -> FmaPeak {
         })
     };
     run();
-    let mut times: Vec<f64> = (0..BURSTS)
+    let times: Vec<f64> = (0..BURSTS)
         .map(|_| {
             let start = Instant::now();
             run();
             start.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
     let flops = chain_flops(isa, ITERATIONS) * threads as f64;
-    let seconds = times[0];
+    let seconds = super::Timing::of(times).fastest;
     FmaPeak {
         isa,
         threads,
