@@ -1,9 +1,9 @@
 //! Timing for `comod bench`, the sweeps' closing line and the criterion
 //! benches: medians of repeated runs (the fastest beside them), beside
 //! the machine's FMA peak ([`peak`], per instruction set, measured in the
-//! same process) and, as a
-//! second yardstick, `matrixmultiply`'s SGEMM on large square matrices,
-//! so that every speed is quoted as a fraction of what this machine can do.
+//! same process) and, as a second yardstick, `matrixmultiply`'s SGEMM on
+//! large square matrices, so that every speed is quoted as a fraction of
+//! what this machine can do.
 
 pub mod conv;
 pub mod online;
