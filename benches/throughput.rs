@@ -7,7 +7,8 @@
 //! Throughput is declared in floating-point operations, so criterion's
 //! "elem/s" reads as FLOP/s: compare each group with `fma_peak/{isa}`
 //! (one thread) and `sgemm/2_threads`. The `exp` group alone counts
-//! values (e^x per second), whose cost is no count of FMAs. Run: `cargo bench --bench throughput`.
+//! values (e^x per second), which are not FMAs. Run: `cargo bench --bench
+//! throughput`.
 //! `comod bench` prints every workload with its ratio to the peak of its
 //! thread count, and the whole fine-tuning runs.
 

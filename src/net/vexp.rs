@@ -71,12 +71,12 @@ fn exp_in_place_avx512(xs: &mut [f32]) {
 /// for the scaling by 2^n, one `vscalefps` (a product by a power of two
 /// is exact until its one rounding, so the bits are the same). As in
 /// [`exp8`], a vector whose every |x| ≤ 87 skips the clamping and the
-/// edge cases' blends, which change no lane there (`exp16_inside`): e^x of 102 400 values
-/// in [−5, 5] on one thread of a Xeon (Emerald Rapids; a throwaway timing,
-/// fastest of 101, three alternating runs) took 2.73 ns per vector against
-/// 3.50–3.61 (the `exp` group of `cargo bench`: 1.28–1.72 against
-/// 1.63–1.90 µs, noisy). The encoder's epilogues and the modulator's e^x in
-/// the trial kernel (§3) take this path.
+/// edge cases' blends, which change no lane there (`exp16_inside`): e^x
+/// of 102 400 values in [−5, 5] on one thread of a Xeon (Emerald Rapids;
+/// a throwaway timing, fastest of 101, three alternating runs) took 2.73
+/// ns per vector against 3.50–3.61 (the `exp` group of `cargo bench`:
+/// 1.28–1.72 against 1.63–1.90 µs, noisy). The encoder's epilogues and
+/// the modulator's e^x in the trial kernel (§3) take this path.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
