@@ -72,7 +72,7 @@ pub fn print_pretrained(report: &PretrainReport, seconds: f64, target: f64, out:
 }
 
 /// The closing lines of a sweep: what was dropped or left, the failed
-/// runs, and the rate.
+/// runs, the rate, and the runs' share of the threads' time.
 pub fn print_sweep(report: &SweepReport, out: &Path) {
     if let Some(torn) = &report.dropped_torn_line {
         eprintln!(
@@ -116,6 +116,22 @@ pub fn print_sweep(report: &SweepReport, out: &Path) {
             rate.gflops,
             report.seconds / report.run.max(1) as f64
         );
+        let share = report.run_share(rate.threads);
+        if share <= 1.0 {
+            println!(
+                "the runs took {:.1} % of {} threads × {:.1} s; the sweep loop (each task's set-up, writing the records, threads idle at the end) the rest",
+                100.0 * share,
+                rate.threads,
+                report.seconds
+            );
+        } else {
+            println!(
+                "the runs' own times overlap ({:.1} % of {} threads × {:.1} s: a run's dataset sizes run in parallel), so the sweep loop's share is not measured",
+                100.0 * share,
+                rate.threads,
+                report.seconds
+            );
+        }
     }
     println!("wrote {}", out.display());
 }

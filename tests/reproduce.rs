@@ -80,6 +80,24 @@ fn pretrains_once_then_reuses_and_resumes() {
     assert!(events[0].starts_with("pretrained in"), "{events:?}");
     assert_eq!(events[1..], ["swept 4 of 4"]);
     assert!(first.summary.table.contains("| deterministic | 2 | 2 |"));
+    // The sweep's runs' time is its records' wall times, and a share of
+    // the threads' time.
+    let records_seconds: f64 = std::fs::read_to_string(options.out.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["wall_s"]
+                .as_f64()
+                .unwrap()
+        })
+        .sum();
+    let run_seconds = first.sweep.run_seconds;
+    assert!(
+        run_seconds > 0.0 && (run_seconds - records_seconds).abs() <= 1e-12 * records_seconds,
+        "{run_seconds} against the records' {records_seconds}"
+    );
+    let share = first.sweep.run_share(rayon::current_num_threads());
+    assert!(share > 0.0 && share <= 1.0, "{share}");
     for name in [
         "results.jsonl",
         "summary.md",

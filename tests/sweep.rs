@@ -52,6 +52,24 @@ fn sweep(out: &Path, tasks: &str, repeats: &str, threads: &str, extra: &[&str]) 
     comod(&args, threads)
 }
 
+/// The closing lines say what share of `threads` × the sweep's time its
+/// runs took: some, and at most all (each run keeps its work on its
+/// thread). `tests/reproduce.rs` holds the share to the records' times.
+fn assert_runs_share(output: &Output, threads: usize) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("the runs took "))
+        .unwrap_or_else(|| panic!("no share line in:\n{stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words[1..6],
+        ["%", "of", &threads.to_string(), "threads", "×"]
+    );
+    let share: f64 = words[0].parse().unwrap();
+    assert!(share > 0.0 && share <= 100.0, "{line}");
+}
+
 fn assert_ok(output: &Output) {
     assert!(
         output.status.success(),
@@ -66,7 +84,9 @@ fn same_seed_gives_identical_results_at_any_thread_count_and_sharding() {
     let tasks = "1-7@0,3-8@2,0-9@1";
     let (one, two) = (dir.path().join("one.jsonl"), dir.path().join("two.jsonl"));
     assert_ok(&sweep(&one, tasks, "2", "1", &[]));
-    assert_ok(&sweep(&two, tasks, "2", "2", &[]));
+    let two_threads = sweep(&two, tasks, "2", "2", &[]);
+    assert_ok(&two_threads);
+    assert_runs_share(&two_threads, 2);
     let reference = without_wall_time(&one);
     assert_eq!(reference.len(), 3 * 4 * 2);
     assert_eq!(reference, without_wall_time(&two), "1 vs 2 threads");

@@ -25,6 +25,7 @@ use crate::data::task::QUADRANTS;
 use crate::data::{Digits, Pool, shipped_data_dir};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
+use crate::net::linalg::split_min_len;
 use crate::rng::rng_for;
 
 /// The multi-task benchmarks (§8).
@@ -345,6 +346,8 @@ impl BenchmarkData {
         images
             .par_chunks_mut(len)
             .zip(rows.par_iter())
+            // A run inside a sweep gathers its examples on its thread.
+            .with_min_len(split_min_len())
             .for_each(|(out, &r)| {
                 for (o, &p) in out.iter_mut().zip(&stored.pixels[r * len..(r + 1) * len]) {
                     *o = f32::from(p) / 255.0;

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::data::digits::{CLASSES, Digits, Pool, SMALL_SIDE};
 use crate::data::task::{QUADRANTS, Task};
+use crate::net::linalg::split_min_len;
 use crate::rng::{Rng, rng_for};
 
 /// Side of the canvas in pixels.
@@ -179,6 +180,8 @@ impl CompositeSet {
             .zip(self.targets.par_iter_mut())
             .zip(self.sources.par_iter_mut())
             .enumerate()
+            // A run inside a sweep draws its composites on its thread.
+            .with_min_len(split_min_len())
             .for_each(|(i, (((canvas, label), target), sources))| {
                 let mut rng = rng_for(seed, &[(first + i).into()]);
                 (*label, *target, *sources) = draw(&mut rng, digits, pool, kind, noise_std, canvas);

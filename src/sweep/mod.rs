@@ -104,8 +104,23 @@ pub struct SweepReport {
     pub failed: Vec<String>,
     /// Wall seconds of the runs run now.
     pub seconds: f64,
+    /// Those runs' own wall seconds, each timed on its thread, summed:
+    /// beside `seconds` × the threads, the share of the sweep spent in
+    /// runs; the rest is the loop's own (each task's set-up, the records'
+    /// writing, threads idle at the end).
+    pub run_seconds: f64,
     /// Floating-point operations of the runs run now.
     pub flops: f64,
+}
+
+impl SweepReport {
+    /// The share of `threads` × the sweep's wall time that its runs took
+    /// ([`SweepReport::run_seconds`]): what the sweep loop costs beside its
+    /// runs, measured in the same process, so that a shared machine's
+    /// noise, which slows runs and loop alike, does not hide it.
+    pub fn run_share(&self, threads: usize) -> f64 {
+        self.run_seconds / (self.seconds * threads as f64).max(1e-9)
+    }
 }
 
 /// Runs the sweep `spec` of `study` into `out` (created or resumed), for
@@ -261,7 +276,10 @@ pub fn run_sweep_until<S: Study, A: Architecture>(
             .into_inner()
             .expect("no panic while holding the lock"),
         seconds: start.elapsed().as_secs_f64(),
-        // A fold from +0: an empty f64 sum is −0, printed as "-0.0".
+        // Folds from +0: an empty f64 sum is −0, printed as "-0.0".
+        run_seconds: new_records
+            .iter()
+            .fold(0.0, |sum, (record, _)| sum + record.wall_s),
         flops: new_records.iter().fold(0.0, |sum, (_, flops)| sum + flops),
     };
     let mut all = contents.records;
