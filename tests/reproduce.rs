@@ -91,12 +91,15 @@ fn pretrains_once_then_reuses_and_resumes() {
                 .unwrap()
         })
         .sum();
-    let run_seconds = first.sweep.run_seconds;
+    let run_seconds = first
+        .sweep
+        .run_seconds
+        .expect("online runs stay on their threads");
     assert!(
         run_seconds > 0.0 && (run_seconds - records_seconds).abs() <= 1e-12 * records_seconds,
         "{run_seconds} against the records' {records_seconds}"
     );
-    let share = first.sweep.run_share(rayon::current_num_threads());
+    let share = first.sweep.run_share(rayon::current_num_threads()).unwrap();
     assert!(share > 0.0 && share <= 1.0, "{share}");
     for name in [
         "results.jsonl",

@@ -107,8 +107,9 @@ pub struct SweepReport {
     /// Those runs' own wall seconds, each timed on its thread, summed:
     /// beside `seconds` × the threads, the share of the sweep spent in
     /// runs; the rest is the loop's own (each task's set-up, the records'
-    /// writing, threads idle at the end).
-    pub run_seconds: f64,
+    /// writing, threads idle at the end). `None` when a run's work spreads
+    /// over threads ([`crate::train::options::Protocol::splits_runs`]).
+    pub run_seconds: Option<f64>,
     /// Floating-point operations of the runs run now.
     pub flops: f64,
 }
@@ -118,8 +119,9 @@ impl SweepReport {
     /// ([`SweepReport::run_seconds`]): what the sweep loop costs beside its
     /// runs, measured in the same process, so that a shared machine's
     /// noise, which slows runs and loop alike, does not hide it.
-    pub fn run_share(&self, threads: usize) -> f64 {
-        self.run_seconds / (self.seconds * threads as f64).max(1e-9)
+    pub fn run_share(&self, threads: usize) -> Option<f64> {
+        let busy = (self.seconds * threads as f64).max(1e-9);
+        self.run_seconds.map(|run_seconds| run_seconds / busy)
     }
 }
 
@@ -277,9 +279,11 @@ pub fn run_sweep_until<S: Study, A: Architecture>(
             .expect("no panic while holding the lock"),
         seconds: start.elapsed().as_secs_f64(),
         // Folds from +0: an empty f64 sum is −0, printed as "-0.0".
-        run_seconds: new_records
-            .iter()
-            .fold(0.0, |sum, (record, _)| sum + record.wall_s),
+        run_seconds: (!config.protocol.splits_runs()).then(|| {
+            new_records
+                .iter()
+                .fold(0.0, |sum, (record, _)| sum + record.wall_s)
+        }),
         flops: new_records.iter().fold(0.0, |sum, (_, flops)| sum + flops),
     };
     let mut all = contents.records;

@@ -45,6 +45,14 @@ impl Protocol {
         }
     }
 
+    /// True when one run's work spreads over threads even inside a sweep:
+    /// the `dataset` protocol's sizes run in parallel
+    /// ([`crate::train::protocol::dataset`]), so a run's wall time is not
+    /// one thread's.
+    pub fn splits_runs(&self) -> bool {
+        matches!(self, Protocol::Dataset(_))
+    }
+
     /// The learning rates of this protocol (§4): chosen so that one pass
     /// moves the curves (`online`), or the paper's (`dataset`).
     pub fn learning_rates(&self) -> LearningRates {
