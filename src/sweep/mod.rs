@@ -102,7 +102,7 @@ pub struct SweepReport {
     /// Runs run now that failed numerically (§6), each as
     /// `task method repeat N: where: tensor problem`.
     pub failed: Vec<String>,
-    /// Wall seconds of the runs run now.
+    /// Wall seconds the sweep took to run the runs run now.
     pub seconds: f64,
     /// Those runs' own wall seconds, each timed on its thread, summed:
     /// beside `seconds` × the threads, the share of the sweep spent in
