@@ -46,9 +46,9 @@ impl Protocol {
     }
 
     /// True when one run's work spreads over threads even inside a sweep:
-    /// the `dataset` protocol's sizes run in parallel
-    /// ([`crate::train::protocol::dataset`]), so a run's wall time is not
-    /// one thread's.
+    /// the `dataset` protocol's sizes run in parallel, for the sweep's
+    /// balance at its end ([`crate::train::protocol::dataset`] gives the
+    /// measurement), so a run's wall time is not one thread's.
     pub fn splits_runs(&self) -> bool {
         matches!(self, Protocol::Dataset(_))
     }
