@@ -15,7 +15,7 @@ use comod::kernel::dense::{
     has_dense_tiles, lane_block_correct, lane_block_correct_reference,
 };
 use comod::kernel::packed::LANE_ROWS;
-use comod::kernel::plan::{PANEL, PackedLayer, fill_panel};
+use comod::kernel::plan::{PANEL, PackedLayer, fill_panel, scale_panel};
 use comod::kernel::{Body, PackedRows};
 use comod::net::layers::scale_rows;
 use comod::net::linalg::{Mat, MatMut, gemm};
@@ -301,6 +301,29 @@ proptest! {
                     let got = panel[k * PANEL + c];
                     prop_assert_eq!(got.to_bits(), want.to_bits(), "{:?} input {} lane {}", isa, k, c);
                 }
+            }
+        }
+    }
+
+    /// A panel's weights times their inputs' factors, each product rounded
+    /// once, by every instruction set's code over a buffer full of other
+    /// values: the bits of the plain product, tiny, huge and signed
+    /// values included.
+    #[test]
+    fn a_scaled_panel_holds_each_weight_times_its_factor(
+        inputs in 1usize..300,
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut value = || rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-40..=38));
+        let from: Vec<f32> = (0..inputs * PANEL).map(|_| value()).collect();
+        let factor: Vec<f32> = (0..inputs).map(|_| value()).collect();
+        for isa in Isa::available() {
+            let mut out = vec![f32::NAN; inputs * PANEL];
+            scale_panel(isa, &from, &factor, &mut out);
+            for (i, (&got, &w)) in out.iter().zip(&from).enumerate() {
+                let want = w * factor[i / PANEL];
+                prop_assert_eq!(got.to_bits(), want.to_bits(), "{:?} input {} lane {}", isa, i / PANEL, i % PANEL);
             }
         }
     }

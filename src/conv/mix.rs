@@ -375,7 +375,14 @@ pub fn mix_partials_reference(mix: &Mix<'_>, out: &mut [f32]) {
         true,
         MatMut::row_major(&mut rows, t_count, len),
     );
-    with_avx2(|| rows.iter_mut().for_each(|v| *v = v.max(0.0)));
+    with_avx2(
+        #[inline(always)]
+        || {
+            for v in rows.iter_mut() {
+                *v = v.max(0.0);
+            }
+        },
+    );
     if mix.pool {
         maxpool_forward(&rows, t_count, mix.map, out);
     } else {

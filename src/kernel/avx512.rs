@@ -426,6 +426,26 @@ pub(super) unsafe fn fill_panel(
     whole
 }
 
+/// out[k·16..k·16 + 16] ← from[k·16..k·16 + 16]·factor[k], one vector
+/// per input (`plan::scale_panel`).
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn scale_panel(from: &[f32], factor: &[f32], out: &mut [f32]) {
+    assert!(from.len() == factor.len() * PANEL && out.len() == from.len());
+    for (k, &f) in factor.iter().enumerate() {
+        // SAFETY: input k's 16 lanes are in bounds of both (asserted).
+        unsafe {
+            let v = _mm512_loadu_ps(from.as_ptr().add(k * PANEL));
+            _mm512_storeu_ps(
+                out.as_mut_ptr().add(k * PANEL),
+                _mm512_mul_ps(v, _mm512_set1_ps(f)),
+            );
+        }
+    }
+}
+
 /// The transpose of a 16 × 16 block: lane i of vector j of the result is
 /// lane j of vector i of `r`. Pairs of rows interleaved, then 2 × 2 blocks
 /// of them, then the 128-bit quarters of four vectors transposed as a
@@ -550,11 +570,14 @@ unsafe fn dense_tile_panels<const P: usize, const STRIDED: bool>(
         let scale = tile
             .scale
             .map(|s| unsafe { _mm512_loadu_ps(s.as_ptr().add(h * PANEL)) });
-        let v = std::array::from_fn(|r| {
-            // SAFETY: `c[r][h]` holds 16 floats.
-            let c = unsafe { _mm512_loadu_ps(c[r][h].as_ptr()) };
-            finish_dense(c, tile.activation, scale)
-        });
+        // A loop, not `array::from_fn`: its closure went out of line, a
+        // call per vector with the vectors passed through memory.
+        let mut v = [_mm512_setzero_ps(); ROWS];
+        for (vector, row) in v.iter_mut().zip(&c) {
+            // SAFETY: `row[h]` holds 16 floats.
+            let sums = unsafe { _mm512_loadu_ps(row[h].as_ptr()) };
+            *vector = finish_dense(sums, tile.activation, scale);
+        }
         let width = (tile.width - h * PANEL).min(PANEL);
         // SAFETY: AVX-512F guaranteed by the caller.
         unsafe { store_lanes(&v, width, &mut out[panel_offset(layout, h)..], layout) };

@@ -499,22 +499,34 @@ fn modulated_activity(
             unsafe { avx512::modulated_group(&m, &valid, coupling, activity, beta, x) };
             continue;
         }
-        with_avx2(|| {
-            for (xk, &c) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(coupling) {
-                for (v, &m) in xk.iter_mut().zip(&m) {
-                    *v = m * c - beta;
+        #[cfg(target_arch = "x86_64")]
+        if body == Body::Avx2Fma {
+            // SAFETY: the caller checked that the CPU runs the AVX2 body.
+            unsafe { avx2::modulated_group(&m, &valid, coupling, activity, beta, x) };
+            continue;
+        }
+        with_avx2(
+            #[inline(always)]
+            || {
+                for (xk, &c) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(coupling) {
+                    for (v, &m) in xk.iter_mut().zip(&m) {
+                        *v = m * c - beta;
+                    }
                 }
-            }
-        });
+            },
+        );
         exp_in_place(x);
         // ×u on the real rows, 0 on padding rows (× 1 and × 0 are exact).
-        with_avx2(|| {
-            for (xk, &u) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(activity) {
-                for (v, &keep) in xk.iter_mut().zip(&valid) {
-                    *v = *v * u * keep;
+        with_avx2(
+            #[inline(always)]
+            || {
+                for (xk, &u) in x.as_chunks_mut::<PACK>().0.iter_mut().zip(activity) {
+                    for (v, &keep) in xk.iter_mut().zip(&valid) {
+                        *v = *v * u * keep;
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 

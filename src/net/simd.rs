@@ -130,6 +130,8 @@ pub fn has_avx512f() -> bool {
 /// For element-wise loops whose results must not depend on the CPU: Rust
 /// never fuses a·b + c into an FMA by itself, and IEEE +, −, ×, ÷ and √
 /// round the same at every vector width, so both versions agree bit for bit.
+/// Mark the closure `#[inline(always)]`: the compiler may otherwise build
+/// it apart, without AVX2, one float at a time.
 #[inline(always)]
 pub fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
