@@ -79,7 +79,7 @@ pub struct Product {
 /// `COMOD_ISA` does not cap below it, products of at most [`MAX_ROWS`]
 /// rows with one of B's strides 1, and products of any number of rows
 /// with at most [`MAX_INPUTS`] inputs and B's rows contiguous (a weight
-/// gradient dW = dZᵀ·X of a batch of a few examples), four rows at a time.
+/// gradient dW = dZᵀ·X of a batch of a few examples), row by row.
 ///
 /// # Safety
 /// Every element the shape and strides describe must be in bounds, and C
