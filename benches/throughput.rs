@@ -1,7 +1,8 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
 //! (§3), the convolutional workloads (§8), the dense stage of a conv
 //! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
-//! epoch (§4) and e^x on every instruction set, with the FMA chains of every
+//! epoch (§4), e^x on every instruction set, the modulated evaluation's
+//! weight scaling and a training step's weight gradients, with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
@@ -23,10 +24,11 @@ use comod::kernel::Body;
 use comod::kernel::dense::{RowsScratch, dense_rows, has_dense_tiles};
 use comod::kernel::plan::PackedLayer;
 use comod::kernel::workload::WORKLOADS;
+use comod::net::few_rows::{Product, View, try_product};
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::net::vexp::exp_in_place_with;
-use comod::net::{Arch, Nonlinearity};
+use comod::net::{Arch, Model, Nonlinearity};
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
@@ -177,6 +179,79 @@ fn exp(c: &mut Criterion) {
     group.finish();
 }
 
+/// The modulated evaluation's W·diag(f) (§4) of `paper3`'s 400 → 200
+/// layer, once per evaluation (`PackedLayer::scale_inputs`, one thread);
+/// throughput in weights. Bound by memory: compare with `exp`, not the
+/// FMA peak.
+fn weight_scaling(c: &mut Criterion) {
+    let arch = Arch::preset("paper3", 1).expect("a preset");
+    let layer = PackedLayer::pack(&Model::<f32>::init(&arch, 1), 2);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let factor: Vec<f32> = (0..layer.inputs)
+        .map(|_| rng.random_range(0.1..3.0))
+        .collect();
+    let mut scaled = PackedLayer::default();
+    let mut group = c.benchmark_group("weight_scaling");
+    group.throughput(Throughput::Elements((layer.inputs * layer.outputs) as u64));
+    group.bench_function("scale_inputs", |b| {
+        b.iter(|| scaled.scale_inputs(&layer, &factor))
+    });
+    group.finish();
+}
+
+/// One `retrain` step's weight gradients dW = dZᵀ·X of a batch of two
+/// (§4, `paper3`: the encoder's 4 × 100 × 196, layer 2's 200 × 400, the
+/// readout's 10 × 200) on the few-rows path, one thread; throughput in
+/// FLOPs, as the other groups.
+fn weight_gradients(c: &mut Criterion) {
+    if Isa::selected() < Isa::Avx2Fma {
+        return; // the path serves AVX2+FMA machines only
+    }
+    let shapes = [(100usize, 196usize, 4usize), (200, 400, 1), (10, 200, 1)];
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let dz: Vec<f32> = (0..2 * 400).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let x: Vec<f32> = (0..2 * 400).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut dw = vec![0.0f32; 200 * 400];
+    let flops: usize = shapes
+        .iter()
+        .map(|&(m, n, times)| 2 * 2 * m * n * times)
+        .sum();
+    let mut group = c.benchmark_group("weight_gradients");
+    group.throughput(Throughput::Elements(flops as u64));
+    group.bench_function("few_rows", |b| {
+        b.iter(|| {
+            for &(m, n, times) in &shapes {
+                for _ in 0..times {
+                    let product = Product {
+                        m,
+                        k: 2,
+                        n,
+                        a: View {
+                            ptr: dz.as_ptr(),
+                            rs: 1,
+                            cs: m as isize,
+                        },
+                        b: View {
+                            ptr: x.as_ptr(),
+                            rs: n as isize,
+                            cs: 1,
+                        },
+                        accumulate: false,
+                        c: dw.as_mut_ptr(),
+                        rsc: n,
+                    };
+                    // SAFETY: dZ holds 2 × m, X 2 × n and dW m × n values.
+                    assert!(
+                        unsafe { try_product(&product) },
+                        "the few-rows path serves it"
+                    );
+                }
+            }
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     fma_peak,
@@ -185,6 +260,8 @@ criterion_group!(
     conv,
     conv_dense_stage,
     pretrain_epoch,
-    exp
+    exp,
+    weight_scaling,
+    weight_gradients
 );
 criterion_main!(benches);
