@@ -1,8 +1,9 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
 //! (§3), the convolutional workloads (§8), the dense stage of a conv
 //! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
-//! epoch (§4), e^x on every instruction set, the modulated evaluation's
-//! weight scaling and a training step's weight gradients, with the FMA chains of every
+//! epoch (§4), the evaluations' products of 1000 rows (§4), e^x on every
+//! instruction set, the modulated evaluation's weight scaling and a
+//! training step's weight gradients, with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
 //!
 //! Throughput is declared in floating-point operations, so criterion's
@@ -19,11 +20,13 @@ use comod::bench::SgemmProblem;
 use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
 use comod::conv::net::EVAL_ROWS;
-use comod::data::Digits;
-use comod::kernel::Body;
-use comod::kernel::dense::{RowsScratch, dense_rows, has_dense_tiles};
+use comod::data::{CANVAS_PIXELS, Digits};
+use comod::kernel::dense::{
+    DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
+};
 use comod::kernel::plan::PackedLayer;
 use comod::kernel::workload::WORKLOADS;
+use comod::kernel::{Body, KernelPlan, KernelScratch, PackedRows, forward_rows};
 use comod::net::few_rows::{Product, View, try_product};
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
@@ -158,6 +161,66 @@ fn conv_dense_stage(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two evaluations' products (§4) of 1000 rows on one thread, on
+/// every SIMD body, `paper3`: the modulation methods' (the modulated
+/// layer's activity through the 400 → 200 layer with its weights scaled by
+/// the factors, [`forward_rows`]) and the retraining methods' (canvases
+/// through the encoder and the 400 → 200 layer on the dense tiles,
+/// [`dense_forward`]). Throughput in FLOPs: compare with `fma_peak/{isa}`
+/// of the same run.
+fn evaluation(c: &mut Criterion) {
+    const ROWS: usize = 1000;
+    let arch = Arch::preset("paper3", 1).expect("a preset");
+    let model = Model::<f32>::init(&arch, 1);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+    let mut draw = |n: usize, low: f32, high: f32| -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(low..high)).collect()
+    };
+    let gated = arch.size(arch.gated_layer());
+    let modulated = arch.size(arch.modulated_layer);
+    let activity = PackedRows::new(&draw(ROWS * modulated, 0.0, 3.0), modulated);
+    let factor = draw(modulated, 0.5, 2.0);
+    let canvases = draw(ROWS * CANVAS_PIXELS, -0.3, 1.3);
+    let input = PackedRows::reordered(&canvases, CANVAS_PIXELS, model.input_order());
+    let kernel_plan = KernelPlan::new(&model);
+    let dense_plan = DensePlan::new(&model, 1.0);
+    let dense_macs: usize = (1..=arch.gated_layer())
+        .map(|l| model.layer(l).shape.macs())
+        .sum();
+    let (mut kernel_scratch, mut dense_scratch) =
+        (KernelScratch::default(), DenseScratch::default());
+    let mut out = vec![0.0f32; ROWS * gated];
+    let mut group = c.benchmark_group("evaluation");
+    for body in Body::available()
+        .into_iter()
+        .filter(|&b| has_dense_tiles(b))
+    {
+        let isa = body.isa().name();
+        group.throughput(Throughput::Elements(
+            kernel_plan.flops_per_trial(ROWS) as u64
+        ));
+        group.bench_function(format!("modulated_{isa}"), |b| {
+            b.iter(|| {
+                forward_rows(
+                    body,
+                    &kernel_plan,
+                    &activity,
+                    &factor,
+                    &mut kernel_scratch,
+                    |_, block| {
+                        std::hint::black_box(block);
+                    },
+                )
+            })
+        });
+        group.throughput(Throughput::Elements((2 * ROWS * dense_macs) as u64));
+        group.bench_function(format!("retrained_{isa}"), |b| {
+            b.iter(|| dense_forward(body, &dense_plan, &input, &mut out, &mut dense_scratch))
+        });
+    }
+    group.finish();
+}
+
 /// e^x of 16 rows of the encoder's outputs (§2: 400 exp neurons; in L1,
 /// as a tile's are when its epilogue takes them), arguments in [−5, 5] as
 /// the encoder's are, on every instruction set this CPU runs; throughput
@@ -260,6 +323,7 @@ criterion_group!(
     conv,
     conv_dense_stage,
     pretrain_epoch,
+    evaluation,
     exp,
     weight_scaling,
     weight_gradients
