@@ -207,7 +207,7 @@ impl KernelScratch {
     }
 }
 
-/// The operands of one tile of R rows: the tile's inputs lie in the
+/// The operands of one tile of `rows` rows: the tile's inputs lie in the
 /// packed layout ([`PACK`]), input k of row r at `a[k·PACK + r]`, for `k`
 /// inputs; `panel` holds the packed weights of one or more panels of 16
 /// neurons over those inputs, one after the other, and `bias` their
@@ -221,6 +221,10 @@ struct Tile<'a> {
     panel: &'a [f32],
     bias: &'a [f32],
     width: usize,
+    /// Rows of the tile (of each group): the body's [`Tiles::ROWS`], or
+    /// [`PACK`] for a narrow panel of a body that takes a whole packed
+    /// group at once there ([`Tiles::NARROW`]).
+    rows: usize,
     groups: usize,
     step: usize,
 }
@@ -229,6 +233,7 @@ impl<'a> Tile<'a> {
     /// Panics unless the tile is one group whose reads of `rows` rows and
     /// `panels` panels stay inside its slices (the SIMD bodies rely on it).
     fn check(&self, rows: usize, panels: usize) {
+        assert_eq!(self.rows, rows, "the tile's rows");
         assert!(
             self.groups == 1
                 && self.k > 0
@@ -328,6 +333,11 @@ trait Tiles {
     /// Neurons of a panel at most that [`Tiles::hidden`] takes as one tall
     /// tile of every row of a block, when it writes them as rows (0: none).
     const TALL: usize = 0;
+    /// Neurons of a panel at most that [`Tiles::hidden`] and
+    /// [`Tiles::gated`] take [`PACK`] rows at a time, a whole packed group,
+    /// where the block has them (0: none; only for a body whose tiles
+    /// hold fewer rows).
+    const NARROW: usize = 0;
 
     /// ReLU(Σ_k a[r, k]·W[c, k] + b[c]) for c < width into `out`, laid out
     /// as `layout` says.
@@ -613,12 +623,23 @@ fn run_block<B: Tiles>(
                         layer.panels_bias(g, p, count),
                         layer.panels_width(p, count),
                     );
-                    // The tile's first row and its groups of rows.
-                    let (q, groups) = match stored && width <= B::TALL {
+                    // The tile's first row, its rows and its groups of rows.
+                    let (q, height, groups) = if stored && width <= B::TALL {
+                        if q + B::ROWS < rows {
+                            continue;
+                        }
                         // Every row at once, with the last row tile.
-                        true if q + B::ROWS >= rows => (0, rows / PACK),
-                        true => continue,
-                        false => (q, 1),
+                        (0, B::ROWS, rows / PACK)
+                    } else if width <= B::NARROW {
+                        // A packed group the block holds whole, at once with its first tile.
+                        let group_start = q - q % PACK;
+                        match (q == group_start, group_start + PACK <= rows) {
+                            (true, true) => (q, PACK, 1),
+                            (false, true) => continue,
+                            (_, false) => (q, B::ROWS, 1),
+                        }
+                    } else {
+                        (q, B::ROWS, 1)
                     };
                     let column = g * no + p * plan::PANEL;
                     let tile = Tile {
@@ -627,6 +648,7 @@ fn run_block<B: Tiles>(
                         panel,
                         bias,
                         width,
+                        rows: height,
                         groups,
                         step: PACK * n_in,
                     };
@@ -645,7 +667,7 @@ fn run_block<B: Tiles>(
                             sum: &mut sums.sum[column..column + width],
                             sum_squares: &mut sums.sum_squares[column..column + width],
                         };
-                        let (w, v) = (&weight[q..q + B::ROWS], &valid[q..q + B::ROWS]);
+                        let (w, v) = (&weight[q..q + height], &valid[q..q + height]);
                         B::gated(tile, w, v, correlation, sums);
                     } else {
                         let (out, layout) = if li == last {
