@@ -63,6 +63,37 @@ unsafe fn chain(
     }
 }
 
+/// [`chain`] on a panel's first 8 neurons and `R` rows: acc[r] +=
+/// Σ_{k in inputs} a[r, k]·panel[k, ..8], one FMA per input in order, `R`
+/// chains of 8-lane FMAs where a 16-lane tile would leave half of every
+/// register empty ([`narrow_product`], [`dense_tile_half`]).
+///
+/// # Safety
+/// AVX2 and FMA must be available; inputs `inputs` of rows 0..R of `a`
+/// and of `panel` must be in bounds.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn half_chain<const R: usize>(
+    (a, row_step, input_step): (*const f32, usize, usize),
+    panel: *const f32,
+    inputs: std::ops::Range<usize>,
+    acc: &mut [__m256; R],
+) {
+    for kk in inputs {
+        // A hint, as in [`chain`].
+        let ahead = panel.wrapping_add((kk + PREFETCH_INPUTS) * PANEL);
+        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+        // SAFETY: in bounds by the caller's contract.
+        unsafe {
+            let w = _mm256_loadu_ps(panel.add(kk * PANEL));
+            let x = a.add(kk * input_step);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*x.add(r * row_step)), w, *acc);
+            }
+        }
+    }
+}
+
 /// acc[2r + h] holds row r, neurons 8h..8h+8, of a·panel + bias.
 ///
 /// # Safety
@@ -106,20 +137,12 @@ unsafe fn product(tile: Tile<'_>) -> [__m256; 2 * ROWS] {
 unsafe fn narrow_product(tile: Tile<'_>) -> [__m256; PACK] {
     tile.check(PACK, 1);
     assert!(tile.width <= PANEL / 2, "a narrow panel");
-    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     // SAFETY: `tile.check` ensured that inputs 0..k of rows 0..12 of `a`,
     // inputs 0..k × 16 neurons of `panel` and 16 biases are in bounds.
     unsafe {
         let mut acc = [_mm256_loadu_ps(tile.bias.as_ptr()); PACK];
-        for kk in 0..tile.k {
-            let ahead = panel.wrapping_add((kk + PREFETCH_INPUTS) * PANEL);
-            _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-            let w = _mm256_loadu_ps(panel.add(kk * PANEL));
-            let x = a.add(kk * PACK);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*x.add(r)), w, *acc);
-            }
-        }
+        let a = (tile.a.as_ptr(), 1, PACK);
+        half_chain(a, tile.panel.as_ptr(), 0..tile.k, &mut acc);
         acc
     }
 }
@@ -434,27 +457,25 @@ pub(super) unsafe fn dense_tile_half<const R: usize>(
     let k = tile.k;
     tile.check(R);
     assert!(tile.panels == 1 && tile.width <= HALF, "a half panel");
-    let (row_step, input_step) = match tile.rows {
-        RowLayout::Packed(_) => (1, PACK),
-        RowLayout::Strided(stride) => (stride, 1),
+    let a = match tile.rows {
+        RowLayout::Packed(_) => (tile.a.as_ptr(), 1, PACK),
+        RowLayout::Strided(stride) => (tile.a.as_ptr(), stride, 1),
     };
-    let (a, panel) = (tile.a.as_ptr(), tile.panel.as_ptr());
     // SAFETY: 16 biases checked.
     let bias = unsafe { _mm256_loadu_ps(tile.bias.as_ptr()) };
     let mut sums = [_mm256_setzero_ps(); R];
     for start in (0..k).step_by(CHUNK) {
         let mut acc = [_mm256_setzero_ps(); R];
-        for kk in start..k.min(start + CHUNK) {
-            // SAFETY: input kk < k of the R rows and the panel's first 8
-            // lanes at input kk are in bounds (checked).
-            unsafe {
-                let w = _mm256_loadu_ps(panel.add(kk * PANEL));
-                let x = a.add(kk * input_step);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(*x.add(r * row_step)), w, *acc);
-                }
-            }
-        }
+        // SAFETY: inputs start..end < k of the R rows and the panel's
+        // first 8 lanes at those inputs are in bounds (checked).
+        unsafe {
+            half_chain(
+                a,
+                tile.panel.as_ptr(),
+                start..k.min(start + CHUNK),
+                &mut acc,
+            )
+        };
         for (sum, acc) in sums.iter_mut().zip(acc) {
             *sum = _mm256_add_ps(if start == 0 { bias } else { *sum }, acc);
         }
