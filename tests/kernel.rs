@@ -90,19 +90,7 @@ fn check(trial: &Trial, rule: GainRule) -> f64 {
     for body in bodies() {
         let gain = gain_of(trial, body, rule, &mut KernelScratch::default());
         for (j, (&fast, &want)) in gain.iter().zip(&reference.gain).enumerate() {
-            let allowed = match rule {
-                GainRule::Covariance => TOLERANCE * reference.covariance_scale[j],
-                GainRule::Correlation => {
-                    let (sm, sz) = (reference.std_modulator, reference.std_activity[j]);
-                    if sm == 0.0 || sz == 0.0 {
-                        1e-30
-                    } else {
-                        TOLERANCE
-                            * (reference.covariance_scale[j] / (sm * sz)
-                                + want.abs() * reference.variance_scale[j] / (sz * sz))
-                    }
-                }
-            } + 1e-30;
+            let allowed = reference.allowed_error(j, rule, TOLERANCE);
             let error = (fast as f64 - want).abs();
             assert!(
                 error <= allowed,

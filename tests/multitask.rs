@@ -22,6 +22,14 @@ use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+/// Relative tolerance of the conv trial's bound against its reference
+/// (`ReferenceGain::allowed_error`: a multiple of the magnitudes that bound
+/// an f32 computation's rounding, so that a neuron whose activity barely
+/// varies is held to what its conditioning allows). 16 000 random cases
+/// erred by less than 1e-7 of those magnitudes (the largest seen, 5.6e-8,
+/// is about one f32 unit roundoff): a margin of at least 20.
+const TOLERANCE: f64 = 2e-6;
+
 fn random_arch(rng: &mut Xoshiro256PlusPlus) -> ConvArch {
     let side = rng.random_range(2..9usize);
     let mut stages = vec![Stage::Conv {
@@ -61,7 +69,8 @@ proptest! {
 
     /// The two-stage f32 trial (features once, the T scaled maps as one
     /// batch, the covariance folded in f64) equals the literal f64
-    /// formula over per-sample forward passes.
+    /// formula over per-sample forward passes, within the rounding bound
+    /// of every neuron.
     #[test]
     fn conv_trial_gain_matches_the_literal_reference(seed in any::<u64>(), samples in 2usize..60, compensate in any::<bool>(), correlation in any::<bool>()) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -88,11 +97,9 @@ proptest! {
         trial_gain(&net32.evaluation(), &u, &m, &c, variance, rule, &mut scratch, &mut fast);
         let wide = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
         let reference = trial_gain_reference(&net64, &wide(&image), &wide(&m), &wide(&c), variance as f64, rule);
-        let scale = reference.iter().fold(1e-3f64, |s, g| s.max(g.abs()));
-        for (j, (f, r)) in fast.iter().zip(&reference).enumerate() {
-            // A correlation of a neuron that barely varies is ill-conditioned.
-            if correlation && r.abs() < 1e-3 { continue; }
-            prop_assert!((f - r).abs() <= 2e-4 * scale, "neuron {j}: {f} vs {r} (scale {scale})");
+        for (j, (&f, &r)) in fast.iter().zip(&reference.gain).enumerate() {
+            let (error, allowed) = ((f - r).abs(), reference.allowed_error(j, rule, TOLERANCE));
+            prop_assert!(error <= allowed, "{rule:?} neuron {j}: {f:e} vs {r:e}, error {error:e} > allowed {allowed:e}");
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::conv::modulator::Modulator;
 use crate::conv::modulator::channel_factors;
 use crate::conv::net::ConvNet;
 use crate::conv::workspace::ConvWorkspace;
+use crate::kernel::reference::ReferenceGain;
 use crate::net::GainRule;
 use crate::net::linalg::{Mat, MatMut, gemm};
 use crate::net::simd::Isa;
@@ -277,7 +278,11 @@ pub fn fold_gain(z: &[f32], m: &[f32], rule: GainRule, out: &mut [f64]) {
 
 /// The reference of [`trial_gain`]: each sample's whole forward pass in
 /// f64 on its own, then §3's formula literally (means first, then the
-/// centred sums).
+/// centred sums), with the magnitudes that bound the rounding error of an
+/// f32 computation of it: A, the gated activity of the network whose
+/// weights and biases are |W| and |b|, from |x| under the same (positive)
+/// modulation factors, as [`crate::kernel::reference::ReferenceGain`]
+/// defines them for the MLP.
 pub fn trial_gain_reference(
     net: &ConvNet<f64>,
     image: &[f64],
@@ -285,47 +290,59 @@ pub fn trial_gain_reference(
     coupling: &[f64],
     variance: f64,
     rule: GainRule,
-) -> Vec<f64> {
+) -> ReferenceGain {
     let t_count = m.len() as f64;
     let mean_m = m.iter().sum::<f64>() / t_count;
+    let centred_m: Vec<f64> = m.iter().map(|v| v - mean_m).collect();
+    let std_modulator = (centred_m.iter().map(|d| d * d).sum::<f64>() / t_count).sqrt();
+    let mut magnitude_net = net.clone();
+    magnitude_net.params.iter_mut().for_each(|p| *p = p.abs());
+    let image_magnitude: Vec<f64> = image.iter().map(|v| v.abs()).collect();
     let mut ws = net.workspace();
-    let z: Vec<Vec<f64>> = m
+    let mut gated = |net: &ConvNet<f64>, image: &[f64], mt: f64| {
+        let modulator = Modulator {
+            m: &[mt],
+            coupling,
+            beta: net.arch().beta as f64,
+            variance,
+        };
+        net.forward(&mut ws, image, 1, Some(&modulator), None);
+        ws.gated().to_vec()
+    };
+    let z: Vec<Vec<f64>> = m.iter().map(|&mt| gated(net, image, mt)).collect();
+    let magnitude: Vec<Vec<f64>> = m
         .iter()
-        .map(|&mt| {
-            let modulator = Modulator {
-                m: &[mt],
-                coupling,
-                beta: net.arch().beta as f64,
-                variance,
-            };
-            net.forward(&mut ws, image, 1, Some(&modulator), None);
-            ws.gated().to_vec()
-        })
+        .map(|&mt| gated(&magnitude_net, &image_magnitude, mt))
         .collect();
     let n = z[0].len();
-    (0..n)
-        .map(|j| {
-            let mean_z = z.iter().map(|r| r[j]).sum::<f64>() / t_count;
-            let cov = m
-                .iter()
-                .zip(&z)
-                .map(|(mt, r)| (mt - mean_m) * (r[j] - mean_z))
-                .sum::<f64>()
-                / t_count;
-            match rule {
-                GainRule::Covariance => cov,
-                GainRule::Correlation => {
-                    let std_m =
-                        (m.iter().map(|v| (v - mean_m).powi(2)).sum::<f64>() / t_count).sqrt();
-                    let std_z =
-                        (z.iter().map(|r| (r[j] - mean_z).powi(2)).sum::<f64>() / t_count).sqrt();
-                    if std_z == 0.0 || std_m == 0.0 {
-                        0.0
-                    } else {
-                        cov / (std_m * std_z)
-                    }
-                }
+    let mut out = ReferenceGain {
+        gain: vec![0.0; n],
+        covariance_scale: vec![0.0; n],
+        variance_scale: vec![0.0; n],
+        std_activity: vec![0.0; n],
+        std_modulator,
+    };
+    for j in 0..n {
+        let mean_z = z.iter().map(|r| r[j]).sum::<f64>() / t_count;
+        let (mut covariance, mut var_z) = (0.0, 0.0);
+        for (t, r) in z.iter().enumerate() {
+            let dz = r[j] - mean_z;
+            covariance += centred_m[t] * dz;
+            var_z += dz * dz;
+            out.covariance_scale[j] += centred_m[t].abs() * magnitude[t][j];
+            out.variance_scale[j] += dz.abs() * magnitude[t][j];
+        }
+        covariance /= t_count;
+        out.std_activity[j] = (var_z / t_count).sqrt();
+        out.covariance_scale[j] /= t_count;
+        out.variance_scale[j] /= t_count;
+        out.gain[j] = match rule {
+            GainRule::Covariance => covariance,
+            GainRule::Correlation if out.std_activity[j] > 0.0 && std_modulator > 0.0 => {
+                covariance / (std_modulator * out.std_activity[j])
             }
-        })
-        .collect()
+            GainRule::Correlation => 0.0,
+        };
+    }
+    out
 }

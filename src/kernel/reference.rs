@@ -24,6 +24,32 @@ pub struct ReferenceGain {
     pub std_modulator: f64,
 }
 
+impl ReferenceGain {
+    /// The error an f32 computation of gain j may make under `rule`, for a
+    /// relative `tolerance`: `tolerance`·S_j for the covariance, that
+    /// propagated through the division by std m · std z_j for the
+    /// correlation (the error of the covariance over the product of the
+    /// stds, plus |g_j| times the relative error of the variance of z_j),
+    /// so that a neuron whose activity barely varies is allowed the error
+    /// its ill-conditioning brings. Where a std is 0 the gain must be 0.
+    pub fn allowed_error(&self, j: usize, rule: GainRule, tolerance: f64) -> f64 {
+        let bound = match rule {
+            GainRule::Covariance => tolerance * self.covariance_scale[j],
+            GainRule::Correlation => {
+                let (sm, sz) = (self.std_modulator, self.std_activity[j]);
+                if sm == 0.0 || sz == 0.0 {
+                    0.0
+                } else {
+                    tolerance
+                        * (self.covariance_scale[j] / (sm * sz)
+                            + self.gain[j].abs() * self.variance_scale[j] / (sz * sz))
+                }
+            }
+        };
+        bound + 1e-30
+    }
+}
+
 /// One layer y = ReLU(W x + b) in f64, block by block, and its magnitude
 /// |W|·|x| + |b| alongside.
 fn relu_layer(model: &Model<f32>, l: usize, x: &[f64], x_abs: &[f64]) -> (Vec<f64>, Vec<f64>) {
