@@ -291,10 +291,6 @@ pub fn trial_gain_reference(
     variance: f64,
     rule: GainRule,
 ) -> ReferenceGain {
-    let t_count = m.len() as f64;
-    let mean_m = m.iter().sum::<f64>() / t_count;
-    let centred_m: Vec<f64> = m.iter().map(|v| v - mean_m).collect();
-    let std_modulator = (centred_m.iter().map(|d| d * d).sum::<f64>() / t_count).sqrt();
     let mut magnitude_net = net.clone();
     magnitude_net.params.iter_mut().for_each(|p| *p = p.abs());
     let image_magnitude: Vec<f64> = image.iter().map(|v| v.abs()).collect();
@@ -314,35 +310,5 @@ pub fn trial_gain_reference(
         .iter()
         .map(|&mt| gated(&magnitude_net, &image_magnitude, mt))
         .collect();
-    let n = z[0].len();
-    let mut out = ReferenceGain {
-        gain: vec![0.0; n],
-        covariance_scale: vec![0.0; n],
-        variance_scale: vec![0.0; n],
-        std_activity: vec![0.0; n],
-        std_modulator,
-    };
-    for j in 0..n {
-        let mean_z = z.iter().map(|r| r[j]).sum::<f64>() / t_count;
-        let (mut covariance, mut var_z) = (0.0, 0.0);
-        for (t, r) in z.iter().enumerate() {
-            let dz = r[j] - mean_z;
-            covariance += centred_m[t] * dz;
-            var_z += dz * dz;
-            out.covariance_scale[j] += centred_m[t].abs() * magnitude[t][j];
-            out.variance_scale[j] += dz.abs() * magnitude[t][j];
-        }
-        covariance /= t_count;
-        out.std_activity[j] = (var_z / t_count).sqrt();
-        out.covariance_scale[j] /= t_count;
-        out.variance_scale[j] /= t_count;
-        out.gain[j] = match rule {
-            GainRule::Covariance => covariance,
-            GainRule::Correlation if out.std_activity[j] > 0.0 && std_modulator > 0.0 => {
-                covariance / (std_modulator * out.std_activity[j])
-            }
-            GainRule::Correlation => 0.0,
-        };
-    }
-    out
+    ReferenceGain::from_samples(&z, &magnitude, m, rule)
 }

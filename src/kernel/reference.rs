@@ -25,6 +25,54 @@ pub struct ReferenceGain {
 }
 
 impl ReferenceGain {
+    /// Pass 2 of the reference from pass 1's materialised samples: the
+    /// gated activity `z[t]` and its magnitude `magnitude[t]` (the same
+    /// activity computed with |W|, |b| and |x|) for each modulator value
+    /// `modulator[t]`; means first, then the centred sums (§3).
+    pub fn from_samples(
+        z: &[Vec<f64>],
+        magnitude: &[Vec<f64>],
+        modulator: &[f64],
+        rule: GainRule,
+    ) -> ReferenceGain {
+        let n = z.first().map_or(0, Vec::len);
+        let t_count = modulator.len() as f64;
+        let m_mean = modulator.iter().sum::<f64>() / t_count;
+        let centred_m: Vec<f64> = modulator.iter().map(|&m| m - m_mean).collect();
+        let std_modulator = (centred_m.iter().map(|d| d * d).sum::<f64>() / t_count).sqrt();
+        let mut out = ReferenceGain {
+            gain: vec![0.0; n],
+            covariance_scale: vec![0.0; n],
+            variance_scale: vec![0.0; n],
+            std_activity: vec![0.0; n],
+            std_modulator,
+        };
+        for j in 0..n {
+            let z_mean = z.iter().map(|zt| zt[j]).sum::<f64>() / t_count;
+            let mut covariance = 0.0;
+            let mut variance = 0.0;
+            for t in 0..modulator.len() {
+                let dz = z[t][j] - z_mean;
+                covariance += centred_m[t] * dz;
+                variance += dz * dz;
+                out.covariance_scale[j] += centred_m[t].abs() * magnitude[t][j];
+                out.variance_scale[j] += dz.abs() * magnitude[t][j];
+            }
+            covariance /= t_count;
+            out.std_activity[j] = (variance / t_count).sqrt();
+            out.covariance_scale[j] /= t_count;
+            out.variance_scale[j] /= t_count;
+            out.gain[j] = match rule {
+                GainRule::Covariance => covariance,
+                GainRule::Correlation if out.std_activity[j] > 0.0 && std_modulator > 0.0 => {
+                    covariance / (std_modulator * out.std_activity[j])
+                }
+                GainRule::Correlation => 0.0,
+            };
+        }
+        out
+    }
+
     /// The error an f32 computation of gain j may make under `rule`, for a
     /// relative `tolerance`: `tolerance`·S_j for the covariance, that
     /// propagated through the division by std m · std z_j for the
@@ -89,7 +137,6 @@ pub fn reference_trial_gain(
     let arch = model.arch();
     let beta = arch.beta as f64;
     let samples = modulator.len();
-    let t_count = samples as f64;
     // Pass 1: every z_t, materialised.
     let mut z = Vec::with_capacity(samples);
     let mut magnitude = Vec::with_capacity(samples);
@@ -106,40 +153,6 @@ pub fn reference_trial_gain(
         z.push(x);
         magnitude.push(x_abs);
     }
-    let n = arch.size(arch.gated_layer());
-    let m_mean = modulator.iter().map(|&m| m as f64).sum::<f64>() / t_count;
-    let centred_m: Vec<f64> = modulator.iter().map(|&m| m as f64 - m_mean).collect();
-    let std_modulator = (centred_m.iter().map(|d| d * d).sum::<f64>() / t_count).sqrt();
-    // Pass 2: means, then centred products.
-    let mut out = ReferenceGain {
-        gain: vec![0.0; n],
-        covariance_scale: vec![0.0; n],
-        variance_scale: vec![0.0; n],
-        std_activity: vec![0.0; n],
-        std_modulator,
-    };
-    for j in 0..n {
-        let z_mean = z.iter().map(|zt| zt[j]).sum::<f64>() / t_count;
-        let mut covariance = 0.0;
-        let mut variance = 0.0;
-        for t in 0..samples {
-            let dz = z[t][j] - z_mean;
-            covariance += centred_m[t] * dz;
-            variance += dz * dz;
-            out.covariance_scale[j] += centred_m[t].abs() * magnitude[t][j];
-            out.variance_scale[j] += dz.abs() * magnitude[t][j];
-        }
-        covariance /= t_count;
-        out.std_activity[j] = (variance / t_count).sqrt();
-        out.covariance_scale[j] /= t_count;
-        out.variance_scale[j] /= t_count;
-        out.gain[j] = match rule {
-            GainRule::Covariance => covariance,
-            GainRule::Correlation if out.std_activity[j] > 0.0 && std_modulator > 0.0 => {
-                covariance / (std_modulator * out.std_activity[j])
-            }
-            GainRule::Correlation => 0.0,
-        };
-    }
-    out
+    let modulator: Vec<f64> = modulator.iter().map(|&m| m as f64).collect();
+    ReferenceGain::from_samples(&z, &magnitude, &modulator, rule)
 }
