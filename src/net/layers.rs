@@ -290,18 +290,34 @@ impl std::ops::Deref for Columns {
     }
 }
 
-/// log Σ_{c ∈ columns} e^{z_c}, computed from the largest logit.
-fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> T {
-    let zmax = columns.iter().map(|&c| z[c]).fold(z[columns[0]], T::max);
-    let sum = columns
+/// log Σ_{c ∈ columns} e^{z_c} as its two parts: the largest logit
+/// z_max and ln(1 + Σ_{c ≠ max} e^{z_c − z_max}), taken with `ln_1p`, so
+/// that a confident row's small loss (z_max − z_y + that, with z_y =
+/// z_max) keeps its precision (the first maximum is the one left out; a
+/// NaN logit never is).
+fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> (T, T) {
+    let (top, zmax) =
+        columns
+            .iter()
+            .enumerate()
+            .fold((0, z[columns[0]]), |(top, zmax), (k, &c)| {
+                if z[c] > zmax { (k, z[c]) } else { (top, zmax) }
+            });
+    let rest = columns
         .iter()
-        .fold(T::ZERO, |s, &c| s + (z[c] - zmax).exp());
-    sum.ln() + zmax
+        .enumerate()
+        .filter(|&(k, _)| k != top)
+        .fold(T::ZERO, |s, (_, &c)| s + (z[c] - zmax).exp());
+    (zmax, rest.ln_1p())
 }
 
 /// Mean cross-entropy of softmax over the readout's logits, and its
 /// gradient w.r.t. all logits (zero outside the readout's columns):
-/// L = −(1/B) Σ_b log softmax(z_b)\[y_b\], dz = (softmax − onehot)/B.
+/// L = −(1/B) Σ_b log softmax(z_b)\[y_b\], dz = (softmax − onehot)/B. The
+/// label's entry, p_y − 1, is taken as −Σ_{c ≠ y} p_c, without the
+/// cancellation of p_y − 1 when p_y is near 1: a confident example's
+/// small gradient keeps its precision (`comod trace` exports it, §7), as
+/// the conv heads' loss does.
 pub fn cross_entropy<T: Real>(
     logits: &[T],
     classes: usize,
@@ -319,13 +335,18 @@ pub fn cross_entropy<T: Real>(
         .zip(labels)
     {
         dz.fill(T::ZERO);
-        let log_sum = log_sum_exp(z, &cols);
-        total += log_sum - z[cols[y as usize]];
+        let (zmax, log_rest) = log_sum_exp(z, &cols);
+        let y = y as usize;
+        total += (zmax - z[cols[y]]) + log_rest;
+        let mut others = T::ZERO;
         for (k, &c) in cols.iter().enumerate() {
-            let p = (z[c] - log_sum).exp();
-            let target = if k == y as usize { T::ONE } else { T::ZERO };
-            dz[c] = (p - target) * inv_batch;
+            if k != y {
+                let p = ((z[c] - zmax) - log_rest).exp();
+                dz[c] = p * inv_batch;
+                others += p;
+            }
         }
+        dz[cols[y]] = -others * inv_batch;
     }
     total * inv_batch
 }
@@ -337,7 +358,10 @@ pub fn mean_cross_entropy(logits: &[f32], classes: usize, labels: &[u8], readout
     let total: f64 = logits
         .chunks_exact(classes)
         .zip(labels)
-        .map(|(z, &y)| (log_sum_exp(z, &cols) - z[cols[y as usize]]) as f64)
+        .map(|(z, &y)| {
+            let (zmax, log_rest) = log_sum_exp(z, &cols);
+            ((zmax - z[cols[y as usize]]) + log_rest) as f64
+        })
         .sum();
     total / labels.len() as f64
 }

@@ -8,8 +8,12 @@ without coupling and gain) it writes a checkpoint and an input file, runs
 `comod trace`, recomputes every output and compares tensor by tensor.
 
 The error of a tensor is max|comod − numpy| / max|numpy| (relative to the
-tensor's scale; an all-zero tensor must come out all zero). A case fails
-above --tolerance (default 1e-4). The worst error per tensor is printed.
+tensor's scale; an all-zero tensor must come out all zero). The scale of a
+trial gain or a weight gradient is at least 64 f32 ulps / tolerance of its
+terms' magnitude (a gradient: the same backward pass with |W|), below which
+what cancels across samples, examples or inputs is rounding in any f32
+code. A case fails above --tolerance (default 1e-4). The worst error per
+tensor is printed.
 
     pip install numpy safetensors
     cargo build --release
@@ -17,6 +21,7 @@ above --tolerance (default 1e-4). The worst error per tensor is printed.
 """
 
 import argparse
+import copy
 import json
 import pathlib
 import subprocess
@@ -188,6 +193,13 @@ def expected_outputs(net, inputs, meta):
     dlogits = np.zeros_like(logits)
     dlogits[:, columns] = dz / k
     grads_w, grads_b, grad_c = net.backward(hs, as_, factors, dlogits, m0)
+    # The same backward pass with |W| and |dlogits| (the activities and
+    # factors are positive): the magnitudes of the gradients' terms. A
+    # gradient that cancels across examples or inputs is rounding below
+    # 64 f32 ulps of its largest magnitude, in comod as in any f32 framework.
+    magnitude_net = copy.copy(net)
+    magnitude_net.weights = [np.abs(w) for w in net.weights]
+    magnitude_w, magnitude_b, _ = magnitude_net.backward(hs, as_, factors, np.abs(dlogits), m0)
     grad_c = trace_options.parameter_gradient(theta, square, lam, grad_c)
     gains = [net.trial_gain(stimuli[i], modulator[i], coupling, rule, variance) for i in range(k)]
     out = {
@@ -204,6 +216,8 @@ def expected_outputs(net, inputs, meta):
     for l in range(1, net.depth + 1):
         out[f"grad.layers.{l}.weight"] = grads_w[l - 1]
         out[f"grad.layers.{l}.bias"] = grads_b[l - 1]
+        out[f"grad.layers.{l}.weight.floor"] = np.abs(magnitude_w[l - 1]).max() * np.finfo(np.float32).eps
+        out[f"grad.layers.{l}.bias.floor"] = np.abs(magnitude_b[l - 1]).max() * np.finfo(np.float32).eps
     return out
 
 
@@ -270,7 +284,7 @@ def main():
                 continue
             got = load_file(str(tmp / "out.safetensors"))
             want = expected_outputs(net, inputs, meta)
-            floor = want.pop("trial_gain.floor")
+            floors = {name[: -len(".floor")]: want.pop(name) for name in [n for n in want if n.endswith(".floor")]}
             ill = want.pop("trial_gain.ill")
             got["trial_gain"] = np.where(ill, 0.0, got["trial_gain"])
             want["trial_gain"] = np.where(ill, 0.0, want["trial_gain"])
@@ -287,7 +301,7 @@ def main():
                 if got[name].dtype != np.float32 or got[name].shape != expected.shape:
                     bad.append(f"{name}: {got[name].dtype} {got[name].shape}, expected float32 {expected.shape}")
                     continue
-                error = tensor_error(got[name], expected, 64 * floor / args.tolerance if name == "trial_gain" else 0.0)
+                error = tensor_error(got[name], expected, 64 * floors.get(name, 0.0) / args.tolerance)
                 key = name if not name.startswith("grad.layers") else "grad.layers.{l}." + name.rsplit(".", 1)[1]
                 worst[key] = max(worst.get(key, 0.0), error)
                 if error > args.tolerance:
