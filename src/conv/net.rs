@@ -104,6 +104,16 @@ pub struct ConvNet<T> {
 }
 
 impl<T: Real> ConvNet<T> {
+    /// The same network with every weight and bias replaced by its
+    /// absolute value: its forward pass from |x| under positive factors
+    /// gives each value's magnitude, the scale of its rounding errors,
+    /// against which the references and tests judge f32 results (§3, §8).
+    pub fn magnitudes(&self) -> ConvNet<T> {
+        let mut net = self.clone();
+        net.params.iter_mut().for_each(|p| *p = p.max(-*p));
+        net
+    }
+
     /// All parameters 0.
     pub fn zeros(arch: &ConvArch) -> ConvNet<T> {
         let shapes = arch.shapes();

@@ -291,8 +291,7 @@ pub fn trial_gain_reference(
     variance: f64,
     rule: GainRule,
 ) -> ReferenceGain {
-    let mut magnitude_net = net.clone();
-    magnitude_net.params.iter_mut().for_each(|p| *p = p.abs());
+    let magnitude_net = net.magnitudes();
     let image_magnitude: Vec<f64> = image.iter().map(|v| v.abs()).collect();
     let mut ws = net.workspace();
     let mut gated = |net: &ConvNet<f64>, image: &[f64], mt: f64| {

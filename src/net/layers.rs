@@ -311,8 +311,8 @@ fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> (T, T) {
     (zmax, rest.ln_1p())
 }
 
-/// Mean cross-entropy of softmax over the readout's logits, and its
-/// gradient w.r.t. all logits (zero outside the readout's columns):
+/// Mean cross-entropy of softmax over the readout's logits (§2, Loss), and
+/// its gradient w.r.t. all logits (zero outside the readout's columns):
 /// L = −(1/B) Σ_b log softmax(z_b)\[y_b\], dz = (softmax − onehot)/B. The
 /// label's entry, p_y − 1, is taken as −Σ_{c ≠ y} p_c, without the
 /// cancellation of p_y − 1 when p_y is near 1: a confident example's
