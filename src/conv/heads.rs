@@ -102,7 +102,7 @@ fn loss_of<T: Real>(
             // gradient keep their precision.
             let other = 1 - y;
             let d = z[other] - z[y];
-            let e = (if d < T::ZERO { d } else { -d }).exp();
+            let e = (-d.abs()).exp();
             total += d.max(T::ZERO) + e.ln_1p();
             let q = if d >= T::ZERO {
                 T::ONE / (T::ONE + e)

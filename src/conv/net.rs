@@ -110,7 +110,7 @@ impl<T: Real> ConvNet<T> {
     /// against which the references and tests judge f32 results (§3, §8).
     pub fn magnitudes(&self) -> ConvNet<T> {
         let mut net = self.clone();
-        net.params.iter_mut().for_each(|p| *p = p.max(-*p));
+        net.params.iter_mut().for_each(|p| *p = p.abs());
         net
     }
 

@@ -223,10 +223,7 @@ pub fn coupling_backward<T: Real>(n: usize, m: T, h: &[T], dh: &[T], dc: &mut [T
 
 /// The L1 term λ·‖θ‖₁ of the fine-tuning loss (§2).
 pub fn l1_penalty<T: Real>(theta: &[T], lambda: T) -> T {
-    theta
-        .iter()
-        .fold(T::ZERO, |s, &x| s + if x < T::ZERO { -x } else { x })
-        * lambda
+    theta.iter().fold(T::ZERO, |s, &x| s + x.abs()) * lambda
 }
 
 /// Adds the L1 subgradient λ·sign(θ) to `grad`, with sign(0) = 0 (§7).
@@ -290,12 +287,13 @@ impl std::ops::Deref for Columns {
     }
 }
 
-/// log Σ_{c ∈ columns} e^{z_c} as its two parts: the largest logit
-/// z_max and ln(1 + Σ_{c ≠ max} e^{z_c − z_max}), taken with `ln_1p`, so
+/// The cross-entropy of one row at label `y` (§2, Loss), with the two
+/// parts of log Σ_{c ∈ columns} e^{z_c} it is made of: (loss, z_max,
+/// ln(1 + Σ_{c ≠ max} e^{z_c − z_max})), the last taken with `ln_1p`, so
 /// that a confident row's small loss (z_max − z_y + that, with z_y =
 /// z_max) keeps its precision (the first maximum is the one left out; a
 /// NaN logit never is).
-fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> (T, T) {
+fn row_cross_entropy<T: Real>(z: &[T], columns: &[usize], y: usize) -> (T, T, T) {
     let (top, zmax) =
         columns
             .iter()
@@ -308,7 +306,8 @@ fn log_sum_exp<T: Real>(z: &[T], columns: &[usize]) -> (T, T) {
         .enumerate()
         .filter(|&(k, _)| k != top)
         .fold(T::ZERO, |s, (_, &c)| s + (z[c] - zmax).exp());
-    (zmax, rest.ln_1p())
+    let log_rest = rest.ln_1p();
+    ((zmax - z[columns[y]]) + log_rest, zmax, log_rest)
 }
 
 /// Mean cross-entropy of softmax over the readout's logits (§2, Loss), and
@@ -335,9 +334,9 @@ pub fn cross_entropy<T: Real>(
         .zip(labels)
     {
         dz.fill(T::ZERO);
-        let (zmax, log_rest) = log_sum_exp(z, &cols);
         let y = y as usize;
-        total += (zmax - z[cols[y]]) + log_rest;
+        let (loss, zmax, log_rest) = row_cross_entropy(z, &cols, y);
+        total += loss;
         let mut others = T::ZERO;
         for (k, &c) in cols.iter().enumerate() {
             if k != y {
@@ -358,10 +357,7 @@ pub fn mean_cross_entropy(logits: &[f32], classes: usize, labels: &[u8], readout
     let total: f64 = logits
         .chunks_exact(classes)
         .zip(labels)
-        .map(|(z, &y)| {
-            let (zmax, log_rest) = log_sum_exp(z, &cols);
-            ((zmax - z[cols[y as usize]]) + log_rest) as f64
-        })
+        .map(|(z, &y)| row_cross_entropy(z, &cols, y as usize).0 as f64)
         .sum();
     total / labels.len() as f64
 }

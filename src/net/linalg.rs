@@ -53,6 +53,8 @@ pub trait Real:
     fn ln_1p(self) -> Self;
     /// The larger of the two.
     fn max(self, other: Self) -> Self;
+    /// |self|.
+    fn abs(self) -> Self;
     /// C = α·A·B + β·C on raw strided buffers (`matrixmultiply` sgemm/dgemm).
     ///
     /// # Safety
@@ -102,6 +104,9 @@ macro_rules! impl_real {
             }
             fn max(self, other: Self) -> Self {
                 <$t>::max(self, other)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
             }
             unsafe fn gemm_raw(
                 m: usize,
