@@ -1,5 +1,6 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
-//! (§3), the convolutional workloads (§8), the dense stage of a conv
+//! (§3), the convolutional workloads (§8) and a conv stage on maps of
+//! several widths, the dense stage of a conv
 //! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
 //! epoch (§4), the evaluations' products of 1000 rows (§4), e^x on every
 //! instruction set, the modulated evaluation's weight scaling and a
@@ -19,8 +20,9 @@ use std::path::Path;
 use comod::bench::SgemmProblem;
 use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
+use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
 use comod::conv::net::EVAL_ROWS;
-use comod::data::{CANVAS_PIXELS, Digits};
+use comod::data::{CANVAS_PIXELS, Digits, Shape};
 use comod::kernel::dense::{
     DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
 };
@@ -93,6 +95,55 @@ fn conv(c: &mut Criterion) {
         group.throughput(Throughput::Elements(prepared.flops() as u64));
         group.sample_size(if name == "conv_trial_B256" { 10 } else { 50 });
         group.bench_function(name, |b| b.iter(|| prepared.run()));
+    }
+    group.finish();
+}
+
+/// The direct kernel's 3 × 3 stage of 8 → 16 channels on one thread,
+/// 64 maps 12, 14, 18 and 24 pixels wide: widths whose AVX2 tiles would
+/// hold 6 pixels and one (14) whose tiles hold at most 5, the second
+/// conv stage of `conv-mnist` (§8) on other map sizes. FLOPs as `conv`'s.
+fn conv_widths(c: &mut Criterion) {
+    const IMAGES: usize = 64;
+    const KERNEL: usize = 3;
+    let (c_in, c_out) = (8, 16);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a thread pool");
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let weights = ConvWeights::new(
+        &draw(c_out * KERNEL * KERNEL * c_in),
+        &draw(c_out),
+        KERNEL,
+        c_in,
+    );
+    let mut group = c.benchmark_group("conv_widths");
+    for side in [12, 14, 18, 24] {
+        let shape = Shape {
+            channels: c_in,
+            height: side,
+            width: side,
+        };
+        let mut padded = Vec::new();
+        pad_input(
+            &draw(IMAGES * shape.len()),
+            IMAGES,
+            shape,
+            KERNEL,
+            &mut padded,
+        );
+        let mut out = vec![0.0f32; IMAGES * shape.pixels() * c_out];
+        let macs = IMAGES * shape.pixels() * c_out * KERNEL * KERNEL * c_in;
+        group.throughput(Throughput::Elements(2 * macs as u64));
+        group.bench_function(format!("8_to_16_side_{side}"), |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    conv_relu(Isa::selected(), &padded, IMAGES, shape, &weights, &mut out)
+                })
+            })
+        });
     }
     group.finish();
 }
@@ -321,6 +372,7 @@ criterion_group!(
     sgemm,
     trial_kernel,
     conv,
+    conv_widths,
     conv_dense_stage,
     pretrain_epoch,
     evaluation,

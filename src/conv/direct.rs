@@ -41,6 +41,26 @@ pub const PIXELS_256: usize = 12;
 /// accumulators, two weight vectors and a broadcast in the 16 registers.
 const PIXELS_256_WIDE: usize = 6;
 const _: () = assert!(PIXELS_256_WIDE == 6, "pixels! lists 1..=6 for it");
+
+/// Most pixels per [`tile256_wide`] for `c_in` input channels:
+/// [`PIXELS_256_WIDE`], except 5 for 8 channels. The compiler builds the
+/// 6-pixel tile of 8 input channels (its channel loop unrolled) with an
+/// accumulator and a weight vector on the stack, a store and a reload in
+/// every step of a chain; the tiles of 3, 16 or 32 channels keep theirs in
+/// registers. Only rows whose tiles would hold 6 pixels change (12, 18 or
+/// 24 wide; a 14-pixel row is 5 + 5 + 4 either way), and every output's
+/// chain is the same, so the same bits. `cargo bench --bench throughput
+/// -- conv_widths` (one thread of an AMD EPYC Zen 3, FMA peak 91.7–93.4
+/// GFLOP/s in the same runs): 12-pixel maps from 37.2 to 57.9 GFLOP/s,
+/// 18 from 40.0 to 73.3, 24 from 41.3 to 73.2; 14 (unchanged tiles) 67.1
+/// and 67.9.
+fn wide_tile_pixels(c_in: usize) -> usize {
+    if c_in == 8 {
+        PIXELS_256_WIDE - 1
+    } else {
+        PIXELS_256_WIDE
+    }
+}
 /// Pairs of pixels per AVX-512 pooled tile ([`pooled512`]): two rows of
 /// 14 pixels, 28 accumulators of the 32 vector registers.
 const PAIRS_512: usize = 7;
@@ -824,7 +844,7 @@ impl<'a> Rows<'a> {
         // above (lanes past C_out masked).
         while block < c_out {
             if c_out - block > 8 {
-                for (x0, p) in tiles(w, PIXELS_256_WIDE) {
+                for (x0, p) in tiles(w, wide_tile_pixels(c_in)) {
                     finite &= unsafe {
                         dispatch!(
                             c_in,
