@@ -1,6 +1,6 @@
 //! Throughput beside the machine's FMA peak: the trial-kernel workloads
-//! (§3), the convolutional workloads (§8) and a conv stage on maps of
-//! several widths, the dense stage of a conv
+//! (§3), the convolutional workloads (§8), a conv stage on maps of
+//! several widths and a conv training step, the dense stage of a conv
 //! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
 //! epoch (§4), the evaluations' products of 1000 rows (§4), e^x on every
 //! instruction set, the modulated evaluation's weight scaling and a
@@ -21,7 +21,9 @@ use comod::bench::SgemmProblem;
 use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
 use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
+use comod::conv::heads::{Heads, heads_loss};
 use comod::conv::net::EVAL_ROWS;
+use comod::conv::{ConvArch, ConvNet};
 use comod::data::{CANVAS_PIXELS, Digits, Shape};
 use comod::kernel::dense::{
     DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
@@ -33,7 +35,7 @@ use comod::net::few_rows::{Product, View, try_product};
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::net::vexp::exp_in_place_with;
-use comod::net::{Arch, Model, Nonlinearity};
+use comod::net::{Arch, Depth, Model, Nonlinearity};
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
@@ -145,6 +147,40 @@ fn conv_widths(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+/// One training step of `conv-mnist` (§8) on a batch of 50 random images,
+/// as its pretraining takes them: the forward pass, the heads' loss and
+/// the backward pass through every stage, on the threads rayon has.
+/// FLOPs as a run counts a step at full depth: 2 per multiply-add, the
+/// backward pass twice the forward's multiply-adds.
+fn conv_train_step(c: &mut Criterion) {
+    const BATCH: usize = 50;
+    let arch = ConvArch::preset("conv-mnist", 8).expect("a preset");
+    let net = ConvNet::<f32>::init(&arch, 1);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let images: Vec<f32> = (0..BATCH * arch.input.len())
+        .map(|_| rng.random_range(0.0..1.0))
+        .collect();
+    let labels: Vec<u8> = (0..BATCH * arch.tasks)
+        .map(|_| rng.random_range(0..2))
+        .collect();
+    let (mut ws, mut grads) = (net.workspace(), net.zero_grads());
+    let mut dlogits = Vec::new();
+    let mut group = c.benchmark_group("conv_train_step");
+    group.throughput(Throughput::Elements(
+        (2 * BATCH * 3 * arch.forward_macs()) as u64,
+    ));
+    group.bench_function("conv_mnist_B50", |b| {
+        b.iter(|| {
+            net.forward(&mut ws, &images, BATCH, None, None);
+            dlogits.resize(ws.logits().len(), 0.0);
+            heads_loss(ws.logits(), arch.tasks, &labels, Heads::All, &mut dlogits);
+            grads.params.fill(0.0);
+            net.backward(&mut ws, &dlogits, Depth::All, &mut grads);
+        })
+    });
     group.finish();
 }
 
@@ -373,6 +409,7 @@ criterion_group!(
     trial_kernel,
     conv,
     conv_widths,
+    conv_train_step,
     conv_dense_stage,
     pretrain_epoch,
     evaluation,

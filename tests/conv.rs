@@ -9,7 +9,9 @@ use comod::conv::heads::Heads;
 use comod::conv::heads::heads_loss;
 use comod::conv::mix::{Mix, mix_partials, mix_partials_reference};
 use comod::conv::modulator::{Modulator, scale_channels, scaled_channels};
-use comod::conv::ops::{col2im, conv_direct, conv_forward, im2col, maxpool_forward};
+use comod::conv::ops::{
+    col2im, conv_direct, conv_forward, im2col, maxpool_backward, maxpool_forward,
+};
 use comod::conv::{ConvArch, ConvNet, ConvWorkspace, Evaluation, Stage};
 use comod::data::Shape;
 use comod::kernel::Body;
@@ -386,6 +388,46 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+
+    /// The max-pool's gradient, bit for bit, against the plain rule: each
+    /// output's gradient added (to zero) to the first input of its window,
+    /// in row-major order, equal to the output, every other input zero. Inputs
+    /// drawn from a few values, so that windows tie; gradients include −0;
+    /// odd sides leave a last row or column outside every window.
+    #[test]
+    fn maxpool_gradient_goes_to_the_first_maximum_of_each_window(
+        batch in 1usize..3, c in prop_oneof![1usize..4, Just(8), Just(16), 9usize..12],
+        h in 1usize..9, w in 1usize..9, seed in any::<u64>(),
+    ) {
+        let shape = Shape { channels: c, height: h, width: w };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let x: Vec<f32> = (0..batch * shape.len()).map(|_| rng.random_range(0..3) as f32).collect();
+        let pooled = shape.pooled();
+        let mut out = vec![0.0f32; batch * pooled.len()];
+        maxpool_forward(&x, batch, shape, &mut out);
+        let dout: Vec<f32> = (0..out.len())
+            .map(|_| if rng.random_range(0..4) == 0 { -0.0 } else { rng.random_range(-1.0..1.0) })
+            .collect();
+        let mut expected = vec![0.0f32; x.len()];
+        for b in 0..batch {
+            for y in 0..pooled.height {
+                for xx in 0..pooled.width {
+                    for ch in 0..c {
+                        let o = ((b * pooled.height + y) * pooled.width + xx) * c + ch;
+                        let window = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                            .map(|(dy, dx)| ((b * h + 2 * y + dy) * w + 2 * xx + dx) * c + ch);
+                        let taken = window.into_iter().find(|&i| x[i] == out[o]).expect("the maximum is in its window");
+                        expected[taken] += dout[o];
+                    }
+                }
+            }
+        }
+        let mut dx = vec![f32::NAN; x.len()];
+        maxpool_backward(&x, &out, &dout, batch, shape, &mut dx);
+        for (i, (a, e)) in dx.iter().zip(&expected).enumerate() {
+            prop_assert!(a.to_bits() == e.to_bits(), "at {i}: {a} vs {e}");
         }
     }
 }

@@ -673,10 +673,9 @@ impl<T: Real> ConvNet<T> {
                         scale_channels(dy, &ws.factors, out.channels);
                     }
                     let dy = &mut ws.grad_a;
+                    // A select, not a conditional store, so that it vectorises.
                     for (d, &v) in dy.iter_mut().zip(y.iter()) {
-                        if v <= T::ZERO {
-                            *d = T::ZERO;
-                        }
+                        *d = if v <= T::ZERO { T::ZERO } else { *d };
                     }
                     if s == modulated && depth != Depth::All {
                         break;

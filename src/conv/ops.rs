@@ -240,7 +240,9 @@ fn larger<T: Real>(a: T, b: T) -> T {
 
 /// The gradient of [`maxpool_forward`] (whose output was `out`): each
 /// output's gradient goes to the first input of its window, in row-major
-/// order, that equals the maximum; `dx` is overwritten.
+/// order, that equals the maximum (added to zero); `dx` is overwritten,
+/// and inputs outside every window get zero. Row by row on slices, so
+/// that no index is computed and checked per value.
 pub fn maxpool_backward<T: Real>(
     x: &[T],
     out: &[T],
@@ -249,23 +251,40 @@ pub fn maxpool_backward<T: Real>(
     shape: Shape,
     dx: &mut [T],
 ) {
-    let (c, h, w) = (shape.channels, shape.height, shape.width);
+    let (c, w) = (shape.channels, shape.width);
     let pooled = shape.pooled();
+    assert_eq!(x.len(), batch * shape.len(), "maxpool input size");
+    assert_eq!(dx.len(), x.len(), "maxpool input gradient size");
+    assert_eq!(out.len(), batch * pooled.len(), "maxpool output size");
+    assert_eq!(dout.len(), out.len(), "maxpool output gradient size");
     dx.fill(T::ZERO);
-    let mut o = 0;
-    for b in 0..batch {
-        for y in 0..pooled.height {
-            for xx in 0..pooled.width {
-                for ch in 0..c {
-                    let window = [(0, 0), (0, 1), (1, 0), (1, 1)]
-                        .map(|(dy, ddx)| ((b * h + 2 * y + dy) * w + 2 * xx + ddx) * c + ch);
-                    let taken = window
-                        .into_iter()
-                        .find(|&i| x[i] == out[o])
-                        .unwrap_or(window[0]);
-                    dx[taken] += dout[o];
-                    o += 1;
-                }
+    let out_row = pooled.width * c;
+    if out_row == 0 {
+        return;
+    }
+    let in_row = w * c;
+    let rows = out.chunks_exact(out_row).zip(dout.chunks_exact(out_row));
+    for (i, (out_row, dout_row)) in rows.enumerate() {
+        // Output row i is row y of map b: its window rows start at 2y of b.
+        let (b, y) = (i / pooled.height, i % pooled.height);
+        let top = (b * shape.height + 2 * y) * in_row;
+        let (x_top, x_bottom) = x[top..top + 2 * in_row].split_at(in_row);
+        let (dx_top, dx_bottom) = dx[top..top + 2 * in_row].split_at_mut(in_row);
+        let pixels = out_row.chunks_exact(c).zip(dout_row.chunks_exact(c));
+        for (xx, (o, d)) in pixels.enumerate() {
+            let at = 2 * xx * c;
+            let window = [
+                &x_top[at..at + c],
+                &x_top[at + c..at + 2 * c],
+                &x_bottom[at..at + c],
+                &x_bottom[at + c..at + 2 * c],
+            ];
+            let (dx_tl, dx_tr) = dx_top[at..at + 2 * c].split_at_mut(c);
+            let (dx_bl, dx_br) = dx_bottom[at..at + 2 * c].split_at_mut(c);
+            let targets = [dx_tl, dx_tr, dx_bl, dx_br];
+            for (ch, (&o, &d)) in o.iter().zip(d).enumerate() {
+                let taken = (0..4).find(|&k| window[k][ch] == o).unwrap_or(0);
+                targets[taken][ch] += d;
             }
         }
     }
