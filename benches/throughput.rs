@@ -21,7 +21,6 @@ use comod::bench::SgemmProblem;
 use comod::bench::conv::{CONV_WORKLOADS, ConvWorkload};
 use comod::bench::peak::{chain_flops, chains};
 use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
-use comod::conv::heads::{Heads, heads_loss};
 use comod::conv::net::EVAL_ROWS;
 use comod::conv::{ConvArch, ConvNet};
 use comod::data::{CANVAS_PIXELS, Digits, Shape};
@@ -35,11 +34,17 @@ use comod::net::few_rows::{Product, View, try_product};
 use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::net::vexp::exp_in_place_with;
-use comod::net::{Arch, Depth, Model, Nonlinearity};
+use comod::net::{Arch, Model, Nonlinearity};
+use comod::train::joint::pretraining_gradient;
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+
+/// `n` values drawn uniformly from `range`: the benches' random operands.
+fn uniform(rng: &mut Xoshiro256PlusPlus, n: usize, range: std::ops::Range<f32>) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(range.clone())).collect()
+}
 
 /// The FMA chains of each instruction set on one thread.
 fn fma_peak(c: &mut Criterion) {
@@ -114,7 +119,7 @@ fn conv_widths(c: &mut Criterion) {
         .build()
         .expect("a thread pool");
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let mut draw = |n: usize| uniform(&mut rng, n, -1.0..1.0);
     let weights = ConvWeights::new(
         &draw(c_out * KERNEL * KERNEL * c_in),
         &draw(c_out),
@@ -150,9 +155,9 @@ fn conv_widths(c: &mut Criterion) {
     group.finish();
 }
 
-/// One training step of `conv-mnist` (§8) on a batch of 50 random images,
-/// as its pretraining takes them: the forward pass, the heads' loss and
-/// the backward pass through every stage, on the threads rayon has.
+/// One pretraining step's gradient of `conv-mnist` (§8,
+/// [`pretraining_gradient`], every head read) on a batch of 50 random
+/// images, on the threads rayon has; the Adam step after it is left out.
 /// FLOPs as a run counts a step at full depth: 2 per multiply-add, the
 /// backward pass twice the forward's multiply-adds.
 fn conv_train_step(c: &mut Criterion) {
@@ -160,9 +165,7 @@ fn conv_train_step(c: &mut Criterion) {
     let arch = ConvArch::preset("conv-mnist", 8).expect("a preset");
     let net = ConvNet::<f32>::init(&arch, 1);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-    let images: Vec<f32> = (0..BATCH * arch.input.len())
-        .map(|_| rng.random_range(0.0..1.0))
-        .collect();
+    let images = uniform(&mut rng, BATCH * arch.input.len(), 0.0..1.0);
     let labels: Vec<u8> = (0..BATCH * arch.tasks)
         .map(|_| rng.random_range(0..2))
         .collect();
@@ -172,13 +175,17 @@ fn conv_train_step(c: &mut Criterion) {
     group.throughput(Throughput::Elements(
         (2 * BATCH * 3 * arch.forward_macs()) as u64,
     ));
+    let every_task: Vec<usize> = (0..arch.tasks).collect();
     group.bench_function("conv_mnist_B50", |b| {
         b.iter(|| {
-            net.forward(&mut ws, &images, BATCH, None, None);
-            dlogits.resize(ws.logits().len(), 0.0);
-            heads_loss(ws.logits(), arch.tasks, &labels, Heads::All, &mut dlogits);
-            grads.params.fill(0.0);
-            net.backward(&mut ws, &dlogits, Depth::All, &mut grads);
+            pretraining_gradient(
+                &net,
+                &mut ws,
+                (&images, &labels, BATCH),
+                &every_task,
+                &mut dlogits,
+                &mut grads,
+            )
         })
     });
     group.finish();
@@ -206,7 +213,7 @@ fn pretrain_epoch(c: &mut Criterion) {
 fn conv_dense_stage(c: &mut Criterion) {
     let (rows, inputs, outputs) = (EVAL_ROWS, 7 * 7 * 16, 128);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
-    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    let mut draw = |n: usize| uniform(&mut rng, n, -1.0..1.0);
     let (x, w, bias) = (draw(rows * inputs), draw(outputs * inputs), draw(outputs));
     let layer = PackedLayer::dense(&w, &bias, inputs, outputs);
     let mut out = vec![0.0f32; rows * outputs];
@@ -260,9 +267,7 @@ fn evaluation(c: &mut Criterion) {
     let arch = Arch::preset("paper3", 1).expect("a preset");
     let model = Model::<f32>::init(&arch, 1);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
-    let mut draw = |n: usize, low: f32, high: f32| -> Vec<f32> {
-        (0..n).map(|_| rng.random_range(low..high)).collect()
-    };
+    let mut draw = |n: usize, low: f32, high: f32| uniform(&mut rng, n, low..high);
     let gated = arch.size(arch.gated_layer());
     let modulated = arch.size(arch.modulated_layer);
     let activity = PackedRows::new(&draw(ROWS * modulated, 0.0, 3.0), modulated);

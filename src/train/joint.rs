@@ -13,7 +13,7 @@ use crate::data::Pool;
 use crate::data::benchmark::BenchmarkData;
 use crate::data::images::Images;
 use crate::error::{Error, Result};
-use crate::net::{Adam, Depth};
+use crate::net::{Adam, Depth, Grads};
 use crate::rng::derive_seed;
 use crate::train::transfer::Transfer;
 
@@ -181,9 +181,14 @@ pub fn pretrain_on(
             let rows = b * options.batch..(b + 1) * options.batch;
             let images = &set.images[rows.start * len..rows.end * len];
             let labels = &set.labels[rows.start * tasks..rows.end * tasks];
-            net.forward(&mut ws, images, options.batch, None, None);
-            dlogits.resize(ws.logits().len(), 0.0);
-            let loss = subset_loss(ws.logits(), tasks, labels, pretrained, &mut dlogits);
+            let loss = pretraining_gradient(
+                &net,
+                &mut ws,
+                (images, labels, options.batch),
+                pretrained,
+                &mut dlogits,
+                &mut grads,
+            );
             if !loss.is_finite() {
                 return Err(Error::option(
                     "--lr",
@@ -195,8 +200,6 @@ pub fn pretrain_on(
                 ));
             }
             total += loss as f64;
-            grads.params.fill(0.0);
-            net.backward(&mut ws, &dlogits, Depth::All, &mut grads);
             adam.step(&mut net.params, &grads.params);
         }
         let accuracy = task_accuracies(&net, &heldout, tasks);
@@ -218,6 +221,27 @@ pub fn pretrain_on(
         }
     }
     Ok((net, epochs))
+}
+
+/// One step's gradient of a multi-task pretraining (§8) into `grads`:
+/// the forward pass of `rows` images, the mean cross-entropy of the heads
+/// `pretrained` reads (labels `[rows, tasks]`) and the backward pass
+/// through every stage. Returns the loss (not finite when the step
+/// diverged; the gradient is then meaningless).
+pub fn pretraining_gradient(
+    net: &ConvNet<f32>,
+    ws: &mut ConvWorkspace<f32>,
+    (images, labels, rows): (&[f32], &[u8], usize),
+    pretrained: &[usize],
+    dlogits: &mut Vec<f32>,
+    grads: &mut Grads<f32>,
+) -> f32 {
+    net.forward(ws, images, rows, None, None);
+    dlogits.resize(ws.logits().len(), 0.0);
+    let loss = subset_loss(ws.logits(), net.arch().tasks, labels, pretrained, dlogits);
+    grads.params.fill(0.0);
+    net.backward(ws, dlogits, Depth::All, grads);
+    loss
 }
 
 /// Whether an epoch reaching `mean` ends a pretraining without a target:
