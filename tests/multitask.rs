@@ -13,10 +13,16 @@ use comod::conv::{ConvArch, ConvNet, Stage};
 use comod::data::Shape;
 use comod::data::benchmark::BenchmarkData;
 use comod::net::{Depth, GainRule, Modulation};
+use comod::report::ReportOptions;
+use comod::report::multitask::{pretrain_all, pretrain_options};
+use comod::report::plan::Scale;
+use comod::sweep::plan::Shard;
+use comod::train::joint::pretrain_multitask;
 use comod::train::learner::learner;
 use comod::train::protocol::online;
 use comod::train::{
     BenchmarkTasks, EvalSet, Examples, FinetuneConfig, Frozen, Method, Network, Study, TaskData,
+    Transfer,
 };
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -600,5 +606,53 @@ fn merge_and_summary_tell_the_networks_apart_and_never_mix_them() {
         let summary = summarize_file(file, Some(dir.path()), None, false).unwrap();
         assert_eq!(summary.kind, kind);
         assert!(summary.files.table.contains("retrain-last"));
+    }
+}
+
+/// The report pretrains its §8 networks at once, one per thread
+/// (`pretrain_all`): each is, bit for bit, the network pretrained alone on
+/// both threads (§6), in the order asked for, and saved where the report
+/// reads it.
+#[test]
+fn networks_pretrained_at_once_are_those_pretrained_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ReportOptions {
+        out: dir.path().to_path_buf(),
+        data: "data".into(),
+        fashion: "data/fashion".into(),
+        scale: Scale::Smoke,
+        shard: Shard::default(),
+        seed: 3,
+        partial: false,
+        also: Vec::new(),
+    };
+    let data = BenchmarkData::mnist_attributes(common::shipped_digits().clone());
+    let arch = ConvArch::preset("conv-mnist", data.task_count()).unwrap();
+    let narrow = arch.variant(0.5, Some(2)).unwrap();
+    let networks = [
+        (&arch, "held-out".to_string(), Transfer::HeldOut),
+        (&arch, "joint".to_string(), Transfer::Joint),
+        (&narrow, "narrow".to_string(), Transfer::HeldOut),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let at_once = pool
+        .install(|| pretrain_all(&options, &data, &networks, &common::Quiet))
+        .unwrap();
+    assert_eq!(at_once.len(), networks.len());
+    let bits = |params: &[f32]| params.iter().map(|p| p.to_bits()).collect::<Vec<_>>();
+    for ((arch, name, transfer), got) in networks.iter().zip(&at_once) {
+        let settings = pretrain_options(&options, *transfer);
+        let (alone, epochs) = pool
+            .install(|| pretrain_multitask(&data, arch, &settings, &mut |_| {}))
+            .unwrap();
+        assert!(
+            bits(&got.net.params) == bits(&alone.params),
+            "{name}: the network pretrained at once differs from the one pretrained alone"
+        );
+        assert_eq!(got.provenance.epochs, epochs.len(), "{name}");
+        assert!(got.checkpoint.exists(), "{name}: no checkpoint");
     }
 }

@@ -21,7 +21,7 @@ use crate::observer::Observer;
 use crate::report::ReportOptions;
 use crate::report::analyses::Section;
 use crate::report::claims::{MethodClaim, Metric, method_claims};
-use crate::report::multitask::{load, pretrain, sweep_cell};
+use crate::report::multitask::{load, pretrain_all, sweep_cell};
 use crate::sweep::record::Record;
 use crate::train::options::Protocol;
 use crate::train::{Method, Transfer};
@@ -59,6 +59,19 @@ struct Variant {
     records: Vec<Record<ConvArch>>,
 }
 
+/// One variant to pretrain and fine-tune.
+struct Plan {
+    modulated_conv: usize,
+    width: f64,
+    arch: ConvArch,
+    /// Its network's name in the report folder.
+    net_name: String,
+    /// Its results file's name.
+    cell: String,
+    /// The repeats its cell runs.
+    cell_repeats: usize,
+}
+
 /// A variant's checkpoint and results name; the preset itself is the
 /// report's `held-out` network and cell.
 fn variant_name(benchmark: &str, modulated_conv: usize, width: f64) -> Option<String> {
@@ -82,11 +95,11 @@ pub fn architecture_study(
     for &benchmark in options.scale.architecture_benchmarks() {
         let data = load(benchmark, digits, options)?;
         let preset = ConvArch::preset(benchmark.default_arch(), data.task_count())?;
-        let mut variants = Vec::new();
+        let held_out = format!("{}-{}", benchmark.name(), Transfer::HeldOut.name());
+        let mut plans = Vec::new();
         for modulated_conv in MODULATED_CONVS {
             for width in WIDTHS {
                 let arch = preset.variant(width, Some(modulated_conv))?;
-                let held_out = format!("{}-{}", benchmark.name(), Transfer::HeldOut.name());
                 let (net_name, cell, cell_repeats) =
                     match variant_name(benchmark.name(), modulated_conv, width) {
                         Some(name) => (name.clone(), format!("architecture-{name}"), repeats),
@@ -97,29 +110,37 @@ pub fn architecture_study(
                             main_repeats,
                         ),
                     };
-                let net = pretrain(
-                    options,
-                    &data,
-                    (&arch, &net_name),
-                    Transfer::HeldOut,
-                    observer,
-                )?;
-                let run = (Transfer::HeldOut, Protocol::Online);
-                let tasks = (data.held_out.clone(), cell_repeats);
-                let Some(records) =
-                    sweep_cell(options, (&data, &net), run, tasks, &cell, observer)?
-                else {
-                    continue;
-                };
-                variants.push(Variant {
+                plans.push(Plan {
                     modulated_conv,
                     width,
-                    channels: arch.modulated_channels(),
-                    epochs: net.provenance.epochs,
-                    pretrained: net.provenance.heldout_accuracy,
-                    records: records.into_iter().filter(|r| r.repeat < repeats).collect(),
+                    arch,
+                    net_name,
+                    cell,
+                    cell_repeats,
                 });
             }
+        }
+        let networks: Vec<_> = (plans.iter())
+            .map(|plan| (&plan.arch, plan.net_name.clone(), Transfer::HeldOut))
+            .collect();
+        let pretrained = pretrain_all(options, &data, &networks, observer)?;
+        let mut variants = Vec::new();
+        for (plan, net) in plans.iter().zip(pretrained) {
+            let run = (Transfer::HeldOut, Protocol::Online);
+            let tasks = (data.held_out.clone(), plan.cell_repeats);
+            let Some(records) =
+                sweep_cell(options, (&data, &net), run, tasks, &plan.cell, observer)?
+            else {
+                continue;
+            };
+            variants.push(Variant {
+                modulated_conv: plan.modulated_conv,
+                width: plan.width,
+                channels: plan.arch.modulated_channels(),
+                epochs: net.provenance.epochs,
+                pretrained: net.provenance.heldout_accuracy,
+                records: records.into_iter().filter(|r| r.repeat < repeats).collect(),
+            });
         }
         if options.shard.count > 1 {
             continue;

@@ -10,6 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +23,7 @@ use crate::data::benchmark::BenchmarkData;
 use crate::data::{Pool, TaskId};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
+use crate::net::linalg::serial_products;
 use crate::observer::Observer;
 use crate::report::claims::ClaimRow;
 use crate::report::multitask::{pretrain_options, task_id};
@@ -220,19 +224,24 @@ pub fn headroom(
         derive_seed(options.seed, &["headroom".into()]),
     );
     let joint_accuracy = task_accuracies(joint, &set, data.task_count());
-    let mut singles = BTreeMap::new();
-    for (i, &t) in tasks.iter().enumerate() {
-        observer.sweep_progress(i, tasks.len());
-        let (net, epochs) = pretrain_on(data, arch, &[t], &pretrain, &mut |_| {})?;
-        singles.insert(
-            t,
-            (
-                task_accuracies(&net, &set, data.task_count())[t],
-                epochs.len(),
-            ),
-        );
-    }
-    observer.sweep_progress(tasks.len(), tasks.len());
+    // One network per thread at once, as `pretrain_all` pretrains: each
+    // is the network it would be alone (§6). The networks finished are
+    // counted under a lock, so that the bar never steps back.
+    let done = Mutex::new(0);
+    observer.sweep_progress(0, tasks.len());
+    let singles: BTreeMap<usize, (f64, usize)> = tasks
+        .par_iter()
+        .with_max_len(1)
+        .map(|&t| {
+            let (net, epochs) =
+                serial_products(|| pretrain_on(data, arch, &[t], &pretrain, &mut |_| {}))?;
+            let accuracy = serial_products(|| task_accuracies(&net, &set, data.task_count())[t]);
+            let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+            *done += 1;
+            observer.sweep_progress(*done, tasks.len());
+            Ok((t, (accuracy, epochs.len())))
+        })
+        .collect::<Result<_>>()?;
     let rows = tasks
         .iter()
         .map(|&t| HeadroomRow {
