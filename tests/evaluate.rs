@@ -9,8 +9,11 @@ use comod::data::CANVAS_PIXELS;
 use comod::kernel::dense::has_dense_tiles;
 use comod::net::arch::LOGITS;
 use comod::net::layers::{ARGMAX_ROWS, columns_correct, correct_count, mean_cross_entropy};
+use comod::net::model::EVAL_ROWS;
 use comod::net::{Arch, Depth, Model, Modulation, Readout};
+use comod::train::evaluate::{general_set_accuracy, heldout_set};
 use comod::train::mlp::MlpEvaluator;
+use comod::train::switching::GeneralTest;
 use comod::train::{EvalSet, Examples, Frozen, Network};
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -261,4 +264,35 @@ fn accuracy_counts_the_readout_argmax() {
         .net
         .count_correct(logits, case.set.labels(), case.readout);
     assert_eq!(counted, correct);
+}
+
+/// Task switching (§5 (f)) measures the general task through the
+/// evaluator: on every body, the accuracy of the network's own forward
+/// pass, for the pretrained network and for one whose every layer changed
+/// (a return retrains them all).
+#[test]
+fn the_switching_measurement_is_the_forward_pass_accuracy() {
+    let digits = common::shipped_digits();
+    let arch = Arch::preset("paper3", 1).unwrap();
+    let frozen = Frozen::new(Model::<f32>::init(&arch, 4));
+    let general = GeneralTest::new(&frozen, digits, 7);
+    let composites = heldout_set(digits, 7);
+    let mut ws = frozen.net.workspace(EVAL_ROWS);
+    let forward = general_set_accuracy(&frozen.net, &mut ws, &composites);
+    assert_eq!(general.pretrained, forward, "the pretrained network");
+    let mut changed = frozen.net.clone();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+    for p in &mut changed.params {
+        *p = *p * rng.random_range(0.5..1.5) + rng.random_range(-0.05..0.05);
+    }
+    let forward = general_set_accuracy(&changed, &mut ws, &composites);
+    assert!(
+        forward > 0.0 && forward < 1.0,
+        "a set with right and wrong rows"
+    );
+    for body in bodies() {
+        let mut evaluator = MlpEvaluator::new(&changed, body);
+        let measured = general.accuracy(&changed, &mut evaluator);
+        assert_eq!(measured, forward, "{body:?}: the changed network");
+    }
 }

@@ -639,6 +639,13 @@ impl MlpEvaluator {
         correct
     }
 
+    /// The logits of the last evaluation, finite or not (the network's
+    /// forward pass would give the same): `[n, 10]`, after
+    /// [`MlpEvaluator::modulated`] only the readout's columns meaningful.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+
     /// The logits of the last evaluation, `[n, 10]` (after
     /// [`MlpEvaluator::modulated`] only the readout's columns are
     /// meaningful), or the first tensor that turned non-finite in it
