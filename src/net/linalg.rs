@@ -269,6 +269,21 @@ pub fn serial_products<R>(f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// `job` of every item at once, each whole on one thread of the pool
+/// ([`serial_products`]), collected in the items' order: independent jobs
+/// too small to gain from a split of their own (the report's pretrainings,
+/// §8). Each result is the one the job gives alone (§6).
+pub fn one_job_per_thread<T: Sync, R: Send, C: FromParallelIterator<R>>(
+    items: &[T],
+    job: impl Fn(&T) -> R + Sync + Send,
+) -> C {
+    items
+        .par_iter()
+        .with_max_len(1)
+        .map(|item| serial_products(|| job(item)))
+        .collect()
+}
+
 /// True inside [`serial_products`]: the caller keeps every core busy.
 pub fn products_serial() -> bool {
     SERIAL.with(|s| s.get())

@@ -12,8 +12,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
-use rayon::prelude::*;
-
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::metrics::{Stat, TaskMetrics, per_task};
@@ -23,7 +21,7 @@ use crate::data::benchmark::BenchmarkData;
 use crate::data::{Pool, TaskId};
 use crate::error::Result;
 use crate::io::atomic::write_atomic;
-use crate::net::linalg::serial_products;
+use crate::net::linalg::one_job_per_thread;
 use crate::observer::Observer;
 use crate::report::claims::ClaimRow;
 use crate::report::multitask::{pretrain_options, task_id};
@@ -229,19 +227,15 @@ pub fn headroom(
     // counted under a lock, so that the bar never steps back.
     let done = Mutex::new(0);
     observer.sweep_progress(0, tasks.len());
-    let singles: BTreeMap<usize, (f64, usize)> = tasks
-        .par_iter()
-        .with_max_len(1)
-        .map(|&t| {
-            let (net, epochs) =
-                serial_products(|| pretrain_on(data, arch, &[t], &pretrain, &mut |_| {}))?;
-            let accuracy = serial_products(|| task_accuracies(&net, &set, data.task_count())[t]);
-            let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
-            *done += 1;
-            observer.sweep_progress(*done, tasks.len());
-            Ok((t, (accuracy, epochs.len())))
-        })
-        .collect::<Result<_>>()?;
+    let singles: Result<BTreeMap<usize, (f64, usize)>> = one_job_per_thread(tasks, |&t| {
+        let (net, epochs) = pretrain_on(data, arch, &[t], &pretrain, &mut |_| {})?;
+        let accuracy = task_accuracies(&net, &set, data.task_count())[t];
+        let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+        *done += 1;
+        observer.sweep_progress(*done, tasks.len());
+        Ok((t, (accuracy, epochs.len())))
+    });
+    let singles = singles?;
     let rows = tasks
         .iter()
         .map(|&t| HeadroomRow {

@@ -10,8 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use crate::analysis::metrics::per_task;
 use crate::analysis::plots::learning_curves;
 use crate::conv::checkpoint::ConvProvenance;
@@ -19,7 +17,7 @@ use crate::conv::{ConvArch, ConvNet};
 use crate::data::benchmark::{Benchmark, BenchmarkData};
 use crate::data::{Digits, TaskId};
 use crate::error::Result;
-use crate::net::linalg::serial_products;
+use crate::net::linalg::one_job_per_thread;
 use crate::observer::Observer;
 use crate::pretrained::pretrained_conv;
 use crate::report::analyses::Section;
@@ -80,7 +78,7 @@ pub fn pretrain(
 pub type Network<'a> = (&'a ConvArch, String, Transfer);
 
 /// [`pretrain`] of every network of `networks` on `data` at once, each on
-/// one thread ([`serial_products`]), in their order: a pretraining step of
+/// one thread ([`one_job_per_thread`]), in their order: a pretraining step of
 /// 50 images gains nothing from a second thread, so two networks
 /// pretrain in about the time of one. Each network is the one it would be
 /// alone (§6: the same bits on any number of threads). On a 2-core AMD
@@ -94,13 +92,9 @@ pub fn pretrain_all(
     networks: &[Network<'_>],
     observer: &dyn Observer,
 ) -> Result<Vec<Pretrained>> {
-    networks
-        .par_iter()
-        .with_max_len(1)
-        .map(|(arch, name, transfer)| {
-            serial_products(|| pretrain(options, data, (arch, name), *transfer, observer))
-        })
-        .collect()
+    one_job_per_thread(networks, |(arch, name, transfer)| {
+        pretrain(options, data, (arch, name), *transfer, observer)
+    })
 }
 
 /// The pretraining settings of the report's §8 networks.

@@ -94,12 +94,8 @@ impl GeneralTest {
         };
         let set = EvalSet::new(frozen, examples, 0.0);
         let mut evaluator = MlpEvaluator::new(&frozen.net, Body::detect());
-        let mut general = GeneralTest {
-            set,
-            pretrained: f64::NAN,
-        };
-        general.pretrained = general.accuracy(&frozen.net, &mut evaluator);
-        general
+        let pretrained = accuracy_on(&set, &frozen.net, &mut evaluator);
+        GeneralTest { set, pretrained }
     }
 
     /// The 10-way accuracy of `model` on the set, modulation off, as the
@@ -109,10 +105,15 @@ impl GeneralTest {
     /// (`matrixmultiply`, packing every block of rows) these measurements
     /// took about three quarters of the report's switching runs.
     pub fn accuracy(&self, model: &Model<f32>, evaluator: &mut MlpEvaluator) -> f64 {
-        evaluator.unmodulated(model, &self.set, Depth::All, 0.0);
-        let correct = correct_count(evaluator.logits(), self.set.labels(), Readout::All);
-        correct as f64 / self.set.len() as f64
+        accuracy_on(&self.set, model, evaluator)
     }
+}
+
+/// [`GeneralTest::accuracy`] on `set`.
+fn accuracy_on(set: &EvalSet<Model<f32>>, model: &Model<f32>, evaluator: &mut MlpEvaluator) -> f64 {
+    evaluator.unmodulated(model, set, Depth::All, 0.0);
+    let correct = correct_count(evaluator.logits(), set.labels(), Readout::All);
+    correct as f64 / set.len() as f64
 }
 
 /// Fine-tunes `task` with `method` under `config` (`online`, seeded by
