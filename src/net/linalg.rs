@@ -272,7 +272,8 @@ pub fn serial_products<R>(f: impl FnOnce() -> R) -> R {
 /// `job` of every item at once, each whole on one thread of the pool
 /// ([`serial_products`]), collected in the items' order: independent jobs
 /// too small to gain from a split of their own (the report's pretrainings,
-/// §8). Each result is the one the job gives alone (§6).
+/// §8, its task-switching runs and pair accuracies, §5, the `dataset`
+/// protocol's sizes, §4). Each result is the one the job gives alone (§6).
 pub fn one_job_per_thread<T: Sync, R: Send, C: FromParallelIterator<R>>(
     items: &[T],
     job: impl Fn(&T) -> R + Sync + Send,

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use crate::analysis::figures::{
     HeatMap, Scale as Colours, Scatter, Series, curves, heat_maps, histogram, scatters,
 };
@@ -20,7 +18,7 @@ use crate::analysis::verdict::{
 use crate::data::{Digits, Task, TaskId};
 use crate::error::Result;
 use crate::net::Model;
-use crate::net::linalg::serial_products;
+use crate::net::linalg::one_job_per_thread;
 use crate::report::claims::{
     ClaimRow, Metric, PRIMARY, Value, metric_sample, repeats, unit_sample,
 };
@@ -46,10 +44,9 @@ pub struct Section {
 pub fn fig2a(model: &Model<f32>, digits: &Digits, seed: u64, dir: &Path) -> Result<Section> {
     let mut section = Section::default();
     for readout in [ReadoutKind::All, ReadoutKind::Pair] {
-        let accuracies: Vec<PairAccuracy> = Task::all()
-            .par_iter()
-            .map(|&task| serial_products(|| pair_accuracy(model, digits, task, readout, seed)))
-            .collect();
+        let accuracies: Vec<PairAccuracy> = one_job_per_thread(&Task::all(), |&task| {
+            pair_accuracy(model, digits, task, readout, seed)
+        });
         let chance = match readout {
             ReadoutKind::Pair => 0.5,
             ReadoutKind::All => 0.1,

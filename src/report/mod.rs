@@ -15,8 +15,6 @@ pub mod plan;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use crate::data::Digits;
 use crate::data::TaskId;
 use crate::error::{Error, Result};
@@ -25,7 +23,7 @@ use crate::io::lock::FileLock;
 use crate::net::Arch;
 use crate::net::Model;
 use crate::net::arch::DEFAULT_PRESET;
-use crate::net::linalg::serial_products;
+use crate::net::linalg::one_job_per_thread;
 use crate::observer::Observer;
 use crate::pretrained::pretrained;
 use crate::report::analyses::{Section, Variant, VariantSeed, fig2a, fig2efgh, fig3, fig4};
@@ -301,16 +299,11 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
                 &[Method::Stochastic],
             )?;
             let general = general_accuracy(&frozen.net, &digits, options.seed);
-            let pair = main_cell
-                .tasks()
-                .par_iter()
-                .map(|&task| {
-                    let accuracy = serial_products(|| {
-                        pair_accuracy(&frozen.net, &digits, task, ReadoutKind::All, options.seed)
-                    });
-                    (TaskId::from(task), accuracy.with_distractors)
-                })
-                .collect();
+            let pair = one_job_per_thread(&main_cell.tasks(), |&task| {
+                let accuracy =
+                    pair_accuracy(&frozen.net, &digits, task, ReadoutKind::All, options.seed);
+                (TaskId::from(task), accuracy.with_distractors)
+            });
             seeds.push(VariantSeed {
                 model: frozen.net,
                 general,
@@ -468,23 +461,18 @@ fn switching(
     let jobs: Vec<(usize, Method)> = (0..tasks.len())
         .flat_map(|i| Method::ALL.map(|m| (i, m)))
         .collect();
-    let runs: Vec<SwitchRun> = jobs
-        .par_iter()
-        .map(|&(i, method)| {
-            let seed = derive_seed(options.seed, &["switch".into(), names[i].as_str().into()]);
-            serial_products(|| {
-                switch_back(
-                    base,
-                    digits,
-                    tasks[i],
-                    method,
-                    &config.finetune,
-                    seed,
-                    &general,
-                )
-            })
-        })
-        .collect::<Result<_>>()?;
+    let runs: Vec<SwitchRun> = one_job_per_thread::<_, _, Result<_>>(&jobs, |&(i, method)| {
+        let seed = derive_seed(options.seed, &["switch".into(), names[i].as_str().into()]);
+        switch_back(
+            base,
+            digits,
+            tasks[i],
+            method,
+            &config.finetune,
+            seed,
+            &general,
+        )
+    })?;
     let file = SwitchingFile {
         config,
         tasks: names,

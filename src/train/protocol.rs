@@ -2,10 +2,8 @@
 //! measured. A protocol drives any [`Learner`] and knows nothing of
 //! methods.
 
-use rayon::prelude::*;
-
 use crate::net::Modulation;
-use crate::net::linalg::serial_products;
+use crate::net::linalg::one_job_per_thread;
 use crate::rng::derive_seed;
 use crate::train::fault::Failure;
 use crate::train::learner::Learner;
@@ -212,16 +210,11 @@ pub fn dataset<'a, N: Network>(
     seed: u64,
 ) -> Vec<Result<SizeOutcome, Failure>> {
     let sizes: Vec<usize> = options.sizes().collect();
-    sizes
-        .par_iter()
-        .map(|&size| {
-            serial_products(|| {
-                let size_seed = derive_seed(seed, &["size".into(), (size as u64).into()]);
-                let mut learner = new_learner(size_seed);
-                train_size(learner.as_mut(), sequence, size, options, batch_size, test)
-            })
-        })
-        .collect()
+    one_job_per_thread(&sizes, |&size| {
+        let size_seed = derive_seed(seed, &["size".into(), (size as u64).into()]);
+        let mut learner = new_learner(size_seed);
+        train_size(learner.as_mut(), sequence, size, options, batch_size, test)
+    })
 }
 
 /// One size of the `dataset` protocol (see [`dataset`]).
