@@ -227,15 +227,15 @@ pub fn headroom(
     // counted under a lock, so that the bar never steps back.
     let done = Mutex::new(0);
     observer.sweep_progress(0, tasks.len());
-    let singles: Result<BTreeMap<usize, (f64, usize)>> = one_job_per_thread(tasks, |&t| {
-        let (net, epochs) = pretrain_on(data, arch, &[t], &pretrain, &mut |_| {})?;
-        let accuracy = task_accuracies(&net, &set, data.task_count())[t];
-        let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
-        *done += 1;
-        observer.sweep_progress(*done, tasks.len());
-        Ok((t, (accuracy, epochs.len())))
-    });
-    let singles = singles?;
+    let singles: BTreeMap<usize, (f64, usize)> =
+        one_job_per_thread::<_, _, Result<_>>(tasks, |&t| {
+            let (net, epochs) = pretrain_on(data, arch, &[t], &pretrain, &mut |_| {})?;
+            let accuracy = task_accuracies(&net, &set, data.task_count())[t];
+            let mut done = done.lock().unwrap_or_else(PoisonError::into_inner);
+            *done += 1;
+            observer.sweep_progress(*done, tasks.len());
+            Ok((t, (accuracy, epochs.len())))
+        })?;
     let rows = tasks
         .iter()
         .map(|&t| HeadroomRow {

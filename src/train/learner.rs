@@ -250,19 +250,19 @@ impl TrainedParams {
             .flat_map(move |r| params[r.clone()].iter())
     }
 
-    /// [`TrainedParams::values`] as a vector, copied a span at a time: the
-    /// `dataset` protocol keeps a copy after every epoch that is not worse
-    /// (§4), which element by element took about 3 % of the report's
-    /// `dataset` cell (a `retrain` run copies 161 010 values).
-    fn values_vec(&self, params: &[f32]) -> Vec<f32> {
-        let mut values = Vec::with_capacity(self.spans.iter().map(|r| r.len()).sum());
+    /// Appends [`TrainedParams::values`] to `out`, copied a span at a time:
+    /// a snapshot's part, which [`TrainedParams::restore`] puts back. The
+    /// `dataset` protocol takes a snapshot after every epoch that is not
+    /// worse (§4); element by element, `retrain`'s (161 010 values) took
+    /// about 3 % of the report's `dataset` cell.
+    fn append_values(&self, params: &[f32], out: &mut Vec<f32>) {
+        out.reserve(self.len());
         for r in &self.spans {
-            values.extend_from_slice(&params[r.clone()]);
+            out.extend_from_slice(&params[r.clone()]);
         }
-        values
     }
 
-    /// Puts back values taken by [`TrainedParams::values`].
+    /// Puts back values taken by [`TrainedParams::append_values`].
     fn restore(&self, params: &mut [f32], values: &[f32]) {
         let mut at = 0;
         for r in &self.spans {
@@ -300,12 +300,12 @@ impl<N: Network> ReadoutTraining<N> {
         self.frozen.plan = self.frozen.net.plan();
     }
 
-    /// The readout's values, in parameter order.
-    fn values(&self) -> impl Iterator<Item = &f32> {
-        self.trained.values(self.frozen.net.params())
+    /// Appends the readout's values to `out`, in parameter order.
+    fn append_values(&self, out: &mut Vec<f32>) {
+        self.trained.append_values(self.frozen.net.params(), out);
     }
 
-    /// Puts back values taken by [`ReadoutTraining::values`].
+    /// Puts back values taken by [`ReadoutTraining::append_values`].
     fn restore(&mut self, values: &[f32]) {
         self.trained.restore(self.frozen.net.params_mut(), values);
         self.frozen.plan = self.frozen.net.plan();
@@ -474,9 +474,12 @@ impl<N: Network> Learner<N> for ModulationLearner<'_, N> {
             .root
             .as_ref()
             .map_or(&self.modulation.coupling, |root| &root.w);
-        let readout = self.readout.iter().flat_map(|r| r.values());
+        let mut trained = coupling.clone();
+        if let Some(r) = &self.readout {
+            r.append_values(&mut trained);
+        }
         Snapshot {
-            trained: coupling.iter().chain(readout).copied().collect(),
+            trained,
             gain: self
                 .gain
                 .as_ref()
@@ -612,8 +615,10 @@ impl<N: Network> Learner<N> for RetrainLearner<N> {
     }
 
     fn snapshot(&self) -> Snapshot {
+        let mut trained = Vec::new();
+        self.trained.append_values(self.net.params(), &mut trained);
         Snapshot {
-            trained: self.trained.values_vec(self.net.params()),
+            trained,
             gain: None,
         }
     }
