@@ -2,7 +2,7 @@
 //! (§3), the convolutional workloads (§8), a conv stage on maps of
 //! several widths and a conv training step, the dense stage of a conv
 //! evaluation on the dense tiles and on `matrixmultiply`, a pretraining
-//! epoch (§4), the evaluations' products of 1000 rows (§4), e^x on every
+//! epoch (§4), drawing a run's composites (§1), the evaluations' products of 1000 rows (§4), e^x on every
 //! instruction set, the modulated evaluation's weight scaling and a
 //! training step's weight gradients, with the FMA chains of every
 //! instruction set this CPU runs and `matrixmultiply`'s SGEMM as yardsticks.
@@ -23,7 +23,10 @@ use comod::bench::peak::{chain_flops, chains};
 use comod::conv::direct::{ConvWeights, conv_relu, pad_input};
 use comod::conv::net::EVAL_ROWS;
 use comod::conv::{ConvArch, ConvNet};
-use comod::data::{CANVAS_PIXELS, Digits, Shape};
+use comod::data::noise::{LANES, add_noise};
+use comod::data::{
+    CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD, Pool, Shape, Task,
+};
 use comod::kernel::dense::{
     DensePlan, DenseScratch, RowsScratch, dense_forward, dense_rows, has_dense_tiles,
 };
@@ -35,6 +38,7 @@ use comod::net::linalg::{Mat, MatMut, gemm};
 use comod::net::simd::Isa;
 use comod::net::vexp::exp_in_place_with;
 use comod::net::{Arch, Model, Nonlinearity};
+use comod::rng::rng_for;
 use comod::train::joint::pretraining_gradient;
 use comod::train::{PretrainOptions, Pretrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -202,6 +206,46 @@ fn pretrain_epoch(c: &mut Criterion) {
         let mut trainer = Pretrainer::new(&arch, &digits, &PretrainOptions::DEFAULT).unwrap();
         group.throughput(Throughput::Elements(trainer.flops_per_epoch() as u64));
         group.bench_function(name, |b| b.iter(|| trainer.run_epoch()));
+    }
+    group.finish();
+}
+
+/// Drawing a run's 500 training composites (§1) on one thread, with the
+/// background noise and without it: the noise is N(0, 0.1²) per pixel,
+/// 784 normal draws per composite. Throughput counts canvases.
+fn composites(c: &mut Criterion) {
+    let digits =
+        Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).expect("shipped digits");
+    let kind = CompositeKind::Specific {
+        task: Task::new(3, 8, 1).unwrap(),
+        distractors: true,
+    };
+    let mut group = c.benchmark_group("composites");
+    group.throughput(Throughput::Elements(500));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for (name, noise_std) in [("noise", NOISE_STD), ("no_noise", 0.0)] {
+        let mut set = CompositeSet::default();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                pool.install(|| set.regenerate(&digits, kind, Pool::Train, 0..500, 7, noise_std))
+            })
+        });
+    }
+    // The noise alone, on every body: 125 groups of LANES canvases.
+    for isa in Isa::available() {
+        let mut canvases = vec![0.0f32; LANES * CANVAS_PIXELS];
+        group.bench_function(format!("noise_only_{}", isa.name()), |b| {
+            b.iter(|| {
+                for g in 0..500 / LANES as u64 {
+                    let mut rngs: Vec<_> =
+                        (0..LANES as u64).map(|l| rng_for(g, &[l.into()])).collect();
+                    add_noise(isa, &mut rngs, &mut canvases, NOISE_STD);
+                }
+            })
+        });
     }
     group.finish();
 }
@@ -417,6 +461,7 @@ criterion_group!(
     conv_train_step,
     conv_dense_stage,
     pretrain_epoch,
+    composites,
     evaluation,
     exp,
     weight_scaling,

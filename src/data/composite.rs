@@ -6,12 +6,13 @@
 //! thread count.
 
 use rand::RngExt;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use crate::data::digits::{CLASSES, Digits, Pool, SMALL_SIDE};
+use crate::data::noise::{LANES, add_noise};
 use crate::data::task::{QUADRANTS, Task};
 use crate::net::linalg::split_min_len;
+use crate::net::simd::Isa;
 use crate::rng::{Rng, rng_for};
 
 /// Side of the canvas in pixels.
@@ -82,13 +83,14 @@ fn draw_of_class(rng: &mut Rng, digits: &Digits, pool: Pool, class: usize) -> u3
     candidates[rng.random_range(0..candidates.len())]
 }
 
-/// Draws one composite into `canvas`; returns (label, target class, sources).
+/// Draws one composite's digits into `canvas`, without its background
+/// noise, which its generator draws next ([`add_noise`]); returns (label,
+/// target class, sources).
 fn draw(
     rng: &mut Rng,
     digits: &Digits,
     pool: Pool,
     kind: CompositeKind,
-    noise_std: f32,
     canvas: &mut [f32],
 ) -> (u8, u8, [u32; QUADRANTS]) {
     canvas.fill(0.0);
@@ -132,12 +134,6 @@ fn draw(
             place(canvas, q, digits.small(source));
         }
     }
-    if noise_std > 0.0 {
-        for pixel in canvas.iter_mut() {
-            let z: f32 = StandardNormal.sample(rng);
-            *pixel += noise_std * z;
-        }
-    }
     (label, target, sources)
 }
 
@@ -174,17 +170,30 @@ impl CompositeSet {
         self.labels.resize(n, 0);
         self.targets.resize(n, 0);
         self.sources.resize(n, [EMPTY; QUADRANTS]);
+        let isa = Isa::selected();
+        // Groups of LANES composites, whose noise is drawn at once.
         self.images
-            .par_chunks_mut(CANVAS_PIXELS)
-            .zip(self.labels.par_iter_mut())
-            .zip(self.targets.par_iter_mut())
-            .zip(self.sources.par_iter_mut())
+            .par_chunks_mut(LANES * CANVAS_PIXELS)
+            .zip(self.labels.par_chunks_mut(LANES))
+            .zip(self.targets.par_chunks_mut(LANES))
+            .zip(self.sources.par_chunks_mut(LANES))
             .enumerate()
             // A run inside a sweep draws its composites on its thread.
             .with_min_len(split_min_len())
-            .for_each(|(i, (((canvas, label), target), sources))| {
-                let mut rng = rng_for(seed, &[(first + i).into()]);
-                (*label, *target, *sources) = draw(&mut rng, digits, pool, kind, noise_std, canvas);
+            .for_each(|(g, (((canvases, labels), targets), sources))| {
+                let mut rngs = Vec::with_capacity(LANES);
+                let examples = canvases
+                    .chunks_exact_mut(CANVAS_PIXELS)
+                    .zip(labels)
+                    .zip(targets);
+                for (j, (((canvas, label), target), sources)) in examples.zip(sources).enumerate() {
+                    let mut rng = rng_for(seed, &[(first + g * LANES + j).into()]);
+                    (*label, *target, *sources) = draw(&mut rng, digits, pool, kind, canvas);
+                    rngs.push(rng);
+                }
+                if noise_std > 0.0 {
+                    add_noise(isa, &mut rngs, canvases, noise_std);
+                }
             });
     }
 

@@ -8,6 +8,7 @@ pub mod composite;
 pub mod digits;
 pub mod idx;
 pub mod images;
+pub mod noise;
 pub mod shape;
 pub mod task;
 
