@@ -11,6 +11,7 @@ use comod::data::{CANVAS_PIXELS, CompositeKind, CompositeSet, Digits, NOISE_STD,
 use comod::net::simd::Isa;
 use comod::rng::rng_for;
 use proptest::prelude::*;
+use rand::{Rng as _, SeedableRng};
 
 fn shipped() -> Digits {
     Digits::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).expect("shipped digits load")
@@ -308,6 +309,88 @@ proptest! {
             }
             for (l, (r, w)) in rngs.iter().zip(&want_rngs).enumerate() {
                 prop_assert_eq!(r.state(), w.state(), "{} body, generator {}", isa, l);
+            }
+        }
+    }
+}
+
+/// A generator whose next 64-bit draw is `bits`: xoshiro256++ outputs
+/// rotl(s0 + s3, 23) + s0, so s3 follows from s0 and the output; the rest
+/// of the state comes from `seed`.
+fn generator_drawing_next(bits: u64, seed: u64) -> comod::rng::Rng {
+    let mut fill = rng_for(seed, &["state".into()]);
+    let [s0, s1, s2]: [u64; 3] = std::array::from_fn(|_| fill.next_u64());
+    let s3 = bits.wrapping_sub(s0).rotate_right(23).wrapping_sub(s0);
+    let mut bytes = [0u8; 32];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip([s0, s1, s2, s3]) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let rng = comod::rng::Rng::from_seed(bytes);
+    assert_eq!(
+        rng.clone().next_u64(),
+        bits,
+        "the crafted generator's next draw"
+    );
+    rng
+}
+
+/// The 64-bit draw that `StandardNormal`'s ziggurat reads as box `i` and
+/// point `u` in [-1, 1) (near it, where u + 3 rounds): the low 8 bits pick
+/// the box, the top 52 the mantissa of u + 3 in [2, 4).
+fn ziggurat_draw(i: u64, u: f64) -> u64 {
+    let mantissa = (u + 3.0).to_bits() & ((1 << 52) - 1);
+    (mantissa << 12) | i
+}
+
+/// The ziggurat's rare cases, each forced as a canvas's first draw beside
+/// common ones: box 0 inside and beyond box 1's width (the tail), a box's
+/// edge (its second test) at u near ±1, the top two boxes on both sides
+/// of box 254's bound and u = 0. Every body matches the plain loop there.
+#[test]
+fn every_body_draws_the_rare_cases_of_the_plain_loop() {
+    let firsts = [
+        (0, 0.5),
+        (0, -0.999),
+        (0, 0.999),
+        (1, 0.9999),
+        (128, -1.0),
+        (128, 0.999_999),
+        (254, 0.3),
+        (254, 0.999),
+        (255, 0.1),
+        (255, -0.9),
+        (7, 0.0),
+        (200, -0.25),
+    ];
+    for (g, group) in firsts.chunks_exact(LANES).enumerate() {
+        let generators = || {
+            group
+                .iter()
+                .enumerate()
+                .map(|(l, &(i, u))| {
+                    generator_drawing_next(ziggurat_draw(i, u), (g * LANES + l) as u64)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut want_rngs = generators();
+        let mut want = vec![0.0f32; LANES * CANVAS_PIXELS];
+        add_noise_scalar(&mut want_rngs, &mut want, NOISE_STD);
+        for isa in Isa::available() {
+            let mut rngs = generators();
+            let mut got = vec![0.0f32; LANES * CANVAS_PIXELS];
+            add_noise(isa, &mut rngs, &mut got, NOISE_STD);
+            for (p, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{isa} body, canvas {}, pixel {}, first draw {:?}",
+                    p / CANVAS_PIXELS,
+                    p % CANVAS_PIXELS,
+                    group[p / CANVAS_PIXELS]
+                );
+            }
+            for (r, w) in rngs.iter().zip(&want_rngs) {
+                assert_eq!(r.state(), w.state(), "{isa} body");
             }
         }
     }

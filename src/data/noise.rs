@@ -8,7 +8,7 @@
 //! [`LANES`] canvases side by side, one per 64-bit lane of an AVX2
 //! register, and takes the ziggurat's common case (one draw, accepted) for
 //! all of them at once; a lane whose draw the common case does not accept
-//! (about 1.4 % of draws) is handed back, from its state before that draw,
+//! (about 1.5 % of draws) is handed back, from its state before that draw,
 //! to `StandardNormal` itself. So every value is `rand_distr`'s, bit for
 //! bit, on every body; a property test holds the two together.
 //!
@@ -18,9 +18,6 @@
 //! (`ZigguratBoxes::probe`); if it ever stops answering as this module
 //! expects, every canvas takes the plain loop.
 
-use std::sync::OnceLock;
-
-use rand::{Rng as _, SeedableRng, TryRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::data::composite::CANVAS_PIXELS;
@@ -31,102 +28,6 @@ use crate::rng::Rng;
 /// an AVX2 register. (The AVX-512 body would run 8; machines with it take
 /// this one.)
 pub const LANES: usize = 4;
-
-/// The top box of the ziggurat: box `i` accepts a point `x = u·width[i]`,
-/// u in [-1, 1), at once when |x| < width[i + 1], and above the top box
-/// the width is 0, so that its points always take the second test.
-const TOP_BOX: usize = 255;
-
-/// The widths of the ziggurat's 256 boxes (§1's noise), read from
-/// `StandardNormal`, each beside its bound for the common case: the next
-/// box's width, and 0 (never accepted at once) for the [`TOP_BOX`].
-struct ZigguratBoxes {
-    /// `[width[i], bound[i]]`, one load per box.
-    pairs: [[f64; 2]; 256],
-}
-
-/// The point `u` = 2⁻¹⁰ of a probe's draw: accepted at once in every box
-/// below the top (each is less than 2¹⁰ times as wide as the next), nearly
-/// always by the top box's second test, and `u·width` is exact.
-const PROBE_U: f64 = 1.0 / 1024.0;
-
-/// A generator that hands out one chosen 64-bit draw, then counts any
-/// further draws (answered by an ordinary generator, so that a sampler
-/// that asks for more still ends).
-struct ProbeDraw {
-    first: Option<u64>,
-    further: usize,
-    rest: Rng,
-}
-
-impl TryRng for ProbeDraw {
-    type Error = std::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok((self.try_next_u64()? >> 32) as u32)
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        Ok(match self.first.take() {
-            Some(bits) => bits,
-            None => {
-                self.further += 1;
-                self.rest.next_u64()
-            }
-        })
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dest.chunks_mut(8) {
-            let word = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
-
-/// The draw that `StandardNormal` reads as box `i` and point `u`
-/// ([`PROBE_U`]): the low 8 bits pick the box, the top 52 bits are the
-/// mantissa of a float in [2, 4) from which 3 is taken.
-fn probe_bits(i: usize) -> u64 {
-    let mantissa = (3.0 + PROBE_U).to_bits() & ((1 << 52) - 1);
-    (mantissa << 12) | i as u64
-}
-
-impl ZigguratBoxes {
-    /// Reads each box's width from `StandardNormal`'s answer to
-    /// [`probe_bits`]: `None` unless every box below the top answered
-    /// with that one draw, the top box with one further draw, and the
-    /// widths fall from box to box, as the common case assumes.
-    fn probe() -> Option<ZigguratBoxes> {
-        let mut width = [0.0; 256];
-        for (i, width) in width.iter_mut().enumerate() {
-            // The top box accepts nothing at once: its point is taken after
-            // the one further draw of the ziggurat's second test, when that
-            // test accepts it (a new point would take two).
-            let further = usize::from(i == TOP_BOX);
-            *width = (0..64).find_map(|seed| {
-                let mut draw = ProbeDraw {
-                    first: Some(probe_bits(i)),
-                    further: 0,
-                    rest: Rng::seed_from_u64(seed),
-                };
-                let x: f64 = StandardNormal.sample(&mut draw);
-                (draw.further == further).then_some(x / PROBE_U)
-            })?;
-        }
-        let falling = width.windows(2).all(|w| w[0] > w[1] && w[1] > 0.0);
-        let bound = |i: usize| if i < TOP_BOX { width[i + 1] } else { 0.0 };
-        let pairs = std::array::from_fn(|i| [width[i], bound(i)]);
-        falling.then_some(ZigguratBoxes { pairs })
-    }
-
-    /// The boxes, probed once per process.
-    fn get() -> Option<&'static ZigguratBoxes> {
-        static BOXES: OnceLock<Option<ZigguratBoxes>> = OnceLock::new();
-        BOXES.get_or_init(ZigguratBoxes::probe).as_ref()
-    }
-}
 
 /// Adds `noise_std · z` to every pixel of each canvas, z drawn by
 /// [`StandardNormal`] from that canvas's generator, pixel after pixel:
@@ -149,60 +50,159 @@ pub fn add_noise_scalar(rngs: &mut [Rng], canvases: &mut [f32], noise_std: f32) 
     }
 }
 
-/// [`add_noise_scalar`], with the same values: [`LANES`] canvases at once
-/// on the AVX2 body when `isa` has it, the group is whole and the boxes
-/// were read (§1's noise; one 64-bit draw per value on every body).
+/// [`add_noise_scalar`], with the same values, on the code of `isa`,
+/// which the CPU must run: [`LANES`] canvases at once on the AVX2 body
+/// (which AVX-512 machines run too) when the group is whole and the
+/// ziggurat's boxes were read, else the plain loop (§1's noise; one 64-bit
+/// draw per value on every body).
 pub fn add_noise(isa: Isa, rngs: &mut [Rng], canvases: &mut [f32], noise_std: f32) {
+    assert!(isa.supported(), "this CPU does not run {isa}");
     #[cfg(target_arch = "x86_64")]
     if isa >= Isa::Avx2Fma
-        && Isa::Avx2Fma.supported()
         && let Ok(group) = <&mut [Rng; LANES]>::try_from(&mut *rngs)
-        && let Some(boxes) = ZigguratBoxes::get()
+        && let Some(boxes) = x86::ZigguratBoxes::get()
     {
         assert_eq!(
             canvases.len(),
             LANES * CANVAS_PIXELS,
             "a canvas per generator"
         );
-        // SAFETY: AVX2 checked just above.
+        // SAFETY: the CPU runs AVX2, asserted above.
         unsafe { x86::add_noise_avx2(boxes, group, canvases, noise_std) };
         return;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
     add_noise_scalar(rngs, canvases, noise_std)
-}
-
-/// The state of a generator as its four words.
-fn words(rng: &Rng) -> [u64; 4] {
-    let bytes = rng.state();
-    std::array::from_fn(|w| u64::from_le_bytes(bytes[8 * w..8 * w + 8].try_into().unwrap()))
-}
-
-/// The generator whose state is `words`.
-fn from_words(words: [u64; 4]) -> Rng {
-    let mut bytes = [0u8; 32];
-    for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    Rng::from_seed(bytes)
-}
-
-/// The draw the common case did not accept: `StandardNormal` from the
-/// lane's state before it, which it then leaves at the state after.
-#[cold]
-fn draw_aside(state: &mut [u64; 4]) -> f32 {
-    let mut rng = from_words(*state);
-    let z: f32 = StandardNormal.sample(&mut rng);
-    *state = words(&rng);
-    z
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::*;
+    //! The AVX2 body and what it needs: the ziggurat's boxes read from
+    //! `StandardNormal`, the generators' states as words, and the hand-back.
 
-    use super::{CANVAS_PIXELS, LANES, Rng, ZigguratBoxes, draw_aside, from_words, words};
+    use std::arch::x86_64::*;
+    use std::sync::OnceLock;
+
+    use rand::{Rng as _, SeedableRng, TryRng};
+    use rand_distr::{Distribution, StandardNormal};
+
+    use super::{CANVAS_PIXELS, LANES, Rng};
+
+    /// The top box of the ziggurat: box `i` accepts a point `x = u·width[i]`,
+    /// u in [-1, 1), at once when |x| < width[i + 1], and above the top box
+    /// the width is 0, so that its points always take the second test.
+    const TOP_BOX: usize = 255;
+
+    /// The widths of the ziggurat's 256 boxes (§1's noise), read from
+    /// `StandardNormal`, each beside its bound for the common case: the next
+    /// box's width, and 0 (never accepted at once) for the [`TOP_BOX`].
+    pub(super) struct ZigguratBoxes {
+        /// `[width[i], bound[i]]`, one load per box.
+        pairs: [[f64; 2]; 256],
+    }
+
+    /// The point `u` = 2⁻¹⁰ of a probe's draw: accepted at once in every box
+    /// below the top (each is less than 2¹⁰ times as wide as the next), nearly
+    /// always by the top box's second test, and `u·width` is exact.
+    const PROBE_U: f64 = 1.0 / 1024.0;
+
+    /// A generator that hands out one chosen 64-bit draw, then counts any
+    /// further draws (answered by an ordinary generator, so that a sampler
+    /// that asks for more still ends).
+    struct ProbeDraw {
+        first: Option<u64>,
+        further: usize,
+        rest: Rng,
+    }
+
+    impl TryRng for ProbeDraw {
+        type Error = std::convert::Infallible;
+
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok((self.try_next_u64()? >> 32) as u32)
+        }
+
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(match self.first.take() {
+                Some(bits) => bits,
+                None => {
+                    self.further += 1;
+                    self.rest.next_u64()
+                }
+            })
+        }
+
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), Self::Error> {
+            for chunk in dest.chunks_mut(8) {
+                let word = self.try_next_u64()?.to_le_bytes();
+                chunk.copy_from_slice(&word[..chunk.len()]);
+            }
+            Ok(())
+        }
+    }
+
+    /// The draw that `StandardNormal` reads as box `i` and point `u`
+    /// ([`PROBE_U`]): the low 8 bits pick the box, the top 52 bits are the
+    /// mantissa of a float in [2, 4) from which 3 is taken.
+    fn probe_bits(i: usize) -> u64 {
+        let mantissa = (3.0 + PROBE_U).to_bits() & ((1 << 52) - 1);
+        (mantissa << 12) | i as u64
+    }
+
+    impl ZigguratBoxes {
+        /// Reads each box's width from `StandardNormal`'s answer to
+        /// [`probe_bits`]: `None` unless every box below the top answered
+        /// with that one draw, the top box with one further draw, and the
+        /// widths fall from box to box, as the common case assumes.
+        fn probe() -> Option<ZigguratBoxes> {
+            let mut width = [0.0; 256];
+            for (i, width) in width.iter_mut().enumerate() {
+                // The top box accepts nothing at once: its point is taken after
+                // the one further draw of the ziggurat's second test, when that
+                // test accepts it (a new point would take two).
+                let further = usize::from(i == TOP_BOX);
+                *width = (0..64).find_map(|seed| {
+                    let mut draw = ProbeDraw {
+                        first: Some(probe_bits(i)),
+                        further: 0,
+                        rest: Rng::seed_from_u64(seed),
+                    };
+                    let x: f64 = StandardNormal.sample(&mut draw);
+                    (draw.further == further).then_some(x / PROBE_U)
+                })?;
+            }
+            let falling = width.windows(2).all(|w| w[0] > w[1] && w[1] > 0.0);
+            let bound = |i: usize| if i < TOP_BOX { width[i + 1] } else { 0.0 };
+            let pairs = std::array::from_fn(|i| [width[i], bound(i)]);
+            falling.then_some(ZigguratBoxes { pairs })
+        }
+
+        /// The boxes, probed once per process.
+        pub(super) fn get() -> Option<&'static ZigguratBoxes> {
+            static BOXES: OnceLock<Option<ZigguratBoxes>> = OnceLock::new();
+            BOXES.get_or_init(ZigguratBoxes::probe).as_ref()
+        }
+    }
+
+    /// The state of a generator as its four words (`rand_xoshiro`'s state
+    /// is the words' little-endian bytes, as x86 holds them).
+    fn words(rng: &Rng) -> [u64; 4] {
+        bytemuck::cast(rng.state())
+    }
+
+    /// The generator whose state is `words`.
+    fn from_words(words: [u64; 4]) -> Rng {
+        Rng::from_seed(bytemuck::cast(words))
+    }
+
+    /// The draw the common case did not accept: `StandardNormal` from the
+    /// lane's state before it, which it then leaves at the state after.
+    #[cold]
+    fn draw_aside(state: &mut [u64; 4]) -> f32 {
+        let mut rng = from_words(*state);
+        let z: f32 = StandardNormal.sample(&mut rng);
+        *state = words(&rng);
+        z
+    }
 
     /// The generators' states, word `w` of lane `l` at `[w][l]`.
     type Lanes = [[u64; LANES]; 4];
@@ -342,23 +342,23 @@ mod x86 {
         }
         result
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    #[cfg(test)]
+    mod tests {
+        use super::*;
 
-    #[test]
-    fn the_boxes_are_read_from_standard_normal() {
-        let boxes = ZigguratBoxes::get().expect("StandardNormal answered the probes");
-        // The base box is wider than the tail's start, which is about 3.65.
-        let [base, tail_start] = [0, 1].map(|i| boxes.pairs[i][0]);
-        assert!(base > tail_start && (3.6..3.7).contains(&tail_start));
-        assert_eq!(
-            boxes.pairs[0][1], tail_start,
-            "box 0 accepts below box 1's width"
-        );
-        assert_eq!(boxes.pairs[TOP_BOX - 1][1], boxes.pairs[TOP_BOX][0]);
-        assert_eq!(boxes.pairs[TOP_BOX][1], 0.0);
+        #[test]
+        fn the_boxes_are_read_from_standard_normal() {
+            let boxes = ZigguratBoxes::get().expect("StandardNormal answered the probes");
+            // The base box is wider than the tail's start, which is about 3.65.
+            let [base, tail_start] = [0, 1].map(|i| boxes.pairs[i][0]);
+            assert!(base > tail_start && (3.6..3.7).contains(&tail_start));
+            assert_eq!(
+                boxes.pairs[0][1], tail_start,
+                "box 0 accepts below box 1's width"
+            );
+            assert_eq!(boxes.pairs[TOP_BOX - 1][1], boxes.pairs[TOP_BOX][0]);
+            assert_eq!(boxes.pairs[TOP_BOX][1], 0.0);
+        }
     }
 }
