@@ -441,8 +441,9 @@ pub struct ReportArgs {
     /// data/fashion.
     #[arg(long, default_value_os_t = shipped_data_dir().join("fashion"))]
     pub fashion: PathBuf,
-    /// About eight minutes on 2 cores: 8 tasks × 2 repeats (16 tasks in
-    /// the primary cell), a small `dataset` cell (the default).
+    /// About 15 minutes on 2 cores with AVX-512 (24 without): 8 tasks × 2
+    /// repeats (16 tasks in the primary cell), a small `dataset` cell,
+    /// §8's multi-task cells (the default).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
     /// The paper's scale: 180 tasks × 10 repeats in every cell (days of

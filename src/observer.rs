@@ -11,6 +11,13 @@ use crate::train::{EpochStats, PretrainReport};
 pub trait Observer: Sync {
     /// The folder's checkpoint matches and is reused.
     fn reused(&self, checkpoint: &Path);
+    /// The network at `source` is the one pretraining would give for
+    /// `checkpoint`'s architecture, and was written there
+    /// ([`crate::net::Arch::pretrains_as`]).
+    fn reused_as(&self, source: &Path, checkpoint: &Path) {
+        let _ = checkpoint;
+        self.reused(source);
+    }
     /// A pretraining epoch finished.
     fn pretraining_epoch(&self, stats: &EpochStats, max_epochs: usize);
     /// Pretraining finished and its checkpoint was written.

@@ -296,6 +296,14 @@ impl Observer for Progress {
         println!("reusing {} (same seed and data)", checkpoint.display());
     }
 
+    fn reused_as(&self, source: &Path, checkpoint: &Path) {
+        println!(
+            "reusing {} as {} (same seed and data; pretraining does not see where a network is modulated at β = 0)",
+            source.display(),
+            checkpoint.display()
+        );
+    }
+
     fn pretraining_epoch(&self, stats: &EpochStats, max_epochs: usize) {
         show_epoch(
             &self.pretraining,

@@ -20,18 +20,19 @@ use crate::train::joint::{MultitaskEpoch, MultitaskPretrainOptions, pretrain_mul
 use crate::train::pretrain::Provenance;
 use crate::train::{EpochStats, PretrainOptions, PretrainReport, pretrain};
 
-/// The checkpoint at `path` if it holds `arch` pretrained as `options`
-/// ask on `digits`: the same seed, and either the target reached or at
-/// least `options.max_epochs` epochs run (a network stopped by a lower
-/// epoch cap is pretrained again, §5 (e)); none when there is no file or
-/// it was pretrained otherwise. A file that is not a valid checkpoint is
-/// an error, never overwritten.
+/// The network at `path` and how it was pretrained, if it is a network
+/// whose architecture `fits` pretrained as `options` ask on `digits`: the
+/// same seed, and either the target reached or at least
+/// `options.max_epochs` epochs run (a network stopped by a lower epoch cap
+/// is pretrained again, §5 (e)); none when there is no file or it was
+/// pretrained otherwise. A file that is not a valid checkpoint is an
+/// error, never overwritten.
 fn reusable(
     path: &Path,
-    arch: &Arch,
+    fits: impl Fn(&Arch) -> bool,
     options: &PretrainOptions,
     digits: &Digits,
-) -> Result<Option<Model<f32>>> {
+) -> Result<Option<(Model<f32>, Provenance)>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -41,11 +42,12 @@ fn reusable(
             format!("cannot be reused ({e}); remove it to pretrain again"),
         )
     })?;
-    let same = checkpoint.model.arch() == arch
-        && checkpoint.provenance().is_some_and(|p| {
-            p.matches(options.seed, digits) && (p.reached_target || p.epochs >= options.max_epochs)
-        });
-    Ok(same.then_some(checkpoint.model))
+    let provenance = checkpoint.provenance().filter(|p| {
+        p.matches(options.seed, digits) && (p.reached_target || p.epochs >= options.max_epochs)
+    });
+    Ok(provenance
+        .filter(|_| fits(checkpoint.model.arch()))
+        .map(|p| (checkpoint.model, p)))
 }
 
 /// The network of `arch` pretrained with `options` on `digits`: the one
@@ -60,11 +62,38 @@ pub fn pretrained(
     digits: &Digits,
     observer: &dyn Observer,
 ) -> Result<Model<f32>> {
+    pretrained_like(checkpoint, arch, options, digits, observer, None)
+}
+
+/// [`pretrained`], where the checkpoint at `like` (when given) may hold a
+/// network that pretraining trains as it would one of `arch`
+/// ([`Arch::pretrains_as`]: the same layers modulated elsewhere, at
+/// β = 0), pretrained as `options` ask on `digits`: that network is then
+/// the one pretraining would give, bit for bit, so it is written to
+/// `checkpoint` as `arch` describes it, with its provenance, instead of
+/// being pretrained again.
+pub fn pretrained_like(
+    checkpoint: &Path,
+    arch: &Arch,
+    options: &PretrainOptions,
+    digits: &Digits,
+    observer: &dyn Observer,
+    like: Option<&Path>,
+) -> Result<Model<f32>> {
     // Shards of one report started at once pretrain it once: the others
     // wait, then reuse it.
     let _lock = FileLock::wait(checkpoint)?;
-    if let Some(model) = reusable(checkpoint, arch, options, digits)? {
+    if let Some((model, _)) = reusable(checkpoint, |a| a == arch, options, digits)? {
         observer.reused(checkpoint);
+        return Ok(model);
+    }
+    if let Some(like) = like
+        && let Some((model, provenance)) =
+            reusable(like, |a| a.pretrains_as(arch), options, digits)?
+    {
+        let model = model.into_arch(arch);
+        save_pretrained(checkpoint, &model, &provenance)?;
+        observer.reused_as(like, checkpoint);
         return Ok(model);
     }
     let start = Instant::now();

@@ -3,13 +3,18 @@
 //! no broken links; every claim of §5 has a row; a second report of the
 //! same folder reuses every run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 mod common;
 use common::{Quiet, without_wall_time};
 
-use comod::report::plan::Scale;
+use comod::io::load_checkpoint;
+use comod::net::Arch;
+use comod::observer::Observer;
+use comod::report::plan::{Scale, pretrain_options};
 use comod::report::{ReportOptions, report};
+use comod::train::pretrain;
 
 /// True when the PNG at `path` decodes and has pixels of at least two colours.
 fn png_has_content(path: &Path) -> bool {
@@ -21,6 +26,21 @@ fn png_has_content(path: &Path) -> bool {
     let step = info.color_type.samples();
     let first = &pixels[..step];
     pixels.chunks(step).any(|p| p != first) && info.width > 100 && info.height > 100
+}
+
+/// A report observer that shows nothing and keeps the checkpoints it
+/// was told were pretrained.
+#[derive(Default)]
+struct Pretrainings(Mutex<Vec<PathBuf>>);
+
+impl Observer for Pretrainings {
+    fn reused(&self, _: &Path) {}
+    fn pretraining_epoch(&self, _: &comod::train::EpochStats, _: usize) {}
+    fn pretrained(&self, _: &comod::train::PretrainReport, _: f64, checkpoint: &Path) {
+        self.0.lock().unwrap().push(checkpoint.to_path_buf());
+    }
+    fn sweep_progress(&self, _: usize, _: usize) {}
+    fn sweep_done(&self, _: &comod::sweep::SweepReport, _: &Path) {}
 }
 
 #[test]
@@ -36,7 +56,8 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         partial: false,
         also: Vec::new(),
     };
-    let outcome = report(&options, &Quiet).unwrap();
+    let pretrainings = Pretrainings::default();
+    let outcome = report(&options, &pretrainings).unwrap();
     let path = outcome.report.expect("a report");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut links = 0;
@@ -204,6 +225,32 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
         }
     }
     assert!(text.contains("figures/multitask_architecture_mnist-attributes.png"));
+    // Fig. 3's networks modulated at layer 2 are those modulated at layer
+    // 1, not pretrained again: each is the network its own pretraining
+    // gives, bit for bit, described as modulated at layer 2.
+    let pretrained = pretrainings.0.into_inner().unwrap();
+    for preset in ["relu-deep4", "relu-local2"] {
+        let checkpoints = dir.path().join("checkpoints/smoke");
+        let file = checkpoints.join(format!("{preset}-l2.safetensors"));
+        assert!(!pretrained.contains(&file), "{preset}-l2 pretrained again");
+        let first = checkpoints.join(format!("{preset}-l1.safetensors"));
+        assert!(pretrained.contains(&first), "{preset}-l1 not pretrained");
+        let saved = load_checkpoint(&file).unwrap();
+        let arch = Arch::preset(preset, 2).unwrap();
+        assert_eq!(saved.model.arch(), &arch, "{preset}");
+        let (fresh, _) = pretrain(
+            &arch,
+            common::shipped_digits(),
+            &pretrain_options(Scale::Smoke, 0),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            common::bits(&saved.model.params),
+            common::bits(&fresh.params),
+            "{preset}"
+        );
+    }
     // A second report runs nothing again: the same records, the same verdicts.
     let runs = dir.path().join("runs/smoke/spec-all-online.jsonl");
     let before = std::fs::read(&runs).unwrap();

@@ -327,6 +327,22 @@ impl Arch {
         local.then(|| q * quarter..(q + 1) * quarter)
     }
 
+    /// Whether pretraining (§4: the modulation off, c = 0 and g = 1) trains
+    /// the same network, bit for bit, for `self` and `other`: the same input
+    /// and layers, and either the same modulated layer and β, or β = 0 in
+    /// both, where the modulated layer's factor exp(m·0 − β) is exactly 1
+    /// wherever it sits. The report pretrains such a network once (Fig. 3's
+    /// variants modulated at layer 1 and at layer 2).
+    pub fn pretrains_as(&self, other: &Arch) -> bool {
+        let same_factor = (self.modulated_layer == other.modulated_layer
+            && self.beta.to_bits() == other.beta.to_bits())
+            || (self.beta == 0.0 && other.beta == 0.0);
+        self.format == other.format
+            && self.input == other.input
+            && self.layers == other.layers
+            && same_factor
+    }
+
     /// Number of weight layers L.
     pub fn depth(&self) -> usize {
         self.layers.len()

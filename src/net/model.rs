@@ -179,6 +179,21 @@ impl<T: Real> Model<T> {
         &self.arch
     }
 
+    /// This network described by `arch`, which pretraining trains as it
+    /// trains the network's own ([`Arch::pretrains_as`]): the same
+    /// parameters, modulated where `arch` says. Panics for any other
+    /// architecture.
+    pub fn into_arch(self, arch: &Arch) -> Model<T> {
+        assert!(
+            self.arch.pretrains_as(arch),
+            "pretraining trains a network of {arch:?} otherwise"
+        );
+        Model {
+            arch: arch.clone(),
+            ..self
+        }
+    }
+
     /// Canvases `[B, 784]` in the order layer 1 reads its inputs
     /// (quadrant-major): the plain statement of what
     /// [`crate::kernel::PackedRows::reordered`] packs in one pass.

@@ -25,7 +25,7 @@ use crate::net::Model;
 use crate::net::arch::DEFAULT_PRESET;
 use crate::net::linalg::one_job_per_thread;
 use crate::observer::Observer;
-use crate::pretrained::pretrained;
+use crate::pretrained::{pretrained, pretrained_like};
 use crate::report::analyses::{Section, Variant, VariantSeed, fig2a, fig2efgh, fig3, fig4};
 use crate::report::claims::{ClaimRow, PAPER_CLAIMS, PRIMARY, correct_families, method_claims};
 use crate::report::plan::{Cell, Scale, VARIANTS, cells, variant_name};
@@ -269,6 +269,10 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
     // pretrained to the same criterion from every seed of the scale.
     let main_cell = cell_records[0].0;
     let mut variants = Vec::new();
+    // Each variant network pretrained so far, by seed: a later variant
+    // that pretraining trains alike (the same network modulated at
+    // another layer) is that network, not pretrained again.
+    let mut pretrained_variants: Vec<(u64, Arch, PathBuf)> = Vec::new();
     for variant in VARIANTS {
         let name = variant_name(variant);
         let mut seeds = Vec::new();
@@ -289,7 +293,12 @@ pub fn report(options: &ReportOptions, observer: &dyn Observer) -> Result<Report
                 let pretrain_options = plan::pretrain_options(options.scale, seed);
                 observer.stage(&format!("pretrain {name}{suffix}"));
                 let arch = Arch::preset(variant.0, variant.1)?;
-                let model = pretrained(&path, &arch, &pretrain_options, &digits, observer)?;
+                let like = (pretrained_variants.iter())
+                    .find(|(s, a, _)| *s == seed && a.pretrains_as(&arch))
+                    .map(|(_, _, p)| p.as_path());
+                let model =
+                    pretrained_like(&path, &arch, &pretrain_options, &digits, observer, like)?;
+                pretrained_variants.push((seed, arch, path.clone()));
                 (Frozen::new(model), path)
             };
             let records = sweeps.run(

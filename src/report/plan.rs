@@ -15,9 +15,10 @@ use crate::train::options::ReadoutKind;
 /// How much a report runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {
-    /// About eight minutes on 2 cores: [`QUICK_TASKS`] tasks
-    /// ([`QUICK_PRIMARY_TASKS`] in the primary cell), few repeats,
-    /// small `dataset` runs under `spec` only.
+    /// About 15 minutes on 2 cores with AVX-512 (24 without):
+    /// [`QUICK_TASKS`] tasks ([`QUICK_PRIMARY_TASKS`] in the primary
+    /// cell), few repeats, small `dataset` runs under `spec` only, §8's
+    /// cells `online` only.
     Quick,
     /// The paper's scale: all 180 tasks × 10 repeats, every cell.
     Full,

@@ -222,3 +222,8 @@ pub fn digit_run(
     };
     study.run(task, data, (method, 0, seed), config, 0)
 }
+
+/// The bits of each value, for equality bit for bit (−0 ≠ 0).
+pub fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
