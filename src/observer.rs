@@ -13,7 +13,7 @@ pub trait Observer: Sync {
     fn reused(&self, checkpoint: &Path);
     /// The network at `source` is the one pretraining would give for
     /// `checkpoint`'s architecture, and was written there
-    /// ([`crate::net::Arch::pretrains_as`]).
+    /// ([`crate::net::Arch::pretrains_as`], [`crate::conv::ConvArch::pretrains_as`]).
     fn reused_as(&self, source: &Path, checkpoint: &Path) {
         let _ = checkpoint;
         self.reused(source);

@@ -298,7 +298,7 @@ impl Observer for Progress {
 
     fn reused_as(&self, source: &Path, checkpoint: &Path) {
         println!(
-            "reusing {} as {} (same seed and data; pretraining does not see where a network is modulated at β = 0)",
+            "reusing {} as {} (same seed and data; where the network is modulated does not enter its pretraining)",
             source.display(),
             checkpoint.display()
         );

@@ -187,31 +187,42 @@ pub fn pretrain_conv_file(
     })
 }
 
+/// A convolutional network pretrained elsewhere in the same job, and its
+/// checkpoint: a source for [`pretrained_conv`].
+pub type ConvSource<'a> = (&'a Path, &'a ConvNet<f32>, &'a ConvProvenance);
+
 /// A network of `arch` pretrained on `data` with `options`: the one at
 /// `checkpoint` when it was pretrained the same way (seed, data, protocol,
-/// target, epoch cap, architecture), else pretrained now and saved there.
+/// target, epoch cap, architecture); else `like`, when given and a network
+/// that pretraining trains as it would one of `arch`
+/// ([`ConvArch::pretrains_as`]: the same backbone modulated at another
+/// stage) pretrained as `options` ask on `data`, written to `checkpoint`
+/// as `arch` describes it, with its provenance (pretraining would give the
+/// same bits); else pretrained now and saved there.
 pub fn pretrained_conv(
     checkpoint: &Path,
     arch: &ConvArch,
     data: &BenchmarkData,
     options: &MultitaskPretrainOptions,
     observer: &dyn Observer,
+    like: Option<ConvSource<'_>>,
 ) -> Result<(ConvNet<f32>, ConvProvenance)> {
     let _lock = FileLock::wait(checkpoint)?;
-    let reusable = load_conv_checkpoint(checkpoint).ok().filter(|c| {
-        let p = &c.provenance;
-        p.seed == options.seed
-            && p.epochs <= options.max_epochs
-            && p.max_epochs == options.max_epochs
-            && p.data_sha256 == data.sha256()
-            && p.benchmark == data.benchmark.name()
-            && p.transfer == options.transfer
-            && p.target == options.target
-            && c.net.arch() == arch
-    });
+    let reusable = load_conv_checkpoint(checkpoint)
+        .ok()
+        .filter(|c| pretrained_as_asked(&c.provenance, data, options) && c.net.arch() == arch);
     if let Some(found) = reusable {
         observer.reused(checkpoint);
         return Ok((found.net, found.provenance));
+    }
+    if let Some((source, net, provenance)) = like
+        && pretrained_as_asked(provenance, data, options)
+        && net.arch().pretrains_as(arch)
+    {
+        let net = net.clone().into_arch(arch);
+        save_conv_checkpoint(checkpoint, &net, provenance)?;
+        observer.reused_as(source, checkpoint);
+        return Ok((net, provenance.clone()));
     }
     observer.stage(&format!(
         "pretrain {} on {} ({})",
@@ -225,6 +236,23 @@ pub fn pretrained_conv(
     let provenance = conv_provenance(data, options, &epochs);
     save_conv_checkpoint(checkpoint, &net, &provenance)?;
     Ok((net, provenance))
+}
+
+/// Whether a network with `provenance` was pretrained on `data` as
+/// `options` ask: the same seed, data, protocol, target and epoch cap.
+fn pretrained_as_asked(
+    provenance: &ConvProvenance,
+    data: &BenchmarkData,
+    options: &MultitaskPretrainOptions,
+) -> bool {
+    let p = provenance;
+    p.seed == options.seed
+        && p.epochs <= options.max_epochs
+        && p.max_epochs == options.max_epochs
+        && p.data_sha256 == data.sha256()
+        && p.benchmark == data.benchmark.name()
+        && p.transfer == options.transfer
+        && p.target == options.target
 }
 
 /// How a network was pretrained on `data` with `options` in `epochs`.

@@ -1,9 +1,13 @@
-//! Pretraining (§4) with the modulation off: which architectures it
-//! trains alike ([`Arch::pretrains_as`]), bit for bit.
+//! Pretraining with the modulation off (§4, §8): which architectures it
+//! trains alike ([`Arch::pretrains_as`], [`ConvArch::pretrains_as`]), bit
+//! for bit.
 
 mod common;
 
+use comod::conv::ConvArch;
+use comod::data::benchmark::BenchmarkData;
 use comod::net::Arch;
+use comod::train::joint::{MultitaskPretrainOptions, pretrain_multitask};
 use comod::train::{PretrainOptions, pretrain};
 
 /// The parameters of a short pretraining of `arch` from seed 0.
@@ -34,11 +38,40 @@ fn pretraining_sees_the_modulated_layer_only_through_beta() {
         };
         let (b1, b2) = (with_beta(&l1), with_beta(&l2));
         assert!(!b1.pretrains_as(&b2) && !b1.pretrains_as(&l1), "{preset}");
-        assert!(b1.pretrains_as(&b1.clone()), "{preset}");
+        assert!(b1.pretrains_as(&b1), "{preset}");
         assert_ne!(pretrained(&b1), pretrained(&b2), "{preset}");
         assert_ne!(pretrained(&b1), pretrained(&l1), "{preset}");
     }
     let paper3 = Arch::preset("paper3", 1).unwrap();
     assert!(!paper3.pretrains_as(&Arch::preset("relu-encoder", 1).unwrap()));
     assert!(!paper3.pretrains_as(&Arch::preset("deep4", 1).unwrap()));
+}
+
+#[test]
+fn conv_pretraining_sees_neither_the_modulated_stage_nor_beta() {
+    let data = BenchmarkData::mnist_attributes(common::shipped_digits().clone());
+    let options = MultitaskPretrainOptions {
+        max_epochs: 1,
+        ..MultitaskPretrainOptions::DEFAULT
+    };
+    let pretrained = |arch: &ConvArch| {
+        let (net, _) = pretrain_multitask(&data, arch, &options, &mut |_| {}).unwrap();
+        common::bits(&net.params)
+    };
+    let preset = ConvArch::preset("conv-mnist", data.task_count()).unwrap();
+    for width in [0.5, 2.0] {
+        let first = preset.variant(width, Some(1)).unwrap();
+        let second = preset.variant(width, Some(2)).unwrap();
+        // The network runs without a modulator in pretraining: neither the
+        // modulated stage nor β enters it.
+        let with_beta = ConvArch {
+            beta: 0.5,
+            ..second.clone()
+        };
+        assert!(first.pretrains_as(&second) && first.pretrains_as(&with_beta));
+        let bits = pretrained(&first);
+        assert_eq!(bits, pretrained(&second), "width ×{width}");
+        assert_eq!(bits, pretrained(&with_beta), "width ×{width}");
+        assert!(!first.pretrains_as(&preset.variant(1.0, Some(1)).unwrap()));
+    }
 }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 mod common;
 use common::{Quiet, without_wall_time};
 
+use comod::conv::checkpoint::load_conv_checkpoint;
 use comod::io::load_checkpoint;
 use comod::net::Arch;
 use comod::observer::Observer;
@@ -29,18 +30,27 @@ fn png_has_content(path: &Path) -> bool {
 }
 
 /// A report observer that shows nothing and keeps the checkpoints it
-/// was told were pretrained.
+/// was told were pretrained and the stages it was told of.
 #[derive(Default)]
-struct Pretrainings(Mutex<Vec<PathBuf>>);
+struct Pretrainings {
+    checkpoints: Mutex<Vec<PathBuf>>,
+    stages: Mutex<Vec<String>>,
+}
 
 impl Observer for Pretrainings {
     fn reused(&self, _: &Path) {}
     fn pretraining_epoch(&self, _: &comod::train::EpochStats, _: usize) {}
     fn pretrained(&self, _: &comod::train::PretrainReport, _: f64, checkpoint: &Path) {
-        self.0.lock().unwrap().push(checkpoint.to_path_buf());
+        self.checkpoints
+            .lock()
+            .unwrap()
+            .push(checkpoint.to_path_buf());
     }
     fn sweep_progress(&self, _: usize, _: usize) {}
     fn sweep_done(&self, _: &comod::sweep::SweepReport, _: &Path) {}
+    fn stage(&self, what: &str) {
+        self.stages.lock().unwrap().push(what.to_string());
+    }
 }
 
 #[test]
@@ -228,7 +238,7 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     // Fig. 3's networks modulated at layer 2 are those modulated at layer
     // 1, not pretrained again: each is the network its own pretraining
     // gives, bit for bit, described as modulated at layer 2.
-    let pretrained = pretrainings.0.into_inner().unwrap();
+    let pretrained = pretrainings.checkpoints.into_inner().unwrap();
     for preset in ["relu-deep4", "relu-local2"] {
         let checkpoints = dir.path().join("checkpoints/smoke");
         let file = checkpoints.join(format!("{preset}-l2.safetensors"));
@@ -250,6 +260,36 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
             common::bits(&fresh.params),
             "{preset}"
         );
+    }
+    // So are the §8 architecture study's backbones modulated at the second
+    // conv stage: those modulated at the first (the ×1 one, the report's
+    // `held-out` network).
+    let stages = pretrainings.stages.into_inner().unwrap();
+    let checkpoints = dir.path().join("checkpoints/smoke");
+    for (width, first) in [
+        ("0.5", "mnist-attributes-conv1-w0.5"),
+        ("1", "mnist-attributes-held-out"),
+        ("2", "mnist-attributes-conv1-w2"),
+    ] {
+        let second = format!("mnist-attributes-conv2-w{width}");
+        assert!(
+            !stages
+                .iter()
+                .any(|s| s.starts_with(&format!("pretrain {second} "))),
+            "{second} pretrained again"
+        );
+        let load = |name: &str| {
+            load_conv_checkpoint(&checkpoints.join(format!("{name}.safetensors"))).unwrap()
+        };
+        let (first, second) = (load(first), load(&second));
+        let modulated_second = first.net.arch().variant(1.0, Some(2)).unwrap();
+        assert_eq!(second.net.arch(), &modulated_second, "×{width}");
+        assert_eq!(
+            common::bits(&second.net.params),
+            common::bits(&first.net.params),
+            "×{width}"
+        );
+        assert_eq!(second.provenance, first.provenance, "×{width}");
     }
     // A second report runs nothing again: the same records, the same verdicts.
     let runs = dir.path().join("runs/smoke/spec-all-online.jsonl");

@@ -229,6 +229,18 @@ impl ConvArch {
         shapes
     }
 
+    /// Whether pretraining (§8, which runs the network without a modulator)
+    /// trains the same network, bit for bit, for `self` and `other`: the
+    /// same input, stages and heads; neither the modulated stage nor β
+    /// enters it. The report's architecture study pretrains such a
+    /// backbone once.
+    pub fn pretrains_as(&self, other: &ConvArch) -> bool {
+        self.format == other.format
+            && self.input == other.input
+            && self.stages == other.stages
+            && self.tasks == other.tasks
+    }
+
     /// Channels of the modulated stage: the length of the coupling c.
     pub fn modulated_channels(&self) -> usize {
         match self.stages[self.modulated_stage - 1] {

@@ -114,6 +114,21 @@ impl<T: Real> ConvNet<T> {
         net
     }
 
+    /// This network described by `arch`, which pretraining trains as it
+    /// trains the network's own ([`ConvArch::pretrains_as`]): the same
+    /// parameters, modulated where `arch` says. Panics for any other
+    /// architecture.
+    pub fn into_arch(self, arch: &ConvArch) -> ConvNet<T> {
+        assert!(
+            self.arch.pretrains_as(arch),
+            "pretraining trains a network of {arch:?} otherwise"
+        );
+        ConvNet {
+            arch: arch.clone(),
+            ..self
+        }
+    }
+
     /// All parameters 0.
     pub fn zeros(arch: &ConvArch) -> ConvNet<T> {
         let shapes = arch.shapes();

@@ -21,7 +21,7 @@ use crate::observer::Observer;
 use crate::report::ReportOptions;
 use crate::report::analyses::Section;
 use crate::report::claims::{MethodClaim, Metric, method_claims};
-use crate::report::multitask::{load, pretrain_all, sweep_cell};
+use crate::report::multitask::{Pretrained, load, pretrain_all, pretrain_like, sweep_cell};
 use crate::sweep::record::Record;
 use crate::train::options::Protocol;
 use crate::train::{Method, Transfer};
@@ -120,16 +120,43 @@ pub fn architecture_study(
                 });
             }
         }
-        let networks: Vec<_> = (plans.iter())
-            .map(|plan| (&plan.arch, plan.net_name.clone(), Transfer::HeldOut))
+        // A backbone modulated at the other stage is the network of the
+        // first plan that pretraining trains alike (`ConvArch::pretrains_as`):
+        // pretrained once, written under both names.
+        let first_alike: Vec<usize> = (0..plans.len())
+            .map(|i| (0..i).find(|&j| plans[j].arch.pretrains_as(&plans[i].arch)))
+            .enumerate()
+            .map(|(i, first)| first.unwrap_or(i))
             .collect();
-        let pretrained = pretrain_all(options, &data, &networks, observer)?;
+        let networks: Vec<_> = (plans.iter().enumerate())
+            .filter(|&(i, _)| first_alike[i] == i)
+            .map(|(_, plan)| (&plan.arch, plan.net_name.clone(), Transfer::HeldOut))
+            .collect();
+        let mut distinct = pretrain_all(options, &data, &networks, observer)?.into_iter();
+        let mut pretrained: Vec<Pretrained> = Vec::with_capacity(plans.len());
+        for (plan, &first) in plans.iter().zip(&first_alike) {
+            let net = if first == pretrained.len() {
+                distinct
+                    .next()
+                    .expect("a network per plan pretrained alike")
+            } else {
+                pretrain_like(
+                    options,
+                    &data,
+                    (&plan.arch, &plan.net_name),
+                    Transfer::HeldOut,
+                    observer,
+                    Some(&pretrained[first]),
+                )?
+            };
+            pretrained.push(net);
+        }
         let mut variants = Vec::new();
-        for (plan, net) in plans.iter().zip(pretrained) {
+        for (plan, net) in plans.iter().zip(&pretrained) {
             let run = (Transfer::HeldOut, Protocol::Online);
             let tasks = (data.held_out.clone(), plan.cell_repeats);
             let Some(records) =
-                sweep_cell(options, (&data, &net), run, tasks, &plan.cell, observer)?
+                sweep_cell(options, (&data, net), run, tasks, &plan.cell, observer)?
             else {
                 continue;
             };

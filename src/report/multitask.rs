@@ -62,10 +62,28 @@ pub fn pretrain(
     transfer: Transfer,
     observer: &dyn Observer,
 ) -> Result<Pretrained> {
+    pretrain_like(options, data, (arch, name), transfer, observer, None)
+}
+
+/// [`pretrain`], where `like` (when given) may be a network of this report
+/// that pretraining trains as it would one of `arch` (the same backbone
+/// modulated at another stage, [`ConvArch::pretrains_as`]): that network,
+/// written as `name`, instead of a pretraining that would give the same
+/// bits.
+pub fn pretrain_like(
+    options: &ReportOptions,
+    data: &BenchmarkData,
+    (arch, name): (&ConvArch, &str),
+    transfer: Transfer,
+    observer: &dyn Observer,
+    like: Option<&Pretrained>,
+) -> Result<Pretrained> {
     let file = format!("{name}.safetensors");
     let checkpoint = checkpoint_path(&options.out, options.scale, &file);
     let pretrain_options = pretrain_options(options, transfer);
-    let (net, provenance) = pretrained_conv(&checkpoint, arch, data, &pretrain_options, observer)?;
+    let source = like.map(|p| (p.checkpoint.as_path(), &p.net, &p.provenance));
+    let (net, provenance) =
+        pretrained_conv(&checkpoint, arch, data, &pretrain_options, observer, source)?;
     Ok(Pretrained {
         net,
         provenance,
