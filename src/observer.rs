@@ -14,8 +14,7 @@ pub trait Observer: Sync {
     /// The network at `source` is the one pretraining would give for
     /// `checkpoint`'s architecture, and was written there
     /// ([`crate::net::Arch::pretrains_as`], [`crate::conv::ConvArch::pretrains_as`]).
-    fn reused_as(&self, source: &Path, checkpoint: &Path) {
-        let _ = checkpoint;
+    fn reused_as(&self, source: &Path, _checkpoint: &Path) {
         self.reused(source);
     }
     /// A pretraining epoch finished.

@@ -239,8 +239,8 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     // 1, not pretrained again: each is the network its own pretraining
     // gives, bit for bit, described as modulated at layer 2.
     let pretrained = pretrainings.checkpoints.into_inner().unwrap();
+    let checkpoints = dir.path().join("checkpoints/smoke");
     for preset in ["relu-deep4", "relu-local2"] {
-        let checkpoints = dir.path().join("checkpoints/smoke");
         let file = checkpoints.join(format!("{preset}-l2.safetensors"));
         assert!(!pretrained.contains(&file), "{preset}-l2 pretrained again");
         let first = checkpoints.join(format!("{preset}-l1.safetensors"));
@@ -265,7 +265,6 @@ fn a_smoke_report_links_only_real_figures_and_judges_every_claim() {
     // conv stage: those modulated at the first (the ×1 one, the report's
     // `held-out` network).
     let stages = pretrainings.stages.into_inner().unwrap();
-    let checkpoints = dir.path().join("checkpoints/smoke");
     for (width, first) in [
         ("0.5", "mnist-attributes-conv1-w0.5"),
         ("1", "mnist-attributes-held-out"),

@@ -124,9 +124,11 @@ pub fn architecture_study(
         // first plan that pretraining trains alike (`ConvArch::pretrains_as`):
         // pretrained once, written under both names.
         let first_alike: Vec<usize> = (0..plans.len())
-            .map(|i| (0..i).find(|&j| plans[j].arch.pretrains_as(&plans[i].arch)))
-            .enumerate()
-            .map(|(i, first)| first.unwrap_or(i))
+            .map(|i| {
+                (0..i)
+                    .find(|&j| plans[j].arch.pretrains_as(&plans[i].arch))
+                    .unwrap_or(i)
+            })
             .collect();
         let networks: Vec<_> = (plans.iter().enumerate())
             .filter(|&(i, _)| first_alike[i] == i)
@@ -134,8 +136,8 @@ pub fn architecture_study(
             .collect();
         let mut distinct = pretrain_all(options, &data, &networks, observer)?.into_iter();
         let mut pretrained: Vec<Pretrained> = Vec::with_capacity(plans.len());
-        for (plan, &first) in plans.iter().zip(&first_alike) {
-            let net = if first == pretrained.len() {
+        for (i, (plan, &first)) in plans.iter().zip(&first_alike).enumerate() {
+            let net = if first == i {
                 distinct
                     .next()
                     .expect("a network per plan pretrained alike")
